@@ -1,0 +1,4 @@
+-- Revert memoriesdb:memory_transfers from pg
+BEGIN;
+DROP TABLE memoriesdb.memory_transfers;
+COMMIT;
