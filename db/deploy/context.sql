@@ -31,5 +31,6 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb.raise_not_found(text, uuid) IS
   'Internal: one error (MDB03) for "does not exist" and "not visible", so existence never leaks.';
+GRANT EXECUTE ON FUNCTION memoriesdb.raise_not_found(text, uuid) TO memoriesdb_app;
 
 COMMIT;

@@ -1,0 +1,105 @@
+-- Contract: tables, ownership, row-level security, privileges, comments.
+BEGIN;
+SELECT plan(24);
+
+SELECT has_schema('memoriesdb');
+SELECT tables_are('memoriesdb', ARRAY[
+  'config', 'audit_log', 'audit_seals', 'users', 'api_keys', 'memories', 'memory_revisions',
+  'memory_grants', 'memory_transfers', 'edge_types', 'memory_edges',
+  'embedding_schedule', 'vindexing_schedule', 'vindexing_runs']);
+SELECT extensions_are(ARRAY['plpgsql', 'uuid-ossp', 'pgcrypto', 'vector', 'pg_trgm', 'pgtap']);
+
+-- this fails the suite if row-level security is off, or not forced, on any table
+SELECT is_empty($$ SELECT * FROM tests.rls_not_forced('memoriesdb') $$,
+  'every table in memoriesdb has row-level security enabled and forced');
+
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'memoriesdb' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'i')
+     AND c.relowner <> 'memoriesdb_owner'::regrole $$,
+  'memoriesdb_owner owns every relation');
+SELECT is_empty($$
+  SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'memoriesdb' AND p.proowner <> 'memoriesdb_owner'::regrole $$,
+  'memoriesdb_owner owns every function');
+SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'memoriesdb_owner'), false, 'the owner cannot log in');
+SELECT is((SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = 'memoriesdb_owner'), false, 'the owner does not bypass RLS');
+
+SELECT is_empty($$
+  SELECT c.relname, r.rolname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   CROSS JOIN (VALUES ('memoriesdb_app'), ('memoriesdb_worker'), ('memoriesdb_auditor')) AS r(rolname)
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r'
+     AND has_table_privilege(r.rolname, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') $$,
+  'no client role may write to, truncate or alter any table');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'memoriesdb' AND c.relkind IN ('r', 'm') AND has_table_privilege('memoriesdb_worker', c.oid, 'SELECT') $$,
+  'the worker reads no table directly');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'memoriesdb' AND c.relkind IN ('r', 'm')
+     AND c.relname IN ('embedding_schedule', 'vindexing_schedule', 'vindexing_runs', 'config', 'audit_seals')
+     AND has_table_privilege('memoriesdb_app', c.oid, 'SELECT') $$,
+  'the app role cannot read the queues, the config or the seals');
+
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'memoriesdb' AND has_function_privilege('public', p.oid, 'EXECUTE') $$,
+  'PUBLIC may execute no memoriesdb function');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'memoriesdb' AND p.prosecdef
+     AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false) $$,
+  'every SECURITY DEFINER function pins search_path = pg_catalog, pg_temp');
+
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'memoriesdb' AND obj_description(p.oid, 'pg_proc') IS NULL
+     AND (has_function_privilege('memoriesdb_app', p.oid, 'EXECUTE')
+       OR has_function_privilege('memoriesdb_worker', p.oid, 'EXECUTE')
+       OR has_function_privilege('memoriesdb_auditor', p.oid, 'EXECUTE')) $$,
+  'every function a client may call has a COMMENT');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND obj_description(c.oid, 'pg_class') IS NULL $$,
+  'every table has a COMMENT');
+
+SELECT is_empty($$
+  SELECT c.relname, col FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   CROSS JOIN unnest(ARRAY['created_at', 'created_by', 'updated_at', 'updated_by']) AS col
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals')
+     AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = col AND NOT a.attisdropped) $$,
+  'every ledger table carries created_at, created_by, updated_at, updated_by');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals')
+     AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'stamp') $$,
+  'every ledger table has the stamp trigger');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r'
+     AND c.relname NOT IN ('audit_log', 'audit_seals', 'embedding_schedule', 'vindexing_schedule', 'vindexing_runs')
+     AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'audit') $$,
+  'every ledger table has the audit trigger');
+
+SELECT functions_are('memoriesdb', ARRAY[
+  'current_user_id', 'raise_not_found', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
+  'audit_genesis', 'audit_seal_now', 'audit_seal', 'audit_row', 'audit_strip', 'verify_audit_chain', 'audit_head',
+  'stamp_row', 'setting', 'require_user', 'create_user', 'create_api_key', 'revoke_api_key', 'authenticate',
+  'access_level', 'enqueue_embedding', 'notify_embedding', 'claim_embedding_jobs', 'check_embedding',
+  'complete_embedding_job', 'complete_embedding_jobs', 'fail_embedding_job', 'release_embedding_jobs',
+  'reclaim_expired_embedding_leases', 'requeue_dead_embedding_jobs', 'embedding_queue_status',
+  'dead_embedding_jobs', 'embedding_models', 'enqueue_vindexing', 'vindexing_status',
+  'check_content', 'check_metadata', 'remember', 'revise', 'require_owner', 'forget', 'recall', 'verify',
+  'provenance', 'require_other_user', 'share', 'unshare', 'transfer', 'create_edge_type', 'reaches', 'link', 'unlink']);
+
+SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
+SELECT isnt_definer('memoriesdb', 'recall', ARRAY['uuid'], 'recall runs as the caller: RLS decides');
+SELECT volatility_is('memoriesdb', 'current_user_id', ARRAY[]::text[], 'stable', 'current_user_id is STABLE, never IMMUTABLE');
+SELECT function_privs_are('memoriesdb', 'claim_embedding_jobs', ARRAY['integer', 'interval', 'text'], 'memoriesdb_app', ARRAY[]::text[],
+  'the app role cannot claim embedding jobs');
+SELECT function_privs_are('memoriesdb', 'verify_audit_chain', ARRAY[]::text[], 'memoriesdb_auditor', ARRAY['EXECUTE'],
+  'the auditor verifies the chain');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,56 @@
+-- share / unshare: grants give exactly what they say, until they expire.
+BEGIN;
+SELECT plan(24);
+
+SELECT tests.create_user('alice') AS alice \gset
+SELECT tests.create_user('bob') AS bob \gset
+SELECT tests.create_user('carol') AS carol \gset
+SELECT tests.memory_of(:'alice', 'shared note') AS a1 \gset
+SELECT tests.memory_of(:'alice', 'writable note') AS a2 \gset
+SELECT tests.memory_of(:'alice', 'private note') AS a3 \gset
+
+SELECT tests.act_as(:'alice');
+SELECT isnt(memoriesdb.share(:'a1', :'bob'), NULL, 'alice shares a1 with bob (read)');
+SELECT memoriesdb.share(:'a2', :'bob', 'write');
+SELECT throws_ok(format('SELECT memoriesdb.share(%L, %L)', :'a1', :'alice'), 'MDB12', 'the grantee must be another user', 'no grant to oneself');
+SELECT throws_ok(format('SELECT memoriesdb.share(%L, %L)', :'a1', gen_random_uuid()), 'MDB02', 'unknown user', 'no grant to an unknown user');
+SELECT throws_ok(format($$ SELECT memoriesdb.share(%L, %L, 'admin') $$, :'a1', :'carol'), 'MDB12', 'invalid permission', 'only read or write');
+SELECT throws_ok(format($$ SELECT memoriesdb.share(%L, %L, 'read', now() - interval '1 hour') $$, :'a1', :'carol'), 'MDB12', 'expires_at is in the past', 'no grant that has already expired');
+
+SELECT tests.act_as(:'bob');
+SELECT set_eq($$ SELECT content FROM memoriesdb.memories $$, ARRAY['shared note', 'writable note'], 'bob sees exactly the two shared memories');
+SELECT is((SELECT content FROM memoriesdb.recall(:'a1')), 'shared note', 'bob recalls the shared memory');
+SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, 'bob was here') $$, :'a1'), 'MDB04', 'not allowed to revise this memory', 'a read grant does not allow revise');
+SELECT is(memoriesdb.revise(:'a2', 'bob improved it'), 2, 'a write grant allows revise');
+SELECT is((SELECT created_by FROM memoriesdb.memory_revisions WHERE memory_id = :'a2' AND revision = 2), :'bob'::uuid, 'the revision is bob''s');
+SELECT throws_ok(format('SELECT memoriesdb.forget(%L)', :'a2'), 'MDB04', 'only the owner may forget a memory', 'a write grant does not allow forget');
+SELECT throws_ok(format('SELECT memoriesdb.share(%L, %L)', :'a2', :'carol'), 'MDB04', 'only the owner may share a memory', 'a grantee cannot re-share');
+SELECT throws_ok(format('SELECT memoriesdb.transfer(%L, %L)', :'a2', :'bob'), 'MDB04', 'only the owner may transfer a memory', 'a grantee cannot take ownership');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a3'), 'MDB03', 'memory not found', 'an unshared memory stays hidden');
+SELECT is((SELECT count(*) FROM memoriesdb.memory_grants), 2::bigint, 'bob sees his own grants');
+SELECT is((SELECT count(*) FROM memoriesdb.audit_log), 0::bigint, 'a grantee reads no audit rows (they are the owner''s)');
+
+SELECT tests.act_as(:'carol');
+SELECT is((SELECT count(*) FROM memoriesdb.memories), 0::bigint, 'carol sees nothing');
+SELECT is((SELECT count(*) FROM memoriesdb.memory_grants), 0::bigint, 'carol sees no grants');
+
+-- expiry
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.share(:'a3', :'carol', 'read', now() + interval '1 hour');
+SELECT tests.act_as(:'carol');
+SELECT is((SELECT content FROM memoriesdb.recall(:'a3')), 'private note', 'carol reads a3 while the grant is valid');
+SELECT tests.clear_context();
+UPDATE memoriesdb.memory_grants SET expires_at = now() - interval '1 second' WHERE memory_id = :'a3' AND grantee_id = :'carol';
+SELECT tests.act_as(:'carol');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a3'), 'MDB03', 'memory not found', 'an expired grant gives nothing (recall)');
+SELECT is((SELECT count(*) FROM memoriesdb.memories), 0::bigint, 'an expired grant gives nothing (table)');
+
+-- unshare
+SELECT tests.act_as(:'alice');
+SELECT is(memoriesdb.unshare(:'a1', :'bob'), true, 'alice unshares a1');
+SELECT is(memoriesdb.unshare(:'a1', :'bob'), false, 'unsharing again reports there was no grant');
+SELECT tests.act_as(:'bob');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a1'), 'MDB03', 'memory not found', 'after unshare bob cannot recall');
+
+SELECT * FROM finish();
+ROLLBACK;

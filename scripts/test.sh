@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh database: sqitch deploy -> verify -> revert ->
+# deploy (and a second database on the same cluster), the pgTAP suite with
+# pg_prove, then the runner's pytest suite. Set-up included (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+PGHOST=${PGHOST:-127.0.0.1}; PGPORT=${PGPORT:-5432}; PGUSER=${PGUSER:-postgres}
+export PGHOST PGPORT PGUSER
+DB=${MEMORIESDB_TEST_DB:-memoriesdb_test}
+DB2=${DB}_second
+TARGET="db:pg://$PGUSER@$PGHOST:$PGPORT"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "fresh databases $DB and $DB2"
+for d in "$DB" "$DB2"; do
+  psql -qX -d postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" -c "CREATE DATABASE $d"
+done
+
+step "sqitch deploy -> verify -> revert -> deploy"
+sqitch deploy "$TARGET/$DB"
+sqitch verify "$TARGET/$DB"
+sqitch revert -y "$TARGET/$DB"
+test "$(psql -AtX -d "$DB" -c "select count(*) from pg_namespace where nspname = 'memoriesdb'")" = 0
+sqitch deploy "$TARGET/$DB"
+
+step "a second database on the same cluster (roles already exist)"
+sqitch deploy "$TARGET/$DB2"
+sqitch revert -y "$TARGET/$DB2"
+
+step "pgTAP"
+psql -qX -v ON_ERROR_STOP=1 -d "$DB" -f db/test_helpers.sql
+pg_prove -d "$DB" -U "$PGUSER" -h "$PGHOST" -p "$PGPORT" --ext .sql db/tests/*.sql
+
+if [ -d runner/tests ] && ls runner/tests/test_*.py >/dev/null 2>&1; then
+  step "runner (pytest)"
+  MEMORIESDB_TEST_DB="$DB" .venv/bin/python -m pytest -q runner/tests
+fi
+
+step "all tests passed"
