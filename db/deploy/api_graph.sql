@@ -73,7 +73,7 @@ BEGIN
   IF source = target THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB09', MESSAGE = 'a memory cannot be linked to itself';
   END IF;
-  IF weight IS NULL OR weight <> weight OR weight IN ('Infinity'::real, '-Infinity'::real) THEN
+  IF weight IS NULL OR weight IN ('NaN'::real, 'Infinity'::real, '-Infinity'::real) THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'weight must be a finite number';
   END IF;
   PERFORM memoriesdb.check_metadata(metadata);

@@ -125,7 +125,7 @@ BEGIN
   IF norm = 0 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB11', MESSAGE = 'embedding is the zero vector', HINT = 'a zero vector has no direction; cosine similarity is undefined';
   END IF;
-  IF norm <> norm OR norm = 'Infinity'::float8 THEN
+  IF norm IN ('NaN'::float8, 'Infinity'::float8) THEN   -- NaN = NaN in PostgreSQL
     RAISE EXCEPTION USING ERRCODE = 'MDB11', MESSAGE = 'embedding contains NaN or infinite values';
   END IF;
 END
@@ -150,13 +150,14 @@ BEGIN
   IF job.memory_id IS NULL THEN
     RETURN 'lease_lost';   -- expired and re-leased, released, or the memory was forgotten
   END IF;
-  PERFORM memoriesdb.check_embedding(embedding);
-  IF model IS NULL OR btrim(model) = '' THEN
+  PERFORM memoriesdb.check_embedding(complete_embedding_job.embedding);
+  IF complete_embedding_job.model IS NULL OR btrim(complete_embedding_job.model) = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required';
   END IF;
   -- stored only if the content is still the one that was embedded
   UPDATE memoriesdb.memories AS m
-     SET embedding = public.l2_normalize(embedding), embedding_model = model,
+     SET embedding = public.l2_normalize(complete_embedding_job.embedding),
+         embedding_model = complete_embedding_job.model,
          embedded_at = now(), embedded_hash = job.leased_hash
    WHERE m.id = job.memory_id AND m.content_hash = job.leased_hash;
   GET DIAGNOSTICS stored = ROW_COUNT;

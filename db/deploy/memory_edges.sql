@@ -23,7 +23,7 @@ CREATE TABLE memoriesdb.memory_edges (
   source_id  uuid NOT NULL REFERENCES memoriesdb.memories ON DELETE CASCADE,
   target_id  uuid NOT NULL REFERENCES memoriesdb.memories ON DELETE CASCADE,
   edge_type  text NOT NULL REFERENCES memoriesdb.edge_types (name),
-  weight     real NOT NULL DEFAULT 1 CHECK (weight = weight AND weight NOT IN ('Infinity', '-Infinity')),
+  weight     real NOT NULL DEFAULT 1 CHECK (weight NOT IN ('NaN', 'Infinity', '-Infinity')),  -- NaN = NaN in PostgreSQL
   metadata   jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
   created_at timestamptz NOT NULL,
   created_by uuid NOT NULL,
