@@ -1,0 +1,43 @@
+"""Connections and the named queries of queries.sql (a procrastinate-style loader)."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib.resources import files
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+
+@cache
+def queries() -> dict[str, str]:
+    text = files(__package__).joinpath("queries.sql").read_text()
+    parts = re.split(r"^-- name: (\w+)\n", text, flags=re.M)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def q(name: str) -> str:
+    return queries()[name]
+
+
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    await register_vector_async(conn)
+
+
+def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> AsyncConnectionPool:
+    """A pool safe behind PgBouncer in transaction mode: no server-side prepared
+    statements, no session state; every call runs in its own transaction."""
+    return AsyncConnectionPool(
+        dsn, min_size=min_size, max_size=max_size, open=False,
+        kwargs={"prepare_threshold": None, "autocommit": True, "row_factory": dict_row},
+        configure=_configure, check=AsyncConnectionPool.check_connection,
+    )
+
+
+async def connect(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncConnection:
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=autocommit, prepare_threshold=None, row_factory=dict_row)
+    await register_vector_async(conn)
+    return conn

@@ -1,0 +1,42 @@
+"""The runner's exceptions; SQLSTATEs of the ledger mapped to them."""
+
+from __future__ import annotations
+
+import psycopg
+
+
+class RunnerError(Exception):
+    """Base of the runner's errors."""
+
+
+class TransientProviderError(RunnerError):
+    """Worth retrying: timeouts, connection errors, 5xx, 429."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(RunnerError):
+    """Retrying will not help: unknown model, wrong dimension, bad request."""
+
+
+class ConfigurationError(RunnerError):
+    """The runner cannot start as configured (e.g. model dimension differs from the column)."""
+
+
+class LedgerError(RunnerError):
+    """An error the ledger raised on purpose (SQLSTATE MDBxx)."""
+
+    def __init__(self, sqlstate: str, message: str, hint: str | None = None):
+        super().__init__(f"{message} [{sqlstate}]" + (f" — {hint}" if hint else ""))
+        self.sqlstate = sqlstate
+        self.hint = hint
+
+
+def ledger_error(exc: psycopg.Error) -> Exception:
+    """Turn a psycopg error carrying a MemoriesDB SQLSTATE into a LedgerError."""
+    diag = exc.diag
+    if diag.sqlstate and diag.sqlstate.startswith("MDB"):
+        return LedgerError(diag.sqlstate, diag.message_primary or str(exc), diag.message_hint)
+    return exc

@@ -1,0 +1,43 @@
+"""Runner configuration: environment variables (MEMORIESDB_*) and an optional .env file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMORIESDB_", env_file=".env", extra="ignore")
+
+    # The worker's connection (role memoriesdb_worker). Through PgBouncer in production.
+    dsn: str = "postgresql://memoriesdb_runner@127.0.0.1:5432/memoriesdb"
+    # A direct (not pooled) connection for LISTEN; defaults to dsn.
+    listen_dsn: str | None = None
+    # Connection for the user-facing commands (ingest, search, demo): role memoriesdb_app.
+    app_dsn: str = "postgresql://memoriesdb_client@127.0.0.1:5432/memoriesdb"
+    # Superuser connection the demo deploys with (sqitch), direct.
+    admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/memoriesdb"
+
+    provider: Literal["local", "ollama", "openai"] = "local"
+    model: str | None = None  # default per provider: all-MiniLM-L6-v2 / all-minilm / text-embedding-3-small
+    ollama_url: str = "http://127.0.0.1:11434"
+    openai_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    request_timeout: float = 60.0
+
+    batch_size: int = 32
+    lease_seconds: int = 300
+    concurrency: int = 1
+    poll_seconds: float = 5.0
+    max_retries: int = 4  # transient provider errors retried in-process before the job is failed
+    vindex_debounce_seconds: float = 2.0
+
+    metrics_port: int = 0  # 0: no metrics/health server
+    log_level: str = "INFO"
+    json_logs: bool = False
+
+    @property
+    def listen(self) -> str:
+        return self.listen_dsn or self.dsn

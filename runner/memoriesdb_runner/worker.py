@@ -1,0 +1,163 @@
+"""The embedding worker: claim a batch, embed it, complete or fail each job.
+
+Queue logic (leases, backoff, dead jobs, stale content) lives in the ledger's
+SQL functions; this loop only moves batches between them and the provider.
+No transaction is held open while the provider works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+
+import numpy as np
+import structlog
+from psycopg_pool import AsyncConnectionPool
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from . import db, metrics
+from .errors import ConfigurationError, PermanentProviderError, TransientProviderError
+from .providers import Provider
+from .settings import Settings
+
+log = structlog.get_logger("memoriesdb.worker")
+
+
+def _wait(base=wait_exponential_jitter(initial=0.5, max=30)):
+    """Exponential backoff with jitter, but a server's Retry-After wins."""
+    def wait(state):
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
+            return min(exc.retry_after, 300.0)
+        return base(state)
+    return wait
+
+
+async def check_dimension(pool: AsyncConnectionPool, provider: Provider) -> int:
+    """Refuse to start when the model's dimension differs from the column's."""
+    async with pool.connection() as conn:
+        column_dim = (await (await conn.execute(db.q("embedding_dim"))).fetchone())["dim"]
+    model_dim = await provider.dimension()
+    if model_dim != column_dim:
+        raise ConfigurationError(
+            f"model {provider.model!r} makes {model_dim}-dimensional vectors but memories.embedding has "
+            f"{column_dim} dimensions; use a {column_dim}-dimensional model or redeploy with embedding_dim={model_dim}")
+    return column_dim
+
+
+class EmbedWorker:
+    def __init__(self, settings: Settings, pool: AsyncConnectionPool, provider: Provider, name: str | None = None):
+        self.settings = settings
+        self.pool = pool
+        self.provider = provider
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.wake = asyncio.Event()
+        self.done = 0
+        self.failed = 0
+
+    async def listen(self, stop: asyncio.Event) -> None:
+        """LISTEN on a direct connection (never through PgBouncer); wake the loop on NOTIFY."""
+        while not stop.is_set():
+            try:
+                conn = await db.connect(self.settings.listen)
+                async with conn:
+                    await conn.execute("LISTEN memoriesdb_embedding")
+                    async for _ in conn.notifies():
+                        self.wake.set()
+                        if stop.is_set():
+                            return
+            except Exception as exc:  # the poll fallback keeps working meanwhile
+                log.warning("listen connection lost", error=str(exc))
+                await asyncio.sleep(self.settings.poll_seconds)
+
+    async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
+        listener = asyncio.create_task(self.listen(stop))
+        try:
+            while not stop.is_set():
+                worked = await self.run_once(stop)
+                if worked:
+                    continue
+                if until_empty:
+                    return
+                self.wake.clear()
+                waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
+                await asyncio.wait(waiters, timeout=self.settings.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+        finally:
+            listener.cancel()
+
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Claim and handle one batch; returns the number of jobs claimed."""
+        async with self.pool.connection() as conn:
+            jobs = await (await conn.execute(db.q("claim_embedding_jobs"), {
+                "batch_size": self.settings.batch_size, "lease_seconds": self.settings.lease_seconds,
+                "worker": self.name})).fetchall()
+        if not jobs:
+            return 0
+        started = time.perf_counter()
+        embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
+        if stop is not None:
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait([embed, stopper], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not embed.done():
+                # SIGTERM mid-batch: give the provider a moment, else hand the batch back
+                await asyncio.wait([embed], timeout=10)
+                if not embed.done():
+                    embed.cancel()
+                    await self._release(jobs)
+                    return len(jobs)
+        try:
+            vectors = await embed
+        except PermanentProviderError as exc:
+            await self._fail(jobs, str(exc), permanent=True)
+            return len(jobs)
+        except TransientProviderError as exc:
+            await self._fail(jobs, f"gave up after {self.settings.max_retries} tries: {exc}", permanent=False)
+            return len(jobs)
+        await self._complete(jobs, vectors)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return len(jobs)
+
+    async def _embed_with_retries(self, texts: list[str]) -> np.ndarray:
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(TransientProviderError),
+                                           stop=stop_after_attempt(self.settings.max_retries),
+                                           wait=_wait(), reraise=True):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.info("retrying provider", attempt=attempt.retry_state.attempt_number)
+                return await self.provider.embed(texts)
+        raise AssertionError("unreachable")
+
+    async def _complete(self, jobs: list[dict], vectors: np.ndarray) -> None:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(db.q("complete_embedding_jobs"), {
+                "memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs],
+                "embeddings": [_vector_text(v) for v in vectors], "model": self.provider.model})).fetchall()
+        for row in rows:
+            metrics.JOBS.labels(row["outcome"]).inc()
+        self.done += sum(r["outcome"].startswith("stored") for r in rows)
+        log.debug("batch stored", jobs=len(jobs), outcomes=[r["outcome"] for r in rows])
+
+    async def _fail(self, jobs: list[dict], error: str, *, permanent: bool) -> None:
+        log.warning("embedding failed", jobs=len(jobs), permanent=permanent, error=error)
+        async with self.pool.connection() as conn:
+            for j in jobs:
+                row = await (await conn.execute(db.q("fail_embedding_job"), {
+                    "memory_id": j["memory_id"], "lease_id": j["lease_id"], "error": error,
+                    "permanent": permanent})).fetchone()
+                metrics.JOBS.labels(row["outcome"]).inc()
+        self.failed += len(jobs)
+
+    async def _release(self, jobs: list[dict]) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(db.q("release_embedding_jobs"), {
+                "memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs]})
+        log.info("released batch on shutdown", jobs=len(jobs))
+
+
+def _vector_text(v: np.ndarray) -> str:
+    return "[" + ",".join(map(repr, v.astype(float).tolist())) + "]"
