@@ -57,7 +57,7 @@ async def run_embed_workers(settings: Settings, *, until_empty: bool = False, in
     pool = db.make_pool(settings.dsn, max_size=settings.concurrency + 2)
     await pool.open(wait=True)
     try:
-        dim = await check_dimension(pool, provider)   # before any job is claimed
+        dim = await check_dimension(pool, provider, settings.max_retries)   # before any job is claimed
         metrics.READY.set()
         log.info("embedding worker ready", provider=settings.provider, model=provider.model, dim=dim,
                  concurrency=settings.concurrency, batch_size=settings.batch_size)
@@ -218,9 +218,11 @@ async def ingest_file(settings: Settings, path: Path, api_key: str | None, user_
 def ingest(settings: Settings, file: Path, api_key: str | None, user_id: uuid.UUID | None, batch: int) -> None:
     """Remember every line of FILE (JSONL with content/metadata, or plain text) as the user."""
     stored, rejected = _run(ingest_file(settings, file, api_key, user_id, batch))
-    console.print(f"remembered {stored} memories from {file}; {len(rejected)} lines rejected")
+    click.echo(f"remembered {stored} memories from {file}; {len(rejected)} lines rejected")
     for n, err in rejected[:50]:
-        console.print(f"  line {n}: {err}")
+        click.echo(f"  line {n}: {err}")
+    if len(rejected) > 50:
+        click.echo(f"  ... and {len(rejected) - 50} more")
     if rejected:
         sys.exit(2)
 
@@ -286,7 +288,7 @@ def _run(coro):
         return asyncio.run(coro)
     except (RunnerError, psycopg.Error) as exc:
         err = ledger_error(exc) if isinstance(exc, psycopg.Error) else exc
-        console.print(f"[red]error:[/] {err}")
+        click.echo(f"error: {err}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -25,7 +25,7 @@ from .settings import Settings
 log = structlog.get_logger("memoriesdb.worker")
 
 
-def _wait(base=wait_exponential_jitter(initial=0.5, max=30)):
+def _wait(base=wait_exponential_jitter(multiplier=0.5, max=30)):
     """Exponential backoff with jitter, but a server's Retry-After wins."""
     def wait(state):
         exc = state.outcome.exception() if state.outcome else None
@@ -35,11 +35,18 @@ def _wait(base=wait_exponential_jitter(initial=0.5, max=30)):
     return wait
 
 
-async def check_dimension(pool: AsyncConnectionPool, provider: Provider) -> int:
+def _retrying(attempts: int) -> AsyncRetrying:
+    return AsyncRetrying(retry=retry_if_exception_type(TransientProviderError), stop=stop_after_attempt(attempts),
+                         wait=_wait(), reraise=True)
+
+
+async def check_dimension(pool: AsyncConnectionPool, provider: Provider, attempts: int = 4) -> int:
     """Refuse to start when the model's dimension differs from the column's."""
     async with pool.connection() as conn:
         column_dim = (await (await conn.execute(db.q("embedding_dim"))).fetchone())["dim"]
-    model_dim = await provider.dimension()
+    async for attempt in _retrying(attempts):
+        with attempt:
+            model_dim = await provider.dimension()
     if model_dim != column_dim:
         raise ConfigurationError(
             f"model {provider.model!r} makes {model_dim}-dimensional vectors but memories.embedding has "
@@ -123,9 +130,7 @@ class EmbedWorker:
         return len(jobs)
 
     async def _embed_with_retries(self, texts: list[str]) -> np.ndarray:
-        async for attempt in AsyncRetrying(retry=retry_if_exception_type(TransientProviderError),
-                                           stop=stop_after_attempt(self.settings.max_retries),
-                                           wait=_wait(), reraise=True):
+        async for attempt in _retrying(self.settings.max_retries):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     log.info("retrying provider", attempt=attempt.retry_state.attempt_number)

@@ -1,0 +1,87 @@
+"""A small HTTP server that speaks Ollama's /api/embed wire format, for tests.
+
+No Ollama binary can be installed on the build machine; this server answers
+the same JSON shapes (and the same error shapes) so that OllamaProvider's real
+HTTP path is exercised. Behaviour is scripted per test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+
+def vector_for(text: str, dim: int) -> list[float]:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).standard_normal(dim).astype(np.float32).tolist()
+
+
+class FakeOllama:
+    def __init__(self, dim: int = 384, model: str = "all-minilm"):
+        self.dim = dim
+        self.model = model
+        self.delay = 0.0
+        self.fail_next: list[tuple[int, dict]] = []  # (status, headers) consumed one per request
+        self.calls: list[list[str]] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    outer.calls.append(list(body["input"]) if isinstance(body["input"], list) else [body["input"]])
+                    failure = outer.fail_next.pop(0) if outer.fail_next else None
+                if failure:
+                    status, headers = failure
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(json.dumps({"error": f"scripted failure {status}"}).encode())
+                    return
+                if self.path != "/api/embed":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                if body.get("model") != outer.model:
+                    self.send_response(404)
+                    self.end_headers()
+                    self.wfile.write(json.dumps({"error": f'model "{body.get("model")}" not found, try pulling it first'}).encode())
+                    return
+                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                if texts != ["dimension probe"]:
+                    time.sleep(outer.delay)
+                answer = {"model": outer.model, "embeddings": [vector_for(t, outer.dim) for t in texts],
+                          "total_duration": 1, "load_duration": 0, "prompt_eval_count": len(texts)}
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def embedded_texts(self) -> list[str]:
+        with self.lock:
+            return [t for call in self.calls for t in call if t != "dimension probe"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+if __name__ == "__main__":  # run standalone: python -m runner.tests.fake_ollama
+    fake = FakeOllama()
+    print(fake.url, flush=True)
+    threading.Event().wait()

@@ -1,0 +1,90 @@
+"""The command line as a user meets it: ingest, status, search with the real local model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from memoriesdb_runner.cli import main, run_embed_workers, search_text
+from memoriesdb_runner.providers import LocalProvider
+
+from .conftest import remember
+
+
+def env_of(settings) -> dict[str, str]:
+    return {"MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_APP_DSN": settings.app_dsn,
+            "MEMORIESDB_ADMIN_DSN": settings.admin_dsn, "MEMORIESDB_PROVIDER": "ollama",
+            "MEMORIESDB_OLLAMA_URL": settings.ollama_url}
+
+
+def test_ingest_reports_bad_lines_and_keeps_the_good(settings, admin_conn, user, tmp_path):
+    uid, key = user
+    f = tmp_path / "notes.jsonl"
+    f.write_text('{"content": "first", "metadata": {"n": 1}}\n'
+                 'not json\n'
+                 '{"content": ""}\n'
+                 '\n'
+                 '{"content": "second", "metadata": [1]}\n'
+                 '{"content": "third"}\n')
+    result = CliRunner().invoke(main, ["ingest", str(f), "--api-key", key], env=env_of(settings))
+    assert result.exit_code == 2, result.output
+    assert "remembered 2 memories" in result.output and "3 lines rejected" in result.output
+    assert "line 2: invalid JSON line" in result.output
+    assert "line 3: content is empty [MDB05]" in result.output
+    assert "line 5: metadata must be a JSON object [MDB06]" in result.output
+    rows = admin_conn.execute("SELECT content, metadata FROM memoriesdb.memories WHERE owner_id = %s ORDER BY created_at, content",
+                              (uid,)).fetchall()
+    assert [(r["content"], r["metadata"]) for r in rows] == [("first", {"n": 1}), ("third", {})]
+    audited = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.audit_log WHERE table_name = 'memories' "
+                                 "AND created_by = %s AND op = 'INSERT'", (uid,)).fetchone()["n"]
+    assert audited == 2, "ingest goes through the API: every memory is audited"
+
+
+def test_ingest_plain_text_and_a_wrong_key(settings, admin_conn, user, tmp_path):
+    uid, key = user
+    f = tmp_path / "notes.txt"
+    f.write_text("line one\nline two\n")
+    assert CliRunner().invoke(main, ["ingest", str(f), "--api-key", key], env=env_of(settings)).exit_code == 0
+    bad = CliRunner().invoke(main, ["ingest", str(f), "--api-key", "mdb_nope"], env=env_of(settings))
+    assert bad.exit_code == 1 and "invalid api key [MDB10]" in bad.output
+    missing = CliRunner().invoke(main, ["ingest", str(f)], env={**env_of(settings), "MEMORIESDB_API_KEY": ""})
+    assert missing.exit_code != 0 and "--api-key" in missing.output
+
+
+def test_status_shows_queue_and_dead_jobs(settings, admin_conn, user):
+    uid, _ = user
+    [m] = remember(admin_conn, uid, "will die")
+    with admin_conn.transaction():
+        admin_conn.execute("SET LOCAL ROLE memoriesdb_worker")
+        lease = admin_conn.execute("SELECT lease_id FROM memoriesdb.claim_embedding_jobs(1)").fetchone()["lease_id"]
+        admin_conn.execute("SELECT memoriesdb.fail_embedding_job(%s, %s, 'model \"x\" not found', true)", (m, lease))
+    result = CliRunner().invoke(main, ["status", "--json"], env=env_of(settings))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["queue"]["dead"] >= 1
+    assert any(d["memory_id"] == str(m) and 'model "x" not found' in d["last_error"] for d in data["dead"])
+    human = CliRunner().invoke(main, ["status"], env=env_of(settings))
+    assert "dead jobs" in human.output and "embedding queue" in human.output
+
+
+@pytest.fixture(scope="module")
+def local_provider():
+    from memoriesdb_runner.settings import Settings
+    return LocalProvider(Settings(_env_file=None))
+
+
+def test_local_model_end_to_end(settings, admin_conn, user, local_provider):
+    """The offline default: the real all-MiniLM-L6-v2, loaded from the wheel, no network."""
+    uid, key = user
+    settings.provider = "local"
+    remember(admin_conn, uid, "I drink a double espresso every morning.",
+             "The billing service deploys on Thursdays.", "My cat hates the vacuum cleaner.")
+    assert asyncio.run(run_embed_workers(settings, until_empty=True, install_signals=False, provider=local_provider)) == 3
+    model = admin_conn.execute("SELECT DISTINCT embedding_model AS m FROM memoriesdb.memories WHERE owner_id = %s", (uid,)).fetchone()["m"]
+    assert model == "all-MiniLM-L6-v2"
+    rows = asyncio.run(search_text(settings, "what coffee does the user like?", key, None, k=3, provider=local_provider))
+    assert rows[0]["content"] == "I drink a double espresso every morning."
+    assert rows[0]["similarity"] > rows[1]["similarity"] > 0

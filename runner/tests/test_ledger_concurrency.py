@@ -1,0 +1,78 @@
+"""Ledger behaviour only several real sessions can show (pgTAP runs in one)."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+def test_audit_chain_holds_under_concurrent_writers(database, user, admin_conn):
+    uid, key = user
+    seals_before = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.audit_seals").fetchone()["n"]
+    errors: list[Exception] = []
+
+    def writer(n: int) -> None:
+        try:
+            with psycopg.connect(database, autocommit=True) as conn:
+                for i in range(40):
+                    with conn.transaction():
+                        conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+                        conn.execute("SELECT memoriesdb.remember(%s)", (f"writer {n} memory {i}",))
+                        conn.execute("SELECT memoriesdb.remember(%s)", (f"writer {n} memory {i} bis",))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    seals = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.audit_seals").fetchone()["n"] - seals_before
+    assert seals == 8 * 40, "one seal per committed transaction"
+    with admin_conn.transaction():
+        admin_conn.execute("SET LOCAL ROLE memoriesdb_auditor")
+        result = admin_conn.execute("SELECT * FROM memoriesdb.verify_audit_chain()").fetchone()
+    assert result["ok"], result
+
+
+def test_concurrent_claims_are_disjoint(database, user, admin_conn):
+    uid, _ = user
+    with admin_conn.transaction():
+        admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+        for i in range(100):
+            admin_conn.execute("SELECT memoriesdb.remember(%s)", (f"claimable {i}",))
+    claimed: list[list] = []
+    barrier = threading.Barrier(4)
+
+    def claimer() -> None:
+        with psycopg.connect(database, autocommit=True, row_factory=dict_row) as conn:
+            conn.execute("SET ROLE memoriesdb_worker")
+            barrier.wait()
+            got = []
+            while rows := conn.execute("SELECT memory_id FROM memoriesdb.claim_embedding_jobs(5)").fetchall():
+                got += [r["memory_id"] for r in rows]
+            claimed.append(got)
+
+    threads = [threading.Thread(target=claimer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [m for got in claimed for m in got]
+    assert len(everything) == 100 and len(set(everything)) == 100, "every job claimed once, by one claimer"
+
+
+def test_a_session_level_context_is_never_needed(database, user):
+    """authenticate() sets the context for its transaction only: the next transaction on the
+    same connection (as PgBouncer would hand it to another client) sees nothing."""
+    uid, key = user
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("SET ROLE memoriesdb_app")
+        with conn.transaction():
+            conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+            conn.execute("SELECT memoriesdb.remember('mine')")
+            assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0
