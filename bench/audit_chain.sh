@@ -12,7 +12,7 @@ export PGHOST=${PGHOST:-127.0.0.1} PGUSER=${PGUSER:-postgres}
 DB=memoriesdb_bench_audit
 OUT=bench/results/audit_chain.md
 psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-sqitch deploy -q "db:pg://$PGUSER@$PGHOST/$DB" >/dev/null
+sqitch --quiet deploy "db:pg://$PGUSER@$PGHOST/$DB" >/dev/null
 psql -qX -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
 CREATE SCHEMA bench;
 CREATE TABLE bench.users AS SELECT g AS n, memoriesdb.create_user('bench' || g) AS id FROM generate_series(1, 50) g;

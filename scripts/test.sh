@@ -33,6 +33,11 @@ step "pgTAP"
 psql -qX -v ON_ERROR_STOP=1 -d "$DB" -f db/test_helpers.sql
 pg_prove -d "$DB" -U "$PGUSER" -h "$PGHOST" -p "$PGPORT" --ext .sql db/tests/*.sql
 
+step "README's psql session (examples/psql_session.sql)"
+# (the session shows one refused call on purpose; its output is shown only if the session fails)
+out=$(psql -qX -v ON_ERROR_STOP=1 -d "$DB" -f examples/psql_session.sql 2>&1) || { echo "$out"; exit 1; }
+echo "ok"
+
 if [ -d runner/tests ] && ls runner/tests/test_*.py >/dev/null 2>&1; then
   step "runner (pytest)"
   MEMORIESDB_TEST_DB="$DB" .venv/bin/python -m pytest -q runner/tests

@@ -129,15 +129,18 @@ AS $$
 DECLARE
   head memoriesdb.audit_seals;
   s    memoriesdb.audit_seals;
+  sealed_up_to bigint;
 BEGIN
   -- the only serialised step of auditing; held from here to the end of COMMIT
   PERFORM pg_advisory_xact_lock(7379, 1);
   SELECT * INTO head FROM memoriesdb.audit_seals ORDER BY seq DESC LIMIT 1;
+  SELECT coalesce(max(p.last_id), 0) INTO sealed_up_to FROM memoriesdb.audit_seals AS p WHERE p.txid = x;
+  -- "+ 0": only the txid index may serve this; a range scan of the primary key
+  -- would read every newer audit row of every transaction
   SELECT min(a.id), max(a.id), count(*), sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id))
     INTO s.first_id, s.last_id, s.row_count, s.rows_digest
     FROM memoriesdb.audit_log AS a
-   WHERE a.txid = x
-     AND a.id > coalesce((SELECT max(p.last_id) FROM memoriesdb.audit_seals AS p WHERE p.txid = x), 0);
+   WHERE a.txid = x AND a.id + 0 > sealed_up_to;
   IF s.row_count = 0 THEN RETURN; END IF;
   s.seq := coalesce(head.seq, 0) + 1;
   s.txid := x;

@@ -1,0 +1,49 @@
+-- A psql session with the MemoriesDB API (README). Run: psql -v ON_ERROR_STOP=1 -d memoriesdb -f examples/psql_session.sql
+\set QUIET on
+\pset footer off
+-- provisioning, by the application with no user context
+SET ROLE memoriesdb_app;
+SELECT memoriesdb.create_user('ada-' || substr(md5(random()::text), 1, 6), 'Ada') AS ada \gset
+SELECT memoriesdb.create_user('grace-' || substr(md5(random()::text), 1, 6), 'Grace') AS grace \gset
+SELECT memoriesdb.create_api_key(:'ada') AS ada_key \gset
+
+-- every transaction says who it acts for; the context ends with the transaction
+BEGIN;
+SELECT memoriesdb.authenticate(:'ada_key') AS acting_as;
+SELECT memoriesdb.remember('The Analytical Engine weaves algebraic patterns', '{"topic": "engines"}') AS m1 \gset
+SELECT memoriesdb.remember('Notes on Bernoulli numbers') AS m2 \gset
+SELECT memoriesdb.revise(:'m1', 'The Analytical Engine weaves algebraic patterns just as the Jacquard loom weaves flowers') AS revision;
+SELECT memoriesdb.link(:'m2', :'m1', 'part_of') AS edge;
+SELECT memoriesdb.share(:'m1', :'grace', 'read', now() + interval '7 days') AS grant_id;
+SELECT id, revision, content, encode(content_hash, 'hex') AS sha256 FROM memoriesdb.recall(:'m1');
+SELECT memoriesdb.verify(:'m1') AS hash_ok;
+COMMIT;
+
+-- the next transaction has no context: it sees nothing and cannot write
+SELECT count(*) AS visible_without_context FROM memoriesdb.memories;
+
+BEGIN;
+SELECT set_config('app.current_user', :'grace', true);   -- transaction-local, never a session SET
+SELECT content FROM memoriesdb.memories;                  -- only what was shared with her
+\set ON_ERROR_STOP 0
+SELECT memoriesdb.revise(:'m1', 'vandalised');            -- refused: MDB04, read-only grant
+\set ON_ERROR_STOP 1
+ROLLBACK;
+
+BEGIN;
+SELECT memoriesdb.authenticate(:'ada_key');
+SELECT memoriesdb.transfer(:'m2', :'grace', 'a gift') AS transfer_id;
+SELECT memoriesdb.forget(:'m1');
+COMMIT;
+
+BEGIN;
+SELECT set_config('app.current_user', :'grace', true);
+SELECT event, actor = :'ada' AS by_ada, from_owner = :'ada' AS from_ada, to_owner = :'grace' AS to_grace, note
+  FROM memoriesdb.provenance(:'m2');                      -- the chain of custody travels with it
+COMMIT;
+RESET ROLE;
+
+-- the auditor checks the whole log
+SET ROLE memoriesdb_auditor;
+SELECT ok, rows_checked, seals_checked FROM memoriesdb.verify_audit_chain();
+RESET ROLE;
