@@ -205,11 +205,12 @@ CREATE FUNCTION memoriesdb.audit_strip(j jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  -- embeddings are replaced by their SHA-256 so the log stays lean
+  -- embeddings are replaced by their SHA-256 and derived search columns left
+  -- out, so the log stays lean
   SELECT CASE WHEN j ? 'embedding'
-    THEN (j - 'embedding') || jsonb_build_object('embedding_sha256',
+    THEN (j - 'embedding' - 'content_tsv') || jsonb_build_object('embedding_sha256',
            CASE WHEN j->>'embedding' IS NOT NULL THEN encode(sha256(convert_to(j->>'embedding', 'UTF8')), 'hex') END)
-    ELSE j END
+    ELSE j - 'content_tsv' END
 $$;
 
 -- reading the chain ---------------------------------------------------------

@@ -92,7 +92,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'dead_embedding_jobs', 'embedding_models', 'enqueue_vindexing', 'vindexing_status',
   'check_content', 'check_metadata', 'remember', 'revise', 'require_owner', 'forget', 'recall', 'verify',
   'provenance', 'require_other_user', 'share', 'unshare', 'transfer', 'create_edge_type', 'reaches', 'link', 'unlink',
-  'check_query_vector', 'check_search_filter', 'matches_filter', 'search']);
+  'check_query_vector', 'check_search_filter', 'matches_filter', 'search', 'search_text', 'search_hybrid']);
 
 SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
 SELECT isnt_definer('memoriesdb', 'recall', ARRAY['uuid'], 'recall runs as the caller: RLS decides');

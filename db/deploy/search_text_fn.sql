@@ -1,0 +1,112 @@
+-- Deploy memoriesdb:search_text_fn to pg
+-- requires: search_fn
+-- Text search (pg_trgm word similarity, so typos still match, plus full-text
+-- ranking) and hybrid search fusing text and vector rankings by reciprocal rank.
+BEGIN;
+SET LOCAL ROLE memoriesdb_owner;
+
+ALTER TABLE memoriesdb.memories
+  ADD COLUMN content_tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED;
+COMMENT ON COLUMN memoriesdb.memories.content_tsv IS 'Full-text vector of content (english stemming), for search_text().';
+CREATE INDEX memories_content_trgm ON memoriesdb.memories USING gin (content public.gin_trgm_ops);
+CREATE INDEX memories_content_tsv ON memoriesdb.memories USING gin (content_tsv);
+
+INSERT INTO memoriesdb.config (key, value, description) VALUES
+  ('search_text_threshold', '0.3', 'search_text(): least pg_trgm word similarity for a memory to match without a full-text hit');
+
+CREATE FUNCTION memoriesdb.search_text(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')
+RETURNS TABLE (id uuid, score real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();
+  f jsonb := memoriesdb.check_search_filter(filter);
+  tsq tsquery;
+  threshold real := memoriesdb.setting('search_text_threshold')::real;
+  saved_threshold text := current_setting('pg_trgm.word_similarity_threshold', true);
+  visible bigint;
+BEGIN
+  IF query IS NULL OR btrim(query) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'query is empty';
+  END IF;
+  IF k IS NULL OR k < 1 OR k > 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'k must be between 1 and 1000';
+  END IF;
+  IF uid IS NULL THEN RETURN; END IF;
+  tsq := websearch_to_tsquery('english'::regconfig, query);
+  SELECT (SELECT count(*) FROM memoriesdb.memories AS m WHERE m.owner_id = uid)
+       + (SELECT count(*) FROM memoriesdb.memory_grants AS g WHERE g.grantee_id = uid)
+    INTO visible;
+  -- score: trigram word similarity (typo-tolerant), plus the full-text rank
+  -- mapped into [0, 1) (normalisation 32), so an exact phrase outranks a near miss
+  IF visible <= memoriesdb.setting('search_exact_max')::bigint THEN
+    RETURN QUERY
+      SELECT s.id, s.score, s.content, s.metadata, s.owner_id, s.created_by, s.created_at
+        FROM (SELECT m.*, (public.word_similarity(query, m.content)
+                           + CASE WHEN m.content_tsv @@ tsq THEN ts_rank_cd(m.content_tsv, tsq, 32) ELSE 0 END)::real AS score
+                FROM memoriesdb.memories AS m
+               WHERE (m.owner_id = uid OR m.id IN (SELECT g.memory_id FROM memoriesdb.memory_grants AS g WHERE g.grantee_id = uid))
+                 AND memoriesdb.matches_filter(m, f, uid)) AS s
+       WHERE s.score >= threshold OR s.content_tsv @@ tsq
+       ORDER BY s.score DESC, s.id
+       LIMIT k;
+  ELSE
+    PERFORM set_config('pg_trgm.word_similarity_threshold', threshold::text, true);
+    RETURN QUERY
+      SELECT s.id, s.score, s.content, s.metadata, s.owner_id, s.created_by, s.created_at
+        FROM (SELECT m.*, (public.word_similarity(query, m.content)
+                           + CASE WHEN m.content_tsv @@ tsq THEN ts_rank_cd(m.content_tsv, tsq, 32) ELSE 0 END)::real AS score
+                FROM memoriesdb.memories AS m
+               WHERE (query OPERATOR(public.<%) m.content OR m.content_tsv @@ tsq)   -- GIN indexes
+                 AND memoriesdb.matches_filter(m, f, uid)) AS s
+       WHERE s.score >= threshold OR s.content_tsv @@ tsq
+       ORDER BY s.score DESC, s.id
+       LIMIT k;
+    PERFORM set_config('pg_trgm.word_similarity_threshold', coalesce(saved_threshold, '0.6'), true);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.search_text(text, integer, jsonb) IS
+  'The k visible memories that best match query as text: pg_trgm word similarity (typos still match) plus the full-text rank (english stemming) when the words match. score is in [0, 2). Same visibility and filter as search(). SECURITY INVOKER.';
+GRANT EXECUTE ON FUNCTION memoriesdb.search_text(text, integer, jsonb) TO memoriesdb_app;
+
+CREATE FUNCTION memoriesdb.search_hybrid(query text, query_vector public.vector, k integer DEFAULT 10,
+                                         filter jsonb DEFAULT '{}', vector_weight real DEFAULT 1,
+                                         text_weight real DEFAULT 1, rrf_k integer DEFAULT 60)
+RETURNS TABLE (id uuid, score real, vector_rank integer, text_rank integer, similarity real,
+               content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  depth integer;
+BEGIN
+  IF k IS NULL OR k < 1 OR k > 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'k must be between 1 and 1000';
+  END IF;
+  IF vector_weight IS NULL OR text_weight IS NULL OR vector_weight < 0 OR text_weight < 0
+     OR vector_weight + text_weight = 0 OR rrf_k IS NULL OR rrf_k < 1 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'invalid fusion parameters',
+      HINT = 'weights are >= 0 and not both 0; rrf_k >= 1 (60 is the usual choice)';
+  END IF;
+  depth := least(1000, greatest(4 * k, 40));   -- how deep each ranking is read before fusing
+  RETURN QUERY
+    WITH v AS (SELECT s.id, s.similarity, row_number() OVER (ORDER BY s.similarity DESC)::int AS r
+                 FROM memoriesdb.search(query_vector, depth, filter) AS s),
+         t AS (SELECT s.id, row_number() OVER (ORDER BY s.score DESC)::int AS r
+                 FROM memoriesdb.search_text(query, depth, filter) AS s),
+         fused AS (SELECT coalesce(v.id, t.id) AS id, v.r AS vr, t.r AS tr, v.similarity,
+                          (coalesce(vector_weight / (rrf_k + v.r), 0) + coalesce(text_weight / (rrf_k + t.r), 0))::real AS score
+                     FROM v FULL JOIN t ON t.id = v.id)
+    SELECT fu.id, fu.score, fu.vr, fu.tr, fu.similarity, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+      FROM fused AS fu JOIN memoriesdb.memories AS m ON m.id = fu.id
+     ORDER BY fu.score DESC, fu.id
+     LIMIT k;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer) IS
+  'Fuses search() and search_text() by reciprocal rank fusion: score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank), so an exact phrase and a paraphrase both surface. Same visibility and filter. SECURITY INVOKER.';
+GRANT EXECUTE ON FUNCTION memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer) TO memoriesdb_app;
+
+COMMIT;

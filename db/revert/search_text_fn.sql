@@ -1,0 +1,9 @@
+-- Revert memoriesdb:search_text_fn from pg
+BEGIN;
+DROP FUNCTION memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer);
+DROP FUNCTION memoriesdb.search_text(text, integer, jsonb);
+DELETE FROM memoriesdb.config WHERE key = 'search_text_threshold';
+DROP INDEX memoriesdb.memories_content_tsv;
+DROP INDEX memoriesdb.memories_content_trgm;
+ALTER TABLE memoriesdb.memories DROP COLUMN content_tsv;
+COMMIT;
