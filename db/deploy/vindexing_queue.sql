@@ -66,7 +66,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT (SELECT count(*) FROM memoriesdb.vindexing_schedule),
          (SELECT min(created_at) FROM memoriesdb.vindexing_schedule),
-         r.finished_at, extract(epoch FROM r.finished_at - r.started_at) * 1000
+         r.finished_at, (extract(epoch FROM r.finished_at - r.started_at) * 1000)::float8
     FROM (SELECT 1) AS one
     LEFT JOIN LATERAL (SELECT * FROM memoriesdb.vindexing_runs ORDER BY id DESC LIMIT 1) AS r ON true
 $$;

@@ -1,6 +1,6 @@
 -- Contract: tables, ownership, row-level security, privileges, comments.
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 SELECT has_schema('memoriesdb');
 SELECT tables_are('memoriesdb', ARRAY[
@@ -33,7 +33,7 @@ SELECT is_empty($$
   'no client role may write to, truncate or alter any table');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE n.nspname = 'memoriesdb' AND c.relkind IN ('r', 'm') AND has_table_privilege('memoriesdb_worker', c.oid, 'SELECT') $$,
+   WHERE n.nspname = 'memoriesdb' AND c.relkind IN ('r', 'm', 'v') AND has_table_privilege('memoriesdb_worker', c.oid, 'SELECT') $$,
   'the worker reads no table directly');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -42,6 +42,11 @@ SELECT is_empty($$
      AND has_table_privilege('memoriesdb_app', c.oid, 'SELECT') $$,
   'the app role cannot read the queues, the config or the seals');
 
+SELECT is_empty($$
+  SELECT c.relname, r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   CROSS JOIN unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'm' AND has_table_privilege(r, c.oid, 'SELECT') $$,
+  'no client may read a materialized view (they ignore RLS)');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    WHERE n.nspname = 'memoriesdb' AND has_function_privilege('public', p.oid, 'EXECUTE') $$,
@@ -92,7 +97,8 @@ SELECT functions_are('memoriesdb', ARRAY[
   'dead_embedding_jobs', 'embedding_models', 'enqueue_vindexing', 'vindexing_status',
   'check_content', 'check_metadata', 'remember', 'revise', 'require_owner', 'forget', 'recall', 'verify',
   'provenance', 'require_other_user', 'share', 'unshare', 'transfer', 'create_edge_type', 'reaches', 'link', 'unlink',
-  'check_query_vector', 'check_search_filter', 'matches_filter', 'search', 'search_text', 'search_hybrid']);
+  'check_query_vector', 'check_search_filter', 'matches_filter', 'search', 'search_text', 'search_hybrid',
+  'visible_to', 'check_traversal', 'neighbors', 'path', 'run_vindexing']);
 
 SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
 SELECT isnt_definer('memoriesdb', 'recall', ARRAY['uuid'], 'recall runs as the caller: RLS decides');
