@@ -21,6 +21,7 @@ from .errors import ConfigurationError, LedgerError, RunnerError, ledger_error
 from .logs import configure
 from .providers import make_provider
 from .settings import Settings
+from .vindex import VindexWorker
 from .worker import EmbedWorker, check_dimension
 
 console = Console()
@@ -43,15 +44,44 @@ def main(ctx: click.Context, json_logs: bool | None, log_level: str | None) -> N
 
 # --- workers --------------------------------------------------------------------
 
-async def run_embed_workers(settings: Settings, *, until_empty: bool = False, install_signals: bool = True,
-                            provider=None) -> int:
+async def run_vindex_worker(settings: Settings, stop: asyncio.Event, *, until_empty: bool = False) -> int:
+    pool = db.make_pool(settings.dsn, max_size=2)
+    await pool.open(wait=True)
+    try:
+        worker = VindexWorker(settings, pool)
+        metrics.READY.set()
+        log.info("vindex worker ready", debounce_seconds=settings.vindex_debounce_seconds)
+        await worker.run(stop, until_empty=until_empty)
+        return worker.refreshes
+    finally:
+        await pool.close()
+
+
+async def run_workers(settings: Settings, kinds: set[str], *, until_empty: bool = False) -> None:
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    jobs = []
+    if "embed" in kinds:
+        jobs.append(run_embed_workers(settings, until_empty=until_empty, stop=stop))
+    if "vindex" in kinds:
+        jobs.append(run_vindex_worker(settings, stop, until_empty=until_empty))
+    await asyncio.gather(*jobs)
+
+
+async def run_embed_workers(settings: Settings, *, until_empty: bool = False, install_signals: bool = True,
+                            provider=None, stop: asyncio.Event | None = None) -> int:
+    if stop is None:
+        stop = asyncio.Event()
+    elif install_signals:
+        install_signals = False  # the caller owns the signals
     if install_signals:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
     own_provider = provider is None
     provider = provider or make_provider(settings)
     pool = db.make_pool(settings.dsn, max_size=settings.concurrency + 2)
@@ -92,12 +122,12 @@ async def _watch_queue(pool, stop: asyncio.Event) -> None:
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["embed"]))
+@click.argument("kind", type=click.Choice(["embed", "vindex", "all"]))
 @click.option("--until-empty", is_flag=True, help="Exit once the queue has no ready job.")
 @click.pass_obj
 def worker(settings: Settings, kind: str, until_empty: bool) -> None:
-    """Run a queue worker until SIGTERM (embed: the embedding queue)."""
-    _run(run_embed_workers(settings, until_empty=until_empty))
+    """Run queue workers until SIGTERM: embed (embedding queue), vindex (memory_graph refreshes), or all."""
+    _run(run_workers(settings, {"embed", "vindex"} if kind == "all" else {kind}, until_empty=until_empty))
 
 
 # --- status -----------------------------------------------------------------------

@@ -50,3 +50,6 @@ SELECT memoriesdb.create_api_key(%(user_id)s) AS api_key;
 -- name: search
 SELECT id, similarity, content, metadata, owner_id
   FROM memoriesdb.search(%(query)s::vector, %(k)s, %(filter)s::jsonb);
+
+-- name: run_vindexing
+SELECT refreshed, rows_coalesced, duration_ms FROM memoriesdb.run_vindexing(%(worker)s);
