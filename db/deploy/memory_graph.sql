@@ -36,13 +36,12 @@ INSERT INTO memoriesdb.config (key, value, description) VALUES
 
 CREATE FUNCTION memoriesdb.visible_to(memory_id uuid, user_id uuid) RETURNS boolean
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
+AS $$   -- no SET clause, so it can be inlined into the traversal queries
   SELECT EXISTS (SELECT 1 FROM memoriesdb.memories AS m WHERE m.id = memory_id
                     AND (m.owner_id = user_id
                          OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
                                      WHERE g.memory_id = m.id AND g.grantee_id = user_id
-                                       AND (g.expires_at IS NULL OR g.expires_at > now()))))
+                                       AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) now()))))
 $$;
 COMMENT ON FUNCTION memoriesdb.visible_to(uuid, uuid) IS 'Internal: may user_id see the memory now? The memories_visible policy, for SECURITY DEFINER readers.';
 
@@ -74,6 +73,7 @@ CREATE FUNCTION memoriesdb.neighbors(memory_id uuid, depth integer DEFAULT 1, ed
 RETURNS TABLE (id uuid, hops integer, via_edge uuid, edge_type text, from_id uuid, weight real, content text, metadata jsonb)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();
@@ -124,6 +124,7 @@ CREATE FUNCTION memoriesdb.path(from_id uuid, to_id uuid, max_depth integer DEFA
 RETURNS TABLE (step integer, memory_id uuid, via_edge uuid, edge_type text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();

@@ -73,34 +73,62 @@ $$;
 COMMENT ON FUNCTION memoriesdb.check_search_filter(jsonb) IS 'Internal: validates a search filter; unknown keys are an error (MDB12), not ignored.';
 GRANT EXECUTE ON FUNCTION memoriesdb.check_search_filter(jsonb) TO memoriesdb_app;
 
-CREATE FUNCTION memoriesdb.matches_filter(m memoriesdb.memories, filter jsonb, uid uuid) RETURNS boolean
+-- Inlined into the search queries, so it must have no SET clause and no
+-- subquery (either stops inlining, and it would run, and be planned, per row);
+-- linked_to is therefore resolved once, by linked_ids(), into an array.
+CREATE FUNCTION memoriesdb.matches_filter(m memoriesdb.memories, filter jsonb, uid uuid, linked uuid[]) RETURNS boolean
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT (NOT filter ? 'metadata' OR m.metadata @> (filter->'metadata'))
+  SELECT (NOT filter OPERATOR(pg_catalog.?) 'metadata' OR m.metadata OPERATOR(pg_catalog.@>) (filter->'metadata'))
      AND (coalesce(filter->>'scope', 'all') = 'all'
           OR (filter->>'scope' = 'own' AND m.owner_id = uid)
           OR (filter->>'scope' = 'shared' AND m.owner_id <> uid))
-     AND (NOT filter ? 'created_after' OR m.created_at > (filter->>'created_after')::timestamptz)
-     AND (NOT filter ? 'created_before' OR m.created_at < (filter->>'created_before')::timestamptz)
-     AND (NOT filter ? 'linked_to' OR EXISTS (
-           SELECT 1 FROM memoriesdb.memory_edges AS e
-            WHERE (e.source_id = m.id AND e.target_id = (filter->>'linked_to')::uuid)
-               OR (e.target_id = m.id AND e.source_id = (filter->>'linked_to')::uuid)))
+     AND (NOT filter OPERATOR(pg_catalog.?) 'created_after' OR m.created_at > (filter->>'created_after')::timestamptz)
+     AND (NOT filter OPERATOR(pg_catalog.?) 'created_before' OR m.created_at < (filter->>'created_before')::timestamptz)
+     AND (linked IS NULL OR m.id = ANY (linked))
 $$;
-COMMENT ON FUNCTION memoriesdb.matches_filter(memoriesdb.memories, jsonb, uuid) IS 'Internal: does a memory pass a (validated) search filter? linked_to reads edges under the caller''s RLS.';
-GRANT EXECUTE ON FUNCTION memoriesdb.matches_filter(memoriesdb.memories, jsonb, uuid) TO memoriesdb_app;
+COMMENT ON FUNCTION memoriesdb.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]) IS 'Internal: does a memory pass a (validated) search filter? linked: the ids of linked_ids(filter), NULL for no linked_to.';
+
+CREATE FUNCTION memoriesdb.linked_ids(filter jsonb) RETURNS uuid[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
+AS $$
+  -- the memories linked to filter.linked_to either way, read under the caller's RLS
+  SELECT CASE WHEN filter ? 'linked_to' THEN coalesce((
+    SELECT array_agg(CASE WHEN e.source_id = (filter->>'linked_to')::uuid THEN e.target_id ELSE e.source_id END)
+      FROM memoriesdb.memory_edges AS e
+     WHERE e.source_id = (filter->>'linked_to')::uuid OR e.target_id = (filter->>'linked_to')::uuid), '{}') END
+$$;
+COMMENT ON FUNCTION memoriesdb.linked_ids(jsonb) IS 'Internal: for a filter with linked_to, the ids linked to it (edges read under RLS); NULL without.';
+GRANT EXECUTE ON FUNCTION memoriesdb.linked_ids(jsonb) TO memoriesdb_app;
+GRANT EXECUTE ON FUNCTION memoriesdb.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]) TO memoriesdb_app;
+
+-- the rows a caller may see, by index: its own (owner_id) and its grants'
+-- (grantee_id, then the primary key). Row-level security still applies on top.
+CREATE FUNCTION memoriesdb.visible_memories(uid uuid) RETURNS SETOF memoriesdb.memories
+LANGUAGE sql STABLE
+AS $$
+  SELECT m.* FROM memoriesdb.memories AS m WHERE m.owner_id = uid
+  UNION ALL
+  SELECT m.* FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
+   WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) now())
+$$;
+COMMENT ON FUNCTION memoriesdb.visible_memories(uuid) IS 'Internal: the memories uid owns or holds an unexpired grant on, read by index; the exact plans of the search functions scan only these. Inlined (no SET clause), so RLS applies as in the caller.';
+GRANT EXECUTE ON FUNCTION memoriesdb.visible_memories(uuid) TO memoriesdb_app;
 
 CREATE FUNCTION memoriesdb.search(query public.vector, k integer DEFAULT 10, filter jsonb DEFAULT '{}',
                                   min_similarity real DEFAULT NULL)
 RETURNS TABLE (id uuid, similarity real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();
   q public.vector;
   f jsonb := memoriesdb.check_search_filter(filter);
+  linked uuid[] := CASE WHEN f ? 'linked_to' THEN memoriesdb.linked_ids(f) END;
   visible bigint;
   saved_iter text := current_setting('hnsw.iterative_scan', true);
   saved_ef text := current_setting('hnsw.ef_search', true);
@@ -121,10 +149,9 @@ BEGIN
     -- exact: only the caller's rows are read; "+ 0" keeps the planner off the HNSW index
     RETURN QUERY
       SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
-        FROM memoriesdb.memories AS m
+        FROM memoriesdb.visible_memories(uid) AS m
        WHERE m.embedding IS NOT NULL
-         AND (m.owner_id = uid OR m.id IN (SELECT g.memory_id FROM memoriesdb.memory_grants AS g WHERE g.grantee_id = uid))
-         AND memoriesdb.matches_filter(m, f, uid)
+         AND memoriesdb.matches_filter(m, f, uid, linked)
          AND (min_similarity IS NULL OR -(m.embedding OPERATOR(public.<#>) q) >= min_similarity)
        ORDER BY (m.embedding OPERATOR(public.<#>) q) + 0
        LIMIT k;
@@ -137,7 +164,7 @@ BEGIN
         FROM (SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real AS similarity, m.content, m.metadata,
                      m.owner_id, m.created_by, m.created_at, m.embedding OPERATOR(public.<#>) q AS distance
                 FROM memoriesdb.memories AS m
-               WHERE memoriesdb.matches_filter(m, f, uid)
+               WHERE memoriesdb.matches_filter(m, f, uid, linked)
                ORDER BY m.embedding OPERATOR(public.<#>) q
                LIMIT k) AS r
        WHERE min_similarity IS NULL OR r.similarity >= min_similarity

@@ -12,16 +12,19 @@ CREATE INDEX memories_content_trgm ON memoriesdb.memories USING gin (content pub
 CREATE INDEX memories_content_tsv ON memoriesdb.memories USING gin (content_tsv);
 
 INSERT INTO memoriesdb.config (key, value, description) VALUES
-  ('search_text_threshold', '0.3', 'search_text(): least pg_trgm word similarity for a memory to match without a full-text hit');
+  ('search_text_threshold', '0.3', 'search_text(): least pg_trgm word similarity for a memory to match without a full-text hit'),
+  ('search_text_exact_max', '2000', 'search_text(): callers who can see at most this many memories get a scan of just those rows; others the trigram and full-text GIN indexes');
 
 CREATE FUNCTION memoriesdb.search_text(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')
 RETURNS TABLE (id uuid, score real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();
   f jsonb := memoriesdb.check_search_filter(filter);
+  linked uuid[] := CASE WHEN f ? 'linked_to' THEN memoriesdb.linked_ids(f) END;
   tsq tsquery;
   threshold real := memoriesdb.setting('search_text_threshold')::real;
   saved_threshold text := current_setting('pg_trgm.word_similarity_threshold', true);
@@ -40,14 +43,13 @@ BEGIN
     INTO visible;
   -- score: trigram word similarity (typo-tolerant), plus the full-text rank
   -- mapped into [0, 1) (normalisation 32), so an exact phrase outranks a near miss
-  IF visible <= memoriesdb.setting('search_exact_max')::bigint THEN
+  IF visible <= memoriesdb.setting('search_text_exact_max')::bigint THEN
     RETURN QUERY
       SELECT s.id, s.score, s.content, s.metadata, s.owner_id, s.created_by, s.created_at
         FROM (SELECT m.*, (public.word_similarity(query, m.content)
                            + CASE WHEN m.content_tsv @@ tsq THEN ts_rank_cd(m.content_tsv, tsq, 32) ELSE 0 END)::real AS score
-                FROM memoriesdb.memories AS m
-               WHERE (m.owner_id = uid OR m.id IN (SELECT g.memory_id FROM memoriesdb.memory_grants AS g WHERE g.grantee_id = uid))
-                 AND memoriesdb.matches_filter(m, f, uid)) AS s
+                FROM memoriesdb.visible_memories(uid) AS m
+               WHERE memoriesdb.matches_filter(m, f, uid, linked)) AS s
        WHERE s.score >= threshold OR s.content_tsv @@ tsq
        ORDER BY s.score DESC, s.id
        LIMIT k;
@@ -59,7 +61,7 @@ BEGIN
                            + CASE WHEN m.content_tsv @@ tsq THEN ts_rank_cd(m.content_tsv, tsq, 32) ELSE 0 END)::real AS score
                 FROM memoriesdb.memories AS m
                WHERE (query OPERATOR(public.<%) m.content OR m.content_tsv @@ tsq)   -- GIN indexes
-                 AND memoriesdb.matches_filter(m, f, uid)) AS s
+                 AND memoriesdb.matches_filter(m, f, uid, linked)) AS s
        WHERE s.score >= threshold OR s.content_tsv @@ tsq
        ORDER BY s.score DESC, s.id
        LIMIT k;
@@ -78,6 +80,7 @@ RETURNS TABLE (id uuid, score real, vector_rank integer, text_rank integer, simi
                content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
 DECLARE
   depth integer;

@@ -1,0 +1,151 @@
+"""Search benchmark (issue 3): N synthetic memories across many tenants with seeded,
+clustered vectors; p50/p99 latency and recall@10 of search() and search_hybrid()
+for a large and a small tenant, against exact search over what each may see.
+
+Usage: .venv/bin/python bench/search.py [--n 100000] [--dim 384] [--queries 200]
+Writes bench/results/search.md (and prints it). Deploys into database memoriesdb_bench_search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import subprocess
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
+         "quebec romeo sierra tango uniform victor whiskey xray yankee zulu amber basalt cobalt dune ember fjord "
+         "garnet harbor iris jade kelp lagoon marble nectar onyx pearl quartz river slate tundra umber velvet").split()
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--clusters", type=int, default=200)
+    ap.add_argument("--db", default="memoriesdb_bench_search")
+    ap.add_argument("--host", default="127.0.0.1")
+    args = ap.parse_args()
+    rng = np.random.default_rng(7)
+    admin = f"postgresql://postgres@{args.host}/postgres"
+    dsn = f"postgresql://postgres@{args.host}/{args.db}"
+
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {args.db}")
+    subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@{args.host}/{args.db}",
+                    "--set", f"embedding_dim={args.dim}"], cwd=ROOT, check=True)
+
+    # tenants: one large (30% of rows, above search_exact_max), one small (0.1%), the rest in 300 tenants
+    n_large, n_small = int(args.n * 0.3), max(10, int(args.n * 0.001))
+    n_rest = args.n - n_large - n_small
+    sizes = [n_large, n_small] + [n_rest // 300 + (1 if i < n_rest % 300 else 0) for i in range(300)]
+    centers = rng.standard_normal((args.clusters, args.dim)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+
+    t0 = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        register_vector(conn)
+        users = [conn.execute("SELECT memoriesdb.create_user(%s)", (f"t{i}",)).fetchone()[0] for i in range(len(sizes))]
+        conn.execute("DROP INDEX memoriesdb.memories_embedding_hnsw")
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")  # bulk load: no triggers (audit, queue)
+            now = datetime.now(timezone.utc)
+            with conn.cursor().copy("COPY memoriesdb.memories (id, owner_id, content, metadata, content_hash, revision, "
+                                    "embedding, embedding_model, embedded_at, embedded_hash, created_at, created_by, "
+                                    "updated_at, updated_by) FROM STDIN WITH (FORMAT BINARY)") as cp:
+                cp.set_types(["uuid", "uuid", "text", "jsonb", "bytea", "int4", "vector", "text", "timestamptz",
+                              "bytea", "timestamptz", "uuid", "timestamptz", "uuid"])
+                for owner, size in zip(users, sizes):
+                    cl = rng.integers(0, args.clusters, size)
+                    vecs = centers[cl] + 0.35 * rng.standard_normal((size, args.dim)).astype(np.float32) / np.sqrt(args.dim) * 4
+                    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                    for c, v in zip(cl, vecs):
+                        words = " ".join(rng.choice(WORDS, 8))
+                        content = f"cluster {c} note {words}"
+                        h = hashlib.sha256(content.encode()).digest()
+                        cp.write_row([uuid.uuid4(), owner, content, Jsonb({"cluster": int(c)}), h, 1, v, "bench",
+                                      now, h, now, owner, now, owner])
+        load_s = time.perf_counter() - t0
+        conn.execute("ANALYZE memoriesdb.memories")
+        conn.execute("SET maintenance_work_mem = '2GB'")
+        conn.execute("SET max_parallel_maintenance_workers = 2")
+        t0 = time.perf_counter()
+        conn.execute("CREATE INDEX memories_embedding_hnsw ON memoriesdb.memories USING hnsw (embedding vector_ip_ops)")
+        build_s = time.perf_counter() - t0
+        conn.execute("ALTER INDEX memoriesdb.memories_embedding_hnsw OWNER TO memoriesdb_owner")
+        index_mb = conn.execute("SELECT pg_relation_size('memoriesdb.memories_embedding_hnsw') / 1e6").fetchone()[0]
+        conn.execute("VACUUM ANALYZE memoriesdb.memories")
+
+    queries = centers[rng.integers(0, args.clusters, args.queries)] + 0.35 * rng.standard_normal((args.queries, args.dim)).astype(np.float32) / np.sqrt(args.dim) * 4
+    texts = [f"{rng.choice(WORDS)} {rng.choice(WORDS)}" for _ in range(args.queries)]
+
+    def run(owner, sql, params_of, exact_sql=None):
+        lat, recalls = [], []
+        with psycopg.connect(dsn, autocommit=False) as app, psycopg.connect(dsn, autocommit=True) as su:
+            register_vector(app)
+            register_vector(su)
+            app.execute("SET ROLE memoriesdb_app")
+            app.commit()
+            for i, q in enumerate(queries):
+                params = params_of(i, q)
+                t = time.perf_counter()
+                with app.transaction():
+                    app.execute("SELECT set_config('app.current_user', %s, true)", (str(owner),))
+                    got = [r[0] for r in app.execute(sql, params).fetchall()]
+                lat.append((time.perf_counter() - t) * 1000)
+                if exact_sql:
+                    truth = [r[0] for r in su.execute(exact_sql, {**params, "owner": owner}).fetchall()]
+                    recalls.append(len(set(got) & set(truth)) / max(1, len(truth)))
+        return statistics.median(lat), percentile(lat, 99), (statistics.mean(recalls) if recalls else None)
+
+    exact = ("SELECT id FROM memoriesdb.memories WHERE owner_id = %(owner)s AND embedding IS NOT NULL "
+             "ORDER BY (embedding <#> %(q)s) + 0 LIMIT 10")
+    vec = "SELECT id FROM memoriesdb.search(%(q)s, 10)"
+    hyb = "SELECT id FROM memoriesdb.search_hybrid(%(t)s, %(q)s, 10)"
+    rows = []
+    for label, owner, n in (("large", users[0], n_large), ("small", users[1], n_small)):
+        p = lambda i, q: {"q": q, "t": texts[i]}
+        p50, p99, rec = run(owner, vec, p, exact)
+        rows.append((f"search, {label} tenant ({n} memories)", p50, p99, rec))
+        p50, p99, _ = run(owner, hyb, p)
+        rows.append((f"search_hybrid, {label} tenant", p50, p99, None))
+        p50, p99, _ = run(owner, exact.replace("%(owner)s", f"'{owner}'"), p)
+        rows.append((f"baseline: exact scan of the {label} tenant's rows (superuser SQL, no RLS)", p50, p99, 1.0))
+    # why the small-tenant plan exists: the same search forced onto the HNSW index
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("UPDATE memoriesdb.config SET value = '0' WHERE key = 'search_exact_max'")
+    p50, p99, rec = run(users[1], vec, lambda i, q: {"q": q}, exact)
+    rows.append(("search, small tenant forced onto HNSW + iterative scan (search_exact_max = 0)", p50, p99, rec))
+
+    out = ROOT / "bench" / "results" / "search.md"
+    lines = [f"# Search benchmark\n", f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; N = {args.n} memories, dim {args.dim}, "
+             f"{len(sizes)} tenants, {args.clusters} clusters, {args.queries} queries per row, k = 10; "
+             f"client-side latency including the transaction that sets the context.\n",
+             f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build (m=16, ef_construction=64, 2 workers): "
+             f"{build_s:.1f} s; index size {index_mb:.0f} MB\n",
+             "| what | p50 ms | p99 ms | recall@10 vs exact |", "|---|---|---|---|"]
+    for what, p50, p99, rec in rows:
+        lines.append(f"| {what} | {p50:.2f} | {p99:.2f} | {'' if rec is None else f'{rec:.3f}'} |")
+    out.write_text("\n".join(lines) + "\n")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
