@@ -38,9 +38,7 @@ BEGIN
   END IF;
   IF uid IS NULL THEN RETURN; END IF;
   tsq := websearch_to_tsquery('english'::regconfig, query);
-  SELECT (SELECT count(*) FROM memoriesdb.memories AS m WHERE m.owner_id = uid)
-       + (SELECT count(*) FROM memoriesdb.memory_grants AS g WHERE g.grantee_id = uid)
-    INTO visible;
+  visible := memoriesdb.visible_count(memoriesdb.setting('search_text_exact_max')::bigint);
   -- score: trigram word similarity (typo-tolerant), plus the full-text rank
   -- mapped into [0, 1) (normalisation 32), so an exact phrase outranks a near miss
   IF visible <= memoriesdb.setting('search_text_exact_max')::bigint THEN

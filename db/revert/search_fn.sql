@@ -2,6 +2,7 @@
 BEGIN;
 DROP FUNCTION memoriesdb.search(public.vector, integer, jsonb, real);
 DROP FUNCTION memoriesdb.visible_memories(uuid);
+DROP FUNCTION memoriesdb.visible_count(bigint);
 DROP FUNCTION memoriesdb.linked_ids(jsonb);
 DROP FUNCTION memoriesdb.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]);
 DROP FUNCTION memoriesdb.check_search_filter(jsonb);

@@ -1,6 +1,6 @@
 -- search(): results against hand-computed expectations, isolation, filters, bad input.
 BEGIN;
-SELECT plan(27);
+SELECT plan(28);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -66,6 +66,7 @@ SELECT tests.act_as(:'bob');
 SELECT results_eq($$ SELECT content FROM memoriesdb.search(tests.axis(1)) $$, ARRAY['bob east'], 'HNSW plan: bob still finds only his own');
 SELECT tests.act_as(:'alice');
 SELECT results_eq($$ SELECT content FROM memoriesdb.search(tests.axis(1)) $$, ARRAY['east', 'north-east', 'north'], 'HNSW plan: same ranking for alice');
+SELECT results_eq($$ SELECT content FROM memoriesdb.search(tests.axis(1), 2) $$, ARRAY['east', 'north-east'], 'HNSW plan with k results: returned as found');
 SELECT is(current_setting('hnsw.iterative_scan'), 'off', 'search restores the hnsw settings it changed');
 SELECT tests.act_as(NULL);
 SELECT is_empty($$ SELECT * FROM memoriesdb.search(tests.axis(1)) $$, 'no context: search returns nothing');

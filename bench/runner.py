@@ -1,0 +1,110 @@
+"""Runner benchmark (issue 4), all in one run on the same machine:
+  1. the local provider alone: raw model.encode of N texts in batches (the baseline);
+  2. the same N texts through the full queue: remember() -> worker (claim, embed, complete);
+     the ratio 2/1 is the runner's overhead;
+  3. queue throughput with a zero-cost provider (constant vectors): jobs/s of claim + complete.
+Usage: .venv/bin/python bench/runner.py [--n 2000] [--zero-n 20000]
+Writes bench/results/runner.md. Uses database memoriesdb_bench_runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from memoriesdb_runner import admin
+from memoriesdb_runner.cli import run_embed_workers
+from memoriesdb_runner.providers import LocalProvider
+from memoriesdb_runner.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ZeroCostProvider:
+    model = "zero-cost"
+
+    def __init__(self, dim: int):
+        v = np.zeros(dim, dtype=np.float32)
+        v[0] = 1
+        self.v = v
+
+    async def embed(self, texts):
+        return np.tile(self.v, (len(texts), 1))
+
+    async def dimension(self):
+        return len(self.v)
+
+    async def aclose(self):
+        pass
+
+
+def load(admin_dsn: str, n: int, prefix: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as c:
+        uid = c.execute("SELECT memoriesdb.create_user(%s)", (f"{prefix}{time.time_ns()}",)).fetchone()[0]
+        with c.transaction():
+            c.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+            c.execute("SELECT memoriesdb.remember(%s || ' memory number ' || g || ' about ' || md5(g::text)) "
+                      "FROM generate_series(1, %s) g", (prefix, n))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--zero-n", type=int, default=20000)
+    ap.add_argument("--batch", type=int, default=64)
+    args = ap.parse_args()
+    db = "memoriesdb_bench_runner"
+    admin_dsn = f"postgresql://postgres@127.0.0.1/{db}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1/postgres", autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    admin.deploy(admin_dsn)
+    admin.ensure_local_logins(admin_dsn)
+    settings = Settings(_env_file=None, dsn=f"postgresql://memoriesdb_runner@127.0.0.1/{db}", admin_dsn=admin_dsn,
+                        batch_size=args.batch, poll_seconds=0.5)
+
+    provider = LocalProvider(settings)
+    texts = [f"baseline memory number {i} about {i * 7919 % 1000}" for i in range(args.n)]
+    provider.encode(texts[:64])  # warm up
+    t = time.perf_counter()
+    for i in range(0, len(texts), args.batch):
+        provider.encode(texts[i:i + args.batch])
+    raw_s = time.perf_counter() - t
+
+    load(admin_dsn, args.n, "local")
+    t = time.perf_counter()
+    done = asyncio.run(run_embed_workers(settings, until_empty=True, install_signals=False, provider=provider))
+    queue_s = time.perf_counter() - t
+    assert done == args.n, done
+
+    zero = ZeroCostProvider(384)
+    rows = []
+    for batch, conc in ((100, 1), (500, 1), (500, 2)):
+        load(admin_dsn, args.zero_n, "zero")
+        s2 = settings.model_copy(update={"batch_size": batch, "concurrency": conc})
+        t = time.perf_counter()
+        done = asyncio.run(run_embed_workers(s2, until_empty=True, install_signals=False, provider=zero))
+        rows.append((batch, conc, done, time.perf_counter() - t))
+
+    out = ROOT / "bench" / "results" / "runner.md"
+    lines = ["# Runner benchmark\n",
+             f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; {args.n} memories, batch {args.batch}, local all-MiniLM-L6-v2 on the CPU ({__import__('os').cpu_count()} cores).\n",
+             "| what | seconds | memories/s |", "|---|---|---|",
+             f"| raw model.encode, batches of {args.batch} (baseline) | {raw_s:.2f} | {args.n / raw_s:.0f} |",
+             f"| full queue: claim, embed, complete (one worker) | {queue_s:.2f} | {args.n / queue_s:.0f} |",
+             f"\nrunner overhead: full queue / raw encode = **{queue_s / raw_s:.3f}**\n",
+             "Queue throughput with a zero-cost provider (no model: claim + complete + audit of each stored vector):\n",
+             "| batch | workers | jobs | seconds | jobs/s |", "|---|---|---|---|---|"]
+    for batch, conc, done, secs in rows:
+        lines.append(f"| {batch} | {conc} | {done} | {secs:.2f} | {done / secs:.0f} |")
+    out.write_text("\n".join(lines) + "\n")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
