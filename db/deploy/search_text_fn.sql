@@ -92,17 +92,18 @@ BEGIN
       HINT = 'weights are >= 0 and not both 0; rrf_k >= 1 (60 is the usual choice)';
   END IF;
   depth := least(1000, greatest(4 * k, 40));   -- how deep each ranking is read before fusing
+  -- each ranking carries its rows, so nothing is read twice
   RETURN QUERY
-    WITH v AS (SELECT s.id, s.similarity, row_number() OVER (ORDER BY s.similarity DESC)::int AS r
+    WITH v AS (SELECT s.*, row_number() OVER (ORDER BY s.similarity DESC)::int AS r
                  FROM memoriesdb.search(query_vector, depth, filter) AS s),
-         t AS (SELECT s.id, row_number() OVER (ORDER BY s.score DESC)::int AS r
-                 FROM memoriesdb.search_text(query, depth, filter) AS s),
-         fused AS (SELECT coalesce(v.id, t.id) AS id, v.r AS vr, t.r AS tr, v.similarity,
-                          (coalesce(vector_weight / (rrf_k + v.r), 0) + coalesce(text_weight / (rrf_k + t.r), 0))::real AS score
-                     FROM v FULL JOIN t ON t.id = v.id)
-    SELECT fu.id, fu.score, fu.vr, fu.tr, fu.similarity, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
-      FROM fused AS fu JOIN memoriesdb.memories AS m ON m.id = fu.id
-     ORDER BY fu.score DESC, fu.id
+         t AS (SELECT s.*, row_number() OVER (ORDER BY s.score DESC)::int AS r
+                 FROM memoriesdb.search_text(query, depth, filter) AS s)
+    SELECT coalesce(v.id, t.id),
+           (coalesce(vector_weight / (rrf_k + v.r), 0) + coalesce(text_weight / (rrf_k + t.r), 0))::real AS fused,
+           v.r, t.r, v.similarity, coalesce(v.content, t.content), coalesce(v.metadata, t.metadata),
+           coalesce(v.owner_id, t.owner_id), coalesce(v.created_by, t.created_by), coalesce(v.created_at, t.created_at)
+      FROM v FULL JOIN t ON t.id = v.id
+     ORDER BY fused DESC, 1
      LIMIT k;
 END
 $$;

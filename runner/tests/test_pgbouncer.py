@@ -1,0 +1,175 @@
+"""Through a real PgBouncer in transaction mode: tenants never mix.
+
+Many concurrent clients (more than the server pool) each act for their own user
+over thousands of transactions; interleaved, clients run transactions with no
+context and clients try a session-level SET "app.current_user". Every memory a
+client can see carries the id of its owner or of its one partner (the only user
+that ever shares or transfers to it), so any other id seen is a leak.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = os.environ.get("PGHOST", "127.0.0.1")
+pytestmark = pytest.mark.skipif(not shutil.which("pgbouncer"), reason="pgbouncer not installed (scripts/setup.sh installs it)")
+
+
+def start_pgbouncer(port: int, **overrides) -> None:
+    env = {**os.environ}
+    subprocess.run([str(ROOT / "scripts/pgbouncer.sh"), "start", str(port)], check=True, env=env, capture_output=True)
+    if overrides:
+        ini = ROOT / f".run/pgbouncer-{port}/pgbouncer.ini"
+        text = ini.read_text()
+        for k, v in overrides.items():
+            text = "\n".join(f"{k} = {v}" if line.startswith(f"{k} =") else line for line in text.splitlines()) + "\n"
+        ini.write_text(text)
+        subprocess.run(["psql", "-X", "-q", "-h", HOST, "-p", str(port), "-U", "postgres", "pgbouncer", "-c", "RELOAD"], check=True)
+
+
+def stop_pgbouncer(port: int) -> None:
+    subprocess.run([str(ROOT / "scripts/pgbouncer.sh"), "stop", str(port)], check=True)
+
+
+@pytest.fixture(scope="module")
+def bouncer(database):
+    port = 6435
+    start_pgbouncer(port)
+    yield f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
+    stop_pgbouncer(port)
+
+
+def vec(rng) -> str:
+    v = rng.standard_normal(384)
+    return "[" + ",".join(f"{x:.5f}" for x in v / np.linalg.norm(v)) + "]"
+
+
+@pytest.fixture(scope="module")
+def tenants(database):
+    """40 users in 20 partner pairs, each with 5 embedded memories tagged with its owner's id."""
+    rng = np.random.default_rng(1)
+    users = []
+    with psycopg.connect(database, autocommit=True) as conn:
+        for i in range(40):
+            uid = conn.execute("SELECT memoriesdb.create_user(%s)", (f"mix{i}-{uuid.uuid4().hex[:6]}",)).fetchone()[0]
+            with conn.transaction():
+                conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+                for j in range(5):
+                    mid = conn.execute("SELECT memoriesdb.remember(%s)", (f"owner:{uid} note {j}",)).fetchone()[0]
+                    conn.execute("UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't' WHERE id = %s",
+                                 (vec(rng), mid))
+            users.append(uid)
+    return users
+
+
+def tags(rows) -> set[str]:
+    return {r[0].split(" ", 1)[0].removeprefix("owner:") for r in rows}
+
+
+def test_tenants_never_mix_through_pgbouncer(bouncer, tenants):
+    partner = {tenants[i]: tenants[i ^ 1] for i in range(len(tenants))}
+    counts = {"transactions": 0, "no_context": 0, "session_set_attempts": 0}
+    leaks: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def allowed(uid) -> set[str]:
+        return {str(uid), str(partner[uid])}
+
+    def client(n: int) -> None:
+        rnd = random.Random(n)
+        rng = np.random.default_rng(n)
+        uid = tenants[n % len(tenants)]
+        local = {"transactions": 0, "no_context": 0, "session_set_attempts": 0}
+        try:
+            with psycopg.connect(bouncer, prepare_threshold=None) as conn:
+                for i in range(60):
+                    kind = rnd.random()
+                    if kind < 0.1:      # a transaction that forgot its context
+                        with conn.transaction():
+                            seen = conn.execute("SELECT content FROM memoriesdb.memories").fetchall()
+                            found = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(rng),)).fetchall()
+                        if seen or found:
+                            leaks.append(f"client {n}: no-context transaction saw {len(seen) + len(found)} rows")
+                        local["no_context"] += 1
+                    elif kind < 0.15:   # the forbidden session-level SET, for another user
+                        victim = tenants[(n + 7) % len(tenants)]
+                        conn.execute(f"SET \"app.current_user\" = '{victim}'")
+                        conn.commit()
+                        local["session_set_attempts"] += 1
+                    else:
+                        with conn.transaction():
+                            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+                            op = rnd.choice(["remember", "recall", "search", "table", "share", "transfer"])
+                            if op == "remember":
+                                conn.execute("SELECT memoriesdb.remember(%s)", (f"owner:{uid} fresh {n}-{i}",))
+                                seen = []
+                            elif op == "recall":
+                                ids = conn.execute("SELECT id FROM memoriesdb.memories LIMIT 3").fetchall()
+                                seen = [conn.execute("SELECT content FROM memoriesdb.recall(%s)", (r[0],)).fetchone() for r in ids]
+                            elif op == "search":
+                                seen = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(rng),)).fetchall()
+                            elif op == "table":
+                                seen = conn.execute("SELECT content FROM memoriesdb.memories").fetchall()
+                            else:
+                                mine = conn.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (uid,)).fetchone()
+                                if mine and op == "share":
+                                    conn.execute("SELECT memoriesdb.share(%s, %s)", (mine[0], partner[uid]))
+                                elif mine and rnd.random() < 0.3:
+                                    conn.execute("SELECT memoriesdb.transfer(%s, %s)", (mine[0], partner[uid]))
+                                seen = conn.execute("SELECT content FROM memoriesdb.memories").fetchall()
+                            bad = tags(seen) - allowed(uid)
+                            if bad:
+                                leaks.append(f"client {n} ({op}) as {uid} saw memories of {bad}")
+                        local["transactions"] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        with lock:
+            for k, v in local.items():
+                counts[k] += v
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(60)]   # 60 clients, 8 server connections
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    print(f"\npgbouncer isolation: {counts}, leaks found: {len(leaks)}")
+    assert not leaks, leaks[:5]
+    assert counts["transactions"] > 2500 and counts["no_context"] > 200 and counts["session_set_attempts"] > 100
+
+
+def test_without_the_reset_a_session_set_leaks(database, tenants):
+    """Why the shipped pgbouncer.ini resets every server connection: without it a
+    session-level SET stays on the server connection and the next client inherits it."""
+    port = 6436
+    start_pgbouncer(port, server_reset_query_always=0, default_pool_size=1)
+    dsn = f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
+    try:
+        with psycopg.connect(dsn, autocommit=True) as attacker, psycopg.connect(dsn, autocommit=True) as bystander:
+            attacker.execute(f"SET \"app.current_user\" = '{tenants[0]}'")
+            leaked = bystander.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0]
+        assert leaked > 0, "expected the unsafe configuration to leak (that is the point of this test)"
+    finally:
+        stop_pgbouncer(port)
+    # the shipped configuration, same scenario
+    port = 6437
+    start_pgbouncer(port, default_pool_size=1)
+    dsn = f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
+    try:
+        with psycopg.connect(dsn, autocommit=True) as attacker, psycopg.connect(dsn, autocommit=True) as bystander:
+            attacker.execute(f"SET \"app.current_user\" = '{tenants[0]}'")
+            assert bystander.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0
+    finally:
+        stop_pgbouncer(port)
