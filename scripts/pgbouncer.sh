@@ -9,13 +9,14 @@ port=${2:-${MEMORIESDB_PGBOUNCER_PORT:-6432}}
 run=$(pwd)/.run/pgbouncer-$port
 pidfile=$run/pgbouncer.pid
 stop() {
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    kill "$(cat "$pidfile")"
-    pid=$(cat "$pidfile"); for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
+  local pid
+  pid=$(cat "$pidfile" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  return 0
 }
 stop
-[ "$action" = stop ] && exit 0
+if [ "$action" = stop ]; then exit 0; fi
 mkdir -p "$run"
 sed -e "s/^listen_port = .*/listen_port = $port/" -e "s|^auth_file = .*|auth_file = $run/userlist.txt|" \
   deploy/pgbouncer/pgbouncer.ini > "$run/pgbouncer.ini"

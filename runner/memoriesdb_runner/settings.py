@@ -11,12 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEMORIESDB_", env_file=".env", extra="ignore")
 
-    # The worker's connection (role memoriesdb_worker). Through PgBouncer in production.
-    dsn: str = "postgresql://memoriesdb_runner@127.0.0.1:5432/memoriesdb"
-    # A direct (not pooled) connection for LISTEN; defaults to dsn.
-    listen_dsn: str | None = None
-    # Connection for the user-facing commands (ingest, search, demo): role memoriesdb_app.
-    app_dsn: str = "postgresql://memoriesdb_client@127.0.0.1:5432/memoriesdb"
+    # The worker's connection (role memoriesdb_worker), through PgBouncer (transaction pooling).
+    dsn: str = "postgresql://memoriesdb_runner@127.0.0.1:6432/memoriesdb"
+    # A direct connection for LISTEN, which does not work through PgBouncer transaction pooling.
+    listen_dsn: str | None = "postgresql://memoriesdb_runner@127.0.0.1:5432/memoriesdb"
+    # Connection for the user-facing commands (ingest, search, demo): role memoriesdb_app, through PgBouncer.
+    app_dsn: str = "postgresql://memoriesdb_client@127.0.0.1:6432/memoriesdb"
     # Superuser connection the demo deploys with (sqitch), direct.
     admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/memoriesdb"
 
