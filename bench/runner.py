@@ -44,13 +44,12 @@ class ZeroCostProvider:
         pass
 
 
-def load(admin_dsn: str, n: int, prefix: str) -> None:
+def load(admin_dsn: str, texts: list[str]) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as c:
-        uid = c.execute("SELECT memoriesdb.create_user(%s)", (f"{prefix}{time.time_ns()}",)).fetchone()[0]
+        uid = c.execute("SELECT memoriesdb.create_user(%s)", (f"bench{time.time_ns()}",)).fetchone()[0]
         with c.transaction():
             c.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
-            c.execute("SELECT memoriesdb.remember(%s || ' memory number ' || g || ' about ' || md5(g::text)) "
-                      "FROM generate_series(1, %s) g", (prefix, n))
+            c.execute("SELECT memoriesdb.remember(t) FROM unnest(%s::text[]) AS t", (texts,))
 
 
 def main() -> None:
@@ -76,7 +75,7 @@ def main() -> None:
         provider.encode(texts[i:i + args.batch])
     raw_s = time.perf_counter() - t
 
-    load(admin_dsn, args.n, "local")
+    load(admin_dsn, texts)   # the very same texts, now through the queue
     t = time.perf_counter()
     done = asyncio.run(run_embed_workers(settings, until_empty=True, install_signals=False, provider=provider))
     queue_s = time.perf_counter() - t
@@ -84,8 +83,8 @@ def main() -> None:
 
     zero = ZeroCostProvider(384)
     rows = []
-    for batch, conc in ((100, 1), (500, 1), (500, 2)):
-        load(admin_dsn, args.zero_n, "zero")
+    for batch, conc in ((args.batch, 1), (500, 1), (500, 2)):
+        load(admin_dsn, [f"zero-cost job {i}" for i in range(args.zero_n)])
         s2 = settings.model_copy(update={"batch_size": batch, "concurrency": conc})
         t = time.perf_counter()
         done = asyncio.run(run_embed_workers(s2, until_empty=True, install_signals=False, provider=zero))

@@ -182,18 +182,62 @@ RETURNS TABLE (memory_id uuid, outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  bad integer;
 BEGIN
   IF cardinality(memory_ids) IS DISTINCT FROM cardinality(lease_ids)
      OR cardinality(memory_ids) IS DISTINCT FROM cardinality(embeddings) THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'memory_ids, lease_ids and embeddings must have the same length';
   END IF;
+  IF model IS NULL OR btrim(model) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required';
+  END IF;
+  -- every vector checked first (MDB11 names the first bad one); then the whole
+  -- batch in four set-based statements instead of four per job
+  SELECT min(u.i) INTO bad FROM unnest(embeddings) WITH ORDINALITY AS u(e, i)
+   WHERE u.e IS NULL OR public.vector_dims(u.e) <> (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
+                                                   WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding')
+      OR public.vector_norm(u.e) IN (0, 'NaN'::float8, 'Infinity'::float8);
+  IF bad IS NOT NULL THEN
+    PERFORM memoriesdb.check_embedding(embeddings[bad]);
+  END IF;
   RETURN QUERY
-    SELECT j.mid, memoriesdb.complete_embedding_job(j.mid, j.lid, j.emb, model)
-      FROM unnest(memory_ids, lease_ids, embeddings) AS j(mid, lid, emb);
+  WITH input AS (
+    SELECT u.mid, u.lid, u.emb FROM unnest(memory_ids, lease_ids, embeddings) AS u(mid, lid, emb)
+  ), job AS (
+    SELECT s.memory_id, s.content_hash, s.leased_hash, i.emb
+      FROM memoriesdb.embedding_schedule AS s JOIN input AS i ON i.mid = s.memory_id AND i.lid = s.lease_id
+     FOR UPDATE OF s
+  ), stored AS (
+    -- stored only if the content is still the one that was embedded
+    UPDATE memoriesdb.memories AS m
+       SET embedding = public.l2_normalize(j.emb), embedding_model = model, embedded_at = now(), embedded_hash = j.leased_hash
+      FROM job AS j
+     WHERE m.id = j.memory_id AND m.content_hash = j.leased_hash
+    RETURNING m.id
+  ), finished AS (
+    DELETE FROM memoriesdb.embedding_schedule AS s
+     USING job AS j
+     WHERE s.memory_id = j.memory_id AND j.content_hash = j.leased_hash AND j.memory_id IN (SELECT st.id FROM stored AS st)
+    RETURNING s.memory_id
+  ), requeued AS (
+    -- the content changed after the claim: back to the queue for the new content
+    UPDATE memoriesdb.embedding_schedule AS s
+       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, attempts = 0, run_after = now()
+      FROM job AS j
+     WHERE s.memory_id = j.memory_id AND NOT (j.content_hash = j.leased_hash AND j.memory_id IN (SELECT st.id FROM stored AS st))
+    RETURNING s.memory_id
+  )
+  SELECT i.mid,
+         CASE WHEN i.mid IN (SELECT f.memory_id FROM finished AS f) THEN 'stored'
+              WHEN i.mid IN (SELECT st.id FROM stored AS st) THEN 'stored_requeued'
+              WHEN i.mid IN (SELECT r.memory_id FROM requeued AS r) THEN 'stale'
+              ELSE 'lease_lost' END
+    FROM input AS i;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text) IS
-  'Worker: complete_embedding_job() for a whole batch in one round trip.';
+  'Worker: complete_embedding_job() for a whole batch in one round trip and a few set-based statements; returns each job''s outcome (stored, stored_requeued, stale, lease_lost). MDB11 for any bad vector (nothing of the batch is stored then).';
 
 CREATE FUNCTION memoriesdb.fail_embedding_job(memory_id uuid, lease_id uuid, error text,
                                              permanent boolean DEFAULT false)

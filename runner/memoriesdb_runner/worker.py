@@ -63,6 +63,7 @@ class EmbedWorker:
         self.wake = asyncio.Event()
         self.done = 0
         self.failed = 0
+        self._storing: asyncio.Task | None = None   # the previous batch's completion, still in flight
 
     async def listen(self, stop: asyncio.Event) -> None:
         """LISTEN on a direct connection (never through PgBouncer); wake the loop on NOTIFY."""
@@ -95,15 +96,26 @@ class EmbedWorker:
                     w.cancel()
         finally:
             listener.cancel()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Wait for the batch being stored, if any."""
+        if self._storing is not None:
+            storing, self._storing = self._storing, None
+            await storing
 
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
-        """Claim and handle one batch; returns the number of jobs claimed."""
+        """Claim and handle one batch; returns the number of jobs claimed. The batch is
+        stored while the next one is claimed and embedded (one completion in flight)."""
         async with self.pool.connection() as conn:
             jobs = await (await conn.execute(db.q("claim_embedding_jobs"), {
                 "batch_size": self.settings.batch_size, "lease_seconds": self.settings.lease_seconds,
                 "worker": self.name})).fetchall()
         if not jobs:
-            return 0
+            if self._storing is None:
+                return 0
+            await self.flush()              # storing may re-queue stale jobs: look again
+            return await self.run_once(stop)
         started = time.perf_counter()
         embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
         if stop is not None:
@@ -125,8 +137,8 @@ class EmbedWorker:
         except TransientProviderError as exc:
             await self._fail(jobs, f"gave up after {self.settings.max_retries} tries: {exc}", permanent=False)
             return len(jobs)
-        await self._complete(jobs, vectors)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        await self.flush()
+        self._storing = asyncio.create_task(self._complete(jobs, vectors, started))
         return len(jobs)
 
     async def _embed_with_retries(self, texts: list[str]) -> np.ndarray:
@@ -137,7 +149,7 @@ class EmbedWorker:
                 return await self.provider.embed(texts)
         raise AssertionError("unreachable")
 
-    async def _complete(self, jobs: list[dict], vectors: np.ndarray) -> None:
+    async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float) -> None:
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(db.q("complete_embedding_jobs"), {
                 "memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs],
@@ -145,6 +157,7 @@ class EmbedWorker:
         for row in rows:
             metrics.JOBS.labels(row["outcome"]).inc()
         self.done += sum(r["outcome"].startswith("stored") for r in rows)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         log.debug("batch stored", jobs=len(jobs), outcomes=[r["outcome"] for r in rows])
 
     async def _fail(self, jobs: list[dict], error: str, *, permanent: bool) -> None:
