@@ -135,7 +135,7 @@ def main() -> None:
     rows.append(("search, small tenant forced onto HNSW + iterative scan (search_exact_max = 0)", p50, p99, rec))
 
     out = ROOT / "bench" / "results" / "search.md"
-    lines = [f"# Search benchmark\n", f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; N = {args.n} memories, dim {args.dim}, "
+    lines = ["# Search benchmark\n", f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; N = {args.n} memories, dim {args.dim}, "
              f"{len(sizes)} tenants, {args.clusters} clusters, {args.queries} queries per row, k = 10; "
              f"client-side latency including the transaction that sets the context.\n",
              f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build (m=16, ef_construction=64, 2 workers): "

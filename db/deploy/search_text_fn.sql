@@ -8,12 +8,14 @@ SET LOCAL ROLE memoriesdb_owner;
 ALTER TABLE memoriesdb.memories
   ADD COLUMN content_tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED;
 COMMENT ON COLUMN memoriesdb.memories.content_tsv IS 'Full-text vector of content (english stemming), for search_text().';
-CREATE INDEX memories_content_trgm ON memoriesdb.memories USING gin (content public.gin_trgm_ops);
+-- GiST, not GIN: it can return rows in word-similarity order (KNN, <<->), so a large
+-- caller's search stops after enough visible rows instead of scoring every match
+CREATE INDEX memories_content_trgm ON memoriesdb.memories USING gist (content public.gist_trgm_ops);
 CREATE INDEX memories_content_tsv ON memoriesdb.memories USING gin (content_tsv);
 
 INSERT INTO memoriesdb.config (key, value, description) VALUES
   ('search_text_threshold', '0.3', 'search_text(): least pg_trgm word similarity for a memory to match without a full-text hit'),
-  ('search_text_exact_max', '2000', 'search_text(): callers who can see at most this many memories get a scan of just those rows; others the trigram and full-text GIN indexes');
+  ('search_text_exact_max', '2000', 'search_text(): callers who can see at most this many memories get a scan of just those rows; others the trigram (GiST) and full-text (GIN) indexes');
 
 CREATE FUNCTION memoriesdb.search_text(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')
 RETURNS TABLE (id uuid, score real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
@@ -27,7 +29,6 @@ DECLARE
   linked uuid[] := CASE WHEN f ? 'linked_to' THEN memoriesdb.linked_ids(f) END;
   tsq tsquery;
   threshold real := memoriesdb.setting('search_text_threshold')::real;
-  saved_threshold text := current_setting('pg_trgm.word_similarity_threshold', true);
   visible bigint;
 BEGIN
   IF query IS NULL OR btrim(query) = '' THEN
@@ -52,18 +53,27 @@ BEGIN
        ORDER BY s.score DESC, s.id
        LIMIT k;
   ELSE
-    PERFORM set_config('pg_trgm.word_similarity_threshold', threshold::text, true);
+    -- large callers: candidates from the indexes only: the nearest by word similarity
+    -- (GiST KNN, which walks on past rows the policy hides) and the full-text matches
+    -- (GIN), then scored and ranked as above
     RETURN QUERY
+      WITH candidates AS (
+        (SELECT m.id FROM memoriesdb.memories AS m
+          WHERE memoriesdb.matches_filter(m, f, uid, linked)
+          ORDER BY query OPERATOR(public.<<->) m.content
+          LIMIT 4 * k)
+        UNION
+        (SELECT m.id FROM memoriesdb.memories AS m
+          WHERE m.content_tsv @@ tsq AND memoriesdb.matches_filter(m, f, uid, linked)
+          ORDER BY ts_rank_cd(m.content_tsv, tsq, 32) DESC
+          LIMIT 4 * k))
       SELECT s.id, s.score, s.content, s.metadata, s.owner_id, s.created_by, s.created_at
         FROM (SELECT m.*, (public.word_similarity(query, m.content)
                            + CASE WHEN m.content_tsv @@ tsq THEN ts_rank_cd(m.content_tsv, tsq, 32) ELSE 0 END)::real AS score
-                FROM memoriesdb.memories AS m
-               WHERE (query OPERATOR(public.<%) m.content OR m.content_tsv @@ tsq)   -- GIN indexes
-                 AND memoriesdb.matches_filter(m, f, uid, linked)) AS s
+                FROM candidates AS c JOIN memoriesdb.memories AS m ON m.id = c.id) AS s
        WHERE s.score >= threshold OR s.content_tsv @@ tsq
        ORDER BY s.score DESC, s.id
        LIMIT k;
-    PERFORM set_config('pg_trgm.word_similarity_threshold', coalesce(saved_threshold, '0.6'), true);
   END IF;
 END
 $$;

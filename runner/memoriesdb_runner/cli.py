@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import admin, db, metrics
-from .errors import ConfigurationError, LedgerError, RunnerError, ledger_error
+from .errors import LedgerError, RunnerError, ledger_error
 from .logs import configure
 from .providers import make_provider
 from .settings import Settings

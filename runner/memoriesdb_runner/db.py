@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import asyncio
 from functools import cache
 from importlib.resources import files
 
@@ -41,3 +42,21 @@ async def connect(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncConnecti
     conn = await psycopg.AsyncConnection.connect(dsn, autocommit=autocommit, prepare_threshold=None, row_factory=dict_row)
     await register_vector_async(conn)
     return conn
+
+
+async def listen(dsn: str, channel: str, wake: asyncio.Event, stop: asyncio.Event, retry_seconds: float, log) -> None:
+    """LISTEN on a direct connection (never through PgBouncer) and set wake on every
+    NOTIFY, reconnecting after errors until stop; the callers also poll, so a lost
+    connection only delays work."""
+    while not stop.is_set():
+        try:
+            conn = await connect(dsn)
+            async with conn:
+                await conn.execute(f"LISTEN {channel}")
+                async for _ in conn.notifies():
+                    wake.set()
+                    if stop.is_set():
+                        return
+        except Exception as exc:
+            log.warning("listen connection lost", channel=channel, error=str(exc))
+            await asyncio.sleep(retry_seconds)

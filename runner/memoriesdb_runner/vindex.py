@@ -27,18 +27,6 @@ class VindexWorker:
         self.refreshes = 0
         self.last_refresh: float | None = None
 
-    async def listen(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                conn = await db.connect(self.settings.listen)
-                async with conn:
-                    await conn.execute("LISTEN memoriesdb_vindexing")
-                    async for _ in conn.notifies():
-                        self.wake.set()
-            except Exception as exc:
-                log.warning("listen connection lost", error=str(exc))
-                await asyncio.sleep(self.settings.poll_seconds)
-
     async def pending(self) -> int:
         async with self.pool.connection() as conn:
             return (await (await conn.execute(db.q("vindexing_status"))).fetchone())["pending"]
@@ -53,7 +41,8 @@ class VindexWorker:
         return row
 
     async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
-        listener = asyncio.create_task(self.listen(stop))
+        listener = asyncio.create_task(db.listen(self.settings.listen, "memoriesdb_vindexing", self.wake, stop,
+                                                 self.settings.poll_seconds, log))
         try:
             while not stop.is_set():
                 if self.last_refresh:

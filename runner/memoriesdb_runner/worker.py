@@ -65,23 +65,9 @@ class EmbedWorker:
         self.failed = 0
         self._storing: asyncio.Task | None = None   # the previous batch's completion, still in flight
 
-    async def listen(self, stop: asyncio.Event) -> None:
-        """LISTEN on a direct connection (never through PgBouncer); wake the loop on NOTIFY."""
-        while not stop.is_set():
-            try:
-                conn = await db.connect(self.settings.listen)
-                async with conn:
-                    await conn.execute("LISTEN memoriesdb_embedding")
-                    async for _ in conn.notifies():
-                        self.wake.set()
-                        if stop.is_set():
-                            return
-            except Exception as exc:  # the poll fallback keeps working meanwhile
-                log.warning("listen connection lost", error=str(exc))
-                await asyncio.sleep(self.settings.poll_seconds)
-
     async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
-        listener = asyncio.create_task(self.listen(stop))
+        listener = asyncio.create_task(db.listen(self.settings.listen, "memoriesdb_embedding", self.wake, stop,
+                                                 self.settings.poll_seconds, log))
         try:
             while not stop.is_set():
                 worked = await self.run_once(stop)
