@@ -20,6 +20,7 @@ import psycopg
 
 from memoriesdb_runner import admin
 from memoriesdb_runner.cli import run_embed_workers
+from memoriesdb_runner.logs import configure
 from memoriesdb_runner.providers import LocalProvider
 from memoriesdb_runner.settings import Settings
 
@@ -65,7 +66,8 @@ def main() -> None:
     admin.deploy(admin_dsn)
     admin.ensure_local_logins(admin_dsn)
     settings = Settings(_env_file=None, dsn=f"postgresql://memoriesdb_runner@127.0.0.1/{db}", admin_dsn=admin_dsn,
-                        batch_size=args.batch, poll_seconds=0.5)
+                        batch_size=args.batch, poll_seconds=0.5, listen_port=5432)
+    configure("WARNING")
 
     provider = LocalProvider(settings)
     texts = [f"baseline memory number {i} about {i * 7919 % 1000}" for i in range(args.n)]

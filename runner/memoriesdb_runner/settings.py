@@ -14,7 +14,9 @@ class Settings(BaseSettings):
     # The worker's connection (role memoriesdb_worker), through PgBouncer (transaction pooling).
     dsn: str = "postgresql://memoriesdb_runner@127.0.0.1:6432/memoriesdb"
     # A direct connection for LISTEN, which does not work through PgBouncer transaction pooling.
-    listen_dsn: str | None = "postgresql://memoriesdb_runner@127.0.0.1:5432/memoriesdb"
+    # Unset: MEMORIESDB_DSN with the port of the PostgreSQL behind PgBouncer (listen_port).
+    listen_dsn: str | None = None
+    listen_port: int = 5432
     # Connection for the user-facing commands (ingest, search, demo): role memoriesdb_app, through PgBouncer.
     app_dsn: str = "postgresql://memoriesdb_client@127.0.0.1:6432/memoriesdb"
     # Superuser connection the demo deploys with (sqitch), direct.
@@ -40,4 +42,7 @@ class Settings(BaseSettings):
 
     @property
     def listen(self) -> str:
-        return self.listen_dsn or self.dsn
+        if self.listen_dsn:
+            return self.listen_dsn
+        from psycopg.conninfo import make_conninfo
+        return make_conninfo(self.dsn, port=str(self.listen_port))

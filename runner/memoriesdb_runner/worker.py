@@ -144,7 +144,7 @@ class EmbedWorker:
             metrics.JOBS.labels(row["outcome"]).inc()
         self.done += sum(r["outcome"].startswith("stored") for r in rows)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        log.debug("batch stored", jobs=len(jobs), outcomes=[r["outcome"] for r in rows])
+        log.debug("batch stored", jobs=len(jobs), stale=sum(r["outcome"] == "stale" for r in rows))
 
     async def _fail(self, jobs: list[dict], error: str, *, permanent: bool) -> None:
         log.warning("embedding failed", jobs=len(jobs), permanent=permanent, error=error)

@@ -33,7 +33,7 @@ def database() -> str:
 def settings(database, fake_ollama) -> Settings:
     return Settings(
         _env_file=None,
-        dsn=f"postgresql://memoriesdb_runner@{HOST}:{PORT}/{DB}", listen_dsn=None,
+        dsn=f"postgresql://memoriesdb_runner@{HOST}:{PORT}/{DB}", listen_dsn=None, listen_port=int(PORT),
         app_dsn=f"postgresql://memoriesdb_client@{HOST}:{PORT}/{DB}",
         admin_dsn=database, provider="ollama", ollama_url=fake_ollama.url,
         batch_size=16, lease_seconds=30, poll_seconds=0.2, max_retries=3)

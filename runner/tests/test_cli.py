@@ -15,7 +15,7 @@ from .conftest import remember
 
 
 def env_of(settings) -> dict[str, str]:
-    return {"MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_LISTEN_DSN": settings.dsn, "MEMORIESDB_APP_DSN": settings.app_dsn,
+    return {"MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_LISTEN_DSN": settings.listen, "MEMORIESDB_APP_DSN": settings.app_dsn,
             "MEMORIESDB_ADMIN_DSN": settings.admin_dsn, "MEMORIESDB_PROVIDER": "ollama",
             "MEMORIESDB_OLLAMA_URL": settings.ollama_url}
 

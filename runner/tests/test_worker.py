@@ -196,7 +196,7 @@ def test_wrong_dimension_model_refuses_to_start(settings, admin_conn, user, fake
 
 
 def _spawn_worker(settings, *extra):
-    env = {**os.environ, "MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_LISTEN_DSN": settings.dsn, "MEMORIESDB_PROVIDER": "ollama",
+    env = {**os.environ, "MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_LISTEN_DSN": settings.listen, "MEMORIESDB_PROVIDER": "ollama",
            "MEMORIESDB_OLLAMA_URL": settings.ollama_url, "MEMORIESDB_LEASE_SECONDS": str(settings.lease_seconds),
            "MEMORIESDB_BATCH_SIZE": str(settings.batch_size), "MEMORIESDB_POLL_SECONDS": "0.2"}
     return subprocess.Popen([sys.executable, "-m", "memoriesdb_runner.cli", "worker", "embed", *extra],
