@@ -8,7 +8,7 @@ DECLARE
   r record;
 BEGIN
   FOR r IN SELECT * FROM (VALUES
-      ('memoriesdb_owner',   'NOLOGIN NOINHERIT'),
+      ('memoriesdb_owner',   'NOLOGIN NOINHERIT BYPASSRLS'),
       ('memoriesdb_app',     'NOLOGIN'),
       ('memoriesdb_worker',  'NOLOGIN'),
       ('memoriesdb_auditor', 'NOLOGIN')) AS v(name, opts)
@@ -20,8 +20,14 @@ BEGIN
 END
 $$;
 
+-- The owner bypasses row-level security. Every policy for it is USING (true)
+-- anyway (only the SECURITY DEFINER API and the triggers act as the owner, and
+-- they check access themselves), but pg_dump/pg_restore run with row_security
+-- off, and without BYPASSRLS the restore's REFRESH of memory_graph, which runs as
+-- the owner, fails on the forced policies.
+ALTER ROLE memoriesdb_owner NOLOGIN BYPASSRLS;
 COMMENT ON ROLE memoriesdb_owner IS
-  'MemoriesDB: owns every object of the ledger. NOLOGIN: no client ever acts as the owner.';
+  'MemoriesDB: owns every object of the ledger. NOLOGIN: no client ever acts as the owner. BYPASSRLS so that a dump restores (its policies are all USING (true)).';
 COMMENT ON ROLE memoriesdb_app IS
   'MemoriesDB: granted to application logins. Reads tables under row-level security, writes only through the API functions.';
 COMMENT ON ROLE memoriesdb_worker IS

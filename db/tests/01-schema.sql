@@ -23,7 +23,9 @@ SELECT is_empty($$
    WHERE n.nspname = 'memoriesdb' AND p.proowner <> 'memoriesdb_owner'::regrole $$,
   'memoriesdb_owner owns every function');
 SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'memoriesdb_owner'), false, 'the owner cannot log in');
-SELECT is((SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = 'memoriesdb_owner'), false, 'the owner does not bypass RLS');
+SELECT is_empty($$ SELECT rolname FROM pg_roles WHERE rolname LIKE 'memoriesdb\_%' AND (rolsuper OR rolcreaterole OR rolcreatedb
+                                                            OR (rolbypassrls AND rolname <> 'memoriesdb_owner')) $$,
+  'no MemoriesDB role is a superuser, creates roles or databases; only the NOLOGIN owner bypasses RLS');
 
 SELECT is_empty($$
   SELECT c.relname, r.rolname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
