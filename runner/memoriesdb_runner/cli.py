@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 import psycopg
+import psycopg.rows
 import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -147,6 +148,7 @@ def status(settings: Settings, as_json: bool) -> None:
                     "models": await rows("embedding_models"),
                     "vindexing": (await rows("vindexing_status"))[0]}
     data = _run(collect())
+    data["pools"] = pgbouncer_pools(settings)
     if as_json:
         click.echo(json.dumps(data, default=str, indent=2))
         return
@@ -156,15 +158,38 @@ def status(settings: Settings, as_json: bool) -> None:
     if data["dead"]:
         t = Table("memory", "attempts", "dead since", "error", title="dead jobs (newest first)")
         for d in data["dead"]:
-            t.add_row(str(d["memory_id"]), str(d["attempts"]), f"{d['dead_at']:%Y-%m-%d %H:%M:%S}", d["last_error"])
+            t.add_row(str(d["memory_id"]), str(d["attempts"]), _when(d["dead_at"]), d["last_error"])
         console.print(t)
     t = Table("model", "memories", "newest", title="embeddings per model")
     for m in data["models"]:
-        t.add_row(m["model"], str(m["memories"]), f"{m['newest']:%Y-%m-%d %H:%M:%S}")
+        t.add_row(m["model"], str(m["memories"]), _when(m["newest"]))
     console.print(t)
+    if data["pools"] is None:
+        console.print("[bold]pgbouncer[/]: admin console not reachable (MEMORIESDB_PGBOUNCER_ADMIN_DSN)")
+    else:
+        t = Table("database", "user", "clients active", "clients waiting", "servers active", "servers idle", "max wait s",
+                  title="pgbouncer pools")
+        for p in data["pools"]:
+            t.add_row(p["database"], p["user"], str(p["cl_active"]), str(p["cl_waiting"]), str(p["sv_active"]),
+                      str(p["sv_idle"]), str(p["maxwait"]))
+        console.print(t)
     v = data["vindexing"]
     console.print(f"[bold]vindexing[/]: {v['pending']} pending; last refresh "
                   + (f"{v['last_refresh_at']:%Y-%m-%d %H:%M:%S} ({v['last_refresh_ms']:.0f} ms)" if v["last_refresh_at"] else "never"))
+
+
+def _when(ts) -> str:
+    return f"{ts:%Y-%m-%d %H:%M:%S}" if ts else "-"
+
+
+def pgbouncer_pools(settings: Settings) -> list[dict] | None:
+    """SHOW POOLS on PgBouncer's admin console (simple query protocol), or None if unreachable."""
+    try:
+        with psycopg.connect(settings.pgbouncer_admin_dsn, autocommit=True, connect_timeout=2,
+                             cursor_factory=psycopg.ClientCursor, row_factory=psycopg.rows.dict_row) as conn:
+            return [r for r in conn.execute("SHOW POOLS").fetchall() if r["database"] != "pgbouncer"]
+    except psycopg.Error:
+        return None
 
 
 # --- user-facing commands: ingest, search ------------------------------------------

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # Superuser connection the demo deploys with (sqitch), direct.
     admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/memoriesdb"
 
+    # PgBouncer's admin console, read by `memoriesdb status` for pool utilisation when reachable.
+    pgbouncer_admin_dsn: str = "postgresql://postgres@127.0.0.1:6432/pgbouncer"
+
     provider: Literal["local", "ollama", "openai"] = "local"
     model: str | None = None  # default per provider: all-MiniLM-L6-v2 / all-minilm / text-embedding-3-small
     ollama_url: str = "http://127.0.0.1:11434"

@@ -187,3 +187,20 @@ def test_without_the_reset_a_session_set_leaks(database, tenants):
             assert bystander.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0
     finally:
         stop_pgbouncer(port)
+
+
+def test_status_shows_pool_utilisation(bouncer, settings):
+    from click.testing import CliRunner
+
+    from memoriesdb_runner.cli import main
+    with psycopg.connect(bouncer) as conn:   # one pooled client, so the pool exists
+        conn.execute("SELECT 1")
+        env = {"MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_LISTEN_DSN": settings.listen,
+               "MEMORIESDB_PGBOUNCER_ADMIN_DSN": f"postgresql://postgres@{HOST}:6435/pgbouncer"}
+        result = CliRunner().invoke(main, ["status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    import json
+    pools = json.loads(result.output)["pools"]
+    assert any(p["user"] == "memoriesdb_client" for p in pools), pools
+    unreachable = CliRunner().invoke(main, ["status"], env={**env, "MEMORIESDB_PGBOUNCER_ADMIN_DSN": "postgresql://postgres@127.0.0.1:1/pgbouncer"})
+    assert unreachable.exit_code == 0 and "admin console not reachable" in unreachable.output, unreachable.output
