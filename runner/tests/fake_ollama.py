@@ -28,6 +28,7 @@ class FakeOllama:
         self.delay = 0.0
         self.fail_next: list[tuple[int, dict]] = []  # (status, headers) consumed one per request
         self.calls: list[list[str]] = []
+        self.headers: list[dict] = []
         self.lock = threading.Lock()
         outer = self
 
@@ -47,6 +48,18 @@ class FakeOllama:
                         self.send_header(k, v)
                     self.end_headers()
                     self.wfile.write(json.dumps({"error": f"scripted failure {status}"}).encode())
+                    return
+                if self.path == "/v1/embeddings":   # the OpenAI-compatible shape (Ollama serves it too)
+                    outer.headers.append(dict(self.headers))
+                    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    data = json.dumps({"object": "list", "model": body.get("model"),
+                                       "data": [{"object": "embedding", "index": i, "embedding": vector_for(t, outer.dim)}
+                                                for i, t in reversed(list(enumerate(texts)))]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                     return
                 if self.path != "/api/embed":
                     self.send_response(404)
