@@ -17,6 +17,30 @@ INSERT INTO memoriesdb.config (key, value, description) VALUES
   ('search_text_threshold', '0.3', 'search_text(): least pg_trgm word similarity for a memory to match without a full-text hit'),
   ('search_text_exact_max', '2000', 'search_text(): callers who can see at most this many memories get a scan of just those rows; others the trigram (GiST) and full-text (GIN) indexes');
 
+-- Full-text candidates for a large caller. @@ is not LEAKPROOF, so under RLS
+-- PostgreSQL must apply the policy before it and cannot use the GIN index; this
+-- SECURITY DEFINER helper applies the same visibility rule itself (the caller's
+-- own memories and unexpired grants, for the context user only) and so can.
+CREATE FUNCTION memoriesdb.fulltext_candidates(tsq tsquery, n integer, f jsonb, linked uuid[]) RETURNS uuid[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+  SELECT array_agg(c.id) FROM (
+    SELECT m.id FROM memoriesdb.memories AS m
+     WHERE m.content_tsv @@ tsq
+       AND (m.owner_id = memoriesdb.current_user_id()
+            OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
+                        WHERE g.memory_id = m.id AND g.grantee_id = memoriesdb.current_user_id()
+                          AND (g.expires_at IS NULL OR g.expires_at > now())))
+       AND memoriesdb.matches_filter(m, f, memoriesdb.current_user_id(), linked)
+     ORDER BY ts_rank_cd(m.content_tsv, tsq, 32) DESC
+     LIMIT n) AS c
+$$;
+COMMENT ON FUNCTION memoriesdb.fulltext_candidates(tsquery, integer, jsonb, uuid[]) IS
+  'Internal: ids of the n best full-text matches the context user may see (by the GIN index, which RLS would rule out). search_text() re-reads them under RLS.';
+GRANT EXECUTE ON FUNCTION memoriesdb.fulltext_candidates(tsquery, integer, jsonb, uuid[]) TO memoriesdb_app;
+
 CREATE FUNCTION memoriesdb.search_text(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')
 RETURNS TABLE (id uuid, score real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
@@ -63,10 +87,7 @@ BEGIN
           ORDER BY query OPERATOR(public.<<->) m.content
           LIMIT 4 * k)
         UNION
-        (SELECT m.id FROM memoriesdb.memories AS m
-          WHERE m.content_tsv @@ tsq AND memoriesdb.matches_filter(m, f, uid, linked)
-          ORDER BY ts_rank_cd(m.content_tsv, tsq, 32) DESC
-          LIMIT 4 * k))
+        SELECT unnest(memoriesdb.fulltext_candidates(tsq, 4 * k, f, linked)))
       SELECT s.id, s.score, s.content, s.metadata, s.owner_id, s.created_by, s.created_at
         FROM (SELECT m.*, (public.word_similarity(query, m.content)
                            + CASE WHEN m.content_tsv @@ tsq THEN ts_rank_cd(m.content_tsv, tsq, 32) ELSE 0 END)::real AS score

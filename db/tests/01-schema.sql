@@ -99,7 +99,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'dead_embedding_jobs', 'embedding_models', 'enqueue_vindexing', 'vindexing_status',
   'check_content', 'check_metadata', 'remember', 'revise', 'require_owner', 'forget', 'recall', 'verify',
   'provenance', 'require_other_user', 'share', 'unshare', 'transfer', 'create_edge_type', 'reaches', 'link', 'unlink',
-  'check_query_vector', 'check_search_filter', 'matches_filter', 'linked_ids', 'visible_memories', 'visible_count', 'search', 'search_text', 'search_hybrid',
+  'check_query_vector', 'check_search_filter', 'matches_filter', 'linked_ids', 'visible_memories', 'visible_count', 'search', 'search_text', 'search_hybrid', 'fulltext_candidates',
   'visible_to', 'check_traversal', 'neighbors', 'path', 'run_vindexing']);
 
 SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
