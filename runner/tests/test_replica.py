@@ -1,0 +1,95 @@
+"""A streaming replica (a second cluster made with pg_basebackup): search on the
+replica finds what was written on the primary after replay, and RLS holds there.
+
+The test builds its own primary and replica clusters in a temporary directory
+(so it needs no change to the machine's PostgreSQL), on ports 5441 and 5442.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path("/usr/lib/postgresql/15/bin")
+PRIMARY, REPLICA = 5441, 5442
+pytestmark = pytest.mark.skipif(not (BIN / "initdb").exists(), reason="PostgreSQL 15 server binaries not found")
+
+
+def as_pg(*cmd: str, **kw) -> subprocess.CompletedProcess:
+    """Run a server command as user postgres when we are root (PostgreSQL refuses root)."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    work = Path(tempfile.mkdtemp(prefix="mdb-replica-"))
+    if os.geteuid() == 0:
+        shutil.chown(work, "postgres")
+    primary, replica = work / "primary", work / "replica"
+    try:
+        as_pg(str(BIN / "initdb"), "-D", str(primary), "-U", "postgres", "--auth=trust")
+        with open(primary / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {PRIMARY}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{work}'\n"
+                       "wal_level = replica\nmax_wal_senders = 4\n")
+        with open(primary / "pg_hba.conf", "a") as hba:
+            hba.write("host replication all 127.0.0.1/32 trust\n")
+        as_pg(str(BIN / "pg_ctl"), "-D", str(primary), "-l", str(work / "primary.log"), "-w", "start")
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(PRIMARY), "-U", "postgres", "memoriesdb"], check=True)
+        subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@127.0.0.1:{PRIMARY}/memoriesdb"],
+                       cwd=ROOT, check=True, capture_output=True)
+        as_pg(str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(PRIMARY), "-U", "postgres",
+              "-D", str(replica), "-R", "-X", "stream", "-c", "fast")
+        with open(replica / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {REPLICA}\n")
+        as_pg(str(BIN / "pg_ctl"), "-D", str(replica), "-l", str(work / "replica.log"), "-w", "start")
+        yield
+    finally:
+        for d in (replica, primary):
+            if (d / "postmaster.pid").exists():
+                as_pg(str(BIN / "pg_ctl"), "-D", str(d), "-m", "immediate", "stop")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_search_on_the_replica_with_rls(clusters):
+    primary = f"postgresql://postgres@127.0.0.1:{PRIMARY}/memoriesdb"
+    replica = f"postgresql://postgres@127.0.0.1:{REPLICA}/memoriesdb"
+    axis = "[" + ",".join("1" if i == 0 else "0" for i in range(384)) + "]"
+    with psycopg.connect(primary, autocommit=True) as conn:
+        alice = conn.execute("SELECT memoriesdb.create_user('replica-alice')").fetchone()[0]
+        bob = conn.execute("SELECT memoriesdb.create_user('replica-bob')").fetchone()[0]
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
+            m = conn.execute("SELECT memoriesdb.remember('written on the primary')").fetchone()[0]
+        conn.execute("UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't', embedded_at = now() "
+                     "WHERE id = %s", (axis, m))
+        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    with psycopg.connect(replica, autocommit=True) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        for _ in range(100):
+            if conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+                break
+            time.sleep(0.1)
+        conn.execute("SET ROLE memoriesdb_app")
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
+            rows = conn.execute("SELECT id, content FROM memoriesdb.search(%s::vector, 5)", (axis,)).fetchall()
+        assert rows == [(m, "written on the primary")], "alice finds her memory on the replica after replay"
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
+            assert conn.execute("SELECT count(*) FROM memoriesdb.search(%s::vector, 5)", (axis,)).fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0
+        with conn.transaction():
+            assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0, "no context: nothing"
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                conn.execute("SELECT memoriesdb.remember('writes go to the primary')")
