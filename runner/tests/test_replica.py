@@ -93,3 +93,89 @@ def test_search_on_the_replica_with_rls(clusters):
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
                 conn.execute("SELECT memoriesdb.remember('writes go to the primary')")
+
+
+def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
+    """The cross-tenant checks of test_pgbouncer, read-only, against the replica behind a PgBouncer."""
+    import random
+    import threading
+
+    import numpy as np
+
+    from .test_pgbouncer import start_pgbouncer, stop_pgbouncer, tags, vec
+
+    primary = f"postgresql://postgres@127.0.0.1:{PRIMARY}/memoriesdb"
+    rng = np.random.default_rng(3)
+    users = []
+    with psycopg.connect(primary, autocommit=True) as conn:
+        conn.execute("CREATE ROLE memoriesdb_client LOGIN IN ROLE memoriesdb_app")
+        for i in range(20):
+            uid = conn.execute("SELECT memoriesdb.create_user(%s)", (f"rmix{i}",)).fetchone()[0]
+            with conn.transaction():
+                conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+                for j in range(5):
+                    mid = conn.execute("SELECT memoriesdb.remember(%s)", (f"owner:{uid} note {j}",)).fetchone()[0]
+                    conn.execute("UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't' WHERE id = %s",
+                                 (vec(rng), mid))
+            users.append(uid)
+        partner = {users[i]: users[i ^ 1] for i in range(len(users))}
+        for uid in users[::2]:   # each even user shares one memory with its partner
+            with conn.transaction():
+                conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+                mid = conn.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (uid,)).fetchone()[0]
+                conn.execute("SELECT memoriesdb.share(%s, %s)", (mid, partner[uid]))
+        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{REPLICA}/memoriesdb", autocommit=True) as conn:
+        for _ in range(100):
+            if conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+                break
+            time.sleep(0.1)
+
+    port = 6438
+    start_pgbouncer(port, **{"*": f"host=127.0.0.1 port={REPLICA}"})
+    dsn = f"postgresql://memoriesdb_client@127.0.0.1:{port}/memoriesdb"
+    leaks, errors, counts = [], [], {"transactions": 0}
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        rnd, crng = random.Random(n), np.random.default_rng(n)
+        uid = users[n % len(users)]
+        allowed = {str(uid), str(partner[uid])}
+        done = 0
+        try:
+            with psycopg.connect(dsn, prepare_threshold=None) as conn:
+                for _ in range(60):
+                    kind = rnd.random()
+                    if kind < 0.1:
+                        conn.execute(f"SET \"app.current_user\" = '{users[(n + 5) % len(users)]}'")
+                        conn.commit()
+                        continue
+                    with conn.transaction():
+                        if kind < 0.25:   # no context
+                            seen = conn.execute("SELECT content FROM memoriesdb.memories").fetchall()
+                            if seen:
+                                leaks.append(f"client {n}: no-context transaction saw {len(seen)} rows")
+                        else:
+                            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+                            seen = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(crng),)).fetchall()
+                            seen += conn.execute("SELECT content FROM memoriesdb.memories").fetchall()
+                            if tags(seen) - allowed:
+                                leaks.append(f"client {n} as {uid} saw {tags(seen) - allowed}")
+                    done += 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        with lock:
+            counts["transactions"] += done
+
+    try:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(30)]   # 30 clients, 8 server connections
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        stop_pgbouncer(port)
+    assert not errors, errors[:3]
+    print(f"\nreplica isolation: {counts}, leaks found: {len(leaks)}")
+    assert not leaks, leaks[:5]
+    assert counts["transactions"] > 1200
