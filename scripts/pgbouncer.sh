@@ -28,7 +28,15 @@ INI
 cp deploy/pgbouncer/userlist.txt "$run/userlist.txt"
 user=postgres
 [ "$(id -u)" -eq 0 ] && chown -R "$user" "$run" && chmod o+x "$(pwd)/.run" || user=""
+if pg_isready -q -h 127.0.0.1 -p "$port"; then
+  echo "port $port is already taken by another server (a system pgbouncer? try: service pgbouncer stop)" >&2
+  exit 1
+fi
 pgbouncer -d ${user:+-u "$user"} "$run/pgbouncer.ini"
 for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
-pg_isready -q -h 127.0.0.1 -p "$port" || { cat "$run/pgbouncer.log" >&2; exit 1; }
+if ! pg_isready -q -h 127.0.0.1 -p "$port" || ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+  echo "pgbouncer did not start; its log:" >&2
+  cat "$run/pgbouncer.log" >&2
+  exit 1
+fi
 echo "pgbouncer listening on 127.0.0.1:$port (transaction pooling); admin console: psql -h 127.0.0.1 -p $port -U postgres pgbouncer"
