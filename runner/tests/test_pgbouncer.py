@@ -55,22 +55,26 @@ def vec(rng) -> str:
     return "[" + ",".join(f"{x:.5f}" for x in v / np.linalg.norm(v)) + "]"
 
 
+def make_tenants(conn, n: int, rng) -> list:
+    """n users (partners in pairs 2i, 2i+1), each with 5 embedded memories tagged with its owner's id."""
+    users = []
+    for i in range(n):
+        uid = conn.execute("SELECT memoriesdb.create_user(%s)", (f"mix{i}-{uuid.uuid4().hex[:6]}",)).fetchone()[0]
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+            for j in range(5):
+                mid = conn.execute("SELECT memoriesdb.remember(%s)", (f"owner:{uid} note {j}",)).fetchone()[0]
+                conn.execute("UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't' WHERE id = %s",
+                             (vec(rng), mid))
+        users.append(uid)
+    return users
+
+
 @pytest.fixture(scope="module")
 def tenants(database):
-    """40 users in 20 partner pairs, each with 5 embedded memories tagged with its owner's id."""
-    rng = np.random.default_rng(1)
-    users = []
+    """40 users in 20 partner pairs."""
     with psycopg.connect(database, autocommit=True) as conn:
-        for i in range(40):
-            uid = conn.execute("SELECT memoriesdb.create_user(%s)", (f"mix{i}-{uuid.uuid4().hex[:6]}",)).fetchone()[0]
-            with conn.transaction():
-                conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
-                for j in range(5):
-                    mid = conn.execute("SELECT memoriesdb.remember(%s)", (f"owner:{uid} note {j}",)).fetchone()[0]
-                    conn.execute("UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't' WHERE id = %s",
-                                 (vec(rng), mid))
-            users.append(uid)
-    return users
+        return make_tenants(conn, 40, np.random.default_rng(1))
 
 
 def tags(rows) -> set[str]:

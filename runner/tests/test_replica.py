@@ -102,22 +102,13 @@ def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
 
     import numpy as np
 
-    from .test_pgbouncer import start_pgbouncer, stop_pgbouncer, tags, vec
+    from .test_pgbouncer import make_tenants, start_pgbouncer, stop_pgbouncer, tags, vec
 
     primary = f"postgresql://postgres@127.0.0.1:{PRIMARY}/memoriesdb"
     rng = np.random.default_rng(3)
-    users = []
     with psycopg.connect(primary, autocommit=True) as conn:
         conn.execute("CREATE ROLE memoriesdb_client LOGIN IN ROLE memoriesdb_app")
-        for i in range(20):
-            uid = conn.execute("SELECT memoriesdb.create_user(%s)", (f"rmix{i}",)).fetchone()[0]
-            with conn.transaction():
-                conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
-                for j in range(5):
-                    mid = conn.execute("SELECT memoriesdb.remember(%s)", (f"owner:{uid} note {j}",)).fetchone()[0]
-                    conn.execute("UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't' WHERE id = %s",
-                                 (vec(rng), mid))
-            users.append(uid)
+        users = make_tenants(conn, 20, rng)
         partner = {users[i]: users[i ^ 1] for i in range(len(users))}
         for uid in users[::2]:   # each even user shares one memory with its partner
             with conn.transaction():
