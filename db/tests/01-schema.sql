@@ -1,13 +1,13 @@
 -- Contract: tables, ownership, row-level security, privileges, comments.
 BEGIN;
-SELECT plan(25);
+SELECT plan(28);
 
 SELECT has_schema('memoriesdb');
 SELECT tables_are('memoriesdb', ARRAY[
   'config', 'audit_log', 'audit_seals', 'users', 'api_keys', 'memories', 'memory_revisions',
   'memory_grants', 'memory_transfers', 'edge_types', 'memory_edges',
-  'embedding_schedule', 'vindexing_schedule', 'vindexing_runs']);
-SELECT extensions_are(ARRAY['plpgsql', 'uuid-ossp', 'pgcrypto', 'vector', 'pg_trgm', 'pgtap']);
+  'embedding_schedule', 'vindexing_schedule', 'vindexing_runs', 'access_log', 'access_log_sink']);
+SELECT extensions_are(ARRAY['plpgsql', 'uuid-ossp', 'pgcrypto', 'vector', 'pg_trgm', 'pgtap', 'dblink']);
 
 -- this fails the suite if row-level security is off, or not forced, on any table
 SELECT is_empty($$ SELECT * FROM tests.rls_not_forced('memoriesdb') $$,
@@ -20,9 +20,30 @@ SELECT is_empty($$
   'memoriesdb_owner owns every relation');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname = 'memoriesdb' AND p.proowner <> 'memoriesdb_owner'::regrole $$,
-  'memoriesdb_owner owns every function');
+   WHERE n.nspname = 'memoriesdb' AND p.proowner <> 'memoriesdb_owner'::regrole
+     AND p.proname NOT IN ('append_access_log_autonomously', 'setup_access_logger') $$,
+  'memoriesdb_owner owns every function but the two of the access logger');
+SELECT is_empty($$
+  SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
+   WHERE n.nspname = 'memoriesdb' AND p.proname IN ('append_access_log_autonomously', 'setup_access_logger')
+     AND (NOT r.rolsuper OR has_function_privilege('memoriesdb_app', p.oid, 'EXECUTE')
+          OR has_function_privilege('memoriesdb_worker', p.oid, 'EXECUTE')
+          OR has_function_privilege('memoriesdb_auditor', p.oid, 'EXECUTE')) $$,
+  'the access logger''s autonomous write and set-up are owned by a superuser (dblink needs it) and no client may call them');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'memoriesdb_dblink' AND (has_function_privilege('memoriesdb_app', p.oid, 'EXECUTE')
+                                            OR has_function_privilege('public', p.oid, 'EXECUTE'))
+   UNION ALL
+  SELECT NULL WHERE has_schema_privilege('memoriesdb_app', 'memoriesdb_dblink', 'USAGE') $$,
+  'no client may use dblink (it would borrow the access logger''s connection)');
 SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'memoriesdb_owner'), false, 'the owner cannot log in');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   CROSS JOIN (SELECT s.logger_role FROM memoriesdb.access_log_sink s) AS l
+   WHERE n.nspname = 'memoriesdb' AND has_function_privilege(l.logger_role, p.oid, 'EXECUTE')
+     AND p.proname <> 'append_access_log' $$,
+  'the access logger''s login may execute nothing but append_access_log');
 SELECT is_empty($$ SELECT rolname FROM pg_roles WHERE rolname LIKE 'memoriesdb\_%' AND (rolsuper OR rolcreaterole OR rolcreatedb
                                                             OR (rolbypassrls AND rolname <> 'memoriesdb_owner')) $$,
   'no MemoriesDB role is a superuser, creates roles or databases; only the NOLOGIN owner bypasses RLS');
@@ -74,18 +95,18 @@ SELECT is_empty($$
 SELECT is_empty($$
   SELECT c.relname, col FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    CROSS JOIN unnest(ARRAY['created_at', 'created_by', 'updated_at', 'updated_by']) AS col
-   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals')
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink')
      AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = col AND NOT a.attisdropped) $$,
   'every ledger table carries created_at, created_by, updated_at, updated_by');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals')
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink')
      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'stamp') $$,
   'every ledger table has the stamp trigger');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r'
-     AND c.relname NOT IN ('audit_log', 'audit_seals', 'embedding_schedule', 'vindexing_schedule', 'vindexing_runs')
+     AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink', 'embedding_schedule', 'vindexing_schedule', 'vindexing_runs')
      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'audit') $$,
   'every ledger table has the audit trigger');
 
@@ -100,7 +121,9 @@ SELECT functions_are('memoriesdb', ARRAY[
   'check_content', 'check_metadata', 'remember', 'revise', 'require_owner', 'forget', 'recall', 'verify',
   'provenance', 'require_other_user', 'share', 'unshare', 'transfer', 'create_edge_type', 'reaches', 'link', 'unlink',
   'check_query_vector', 'check_search_filter', 'matches_filter', 'linked_ids', 'visible_memories', 'visible_count', 'search', 'search_text', 'search_hybrid', 'fulltext_candidates',
-  'visible_to', 'check_traversal', 'neighbors', 'path', 'run_vindexing']);
+  'visible_to', 'check_traversal', 'neighbors', 'path', 'run_vindexing',
+  'append_access_log', 'setup_access_logger', 'append_access_log_autonomously', 'calling_api_function', 'record_refusal',
+  'record_read', 'access_history', 'access_refusals', 'vector_ranking', 'text_ranking', 'query_fingerprint']);
 
 SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
 SELECT isnt_definer('memoriesdb', 'recall', ARRAY['uuid'], 'recall runs as the caller: RLS decides');

@@ -1,0 +1,355 @@
+-- Deploy memoriesdb:access_log to pg
+-- requires: memory_graph
+-- requires: search_text_fn
+-- The access log: every read through the API and every refused attempt.
+--
+-- A refused call ends in an error that rolls back the caller's transaction, and
+-- with it anything written in it. A refusal is therefore written autonomously:
+-- through dblink, over a connection of this database's own logger role, which
+-- may do nothing but append to this log. The connection is opened once per
+-- session and kept (0.3-0.6 ms a write instead of 4-7 ms for a new connection).
+-- dblink refuses a non-superuser a connection the server lets in without a
+-- password (trust), so the one function that uses it is owned by the deploying
+-- superuser, not by memoriesdb_owner; it runs a fixed statement, with every
+-- value quoted, and only memoriesdb_owner may execute it. dblink itself lives in
+-- a schema no client may use, so no client can borrow that connection.
+--
+-- Granted reads are written in the caller's transaction (a few microseconds);
+-- in a read-only transaction, and on a hot standby, they go the autonomous way
+-- too (to the primary, from a standby), and config access_log_reads =
+-- 'autonomous' sends every read that way, so that rolling back cannot remove it.
+BEGIN;
+
+DO $$
+BEGIN
+  IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
+    RAISE EXCEPTION 'the access_log change must be deployed by a superuser'
+      USING HINT = 'it installs dblink and creates this database''s logger role';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+              WHERE e.extname = 'dblink' AND n.nspname <> 'memoriesdb_dblink') THEN
+    RAISE EXCEPTION 'dblink is installed in a schema clients may use'
+      USING HINT = 'ALTER EXTENSION dblink SET SCHEMA memoriesdb_dblink (MemoriesDB keeps it where no client can call it), then deploy again';
+  END IF;
+END
+$$;
+
+CREATE SCHEMA IF NOT EXISTS memoriesdb_dblink;
+REVOKE ALL ON SCHEMA memoriesdb_dblink FROM PUBLIC;
+COMMENT ON SCHEMA memoriesdb_dblink IS 'MemoriesDB: dblink, for the access log''s autonomous writes. No client may use it.';
+CREATE EXTENSION IF NOT EXISTS dblink SCHEMA memoriesdb_dblink;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA memoriesdb_dblink FROM PUBLIC;
+
+SET LOCAL ROLE memoriesdb_owner;
+
+CREATE TABLE memoriesdb.access_log (
+  id               bigint GENERATED ALWAYS AS IDENTITY,
+  at               timestamptz NOT NULL,
+  actor            uuid,
+  db_role          name NOT NULL,
+  application_name text NOT NULL DEFAULT '',
+  function         text NOT NULL,
+  memory_ids       uuid[] NOT NULL,
+  query_hash       bytea,
+  sqlstate         text CHECK (sqlstate ~ '^[0-9A-Z]{5}$')
+);
+COMMENT ON TABLE memoriesdb.access_log IS
+  'One row per read through the API (sqlstate NULL: memory_ids are the memories it returned) and per refused attempt (sqlstate: the error it got; memory_ids: the memory it asked for). actor: the context user the call ran as (NULL for none; the claimed uuid for a context naming no user). query_hash: HMAC-SHA-256 of a search''s query, never the query. Append-only for every role; written only by the API. Read by the auditor, and by a memory''s current owner through access_history().';
+COMMENT ON COLUMN memoriesdb.access_log.db_role IS 'session_user of the call: the database login.';
+COMMENT ON COLUMN memoriesdb.access_log.query_hash IS 'Searches: HMAC-SHA-256 (key private to this database) of the query text and/or vector, k and filter, so equal queries can be matched without revealing them.';
+CREATE INDEX access_log_at ON memoriesdb.access_log USING brin (at);
+CREATE INDEX access_log_memory_ids ON memoriesdb.access_log USING gin (memory_ids);
+ALTER TABLE memoriesdb.access_log ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY access_log_owner ON memoriesdb.access_log TO memoriesdb_owner USING (true) WITH CHECK (true);
+CREATE POLICY access_log_auditor ON memoriesdb.access_log FOR SELECT TO memoriesdb_auditor USING (true);
+GRANT SELECT ON memoriesdb.access_log TO memoriesdb_auditor;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON memoriesdb.access_log
+  FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb.refuse_change();
+
+-- The logger's credentials and the query-hash key: readable by the owner only.
+CREATE TABLE memoriesdb.access_log_sink (
+  singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  logger_role name NOT NULL,
+  password    text NOT NULL,
+  hash_key    bytea NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE memoriesdb.access_log_sink IS
+  'Private: the login the access log''s autonomous writes use (a role that may only append to the log) and the key of its query hashes. Written by setup_access_logger().';
+ALTER TABLE memoriesdb.access_log_sink ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY access_log_sink_owner ON memoriesdb.access_log_sink TO memoriesdb_owner USING (true) WITH CHECK (true);
+
+INSERT INTO memoriesdb.config (key, value, description) VALUES
+  ('access_log_reads', '"transactional"', 'granted reads are logged in the caller''s transaction ("transactional", a rollback removes the entry) or autonomously ("autonomous", costs ~0.5 ms a read and one extra connection per session); refusals are always autonomous');
+
+-- What the logger role may do: append one entry.
+-- A procedure: dblink_exec runs statements that return no rows.
+CREATE PROCEDURE memoriesdb.append_access_log(at timestamptz, actor uuid, db_role name, application_name text,
+                                              function text, memory_ids uuid[], query_hash bytea, sqlstate text)
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO memoriesdb.access_log (at, actor, db_role, application_name, function, memory_ids, query_hash, sqlstate)
+  VALUES (at, actor, db_role, coalesce(application_name, ''), function, coalesce(memory_ids, '{}'), query_hash, sqlstate)
+$$;
+COMMENT ON PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) IS
+  'Internal: appends one access log entry. Executed by the API (as the owner) and, for autonomous writes, by this database''s logger role.';
+REVOKE EXECUTE ON PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) FROM PUBLIC;
+
+RESET ROLE;
+
+-- Creates (or re-creates) this database's logger role with a new password.
+-- Run by the deploy; run it again after restoring a dump on another cluster.
+CREATE FUNCTION memoriesdb.setup_access_logger() RETURNS name
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  logger name := 'memoriesdb_log_' || left(md5(current_database()), 12);
+  secret text := encode(public.gen_random_bytes(24), 'hex');
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = logger) THEN
+    EXECUTE format('CREATE ROLE %I LOGIN NOINHERIT', logger);
+  END IF;
+  EXECUTE format('ALTER ROLE %I LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L', logger, secret);
+  EXECUTE format('COMMENT ON ROLE %I IS %L', logger,
+                 format('MemoriesDB: appends to the access log of database %s, and nothing else.', current_database()));
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), logger);
+  EXECUTE format('GRANT USAGE ON SCHEMA memoriesdb TO %I', logger);
+  EXECUTE format('GRANT EXECUTE ON PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) TO %I', logger);
+  INSERT INTO memoriesdb.access_log_sink AS s (logger_role, password, hash_key)
+  VALUES (logger, secret, public.gen_random_bytes(32))
+  ON CONFLICT (singleton) DO UPDATE SET logger_role = excluded.logger_role, password = excluded.password;
+  RETURN logger;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.setup_access_logger() IS
+  'Superuser only: creates this database''s logger role (memoriesdb_log_<hash of the database name>) with a new random password and stores it for the autonomous writes. Run by the deploy; run it again after restoring a dump on another cluster. The query-hash key is kept.';
+REVOKE EXECUTE ON FUNCTION memoriesdb.setup_access_logger() FROM PUBLIC;
+SELECT memoriesdb.setup_access_logger();
+
+-- The autonomous write. Owned by the deploying superuser (see the top of this
+-- file); executable by memoriesdb_owner only, so only the API reaches it.
+CREATE FUNCTION memoriesdb.append_access_log_autonomously(at timestamptz, actor uuid, application_name text,
+                                                          function text, memory_ids uuid[], query_hash bytea, sqlstate text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  conn constant text := 'memoriesdb_access_log';
+  s memoriesdb.access_log_sink;
+  host text;
+  port text;
+  stmt text;
+  attempt integer;
+BEGIN
+  -- every value as a literal; the time in UTC ISO form, whatever this session's DateStyle
+  stmt := format('CALL memoriesdb.append_access_log(%L, %L, %L, %L, %L, %L, %L, %L)',
+                 to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), actor, session_user, application_name, function, memory_ids, query_hash, sqlstate);
+  FOR attempt IN 1..2 LOOP
+    BEGIN
+      IF NOT coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false) THEN
+        SELECT * INTO STRICT s FROM memoriesdb.access_log_sink;
+        IF pg_is_in_recovery() THEN   -- a standby cannot write: the primary it replicates
+          host := substring(current_setting('primary_conninfo') FROM $r$host\s*=\s*'?([^'\s]+)$r$);
+          port := substring(current_setting('primary_conninfo') FROM $r$port\s*=\s*'?([0-9]+)$r$);
+        END IF;
+        PERFORM memoriesdb_dblink.dblink_connect(conn, format(
+          'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5',
+          quote_literal(coalesce(host, CASE WHEN current_setting('listen_addresses') = ''
+                                            THEN split_part(current_setting('unix_socket_directories'), ',', 1)
+                                            ELSE '127.0.0.1' END)),
+          quote_literal(coalesce(port, current_setting('port'))), quote_literal(current_database()),
+          quote_literal(s.logger_role), quote_literal(s.password)));
+      END IF;
+      PERFORM memoriesdb_dblink.dblink_exec(conn, stmt);
+      RETURN true;
+    EXCEPTION WHEN OTHERS THEN
+      -- a broken connection (server restarted, logger reset): reconnect once
+      BEGIN
+        PERFORM memoriesdb_dblink.dblink_disconnect(conn);
+      EXCEPTION WHEN OTHERS THEN NULL;
+      END;
+      IF attempt = 2 THEN
+        RAISE WARNING 'access log: autonomous write failed: %', SQLERRM
+          USING HINT = 'a superuser can run memoriesdb.setup_access_logger() to renew the logger''s login';
+        RETURN false;
+      END IF;
+    END;
+  END LOOP;
+  RETURN false;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text) IS
+  'Internal: appends an access log entry in its own transaction (dblink, as the logger role, over a connection kept for the session; to the primary when run on a standby), so it survives the caller''s rollback. false (and a WARNING) when it cannot. Owned by the deploying superuser because dblink requires it when the server trusts local logins.';
+REVOKE EXECUTE ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text) TO memoriesdb_owner;
+
+SET LOCAL ROLE memoriesdb_owner;
+
+-- The API function a refusal happened in: the outermost memoriesdb function on
+-- the call stack (recall, revise, share, ...), from the PL/pgSQL context.
+CREATE FUNCTION memoriesdb.calling_api_function() RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  stack text;
+  fn text;
+BEGIN
+  GET DIAGNOSTICS stack = PG_CONTEXT;
+  SELECT r.m[1] INTO fn FROM regexp_matches(stack, 'function memoriesdb\.([a-z_]+)\(', 'g') WITH ORDINALITY AS r(m, o)
+   ORDER BY r.o DESC LIMIT 1;   -- the last frame is the outermost
+  RETURN coalesce(fn, 'unknown');
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.calling_api_function() IS 'Internal: the name of the outermost memoriesdb function on the call stack, for access log entries of refusals.';
+
+CREATE FUNCTION memoriesdb.record_refusal(sqlstate text, memory_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  fn text := memoriesdb.calling_api_function();
+  ids uuid[] := CASE WHEN memory_id IS NULL THEN '{}' ELSE ARRAY[memory_id] END;
+  at timestamptz := clock_timestamp();
+  app text := current_setting('application_name');
+BEGIN
+  IF NOT memoriesdb.append_access_log_autonomously(at, memoriesdb.current_user_id(), app, fn, ids, NULL, sqlstate) THEN
+    -- no autonomous write: keep it at least in this transaction (a caller that
+    -- catches the error and commits keeps it)
+    CALL memoriesdb.append_access_log(at, memoriesdb.current_user_id(), session_user, app, fn, ids, NULL, sqlstate);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.record_refusal(text, uuid) IS
+  'Internal: records a refused attempt (sqlstate, the memory asked for, the context user, the API function from the call stack) in the access log so that it survives the rollback the error causes. The API calls it just before raising; a direct call records the caller''s own attempt.';
+GRANT EXECUTE ON FUNCTION memoriesdb.record_refusal(text, uuid) TO memoriesdb_app;
+
+-- Granted reads. Only names of read functions are accepted, and only the ids
+-- of memories the context user may see are kept, so a direct call cannot
+-- write a read of someone else's memory into the log.
+CREATE FUNCTION memoriesdb.record_read(function text, memory_ids uuid[], query bytea DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();
+  ids uuid[];
+  qh bytea;
+BEGIN
+  IF function NOT IN ('recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'neighbors', 'path') THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'not a read function', DETAIL = format('function %L', function);
+  END IF;
+  SELECT coalesce(array_agg(i ORDER BY o), '{}') INTO ids
+    FROM unnest(memory_ids) WITH ORDINALITY AS u(i, o) WHERE memoriesdb.visible_to(i, uid);
+  IF query IS NOT NULL THEN
+    SELECT public.hmac(query, s.hash_key, 'sha256') INTO qh FROM memoriesdb.access_log_sink AS s;
+  END IF;
+  IF current_setting('transaction_read_only') = 'on' OR memoriesdb.setting('access_log_reads') = '"autonomous"' THEN
+    IF NOT memoriesdb.append_access_log_autonomously(clock_timestamp(), uid, current_setting('application_name'),
+                                                     function, ids, qh, NULL) THEN
+      RAISE EXCEPTION USING ERRCODE = 'MDB22', MESSAGE = 'the access log cannot be written: read refused',
+        HINT = 'reads are logged before they are returned; see the WARNING above for why the log is unreachable';
+    END IF;
+  ELSE
+    CALL memoriesdb.append_access_log(clock_timestamp(), uid, session_user, current_setting('application_name'),
+                                         function, ids, qh, NULL);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.record_read(text, uuid[], bytea) IS
+  'Internal: records one granted read (the read function, the ids it returned that the context user may see, the HMAC of the query) in the access log: in the caller''s transaction, or autonomously in a read-only transaction or when config access_log_reads is autonomous (MDB22 if that fails: no unlogged read).';
+GRANT EXECUTE ON FUNCTION memoriesdb.record_read(text, uuid[], bytea) TO memoriesdb_app;
+
+CREATE FUNCTION memoriesdb.access_history(memory_id uuid, since timestamptz DEFAULT NULL)
+RETURNS TABLE (at timestamptz, outcome text, actor uuid, db_role name, application_name text,
+               function text, sqlstate text, query_hash bytea)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.require_user();
+BEGIN
+  PERFORM memoriesdb.require_owner(access_history.memory_id, uid, 'read the access history of');
+  RETURN QUERY
+    SELECT l.at, CASE WHEN l.sqlstate IS NULL THEN 'read' ELSE 'refused' END, l.actor, l.db_role,
+           l.application_name, l.function, l.sqlstate, l.query_hash
+      FROM memoriesdb.access_log AS l
+     WHERE l.memory_ids @> ARRAY[access_history.memory_id]
+       AND (since IS NULL OR l.at >= since)
+     ORDER BY l.at DESC, l.id DESC;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.access_history(uuid, timestamptz) IS
+  'For the memory''s current owner: every read that returned it and every refused attempt on it (since: only those at or after), newest first; outcome read or refused, with the SQLSTATE of a refusal. Custody passes with the memory: after a transfer the new owner sees all of it and the former owner nothing. MDB03/MDB04 for anyone else (and that refusal is logged too).';
+GRANT EXECUTE ON FUNCTION memoriesdb.access_history(uuid, timestamptz) TO memoriesdb_app;
+
+CREATE FUNCTION memoriesdb.access_refusals(since interval DEFAULT '1 hour')
+RETURNS TABLE (function text, sqlstate text, attempts bigint, actors bigint, no_context bigint, last_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT l.function, l.sqlstate, count(*), count(DISTINCT l.actor), count(*) FILTER (WHERE l.actor IS NULL), max(l.at)
+    FROM memoriesdb.access_log AS l
+   WHERE l.at >= now() - since AND l.sqlstate IS NOT NULL
+   GROUP BY 1, 2
+   ORDER BY 3 DESC, 1, 2
+$$;
+COMMENT ON FUNCTION memoriesdb.access_refusals(interval) IS
+  'Refused attempts in the last interval, counted by function and SQLSTATE (how many, from how many distinct actors, how many with no context, the latest). Counts only, no ids: for the runner''s status and the auditor.';
+REVOKE EXECUTE ON FUNCTION memoriesdb.access_refusals(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb.access_refusals(interval) TO memoriesdb_worker, memoriesdb_auditor;
+
+-- Refusals are recorded where they are raised.
+CREATE OR REPLACE FUNCTION memoriesdb.raise_not_found(what text, id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM memoriesdb.record_refusal('MDB03', CASE WHEN what = 'memory' THEN id END);
+  RAISE EXCEPTION USING ERRCODE = 'MDB03', MESSAGE = what || ' not found',
+    DETAIL = format('%s %s', what, id),
+    HINT = 'the id does not exist or is not visible to you';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION memoriesdb.require_user() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();
+BEGIN
+  IF uid IS NULL THEN
+    PERFORM memoriesdb.record_refusal('MDB01', NULL);
+    RAISE EXCEPTION USING ERRCODE = 'MDB01', MESSAGE = 'no user context',
+      HINT = 'call memoriesdb.authenticate(api_key) or select set_config(''app.current_user'', <user uuid>, true) in this transaction';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM memoriesdb.users AS u WHERE u.id = uid) THEN
+    PERFORM memoriesdb.record_refusal('MDB02', NULL);
+    RAISE EXCEPTION USING ERRCODE = 'MDB02', MESSAGE = 'unknown user',
+      DETAIL = format('app.current_user is %s, which is not a user', uid),
+      HINT = 'create users with memoriesdb.create_user()';
+  END IF;
+  RETURN uid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION memoriesdb.require_owner(memory_id uuid, uid uuid, verb text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  access text := memoriesdb.access_level(memory_id, uid);
+BEGIN
+  IF access IS NULL THEN PERFORM memoriesdb.raise_not_found('memory', memory_id); END IF;
+  IF access <> 'owner' THEN
+    PERFORM memoriesdb.record_refusal('MDB04', memory_id);
+    RAISE EXCEPTION USING ERRCODE = 'MDB04', MESSAGE = format('only the owner may %s a memory', verb);
+  END IF;
+END
+$$;
+
+COMMIT;
