@@ -137,7 +137,7 @@ def worker(settings: Settings, kind: str, until_empty: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def status(settings: Settings, as_json: bool) -> None:
-    """Queue depths, dead jobs with their errors, embeddings per model, last refresh."""
+    """Queue depths, dead jobs with their errors, embeddings per model, last refresh, refused attempts."""
     async def collect() -> dict:
         conn = await db.connect(settings.dsn)
         async with conn:
@@ -146,7 +146,8 @@ def status(settings: Settings, as_json: bool) -> None:
             return {"queue": (await rows("embedding_queue_status"))[0],
                     "dead": await rows("dead_embedding_jobs", max_rows=20),
                     "models": await rows("embedding_models"),
-                    "vindexing": (await rows("vindexing_status"))[0]}
+                    "vindexing": (await rows("vindexing_status"))[0],
+                    "refusals_last_hour": await rows("access_refusals", since="1 hour")}
     data = _run(collect())
     data["pools"] = pgbouncer_pools(settings)
     if as_json:
@@ -172,6 +173,13 @@ def status(settings: Settings, as_json: bool) -> None:
         for p in data["pools"]:
             t.add_row(p["database"], p["user"], str(p["cl_active"]), str(p["cl_waiting"]), str(p["sv_active"]),
                       str(p["sv_idle"]), str(p["maxwait"]))
+        console.print(t)
+    refused = data["refusals_last_hour"]
+    console.print(f"[bold]refused attempts, last hour[/]: {sum(r['attempts'] for r in refused)}")
+    if refused:
+        t = Table("function", "sqlstate", "attempts", "actors", "no context", "latest", title="refused attempts (access log)")
+        for r in refused:
+            t.add_row(r["function"], r["sqlstate"], str(r["attempts"]), str(r["actors"]), str(r["no_context"]), _when(r["last_at"]))
         console.print(t)
     v = data["vindexing"]
     console.print(f"[bold]vindexing[/]: {v['pending']} pending; last refresh "

@@ -32,6 +32,9 @@ SELECT model, memories, newest FROM memoriesdb.embedding_models();
 -- name: vindexing_status
 SELECT pending, oldest_pending, last_refresh_at, last_refresh_ms FROM memoriesdb.vindexing_status();
 
+-- name: access_refusals
+SELECT function, sqlstate, attempts, actors, no_context, last_at FROM memoriesdb.access_refusals(%(since)s::interval);
+
 -- name: authenticate
 SELECT memoriesdb.authenticate(%(api_key)s) AS user_id;
 

@@ -67,6 +67,14 @@ def user(admin_conn):
     return uid, key
 
 
+@pytest.fixture
+def make_user(admin_conn):
+    """Makes further fresh users: make_user() -> id."""
+    def make() -> uuid.UUID:
+        return admin_conn.execute("SELECT memoriesdb.create_user(%s) AS id", (f"u{uuid.uuid4().hex[:12]}",)).fetchone()["id"]
+    return make
+
+
 def remember(admin_conn, user_id, *contents: str) -> list[uuid.UUID]:
     ids = []
     with admin_conn.transaction():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -66,8 +67,16 @@ def test_status_shows_queue_and_dead_jobs(settings, admin_conn, user):
     data = json.loads(result.output)
     assert data["queue"]["dead"] >= 1
     assert any(d["memory_id"] == str(m) and 'model "x" not found' in d["last_error"] for d in data["dead"])
+    assert isinstance(data["refusals_last_hour"], list)
+    with psycopg.connect(settings.app_dsn) as conn:   # a refused attempt, then the caller rolls back
+        conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT * FROM memoriesdb.recall(gen_random_uuid())")
+    data = json.loads(CliRunner().invoke(main, ["status", "--json"], env=env_of(settings)).output)
+    assert any(r["function"] == "recall" and r["sqlstate"] == "MDB03" and r["attempts"] >= 1 for r in data["refusals_last_hour"])
     human = CliRunner().invoke(main, ["status"], env=env_of(settings))
     assert "dead jobs" in human.output and "embedding queue" in human.output
+    assert "refused attempts, last hour" in human.output and "MDB03" in human.output
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """A streaming replica (a second cluster made with pg_basebackup): search on the
-replica finds what was written on the primary after replay, and RLS holds there.
+replica finds what was written on the primary after replay, and RLS holds there;
+the replica's reads and refusals are in the primary's access log.
 
 The test builds its own primary and replica clusters in a temporary directory
 (so it needs no change to the machine's PostgreSQL), on ports 5441 and 5442.
@@ -93,6 +94,16 @@ def test_search_on_the_replica_with_rls(clusters):
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
                 conn.execute("SELECT memoriesdb.remember('writes go to the primary')")
+        with conn.transaction():   # a refused read on the replica
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
+            with pytest.raises(psycopg.Error) as exc:
+                conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
+            assert exc.value.diag.sqlstate == "MDB03"
+    # a standby cannot write: its reads and refusals are logged on the primary
+    with psycopg.connect(primary, autocommit=True) as conn:
+        log = conn.execute("SELECT function, actor, sqlstate FROM memoriesdb.access_log WHERE memory_ids @> ARRAY[%s::uuid] "
+                           "ORDER BY id", (m,)).fetchall()
+    assert log == [("search", alice, None), ("recall", bob, "MDB03")], log
 
 
 def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
