@@ -14,10 +14,11 @@
 -- value quoted, and only memoriesdb_owner may execute it. dblink itself lives in
 -- a schema no client may use, so no client can borrow that connection.
 --
--- Granted reads are written in the caller's transaction (a few microseconds);
--- in a read-only transaction, and on a hot standby, they go the autonomous way
--- too (to the primary, from a standby), and config access_log_reads =
--- 'autonomous' sends every read that way, so that rolling back cannot remove it.
+-- Granted reads go the same way, committed asynchronously (they then cost
+-- ~0.2 ms and leave the caller's transaction read-only: written in it, they
+-- would give it a transaction id and make its COMMIT wait for a WAL flush);
+-- config access_log_reads = 'transactional' writes them in the caller's
+-- transaction instead. On a hot standby the autonomous writes go to the primary.
 BEGIN;
 
 DO $$
@@ -80,17 +81,20 @@ ALTER TABLE memoriesdb.access_log_sink ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 CREATE POLICY access_log_sink_owner ON memoriesdb.access_log_sink TO memoriesdb_owner USING (true) WITH CHECK (true);
 
 INSERT INTO memoriesdb.config (key, value, description) VALUES
-  ('access_log_reads', '"transactional"', 'granted reads are logged in the caller''s transaction ("transactional", a rollback removes the entry) or autonomously ("autonomous", costs ~0.5 ms a read and one extra connection per session); refusals are always autonomous');
+  ('access_log_reads', '"autonomous"', 'granted reads are logged "autonomous" (own transaction over the logger''s connection, asynchronous commit: survives the caller''s rollback, one extra connection per session) or "transactional" (in the caller''s transaction: no extra connection, but the caller''s commit waits for a WAL flush and a rollback removes the entry); refusals are always autonomous and durable');
 
 -- What the logger role may do: append one entry.
--- A procedure: dblink_exec runs statements that return no rows.
+-- A procedure: dblink_exec runs statements that return no rows. PL/pgSQL, so
+-- that the logger's long-lived session plans the INSERT once.
 CREATE PROCEDURE memoriesdb.append_access_log(at timestamptz, actor uuid, db_role name, application_name text,
                                               function text, memory_ids uuid[], query_hash bytea, sqlstate text)
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   INSERT INTO memoriesdb.access_log (at, actor, db_role, application_name, function, memory_ids, query_hash, sqlstate)
-  VALUES (at, actor, db_role, coalesce(application_name, ''), function, coalesce(memory_ids, '{}'), query_hash, sqlstate)
+  VALUES (at, actor, db_role, coalesce(application_name, ''), function, coalesce(memory_ids, '{}'), query_hash, sqlstate);
+END
 $$;
 COMMENT ON PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) IS
   'Internal: appends one access log entry. Executed by the API (as the owner) and, for autonomous writes, by this database''s logger role.';
@@ -126,12 +130,47 @@ $$;
 COMMENT ON FUNCTION memoriesdb.setup_access_logger() IS
   'Superuser only: creates this database''s logger role (memoriesdb_log_<hash of the database name>) with a new random password and stores it for the autonomous writes. Run by the deploy; run it again after restoring a dump on another cluster. The query-hash key is kept.';
 REVOKE EXECUTE ON FUNCTION memoriesdb.setup_access_logger() FROM PUBLIC;
-SELECT memoriesdb.setup_access_logger();
+DO $$ BEGIN PERFORM memoriesdb.setup_access_logger(); END $$;
 
--- The autonomous write. Owned by the deploying superuser (see the top of this
--- file); executable by memoriesdb_owner only, so only the API reaches it.
+-- The autonomous writes. Owned by the deploying superuser (see the top of this
+-- file); executable by memoriesdb_owner only, so only the API reaches them.
+--
+-- A write is sent over the session's connection in one of three ways:
+--   durable    synchronous commit, waited for (refusals)
+--   confirmed  asynchronous commit, waited for (reads in a read-only transaction)
+--   pipelined  asynchronous commit, sent but not waited for (other reads): the
+--              logger commits it while the caller goes on, and the next write
+--              of the session (or await_access_log_writes()) collects the outcome
+CREATE FUNCTION memoriesdb.await_access_log_writes() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF NOT coalesce('memoriesdb_access_log' = ANY (memoriesdb_dblink.dblink_get_connections()), false) THEN
+    RETURN true;
+  END IF;
+  LOOP   -- each result of what was sent, then an empty one: nothing more pending
+    SELECT count(*) INTO n FROM memoriesdb_dblink.dblink_get_result('memoriesdb_access_log') AS t(status text);
+    EXIT WHEN n = 0;
+  END LOOP;
+  RETURN true;
+EXCEPTION WHEN OTHERS THEN
+  RAISE WARNING 'access log: an entry sent earlier in this session was not written: %', SQLERRM
+    USING HINT = 'a superuser can run memoriesdb.setup_access_logger() to renew the logger''s login';
+  PERFORM memoriesdb_dblink.dblink_disconnect('memoriesdb_access_log');
+  RETURN false;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.await_access_log_writes() IS
+  'Internal: waits for the outcome of this session''s pipelined access log writes; false (and a WARNING, and the connection dropped) if one failed.';
+REVOKE EXECUTE ON FUNCTION memoriesdb.await_access_log_writes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb.await_access_log_writes() TO memoriesdb_owner;
+
 CREATE FUNCTION memoriesdb.append_access_log_autonomously(at timestamptz, actor uuid, application_name text,
-                                                          function text, memory_ids uuid[], query_hash bytea, sqlstate text)
+                                                          function text, memory_ids uuid[], query_hash bytea, sqlstate text,
+                                                          mode text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -142,49 +181,54 @@ DECLARE
   host text;
   port text;
   stmt text;
-  attempt integer;
 BEGIN
   -- every value as a literal; the time in UTC ISO form, whatever this session's DateStyle
-  stmt := format('CALL memoriesdb.append_access_log(%L, %L, %L, %L, %L, %L, %L, %L)',
-                 to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), actor, session_user, application_name, function, memory_ids, query_hash, sqlstate);
-  FOR attempt IN 1..2 LOOP
-    BEGIN
-      IF NOT coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false) THEN
-        SELECT * INTO STRICT s FROM memoriesdb.access_log_sink;
-        IF pg_is_in_recovery() THEN   -- a standby cannot write: the primary it replicates
-          host := substring(current_setting('primary_conninfo') FROM $r$host\s*=\s*'?([^'\s]+)$r$);
-          port := substring(current_setting('primary_conninfo') FROM $r$port\s*=\s*'?([0-9]+)$r$);
-        END IF;
-        PERFORM memoriesdb_dblink.dblink_connect(conn, format(
-          'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5',
-          quote_literal(coalesce(host, CASE WHEN current_setting('listen_addresses') = ''
-                                            THEN split_part(current_setting('unix_socket_directories'), ',', 1)
-                                            ELSE '127.0.0.1' END)),
-          quote_literal(coalesce(port, current_setting('port'))), quote_literal(current_database()),
-          quote_literal(s.logger_role), quote_literal(s.password)));
-      END IF;
-      PERFORM memoriesdb_dblink.dblink_exec(conn, stmt);
+  -- (the logger's session commits asynchronously; a durable write asks for a synchronous commit)
+  stmt := CASE WHEN mode = 'durable' THEN 'SET LOCAL synchronous_commit = on; ' ELSE '' END
+       || format('CALL memoriesdb.append_access_log(%L, %L, %L, %L, %L, %L, %L, %L)',
+                 to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), actor, session_user,
+                 application_name, function, memory_ids, query_hash, sqlstate);
+  -- the fast path: the session's connection is open and its earlier writes went
+  -- through; no subtransaction (dblink_exec reports a failure as 'ERROR')
+  IF coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false)
+     AND memoriesdb.await_access_log_writes() THEN
+    IF mode = 'pipelined' THEN
+      IF memoriesdb_dblink.dblink_send_query(conn, stmt) = 1 THEN RETURN true; END IF;
+    ELSIF memoriesdb_dblink.dblink_exec(conn, stmt, false) <> 'ERROR' THEN
       RETURN true;
-    EXCEPTION WHEN OTHERS THEN
-      -- a broken connection (server restarted, logger reset): reconnect once
-      BEGIN
-        PERFORM memoriesdb_dblink.dblink_disconnect(conn);
-      EXCEPTION WHEN OTHERS THEN NULL;
-      END;
-      IF attempt = 2 THEN
-        RAISE WARNING 'access log: autonomous write failed: %', SQLERRM
-          USING HINT = 'a superuser can run memoriesdb.setup_access_logger() to renew the logger''s login';
-        RETURN false;
-      END IF;
-    END;
-  END LOOP;
-  RETURN false;
+    END IF;
+  END IF;
+  -- no connection yet, or a broken one (server restarted, logger renewed): (re)connect
+  -- once; the first write of a connection is always waited for
+  BEGIN
+    IF coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false) THEN
+      PERFORM memoriesdb_dblink.dblink_disconnect(conn);
+    END IF;
+    SELECT * INTO STRICT s FROM memoriesdb.access_log_sink;
+    IF pg_is_in_recovery() THEN   -- a standby cannot write: the primary it replicates
+      host := substring(current_setting('primary_conninfo') FROM $r$host\s*=\s*'?([^'\s]+)$r$);
+      port := substring(current_setting('primary_conninfo') FROM $r$port\s*=\s*'?([0-9]+)$r$);
+    END IF;
+    PERFORM memoriesdb_dblink.dblink_connect(conn, format(
+      'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5 options=''-c synchronous_commit=off''',
+      quote_literal(coalesce(host, CASE WHEN current_setting('listen_addresses') = ''
+                                        THEN split_part(current_setting('unix_socket_directories'), ',', 1)
+                                        ELSE '127.0.0.1' END)),
+      quote_literal(coalesce(port, current_setting('port'))), quote_literal(current_database()),
+      quote_literal(s.logger_role), quote_literal(s.password)));
+    PERFORM memoriesdb_dblink.dblink_exec(conn, stmt);
+    RETURN true;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'access log: autonomous write failed: %', SQLERRM
+      USING HINT = 'a superuser can run memoriesdb.setup_access_logger() to renew the logger''s login';
+    RETURN false;
+  END;
 END
 $$;
-COMMENT ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text) IS
-  'Internal: appends an access log entry in its own transaction (dblink, as the logger role, over a connection kept for the session; to the primary when run on a standby), so it survives the caller''s rollback. false (and a WARNING) when it cannot. Owned by the deploying superuser because dblink requires it when the server trusts local logins.';
-REVOKE EXECUTE ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text) TO memoriesdb_owner;
+COMMENT ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text) IS
+  'Internal: appends an access log entry in its own transaction (dblink, as the logger role, over a connection kept for the session; to the primary when run on a standby), so it survives the caller''s rollback. mode: durable (synchronous commit, waited for), confirmed (asynchronous commit, waited for) or pipelined (asynchronous commit, not waited for). false (and a WARNING) when it cannot. Owned by the deploying superuser because dblink requires it when the server trusts local logins.';
+REVOKE EXECUTE ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text) TO memoriesdb_owner;
 
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -216,7 +260,7 @@ DECLARE
   at timestamptz := clock_timestamp();
   app text := current_setting('application_name');
 BEGIN
-  IF NOT memoriesdb.append_access_log_autonomously(at, memoriesdb.current_user_id(), app, fn, ids, NULL, sqlstate) THEN
+  IF NOT memoriesdb.append_access_log_autonomously(at, memoriesdb.current_user_id(), app, fn, ids, NULL, sqlstate, 'durable') THEN
     -- no autonomous write: keep it at least in this transaction (a caller that
     -- catches the error and commits keeps it)
     CALL memoriesdb.append_access_log(at, memoriesdb.current_user_id(), session_user, app, fn, ids, NULL, sqlstate);
@@ -227,40 +271,52 @@ COMMENT ON FUNCTION memoriesdb.record_refusal(text, uuid) IS
   'Internal: records a refused attempt (sqlstate, the memory asked for, the context user, the API function from the call stack) in the access log so that it survives the rollback the error causes. The API calls it just before raising; a direct call records the caller''s own attempt.';
 GRANT EXECUTE ON FUNCTION memoriesdb.record_refusal(text, uuid) TO memoriesdb_app;
 
--- Granted reads. Only names of read functions are accepted, and only the ids
--- of memories the context user may see are kept, so a direct call cannot
--- write a read of someone else's memory into the log.
+-- Granted reads. record_read() accepts only a call from the read function it
+-- names (the frame below its own on the PL/pgSQL call stack; no client can
+-- create a function in schema memoriesdb), so no client can write a read into
+-- the log by calling it directly. The ids come from the caller's own answer,
+-- which row-level security or the function's visibility checks produced.
 CREATE FUNCTION memoriesdb.record_read(function text, memory_ids uuid[], query bytea DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  uid uuid := memoriesdb.current_user_id();
-  ids uuid[];
+  stack text;
+  mode jsonb;
+  key bytea;
   qh bytea;
+  read_only boolean := current_setting('transaction_read_only') = 'on';
 BEGIN
-  IF function NOT IN ('recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'neighbors', 'path') THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'not a read function', DETAIL = format('function %L', function);
+  -- line 1: this function; line 2: the statement that called it, which must be
+  -- exactly the one every read function uses (so it holds no line break a caller
+  -- could use to fake a frame); line 3: the function it is in
+  GET DIAGNOSTICS stack = PG_CONTEXT;
+  IF function NOT IN ('recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'neighbors', 'path')
+     OR split_part(stack, E'\n', 2) <> format('SQL statement "SELECT memoriesdb.record_read(%L, log_ids, log_query)"', function)
+     OR NOT starts_with(split_part(stack, E'\n', 3), format('PL/pgSQL function memoriesdb.%s(', function)) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'record_read() is called by the read functions only',
+      DETAIL = format('function %L', function);
   END IF;
-  SELECT coalesce(array_agg(i ORDER BY o), '{}') INTO ids
-    FROM unnest(memory_ids) WITH ORDINALITY AS u(i, o) WHERE memoriesdb.visible_to(i, uid);
-  IF query IS NOT NULL THEN
-    SELECT public.hmac(query, s.hash_key, 'sha256') INTO qh FROM memoriesdb.access_log_sink AS s;
-  END IF;
-  IF current_setting('transaction_read_only') = 'on' OR memoriesdb.setting('access_log_reads') = '"autonomous"' THEN
-    IF NOT memoriesdb.append_access_log_autonomously(clock_timestamp(), uid, current_setting('application_name'),
-                                                     function, ids, qh, NULL) THEN
+  SELECT c.value, s.hash_key INTO mode, key
+    FROM memoriesdb.config AS c CROSS JOIN memoriesdb.access_log_sink AS s WHERE c.key = 'access_log_reads';
+  qh := CASE WHEN query IS NOT NULL THEN public.hmac(query, key, 'sha256') END;
+  IF NOT read_only AND mode = '"transactional"' THEN
+    CALL memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
+                                      current_setting('application_name'), function, memory_ids, qh, NULL);
+  ELSIF NOT memoriesdb.append_access_log_autonomously(clock_timestamp(), memoriesdb.current_user_id(),
+              current_setting('application_name'), function, memory_ids, qh, NULL,
+              CASE WHEN read_only THEN 'confirmed' ELSE 'pipelined' END) THEN
+    IF read_only THEN
       RAISE EXCEPTION USING ERRCODE = 'MDB22', MESSAGE = 'the access log cannot be written: read refused',
-        HINT = 'reads are logged before they are returned; see the WARNING above for why the log is unreachable';
+        HINT = 'a read-only transaction can log a read only autonomously; see the WARNING above for why that failed';
     END IF;
-  ELSE
-    CALL memoriesdb.append_access_log(clock_timestamp(), uid, session_user, current_setting('application_name'),
-                                         function, ids, qh, NULL);
+    CALL memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
+                                      current_setting('application_name'), function, memory_ids, qh, NULL);   -- at least with the caller
   END IF;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.record_read(text, uuid[], bytea) IS
-  'Internal: records one granted read (the read function, the ids it returned that the context user may see, the HMAC of the query) in the access log: in the caller''s transaction, or autonomously in a read-only transaction or when config access_log_reads is autonomous (MDB22 if that fails: no unlogged read).';
+  'Internal, for the read functions only (it checks its caller): records one granted read (the function, the ids it returned, the keyed hash of the query) in the access log. By default autonomously with asynchronous commit (survives the caller''s rollback; the caller''s transaction stays read-only); with config access_log_reads = transactional, in the caller''s transaction. In a read-only transaction only autonomously: MDB22 if that fails, no unlogged read.';
 GRANT EXECUTE ON FUNCTION memoriesdb.record_read(text, uuid[], bytea) TO memoriesdb_app;
 
 CREATE FUNCTION memoriesdb.access_history(memory_id uuid, since timestamptz DEFAULT NULL)
@@ -273,6 +329,7 @@ DECLARE
   uid uuid := memoriesdb.require_user();
 BEGIN
   PERFORM memoriesdb.require_owner(access_history.memory_id, uid, 'read the access history of');
+  PERFORM memoriesdb.await_access_log_writes();   -- this session's own reads are in it
   RETURN QUERY
     SELECT l.at, CASE WHEN l.sqlstate IS NULL THEN 'read' ELSE 'refused' END, l.actor, l.db_role,
            l.application_name, l.function, l.sqlstate, l.query_hash
@@ -301,6 +358,14 @@ COMMENT ON FUNCTION memoriesdb.access_refusals(interval) IS
   'Refused attempts in the last interval, counted by function and SQLSTATE (how many, from how many distinct actors, how many with no context, the latest). Counts only, no ids: for the runner''s status and the auditor.';
 REVOKE EXECUTE ON FUNCTION memoriesdb.access_refusals(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION memoriesdb.access_refusals(interval) TO memoriesdb_worker, memoriesdb_auditor;
+
+CREATE FUNCTION memoriesdb.flush_access_log() RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT memoriesdb.await_access_log_writes() $$;
+COMMENT ON FUNCTION memoriesdb.flush_access_log() IS
+  'Waits until the access log entries of this session''s reads are committed (reads send them without waiting); false, with a WARNING, if one could not be written. access_history() does this itself.';
+GRANT EXECUTE ON FUNCTION memoriesdb.flush_access_log() TO memoriesdb_app, memoriesdb_auditor;
 
 -- Refusals are recorded where they are raised.
 CREATE OR REPLACE FUNCTION memoriesdb.raise_not_found(what text, id uuid) RETURNS void

@@ -3,6 +3,11 @@
 -- Every read through the API writes one access log entry per call, with the
 -- ids it returned; revise() records its read-only-grantee refusal (MDB04).
 --
+-- Each read function calls record_read() with exactly the same statement,
+-- PERFORM memoriesdb.record_read('<its name>', log_ids, log_query); record_read()
+-- checks that text and the frame below it on the call stack, so that nothing
+-- but these functions can write a read into the log.
+--
 -- search() and search_text() become thin wrappers: their bodies (search_fn,
 -- search_text_fn) are renamed vector_ranking() and text_ranking(), which
 -- search_hybrid() fuses, so that a hybrid search is one entry, not three.
@@ -36,14 +41,15 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-  ids uuid[] := '{}';
+  log_ids uuid[] := '{}';
+  log_query bytea := memoriesdb.query_fingerprint(NULL, query, k, filter, min_similarity::text);
 BEGIN
   FOR id, similarity, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb.vector_ranking(query, k, filter, min_similarity) LOOP
-    ids := ids || id;
+    log_ids := log_ids || id;
     RETURN NEXT;
   END LOOP;
-  PERFORM memoriesdb.record_read('search', ids, memoriesdb.query_fingerprint(NULL, query, k, filter, min_similarity::text));
+  PERFORM memoriesdb.record_read('search', log_ids, log_query);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.search(public.vector, integer, jsonb, real) IS
@@ -57,14 +63,15 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-  ids uuid[] := '{}';
+  log_ids uuid[] := '{}';
+  log_query bytea := memoriesdb.query_fingerprint(query, NULL, k, filter);
 BEGIN
   FOR id, score, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb.text_ranking(query, k, filter) LOOP
-    ids := ids || id;
+    log_ids := log_ids || id;
     RETURN NEXT;
   END LOOP;
-  PERFORM memoriesdb.record_read('search_text', ids, memoriesdb.query_fingerprint(query, NULL, k, filter));
+  PERFORM memoriesdb.record_read('search_text', log_ids, log_query);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.search_text(text, integer, jsonb) IS
@@ -82,7 +89,8 @@ SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive quer
 AS $$
 DECLARE
   depth integer;
-  ids uuid[] := '{}';
+  log_ids uuid[] := '{}';
+  log_query bytea := memoriesdb.query_fingerprint(query, query_vector, k, filter, concat_ws(',', vector_weight, text_weight, rrf_k));
 BEGIN
   IF k IS NULL OR k < 1 OR k > 1000 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'k must be between 1 and 1000';
@@ -107,11 +115,10 @@ BEGIN
      ORDER BY fused DESC, 1
      LIMIT k
   LOOP
-    ids := ids || id;
+    log_ids := log_ids || id;
     RETURN NEXT;
   END LOOP;
-  PERFORM memoriesdb.record_read('search_hybrid', ids,
-    memoriesdb.query_fingerprint(query, query_vector, k, filter, concat_ws(',', vector_weight, text_weight, rrf_k)));
+  PERFORM memoriesdb.record_read('search_hybrid', log_ids, log_query);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer) IS
@@ -128,6 +135,8 @@ DECLARE
   uid uuid := memoriesdb.current_user_id();
   max_rows integer := memoriesdb.setting('graph_max_rows')::int;
   nodes uuid[]; hop integer[]; edges uuid[]; types text[]; froms uuid[]; weights real[];
+  log_ids uuid[];
+  log_query bytea;   -- none: not a search
 BEGIN
   PERFORM memoriesdb.check_traversal(depth, edge_types, direction);
   IF uid IS NULL OR NOT memoriesdb.visible_to(neighbors.memory_id, uid) THEN
@@ -164,8 +173,8 @@ BEGIN
      WHERE r.node <> neighbors.memory_id
      ORDER BY r.hops, r.weight DESC, r.node;
   -- one access log entry: the start (its visibility was checked) and every memory returned
-  PERFORM memoriesdb.record_read('neighbors',
-    ARRAY[neighbors.memory_id] || ARRAY(SELECT DISTINCT u.node FROM unnest(nodes) AS u(node) WHERE u.node <> neighbors.memory_id));
+  log_ids := ARRAY[neighbors.memory_id] || ARRAY(SELECT DISTINCT u.node FROM unnest(nodes) AS u(node) WHERE u.node <> neighbors.memory_id);
+  PERFORM memoriesdb.record_read('neighbors', log_ids, log_query);
 END
 $$;
 
@@ -180,13 +189,16 @@ DECLARE
   max_rows integer := memoriesdb.setting('graph_max_rows')::int;
   steps integer := 0;
   r record;
+  log_ids uuid[];
+  log_query bytea;   -- none: not a search
 BEGIN
   PERFORM memoriesdb.check_traversal(max_depth, NULL, 'both');
   IF uid IS NULL OR NOT memoriesdb.visible_to(from_id, uid) THEN PERFORM memoriesdb.raise_not_found('memory', from_id); END IF;
   IF NOT memoriesdb.visible_to(to_id, uid) THEN PERFORM memoriesdb.raise_not_found('memory', to_id); END IF;
   IF from_id = to_id THEN
     RETURN QUERY SELECT 0, from_id, NULL::uuid, NULL::text;
-    PERFORM memoriesdb.record_read('path', ARRAY[from_id]);
+    log_ids := ARRAY[from_id];
+    PERFORM memoriesdb.record_read('path', log_ids, log_query);
     RETURN;
   END IF;
   -- breadth first, so the first path that reaches to_id is a shortest one
@@ -207,7 +219,8 @@ BEGIN
     IF r.node = to_id THEN
       RETURN QUERY SELECT s.i - 1, r.path[s.i], CASE WHEN s.i > 1 THEN r.edges[s.i - 1] END, CASE WHEN s.i > 1 THEN r.types[s.i - 1] END
                      FROM generate_subscripts(r.path, 1) AS s(i) ORDER BY s.i;
-      PERFORM memoriesdb.record_read('path', r.path);   -- one access log entry: the memories on the path
+      log_ids := r.path;   -- one access log entry: the memories on the path
+      PERFORM memoriesdb.record_read('path', log_ids, log_query);
       RETURN;
     END IF;
     IF steps > max_rows THEN
@@ -215,7 +228,8 @@ BEGIN
         DETAIL = format('more than %s steps', max_rows), HINT = 'lower max_depth or raise config graph_max_rows';
     END IF;
   END LOOP;
-  PERFORM memoriesdb.record_read('path', ARRAY[from_id, to_id]);   -- no path: both ends were still read
+  log_ids := ARRAY[from_id, to_id];   -- no path: both ends were still read
+  PERFORM memoriesdb.record_read('path', log_ids, log_query);
 END
 $$;
 
@@ -226,13 +240,16 @@ RETURNS TABLE (id uuid, owner_id uuid, content text, metadata jsonb, content_has
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  log_ids uuid[] := ARRAY[recall.memory_id];
+  log_query bytea;   -- none: not a search
 BEGIN
   RETURN QUERY
     SELECT m.id, m.owner_id, m.content, m.metadata, m.content_hash, m.revision, m.embedding_model, m.embedded_at,
            m.created_at, m.created_by, m.updated_at, m.updated_by
       FROM memoriesdb.memories AS m WHERE m.id = recall.memory_id;
   IF NOT FOUND THEN PERFORM memoriesdb.raise_not_found('memory', recall.memory_id); END IF;
-  PERFORM memoriesdb.record_read('recall', ARRAY[recall.memory_id]);
+  PERFORM memoriesdb.record_read('recall', log_ids, log_query);
 END
 $$;
 
@@ -242,11 +259,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   ok boolean;
+  log_ids uuid[] := ARRAY[verify.memory_id];
+  log_query bytea;   -- none: not a search
 BEGIN
   SELECT m.content_hash = sha256(convert_to(m.content, 'UTF8')) INTO ok
     FROM memoriesdb.memories AS m WHERE m.id = verify.memory_id;
   IF NOT FOUND THEN PERFORM memoriesdb.raise_not_found('memory', verify.memory_id); END IF;
-  PERFORM memoriesdb.record_read('verify', ARRAY[verify.memory_id]);
+  PERFORM memoriesdb.record_read('verify', log_ids, log_query);
   RETURN ok;
 END
 $$;
@@ -257,6 +276,9 @@ RETURNS TABLE (event text, at timestamptz, actor uuid, revision integer, content
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  log_ids uuid[] := ARRAY[provenance.memory_id];
+  log_query bytea;   -- none: not a search
 BEGIN
   PERFORM 1 FROM memoriesdb.memories AS m WHERE m.id = provenance.memory_id;
   IF NOT FOUND THEN PERFORM memoriesdb.raise_not_found('memory', provenance.memory_id); END IF;
@@ -270,7 +292,7 @@ BEGIN
             SELECT 'transferred', x.created_at, x.created_by, NULL, NULL, x.from_owner, x.to_owner, x.note
               FROM memoriesdb.memory_transfers AS x WHERE x.memory_id = provenance.memory_id) AS e
      ORDER BY e.at, e.event = 'transferred', e.revision;
-  PERFORM memoriesdb.record_read('provenance', ARRAY[provenance.memory_id]);
+  PERFORM memoriesdb.record_read('provenance', log_ids, log_query);
 END
 $$;
 

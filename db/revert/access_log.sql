@@ -49,6 +49,7 @@ BEGIN
 END
 $$;
 
+DROP FUNCTION memoriesdb.flush_access_log();
 DROP FUNCTION memoriesdb.access_refusals(interval);
 DROP FUNCTION memoriesdb.access_history(uuid, timestamptz);
 DROP FUNCTION memoriesdb.record_read(text, uuid[], bytea);
@@ -78,7 +79,8 @@ BEGIN
     WHERE 'memoriesdb_access_log' = ANY (memoriesdb_dblink.dblink_get_connections());
 END
 $$;
-DROP FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text);
+DROP FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text);
+DROP FUNCTION memoriesdb.await_access_log_writes();
 DROP FUNCTION memoriesdb.setup_access_logger();
 DROP PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text);
 DROP TABLE memoriesdb.access_log_sink;

@@ -21,11 +21,11 @@ SELECT is_empty($$
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    WHERE n.nspname = 'memoriesdb' AND p.proowner <> 'memoriesdb_owner'::regrole
-     AND p.proname NOT IN ('append_access_log_autonomously', 'setup_access_logger') $$,
+     AND p.proname NOT IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger') $$,
   'memoriesdb_owner owns every function but the two of the access logger');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
-   WHERE n.nspname = 'memoriesdb' AND p.proname IN ('append_access_log_autonomously', 'setup_access_logger')
+   WHERE n.nspname = 'memoriesdb' AND p.proname IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger')
      AND (NOT r.rolsuper OR has_function_privilege('memoriesdb_app', p.oid, 'EXECUTE')
           OR has_function_privilege('memoriesdb_worker', p.oid, 'EXECUTE')
           OR has_function_privilege('memoriesdb_auditor', p.oid, 'EXECUTE')) $$,
@@ -123,7 +123,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'check_query_vector', 'check_search_filter', 'matches_filter', 'linked_ids', 'visible_memories', 'visible_count', 'search', 'search_text', 'search_hybrid', 'fulltext_candidates',
   'visible_to', 'check_traversal', 'neighbors', 'path', 'run_vindexing',
   'append_access_log', 'setup_access_logger', 'append_access_log_autonomously', 'calling_api_function', 'record_refusal',
-  'record_read', 'access_history', 'access_refusals', 'vector_ranking', 'text_ranking', 'query_fingerprint']);
+  'record_read', 'access_history', 'access_refusals', 'await_access_log_writes', 'flush_access_log', 'vector_ranking', 'text_ranking', 'query_fingerprint']);
 
 SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
 SELECT isnt_definer('memoriesdb', 'recall', ARRAY['uuid'], 'recall runs as the caller: RLS decides');

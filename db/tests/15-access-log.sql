@@ -2,7 +2,7 @@
 -- the rollback their error causes; owners read their memories' history, nobody
 -- else's; nobody changes it.
 BEGIN;
-SELECT plan(44);
+SELECT plan(46);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -16,7 +16,7 @@ UPDATE memoriesdb.memories SET embedding = tests.axis(1), embedding_model = 'tes
 SELECT tests.act_as(:'alice');
 SELECT memoriesdb.share(:'a2', :'bob');
 SELECT memoriesdb.share(:'a3', :'carol');
-SELECT tests.clear_context();
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
 
 -- the entries of one memory, oldest first, as the superuser sees them
 CREATE TEMP VIEW log AS SELECT * FROM memoriesdb.access_log;
@@ -26,7 +26,7 @@ LANGUAGE sql AS $$ SELECT l.function, l.actor, l.sqlstate FROM memoriesdb.access
 -- 1. reads -------------------------------------------------------------------
 SELECT tests.act_as(:'alice');
 SELECT content FROM memoriesdb.recall(:'a1');
-SELECT tests.clear_context();
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
 SELECT results_eq(format('SELECT * FROM pg_temp.entries(%L)', :'a1'),
   format($$ VALUES ('recall'::text, %L::uuid, NULL::text) $$, :'alice'),
   'a recall by the owner is one entry with the memory id, the actor and no sqlstate');
@@ -36,7 +36,7 @@ SELECT is((SELECT db_role::text FROM log WHERE function = 'recall' AND memory_id
 SELECT set_config('application_name', 'access-log-test', true);
 SELECT tests.act_as(:'bob');
 SELECT count(*) FROM memoriesdb.search(tests.axis(1), 5);
-SELECT tests.clear_context();
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
 SELECT ok((SELECT memory_ids @> ARRAY[:'a2'::uuid, :'b1'::uuid] FROM log WHERE function = 'search' AND actor = :'bob'),
   'a search by a grantee records the shared memory among the ids it returned');
 SELECT ok((SELECT NOT memory_ids @> ARRAY[:'a1'::uuid] FROM log WHERE function = 'search' AND actor = :'bob'),
@@ -50,7 +50,7 @@ SELECT count(*) FROM memoriesdb.search(tests.axis(2), 5);
 SELECT count(*) FROM memoriesdb.search_hybrid('harbour', tests.axis(1), 5);
 SELECT count(*) FROM memoriesdb.provenance(:'a2');
 SELECT memoriesdb.verify(:'a2');
-SELECT tests.clear_context();
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
 SELECT is((SELECT count(DISTINCT query_hash) FROM log WHERE function = 'search' AND actor = :'bob'), 2::bigint,
   'the same query hashes the same, another query differently');
 SELECT ok((SELECT bool_and(query_hash <> sha256(public.vector_send(tests.axis(1)))) FROM log WHERE function = 'search'),
@@ -71,7 +71,7 @@ SELECT throws_ok(format('SELECT memoriesdb.transfer(%L, %L)', :'a1', :'bob'), 'M
 SELECT throws_ok(format('SELECT memoriesdb.transfer(%L, %L)', :'a2', :'bob'), 'MDB04', NULL, 'a grantee may not transfer a2');
 SELECT tests.act_as(:'carol');
 SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, 'edited') $$, :'a3'), 'MDB04', NULL, 'a read-only grantee may not revise a3');
-SELECT tests.clear_context();
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
 SELECT results_eq(format($$ SELECT * FROM pg_temp.entries(%L) WHERE sqlstate IS NOT NULL $$, :'a1'),
   format($$ VALUES ('recall'::text, %1$L::uuid, 'MDB03'::text), ('revise', %1$L, 'MDB03'), ('share', %1$L, 'MDB03'), ('transfer', %1$L, 'MDB03') $$, :'bob'),
   'bob''s refused recall, revise, share and transfer are each on the record, though each was rolled back');
@@ -90,7 +90,7 @@ SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a1'), 'MDB03', 
 SELECT tests.act_as(:'bob');
 SELECT gen_random_uuid() AS ghost \gset
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'ghost'), 'MDB03', 'memory not found', 'an unknown id: the same error as another''s memory');
-SELECT tests.clear_context();
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
 SELECT results_eq(format($$ SELECT * FROM pg_temp.entries(%L) WHERE actor IS NULL $$, :'a1'),
   $$ VALUES ('recall'::text, NULL::uuid, 'MDB03'::text) $$, 'a refused call with no context is recorded with no actor');
 SELECT ok(EXISTS (SELECT 1 FROM log WHERE function = 'forget' AND actor IS NULL AND sqlstate = 'MDB01'), 'so is a write with no context (MDB01)');
@@ -116,10 +116,19 @@ SELECT throws_ok(format('SELECT * FROM memoriesdb.access_history(%L)', :'a2'), '
 SELECT throws_ok('SELECT count(*) FROM memoriesdb.access_log', '42501', NULL, 'the app role cannot read the log table');
 SELECT throws_ok($$ CALL memoriesdb.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL) $$, '42501', NULL,
   'nor append to it directly');
-SELECT memoriesdb.record_read('recall', ARRAY[:'a1'::uuid, :'b1'::uuid]);
-SELECT tests.clear_context();
-SELECT is((SELECT memory_ids FROM log WHERE actor = :'bob' AND function = 'recall' AND sqlstate IS NULL ORDER BY id DESC LIMIT 1),
-  ARRAY[:'b1'::uuid], 'a direct record_read() keeps only ids the caller may see: no forged read of another''s memory');
+SELECT throws_ok(format($$ SELECT memoriesdb.record_read('recall', ARRAY[%L::uuid]) $$, :'a1'), 'MDB12', NULL,
+  'nor write a read into it by calling record_read() directly');
+CREATE FUNCTION pg_temp.recall(m uuid) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE log_ids uuid[] := ARRAY[m]; log_query bytea;
+BEGIN PERFORM memoriesdb.record_read('recall', log_ids, log_query); END $$;
+SELECT throws_ok(format($$ SELECT pg_temp.recall(%L) $$, :'a1'), 'MDB12', NULL,
+  'nor from a function of its own named like a read function, making the very same call');
+CREATE FUNCTION pg_temp.forge(m uuid) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN PERFORM memoriesdb.record_read('recall', /*"
+PL/pgSQL function memoriesdb.recall(uuid) line 9 at PERFORM*/ ARRAY[m], NULL); END $f$;
+SELECT throws_ok(format($$ SELECT pg_temp.forge(%L) $$, :'a1'), 'MDB12', NULL,
+  'nor with a statement whose text fakes a read function''s frame on the call stack');
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
 
 -- custody passes with the memory
 SELECT tests.act_as(:'alice');
@@ -136,7 +145,7 @@ SELECT ok((SELECT attempts >= 1 FROM memoriesdb.access_refusals() WHERE function
   'access_refusals() counts the last hour''s refusals by function and sqlstate');
 
 -- 4. append-only --------------------------------------------------------------
-SELECT tests.clear_context();
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
 SET LOCAL ROLE memoriesdb_owner;
 SELECT throws_ok('UPDATE memoriesdb.access_log SET actor = NULL', 'MDB20', NULL, 'the owner cannot UPDATE the access log');
 SELECT throws_ok('DELETE FROM memoriesdb.access_log', 'MDB20', NULL, 'nor DELETE from it');

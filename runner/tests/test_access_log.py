@@ -22,11 +22,20 @@ def refused(sqlstate: str):
     assert exc.value.diag.sqlstate == sqlstate, exc.value
 
 
-def app(settings, user_id=None) -> psycopg.Connection:
+@contextlib.contextmanager
+def app(settings, user_id=None):
+    """An application session; on the way out it waits for its access log entries
+    (reads send them without waiting), as a client that needs them at once would."""
     conn = psycopg.connect(settings.app_dsn, row_factory=dict_row)
     if user_id is not None:
         conn.execute("SELECT set_config('app.current_user', %s, true)", (str(user_id),))
-    return conn
+    try:
+        yield conn
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            conn.execute("SELECT memoriesdb.flush_access_log()")
+            conn.close()
 
 
 def history(settings, owner, memory_id) -> list[dict]:
@@ -64,7 +73,8 @@ def test_refusal_survives_a_killed_session(settings, admin_conn, user, make_user
     with admin_conn.transaction():   # bob may read it, not transfer it
         admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
         admin_conn.execute("SELECT memoriesdb.share(%s, %s)", (m, bob))
-    conn = app(settings, bob)
+    conn = psycopg.connect(settings.app_dsn)
+    conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
     conn.execute("SELECT memoriesdb.remember('written before the attempt')")
     conn.execute("SAVEPOINT try")
     with refused("MDB04"):
@@ -87,22 +97,29 @@ def test_reads_in_a_read_only_transaction_are_logged_autonomously(settings, admi
     assert entries(admin_conn, m) == [{"function": "recall", "actor": alice, "sqlstate": None}]
 
 
-def test_autonomous_reads_survive_rollback(settings, admin_conn, user):
+def test_reads_survive_rollback_unless_configured_transactional(settings, admin_conn, user):
     alice = user[0]
     [m] = remember(admin_conn, alice, "read, then rolled back")
     set_mode = "UPDATE memoriesdb.config SET value = %s::jsonb WHERE key = 'access_log_reads'"
     with app(settings, alice) as conn:
         conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert conn.execute("SELECT pg_current_xact_id_if_assigned() AS x").fetchone()["x"] is None, \
+            "the read left the caller's transaction without a transaction id (no WAL flush at its commit)"
         conn.rollback()
-    assert entries(admin_conn, m) == [], "the default: a read is logged in the caller's transaction"
-    admin_conn.execute(set_mode, ('"autonomous"',))
+    assert entries(admin_conn, m) == [{"function": "recall", "actor": alice, "sqlstate": None}], \
+        "the default (autonomous): the entry survives the caller's rollback"
+    admin_conn.execute(set_mode, ('"transactional"',))
     try:
         with app(settings, alice) as conn:
             conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
             conn.rollback()
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
+            conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
+            conn.commit()
     finally:
-        admin_conn.execute(set_mode, ('"transactional"',))
-    assert entries(admin_conn, m) == [{"function": "recall", "actor": alice, "sqlstate": None}]
+        admin_conn.execute(set_mode, ('"autonomous"',))
+    assert len(entries(admin_conn, m)) == 2, "transactional: the rolled-back read's entry went with it, the committed one stayed"
 
 
 def test_a_broken_logger_refuses_unlogged_reads_but_still_refuses(settings, admin_conn, user, make_user):
