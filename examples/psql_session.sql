@@ -32,6 +32,8 @@ ROLLBACK;
 
 BEGIN;
 SELECT memoriesdb.authenticate(:'ada_key');
+SELECT outcome, function, actor = :'grace' AS by_grace, sqlstate
+  FROM memoriesdb.access_history(:'m1');                  -- the access log: Grace's refusal outlived her rollback
 SELECT memoriesdb.transfer(:'m2', :'grace', 'a gift') AS transfer_id;
 SELECT memoriesdb.forget(:'m1');
 COMMIT;

@@ -61,7 +61,34 @@ async def run_demo(settings: Settings, console: Console) -> None:
     print_results(await search_text(settings, query, keys["bob"], None, k=3, provider=provider), "bob's results with the share")
     await provider.aclose()
 
+    conn = await db.connect(settings.app_dsn, autocommit=False)
+    async with conn:
+        async with conn.transaction():   # alice's memories that bob cannot see
+            await conn.execute(db.q("authenticate"), {"api_key": keys["alice"]})
+            hidden = await (await conn.execute("SELECT id FROM memoriesdb.memories WHERE id <> %s LIMIT 1", (top["id"],))).fetchone()
+        refused = "not refused!"
+        try:
+            async with conn.transaction():
+                await conn.execute(db.q("authenticate"), {"api_key": keys["bob"]})
+                await conn.execute("SELECT * FROM memoriesdb.recall(%s)", (hidden["id"],))
+        except psycopg.Error as exc:
+            refused = exc.diag.sqlstate
+        await conn.execute("SELECT memoriesdb.flush_access_log()")
+        await conn.commit()
+        async with conn.transaction():
+            await conn.execute(db.q("authenticate"), {"api_key": keys["alice"]})
+            history = []
+            for m in (top["id"], hidden["id"]):
+                history += await (await conn.execute(
+                    "SELECT outcome, function, actor, sqlstate FROM memoriesdb.access_history(%s)", (m,))).fetchall()
+    console.print(f"7. bob tries to recall a memory of alice's he was not given: refused ({refused}), and his transaction "
+                  "rolled back; alice's access history of her two memories:")
+    who = {ids["alice"]: "alice", ids["bob"]: "bob"}
+    for h in history:
+        console.print(f"   {h['outcome']:8} {h['function']:14} by {who.get(h['actor'], h['actor'])}"
+                      + (f" ({h['sqlstate']})" if h["sqlstate"] else ""))
+
     with psycopg.connect(settings.admin_dsn) as admin_conn:
         admin_conn.execute("SET ROLE memoriesdb_auditor")
         ok, rows, seals, _, problem = admin_conn.execute("SELECT * FROM memoriesdb.verify_audit_chain()").fetchone()
-    console.print(f"7. audit chain: {'intact' if ok else 'BROKEN: ' + problem} ({rows} audit rows, {seals} seals)")
+    console.print(f"8. audit chain: {'intact' if ok else 'BROKEN: ' + problem} ({rows} audit rows, {seals} seals)")
