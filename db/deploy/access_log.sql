@@ -84,11 +84,11 @@ INSERT INTO memoriesdb.config (key, value, description) VALUES
   ('access_log_reads', '"autonomous"', 'granted reads are logged "autonomous" (own transaction over the logger''s connection, asynchronous commit: survives the caller''s rollback, one extra connection per session) or "transactional" (in the caller''s transaction: no extra connection, but the caller''s commit waits for a WAL flush and a rollback removes the entry); refusals are always autonomous and durable');
 
 -- What the logger role may do: append one entry.
--- A procedure: dblink_exec runs statements that return no rows. PL/pgSQL, so
--- that the logger's long-lived session plans the INSERT once.
-CREATE PROCEDURE memoriesdb.append_access_log(at timestamptz, actor uuid, db_role name, application_name text,
-                                              function text, memory_ids uuid[], query_hash bytea, sqlstate text)
-LANGUAGE plpgsql SECURITY DEFINER
+-- PL/pgSQL, so that the logger's long-lived session plans the INSERT once.
+CREATE FUNCTION memoriesdb.append_access_log(at timestamptz, actor uuid, db_role name, application_name text,
+                                             function text, memory_ids uuid[], query_hash bytea, sqlstate text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -96,9 +96,9 @@ BEGIN
   VALUES (at, actor, db_role, coalesce(application_name, ''), function, coalesce(memory_ids, '{}'), query_hash, sqlstate);
 END
 $$;
-COMMENT ON PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) IS
+COMMENT ON FUNCTION memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) IS
   'Internal: appends one access log entry. Executed by the API (as the owner) and, for autonomous writes, by this database''s logger role.';
-REVOKE EXECUTE ON PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) FROM PUBLIC;
 
 RESET ROLE;
 
@@ -120,7 +120,7 @@ BEGIN
                  format('MemoriesDB: appends to the access log of database %s, and nothing else.', current_database()));
   EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), logger);
   EXECUTE format('GRANT USAGE ON SCHEMA memoriesdb TO %I', logger);
-  EXECUTE format('GRANT EXECUTE ON PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) TO %I', logger);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text) TO %I', logger);
   INSERT INTO memoriesdb.access_log_sink AS s (logger_role, password, hash_key)
   VALUES (logger, secret, public.gen_random_bytes(32))
   ON CONFLICT (singleton) DO UPDATE SET logger_role = excluded.logger_role, password = excluded.password;
@@ -157,7 +157,7 @@ BEGIN
   END LOOP;
   RETURN true;
 EXCEPTION WHEN OTHERS THEN
-  RAISE WARNING 'access log: an entry sent earlier in this session was not written: %', SQLERRM
+  RAISE WARNING 'access log: an entry was not written: %', SQLERRM
     USING HINT = 'a superuser can run memoriesdb.setup_access_logger() to renew the logger''s login';
   PERFORM memoriesdb_dblink.dblink_disconnect('memoriesdb_access_log');
   RETURN false;
@@ -181,48 +181,54 @@ DECLARE
   host text;
   port text;
   stmt text;
+  connected boolean;
 BEGIN
-  -- every value as a literal; the time in UTC ISO form, whatever this session's DateStyle
-  -- (the logger's session commits asynchronously; a durable write asks for a synchronous commit)
+  -- every value as a literal; the time in UTC ISO form, whatever this session's DateStyle;
+  -- the logger's session commits asynchronously, a durable write asks for a synchronous commit
   stmt := CASE WHEN mode = 'durable' THEN 'SET LOCAL synchronous_commit = on; ' ELSE '' END
-       || format('CALL memoriesdb.append_access_log(%L, %L, %L, %L, %L, %L, %L, %L)',
+       || format('EXECUTE memoriesdb_append(%L, %L, %L, %L, %L, %L, %L, %L)',
                  to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), actor, session_user,
                  application_name, function, memory_ids, query_hash, sqlstate);
-  -- the fast path: the session's connection is open and its earlier writes went
-  -- through; no subtransaction (dblink_exec reports a failure as 'ERROR')
-  IF coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false)
-     AND memoriesdb.await_access_log_writes() THEN
-    IF mode = 'pipelined' THEN
-      IF memoriesdb_dblink.dblink_send_query(conn, stmt) = 1 THEN RETURN true; END IF;
-    ELSIF memoriesdb_dblink.dblink_exec(conn, stmt, false) <> 'ERROR' THEN
-      RETURN true;
+  FOR attempt IN 1..2 LOOP
+    connected := coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false);
+    IF connected AND NOT memoriesdb.await_access_log_writes() THEN
+      connected := false;   -- an earlier write failed (and was reported); the connection is gone
     END IF;
-  END IF;
-  -- no connection yet, or a broken one (server restarted, logger renewed): (re)connect
-  -- once; the first write of a connection is always waited for
-  BEGIN
-    IF coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false) THEN
-      PERFORM memoriesdb_dblink.dblink_disconnect(conn);
+    IF NOT connected THEN
+      BEGIN
+        SELECT * INTO STRICT s FROM memoriesdb.access_log_sink;
+        IF pg_is_in_recovery() THEN   -- a standby cannot write: the primary it replicates
+          host := substring(current_setting('primary_conninfo') FROM $r$host\s*=\s*'?([^'\s]+)$r$);
+          port := substring(current_setting('primary_conninfo') FROM $r$port\s*=\s*'?([0-9]+)$r$);
+        END IF;
+        PERFORM memoriesdb_dblink.dblink_connect(conn, format(
+          'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5 options=''-c synchronous_commit=off''',
+          quote_literal(coalesce(host, CASE WHEN current_setting('listen_addresses') = ''
+                                            THEN split_part(current_setting('unix_socket_directories'), ',', 1)
+                                            ELSE '127.0.0.1' END)),
+          quote_literal(coalesce(port, current_setting('port'))), quote_literal(current_database()),
+          quote_literal(s.logger_role), quote_literal(s.password)));
+        -- parsed and planned once per connection, not per entry
+        PERFORM memoriesdb_dblink.dblink_exec(conn,
+          'PREPARE memoriesdb_append(timestamptz, uuid, name, text, text, uuid[], bytea, text) AS '
+          'SELECT memoriesdb.append_access_log($1, $2, $3, $4, $5, $6, $7, $8)');
+      EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'access log: cannot connect the logger: %', SQLERRM
+          USING HINT = 'a superuser can run memoriesdb.setup_access_logger() to renew the logger''s login';
+        IF coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false) THEN
+          PERFORM memoriesdb_dblink.dblink_disconnect(conn);
+        END IF;
+        RETURN false;
+      END;
     END IF;
-    SELECT * INTO STRICT s FROM memoriesdb.access_log_sink;
-    IF pg_is_in_recovery() THEN   -- a standby cannot write: the primary it replicates
-      host := substring(current_setting('primary_conninfo') FROM $r$host\s*=\s*'?([^'\s]+)$r$);
-      port := substring(current_setting('primary_conninfo') FROM $r$port\s*=\s*'?([0-9]+)$r$);
+    IF memoriesdb_dblink.dblink_send_query(conn, stmt) = 1 THEN
+      -- pipelined: collected by the next write; otherwise waited for now
+      RETURN mode = 'pipelined' OR memoriesdb.await_access_log_writes();
     END IF;
-    PERFORM memoriesdb_dblink.dblink_connect(conn, format(
-      'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5 options=''-c synchronous_commit=off''',
-      quote_literal(coalesce(host, CASE WHEN current_setting('listen_addresses') = ''
-                                        THEN split_part(current_setting('unix_socket_directories'), ',', 1)
-                                        ELSE '127.0.0.1' END)),
-      quote_literal(coalesce(port, current_setting('port'))), quote_literal(current_database()),
-      quote_literal(s.logger_role), quote_literal(s.password)));
-    PERFORM memoriesdb_dblink.dblink_exec(conn, stmt);
-    RETURN true;
-  EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'access log: autonomous write failed: %', SQLERRM
-      USING HINT = 'a superuser can run memoriesdb.setup_access_logger() to renew the logger''s login';
-    RETURN false;
-  END;
+    PERFORM memoriesdb_dblink.dblink_disconnect(conn);   -- could not even send: a broken connection
+  END LOOP;
+  RAISE WARNING 'access log: the logger''s connection is broken';
+  RETURN false;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text) IS
@@ -263,7 +269,7 @@ BEGIN
   IF NOT memoriesdb.append_access_log_autonomously(at, memoriesdb.current_user_id(), app, fn, ids, NULL, sqlstate, 'durable') THEN
     -- no autonomous write: keep it at least in this transaction (a caller that
     -- catches the error and commits keeps it)
-    CALL memoriesdb.append_access_log(at, memoriesdb.current_user_id(), session_user, app, fn, ids, NULL, sqlstate);
+    PERFORM memoriesdb.append_access_log(at, memoriesdb.current_user_id(), session_user, app, fn, ids, NULL, sqlstate);
   END IF;
 END
 $$;
@@ -301,7 +307,7 @@ BEGIN
     FROM memoriesdb.config AS c CROSS JOIN memoriesdb.access_log_sink AS s WHERE c.key = 'access_log_reads';
   qh := CASE WHEN query IS NOT NULL THEN public.hmac(query, key, 'sha256') END;
   IF NOT read_only AND mode = '"transactional"' THEN
-    CALL memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
+    PERFORM memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
                                       current_setting('application_name'), function, memory_ids, qh, NULL);
   ELSIF NOT memoriesdb.append_access_log_autonomously(clock_timestamp(), memoriesdb.current_user_id(),
               current_setting('application_name'), function, memory_ids, qh, NULL,
@@ -310,7 +316,7 @@ BEGIN
       RAISE EXCEPTION USING ERRCODE = 'MDB22', MESSAGE = 'the access log cannot be written: read refused',
         HINT = 'a read-only transaction can log a read only autonomously; see the WARNING above for why that failed';
     END IF;
-    CALL memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
+    PERFORM memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
                                       current_setting('application_name'), function, memory_ids, qh, NULL);   -- at least with the caller
   END IF;
 END

@@ -82,7 +82,7 @@ $$;
 DROP FUNCTION memoriesdb.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text);
 DROP FUNCTION memoriesdb.await_access_log_writes();
 DROP FUNCTION memoriesdb.setup_access_logger();
-DROP PROCEDURE memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text);
+DROP FUNCTION memoriesdb.append_access_log(timestamptz, uuid, name, text, text, uuid[], bytea, text);
 DROP TABLE memoriesdb.access_log_sink;
 DROP TABLE memoriesdb.access_log;
 DROP EXTENSION IF EXISTS dblink;

@@ -114,7 +114,7 @@ SELECT tests.act_as(:'bob');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.access_history(%L)', :'a1'), 'MDB03', NULL, 'bob sees nothing of a1''s log');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.access_history(%L)', :'a2'), 'MDB04', NULL, 'a grantee sees nothing of a2''s log');
 SELECT throws_ok('SELECT count(*) FROM memoriesdb.access_log', '42501', NULL, 'the app role cannot read the log table');
-SELECT throws_ok($$ CALL memoriesdb.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL) $$, '42501', NULL,
+SELECT throws_ok($$ SELECT memoriesdb.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL) $$, '42501', NULL,
   'nor append to it directly');
 SELECT throws_ok(format($$ SELECT memoriesdb.record_read('recall', ARRAY[%L::uuid]) $$, :'a1'), 'MDB12', NULL,
   'nor write a read into it by calling record_read() directly');
