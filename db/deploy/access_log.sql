@@ -373,7 +373,7 @@ COMMENT ON FUNCTION memoriesdb.flush_access_log() IS
   'Waits until the access log entries of this session''s reads are committed (reads send them without waiting); false, with a WARNING, if one could not be written. access_history() does this itself.';
 GRANT EXECUTE ON FUNCTION memoriesdb.flush_access_log() TO memoriesdb_app, memoriesdb_auditor;
 
--- Refusals are recorded where they are raised.
+-- Refusals are recorded where they are raised (and failed authentications with them).
 CREATE OR REPLACE FUNCTION memoriesdb.raise_not_found(what text, id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -420,6 +420,30 @@ BEGIN
     PERFORM memoriesdb.record_refusal('MDB04', memory_id);
     RAISE EXCEPTION USING ERRCODE = 'MDB04', MESSAGE = format('only the owner may %s a memory', verb);
   END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  k memoriesdb.api_keys;
+BEGIN
+  SELECT * INTO k FROM memoriesdb.api_keys AS a WHERE a.key_hash = sha256(convert_to(coalesce(api_key, ''), 'UTF8'));
+  IF k.id IS NULL THEN
+    PERFORM memoriesdb.record_refusal('MDB10', NULL);   -- failed authentications are on the record too
+    RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'invalid api key',
+      HINT = 'the key is wrong; keys are shown only once, by memoriesdb.create_api_key()';
+  END IF;
+  IF k.revoked_at IS NOT NULL THEN
+    PERFORM memoriesdb.record_refusal('MDB10', NULL);
+    RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key revoked',
+      DETAIL = format('key %s… was revoked at %s', k.key_prefix, k.revoked_at);
+  END IF;
+  -- transaction-local: under PgBouncer transaction pooling nothing outlives the transaction
+  PERFORM set_config('app.current_user', k.user_id::text, true);
+  RETURN k.user_id;
 END
 $$;
 

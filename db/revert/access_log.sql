@@ -49,6 +49,28 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  k memoriesdb.api_keys;
+BEGIN
+  SELECT * INTO k FROM memoriesdb.api_keys AS a WHERE a.key_hash = sha256(convert_to(coalesce(api_key, ''), 'UTF8'));
+  IF k.id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'invalid api key',
+      HINT = 'the key is wrong; keys are shown only once, by memoriesdb.create_api_key()';
+  END IF;
+  IF k.revoked_at IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key revoked',
+      DETAIL = format('key %s… was revoked at %s', k.key_prefix, k.revoked_at);
+  END IF;
+  -- transaction-local: under PgBouncer transaction pooling nothing outlives the transaction
+  PERFORM set_config('app.current_user', k.user_id::text, true);
+  RETURN k.user_id;
+END
+$$;
+
 DROP FUNCTION memoriesdb.flush_access_log();
 DROP FUNCTION memoriesdb.access_refusals(interval);
 DROP FUNCTION memoriesdb.access_history(uuid, timestamptz);

@@ -2,7 +2,7 @@
 -- the rollback their error causes; owners read their memories' history, nobody
 -- else's; nobody changes it.
 BEGIN;
-SELECT plan(46);
+SELECT plan(50);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -79,6 +79,18 @@ SELECT results_eq(format($$ SELECT * FROM pg_temp.entries(%L) WHERE sqlstate IS 
   format($$ VALUES ('transfer'::text, %L::uuid, 'MDB04'::text) $$, :'bob'), 'the grantee''s refused transfer: MDB04');
 SELECT results_eq(format($$ SELECT * FROM pg_temp.entries(%L) WHERE sqlstate IS NOT NULL $$, :'a3'),
   format($$ VALUES ('revise'::text, %L::uuid, 'MDB04'::text) $$, :'carol'), 'the read-only grantee''s refused revise: MDB04');
+
+-- an expired grant, a wrong API key
+UPDATE memoriesdb.memory_grants SET expires_at = now() - interval '1 minute' WHERE memory_id = :'a3' AND grantee_id = :'carol';
+SELECT tests.act_as(:'carol');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a3'), 'MDB03', NULL, 'an expired grant: no recall');
+SELECT tests.act_as(NULL);
+SELECT throws_ok($$ SELECT memoriesdb.authenticate('mdb_not_a_key') $$, 'MDB10', NULL, 'a wrong API key is refused');
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
+SELECT results_eq(format($$ SELECT * FROM pg_temp.entries(%L) WHERE sqlstate = 'MDB03' $$, :'a3'),
+  format($$ VALUES ('recall'::text, %L::uuid, 'MDB03'::text) $$, :'carol'), 'the refusal under an expired grant is on the record');
+SELECT ok(EXISTS (SELECT 1 FROM log WHERE function = 'authenticate' AND sqlstate = 'MDB10' AND at > now()),
+  'so is a failed authentication (after its rollback)');
 
 -- no context, a forged context, an unknown id
 SELECT tests.act_as(NULL);
