@@ -112,8 +112,12 @@ async def _watch_queue(pool, stop: asyncio.Event) -> None:
         try:
             async with pool.connection() as conn:
                 s = await (await conn.execute(db.q("embedding_queue_status"))).fetchone()
+                refused = await (await conn.execute(db.q("access_refusals"), {"since": "1 hour"})).fetchall()
             for state in ("pending", "leased", "dead"):
                 metrics.QUEUE_DEPTH.labels(state).set(s[state])
+            metrics.REFUSALS_LAST_HOUR.clear()   # a (function, sqlstate) with none in the hour disappears
+            for r in refused:
+                metrics.REFUSALS_LAST_HOUR.labels(r["function"], r["sqlstate"]).set(r["attempts"])
         except Exception as exc:
             log.warning("queue status failed", error=str(exc))
         try:

@@ -154,3 +154,27 @@ def test_the_logger_login_can_only_append(settings, admin_conn, user):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql)
         conn.execute("SELECT memoriesdb.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL)")
+
+
+def test_worker_metrics_count_refusals(settings, user):
+    """The runner exports the last hour's refusals (memoriesdb_access_refusals_last_hour) for alerting."""
+    import asyncio
+
+    from memoriesdb_runner import cli, db, metrics
+
+    with app(settings, user[0]) as conn:
+        with refused("MDB03"):
+            conn.execute("SELECT * FROM memoriesdb.recall(gen_random_uuid())")
+
+    async def one_round() -> None:
+        pool = db.make_pool(settings.dsn, max_size=1)
+        await pool.open(wait=True)
+        stop = asyncio.Event()
+        task = asyncio.create_task(cli._watch_queue(pool, stop))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+        await pool.close()
+
+    asyncio.run(one_round())
+    assert metrics.REFUSALS_LAST_HOUR.labels("recall", "MDB03")._value.get() >= 1
