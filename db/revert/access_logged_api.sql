@@ -236,4 +236,15 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION memoriesdb.recall(uuid) IS
+  'One memory with its metadata and content hash, if the caller may see it (row-level security decides: SECURITY INVOKER); MDB03 otherwise, the same for a missing id.';
+COMMENT ON FUNCTION memoriesdb.verify(uuid) IS
+  'Recomputes the SHA-256 of a visible memory''s content and compares it with the stored content_hash: false means the content was changed behind the API.';
+COMMENT ON FUNCTION memoriesdb.provenance(uuid) IS
+  'The chain of custody of a visible memory, oldest first: its creation (creator, hash), every revision (who, revision number, new hash) and every transfer (from, to, by, note).';
+COMMENT ON FUNCTION memoriesdb.neighbors(uuid, integer, text[], text) IS
+  'Memories linked to memory_id within depth hops (edge_types: only these; direction: out = follow source to target, in = the reverse, both; undirected types always both ways), each once with the edge it was first reached by. Only visible memories, and only through visible memories. Bounded: config graph_max_depth, graph_max_rows (MDB13 past them). Reads memory_graph, so an edge made since the last refresh may be missing; a removed edge or a memory no longer visible never appears.';
+COMMENT ON FUNCTION memoriesdb.path(uuid, uuid, integer) IS
+  'A shortest chain of links from from_id to to_id (edges followed either way), through visible memories only: step 0 is from_id, each later step names the edge taken. No rows when there is none within max_depth. Bounded like neighbors(); reads memory_graph (see neighbors()).';
+
 COMMIT;
