@@ -14,6 +14,7 @@ import random
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -81,9 +82,11 @@ def tags(rows) -> set[str]:
     return {r[0].split(" ", 1)[0].removeprefix("owner:") for r in rows}
 
 
-def test_tenants_never_mix_through_pgbouncer(bouncer, tenants):
+def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
     partner = {tenants[i]: tenants[i ^ 1] for i in range(len(tenants))}
-    counts = {"transactions": 0, "no_context": 0, "session_set_attempts": 0}
+    counts = {"transactions": 0, "no_context": 0, "session_set_attempts": 0, "searches": 0}
+    with psycopg.connect(database, autocommit=True) as conn:
+        started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
     leaks: list[str] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -95,7 +98,7 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants):
         rnd = random.Random(n)
         rng = np.random.default_rng(n)
         uid = tenants[n % len(tenants)]
-        local = {"transactions": 0, "no_context": 0, "session_set_attempts": 0}
+        local = {"transactions": 0, "no_context": 0, "session_set_attempts": 0, "searches": 0}
         try:
             with psycopg.connect(bouncer, prepare_threshold=None) as conn:
                 for i in range(60):
@@ -107,6 +110,7 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants):
                         if seen or found:
                             leaks.append(f"client {n}: no-context transaction saw {len(seen) + len(found)} rows")
                         local["no_context"] += 1
+                        local["searches"] += 1
                     elif kind < 0.15:   # the forbidden session-level SET, for another user
                         victim = tenants[(n + 7) % len(tenants)]
                         conn.execute(f"SET \"app.current_user\" = '{victim}'")
@@ -132,6 +136,7 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants):
                                         local["lost_races"] = local.get("lost_races", 0) + 1
                             elif op == "search":
                                 seen = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(rng),)).fetchall()
+                                local["searches"] += 1
                             elif op == "table":
                                 seen = conn.execute("SELECT content FROM memoriesdb.memories").fetchall()
                             else:
@@ -166,6 +171,24 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants):
     print(f"\npgbouncer isolation: {counts}, leaks found: {len(leaks)}")
     assert not leaks, leaks[:5]
     assert counts["transactions"] > 2500 and counts["no_context"] > 200 and counts["session_set_attempts"] > 100
+
+    # the access log under pooling: one entry per search, each naming the actor whose
+    # transaction it was, with only memories of that actor's pair (transfers stay in a pair)
+    pair = {str(u): {str(u), str(partner[u])} for u in tenants}
+    with psycopg.connect(database, autocommit=True) as conn:
+        for _ in range(50):   # reads' entries are committed by the logger a moment after the read
+            entries = conn.execute(
+                "SELECT l.actor, array_agg(m.owner_id) FILTER (WHERE m.id IS NOT NULL) "
+                "FROM memoriesdb.access_log AS l LEFT JOIN LATERAL unnest(l.memory_ids) AS u(id) ON true "
+                "LEFT JOIN memoriesdb.memories AS m ON m.id = u.id "
+                "WHERE l.function = 'search' AND l.at >= %s GROUP BY l.id, l.actor", (started,)).fetchall()
+            if len(entries) >= counts["searches"]:
+                break
+            time.sleep(0.1)
+    assert len(entries) == counts["searches"], "one access log entry per search"
+    misattributed = [e for e in entries if e[0] is not None and not {str(o) for o in (e[1] or [])} <= pair[str(e[0])]]
+    assert not misattributed, misattributed[:3]
+    assert sum(1 for e in entries if e[0] is None) == counts["no_context"], "no-context searches are logged with no actor"
 
 
 def test_without_the_reset_a_session_set_leaks(database, tenants):
