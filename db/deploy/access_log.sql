@@ -7,18 +7,21 @@
 -- with it anything written in it. A refusal is therefore written autonomously:
 -- through dblink, over a connection of this database's own logger role, which
 -- may do nothing but append to this log. The connection is opened once per
--- session and kept (0.3-0.6 ms a write instead of 4-7 ms for a new connection).
--- dblink refuses a non-superuser a connection the server lets in without a
--- password (trust), so the one function that uses it is owned by the deploying
--- superuser, not by memoriesdb_owner; it runs a fixed statement, with every
--- value quoted, and only memoriesdb_owner may execute it. dblink itself lives in
--- a schema no client may use, so no client can borrow that connection.
+-- server session and kept, with the insert prepared on it (a new connection per
+-- write would cost 4-7 ms). dblink refuses a non-superuser a connection the
+-- server lets in without a password (trust), so the two functions that drive it
+-- are owned by the deploying superuser, not by memoriesdb_owner; they run a
+-- fixed statement, with every value quoted, and only memoriesdb_owner may
+-- execute them. dblink itself lives in a schema no client may use, so no client
+-- can borrow that connection. A refusal is committed synchronously and waited for.
 --
--- Granted reads go the same way, committed asynchronously (they then cost
--- ~0.2 ms and leave the caller's transaction read-only: written in it, they
--- would give it a transaction id and make its COMMIT wait for a WAL flush);
--- config access_log_reads = 'transactional' writes them in the caller's
--- transaction instead. On a hot standby the autonomous writes go to the primary.
+-- Granted reads go the same way, pipelined: sent before the rows are returned,
+-- committed asynchronously, their outcome collected by the session's next write.
+-- The caller's transaction stays read-only (an entry written in it would give it
+-- a transaction id and make its COMMIT wait for a WAL flush). In a read-only
+-- transaction the write is waited for (no unlogged read: MDB22); on a hot
+-- standby it goes to the primary. Config access_log_reads = 'transactional'
+-- writes reads in the caller's transaction instead.
 BEGIN;
 
 DO $$
