@@ -24,7 +24,8 @@ SELECT count(*) AS visible_without_context FROM memoriesdb.memories;
 
 BEGIN;
 SELECT set_config('app.current_user', :'grace', true);   -- transaction-local, never a session SET
-SELECT content FROM memoriesdb.memories;                  -- only what was shared with her
+SELECT count(*) AS visible FROM memoriesdb.memories;      -- 1: only what was shared with her (the table lists ids and owners)
+SELECT content FROM memoriesdb.recall(:'m1');             -- contents only through the API: a read on the access log
 \set ON_ERROR_STOP 0
 SELECT memoriesdb.revise(:'m1', 'vandalised');            -- refused: MDB04, read-only grant
 \set ON_ERROR_STOP 1

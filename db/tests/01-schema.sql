@@ -1,6 +1,6 @@
 -- Contract: tables, ownership, row-level security, privileges, comments.
 BEGIN;
-SELECT plan(28);
+SELECT plan(29);
 
 SELECT has_schema('memoriesdb');
 SELECT tables_are('memoriesdb', ARRAY[
@@ -21,8 +21,14 @@ SELECT is_empty($$
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    WHERE n.nspname = 'memoriesdb' AND p.proowner <> 'memoriesdb_owner'::regrole
-     AND p.proname NOT IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger') $$,
-  'memoriesdb_owner owns every function but the two of the access logger');
+     AND p.proname NOT IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger',
+                           'recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking') $$,
+  'memoriesdb_owner owns every function but those of the access logger and the read functions');
+SELECT is_empty($$
+  SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'memoriesdb' AND p.proname IN ('recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking')
+     AND NOT (p.prosecdef AND p.proowner = 'memoriesdb_reader'::regrole) $$,
+  'the read functions are SECURITY DEFINER, owned by memoriesdb_reader');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
    WHERE n.nspname = 'memoriesdb' AND p.proname IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger')
@@ -126,7 +132,8 @@ SELECT functions_are('memoriesdb', ARRAY[
   'record_read', 'access_history', 'access_refusals', 'await_access_log_writes', 'flush_access_log', 'vector_ranking', 'text_ranking', 'query_fingerprint']);
 
 SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
-SELECT isnt_definer('memoriesdb', 'recall', ARRAY['uuid'], 'recall runs as the caller: RLS decides');
+SELECT is((SELECT rolbypassrls OR rolcanlogin FROM pg_roles WHERE rolname = 'memoriesdb_reader'), false,
+  'recall runs as memoriesdb_reader, which cannot log in and does not bypass RLS: RLS decides');
 SELECT volatility_is('memoriesdb', 'current_user_id', ARRAY[]::text[], 'stable', 'current_user_id is STABLE, never IMMUTABLE');
 SELECT function_privs_are('memoriesdb', 'claim_embedding_jobs', ARRAY['integer', 'interval', 'text'], 'memoriesdb_app', ARRAY[]::text[],
   'the app role cannot claim embedding jobs');

@@ -1,6 +1,6 @@
 -- Isolation between users: bob attacks alice's memories through every door.
 BEGIN;
-SELECT plan(27);
+SELECT plan(34);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -26,13 +26,25 @@ SELECT throws_ok(format('SELECT * FROM memoriesdb.provenance(%L)', :'a1'), 'MDB0
 SELECT throws_ok(format('SELECT memoriesdb.verify(%L)', :'a1'), 'MDB03', 'memory not found', 'bob cannot verify alice''s memory');
 SELECT throws_ok(format('SELECT memoriesdb.unlink(%L)', :'e1'), 'MDB03', 'edge not found', 'bob cannot unlink alice''s edge');
 
--- through the tables: rows silently filtered
-SELECT results_eq($$ SELECT content FROM memoriesdb.memories $$, ARRAY['bob note'], 'bob reads only his memories from the table');
+-- through the tables: contents not at all (only through the logged API), rows silently filtered
+SELECT throws_ok($$ SELECT content FROM memoriesdb.memories $$, '42501', NULL, 'bob cannot read contents from the table, not even his own');
+SELECT throws_ok($$ SELECT metadata FROM memoriesdb.memories $$, '42501', NULL, 'nor metadata');
+SELECT throws_ok($$ SELECT embedding FROM memoriesdb.memories $$, '42501', NULL, 'nor embeddings');
+SELECT throws_ok($$ SELECT new_row FROM memoriesdb.audit_log $$, '42501', NULL, 'nor the audit log''s row images');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.vector_ranking(%L::vector)', tests.axis(1)), '42501', NULL,
+  'nor search without the access log (vector_ranking)');
+SELECT results_eq($$ SELECT owner_id FROM memoriesdb.memories $$, ARRAY[:'bob'::uuid], 'bob lists only his memories from the table');
 SELECT is((SELECT count(*) FROM memoriesdb.memory_revisions WHERE memory_id IN (:'a1', :'a2')), 0::bigint, 'nor alice''s revisions');
 SELECT is((SELECT count(*) FROM memoriesdb.memory_edges), 0::bigint, 'nor alice''s edges');
 SELECT is((SELECT count(*) FROM memoriesdb.audit_log WHERE memory_id IN (:'a1', :'a2')), 0::bigint, 'nor the audit rows of alice''s memories');
 SELECT is((SELECT count(*) FROM memoriesdb.users), 1::bigint, 'nor alice''s user row');
-SELECT is((SELECT count(*) FROM memoriesdb.memories WHERE content LIKE 'alice%'), 0::bigint, 'a WHERE clause does not widen RLS');
+SELECT is((SELECT count(*) FROM memoriesdb.memories WHERE owner_id = :'alice'), 0::bigint, 'a WHERE clause does not widen RLS');
+-- the read functions' own role is bound by the same policies
+SELECT tests.act_as(:'bob', 'memoriesdb_reader');
+SELECT results_eq($$ SELECT content FROM memoriesdb.memories $$, ARRAY['bob note'], 'memoriesdb_reader, as bob, reads only bob''s memories');
+SELECT tests.act_as(NULL, 'memoriesdb_reader');
+SELECT is((SELECT count(*) FROM memoriesdb.memories), 0::bigint, 'and with no context, nothing');
+SELECT tests.act_as(:'bob');
 
 -- through the tables: writes refused outright
 SELECT throws_ok(format($$ UPDATE memoriesdb.memories SET content = 'pwned' WHERE id = %L $$, :'a1'), '42501', NULL, 'bob cannot UPDATE memories');
