@@ -72,4 +72,13 @@ COMMENT ON FUNCTION memoriesdb.vector_ranking(public.vector, integer, jsonb, rea
 COMMENT ON FUNCTION memoriesdb.text_ranking(text, integer, jsonb) IS
   'Internal: the body of search_text() (defined in search_text_fn as search_text), without the access log entry; search_text() and search_hybrid() call it, nothing else may. Runs as memoriesdb_reader under row-level security.';
 
+COMMENT ON FUNCTION memoriesdb.recall(uuid) IS
+  'One memory with its metadata and content hash, if the caller may see it (row-level security decides: it runs as memoriesdb_reader, which the same policies bind); MDB03 otherwise, the same for a missing id. One access log entry per call; a refusal is logged too.';
+COMMENT ON FUNCTION memoriesdb.search(public.vector, integer, jsonb, real) IS
+  'The k visible memories most similar to query (cosine similarity, 1 = same direction): the caller''s own and those shared with it by unexpired grants; forgotten ones never. Row-level security decides (it runs as memoriesdb_reader, which the same policies bind). filter: {"metadata": {...} (containment), "scope": "own"|"shared"|"all", "created_after": ts, "created_before": ts, "linked_to": memory id}; unknown keys are an error. MDB11 for a query vector of the wrong dimension, NaN or zero. Small callers get an exact scan, large ones the HNSW index with iterative scan (config search_exact_max). Each call is one access log entry with the ids returned and a hash of the query.';
+COMMENT ON FUNCTION memoriesdb.search_text(text, integer, jsonb) IS
+  'The k visible memories that best match query as text: pg_trgm word similarity (typos still match) plus the full-text rank (english stemming) when the words match. score is in [0, 2). Same visibility and filter as search(). Row-level security decides (it runs as memoriesdb_reader). One access log entry per call.';
+COMMENT ON FUNCTION memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer) IS
+  'Fuses search() and search_text() by reciprocal rank fusion: score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank), so an exact phrase and a paraphrase both surface. Same visibility and filter. Row-level security decides (it runs as memoriesdb_reader). One access log entry per call.';
+
 COMMIT;
