@@ -2,7 +2,7 @@
 -- the rollback their error causes; owners read their memories' history, nobody
 -- else's; nobody changes it.
 BEGIN;
-SELECT plan(50);
+SELECT plan(52);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -59,6 +59,22 @@ SELECT is((SELECT array_agg(function ORDER BY id) FROM log WHERE actor = :'bob' 
   ARRAY['search', 'search', 'search', 'search_hybrid'], 'a hybrid search is one entry, not three');
 SELECT results_eq(format($$ SELECT function FROM pg_temp.entries(%L) WHERE function IN ('provenance', 'verify') $$, :'a2'),
   $$ VALUES ('provenance'::text), ('verify') $$, 'provenance and verify are reads on the record');
+
+-- text search and the graph: one entry each, with what they returned
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.link(:'a1', :'a2', 'related_to');
+SELECT tests.act_as(NULL, 'memoriesdb_worker');
+SELECT refreshed FROM memoriesdb.run_vindexing('pgtap');
+SELECT tests.act_as(:'alice');
+SELECT count(*) FROM memoriesdb.search_text('harbour meeting', 5);
+SELECT count(*) FROM memoriesdb.neighbors(:'a1');
+SELECT count(*) FROM memoriesdb.path(:'a1', :'a2');
+SELECT tests.clear_context(), memoriesdb.flush_access_log();
+SELECT ok((SELECT memory_ids @> ARRAY[:'a2'::uuid] AND octet_length(query_hash) = 32 FROM log WHERE function = 'search_text' AND actor = :'alice'),
+  'search_text: the ids it returned and a query hash');
+SELECT results_eq(format($$ SELECT function, memory_ids FROM log WHERE function IN ('neighbors', 'path') AND actor = %L ORDER BY id $$, :'alice'),
+  format($$ VALUES ('neighbors'::text, ARRAY[%1$L, %2$L]::uuid[]), ('path', ARRAY[%1$L, %2$L]::uuid[]) $$, :'a1', :'a2'),
+  'neighbors and path: the start and what they reached, the memories on the path');
 
 -- 2. refusals survive the rollback ---------------------------------------------
 -- throws_ok runs each call in a subtransaction that its error rolls back: an
