@@ -267,12 +267,13 @@ DECLARE
   fn text := memoriesdb.calling_api_function();
   ids uuid[] := CASE WHEN memory_id IS NULL THEN '{}' ELSE ARRAY[memory_id] END;
   at timestamptz := clock_timestamp();
+  actor uuid := memoriesdb.current_user_id();
   app text := current_setting('application_name');
 BEGIN
-  IF NOT memoriesdb.append_access_log_autonomously(at, memoriesdb.current_user_id(), app, fn, ids, NULL, sqlstate, 'durable') THEN
+  IF NOT memoriesdb.append_access_log_autonomously(at, actor, app, fn, ids, NULL, sqlstate, 'durable') THEN
     -- no autonomous write: keep it at least in this transaction (a caller that
     -- catches the error and commits keeps it)
-    PERFORM memoriesdb.append_access_log(at, memoriesdb.current_user_id(), session_user, app, fn, ids, NULL, sqlstate);
+    PERFORM memoriesdb.append_access_log(at, actor, session_user, app, fn, ids, NULL, sqlstate);
   END IF;
 END
 $$;
@@ -309,19 +310,20 @@ BEGIN
   SELECT c.value, s.hash_key INTO mode, key
     FROM memoriesdb.config AS c CROSS JOIN memoriesdb.access_log_sink AS s WHERE c.key = 'access_log_reads';
   qh := CASE WHEN query IS NOT NULL THEN public.hmac(query, key, 'sha256') END;
-  IF NOT read_only AND mode = '"transactional"' THEN
-    PERFORM memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
-                                      current_setting('application_name'), function, memory_ids, qh, NULL);
-  ELSIF NOT memoriesdb.append_access_log_autonomously(clock_timestamp(), memoriesdb.current_user_id(),
-              current_setting('application_name'), function, memory_ids, qh, NULL,
-              CASE WHEN read_only THEN 'confirmed' ELSE 'pipelined' END) THEN
+  IF read_only OR mode <> '"transactional"' THEN
+    IF memoriesdb.append_access_log_autonomously(clock_timestamp(), memoriesdb.current_user_id(),
+         current_setting('application_name'), function, memory_ids, qh, NULL,
+         CASE WHEN read_only THEN 'confirmed' ELSE 'pipelined' END) THEN
+      RETURN;
+    END IF;
     IF read_only THEN
       RAISE EXCEPTION USING ERRCODE = 'MDB22', MESSAGE = 'the access log cannot be written: read refused',
         HINT = 'a read-only transaction can log a read only autonomously; see the WARNING above for why that failed';
     END IF;
-    PERFORM memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
-                                      current_setting('application_name'), function, memory_ids, qh, NULL);   -- at least with the caller
   END IF;
+  -- transactional mode, or the autonomous write failed: in the caller's transaction
+  PERFORM memoriesdb.append_access_log(clock_timestamp(), memoriesdb.current_user_id(), session_user,
+                                       current_setting('application_name'), function, memory_ids, qh, NULL);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.record_read(text, uuid[], bytea) IS
