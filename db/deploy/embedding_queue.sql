@@ -1,37 +1,16 @@
 -- Deploy memoriesdb:embedding_queue to pg
--- requires: memories
--- The embedding queue: one job per memory whose content has no current
--- embedding, and the functions the runner (memoriesdb_worker) services it with.
+-- requires: embedding_queue@v0.1.0
+-- requires: internal_schema
+-- Live functions of the embedding queue: Enqueue trigger, NOTIFY, and the worker API: claim, complete, fail, release, reclaim, requeue, status.
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework embedding_queue`.
+-- Run once, by embedding_queue@v0.1.0.sql: table embedding_schedule, its index, policy and the triggers on memories. (The function bodies in that file are the released
+-- versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
-CREATE TABLE memoriesdb.embedding_schedule (
-  memory_id     uuid PRIMARY KEY REFERENCES memoriesdb.memories ON DELETE CASCADE,
-  content_hash  bytea NOT NULL,
-  attempts      integer NOT NULL DEFAULT 0,
-  run_after     timestamptz NOT NULL DEFAULT now(),
-  lease_id      uuid,
-  leased_hash   bytea,
-  lease_until   timestamptz,
-  leased_by     text,
-  last_error    text,
-  dead_at       timestamptz,
-  created_at    timestamptz NOT NULL,
-  created_by    uuid,
-  updated_at    timestamptz NOT NULL,
-  updated_by    uuid,
-  CHECK ((lease_id IS NULL) = (lease_until IS NULL))
-);
-COMMENT ON TABLE memoriesdb.embedding_schedule IS
-  'Embedding jobs: at most one per memory (a revision while a job waits updates it, not a second one). A job is pending, leased (lease_id set, until lease_until) or dead (dead_at set, last_error kept). Serviced only through the worker functions; not audited row by row (it holds no tenant content), the embeddings it produces are.';
-CREATE INDEX embedding_schedule_ready ON memoriesdb.embedding_schedule (run_after) WHERE dead_at IS NULL;
-
-ALTER TABLE memoriesdb.embedding_schedule ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY embedding_schedule_owner ON memoriesdb.embedding_schedule TO memoriesdb_owner USING (true) WITH CHECK (true);
-CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.embedding_schedule FOR EACH ROW EXECUTE FUNCTION memoriesdb.stamp_row();
-
 -- enqueue ------------------------------------------------------------------
-CREATE FUNCTION memoriesdb.enqueue_embedding() RETURNS trigger
+CREATE OR REPLACE FUNCTION memoriesdb_internal.enqueue_embedding() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -44,15 +23,10 @@ BEGIN
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION memoriesdb.enqueue_embedding() IS
+COMMENT ON FUNCTION memoriesdb_internal.enqueue_embedding() IS
   'Trigger: a new memory or new content puts (or refreshes) the memory''s one embedding job. A job already leased keeps its lease; its completion will find the content changed and re-queue it.';
-CREATE TRIGGER enqueue_embedding AFTER INSERT ON memoriesdb.memories
-  FOR EACH ROW EXECUTE FUNCTION memoriesdb.enqueue_embedding();
-CREATE TRIGGER enqueue_embedding_on_revise AFTER UPDATE OF content_hash ON memoriesdb.memories
-  FOR EACH ROW WHEN (OLD.content_hash IS DISTINCT FROM NEW.content_hash)
-  EXECUTE FUNCTION memoriesdb.enqueue_embedding();
 
-CREATE FUNCTION memoriesdb.notify_embedding() RETURNS trigger
+CREATE OR REPLACE FUNCTION memoriesdb_internal.notify_embedding() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -61,11 +35,11 @@ BEGIN
   RETURN NULL;
 END
 $$;
-CREATE TRIGGER notify AFTER INSERT OR UPDATE OF content_hash ON memoriesdb.embedding_schedule
-  FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb.notify_embedding();
+COMMENT ON FUNCTION memoriesdb_internal.notify_embedding() IS
+  'Trigger: NOTIFY memoriesdb_embedding when jobs become ready, so that listening workers wake at once (one notification per transaction).';
 
 -- worker functions -----------------------------------------------------------
-CREATE FUNCTION memoriesdb.claim_embedding_jobs(batch_size integer DEFAULT 32,
+CREATE OR REPLACE FUNCTION memoriesdb.claim_embedding_jobs(batch_size integer DEFAULT 32,
                                                lease interval DEFAULT '5 minutes',
                                                worker text DEFAULT NULL)
 RETURNS TABLE (memory_id uuid, lease_id uuid, content text, content_hash bytea, attempts integer)
@@ -103,7 +77,7 @@ $$;
 COMMENT ON FUNCTION memoriesdb.claim_embedding_jobs(integer, interval, text) IS
   'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content. A worker that dies loses nothing: once the lease expires another worker claims the job again.';
 
-CREATE FUNCTION memoriesdb.check_embedding(embedding public.vector) RETURNS void
+CREATE OR REPLACE FUNCTION memoriesdb_internal.check_embedding(embedding public.vector) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -130,11 +104,10 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION memoriesdb.check_embedding(public.vector) IS
+COMMENT ON FUNCTION memoriesdb_internal.check_embedding(public.vector) IS
   'Raises MDB11 unless the vector has the deployed dimension, is finite and is not zero.';
-GRANT EXECUTE ON FUNCTION memoriesdb.check_embedding(public.vector) TO memoriesdb_app, memoriesdb_worker;
 
-CREATE FUNCTION memoriesdb.complete_embedding_job(memory_id uuid, lease_id uuid,
+CREATE OR REPLACE FUNCTION memoriesdb.complete_embedding_job(memory_id uuid, lease_id uuid,
                                                  embedding public.vector, model text)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -150,7 +123,7 @@ BEGIN
   IF job.memory_id IS NULL THEN
     RETURN 'lease_lost';   -- expired and re-leased, released, or the memory was forgotten
   END IF;
-  PERFORM memoriesdb.check_embedding(complete_embedding_job.embedding);
+  PERFORM memoriesdb_internal.check_embedding(complete_embedding_job.embedding);
   IF complete_embedding_job.model IS NULL OR btrim(complete_embedding_job.model) = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required';
   END IF;
@@ -176,7 +149,7 @@ $$;
 COMMENT ON FUNCTION memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text) IS
   'Worker: stores a leased job''s embedding (L2-normalised) with its model name, only if the memory''s content hash still matches the one claimed; otherwise the vector is discarded and the job re-queued (stale). Returns stored, stored_requeued, stale or lease_lost. MDB11 for a wrong-dimension, NaN or zero vector.';
 
-CREATE FUNCTION memoriesdb.complete_embedding_jobs(memory_ids uuid[], lease_ids uuid[],
+CREATE OR REPLACE FUNCTION memoriesdb.complete_embedding_jobs(memory_ids uuid[], lease_ids uuid[],
                                                   embeddings public.vector[], model text)
 RETURNS TABLE (memory_id uuid, outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -199,7 +172,7 @@ BEGIN
                                                    WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding')
       OR public.vector_norm(u.e) IN (0, 'NaN'::float8, 'Infinity'::float8);
   IF bad IS NOT NULL THEN
-    PERFORM memoriesdb.check_embedding(embeddings[bad]);
+    PERFORM memoriesdb_internal.check_embedding(embeddings[bad]);
   END IF;
   RETURN QUERY
   WITH input AS (
@@ -239,7 +212,7 @@ $$;
 COMMENT ON FUNCTION memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text) IS
   'Worker: complete_embedding_job() for a whole batch in one round trip and a few set-based statements; returns each job''s outcome (stored, stored_requeued, stale, lease_lost). MDB11 for any bad vector (nothing of the batch is stored then).';
 
-CREATE FUNCTION memoriesdb.fail_embedding_job(memory_id uuid, lease_id uuid, error text,
+CREATE OR REPLACE FUNCTION memoriesdb.fail_embedding_job(memory_id uuid, lease_id uuid, error text,
                                              permanent boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -273,7 +246,7 @@ $$;
 COMMENT ON FUNCTION memoriesdb.fail_embedding_job(uuid, uuid, text, boolean) IS
   'Worker: records a failed attempt. Permanent errors, and the last allowed attempt (config max_attempts), make the job dead with its error kept; others are retried after an exponential backoff. Returns retry, dead or lease_lost.';
 
-CREATE FUNCTION memoriesdb.release_embedding_jobs(memory_ids uuid[], lease_ids uuid[]) RETURNS integer
+CREATE OR REPLACE FUNCTION memoriesdb.release_embedding_jobs(memory_ids uuid[], lease_ids uuid[]) RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -289,7 +262,7 @@ $$;
 COMMENT ON FUNCTION memoriesdb.release_embedding_jobs(uuid[], uuid[]) IS
   'Worker: gives leased jobs back unworked (a worker stopping on SIGTERM); the attempt is not counted.';
 
-CREATE FUNCTION memoriesdb.reclaim_expired_embedding_leases() RETURNS integer
+CREATE OR REPLACE FUNCTION memoriesdb.reclaim_expired_embedding_leases() RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -307,7 +280,7 @@ $$;
 COMMENT ON FUNCTION memoriesdb.reclaim_expired_embedding_leases() IS
   'Worker: frees jobs whose lease expired (their worker died); a job that used up its attempts this way becomes dead. claim_embedding_jobs() also takes expired leases, so this is housekeeping, not a requirement.';
 
-CREATE FUNCTION memoriesdb.requeue_dead_embedding_jobs() RETURNS integer
+CREATE OR REPLACE FUNCTION memoriesdb.requeue_dead_embedding_jobs() RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -318,7 +291,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION memoriesdb.requeue_dead_embedding_jobs() IS 'Operator: puts every dead job back in the queue (after fixing the provider); last_error is kept until the next attempt.';
 
-CREATE FUNCTION memoriesdb.embedding_queue_status()
+CREATE OR REPLACE FUNCTION memoriesdb.embedding_queue_status()
 RETURNS TABLE (pending bigint, leased bigint, dead bigint, oldest_pending timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -331,7 +304,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION memoriesdb.embedding_queue_status() IS 'Queue depths: pending (including expired leases), leased, dead; and the age of the oldest live job.';
 
-CREATE FUNCTION memoriesdb.dead_embedding_jobs(max_rows integer DEFAULT 20)
+CREATE OR REPLACE FUNCTION memoriesdb.dead_embedding_jobs(max_rows integer DEFAULT 20)
 RETURNS TABLE (memory_id uuid, attempts integer, dead_at timestamptz, last_error text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -341,7 +314,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION memoriesdb.dead_embedding_jobs(integer) IS 'Dead jobs with their errors, newest first.';
 
-CREATE FUNCTION memoriesdb.embedding_models()
+CREATE OR REPLACE FUNCTION memoriesdb.embedding_models()
 RETURNS TABLE (model text, memories bigint, newest timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -350,18 +323,5 @@ AS $$
    WHERE m.embedding_model IS NOT NULL GROUP BY 1 ORDER BY 2 DESC
 $$;
 COMMENT ON FUNCTION memoriesdb.embedding_models() IS 'How many memories carry an embedding from each model (no tenant data).';
-
-GRANT EXECUTE ON FUNCTION
-  memoriesdb.claim_embedding_jobs(integer, interval, text),
-  memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text),
-  memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text),
-  memoriesdb.fail_embedding_job(uuid, uuid, text, boolean),
-  memoriesdb.release_embedding_jobs(uuid[], uuid[]),
-  memoriesdb.reclaim_expired_embedding_leases(),
-  memoriesdb.requeue_dead_embedding_jobs(),
-  memoriesdb.embedding_queue_status(),
-  memoriesdb.dead_embedding_jobs(integer),
-  memoriesdb.embedding_models()
-TO memoriesdb_worker;
 
 COMMIT;

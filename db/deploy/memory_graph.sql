@@ -1,40 +1,15 @@
 -- Deploy memoriesdb:memory_graph to pg
--- requires: api_graph
--- requires: vindexing_queue
--- The graph as a materialized view (both directions of every edge, with
--- degrees), the traversal functions that read it, and the refresh the vindex
--- worker runs.
---
--- A materialized view ignores row-level security, so no client has any
--- privilege on it. neighbors() and path() are SECURITY DEFINER and check every
--- memory and edge they return against the live tables and the caller's access:
--- between refreshes they can miss a newer edge, never show a memory the caller
--- can no longer see nor an edge that was removed.
+-- requires: memory_graph@v0.1.0
+-- requires: internal_schema
+-- Live functions of graph traversal and memory_graph refresh: neighbors(), path() (logged reads), run_vindexing().
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework memory_graph`.
+-- Run once, by memory_graph@v0.1.0.sql: materialized view memory_graph and its indexes, graph settings. (The function bodies in that file are the released
+-- versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
-CREATE MATERIALIZED VIEW memoriesdb.memory_graph AS
-  WITH adjacency AS (
-    SELECT e.id AS edge_id, e.source_id AS node_id, e.target_id AS neighbor_id, e.edge_type, e.weight,
-           'out'::text AS direction, t.directed
-      FROM memoriesdb.memory_edges AS e JOIN memoriesdb.edge_types AS t ON t.name = e.edge_type
-    UNION ALL
-    SELECT e.id, e.target_id, e.source_id, e.edge_type, e.weight, 'in', t.directed
-      FROM memoriesdb.memory_edges AS e JOIN memoriesdb.edge_types AS t ON t.name = e.edge_type)
-  SELECT a.*, count(*) OVER (PARTITION BY a.node_id)::int AS node_degree
-    FROM adjacency AS a
-WITH DATA;
-COMMENT ON MATERIALIZED VIEW memoriesdb.memory_graph IS
-  'Adjacency of the memory graph: one row per edge and direction (out: node is the source; in: node is the target), with the node''s degree. Refreshed CONCURRENTLY by the vindex worker (run_vindexing()). Ignores RLS: clients have no privilege on it and read it only through neighbors() and path().';
-CREATE UNIQUE INDEX memory_graph_edge_direction ON memoriesdb.memory_graph (edge_id, direction);
-CREATE INDEX memory_graph_node ON memoriesdb.memory_graph (node_id, edge_type);
-REVOKE ALL ON memoriesdb.memory_graph FROM PUBLIC, memoriesdb_app, memoriesdb_worker, memoriesdb_auditor;
-
-INSERT INTO memoriesdb.config (key, value, description) VALUES
-  ('graph_max_depth', '6', 'neighbors() and path(): the deepest traversal allowed'),
-  ('graph_max_rows', '20000', 'neighbors() and path(): traversal steps before the call is refused (MDB13)');
-
-CREATE FUNCTION memoriesdb.visible_to(memory_id uuid, user_id uuid) RETURNS boolean
+CREATE OR REPLACE FUNCTION memoriesdb_internal.visible_to(memory_id uuid, user_id uuid) RETURNS boolean
 LANGUAGE sql STABLE
 AS $$   -- no SET clause, so it can be inlined into the traversal queries
   SELECT EXISTS (SELECT 1 FROM memoriesdb.memories AS m WHERE m.id = memory_id
@@ -43,9 +18,9 @@ AS $$   -- no SET clause, so it can be inlined into the traversal queries
                                      WHERE g.memory_id = m.id AND g.grantee_id = user_id
                                        AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) now()))))
 $$;
-COMMENT ON FUNCTION memoriesdb.visible_to(uuid, uuid) IS 'Internal: may user_id see the memory now? The memories_visible policy, for SECURITY DEFINER readers.';
+COMMENT ON FUNCTION memoriesdb_internal.visible_to(uuid, uuid) IS 'Internal: may user_id see the memory now? The memories_visible policy, for SECURITY DEFINER readers.';
 
-CREATE FUNCTION memoriesdb.check_traversal(depth integer, edge_types text[], direction text) RETURNS void
+CREATE OR REPLACE FUNCTION memoriesdb_internal.check_traversal(depth integer, edge_types text[], direction text) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -67,11 +42,13 @@ BEGIN
   END IF;
 END
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.check_traversal(integer, text[], text) IS
+  'Internal: validates neighbors() arguments: depth within config graph_max_depth (MDB13), direction out|in|both, known edge types (MDB07).';
 
-CREATE FUNCTION memoriesdb.neighbors(memory_id uuid, depth integer DEFAULT 1, edge_types text[] DEFAULT NULL,
+CREATE OR REPLACE FUNCTION memoriesdb.neighbors(memory_id uuid, depth integer DEFAULT 1, edge_types text[] DEFAULT NULL,
                                      direction text DEFAULT 'both')
 RETURNS TABLE (id uuid, hops integer, via_edge uuid, edge_type text, from_id uuid, weight real, content text, metadata jsonb)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
@@ -79,10 +56,12 @@ DECLARE
   uid uuid := memoriesdb.current_user_id();
   max_rows integer := memoriesdb.setting('graph_max_rows')::int;
   nodes uuid[]; hop integer[]; edges uuid[]; types text[]; froms uuid[]; weights real[];
+  log_ids uuid[];
+  log_query bytea;   -- none: not a search
 BEGIN
-  PERFORM memoriesdb.check_traversal(depth, edge_types, direction);
-  IF uid IS NULL OR NOT memoriesdb.visible_to(neighbors.memory_id, uid) THEN
-    PERFORM memoriesdb.raise_not_found('memory', neighbors.memory_id);
+  PERFORM memoriesdb_internal.check_traversal(depth, edge_types, direction);
+  IF uid IS NULL OR NOT memoriesdb_internal.visible_to(neighbors.memory_id, uid) THEN
+    PERFORM memoriesdb_internal.raise_not_found('memory', neighbors.memory_id);
   END IF;
   -- breadth first: each step reads the view, then checks the live edge and the
   -- neighbour's visibility; a path never revisits a memory, so cycles end; at
@@ -98,7 +77,7 @@ BEGIN
        AND (NOT g.directed OR neighbors.direction = 'both' OR g.direction = neighbors.direction)
        AND NOT g.neighbor_id = ANY (w.path)
        AND EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = g.edge_id)
-       AND memoriesdb.visible_to(g.neighbor_id, uid))
+       AND memoriesdb_internal.visible_to(g.neighbor_id, uid))
   SELECT array_agg(x.node), array_agg(x.hops), array_agg(x.via_edge), array_agg(x.edge_type), array_agg(x.from_id), array_agg(x.weight)
     INTO nodes, hop, edges, types, froms, weights
     FROM (SELECT * FROM walk WHERE walk.hops > 0 LIMIT max_rows + 1) AS x;
@@ -114,15 +93,17 @@ BEGIN
       JOIN memoriesdb.memories AS m ON m.id = r.node
      WHERE r.node <> neighbors.memory_id
      ORDER BY r.hops, r.weight DESC, r.node;
+  -- one access log entry: the start (its visibility was checked) and every memory returned
+  log_ids := ARRAY[neighbors.memory_id] || ARRAY(SELECT DISTINCT u.node FROM unnest(nodes) AS u(node) WHERE u.node <> neighbors.memory_id);
+  PERFORM memoriesdb_internal.record_read('neighbors', log_ids, log_query);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.neighbors(uuid, integer, text[], text) IS
-  'Memories linked to memory_id within depth hops (edge_types: only these; direction: out = follow source to target, in = the reverse, both; undirected types always both ways), each once with the edge it was first reached by. Only visible memories, and only through visible memories. Bounded: config graph_max_depth, graph_max_rows (MDB13 past them). Reads memory_graph, so an edge made since the last refresh may be missing; a removed edge or a memory no longer visible never appears.';
-GRANT EXECUTE ON FUNCTION memoriesdb.neighbors(uuid, integer, text[], text) TO memoriesdb_app;
+  'Memories linked to memory_id within depth hops (edge_types: only these; direction: out = follow source to target, in = the reverse, both; undirected types always both ways), each once with the edge it was first reached by. Only visible memories, and only through visible memories. Bounded: config graph_max_depth, graph_max_rows (MDB13 past them). Reads memory_graph, so an edge made since the last refresh may be missing; a removed edge or a memory no longer visible never appears. One access log entry per call (the start and every memory returned); a refusal is logged too.';
 
-CREATE FUNCTION memoriesdb.path(from_id uuid, to_id uuid, max_depth integer DEFAULT 6)
+CREATE OR REPLACE FUNCTION memoriesdb.path(from_id uuid, to_id uuid, max_depth integer DEFAULT 6)
 RETURNS TABLE (step integer, memory_id uuid, via_edge uuid, edge_type text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
@@ -131,12 +112,16 @@ DECLARE
   max_rows integer := memoriesdb.setting('graph_max_rows')::int;
   steps integer := 0;
   r record;
+  log_ids uuid[];
+  log_query bytea;   -- none: not a search
 BEGIN
-  PERFORM memoriesdb.check_traversal(max_depth, NULL, 'both');
-  IF uid IS NULL OR NOT memoriesdb.visible_to(from_id, uid) THEN PERFORM memoriesdb.raise_not_found('memory', from_id); END IF;
-  IF NOT memoriesdb.visible_to(to_id, uid) THEN PERFORM memoriesdb.raise_not_found('memory', to_id); END IF;
+  PERFORM memoriesdb_internal.check_traversal(max_depth, NULL, 'both');
+  IF uid IS NULL OR NOT memoriesdb_internal.visible_to(from_id, uid) THEN PERFORM memoriesdb_internal.raise_not_found('memory', from_id); END IF;
+  IF NOT memoriesdb_internal.visible_to(to_id, uid) THEN PERFORM memoriesdb_internal.raise_not_found('memory', to_id); END IF;
   IF from_id = to_id THEN
     RETURN QUERY SELECT 0, from_id, NULL::uuid, NULL::text;
+    log_ids := ARRAY[from_id];
+    PERFORM memoriesdb_internal.record_read('path', log_ids, log_query);
     RETURN;
   END IF;
   -- breadth first, so the first path that reaches to_id is a shortest one
@@ -150,13 +135,15 @@ BEGIN
        WHERE w.hops < max_depth AND w.node <> to_id
          AND NOT g.neighbor_id = ANY (w.path)
          AND EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = g.edge_id)
-         AND memoriesdb.visible_to(g.neighbor_id, uid))
+         AND memoriesdb_internal.visible_to(g.neighbor_id, uid))
     SELECT * FROM walk WHERE hops > 0
   LOOP
     steps := steps + 1;
     IF r.node = to_id THEN
       RETURN QUERY SELECT s.i - 1, r.path[s.i], CASE WHEN s.i > 1 THEN r.edges[s.i - 1] END, CASE WHEN s.i > 1 THEN r.types[s.i - 1] END
                      FROM generate_subscripts(r.path, 1) AS s(i) ORDER BY s.i;
+      log_ids := r.path;   -- one access log entry: the memories on the path
+      PERFORM memoriesdb_internal.record_read('path', log_ids, log_query);
       RETURN;
     END IF;
     IF steps > max_rows THEN
@@ -164,13 +151,14 @@ BEGIN
         DETAIL = format('more than %s steps', max_rows), HINT = 'lower max_depth or raise config graph_max_rows';
     END IF;
   END LOOP;
+  log_ids := ARRAY[from_id, to_id];   -- no path: both ends were still read
+  PERFORM memoriesdb_internal.record_read('path', log_ids, log_query);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.path(uuid, uuid, integer) IS
-  'A shortest chain of links from from_id to to_id (edges followed either way), through visible memories only: step 0 is from_id, each later step names the edge taken. No rows when there is none within max_depth. Bounded like neighbors(); reads memory_graph (see neighbors()).';
-GRANT EXECUTE ON FUNCTION memoriesdb.path(uuid, uuid, integer) TO memoriesdb_app;
+  'A shortest chain of links from from_id to to_id (edges followed either way), through visible memories only: step 0 is from_id, each later step names the edge taken. No rows when there is none within max_depth. Bounded like neighbors(); reads memory_graph (see neighbors()). One access log entry per call (the memories on the path, or both ends); a refusal is logged too.';
 
-CREATE FUNCTION memoriesdb.run_vindexing(worker text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION memoriesdb.run_vindexing(worker text DEFAULT NULL)
 RETURNS TABLE (refreshed boolean, rows_coalesced integer, duration_ms double precision)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -197,6 +185,5 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb.run_vindexing(text) IS
   'Worker: drains every pending vindexing_schedule row into one REFRESH MATERIALIZED VIEW CONCURRENTLY memory_graph and records the run. Only one runs at a time (advisory lock); a concurrent call returns refreshed = false at once.';
-GRANT EXECUTE ON FUNCTION memoriesdb.run_vindexing(text) TO memoriesdb_worker;
 
 COMMIT;

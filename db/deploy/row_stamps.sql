@@ -1,9 +1,14 @@
 -- Deploy memoriesdb:row_stamps to pg
--- requires: context
+-- requires: row_stamps@v0.1.0
+-- requires: internal_schema
+-- Live functions of row stamps: stamp_row(): created_*/updated_* from the clock and the context, on every ledger table.
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework row_stamps`.
+-- row_stamps@v0.1.0.sql is the released version of this change (history, superseded by this file).
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
-CREATE FUNCTION memoriesdb.stamp_row() RETURNS trigger
+CREATE OR REPLACE FUNCTION memoriesdb_internal.stamp_row() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -28,7 +33,7 @@ BEGIN
   RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION memoriesdb.stamp_row() IS
+COMMENT ON FUNCTION memoriesdb_internal.stamp_row() IS
   'Trigger (BEFORE INSERT OR UPDATE, every ledger table): sets created_at/created_by and updated_at/updated_by from the clock and the context, whatever the client sent; refuses any change of created_by or created_at. NULL updated_by means the system (a worker) made the change.';
 
 COMMIT;

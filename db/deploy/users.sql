@@ -1,54 +1,15 @@
 -- Deploy memoriesdb:users to pg
--- requires: audit_log
--- requires: row_stamps
--- requires: config
--- Users, API keys and how a transaction becomes a user.
+-- requires: users@v0.1.0
+-- requires: internal_schema
+-- Live functions of users, API keys and authentication: create_user(), create_api_key(), revoke_api_key(), authenticate(); require_user() for every write.
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework users`.
+-- Run once, by users@v0.1.0.sql: tables users and api_keys, their index, policies and triggers. (The function bodies in that file are the released
+-- versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
-CREATE TABLE memoriesdb.users (
-  id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  handle       text NOT NULL UNIQUE CHECK (handle ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
-  display_name text CHECK (length(display_name) <= 200),
-  created_at   timestamptz NOT NULL,
-  created_by   uuid NOT NULL,
-  updated_at   timestamptz NOT NULL,
-  updated_by   uuid
-);
-COMMENT ON TABLE memoriesdb.users IS
-  'The owners of memories. A user sees only its own row. Create with memoriesdb.create_user().';
-
-CREATE TABLE memoriesdb.api_keys (
-  id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  user_id      uuid NOT NULL REFERENCES memoriesdb.users ON DELETE CASCADE,
-  key_hash     bytea NOT NULL UNIQUE CHECK (octet_length(key_hash) = 32),
-  key_prefix   text NOT NULL,
-  revoked_at   timestamptz,
-  created_at   timestamptz NOT NULL,
-  created_by   uuid,
-  updated_at   timestamptz NOT NULL,
-  updated_by   uuid
-);
-COMMENT ON TABLE memoriesdb.api_keys IS
-  'API keys: only the SHA-256 of a key is stored; the plaintext is returned once by create_api_key(). key_prefix (the first 12 characters) lets a user tell keys apart. created_by is NULL for a key the application provisioned with no user context.';
-CREATE INDEX api_keys_user_id ON memoriesdb.api_keys (user_id);
-
-ALTER TABLE memoriesdb.users ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-ALTER TABLE memoriesdb.api_keys ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY users_owner ON memoriesdb.users TO memoriesdb_owner USING (true) WITH CHECK (true);
-CREATE POLICY users_self ON memoriesdb.users FOR SELECT TO memoriesdb_app
-  USING (id = (SELECT memoriesdb.current_user_id()));
-CREATE POLICY api_keys_owner ON memoriesdb.api_keys TO memoriesdb_owner USING (true) WITH CHECK (true);
-CREATE POLICY api_keys_self ON memoriesdb.api_keys FOR SELECT TO memoriesdb_app
-  USING (user_id = (SELECT memoriesdb.current_user_id()));
-GRANT SELECT ON memoriesdb.users, memoriesdb.api_keys TO memoriesdb_app;
-
-CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.users FOR EACH ROW EXECUTE FUNCTION memoriesdb.stamp_row();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON memoriesdb.users FOR EACH ROW EXECUTE FUNCTION memoriesdb.audit_row();
-CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb.stamp_row();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb.audit_row();
-
-CREATE FUNCTION memoriesdb.require_user() RETURNS uuid
+CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -56,10 +17,12 @@ DECLARE
   uid uuid := memoriesdb.current_user_id();
 BEGIN
   IF uid IS NULL THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB01', NULL);
     RAISE EXCEPTION USING ERRCODE = 'MDB01', MESSAGE = 'no user context',
       HINT = 'call memoriesdb.authenticate(api_key) or select set_config(''app.current_user'', <user uuid>, true) in this transaction';
   END IF;
   IF NOT EXISTS (SELECT 1 FROM memoriesdb.users AS u WHERE u.id = uid) THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB02', NULL);
     RAISE EXCEPTION USING ERRCODE = 'MDB02', MESSAGE = 'unknown user',
       DETAIL = format('app.current_user is %s, which is not a user', uid),
       HINT = 'create users with memoriesdb.create_user()';
@@ -67,11 +30,10 @@ BEGIN
   RETURN uid;
 END
 $$;
-COMMENT ON FUNCTION memoriesdb.require_user() IS
+COMMENT ON FUNCTION memoriesdb_internal.require_user() IS
   'The context user, checked to exist; MDB01 when there is no context, MDB02 when the context names no user. Every write calls it first.';
-GRANT EXECUTE ON FUNCTION memoriesdb.require_user() TO memoriesdb_app;
 
-CREATE FUNCTION memoriesdb.create_user(handle text, display_name text DEFAULT NULL) RETURNS uuid
+CREATE OR REPLACE FUNCTION memoriesdb.create_user(handle text, display_name text DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -94,9 +56,8 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb.create_user(text, text) IS
   'Creates a user and returns its id. created_by is the context user, or the new user itself when there is no context.';
-GRANT EXECUTE ON FUNCTION memoriesdb.create_user(text, text) TO memoriesdb_app;
 
-CREATE FUNCTION memoriesdb.create_api_key(user_id uuid) RETURNS text
+CREATE OR REPLACE FUNCTION memoriesdb.create_api_key(user_id uuid) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -119,9 +80,8 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb.create_api_key(uuid) IS
   'Creates an API key for a user and returns it in plaintext, once; only its SHA-256 is kept. Allowed with no context (provisioning) or for the context user itself.';
-GRANT EXECUTE ON FUNCTION memoriesdb.create_api_key(uuid) TO memoriesdb_app;
 
-CREATE FUNCTION memoriesdb.revoke_api_key(api_key text) RETURNS void
+CREATE OR REPLACE FUNCTION memoriesdb.revoke_api_key(api_key text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -137,9 +97,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.revoke_api_key(text) IS 'Revokes an API key (given in plaintext): authenticate() refuses it from then on.';
-GRANT EXECUTE ON FUNCTION memoriesdb.revoke_api_key(text) TO memoriesdb_app;
 
-CREATE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
+CREATE OR REPLACE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -148,10 +107,12 @@ DECLARE
 BEGIN
   SELECT * INTO k FROM memoriesdb.api_keys AS a WHERE a.key_hash = sha256(convert_to(coalesce(api_key, ''), 'UTF8'));
   IF k.id IS NULL THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB10', NULL);   -- failed authentications are on the record too
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'invalid api key',
       HINT = 'the key is wrong; keys are shown only once, by memoriesdb.create_api_key()';
   END IF;
   IF k.revoked_at IS NOT NULL THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB10', NULL);
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key revoked',
       DETAIL = format('key %s… was revoked at %s', k.key_prefix, k.revoked_at);
   END IF;
@@ -162,6 +123,5 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb.authenticate(text) IS
   'Checks an API key and sets app.current_user to its user for the current transaction only; MDB10 for a wrong or revoked key. Call it first in every transaction.';
-GRANT EXECUTE ON FUNCTION memoriesdb.authenticate(text) TO memoriesdb_app;
 
 COMMIT;

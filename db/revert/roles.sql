@@ -1,22 +1,19 @@
 -- Revert memoriesdb:roles from pg
--- A role is dropped only when no other database still uses it (roles are
--- cluster-wide); otherwise it is kept and a NOTICE says so.
+-- Back to the roles of v0.1.0: memoriesdb_reader is dropped when no other
+-- database still uses it (roles are cluster-wide); otherwise it is kept and a
+-- NOTICE says so.
 BEGIN;
 
 DO $$
-DECLARE
-  r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'memoriesdb_owner']
-  LOOP
-    CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r);
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'memoriesdb_reader') THEN
     BEGIN
-      EXECUTE format('DROP OWNED BY %I', r);   -- this database only
-      EXECUTE format('DROP ROLE %I', r);
+      DROP OWNED BY memoriesdb_reader;   -- this database only
+      DROP ROLE memoriesdb_reader;
     EXCEPTION WHEN dependent_objects_still_exist OR object_in_use THEN
-      RAISE NOTICE 'role % kept: another database still uses it', r;
+      RAISE NOTICE 'role memoriesdb_reader kept: another database still uses it';
     END;
-  END LOOP;
+  END IF;
 END
 $$;
 

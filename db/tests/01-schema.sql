@@ -1,6 +1,6 @@
 -- Contract: tables, ownership, row-level security, privileges, comments.
 BEGIN;
-SELECT plan(29);
+SELECT plan(32);
 
 SELECT has_schema('memoriesdb');
 SELECT tables_are('memoriesdb', ARRAY[
@@ -20,18 +20,18 @@ SELECT is_empty($$
   'memoriesdb_owner owns every relation');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname = 'memoriesdb' AND p.proowner <> 'memoriesdb_owner'::regrole
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proowner <> 'memoriesdb_owner'::regrole
      AND p.proname NOT IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger',
                            'recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking') $$,
   'memoriesdb_owner owns every function but those of the access logger and the read functions');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname = 'memoriesdb' AND p.proname IN ('recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking')
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proname IN ('recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking')
      AND NOT (p.prosecdef AND p.proowner = 'memoriesdb_reader'::regrole) $$,
   'the read functions are SECURITY DEFINER, owned by memoriesdb_reader');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
-   WHERE n.nspname = 'memoriesdb' AND p.proname IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger')
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proname IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger')
      AND (NOT r.rolsuper OR has_function_privilege('memoriesdb_app', p.oid, 'EXECUTE')
           OR has_function_privilege('memoriesdb_worker', p.oid, 'EXECUTE')
           OR has_function_privilege('memoriesdb_auditor', p.oid, 'EXECUTE')) $$,
@@ -47,7 +47,7 @@ SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'memoriesdb_owner'),
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    CROSS JOIN (SELECT s.logger_role FROM memoriesdb.access_log_sink s) AS l
-   WHERE n.nspname = 'memoriesdb' AND has_function_privilege(l.logger_role, p.oid, 'EXECUTE')
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND has_function_privilege(l.logger_role, p.oid, 'EXECUTE')
      AND p.proname <> 'append_access_log' $$,
   'the access logger''s login may execute nothing but append_access_log');
 SELECT is_empty($$ SELECT rolname FROM pg_roles WHERE rolname LIKE 'memoriesdb\_%' AND (rolsuper OR rolcreaterole OR rolcreatedb
@@ -78,17 +78,17 @@ SELECT is_empty($$
   'no client may read a materialized view (they ignore RLS)');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname = 'memoriesdb' AND has_function_privilege('public', p.oid, 'EXECUTE') $$,
-  'PUBLIC may execute no memoriesdb function');
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND has_function_privilege('public', p.oid, 'EXECUTE') $$,
+  'PUBLIC may execute no memoriesdb or memoriesdb_internal function');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname = 'memoriesdb' AND p.prosecdef
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.prosecdef
      AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false) $$,
   'every SECURITY DEFINER function pins search_path = pg_catalog, pg_temp');
 
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname = 'memoriesdb' AND obj_description(p.oid, 'pg_proc') IS NULL
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND obj_description(p.oid, 'pg_proc') IS NULL
      AND (has_function_privilege('memoriesdb_app', p.oid, 'EXECUTE')
        OR has_function_privilege('memoriesdb_worker', p.oid, 'EXECUTE')
        OR has_function_privilege('memoriesdb_auditor', p.oid, 'EXECUTE')) $$,
@@ -116,20 +116,31 @@ SELECT is_empty($$
      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'audit') $$,
   'every ledger table has the audit trigger');
 
+-- what clients may call (privileges decide who) and the machinery no client may reach
 SELECT functions_are('memoriesdb', ARRAY[
-  'current_user_id', 'raise_not_found', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
-  'audit_genesis', 'audit_seal_now', 'audit_seal', 'audit_row', 'audit_strip', 'verify_audit_chain', 'audit_head',
-  'stamp_row', 'setting', 'require_user', 'create_user', 'create_api_key', 'revoke_api_key', 'authenticate',
-  'access_level', 'enqueue_embedding', 'notify_embedding', 'claim_embedding_jobs', 'check_embedding',
-  'complete_embedding_job', 'complete_embedding_jobs', 'fail_embedding_job', 'release_embedding_jobs',
-  'reclaim_expired_embedding_leases', 'requeue_dead_embedding_jobs', 'embedding_queue_status',
-  'dead_embedding_jobs', 'embedding_models', 'enqueue_vindexing', 'vindexing_status',
-  'check_content', 'check_metadata', 'remember', 'revise', 'require_owner', 'forget', 'recall', 'verify',
-  'provenance', 'require_other_user', 'share', 'unshare', 'transfer', 'create_edge_type', 'reaches', 'link', 'unlink',
-  'check_query_vector', 'check_search_filter', 'matches_filter', 'linked_ids', 'visible_memories', 'visible_count', 'search', 'search_text', 'search_hybrid', 'fulltext_candidates',
-  'visible_to', 'check_traversal', 'neighbors', 'path', 'run_vindexing',
-  'append_access_log', 'setup_access_logger', 'append_access_log_autonomously', 'calling_api_function', 'record_refusal',
-  'record_read', 'access_history', 'access_refusals', 'await_access_log_writes', 'flush_access_log', 'vector_ranking', 'text_ranking', 'query_fingerprint']);
+  'current_user_id', 'verify_audit_chain', 'audit_head', 'setting', 'create_user', 'create_api_key',
+  'revoke_api_key', 'authenticate', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
+  'fail_embedding_job', 'release_embedding_jobs', 'reclaim_expired_embedding_leases', 'requeue_dead_embedding_jobs',
+  'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'revise',
+  'forget', 'recall', 'verify', 'provenance', 'share', 'unshare', 'transfer', 'create_edge_type', 'link', 'unlink',
+  'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',
+  'access_history', 'access_refusals', 'flush_access_log']);
+SELECT functions_are('memoriesdb_internal', ARRAY[
+  'raise_not_found', 'stamp_row', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
+  'audit_genesis', 'audit_seal_now', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'access_level',
+  'enqueue_embedding', 'notify_embedding', 'check_embedding', 'enqueue_vindexing', 'check_content', 'check_metadata',
+  'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter',
+  'linked_ids', 'visible_memories', 'visible_count', 'query_fingerprint', 'vector_ranking', 'fulltext_candidates',
+  'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
+  'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read']);
+SELECT is_empty($$
+  SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
+   WHERE has_schema_privilege(r, 'memoriesdb_internal', 'USAGE') $$,
+  'no client role may use schema memoriesdb_internal');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'memoriesdb_internal' AND obj_description(p.oid, 'pg_proc') IS NULL $$,
+  'every internal function has a COMMENT');
 
 SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
 SELECT is((SELECT rolbypassrls OR rolcanlogin FROM pg_roles WHERE rolname = 'memoriesdb_reader'), false,

@@ -31,7 +31,7 @@ SELECT throws_ok($$ SELECT content FROM memoriesdb.memories $$, '42501', NULL, '
 SELECT throws_ok($$ SELECT metadata FROM memoriesdb.memories $$, '42501', NULL, 'nor metadata');
 SELECT throws_ok($$ SELECT embedding FROM memoriesdb.memories $$, '42501', NULL, 'nor embeddings');
 SELECT throws_ok($$ SELECT new_row FROM memoriesdb.audit_log $$, '42501', NULL, 'nor the audit log''s row images');
-SELECT throws_ok(format('SELECT * FROM memoriesdb.vector_ranking(%L::vector)', tests.axis(1)), '42501', NULL,
+SELECT throws_ok(format('SELECT * FROM memoriesdb_internal.vector_ranking(%L::vector)', tests.axis(1)), '42501', NULL,
   'nor search without the access log (vector_ranking)');
 SELECT results_eq($$ SELECT owner_id FROM memoriesdb.memories $$, ARRAY[:'bob'::uuid], 'bob lists only his memories from the table');
 SELECT is((SELECT count(*) FROM memoriesdb.memory_revisions WHERE memory_id IN (:'a1', :'a2')), 0::bigint, 'nor alice''s revisions');

@@ -84,7 +84,7 @@ SELECT matches((SELECT problem FROM memoriesdb.verify_audit_chain()), 'edited', 
 ROLLBACK TO SAVEPOINT tamper;
 
 UPDATE memoriesdb.audit_log SET new_row = jsonb_set(new_row, '{content}', '"forged"') WHERE id = :victim;
-UPDATE memoriesdb.audit_log SET row_hash = sha256(memoriesdb.audit_canonical(audit_log)) WHERE id = :victim;
+UPDATE memoriesdb.audit_log SET row_hash = sha256(memoriesdb_internal.audit_canonical(audit_log)) WHERE id = :victim;
 SELECT is((SELECT first_broken_id FROM memoriesdb.verify_audit_chain()), :victim::bigint, 'an edit with a recomputed row hash is caught by the seal');
 ROLLBACK TO SAVEPOINT tamper;
 
@@ -104,7 +104,7 @@ SELECT results_eq($$ SELECT ok, first_broken_id FROM memoriesdb.verify_audit_cha
 ROLLBACK TO SAVEPOINT tamper;
 
 INSERT INTO memoriesdb.audit_log (db_role, table_name, op, new_row, row_hash) VALUES ('postgres', 'memories', 'INSERT', '{}', '\x00');
-UPDATE memoriesdb.audit_log SET row_hash = sha256(memoriesdb.audit_canonical(audit_log)) WHERE id = (SELECT max(id) FROM memoriesdb.audit_log);
+UPDATE memoriesdb.audit_log SET row_hash = sha256(memoriesdb_internal.audit_canonical(audit_log)) WHERE id = (SELECT max(id) FROM memoriesdb.audit_log);
 SELECT matches((SELECT problem FROM memoriesdb.verify_audit_chain()), 'not covered by any seal', 'a row slipped in behind the ledger is caught');
 ROLLBACK TO SAVEPOINT tamper;
 

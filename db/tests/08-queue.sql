@@ -41,7 +41,8 @@ SELECT throws_ok(format($$ SELECT memoriesdb.complete_embedding_job(%L, %L, %L::
   '22000', 'NaN not allowed in vector', 'a NaN vector is refused (pgvector does not even parse it)');
 SELECT throws_ok(format($$ SELECT memoriesdb.complete_embedding_job(%L, %L, %L, '') $$, :'m1', :'l1', tests.axis(1)),
   'MDB12', 'model name is required', 'a model name is required');
-SELECT throws_ok($$ SELECT memoriesdb.check_embedding(NULL) $$, 'MDB11', 'embedding is NULL', 'a NULL vector is refused');
+SELECT throws_ok(format($$ SELECT memoriesdb.complete_embedding_job(%L, %L, NULL, 'm') $$, :'m1', :'l1'),
+  'MDB11', 'embedding is NULL', 'a NULL vector is refused');
 
 -- complete: stored, normalised, with its model
 SELECT is(memoriesdb.complete_embedding_job(:'m2', :'l2', tests.axis(2, 3), 'test-model'), 'stored', 'complete stores the vector');

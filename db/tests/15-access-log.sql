@@ -2,7 +2,7 @@
 -- the rollback their error causes; owners read their memories' history, nobody
 -- else's; nobody changes it.
 BEGIN;
-SELECT plan(52);
+SELECT plan(53);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -142,20 +142,26 @@ SELECT tests.act_as(:'bob');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.access_history(%L)', :'a1'), 'MDB03', NULL, 'bob sees nothing of a1''s log');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.access_history(%L)', :'a2'), 'MDB04', NULL, 'a grantee sees nothing of a2''s log');
 SELECT throws_ok('SELECT count(*) FROM memoriesdb.access_log', '42501', NULL, 'the app role cannot read the log table');
-SELECT throws_ok($$ SELECT memoriesdb.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL) $$, '42501', NULL,
+SELECT throws_ok($$ SELECT memoriesdb_internal.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL) $$, '42501', NULL,
   'nor append to it directly');
-SELECT throws_ok(format($$ SELECT memoriesdb.record_read('recall', ARRAY[%L::uuid]) $$, :'a1'), 'MDB12', NULL,
-  'nor write a read into it by calling record_read() directly');
+SELECT throws_ok(format($$ SELECT memoriesdb_internal.record_read('recall', ARRAY[%L::uuid]) $$, :'a1'), '42501', NULL,
+  'nor reach record_read() at all (schema memoriesdb_internal is closed to clients)');
+-- record_read() also checks its caller, so that not even the read functions' own
+-- role can write a read it did not serve: tried as memoriesdb_reader
 CREATE FUNCTION pg_temp.recall(m uuid) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE log_ids uuid[] := ARRAY[m]; log_query bytea;
-BEGIN PERFORM memoriesdb.record_read('recall', log_ids, log_query); END $$;
+BEGIN PERFORM memoriesdb_internal.record_read('recall', log_ids, log_query); END $$;
+CREATE FUNCTION pg_temp.forge(m uuid) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN PERFORM memoriesdb_internal.record_read('recall', /*"
+PL/pgSQL function memoriesdb.recall(uuid) line 9 at PERFORM*/ ARRAY[m], NULL); END $f$;
+SET LOCAL ROLE memoriesdb_reader;
+SELECT throws_ok(format($$ SELECT memoriesdb_internal.record_read('recall', ARRAY[%L::uuid]) $$, :'a1'), 'MDB12', NULL,
+  'nor write a read into it by calling record_read() directly');
 SELECT throws_ok(format($$ SELECT pg_temp.recall(%L) $$, :'a1'), 'MDB12', NULL,
   'nor from a function of its own named like a read function, making the very same call');
-CREATE FUNCTION pg_temp.forge(m uuid) RETURNS void LANGUAGE plpgsql AS $f$
-BEGIN PERFORM memoriesdb.record_read('recall', /*"
-PL/pgSQL function memoriesdb.recall(uuid) line 9 at PERFORM*/ ARRAY[m], NULL); END $f$;
 SELECT throws_ok(format($$ SELECT pg_temp.forge(%L) $$, :'a1'), 'MDB12', NULL,
   'nor with a statement whose text fakes a read function''s frame on the call stack');
+SELECT tests.act_as(:'bob');
 SELECT tests.clear_context(), memoriesdb.flush_access_log();
 
 -- custody passes with the memory

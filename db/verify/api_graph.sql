@@ -1,5 +1,7 @@
 -- Verify memoriesdb:api_graph on pg
 BEGIN;
-SELECT 1/has_function_privilege('memoriesdb_app', 'memoriesdb.link(uuid, uuid, text, real, jsonb)', 'execute')::int;
-SELECT 1/has_function_privilege('memoriesdb_app', 'memoriesdb.unlink(uuid)', 'execute')::int;
+SELECT 'memoriesdb.create_edge_type(text, text, boolean, boolean)'::regprocedure;
+SELECT 'memoriesdb_internal.reaches(uuid, uuid, text, boolean)'::regprocedure;
+SELECT 'memoriesdb.link(uuid, uuid, text, real, jsonb)'::regprocedure;
+SELECT 'memoriesdb.unlink(uuid)'::regprocedure;
 ROLLBACK;

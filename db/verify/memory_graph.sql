@@ -1,7 +1,8 @@
 -- Verify memoriesdb:memory_graph on pg
 BEGIN;
-SELECT 1/count(*) FROM pg_catalog.pg_indexes WHERE schemaname = 'memoriesdb' AND indexname = 'memory_graph_edge_direction';
-SELECT 1/(NOT has_table_privilege('memoriesdb_app', 'memoriesdb.memory_graph', 'select'))::int;
-SELECT 1/has_function_privilege('memoriesdb_app', 'memoriesdb.neighbors(uuid, integer, text[], text)', 'execute')::int;
-SELECT 1/has_function_privilege('memoriesdb_worker', 'memoriesdb.run_vindexing(text)', 'execute')::int;
+SELECT 'memoriesdb_internal.visible_to(uuid, uuid)'::regprocedure;
+SELECT 'memoriesdb_internal.check_traversal(integer, text[], text)'::regprocedure;
+SELECT 'memoriesdb.neighbors(uuid, integer, text[], text)'::regprocedure;
+SELECT 'memoriesdb.path(uuid, uuid, integer)'::regprocedure;
+SELECT 'memoriesdb.run_vindexing(text)'::regprocedure;
 ROLLBACK;

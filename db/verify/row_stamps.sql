@@ -1,4 +1,4 @@
 -- Verify memoriesdb:row_stamps on pg
 BEGIN;
-SELECT 'memoriesdb.stamp_row()'::regprocedure;
+SELECT 'memoriesdb_internal.stamp_row()'::regprocedure;
 ROLLBACK;

@@ -1,0 +1,38 @@
+-- Deploy memoriesdb:roles to pg
+-- Roles are cluster-wide: create each only when it is missing, so that a second
+-- database on the same cluster deploys cleanly.
+BEGIN;
+
+DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT * FROM (VALUES
+      ('memoriesdb_owner',   'NOLOGIN NOINHERIT BYPASSRLS'),
+      ('memoriesdb_app',     'NOLOGIN'),
+      ('memoriesdb_worker',  'NOLOGIN'),
+      ('memoriesdb_auditor', 'NOLOGIN')) AS v(name, opts)
+  LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
+      EXECUTE format('CREATE ROLE %I %s', r.name, r.opts);
+    END IF;
+  END LOOP;
+END
+$$;
+
+-- The owner bypasses row-level security. Every policy for it is USING (true)
+-- anyway (only the SECURITY DEFINER API and the triggers act as the owner, and
+-- they check access themselves), but pg_dump/pg_restore run with row_security
+-- off, and without BYPASSRLS the restore's REFRESH of memory_graph, which runs as
+-- the owner, fails on the forced policies.
+ALTER ROLE memoriesdb_owner NOLOGIN BYPASSRLS;
+COMMENT ON ROLE memoriesdb_owner IS
+  'MemoriesDB: owns every object of the ledger. NOLOGIN: no client ever acts as the owner. BYPASSRLS so that a dump restores (its policies are all USING (true)).';
+COMMENT ON ROLE memoriesdb_app IS
+  'MemoriesDB: granted to application logins. Reads tables under row-level security, writes only through the API functions.';
+COMMENT ON ROLE memoriesdb_worker IS
+  'MemoriesDB: the runner. Executes the queue functions only; no table privileges.';
+COMMENT ON ROLE memoriesdb_auditor IS
+  'MemoriesDB: reads the whole audit log and verifies its hash chain.';
+
+COMMIT;
