@@ -2,7 +2,7 @@
 # MemoriesDB set-up for a fresh Debian 12 machine. Idempotent: every step checks
 # first and does nothing when what it installs is already there.
 #   - Debian packages: PostgreSQL 15 (if absent), server headers, pgTAP, pg_prove,
-#     sqitch, PgBouncer
+#     plpgsql_check, sqitch, PgBouncer
 #   - pgvector 0.8 built from Debian 13's source package when `vector` is missing
 #   - PostgreSQL started on 127.0.0.1:5432
 #   - the Python virtual environment in .venv with the runner installed
@@ -18,6 +18,7 @@ need=()
 dpkg -s "postgresql-$PGVER" >/dev/null 2>&1 || need+=("postgresql-$PGVER")
 dpkg -s "postgresql-server-dev-$PGVER" >/dev/null 2>&1 || need+=("postgresql-server-dev-$PGVER")
 dpkg -s "postgresql-$PGVER-pgtap" >/dev/null 2>&1 || need+=("postgresql-$PGVER-pgtap")
+dpkg -s "postgresql-$PGVER-plpgsql-check" >/dev/null 2>&1 || need+=("postgresql-$PGVER-plpgsql-check")
 command -v pg_prove >/dev/null || need+=(libtap-parser-sourcehandler-pgtap-perl)
 command -v sqitch >/dev/null || need+=(sqitch libdbd-pg-perl)
 command -v pgbouncer >/dev/null || need+=(pgbouncer)
