@@ -11,6 +11,7 @@ export PGHOST PGPORT PGUSER
 DB=${MEMORIESDB_TEST_DB:-memoriesdb_test}
 DB2=${DB}_second
 TARGET="db:pg://$PGUSER@$PGHOST:$PGPORT"
+TMPDIR_SNAP=$(mktemp -d); trap 'rm -rf "$TMPDIR_SNAP"' EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "fresh databases $DB and $DB2"
@@ -25,8 +26,25 @@ sqitch revert -y "$TARGET/$DB"
 test "$(psql -AtX -d "$DB" -c "select count(*) from pg_namespace where nspname = 'memoriesdb'")" = 0
 sqitch deploy "$TARGET/$DB"
 
+step "schema snapshot (after a schema change: scripts/schema_snapshot.sh $DB --update, and commit db/schema.snapshot)"
+bash scripts/schema_snapshot.sh "$DB" --check
+
+step "revert to @v0.1.0 gives back v0.1.0's schema; deploying again gives back HEAD's"
+psql -qX -d postgres -c "DROP DATABASE IF EXISTS ${DB}_v010 WITH (FORCE)" -c "CREATE DATABASE ${DB}_v010"
+sqitch deploy --to @v0.1.0 "$TARGET/${DB}_v010" >/dev/null
+bash scripts/schema_snapshot.sh "${DB}_v010" > "$TMPDIR_SNAP/v010.snapshot"
+sqitch revert -y --to @v0.1.0 "$TARGET/$DB" >/dev/null
+bash scripts/schema_snapshot.sh "$DB" | diff -u "$TMPDIR_SNAP/v010.snapshot" - && echo "revert to @v0.1.0 = fresh @v0.1.0"
+sqitch deploy "$TARGET/$DB" >/dev/null
+bash scripts/schema_snapshot.sh "$DB" --check && echo "deploy again = HEAD"
+psql -qX -d postgres -c "DROP DATABASE ${DB}_v010 WITH (FORCE)"
+
+step "lint: plpgsql_check over every PL/pgSQL routine of the ledger"
+bash scripts/plpgsql_check.sh "$DB"
+
 step "a second database on the same cluster (roles already exist)"
 sqitch deploy "$TARGET/$DB2"
+bash scripts/schema_snapshot.sh "$DB2" --check
 sqitch revert -y "$TARGET/$DB2"
 
 step "pgTAP"

@@ -49,7 +49,7 @@ BEGIN
     RETURN true;
   END IF;
   LOOP   -- each result of what was sent, then an empty one: nothing more pending
-    SELECT count(*) INTO n FROM memoriesdb_dblink.dblink_get_result('memoriesdb_access_log') AS t(status text);
+    SELECT count(*)::integer INTO n FROM memoriesdb_dblink.dblink_get_result('memoriesdb_access_log') AS t(status text);
     EXIT WHEN n = 0;
   END LOOP;
   RETURN true;
@@ -136,7 +136,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  logger name := 'memoriesdb_log_' || left(md5(current_database()), 12);
+  logger name := ('memoriesdb_log_' || left(md5(current_database()), 12))::name;
   secret text := encode(public.gen_random_bytes(24), 'hex');
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = logger) THEN

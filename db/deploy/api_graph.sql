@@ -15,9 +15,9 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  uid uuid := memoriesdb_internal.require_user();
   new_id uuid;
 BEGIN
+  PERFORM memoriesdb_internal.require_user();
   IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'invalid edge type name',
       DETAIL = format('name %L', name), HINT = 'lower-case letters, digits and _, starting with a letter, at most 63';

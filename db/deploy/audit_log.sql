@@ -79,7 +79,7 @@ BEGIN
   SELECT coalesce(max(p.last_id), 0) INTO sealed_up_to FROM memoriesdb.audit_seals AS p WHERE p.txid = x;
   -- "+ 0": only the txid index may serve this; a range scan of the primary key
   -- would read every newer audit row of every transaction
-  SELECT min(a.id), max(a.id), count(*), sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id))
+  SELECT min(a.id), max(a.id), count(*)::integer, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id))
     INTO s.first_id, s.last_id, s.row_count, s.rows_digest
     FROM memoriesdb.audit_log AS a
    WHERE a.txid = x AND a.id + 0 > sealed_up_to;

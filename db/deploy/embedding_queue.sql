@@ -167,7 +167,7 @@ BEGIN
   END IF;
   -- every vector checked first (MDB11 names the first bad one); then the whole
   -- batch in four set-based statements instead of four per job
-  SELECT min(u.i) INTO bad FROM unnest(embeddings) WITH ORDINALITY AS u(e, i)
+  SELECT min(u.i)::integer INTO bad FROM unnest(embeddings) WITH ORDINALITY AS u(e, i)
    WHERE u.e IS NULL OR public.vector_dims(u.e) <> (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
                                                    WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding')
       OR public.vector_norm(u.e) IN (0, 'NaN'::float8, 'Infinity'::float8);

@@ -172,7 +172,7 @@ BEGIN
     RETURN QUERY SELECT false, 0, 0::float8;
     RETURN;
   END IF;
-  WITH drained AS (DELETE FROM memoriesdb.vindexing_schedule RETURNING 1) SELECT count(*) INTO n FROM drained;
+  WITH drained AS (DELETE FROM memoriesdb.vindexing_schedule RETURNING 1) SELECT count(*)::integer INTO n FROM drained;
   IF n = 0 THEN
     RETURN QUERY SELECT false, 0, 0::float8;
     RETURN;

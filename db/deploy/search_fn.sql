@@ -27,7 +27,7 @@ AS $$
 DECLARE
   unknown text[];
 BEGIN
-  IF filter IS NULL THEN RETURN '{}'; END IF;
+  IF filter IS NULL THEN RETURN '{}'::jsonb; END IF;
   IF jsonb_typeof(filter) <> 'object' THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'filter must be a JSON object';
   END IF;
@@ -207,7 +207,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real) IS
-  'Internal: the body of search() (defined in search_fn as search), without the access log entry; search() and search_hybrid() call it, nothing else may. Runs as memoriesdb_reader under row-level security.';
+  'Internal: the vector ranking behind search(), without the access log entry; search() and search_hybrid() call it, nothing else may. Runs as memoriesdb_reader under row-level security.';
 ALTER FUNCTION memoriesdb_internal.vector_ranking(vector, integer, jsonb, real) OWNER TO memoriesdb_reader;
 
 CREATE OR REPLACE FUNCTION memoriesdb.search(query public.vector, k integer DEFAULT 10, filter jsonb DEFAULT '{}',
@@ -218,7 +218,7 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-  log_ids uuid[] := '{}';
+  log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(NULL, query, k, filter, min_similarity::text);
 BEGIN
   FOR id, similarity, content, metadata, owner_id, created_by, created_at IN

@@ -36,7 +36,7 @@ RESET ROLE;   -- replaced as the deploying superuser; ownership set below, in th
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.text_ranking(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')
 RETURNS TABLE (id uuid, score real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
@@ -92,7 +92,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.text_ranking(text, integer, jsonb) IS
-  'Internal: the body of search_text() (defined in search_text_fn as search_text), without the access log entry; search_text() and search_hybrid() call it, nothing else may. Runs as memoriesdb_reader under row-level security.';
+  'Internal: the text ranking behind search_text(), without the access log entry; search_text() and search_hybrid() call it, nothing else may. Runs as memoriesdb_reader under row-level security.';
 ALTER FUNCTION memoriesdb_internal.text_ranking(text, integer, jsonb) OWNER TO memoriesdb_reader;
 
 CREATE OR REPLACE FUNCTION memoriesdb.search_text(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')
@@ -102,7 +102,7 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-  log_ids uuid[] := '{}';
+  log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, NULL, k, filter);
 BEGIN
   FOR id, score, content, metadata, owner_id, created_by, created_at IN
@@ -128,7 +128,7 @@ SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive quer
 AS $$
 DECLARE
   depth integer;
-  log_ids uuid[] := '{}';
+  log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, query_vector, k, filter, concat_ws(',', vector_weight, text_weight, rrf_k));
 BEGIN
   IF k IS NULL OR k < 1 OR k > 1000 THEN

@@ -17,6 +17,9 @@ BEGIN
   IF TG_TABLE_NAME = 'memories' THEN
     INSERT INTO memoriesdb.vindexing_schedule (memory_id, reason) VALUES (NEW.id, 'embedding');
   ELSE
+    -- memory_edges only: plpgsql_check also checks this branch against memories,
+    -- which has no source_id
+    PERFORM 'PRAGMA:disable:check';
     INSERT INTO memoriesdb.vindexing_schedule (memory_id, reason)
     VALUES (coalesce(NEW.source_id, OLD.source_id), 'edge');
   END IF;

@@ -198,4 +198,6 @@ $$;
 COMMENT ON FUNCTION memoriesdb.provenance(uuid) IS
   'The chain of custody of a visible memory, oldest first: its creation (creator, hash), every revision (who, revision number, new hash) and every transfer (from, to, by, note).';
 
+COMMENT ON FUNCTION memoriesdb_internal.check_content(text) IS NULL;
+COMMENT ON FUNCTION memoriesdb_internal.check_metadata(jsonb) IS NULL;
 COMMIT;

@@ -95,4 +95,5 @@ $$;
 COMMENT ON FUNCTION memoriesdb.transfer(uuid, uuid, text) IS
   'Owner only: makes new_owner the owner and records the transfer (from, to, by, when, note). The previous owner keeps no access unless the new owner shares it back; created_by stays the creator. Existing grants to others stay, now under the new owner.';
 
+COMMENT ON FUNCTION memoriesdb_internal.require_other_user(uuid, uuid, text) IS NULL;
 COMMIT;

@@ -216,4 +216,8 @@ AS $$ SELECT s.seq, s.seal_hash, s.created_at FROM memoriesdb.audit_seals AS s O
 
 COMMENT ON FUNCTION memoriesdb.audit_head() IS 'The newest seal of the audit chain: record it outside the database to make truncation of the tail detectable.';
 
+COMMENT ON FUNCTION memoriesdb_internal.audit_hash_row() IS NULL;
+COMMENT ON FUNCTION memoriesdb_internal.audit_genesis() IS NULL;
+COMMENT ON FUNCTION memoriesdb_internal.audit_seal() IS NULL;
+COMMENT ON FUNCTION memoriesdb_internal.audit_strip(jsonb) IS NULL;
 COMMIT;

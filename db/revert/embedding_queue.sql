@@ -329,4 +329,5 @@ $$;
 
 COMMENT ON FUNCTION memoriesdb.embedding_models() IS 'How many memories carry an embedding from each model (no tenant data).';
 
+COMMENT ON FUNCTION memoriesdb_internal.notify_embedding() IS NULL;
 COMMIT;

@@ -172,4 +172,5 @@ $$;
 COMMENT ON FUNCTION memoriesdb.run_vindexing(text) IS
   'Worker: drains every pending vindexing_schedule row into one REFRESH MATERIALIZED VIEW CONCURRENTLY memory_graph and records the run. Only one runs at a time (advisory lock); a concurrent call returns refreshed = false at once.';
 
+COMMENT ON FUNCTION memoriesdb_internal.check_traversal(integer, text[], text) IS NULL;
 COMMIT;
