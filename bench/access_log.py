@@ -126,21 +126,23 @@ def main() -> None:
 
     # the baseline is the unlogged ranking behind search(), which the application role may not
     # call: granted for the length of the benchmark only
-    unlogged_fn = "memoriesdb.vector_ranking(public.vector, integer, jsonb, real)"
+    unlogged_fn = "memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)"
     with psycopg.connect(dsn, autocommit=True) as su:
+        su.execute("GRANT USAGE ON SCHEMA memoriesdb_internal TO memoriesdb_app")
         su.execute(f"GRANT EXECUTE ON FUNCTION {unlogged_fn} TO memoriesdb_app")
     try:
         run(dsn, args, large, small, own, other, qs)
     finally:
         with psycopg.connect(dsn, autocommit=True) as su:
             su.execute(f"REVOKE EXECUTE ON FUNCTION {unlogged_fn} FROM memoriesdb_app")
+            su.execute("REVOKE USAGE ON SCHEMA memoriesdb_internal FROM memoriesdb_app")
 
 
 def run(dsn, args, large, small, own, other, qs) -> None:
     with psycopg.connect(dsn, autocommit=True) as su:
         before = su.execute("SELECT count(*) FROM memoriesdb.access_log").fetchone()[0]
     logged = "SELECT id FROM memoriesdb.search(%(q)s, 10)"
-    unlogged = "SELECT id FROM memoriesdb.vector_ranking(%(q)s, 10)"
+    unlogged = "SELECT id FROM memoriesdb_internal.vector_ranking(%(q)s, 10)"
     rows = []
 
     def ratio_row(label, a, b):

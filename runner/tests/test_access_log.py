@@ -153,7 +153,7 @@ def test_the_logger_login_can_only_append(settings, admin_conn, user):
                     "UPDATE memoriesdb.access_log SET actor = NULL", "SELECT memoriesdb.setting('access_log_reads')"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql)
-        conn.execute("SELECT memoriesdb.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL)")
+        conn.execute("SELECT memoriesdb_internal.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL)")
 
 
 def test_worker_metrics_count_refusals(settings, user):

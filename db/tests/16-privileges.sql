@@ -1,0 +1,83 @@
+-- The security model as the database has it: per role, exactly the functions it
+-- may execute and the tables (or columns) it may select. It fails on any
+-- difference, so a grant added or lost anywhere shows up here; the README's API
+-- table is the same list, and db/deploy/privileges.sql is where it is made.
+BEGIN;
+SELECT plan(10);
+
+CREATE FUNCTION pg_temp.executable(r text) RETURNS SETOF text LANGUAGE sql AS $$
+  SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal', 'memoriesdb_dblink') AND has_function_privilege(r, p.oid, 'EXECUTE') $$;
+-- a table, or the columns of it, the role may select
+CREATE FUNCTION pg_temp.selectable(r text) RETURNS SETOF text LANGUAGE sql AS $$
+  SELECT n.nspname || '.' || c.relname ||
+         CASE WHEN has_table_privilege(r, c.oid, 'SELECT') THEN ''
+              ELSE '(' || (SELECT string_agg(a.attname, ', ' ORDER BY a.attnum) FROM pg_attribute a
+                            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                              AND has_column_privilege(r, c.oid, a.attnum, 'SELECT')) || ')' END
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND c.relkind IN ('r', 'v', 'm', 'p')
+     AND has_any_column_privilege(r, c.oid, 'SELECT') $$;
+
+-- memoriesdb_app: the application
+SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
+    'memoriesdb.access_history', 'memoriesdb.authenticate', 'memoriesdb.create_api_key',
+    'memoriesdb.create_edge_type', 'memoriesdb.create_user', 'memoriesdb.current_user_id',
+    'memoriesdb.flush_access_log', 'memoriesdb.forget', 'memoriesdb.link', 'memoriesdb.neighbors', 'memoriesdb.path',
+    'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.remember', 'memoriesdb.revise',
+    'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
+    'memoriesdb.setting', 'memoriesdb.share', 'memoriesdb.transfer', 'memoriesdb.unlink', 'memoriesdb.unshare',
+    'memoriesdb.verify'],
+  'memoriesdb_app executes exactly these functions');
+SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$, ARRAY[
+    'memoriesdb.api_keys',
+    'memoriesdb.audit_log(id, created_at, created_by, db_role, application_name, txid, table_name, row_id, memory_id, op, row_hash)',
+    'memoriesdb.edge_types',
+    'memoriesdb.memories(id, owner_id, content_hash, revision, embedding_model, embedded_at, embedded_hash, created_at, created_by, updated_at, updated_by)',
+    'memoriesdb.memory_edges', 'memoriesdb.memory_grants',
+    'memoriesdb.memory_revisions(id, memory_id, revision, content_hash, content_changed, metadata_changed, created_at, created_by, updated_at, updated_by)',
+    'memoriesdb.memory_transfers', 'memoriesdb.users'],
+  'memoriesdb_app selects exactly these tables and columns');
+
+-- memoriesdb_worker: the runner
+SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY[
+    'memoriesdb.access_refusals', 'memoriesdb.claim_embedding_jobs', 'memoriesdb.complete_embedding_job',
+    'memoriesdb.complete_embedding_jobs', 'memoriesdb.current_user_id', 'memoriesdb.dead_embedding_jobs',
+    'memoriesdb.embedding_models', 'memoriesdb.embedding_queue_status', 'memoriesdb.fail_embedding_job',
+    'memoriesdb.reclaim_expired_embedding_leases', 'memoriesdb.release_embedding_jobs',
+    'memoriesdb.requeue_dead_embedding_jobs', 'memoriesdb.run_vindexing', 'memoriesdb.setting',
+    'memoriesdb.vindexing_status'],
+  'memoriesdb_worker executes exactly these functions');
+SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_worker') $$, 'memoriesdb_worker selects no table');
+
+-- memoriesdb_auditor: the auditor
+SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRAY[
+    'memoriesdb.access_refusals', 'memoriesdb.audit_head', 'memoriesdb.current_user_id',
+    'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain'],
+  'memoriesdb_auditor executes exactly these functions');
+SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
+    'memoriesdb.access_log', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],
+  'memoriesdb_auditor selects exactly these tables and columns');
+
+-- public: PUBLIC, i.e. every login
+SELECT is_empty($$ SELECT * FROM pg_temp.executable('public') $$, 'public executes no function');
+SELECT is_empty($$ SELECT * FROM pg_temp.selectable('public') $$, 'public selects no table');
+
+-- memoriesdb_reader: the owner of the read functions (no login)
+SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_reader') $$, ARRAY[
+    'memoriesdb.current_user_id', 'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.search',
+    'memoriesdb.search_hybrid', 'memoriesdb.search_text', 'memoriesdb.setting', 'memoriesdb.verify',
+    'memoriesdb_internal.check_embedding', 'memoriesdb_internal.check_query_vector',
+    'memoriesdb_internal.check_search_filter', 'memoriesdb_internal.fulltext_candidates',
+    'memoriesdb_internal.linked_ids', 'memoriesdb_internal.matches_filter', 'memoriesdb_internal.query_fingerprint',
+    'memoriesdb_internal.raise_not_found', 'memoriesdb_internal.record_read', 'memoriesdb_internal.record_refusal',
+    'memoriesdb_internal.text_ranking', 'memoriesdb_internal.vector_ranking', 'memoriesdb_internal.visible_count',
+    'memoriesdb_internal.visible_memories'],
+  'memoriesdb_reader executes exactly these functions');
+SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_reader') $$, ARRAY[
+    'memoriesdb.edge_types', 'memoriesdb.memories', 'memoriesdb.memory_edges', 'memoriesdb.memory_grants',
+    'memoriesdb.memory_revisions', 'memoriesdb.memory_transfers'],
+  'memoriesdb_reader selects exactly these tables and columns');
+
+SELECT * FROM finish();
+ROLLBACK;
