@@ -205,7 +205,8 @@ fact(line) AS (
                           v.evtfoid::regproc, v.evtowner::regrole, v.evtenabled)
               FROM pg_event_trigger AS v WHERE v.evtfoid IN (SELECT oid FROM fn)
   -- this database: its grants to ledger roles and its settings
-  UNION ALL SELECT 'database grant: ' || item::text
+  -- (granted by the database's owner, whoever created it: not part of the ledger)
+  UNION ALL SELECT 'database grant: ' || regexp_replace(item::text, '/[^/]*$', '/<database owner>')
               FROM pg_database AS d, unnest(d.datacl) AS item
              WHERE d.datname = current_database()
                AND EXISTS (SELECT 1 FROM aclexplode(ARRAY[item]) AS x WHERE x.grantee IN (SELECT oid FROM ledger_role))

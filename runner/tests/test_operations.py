@@ -84,7 +84,7 @@ def test_dump_and_restore_keep_everything(database):
     dump.unlink()
 
 
-@pytest.mark.parametrize("upgrade_from", ["api_graph", "search_fn"])
+@pytest.mark.parametrize("upgrade_from", ["api_graph@v0.1.0", "search_fn@v0.1.0"])
 def test_upgrade_keeps_every_row(database, upgrade_from):
     db = "memoriesdb_ops_upgrade"
     fresh(db)
