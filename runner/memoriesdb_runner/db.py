@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-import re
 import asyncio
+import re
+import uuid
 from functools import cache
 from importlib.resources import files
 
 import psycopg
 from pgvector.psycopg import register_vector_async
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 
 @cache
 def queries() -> dict[str, str]:
+    """{name: statement}; whole-line comments (section headers, notes) are not sent."""
     text = files(__package__).joinpath("queries.sql").read_text()
     parts = re.split(r"^-- name: (\w+)\n", text, flags=re.M)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return {name: "\n".join(line for line in body.splitlines() if not line.startswith("--")).strip()
+            for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def q(name: str) -> str:
     return queries()[name]
+
+
+def composed(name: str, **identifiers: str) -> sql.Composed:
+    """A statement of queries.sql whose {placeholders} are identifiers (CREATE ROLE {login}, LISTEN {channel})."""
+    return sql.SQL(q(name)).format(**{k: sql.Identifier(v) for k, v in identifiers.items()})
 
 
 async def _configure(conn: psycopg.AsyncConnection) -> None:
@@ -44,6 +53,16 @@ async def connect(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncConnecti
     return conn
 
 
+async def become(conn: psycopg.AsyncConnection, api_key: str | None = None, user_id: uuid.UUID | None = None) -> None:
+    """Set the user context for the current transaction only: by API key, else by a trusted user id."""
+    if api_key:
+        await conn.execute(q("authenticate"), {"api_key": api_key})
+    elif user_id:
+        await conn.execute(q("act_as"), {"user_id": str(user_id)})
+    else:
+        raise ValueError("no user: pass an API key or a user id")
+
+
 async def listen(dsn: str, channel: str, wake: asyncio.Event, stop: asyncio.Event, retry_seconds: float, log) -> None:
     """LISTEN on a direct connection (never through PgBouncer) and set wake on every
     NOTIFY, reconnecting after errors until stop; the callers also poll, so a lost
@@ -52,7 +71,7 @@ async def listen(dsn: str, channel: str, wake: asyncio.Event, stop: asyncio.Even
         try:
             conn = await connect(dsn)
             async with conn:
-                await conn.execute(f"LISTEN {channel}")
+                await conn.execute(composed("listen", channel=channel))
                 async for _ in conn.notifies():
                     wake.set()
                     if stop.is_set():
@@ -60,3 +79,4 @@ async def listen(dsn: str, channel: str, wake: asyncio.Event, stop: asyncio.Even
         except Exception as exc:
             log.warning("listen connection lost", channel=channel, error=str(exc))
             await asyncio.sleep(retry_seconds)
+
