@@ -19,7 +19,7 @@ import numpy as np
 import psycopg
 
 from memoriesdb_runner import admin
-from memoriesdb_runner.cli import run_embed_workers
+from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.logs import configure
 from memoriesdb_runner.providers import LocalProvider
 from memoriesdb_runner.settings import Settings

@@ -160,7 +160,7 @@ def test_worker_metrics_count_refusals(settings, user):
     """The runner exports the last hour's refusals (memoriesdb_access_refusals_last_hour) for alerting."""
     import asyncio
 
-    from memoriesdb_runner import cli, db, metrics
+    from memoriesdb_runner import db, metrics, service
 
     with app(settings, user[0]) as conn:
         with refused("MDB03"):
@@ -170,7 +170,7 @@ def test_worker_metrics_count_refusals(settings, user):
         pool = db.make_pool(settings.dsn, max_size=1)
         await pool.open(wait=True)
         stop = asyncio.Event()
-        task = asyncio.create_task(cli._watch_queue(pool, stop))
+        task = asyncio.create_task(service._watch_queue(pool, stop))
         await asyncio.sleep(0.5)
         stop.set()
         await task
