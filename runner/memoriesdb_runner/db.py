@@ -28,6 +28,16 @@ def q(name: str) -> str:
     return queries()[name]
 
 
+async def row(conn: psycopg.AsyncConnection, name: str, /, **params) -> dict | None:
+    """The first row of the statement called name, sent with these parameters."""
+    return await (await conn.execute(q(name), params or None)).fetchone()
+
+
+async def rows(conn: psycopg.AsyncConnection, name: str, /, **params) -> list[dict]:
+    """All rows of the statement called name, sent with these parameters."""
+    return await (await conn.execute(q(name), params or None)).fetchall()
+
+
 def composed(name: str, **identifiers: str) -> sql.Composed:
     """A statement of queries.sql whose {placeholders} are identifiers (CREATE ROLE {login}, LISTEN {channel})."""
     return sql.SQL(q(name)).format(**{k: sql.Identifier(v) for k, v in identifiers.items()})
@@ -56,9 +66,9 @@ async def connect(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncConnecti
 async def become(conn: psycopg.AsyncConnection, api_key: str | None = None, user_id: uuid.UUID | None = None) -> None:
     """Set the user context for the current transaction only: by API key, else by a trusted user id."""
     if api_key:
-        await conn.execute(q("authenticate"), {"api_key": api_key})
+        await row(conn, "authenticate", api_key=api_key)
     elif user_id:
-        await conn.execute(q("act_as"), {"user_id": str(user_id)})
+        await row(conn, "act_as", user_id=str(user_id))
     else:
         raise ValueError("no user: pass an API key or a user id")
 

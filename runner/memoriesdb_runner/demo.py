@@ -31,8 +31,8 @@ async def run_demo(settings: Settings, console: Console) -> None:
     async with conn:
         ids, keys = {}, {}
         for who in ("alice", "bob"):
-            ids[who] = await _one(conn, "create_user", handle=f"{who}-{suffix}", display_name=who.title())
-            keys[who] = await _one(conn, "create_api_key", user_id=ids[who])
+            ids[who] = (await db.row(conn, "create_user", handle=f"{who}-{suffix}", display_name=who.title()))["id"]
+            keys[who] = (await db.row(conn, "create_api_key", user_id=ids[who]))["api_key"]
     console.print(f"2. created users alice-{suffix} and bob-{suffix}, each with an API key")
 
     data = Path(str(files(__package__).joinpath("data")))
@@ -59,7 +59,7 @@ async def run_demo(settings: Settings, console: Console) -> None:
     async with conn:
         async with conn.transaction():
             await db.become(conn, keys["alice"])
-            await conn.execute(db.q("share"), {"memory_id": top["id"], "grantee": ids["bob"]})
+            await db.row(conn, "share", memory_id=top["id"], grantee=ids["bob"])
     console.print("6. alice shares her best match with bob; bob searches again")
     print_results(console, await search_text(settings, query, keys["bob"], None, k=3, provider=provider),
                   "bob's results with the share")
@@ -69,21 +69,21 @@ async def run_demo(settings: Settings, console: Console) -> None:
     async with conn:
         async with conn.transaction():   # alice's memories that bob cannot see
             await db.become(conn, keys["alice"])
-            hidden = await _one(conn, "another_memory", memory_id=top["id"])
+            hidden = (await db.row(conn, "another_memory", memory_id=top["id"]))["id"]
         refused = "not refused!"
         try:
             async with conn.transaction():
                 await db.become(conn, keys["bob"])
-                await conn.execute(db.q("recall"), {"memory_id": hidden})
+                await db.rows(conn, "recall", memory_id=hidden)
         except psycopg.Error as exc:
             refused = exc.diag.sqlstate
-        await conn.execute(db.q("flush_access_log"))
+        await db.row(conn, "flush_access_log")
         await conn.commit()
         async with conn.transaction():
             await db.become(conn, keys["alice"])
             history = []
             for m in (top["id"], hidden):
-                history += await (await conn.execute(db.q("access_history"), {"memory_id": m})).fetchall()
+                history += await db.rows(conn, "access_history", memory_id=m)
     console.print(f"7. bob tries to recall a memory of alice's he was not given: refused ({refused}), and his transaction "
                   "rolled back; alice's access history of her two memories:")
     who = {ids["alice"]: "alice", ids["bob"]: "bob"}
@@ -94,12 +94,7 @@ async def run_demo(settings: Settings, console: Console) -> None:
     conn = await db.connect(settings.admin_dsn)
     async with conn:
         await conn.execute(db.q("as_auditor"))
-        chain = await (await conn.execute(db.q("verify_audit_chain"))).fetchone()
+        chain = await db.row(conn, "verify_audit_chain")
     console.print(f"8. audit chain: {'intact' if chain['ok'] else 'BROKEN: ' + chain['problem']} "
                   f"({chain['rows_checked']} audit rows, {chain['seals_checked']} seals)")
 
-
-async def _one(conn: psycopg.AsyncConnection, name: str, **params):
-    """The single value of a one-row, one-column statement of queries.sql."""
-    row = await (await conn.execute(db.q(name), params)).fetchone()
-    return next(iter(row.values()))

@@ -54,7 +54,7 @@ async def ingest_file(settings: Settings, path: Path, api_key: str | None, user_
                     for n, content, metadata in chunk:
                         try:
                             async with conn.transaction():   # a savepoint: one bad line spoils nothing else
-                                await conn.execute(db.q("remember"), {"content": content, "metadata": json.dumps(metadata)})
+                                await db.row(conn, "remember", content=content, metadata=json.dumps(metadata))
                             stored += 1
                         except psycopg.Error as exc:
                             err = ledger_error(exc)

@@ -27,8 +27,7 @@ async def search_text(settings: Settings, text: str, api_key: str | None, user_i
     async with conn:
         async with conn.transaction():
             await db.become(conn, api_key, user_id)
-            cur = await conn.execute(db.q("search"), {"query": vector, "k": k, "filter": json.dumps(filter_ or {})})
-            return await cur.fetchall()
+            return await db.rows(conn, "search", query=vector, k=k, filter=json.dumps(filter_ or {}))
 
 
 def print_results(console: Console, rows: list[dict], title: str) -> None:

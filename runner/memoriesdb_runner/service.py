@@ -85,8 +85,8 @@ async def _watch_queue(pool, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             async with pool.connection() as conn:
-                s = await (await conn.execute(db.q("embedding_queue_status"))).fetchone()
-                refused = await (await conn.execute(db.q("access_refusals"), {"since": "1 hour"})).fetchall()
+                s = await db.row(conn, "embedding_queue_status")
+                refused = await db.rows(conn, "access_refusals", since="1 hour")
             for state in ("pending", "leased", "dead"):
                 metrics.QUEUE_DEPTH.labels(state).set(s[state])
             metrics.REFUSALS_LAST_HOUR.clear()   # a (function, sqlstate) with none in the hour disappears

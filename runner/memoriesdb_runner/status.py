@@ -16,13 +16,11 @@ async def collect(settings: Settings) -> dict:
     """Everything `status` shows, as JSON-ready data (pools: None when PgBouncer's console does not answer)."""
     conn = await db.connect(settings.dsn)
     async with conn:
-        async def rows(name, **params):
-            return await (await conn.execute(db.q(name), params)).fetchall()
-        data = {"queue": (await rows("embedding_queue_status"))[0],
-                "dead": await rows("dead_embedding_jobs", max_rows=20),
-                "models": await rows("embedding_models"),
-                "vindexing": (await rows("vindexing_status"))[0],
-                "refusals_last_hour": await rows("access_refusals", since="1 hour")}
+        data = {"queue": await db.row(conn, "embedding_queue_status"),
+                "dead": await db.rows(conn, "dead_embedding_jobs", max_rows=20),
+                "models": await db.rows(conn, "embedding_models"),
+                "vindexing": await db.row(conn, "vindexing_status"),
+                "refusals_last_hour": await db.rows(conn, "access_refusals", since="1 hour")}
     data["pools"] = await pgbouncer_pools(settings)
     return data
 
@@ -33,7 +31,7 @@ async def pgbouncer_pools(settings: Settings) -> list[dict] | None:
         conn = await psycopg.AsyncConnection.connect(settings.pgbouncer_admin_dsn, autocommit=True, connect_timeout=2,
                                                      cursor_factory=psycopg.AsyncClientCursor, row_factory=dict_row)
         async with conn:
-            pools = await (await conn.execute(db.q("pgbouncer_pools"))).fetchall()
+            pools = await db.rows(conn, "pgbouncer_pools")
     except psycopg.Error:
         return None
     return [p for p in pools if p["database"] != "pgbouncer"]

@@ -43,7 +43,7 @@ def _retrying(attempts: int) -> AsyncRetrying:
 async def check_dimension(pool: AsyncConnectionPool, provider: Provider, attempts: int = 4) -> int:
     """Refuse to start when the model's dimension differs from the column's."""
     async with pool.connection() as conn:
-        column_dim = (await (await conn.execute(db.q("embedding_dim"))).fetchone())["dim"]
+        column_dim = (await db.row(conn, "embedding_dim"))["dim"]
     async for attempt in _retrying(attempts):
         with attempt:
             model_dim = await provider.dimension()
@@ -94,9 +94,8 @@ class EmbedWorker:
         """Claim and handle one batch; returns the number of jobs claimed. The batch is
         stored while the next one is claimed and embedded (one completion in flight)."""
         async with self.pool.connection() as conn:
-            jobs = await (await conn.execute(db.q("claim_embedding_jobs"), {
-                "batch_size": self.settings.batch_size, "lease_seconds": self.settings.lease_seconds,
-                "worker": self.name})).fetchall()
+            jobs = await db.rows(conn, "claim_embedding_jobs", batch_size=self.settings.batch_size,
+                                 lease_seconds=self.settings.lease_seconds, worker=self.name)
         if not jobs:
             if self._storing is None:
                 return 0
@@ -137,9 +136,8 @@ class EmbedWorker:
 
     async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float) -> None:
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(db.q("complete_embedding_jobs"), {
-                "memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs],
-                "embeddings": [_vector_text(v) for v in vectors], "model": self.provider.model})).fetchall()
+            rows = await db.rows(conn, "complete_embedding_jobs", **_leases(jobs),
+                                 embeddings=[_vector_text(v) for v in vectors], model=self.provider.model)
         for row in rows:
             metrics.JOBS.labels(row["outcome"]).inc()
         self.done += sum(r["outcome"].startswith("stored") for r in rows)
@@ -150,17 +148,20 @@ class EmbedWorker:
         log.warning("embedding failed", jobs=len(jobs), permanent=permanent, error=error)
         async with self.pool.connection() as conn:
             for j in jobs:
-                row = await (await conn.execute(db.q("fail_embedding_job"), {
-                    "memory_id": j["memory_id"], "lease_id": j["lease_id"], "error": error,
-                    "permanent": permanent})).fetchone()
+                row = await db.row(conn, "fail_embedding_job", memory_id=j["memory_id"], lease_id=j["lease_id"],
+                                   error=error, permanent=permanent)
                 metrics.JOBS.labels(row["outcome"]).inc()
         self.failed += len(jobs)
 
     async def _release(self, jobs: list[dict]) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(db.q("release_embedding_jobs"), {
-                "memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs]})
+            await db.rows(conn, "release_embedding_jobs", **_leases(jobs))
         log.info("released batch on shutdown", jobs=len(jobs))
+
+
+def _leases(jobs: list[dict]) -> dict[str, list]:
+    """The claimed jobs as the parallel arrays complete and release take."""
+    return {"memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs]}
 
 
 def _vector_text(v: np.ndarray) -> str:
