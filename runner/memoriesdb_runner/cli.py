@@ -112,6 +112,7 @@ def search(settings: Settings, text: str, api_key: str | None, user_id: uuid.UUI
 
 # --- deploy and demo ------------------------------------------------------------------
 
+
 @main.command()
 @click.option("--logins/--no-logins", default=True, help="Create the local login roles memoriesdb_runner and memoriesdb_client.")
 @click.pass_obj

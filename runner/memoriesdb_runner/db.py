@@ -20,8 +20,10 @@ def queries() -> dict[str, str]:
     """{name: statement}; whole-line comments (section headers, notes) are not sent."""
     text = files(__package__).joinpath("queries.sql").read_text()
     parts = re.split(r"^-- name: (\w+)\n", text, flags=re.M)
-    return {name: "\n".join(line for line in body.splitlines() if not line.startswith("--")).strip()
-            for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return {
+        name: "\n".join(line for line in body.splitlines() if not line.startswith("--")).strip()
+        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
 
 
 def q(name: str) -> str:
@@ -51,9 +53,13 @@ def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> AsyncConnect
     """A pool safe behind PgBouncer in transaction mode: no server-side prepared
     statements, no session state; every call runs in its own transaction."""
     return AsyncConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, open=False,
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
         kwargs={"prepare_threshold": None, "autocommit": True, "row_factory": dict_row},
-        configure=_configure, check=AsyncConnectionPool.check_connection,
+        configure=_configure,
+        check=AsyncConnectionPool.check_connection,
     )
 
 
@@ -89,4 +95,3 @@ async def listen(dsn: str, channel: str, wake: asyncio.Event, stop: asyncio.Even
         except Exception as exc:
             log.warning("listen connection lost", channel=channel, error=str(exc))
             await asyncio.sleep(retry_seconds)
-

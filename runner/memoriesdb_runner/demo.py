@@ -51,8 +51,9 @@ async def run_demo(settings: Settings, console: Console) -> None:
     query = "what does the user like to drink in the morning?"
     console.print(f"5. search as alice and as bob: {query!r}")
     print_results(console, await search_text(settings, query, keys["alice"], None, k=3, provider=provider), "alice's results")
-    print_results(console, await search_text(settings, query, keys["bob"], None, k=3, provider=provider),
-                  "bob's results: none of alice's")
+    print_results(
+        console, await search_text(settings, query, keys["bob"], None, k=3, provider=provider), "bob's results: none of alice's"
+    )
 
     [top] = await search_text(settings, query, keys["alice"], None, k=1, provider=provider)
     conn = await db.connect(settings.app_dsn, autocommit=False)
@@ -61,13 +62,14 @@ async def run_demo(settings: Settings, console: Console) -> None:
             await db.become(conn, keys["alice"])
             await db.row(conn, "share", memory_id=top["id"], grantee=ids["bob"])
     console.print("6. alice shares her best match with bob; bob searches again")
-    print_results(console, await search_text(settings, query, keys["bob"], None, k=3, provider=provider),
-                  "bob's results with the share")
+    print_results(
+        console, await search_text(settings, query, keys["bob"], None, k=3, provider=provider), "bob's results with the share"
+    )
     await provider.aclose()
 
     conn = await db.connect(settings.app_dsn, autocommit=False)
     async with conn:
-        async with conn.transaction():   # alice's memories that bob cannot see
+        async with conn.transaction():  # alice's memories that bob cannot see
             await db.become(conn, keys["alice"])
             hidden = (await db.row(conn, "another_memory", memory_id=top["id"]))["id"]
         refused = "not refused!"
@@ -84,17 +86,22 @@ async def run_demo(settings: Settings, console: Console) -> None:
             history = []
             for m in (top["id"], hidden):
                 history += await db.rows(conn, "access_history", memory_id=m)
-    console.print(f"7. bob tries to recall a memory of alice's he was not given: refused ({refused}), and his transaction "
-                  "rolled back; alice's access history of her two memories:")
+    console.print(
+        f"7. bob tries to recall a memory of alice's he was not given: refused ({refused}), and his transaction "
+        "rolled back; alice's access history of her two memories:"
+    )
     who = {ids["alice"]: "alice", ids["bob"]: "bob"}
     for h in history:
-        console.print(f"   {h['outcome']:8} {h['function']:14} by {who.get(h['actor'], h['actor'])}"
-                      + (f" ({h['sqlstate']})" if h["sqlstate"] else ""))
+        console.print(
+            f"   {h['outcome']:8} {h['function']:14} by {who.get(h['actor'], h['actor'])}"
+            + (f" ({h['sqlstate']})" if h["sqlstate"] else "")
+        )
 
     conn = await db.connect(settings.admin_dsn)
     async with conn:
         await conn.execute(db.q("as_auditor"))
         chain = await db.row(conn, "verify_audit_chain")
-    console.print(f"8. audit chain: {'intact' if chain['ok'] else 'BROKEN: ' + chain['problem']} "
-                  f"({chain['rows_checked']} audit rows, {chain['seals_checked']} seals)")
-
+    console.print(
+        f"8. audit chain: {'intact' if chain['ok'] else 'BROKEN: ' + chain['problem']} "
+        f"({chain['rows_checked']} audit rows, {chain['seals_checked']} seals)"
+    )

@@ -34,8 +34,14 @@ def _records(path: Path):
                 yield n, None, None, f"invalid JSON line: {exc}"
 
 
-async def ingest_file(settings: Settings, path: Path, api_key: str | None, user_id: uuid.UUID | None,
-                      batch: int = 500, console: Console | None = None) -> tuple[int, list[tuple[int, str]]]:
+async def ingest_file(
+    settings: Settings,
+    path: Path,
+    api_key: str | None,
+    user_id: uuid.UUID | None,
+    batch: int = 500,
+    console: Console | None = None,
+) -> tuple[int, list[tuple[int, str]]]:
     """Remember every line through the API, a transaction per batch; bad lines are reported, not lost silently.
     Returns (memories stored, [(line number, why rejected)]); a progress bar on console if given."""
     records = list(_records(path))
@@ -43,17 +49,23 @@ async def ingest_file(settings: Settings, path: Path, api_key: str | None, user_
     good = [(n, c, m) for n, c, m, err in records if not err]
     stored = 0
     conn = await db.connect(settings.app_dsn, autocommit=False)
-    with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=console is None) as bar:
+    with Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=console is None,
+    ) as bar:
         task = bar.add_task("ingest", total=len(good))
         async with conn:
             for i in range(0, len(good), batch):
-                chunk = good[i:i + batch]
+                chunk = good[i : i + batch]
                 async with conn.transaction():
                     await db.become(conn, api_key, user_id)
                     for n, content, metadata in chunk:
                         try:
-                            async with conn.transaction():   # a savepoint: one bad line spoils nothing else
+                            async with conn.transaction():  # a savepoint: one bad line spoils nothing else
                                 await db.row(conn, "remember", content=content, metadata=json.dumps(metadata))
                             stored += 1
                         except psycopg.Error as exc:

@@ -13,8 +13,15 @@ from .providers import Provider, make_provider
 from .settings import Settings
 
 
-async def search_text(settings: Settings, text: str, api_key: str | None, user_id: uuid.UUID | None,
-                      k: int = 10, filter_: dict | None = None, provider: Provider | None = None) -> list[dict]:
+async def search_text(
+    settings: Settings,
+    text: str,
+    api_key: str | None,
+    user_id: uuid.UUID | None,
+    k: int = 10,
+    filter_: dict | None = None,
+    provider: Provider | None = None,
+) -> list[dict]:
     """The k memories most similar to text that the user may see (the ledger's search())."""
     own_provider = provider is None
     provider = provider or make_provider(settings)

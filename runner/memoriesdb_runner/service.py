@@ -49,8 +49,14 @@ async def run_vindex_worker(settings: Settings, stop: asyncio.Event, *, until_em
         await pool.close()
 
 
-async def run_embed_workers(settings: Settings, *, until_empty: bool = False, install_signals: bool = True,
-                            provider=None, stop: asyncio.Event | None = None) -> int:
+async def run_embed_workers(
+    settings: Settings,
+    *,
+    until_empty: bool = False,
+    install_signals: bool = True,
+    provider=None,
+    stop: asyncio.Event | None = None,
+) -> int:
     """settings.concurrency embedding loops on one pool; returns the number of memories embedded."""
     if stop is None:
         stop = asyncio.Event()
@@ -61,12 +67,20 @@ async def run_embed_workers(settings: Settings, *, until_empty: bool = False, in
     pool = db.make_pool(settings.dsn, max_size=settings.concurrency + 2)
     await pool.open(wait=True)
     try:
-        dim = await check_dimension(pool, provider, settings.max_retries)   # before any job is claimed
+        dim = await check_dimension(pool, provider, settings.max_retries)  # before any job is claimed
         metrics.READY.set()
-        log.info("embedding worker ready", provider=settings.provider, model=provider.model, dim=dim,
-                 concurrency=settings.concurrency, batch_size=settings.batch_size)
-        workers = [EmbedWorker(settings, pool, provider, name=None if settings.concurrency == 1 else f"w{i}")
-                   for i in range(settings.concurrency)]
+        log.info(
+            "embedding worker ready",
+            provider=settings.provider,
+            model=provider.model,
+            dim=dim,
+            concurrency=settings.concurrency,
+            batch_size=settings.batch_size,
+        )
+        workers = [
+            EmbedWorker(settings, pool, provider, name=None if settings.concurrency == 1 else f"w{i}")
+            for i in range(settings.concurrency)
+        ]
         tasks = [asyncio.create_task(w.run(stop, until_empty=until_empty)) for w in workers]
         tasks.append(asyncio.create_task(_watch_queue(pool, stop)))
         await asyncio.gather(*tasks[:-1])
@@ -89,7 +103,7 @@ async def _watch_queue(pool, stop: asyncio.Event) -> None:
                 refused = await db.rows(conn, "access_refusals", since="1 hour")
             for state in ("pending", "leased", "dead"):
                 metrics.QUEUE_DEPTH.labels(state).set(s[state])
-            metrics.REFUSALS_LAST_HOUR.clear()   # a (function, sqlstate) with none in the hour disappears
+            metrics.REFUSALS_LAST_HOUR.clear()  # a (function, sqlstate) with none in the hour disappears
             for r in refused:
                 metrics.REFUSALS_LAST_HOUR.labels(r["function"], r["sqlstate"]).set(r["attempts"])
         except Exception as exc:

@@ -16,11 +16,13 @@ async def collect(settings: Settings) -> dict:
     """Everything `status` shows, as JSON-ready data (pools: None when PgBouncer's console does not answer)."""
     conn = await db.connect(settings.dsn)
     async with conn:
-        data = {"queue": await db.row(conn, "embedding_queue_status"),
-                "dead": await db.rows(conn, "dead_embedding_jobs", max_rows=20),
-                "models": await db.rows(conn, "embedding_models"),
-                "vindexing": await db.row(conn, "vindexing_status"),
-                "refusals_last_hour": await db.rows(conn, "access_refusals", since="1 hour")}
+        data = {
+            "queue": await db.row(conn, "embedding_queue_status"),
+            "dead": await db.rows(conn, "dead_embedding_jobs", max_rows=20),
+            "models": await db.rows(conn, "embedding_models"),
+            "vindexing": await db.row(conn, "vindexing_status"),
+            "refusals_last_hour": await db.rows(conn, "access_refusals", since="1 hour"),
+        }
     data["pools"] = await pgbouncer_pools(settings)
     return data
 
@@ -28,8 +30,13 @@ async def collect(settings: Settings) -> dict:
 async def pgbouncer_pools(settings: Settings) -> list[dict] | None:
     """SHOW POOLS on PgBouncer's admin console (simple query protocol), or None if unreachable."""
     try:
-        conn = await psycopg.AsyncConnection.connect(settings.pgbouncer_admin_dsn, autocommit=True, connect_timeout=2,
-                                                     cursor_factory=psycopg.AsyncClientCursor, row_factory=dict_row)
+        conn = await psycopg.AsyncConnection.connect(
+            settings.pgbouncer_admin_dsn,
+            autocommit=True,
+            connect_timeout=2,
+            cursor_factory=psycopg.AsyncClientCursor,
+            row_factory=dict_row,
+        )
         async with conn:
             pools = await db.rows(conn, "pgbouncer_pools")
     except psycopg.Error:
@@ -39,8 +46,10 @@ async def pgbouncer_pools(settings: Settings) -> list[dict] | None:
 
 def show(data: dict, console: Console) -> None:
     q = data["queue"]
-    console.print(f"[bold]embedding queue[/]: {q['pending']} pending, {q['leased']} leased, {q['dead']} dead"
-                  + (f"; oldest since {q['oldest_pending']:%Y-%m-%d %H:%M:%S}" if q["oldest_pending"] else ""))
+    console.print(
+        f"[bold]embedding queue[/]: {q['pending']} pending, {q['leased']} leased, {q['dead']} dead"
+        + (f"; oldest since {q['oldest_pending']:%Y-%m-%d %H:%M:%S}" if q["oldest_pending"] else "")
+    )
     if data["dead"]:
         t = Table("memory", "attempts", "dead since", "error", title="dead jobs (newest first)")
         for d in data["dead"]:
@@ -53,22 +62,41 @@ def show(data: dict, console: Console) -> None:
     if data["pools"] is None:
         console.print("[bold]pgbouncer[/]: admin console not reachable (MEMORIESDB_PGBOUNCER_ADMIN_DSN)")
     else:
-        t = Table("database", "user", "clients active", "clients waiting", "servers active", "servers idle", "max wait s",
-                  title="pgbouncer pools")
+        t = Table(
+            "database",
+            "user",
+            "clients active",
+            "clients waiting",
+            "servers active",
+            "servers idle",
+            "max wait s",
+            title="pgbouncer pools",
+        )
         for p in data["pools"]:
-            t.add_row(p["database"], p["user"], str(p["cl_active"]), str(p["cl_waiting"]), str(p["sv_active"]),
-                      str(p["sv_idle"]), str(p["maxwait"]))
+            t.add_row(
+                p["database"],
+                p["user"],
+                str(p["cl_active"]),
+                str(p["cl_waiting"]),
+                str(p["sv_active"]),
+                str(p["sv_idle"]),
+                str(p["maxwait"]),
+            )
         console.print(t)
     refused = data["refusals_last_hour"]
     console.print(f"[bold]refused attempts, last hour[/]: {sum(r['attempts'] for r in refused)}")
     if refused:
         t = Table("function", "sqlstate", "attempts", "actors", "no context", "latest", title="refused attempts (access log)")
         for r in refused:
-            t.add_row(r["function"], r["sqlstate"], str(r["attempts"]), str(r["actors"]), str(r["no_context"]), _when(r["last_at"]))
+            t.add_row(
+                r["function"], r["sqlstate"], str(r["attempts"]), str(r["actors"]), str(r["no_context"]), _when(r["last_at"])
+            )
         console.print(t)
     v = data["vindexing"]
-    console.print(f"[bold]vindexing[/]: {v['pending']} pending; last refresh "
-                  + (f"{v['last_refresh_at']:%Y-%m-%d %H:%M:%S} ({v['last_refresh_ms']:.0f} ms)" if v["last_refresh_at"] else "never"))
+    console.print(
+        f"[bold]vindexing[/]: {v['pending']} pending; last refresh "
+        + (f"{v['last_refresh_at']:%Y-%m-%d %H:%M:%S} ({v['last_refresh_ms']:.0f} ms)" if v["last_refresh_at"] else "never")
+    )
 
 
 def _when(ts) -> str:

@@ -41,8 +41,9 @@ class VindexWorker:
         return row
 
     async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
-        listener = asyncio.create_task(db.listen(self.settings.listen, "memoriesdb_vindexing", self.wake, stop,
-                                                 self.settings.poll_seconds, log))
+        listener = asyncio.create_task(
+            db.listen(self.settings.listen, "memoriesdb_vindexing", self.wake, stop, self.settings.poll_seconds, log)
+        )
         try:
             while not stop.is_set():
                 if self.last_refresh:

@@ -27,17 +27,20 @@ log = structlog.get_logger("memoriesdb.worker")
 
 def _wait(base=wait_exponential_jitter(multiplier=0.5, max=30)):
     """Exponential backoff with jitter, but a server's Retry-After wins."""
+
     def wait(state):
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
             return min(exc.retry_after, 300.0)
         return base(state)
+
     return wait
 
 
 def _retrying(attempts: int) -> AsyncRetrying:
-    return AsyncRetrying(retry=retry_if_exception_type(TransientProviderError), stop=stop_after_attempt(attempts),
-                         wait=_wait(), reraise=True)
+    return AsyncRetrying(
+        retry=retry_if_exception_type(TransientProviderError), stop=stop_after_attempt(attempts), wait=_wait(), reraise=True
+    )
 
 
 async def check_dimension(pool: AsyncConnectionPool, provider: Provider, attempts: int = 4) -> int:
@@ -50,7 +53,8 @@ async def check_dimension(pool: AsyncConnectionPool, provider: Provider, attempt
     if model_dim != column_dim:
         raise ConfigurationError(
             f"model {provider.model!r} makes {model_dim}-dimensional vectors but memories.embedding has "
-            f"{column_dim} dimensions; use a {column_dim}-dimensional model or redeploy with embedding_dim={model_dim}")
+            f"{column_dim} dimensions; use a {column_dim}-dimensional model or redeploy with embedding_dim={model_dim}"
+        )
     return column_dim
 
 
@@ -63,11 +67,12 @@ class EmbedWorker:
         self.wake = asyncio.Event()
         self.done = 0
         self.failed = 0
-        self._storing: asyncio.Task | None = None   # the previous batch's completion, still in flight
+        self._storing: asyncio.Task | None = None  # the previous batch's completion, still in flight
 
     async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
-        listener = asyncio.create_task(db.listen(self.settings.listen, "memoriesdb_embedding", self.wake, stop,
-                                                 self.settings.poll_seconds, log))
+        listener = asyncio.create_task(
+            db.listen(self.settings.listen, "memoriesdb_embedding", self.wake, stop, self.settings.poll_seconds, log)
+        )
         try:
             while not stop.is_set():
                 worked = await self.run_once(stop)
@@ -94,12 +99,17 @@ class EmbedWorker:
         """Claim and handle one batch; returns the number of jobs claimed. The batch is
         stored while the next one is claimed and embedded (one completion in flight)."""
         async with self.pool.connection() as conn:
-            jobs = await db.rows(conn, "claim_embedding_jobs", batch_size=self.settings.batch_size,
-                                 lease_seconds=self.settings.lease_seconds, worker=self.name)
+            jobs = await db.rows(
+                conn,
+                "claim_embedding_jobs",
+                batch_size=self.settings.batch_size,
+                lease_seconds=self.settings.lease_seconds,
+                worker=self.name,
+            )
         if not jobs:
             if self._storing is None:
                 return 0
-            await self.flush()              # storing may re-queue stale jobs: look again
+            await self.flush()  # storing may re-queue stale jobs: look again
             return await self.run_once(stop)
         started = time.perf_counter()
         embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
@@ -136,8 +146,13 @@ class EmbedWorker:
 
     async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float) -> None:
         async with self.pool.connection() as conn:
-            rows = await db.rows(conn, "complete_embedding_jobs", **_leases(jobs),
-                                 embeddings=[_vector_text(v) for v in vectors], model=self.provider.model)
+            rows = await db.rows(
+                conn,
+                "complete_embedding_jobs",
+                **_leases(jobs),
+                embeddings=[_vector_text(v) for v in vectors],
+                model=self.provider.model,
+            )
         for row in rows:
             metrics.JOBS.labels(row["outcome"]).inc()
         self.done += sum(r["outcome"].startswith("stored") for r in rows)
@@ -148,8 +163,9 @@ class EmbedWorker:
         log.warning("embedding failed", jobs=len(jobs), permanent=permanent, error=error)
         async with self.pool.connection() as conn:
             for j in jobs:
-                row = await db.row(conn, "fail_embedding_job", memory_id=j["memory_id"], lease_id=j["lease_id"],
-                                   error=error, permanent=permanent)
+                row = await db.row(
+                    conn, "fail_embedding_job", memory_id=j["memory_id"], lease_id=j["lease_id"], error=error, permanent=permanent
+                )
                 metrics.JOBS.labels(row["outcome"]).inc()
         self.failed += len(jobs)
 

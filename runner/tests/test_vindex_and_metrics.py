@@ -37,12 +37,15 @@ def test_vindex_coalesces_many_pending_rows_into_one_refresh(settings, admin_con
             await pool.close()
 
     assert asyncio.run(scenario()) == 1
-    run = admin_conn.execute("SELECT rows_coalesced, finished_at >= started_at AS ok FROM memoriesdb.vindexing_runs "
-                             "ORDER BY id DESC LIMIT 1").fetchone()
+    run = admin_conn.execute(
+        "SELECT rows_coalesced, finished_at >= started_at AS ok FROM memoriesdb.vindexing_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     assert run["rows_coalesced"] == pending and run["ok"]
     assert admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.vindexing_runs").fetchone()["n"] == runs_before + 1
-    assert admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.memory_graph WHERE node_id = ANY(%s)",
-                              (ids,)).fetchone()["n"] == 200, "every edge, both directions"
+    assert (
+        admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.memory_graph WHERE node_id = ANY(%s)", (ids,)).fetchone()["n"]
+        == 200
+    ), "every edge, both directions"
 
 
 def test_one_refresher_at_a_time(database, admin_conn, user):
