@@ -22,7 +22,7 @@ import random
 import statistics
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,7 @@ def main() -> None:
     try:
         psycopg.connect(dsn).close()
     except psycopg.OperationalError:
-        raise SystemExit(f"database {args.db} not found: run .venv/bin/python bench/search.py first")
+        raise SystemExit(f"database {args.db} not found: run .venv/bin/python bench/search.py first") from None
     # bring the search benchmark's database up to this plan (adds the access log if it predates it)
     subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@{args.host}/{args.db}"], cwd=ROOT, check=True)
 
@@ -183,7 +183,7 @@ def run(dsn, args, large, small, own, other, qs) -> None:
     )
     ratio_row("refused recall() (autonomous entry, warm session) vs granted recall()", refused_warm, granted_warm)
     cold_refused, cold_granted = [], []
-    for i in range(40):  # a fresh session each time: the first refusal opens the logger's connection
+    for _ in range(40):  # a fresh session each time: the first refusal opens the logger's connection
         for m, out in ((other, cold_refused), (own, cold_granted)):
             with psycopg.connect(dsn) as conn:
                 conn.execute("SET ROLE memoriesdb_app")
@@ -206,7 +206,7 @@ def run(dsn, args, large, small, own, other, qs) -> None:
     out = ROOT / "bench" / "results" / "access_log.md"
     lines = [
         "# Access log benchmark\n",
-        f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; database {args.db} (bench/search.py's data), "
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; database {args.db} (bench/search.py's data), "
         f"{args.queries} queries, k = 10; client-side latency of one transaction (context + call); "
         "A and B interleaved query by query in one connection.\n",
         "| A vs B | A p50 ms | A p99 ms | B p50 ms | B p99 ms | A/B (p50) |",

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import psycopg
 
 from memoriesdb_runner import admin
-from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.logs import configure
 from memoriesdb_runner.providers import LocalProvider
+from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +102,8 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "runner.md"
     lines = [
         "# Runner benchmark\n",
-        f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; {args.n} memories, batch {args.batch}, local all-MiniLM-L6-v2 on the CPU ({__import__('os').cpu_count()} cores).\n",
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; {args.n} memories, batch {args.batch}, "
+        f"local all-MiniLM-L6-v2 on the CPU ({os.cpu_count()} cores).\n",
         "| what | seconds | memories/s |",
         "|---|---|---|",
         f"| raw model.encode, batches of {args.batch} (baseline) | {raw_s:.2f} | {args.n / raw_s:.0f} |",

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +71,7 @@ def main() -> None:
         conn.execute("DROP INDEX memoriesdb.memories_embedding_hnsw")
         with conn.transaction():
             conn.execute("SET LOCAL session_replication_role = replica")  # bulk load: no triggers (audit, queue)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             with conn.cursor().copy(
                 "COPY memoriesdb.memories (id, owner_id, content, metadata, content_hash, revision, "
                 "embedding, embedding_model, embedded_at, embedded_hash, created_at, created_by, "
@@ -95,11 +95,11 @@ def main() -> None:
                         "uuid",
                     ]
                 )
-                for owner, size in zip(users, sizes):
+                for owner, size in zip(users, sizes, strict=True):
                     cl = rng.integers(0, args.clusters, size)
                     vecs = centers[cl] + 0.35 * rng.standard_normal((size, args.dim)).astype(np.float32) / np.sqrt(args.dim) * 4
                     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-                    for c, v in zip(cl, vecs):
+                    for c, v in zip(cl, vecs, strict=True):
                         words = " ".join(rng.choice(WORDS, 8))
                         content = f"cluster {c} note {words}"
                         h = hashlib.sha256(content.encode()).digest()
@@ -164,8 +164,11 @@ def main() -> None:
     vec = "SELECT id FROM memoriesdb.search(%(q)s, 10)"
     hyb = "SELECT id FROM memoriesdb.search_hybrid(%(t)s, %(q)s, 10)"
     rows = []
+
+    def p(i, q):
+        return {"q": q, "t": texts[i]}
+
     for label, owner, n in (("large", users[0], n_large), ("small", users[1], n_small)):
-        p = lambda i, q: {"q": q, "t": texts[i]}
         p50, p99, rec = run(owner, vec, p, exact)
         rows.append((f"search, {label} tenant ({n} memories)", p50, p99, rec))
         p50, p99, _ = run(owner, hyb, p)
@@ -181,7 +184,7 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "search.md"
     lines = [
         "# Search benchmark\n",
-        f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; N = {args.n} memories, dim {args.dim}, "
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; N = {args.n} memories, dim {args.dim}, "
         f"{len(sizes)} tenants, {args.clusters} clusters, {args.queries} queries per row, k = 10; "
         f"client-side latency including the transaction that sets the context.\n",
         f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build (m=16, ef_construction=64, 2 workers): "

@@ -13,7 +13,8 @@ import click
 import psycopg
 from rich.console import Console
 
-from . import admin, status as status_report
+from . import admin
+from . import status as status_report
 from .demo import run_demo
 from .errors import RunnerError, ledger_error
 from .ingest import ingest_file

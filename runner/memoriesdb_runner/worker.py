@@ -23,23 +23,20 @@ from .providers import Provider
 from .settings import Settings
 
 log = structlog.get_logger("memoriesdb.worker")
+_backoff = wait_exponential_jitter(multiplier=0.5, max=30)
 
 
-def _wait(base=wait_exponential_jitter(multiplier=0.5, max=30)):
+def _wait(state) -> float:
     """Exponential backoff with jitter, but a server's Retry-After wins."""
-
-    def wait(state):
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
-            return min(exc.retry_after, 300.0)
-        return base(state)
-
-    return wait
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
+        return min(exc.retry_after, 300.0)
+    return _backoff(state)
 
 
 def _retrying(attempts: int) -> AsyncRetrying:
     return AsyncRetrying(
-        retry=retry_if_exception_type(TransientProviderError), stop=stop_after_attempt(attempts), wait=_wait(), reraise=True
+        retry=retry_if_exception_type(TransientProviderError), stop=stop_after_attempt(attempts), wait=_wait, reraise=True
     )
 
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from memoriesdb_runner.cli import main
+from memoriesdb_runner.providers import LocalProvider
 from memoriesdb_runner.search import search_text
 from memoriesdb_runner.service import run_embed_workers
-from memoriesdb_runner.providers import LocalProvider
 
 from .conftest import remember
 

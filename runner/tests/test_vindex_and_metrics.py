@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import urllib.request
 
@@ -19,7 +20,7 @@ def test_vindex_coalesces_many_pending_rows_into_one_refresh(settings, admin_con
     ids = remember(admin_conn, uid, *[f"node {i}" for i in range(101)])
     with admin_conn.transaction():
         admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
-        for a, b in zip(ids, ids[1:]):
+        for a, b in itertools.pairwise(ids):
             admin_conn.execute("SELECT memoriesdb.link(%s, %s, 'part_of')", (a, b))
     pending = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.vindexing_schedule").fetchone()["n"]
     assert pending >= 100

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from memoriesdb_runner import db
-from memoriesdb_runner.search import search_text
-from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.errors import ConfigurationError
 from memoriesdb_runner.providers import OllamaProvider
+from memoriesdb_runner.search import search_text
+from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.worker import EmbedWorker
 
 from .conftest import remember
