@@ -22,7 +22,7 @@ import random
 import statistics
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ def interleaved(dsn, owner, a_sql, b_sql, params_list, rounds=2) -> tuple[list[f
         register_vector(conn)
         conn.execute("SET ROLE memoriesdb_app")
         conn.commit()
-        for _ in range(3):   # warm-up: plans, caches, the logger's connection
+        for _ in range(3):  # warm-up: plans, caches, the logger's connection
             timed(conn, owner, a_sql, params_list[0])
             timed(conn, owner, b_sql, params_list[0])
         for _ in range(rounds):
@@ -83,11 +83,14 @@ def cpu_per_call(dsn, owner, sql, params_list) -> tuple[float, float]:
         me = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         conn.execute("SET ROLE memoriesdb_app")
         conn.commit()
-        timed(conn, owner, sql, params_list[0])   # warm-up; opens the logger's connection if sql logs
+        timed(conn, owner, sql, params_list[0])  # warm-up; opens the logger's connection if sql logs
         with psycopg.connect(dsn, autocommit=True) as su:
-            logger = su.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'memoriesdb_access_log' "
-                                "AND backend_start >= (SELECT backend_start FROM pg_stat_activity WHERE pid = %s) "
-                                "ORDER BY backend_start DESC LIMIT 1", (me,)).fetchone()
+            logger = su.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'memoriesdb_access_log' "
+                "AND backend_start >= (SELECT backend_start FROM pg_stat_activity WHERE pid = %s) "
+                "ORDER BY backend_start DESC LIMIT 1",
+                (me,),
+            ).fetchone()
         c0, l0 = cpu_ms(me), (cpu_ms(logger[0]) if logger else 0.0)
         for params in params_list:
             timed(conn, owner, sql, params)
@@ -105,7 +108,7 @@ def main() -> None:
     try:
         psycopg.connect(dsn).close()
     except psycopg.OperationalError:
-        raise SystemExit(f"database {args.db} not found: run .venv/bin/python bench/search.py first")
+        raise SystemExit(f"database {args.db} not found: run .venv/bin/python bench/search.py first") from None
     # bring the search benchmark's database up to this plan (adds the access log if it predates it)
     subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@{args.host}/{args.db}"], cwd=ROOT, check=True)
 
@@ -115,14 +118,16 @@ def main() -> None:
         tenants = su.execute("SELECT owner_id, count(*) FROM memoriesdb.memories GROUP BY 1 ORDER BY 2 DESC").fetchall()
         large, small = tenants[0], tenants[-1]
         # the small tenant of search.py is its second-created user; any small one serves here
-        centers = su.execute("SELECT embedding FROM memoriesdb.memories TABLESAMPLE SYSTEM (1) LIMIT %s",
-                             (args.queries,)).fetchall()
+        centers = su.execute(
+            "SELECT embedding FROM memoriesdb.memories TABLESAMPLE SYSTEM (1) LIMIT %s", (args.queries,)
+        ).fetchall()
         other = su.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (large[0],)).fetchone()[0]
         own = su.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (small[0],)).fetchone()[0]
-        su.execute("UPDATE memoriesdb.config SET value = '20000' WHERE key = 'search_exact_max'")   # search.py's last row sets 0
+        su.execute("UPDATE memoriesdb.config SET value = '20000' WHERE key = 'search_exact_max'")  # search.py's last row sets 0
     rng = np.random.default_rng(11)
-    qs = [{"q": np.asarray(c[0].to_list(), dtype=np.float32) + 0.05 * rng.standard_normal(dim).astype(np.float32)}
-          for c in centers]
+    qs = [
+        {"q": np.asarray(c[0].to_list(), dtype=np.float32) + 0.05 * rng.standard_normal(dim).astype(np.float32)} for c in centers
+    ]
 
     # the baseline is the unlogged ranking behind search(), which the application role may not
     # call: granted for the length of the benchmark only
@@ -146,8 +151,9 @@ def run(dsn, args, large, small, own, other, qs) -> None:
     rows = []
 
     def ratio_row(label, a, b):
-        rows.append((label, statistics.median(a), p(a, 99), statistics.median(b), p(b, 99),
-                     statistics.median(a) / statistics.median(b)))
+        rows.append(
+            (label, statistics.median(a), p(a, 99), statistics.median(b), p(b, 99), statistics.median(a) / statistics.median(b))
+        )
 
     set_mode = "UPDATE memoriesdb.config SET value = %s::jsonb WHERE key = 'access_log_reads'"
     with psycopg.connect(dsn, autocommit=True) as su:
@@ -167,48 +173,62 @@ def run(dsn, args, large, small, own, other, qs) -> None:
     # logger's backend spends per entry (on a server with idle cores the latter runs in parallel)
     cpu_rows = []
     for name, (owner, n) in (("large", large), ("small", small)):
-        for _ in range(2):   # the second round counts: the first warms caches for both
+        for _ in range(2):  # the second round counts: the first warms caches for both
             b_caller, _ = cpu_per_call(dsn, owner, unlogged, qs)
             a_caller, a_logger = cpu_per_call(dsn, owner, logged, qs)
         cpu_rows.append((f"{name} tenant ({n} memories)", a_caller, a_logger, b_caller))
 
     # the refused path: another tenant's memory (autonomous write) vs one's own (granted, transactional)
     recall = "SELECT * FROM memoriesdb.recall(%(m)s)"
-    refused_warm, granted_warm = interleaved(dsn, small[0], recall, recall.replace("%(m)s", f"'{own}'"),
-                                             [{"m": other}] * 200, rounds=1)
+    refused_warm, granted_warm = interleaved(
+        dsn, small[0], recall, recall.replace("%(m)s", f"'{own}'"), [{"m": other}] * 200, rounds=1
+    )
     ratio_row("refused recall() (autonomous entry, warm session) vs granted recall()", refused_warm, granted_warm)
     cold_refused, cold_granted = [], []
-    for i in range(40):   # a fresh session each time: the first refusal opens the logger's connection
+    for _ in range(40):  # a fresh session each time: the first refusal opens the logger's connection
         for m, out in ((other, cold_refused), (own, cold_granted)):
             with psycopg.connect(dsn) as conn:
                 conn.execute("SET ROLE memoriesdb_app")
                 conn.commit()
                 out.append(timed(conn, small[0], recall, {"m": m}))
-    ratio_row("refused recall(), first in a new session (opens the logger's connection) vs granted recall(), new session",
-              cold_refused, cold_granted)
+    ratio_row(
+        "refused recall(), first in a new session (opens the logger's connection) vs granted recall(), new session",
+        cold_refused,
+        cold_granted,
+    )
 
     with psycopg.connect(dsn, autocommit=True) as su:
         after = su.execute("SELECT count(*) FROM memoriesdb.access_log").fetchone()[0]
         size = su.execute("SELECT pg_total_relation_size('memoriesdb.access_log') / 1024.0 / 1024").fetchone()[0]
-        per_row = su.execute("SELECT avg(pg_column_size(l.*)) FROM (SELECT * FROM memoriesdb.access_log "
-                             "ORDER BY id DESC LIMIT 1000) AS l WHERE l.function = 'search'").fetchone()[0]
+        per_row = su.execute(
+            "SELECT avg(pg_column_size(l.*)) FROM (SELECT * FROM memoriesdb.access_log "
+            "ORDER BY id DESC LIMIT 1000) AS l WHERE l.function = 'search'"
+        ).fetchone()[0]
 
     out = ROOT / "bench" / "results" / "access_log.md"
-    lines = ["# Access log benchmark\n",
-             f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; database {args.db} (bench/search.py's data), "
-             f"{args.queries} queries, k = 10; client-side latency of one transaction (context + call); "
-             "A and B interleaved query by query in one connection.\n",
-             "| A vs B | A p50 ms | A p99 ms | B p50 ms | B p99 ms | A/B (p50) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Access log benchmark\n",
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; database {args.db} (bench/search.py's data), "
+        f"{args.queries} queries, k = 10; client-side latency of one transaction (context + call); "
+        "A and B interleaved query by query in one connection.\n",
+        "| A vs B | A p50 ms | A p99 ms | B p50 ms | B p99 ms | A/B (p50) |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, a50, a99, b50, b99, r in rows:
         lines.append(f"| {label} | {a50:.2f} | {a99:.2f} | {b50:.2f} | {b99:.2f} | {r:.3f} |")
-    lines += ["\nCPU per call (/proc, backends' user + system time, 10 ms ticks; access_log_reads = autonomous; "
-              "on this shared VM the same run varies by ±25%, read it for the logger's share):\n",
-              "| search | caller backend, search() ms | logger backend per entry ms | caller backend, vector_ranking() ms "
-              "| caller-side ratio | total CPU ratio |", "|---|---|---|---|---|---|"]
+    lines += [
+        "\nCPU per call (/proc, backends' user + system time, 10 ms ticks; access_log_reads = autonomous; "
+        "on this shared VM the same run varies by ±25%, read it for the logger's share):\n",
+        "| search | caller backend, search() ms | logger backend per entry ms | caller backend, vector_ranking() ms "
+        "| caller-side ratio | total CPU ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, a_c, a_l, b_c in cpu_rows:
         lines.append(f"| {label} | {a_c:.3f} | {a_l:.3f} | {b_c:.3f} | {a_c / b_c:.3f} | {(a_c + a_l) / b_c:.3f} |")
-    lines.append(f"\n- entries written: {after - before}; access_log now {after} rows, {size:.1f} MB with indexes; "
-                 f"a search entry (10 ids) is {per_row or 0:.0f} bytes")
+    lines.append(
+        f"\n- entries written: {after - before}; access_log now {after} rows, {size:.1f} MB with indexes; "
+        f"a search entry (10 ids) is {per_row or 0:.0f} bytes"
+    )
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
 

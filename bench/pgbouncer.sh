@@ -48,7 +48,6 @@ shipped=$(run 6440)
 sed -i 's/^server_reset_query_always = 1/server_reset_query_always = 0/' .run/pgbouncer-6440/pgbouncer.ini
 psql -qX -h 127.0.0.1 -p 6440 -U postgres pgbouncer -c RELOAD
 noreset=$(run 6440)
-pools=$(psql -X -h 127.0.0.1 -p 6440 -U postgres pgbouncer -c "SHOW POOLS" | grep "$DB" || true)
 scripts/pgbouncer.sh stop 6440
 {
   printf '# PgBouncer: direct vs pooled\n\n%s; 50 clients, %s s per run, API mix per transaction: remember + recall + search (k=10, 10,000 memories of 50 users); pgbench as memoriesdb_client on this machine (%s cores); PgBouncer default_pool_size = 8.\n\n' "$(date -u +%FT%TZ)" "$SECS" "$(nproc)"

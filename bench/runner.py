@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import psycopg
 
 from memoriesdb_runner import admin
-from memoriesdb_runner.cli import run_embed_workers
 from memoriesdb_runner.logs import configure
 from memoriesdb_runner.providers import LocalProvider
+from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +66,14 @@ def main() -> None:
         c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     admin.deploy(admin_dsn)
     admin.ensure_local_logins(admin_dsn)
-    settings = Settings(_env_file=None, dsn=f"postgresql://memoriesdb_runner@127.0.0.1/{db}", admin_dsn=admin_dsn,
-                        batch_size=args.batch, poll_seconds=0.5, listen_port=5432)
+    settings = Settings(
+        _env_file=None,
+        dsn=f"postgresql://memoriesdb_runner@127.0.0.1/{db}",
+        admin_dsn=admin_dsn,
+        batch_size=args.batch,
+        poll_seconds=0.5,
+        listen_port=5432,
+    )
     configure("WARNING")
 
     provider = LocalProvider(settings)
@@ -74,10 +81,10 @@ def main() -> None:
     provider.encode(texts[:64])  # warm up
     t = time.perf_counter()
     for i in range(0, len(texts), args.batch):
-        provider.encode(texts[i:i + args.batch])
+        provider.encode(texts[i : i + args.batch])
     raw_s = time.perf_counter() - t
 
-    load(admin_dsn, texts)   # the very same texts, now through the queue
+    load(admin_dsn, texts)  # the very same texts, now through the queue
     t = time.perf_counter()
     done = asyncio.run(run_embed_workers(settings, until_empty=True, install_signals=False, provider=provider))
     queue_s = time.perf_counter() - t
@@ -93,14 +100,19 @@ def main() -> None:
         rows.append((batch, conc, done, time.perf_counter() - t))
 
     out = ROOT / "bench" / "results" / "runner.md"
-    lines = ["# Runner benchmark\n",
-             f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; {args.n} memories, batch {args.batch}, local all-MiniLM-L6-v2 on the CPU ({__import__('os').cpu_count()} cores).\n",
-             "| what | seconds | memories/s |", "|---|---|---|",
-             f"| raw model.encode, batches of {args.batch} (baseline) | {raw_s:.2f} | {args.n / raw_s:.0f} |",
-             f"| full queue: claim, embed, complete (one worker) | {queue_s:.2f} | {args.n / queue_s:.0f} |",
-             f"\nrunner overhead: full queue / raw encode = **{queue_s / raw_s:.3f}**\n",
-             "Queue throughput with a zero-cost provider (no model: claim + complete + audit of each stored vector):\n",
-             "| batch | workers | jobs | seconds | jobs/s |", "|---|---|---|---|---|"]
+    lines = [
+        "# Runner benchmark\n",
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; {args.n} memories, batch {args.batch}, "
+        f"local all-MiniLM-L6-v2 on the CPU ({os.cpu_count()} cores).\n",
+        "| what | seconds | memories/s |",
+        "|---|---|---|",
+        f"| raw model.encode, batches of {args.batch} (baseline) | {raw_s:.2f} | {args.n / raw_s:.0f} |",
+        f"| full queue: claim, embed, complete (one worker) | {queue_s:.2f} | {args.n / queue_s:.0f} |",
+        f"\nrunner overhead: full queue / raw encode = **{queue_s / raw_s:.3f}**\n",
+        "Queue throughput with a zero-cost provider (no model: claim + complete + audit of each stored vector):\n",
+        "| batch | workers | jobs | seconds | jobs/s |",
+        "|---|---|---|---|---|",
+    ]
     for batch, conc, done, secs in rows:
         lines.append(f"| {batch} | {conc} | {done} | {secs:.2f} | {done / secs:.0f} |")
     out.write_text("\n".join(lines) + "\n")

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,11 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
-         "quebec romeo sierra tango uniform victor whiskey xray yankee zulu amber basalt cobalt dune ember fjord "
-         "garnet harbor iris jade kelp lagoon marble nectar onyx pearl quartz river slate tundra umber velvet").split()
+WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
+    "quebec romeo sierra tango uniform victor whiskey xray yankee zulu amber basalt cobalt dune ember fjord "
+    "garnet harbor iris jade kelp lagoon marble nectar onyx pearl quartz river slate tundra umber velvet"
+).split()
 
 
 def percentile(xs, p):
@@ -49,8 +51,11 @@ def main() -> None:
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
         c.execute(f"CREATE DATABASE {args.db}")
-    subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@{args.host}/{args.db}",
-                    "--set", f"embedding_dim={args.dim}"], cwd=ROOT, check=True)
+    subprocess.run(
+        ["sqitch", "--quiet", "deploy", f"db:pg://postgres@{args.host}/{args.db}", "--set", f"embedding_dim={args.dim}"],
+        cwd=ROOT,
+        check=True,
+    )
 
     # tenants: one large (30% of rows, above search_exact_max), one small (0.1%), the rest in 300 tenants
     n_large, n_small = int(args.n * 0.3), max(10, int(args.n * 0.001))
@@ -66,22 +71,56 @@ def main() -> None:
         conn.execute("DROP INDEX memoriesdb.memories_embedding_hnsw")
         with conn.transaction():
             conn.execute("SET LOCAL session_replication_role = replica")  # bulk load: no triggers (audit, queue)
-            now = datetime.now(timezone.utc)
-            with conn.cursor().copy("COPY memoriesdb.memories (id, owner_id, content, metadata, content_hash, revision, "
-                                    "embedding, embedding_model, embedded_at, embedded_hash, created_at, created_by, "
-                                    "updated_at, updated_by) FROM STDIN WITH (FORMAT BINARY)") as cp:
-                cp.set_types(["uuid", "uuid", "text", "jsonb", "bytea", "int4", "vector", "text", "timestamptz",
-                              "bytea", "timestamptz", "uuid", "timestamptz", "uuid"])
-                for owner, size in zip(users, sizes):
+            now = datetime.now(UTC)
+            with conn.cursor().copy(
+                "COPY memoriesdb.memories (id, owner_id, content, metadata, content_hash, revision, "
+                "embedding, embedding_model, embedded_at, embedded_hash, created_at, created_by, "
+                "updated_at, updated_by) FROM STDIN WITH (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(
+                    [
+                        "uuid",
+                        "uuid",
+                        "text",
+                        "jsonb",
+                        "bytea",
+                        "int4",
+                        "vector",
+                        "text",
+                        "timestamptz",
+                        "bytea",
+                        "timestamptz",
+                        "uuid",
+                        "timestamptz",
+                        "uuid",
+                    ]
+                )
+                for owner, size in zip(users, sizes, strict=True):
                     cl = rng.integers(0, args.clusters, size)
                     vecs = centers[cl] + 0.35 * rng.standard_normal((size, args.dim)).astype(np.float32) / np.sqrt(args.dim) * 4
                     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-                    for c, v in zip(cl, vecs):
+                    for c, v in zip(cl, vecs, strict=True):
                         words = " ".join(rng.choice(WORDS, 8))
                         content = f"cluster {c} note {words}"
                         h = hashlib.sha256(content.encode()).digest()
-                        cp.write_row([uuid.uuid4(), owner, content, Jsonb({"cluster": int(c)}), h, 1, v, "bench",
-                                      now, h, now, owner, now, owner])
+                        cp.write_row(
+                            [
+                                uuid.uuid4(),
+                                owner,
+                                content,
+                                Jsonb({"cluster": int(c)}),
+                                h,
+                                1,
+                                v,
+                                "bench",
+                                now,
+                                h,
+                                now,
+                                owner,
+                                now,
+                                owner,
+                            ]
+                        )
         load_s = time.perf_counter() - t0
         conn.execute("ANALYZE memoriesdb.memories")
         conn.execute("SET maintenance_work_mem = '2GB'")
@@ -93,7 +132,10 @@ def main() -> None:
         index_mb = conn.execute("SELECT pg_relation_size('memoriesdb.memories_embedding_hnsw') / 1e6").fetchone()[0]
         conn.execute("VACUUM ANALYZE memoriesdb.memories")
 
-    queries = centers[rng.integers(0, args.clusters, args.queries)] + 0.35 * rng.standard_normal((args.queries, args.dim)).astype(np.float32) / np.sqrt(args.dim) * 4
+    queries = (
+        centers[rng.integers(0, args.clusters, args.queries)]
+        + 0.35 * rng.standard_normal((args.queries, args.dim)).astype(np.float32) / np.sqrt(args.dim) * 4
+    )
     texts = [f"{rng.choice(WORDS)} {rng.choice(WORDS)}" for _ in range(args.queries)]
 
     def run(owner, sql, params_of, exact_sql=None):
@@ -115,13 +157,18 @@ def main() -> None:
                     recalls.append(len(set(got) & set(truth)) / max(1, len(truth)))
         return statistics.median(lat), percentile(lat, 99), (statistics.mean(recalls) if recalls else None)
 
-    exact = ("SELECT id FROM memoriesdb.memories WHERE owner_id = %(owner)s AND embedding IS NOT NULL "
-             "ORDER BY (embedding <#> %(q)s) + 0 LIMIT 10")
+    exact = (
+        "SELECT id FROM memoriesdb.memories WHERE owner_id = %(owner)s AND embedding IS NOT NULL "
+        "ORDER BY (embedding <#> %(q)s) + 0 LIMIT 10"
+    )
     vec = "SELECT id FROM memoriesdb.search(%(q)s, 10)"
     hyb = "SELECT id FROM memoriesdb.search_hybrid(%(t)s, %(q)s, 10)"
     rows = []
+
+    def p(i, q):
+        return {"q": q, "t": texts[i]}
+
     for label, owner, n in (("large", users[0], n_large), ("small", users[1], n_small)):
-        p = lambda i, q: {"q": q, "t": texts[i]}
         p50, p99, rec = run(owner, vec, p, exact)
         rows.append((f"search, {label} tenant ({n} memories)", p50, p99, rec))
         p50, p99, _ = run(owner, hyb, p)
@@ -135,12 +182,16 @@ def main() -> None:
     rows.append(("search, small tenant forced onto HNSW + iterative scan (search_exact_max = 0)", p50, p99, rec))
 
     out = ROOT / "bench" / "results" / "search.md"
-    lines = ["# Search benchmark\n", f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}; N = {args.n} memories, dim {args.dim}, "
-             f"{len(sizes)} tenants, {args.clusters} clusters, {args.queries} queries per row, k = 10; "
-             f"client-side latency including the transaction that sets the context.\n",
-             f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build (m=16, ef_construction=64, 2 workers): "
-             f"{build_s:.1f} s; index size {index_mb:.0f} MB\n",
-             "| what | p50 ms | p99 ms | recall@10 vs exact |", "|---|---|---|---|"]
+    lines = [
+        "# Search benchmark\n",
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; N = {args.n} memories, dim {args.dim}, "
+        f"{len(sizes)} tenants, {args.clusters} clusters, {args.queries} queries per row, k = 10; "
+        f"client-side latency including the transaction that sets the context.\n",
+        f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build (m=16, ef_construction=64, 2 workers): "
+        f"{build_s:.1f} s; index size {index_mb:.0f} MB\n",
+        "| what | p50 ms | p99 ms | recall@10 vs exact |",
+        "|---|---|---|---|",
+    ]
     for what, p50, p99, rec in rows:
         lines.append(f"| {what} | {p50:.2f} | {p99:.2f} | {'' if rec is None else f'{rec:.3f}'} |")
     out.write_text("\n".join(lines) + "\n")

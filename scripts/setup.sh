@@ -8,7 +8,6 @@
 #   - the Python virtual environment in .venv with the runner installed
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 PGVER=${PGVER:-15}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from .db import composed, q
 from .errors import ConfigurationError
 
 # Local logins for the demo and the tests (trust auth). Production creates its
@@ -37,8 +37,8 @@ def ensure_database(admin_dsn: str) -> None:
     params = conninfo_to_dict(admin_dsn)
     dbname = params.get("dbname", "memoriesdb")
     with psycopg.connect(make_conninfo(admin_dsn, dbname="postgres"), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        if not conn.execute(q("database_exists"), {"dbname": dbname}).fetchone():
+            conn.execute(composed("create_database", dbname=dbname))
 
 
 def deploy(admin_dsn: str, variables: dict[str, str] | None = None) -> str:
@@ -58,6 +58,6 @@ def deploy(admin_dsn: str, variables: dict[str, str] | None = None) -> str:
 def ensure_local_logins(admin_dsn: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         for login, role in LOCAL_LOGINS.items():
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone():
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
-            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(login)))
+            if not conn.execute(q("role_exists"), {"role": login}).fetchone():
+                conn.execute(composed("create_login", login=login))
+            conn.execute(composed("grant_role", role=role, login=login))

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
-import re
 import asyncio
+import re
+import uuid
 from functools import cache
 from importlib.resources import files
 
 import psycopg
 from pgvector.psycopg import register_vector_async
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 
 @cache
 def queries() -> dict[str, str]:
+    """{name: statement}; whole-line comments (section headers, notes) are not sent."""
     text = files(__package__).joinpath("queries.sql").read_text()
     parts = re.split(r"^-- name: (\w+)\n", text, flags=re.M)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return {
+        name: "\n".join(line for line in body.splitlines() if not line.startswith("--")).strip()
+        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
 
 
 def q(name: str) -> str:
     return queries()[name]
+
+
+async def row(conn: psycopg.AsyncConnection, name: str, /, **params) -> dict | None:
+    """The first row of the statement called name, sent with these parameters."""
+    return await (await conn.execute(q(name), params or None)).fetchone()
+
+
+async def rows(conn: psycopg.AsyncConnection, name: str, /, **params) -> list[dict]:
+    """All rows of the statement called name, sent with these parameters."""
+    return await (await conn.execute(q(name), params or None)).fetchall()
+
+
+def composed(name: str, **identifiers: str) -> sql.Composed:
+    """A statement of queries.sql whose {placeholders} are identifiers (CREATE ROLE {login}, LISTEN {channel})."""
+    return sql.SQL(q(name)).format(**{k: sql.Identifier(v) for k, v in identifiers.items()})
 
 
 async def _configure(conn: psycopg.AsyncConnection) -> None:
@@ -32,9 +53,13 @@ def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> AsyncConnect
     """A pool safe behind PgBouncer in transaction mode: no server-side prepared
     statements, no session state; every call runs in its own transaction."""
     return AsyncConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, open=False,
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
         kwargs={"prepare_threshold": None, "autocommit": True, "row_factory": dict_row},
-        configure=_configure, check=AsyncConnectionPool.check_connection,
+        configure=_configure,
+        check=AsyncConnectionPool.check_connection,
     )
 
 
@@ -42,6 +67,16 @@ async def connect(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncConnecti
     conn = await psycopg.AsyncConnection.connect(dsn, autocommit=autocommit, prepare_threshold=None, row_factory=dict_row)
     await register_vector_async(conn)
     return conn
+
+
+async def become(conn: psycopg.AsyncConnection, api_key: str | None = None, user_id: uuid.UUID | None = None) -> None:
+    """Set the user context for the current transaction only: by API key, else by a trusted user id."""
+    if api_key:
+        await row(conn, "authenticate", api_key=api_key)
+    elif user_id:
+        await row(conn, "act_as", user_id=str(user_id))
+    else:
+        raise ValueError("no user: pass an API key or a user id")
 
 
 async def listen(dsn: str, channel: str, wake: asyncio.Event, stop: asyncio.Event, retry_seconds: float, log) -> None:
@@ -52,7 +87,7 @@ async def listen(dsn: str, channel: str, wake: asyncio.Event, stop: asyncio.Even
         try:
             conn = await connect(dsn)
             async with conn:
-                await conn.execute(f"LISTEN {channel}")
+                await conn.execute(composed("listen", channel=channel))
                 async for _ in conn.notifies():
                     wake.set()
                     if stop.is_set():

@@ -9,11 +9,15 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
 JOBS = Counter("memoriesdb_jobs_total", "Embedding jobs handled", ["outcome"])
-BATCH_SECONDS = Histogram("memoriesdb_batch_seconds", "Time to embed and store one batch",
-                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+BATCH_SECONDS = Histogram(
+    "memoriesdb_batch_seconds", "Time to embed and store one batch", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+)
 QUEUE_DEPTH = Gauge("memoriesdb_queue_depth", "Embedding jobs by state", ["state"])
-REFUSALS_LAST_HOUR = Gauge("memoriesdb_access_refusals_last_hour",
-                           "Refused access attempts in the access log over the last hour", ["function", "sqlstate"])
+REFUSALS_LAST_HOUR = Gauge(
+    "memoriesdb_access_refusals_last_hour",
+    "Refused access attempts in the access log over the last hour",
+    ["function", "sqlstate"],
+)
 LAST_REFRESH_AGE = Gauge("memoriesdb_last_refresh_age_seconds", "Seconds since the last memory_graph refresh")
 
 READY = threading.Event()  # set once the database and the provider answered

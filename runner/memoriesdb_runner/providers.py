@@ -50,8 +50,9 @@ class LocalProvider:
         self._batch = settings.batch_size
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return self._st.encode(texts, batch_size=self._batch, normalize_embeddings=True,
-                               convert_to_numpy=True, show_progress_bar=False)
+        return self._st.encode(
+            texts, batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         return _normalise(await asyncio.to_thread(self.encode, texts))
@@ -115,8 +116,9 @@ class OpenAIProvider(_HTTPProvider):
 
     def __init__(self, settings: Settings):
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else os.environ.get("OPENAI_API_KEY")
-        super().__init__(settings.openai_url, settings.request_timeout,
-                         headers={"Authorization": f"Bearer {key}"} if key else None)
+        super().__init__(
+            settings.openai_url, settings.request_timeout, headers={"Authorization": f"Bearer {key}"} if key else None
+        )
         self.model = settings.model or "text-embedding-3-small"
 
     async def embed(self, texts: list[str]) -> np.ndarray:

@@ -1,4 +1,12 @@
--- Every statement the runner sends, by name. The runner calls API functions only.
+-- Every statement the runner sends, by name (db.q loads them; whole-line comments are not sent).
+-- The workers and the user-facing commands call API functions only. {name} placeholders are
+-- identifiers, filled by db.composed.
+
+-- ---------------------------------------------------------------------------------------------
+-- The workers (worker.py, vindex.py, service.py), as memoriesdb_worker
+
+-- name: listen
+LISTEN {channel};
 
 -- name: embedding_dim
 SELECT (memoriesdb.setting('embedding_dim'))::int AS dim;
@@ -20,6 +28,12 @@ SELECT memoriesdb.release_embedding_jobs(%(memory_ids)s::uuid[], %(lease_ids)s::
 -- name: reclaim_expired_embedding_leases
 SELECT memoriesdb.reclaim_expired_embedding_leases() AS reclaimed;
 
+-- name: run_vindexing
+SELECT refreshed, rows_coalesced, duration_ms FROM memoriesdb.run_vindexing(%(worker)s);
+
+-- ---------------------------------------------------------------------------------------------
+-- Queue and access-log status (status.py, and the workers' metrics)
+
 -- name: embedding_queue_status
 SELECT pending, leased, dead, oldest_pending FROM memoriesdb.embedding_queue_status();
 
@@ -35,14 +49,14 @@ SELECT pending, oldest_pending, last_refresh_at, last_refresh_ms FROM memoriesdb
 -- name: access_refusals
 SELECT function, sqlstate, attempts, actors, no_context, last_at FROM memoriesdb.access_refusals(%(since)s::interval);
 
+-- ---------------------------------------------------------------------------------------------
+-- The user-facing API (ingest.py, search.py, demo.py), as memoriesdb_app
+
 -- name: authenticate
 SELECT memoriesdb.authenticate(%(api_key)s) AS user_id;
 
 -- name: act_as
 SELECT set_config('app.current_user', %(user_id)s::text, true);
-
--- name: remember
-SELECT memoriesdb.remember(%(content)s, %(metadata)s::jsonb) AS id;
 
 -- name: create_user
 SELECT memoriesdb.create_user(%(handle)s, %(display_name)s) AS id;
@@ -50,9 +64,58 @@ SELECT memoriesdb.create_user(%(handle)s, %(display_name)s) AS id;
 -- name: create_api_key
 SELECT memoriesdb.create_api_key(%(user_id)s) AS api_key;
 
+-- name: remember
+SELECT memoriesdb.remember(%(content)s, %(metadata)s::jsonb) AS id;
+
 -- name: search
 SELECT id, similarity, content, metadata, owner_id
   FROM memoriesdb.search(%(query)s::vector, %(k)s, %(filter)s::jsonb);
 
--- name: run_vindexing
-SELECT refreshed, rows_coalesced, duration_ms FROM memoriesdb.run_vindexing(%(worker)s);
+-- name: share
+SELECT memoriesdb.share(%(memory_id)s, %(grantee)s) AS grant_id;
+
+-- name: recall
+SELECT id, owner_id, content, metadata FROM memoriesdb.recall(%(memory_id)s);
+
+-- name: another_memory
+-- a visible memory's id other than the one given (ids are readable; contents only through the API)
+SELECT id FROM memoriesdb.memories WHERE id <> %(memory_id)s LIMIT 1;
+
+-- name: flush_access_log
+SELECT memoriesdb.flush_access_log() AS flushed;
+
+-- name: access_history
+SELECT outcome, function, actor, sqlstate FROM memoriesdb.access_history(%(memory_id)s);
+
+-- ---------------------------------------------------------------------------------------------
+-- The auditor (demo.py), over the admin connection
+
+-- name: as_auditor
+SET ROLE memoriesdb_auditor;
+
+-- name: verify_audit_chain
+SELECT ok, rows_checked, seals_checked, first_broken_id, problem FROM memoriesdb.verify_audit_chain();
+
+-- ---------------------------------------------------------------------------------------------
+-- Deployment helpers (admin.py), as the superuser; sqitch itself deploys the ledger
+
+-- name: database_exists
+SELECT 1 FROM pg_database WHERE datname = %(dbname)s;
+
+-- name: create_database
+CREATE DATABASE {dbname};
+
+-- name: role_exists
+SELECT 1 FROM pg_roles WHERE rolname = %(role)s;
+
+-- name: create_login
+CREATE ROLE {login} LOGIN;
+
+-- name: grant_role
+GRANT {role} TO {login};
+
+-- ---------------------------------------------------------------------------------------------
+-- PgBouncer's admin console (simple query protocol), for status.py
+
+-- name: pgbouncer_pools
+SHOW POOLS;

@@ -48,4 +48,5 @@ class Settings(BaseSettings):
         if self.listen_dsn:
             return self.listen_dsn
         from psycopg.conninfo import make_conninfo
+
         return make_conninfo(self.dsn, port=str(self.listen_port))

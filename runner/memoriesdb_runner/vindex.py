@@ -29,11 +29,11 @@ class VindexWorker:
 
     async def pending(self) -> int:
         async with self.pool.connection() as conn:
-            return (await (await conn.execute(db.q("vindexing_status"))).fetchone())["pending"]
+            return (await db.row(conn, "vindexing_status"))["pending"]
 
     async def refresh(self) -> dict:
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(db.q("run_vindexing"), {"worker": self.name})).fetchone()
+            row = await db.row(conn, "run_vindexing", worker=self.name)
         if row["refreshed"]:
             self.refreshes += 1
             self.last_refresh = time.time()
@@ -41,8 +41,9 @@ class VindexWorker:
         return row
 
     async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
-        listener = asyncio.create_task(db.listen(self.settings.listen, "memoriesdb_vindexing", self.wake, stop,
-                                                 self.settings.poll_seconds, log))
+        listener = asyncio.create_task(
+            db.listen(self.settings.listen, "memoriesdb_vindexing", self.wake, stop, self.settings.poll_seconds, log)
+        )
         try:
             while not stop.is_set():
                 if self.last_refresh:

@@ -23,34 +23,35 @@ from .providers import Provider
 from .settings import Settings
 
 log = structlog.get_logger("memoriesdb.worker")
+_backoff = wait_exponential_jitter(multiplier=0.5, max=30)
 
 
-def _wait(base=wait_exponential_jitter(multiplier=0.5, max=30)):
+def _wait(state) -> float:
     """Exponential backoff with jitter, but a server's Retry-After wins."""
-    def wait(state):
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
-            return min(exc.retry_after, 300.0)
-        return base(state)
-    return wait
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
+        return min(exc.retry_after, 300.0)
+    return _backoff(state)
 
 
 def _retrying(attempts: int) -> AsyncRetrying:
-    return AsyncRetrying(retry=retry_if_exception_type(TransientProviderError), stop=stop_after_attempt(attempts),
-                         wait=_wait(), reraise=True)
+    return AsyncRetrying(
+        retry=retry_if_exception_type(TransientProviderError), stop=stop_after_attempt(attempts), wait=_wait, reraise=True
+    )
 
 
 async def check_dimension(pool: AsyncConnectionPool, provider: Provider, attempts: int = 4) -> int:
     """Refuse to start when the model's dimension differs from the column's."""
     async with pool.connection() as conn:
-        column_dim = (await (await conn.execute(db.q("embedding_dim"))).fetchone())["dim"]
+        column_dim = (await db.row(conn, "embedding_dim"))["dim"]
     async for attempt in _retrying(attempts):
         with attempt:
             model_dim = await provider.dimension()
     if model_dim != column_dim:
         raise ConfigurationError(
             f"model {provider.model!r} makes {model_dim}-dimensional vectors but memories.embedding has "
-            f"{column_dim} dimensions; use a {column_dim}-dimensional model or redeploy with embedding_dim={model_dim}")
+            f"{column_dim} dimensions; use a {column_dim}-dimensional model or redeploy with embedding_dim={model_dim}"
+        )
     return column_dim
 
 
@@ -63,11 +64,12 @@ class EmbedWorker:
         self.wake = asyncio.Event()
         self.done = 0
         self.failed = 0
-        self._storing: asyncio.Task | None = None   # the previous batch's completion, still in flight
+        self._storing: asyncio.Task | None = None  # the previous batch's completion, still in flight
 
     async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
-        listener = asyncio.create_task(db.listen(self.settings.listen, "memoriesdb_embedding", self.wake, stop,
-                                                 self.settings.poll_seconds, log))
+        listener = asyncio.create_task(
+            db.listen(self.settings.listen, "memoriesdb_embedding", self.wake, stop, self.settings.poll_seconds, log)
+        )
         try:
             while not stop.is_set():
                 worked = await self.run_once(stop)
@@ -94,13 +96,17 @@ class EmbedWorker:
         """Claim and handle one batch; returns the number of jobs claimed. The batch is
         stored while the next one is claimed and embedded (one completion in flight)."""
         async with self.pool.connection() as conn:
-            jobs = await (await conn.execute(db.q("claim_embedding_jobs"), {
-                "batch_size": self.settings.batch_size, "lease_seconds": self.settings.lease_seconds,
-                "worker": self.name})).fetchall()
+            jobs = await db.rows(
+                conn,
+                "claim_embedding_jobs",
+                batch_size=self.settings.batch_size,
+                lease_seconds=self.settings.lease_seconds,
+                worker=self.name,
+            )
         if not jobs:
             if self._storing is None:
                 return 0
-            await self.flush()              # storing may re-queue stale jobs: look again
+            await self.flush()  # storing may re-queue stale jobs: look again
             return await self.run_once(stop)
         started = time.perf_counter()
         embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
@@ -137,9 +143,13 @@ class EmbedWorker:
 
     async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float) -> None:
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(db.q("complete_embedding_jobs"), {
-                "memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs],
-                "embeddings": [_vector_text(v) for v in vectors], "model": self.provider.model})).fetchall()
+            rows = await db.rows(
+                conn,
+                "complete_embedding_jobs",
+                **_leases(jobs),
+                embeddings=[_vector_text(v) for v in vectors],
+                model=self.provider.model,
+            )
         for row in rows:
             metrics.JOBS.labels(row["outcome"]).inc()
         self.done += sum(r["outcome"].startswith("stored") for r in rows)
@@ -150,17 +160,21 @@ class EmbedWorker:
         log.warning("embedding failed", jobs=len(jobs), permanent=permanent, error=error)
         async with self.pool.connection() as conn:
             for j in jobs:
-                row = await (await conn.execute(db.q("fail_embedding_job"), {
-                    "memory_id": j["memory_id"], "lease_id": j["lease_id"], "error": error,
-                    "permanent": permanent})).fetchone()
+                row = await db.row(
+                    conn, "fail_embedding_job", memory_id=j["memory_id"], lease_id=j["lease_id"], error=error, permanent=permanent
+                )
                 metrics.JOBS.labels(row["outcome"]).inc()
         self.failed += len(jobs)
 
     async def _release(self, jobs: list[dict]) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(db.q("release_embedding_jobs"), {
-                "memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs]})
+            await db.rows(conn, "release_embedding_jobs", **_leases(jobs))
         log.info("released batch on shutdown", jobs=len(jobs))
+
+
+def _leases(jobs: list[dict]) -> dict[str, list]:
+    """The claimed jobs as the parallel arrays complete and release take."""
+    return {"memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs]}
 
 
 def _vector_text(v: np.ndarray) -> str:

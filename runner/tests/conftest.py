@@ -33,10 +33,18 @@ def database() -> str:
 def settings(database, fake_ollama) -> Settings:
     return Settings(
         _env_file=None,
-        dsn=f"postgresql://memoriesdb_runner@{HOST}:{PORT}/{DB}", listen_dsn=None, listen_port=int(PORT),
+        dsn=f"postgresql://memoriesdb_runner@{HOST}:{PORT}/{DB}",
+        listen_dsn=None,
+        listen_port=int(PORT),
         app_dsn=f"postgresql://memoriesdb_client@{HOST}:{PORT}/{DB}",
-        admin_dsn=database, provider="ollama", ollama_url=fake_ollama.url,
-        batch_size=16, lease_seconds=30, poll_seconds=0.2, max_retries=3)
+        admin_dsn=database,
+        provider="ollama",
+        ollama_url=fake_ollama.url,
+        batch_size=16,
+        lease_seconds=30,
+        poll_seconds=0.2,
+        max_retries=3,
+    )
 
 
 @pytest.fixture
@@ -55,7 +63,9 @@ def fake_ollama():
 @pytest.fixture(autouse=True)
 def empty_queue(admin_conn):
     """Each test starts with no ready job of other tests in the way."""
-    admin_conn.execute("UPDATE memoriesdb.embedding_schedule SET dead_at = coalesce(dead_at, now()), last_error = 'parked by test fixture'")
+    admin_conn.execute(
+        "UPDATE memoriesdb.embedding_schedule SET dead_at = coalesce(dead_at, now()), last_error = 'parked by test fixture'"
+    )
     yield
 
 
@@ -70,8 +80,10 @@ def user(admin_conn):
 @pytest.fixture
 def make_user(admin_conn):
     """Makes further fresh users: make_user() -> id."""
+
     def make() -> uuid.UUID:
         return admin_conn.execute("SELECT memoriesdb.create_user(%s) AS id", (f"u{uuid.uuid4().hex[:12]}",)).fetchone()["id"]
+
     return make
 
 

@@ -49,12 +49,19 @@ class FakeOllama:
                     self.end_headers()
                     self.wfile.write(json.dumps({"error": f"scripted failure {status}"}).encode())
                     return
-                if self.path == "/v1/embeddings":   # the OpenAI-compatible shape (Ollama serves it too)
+                if self.path == "/v1/embeddings":  # the OpenAI-compatible shape (Ollama serves it too)
                     outer.headers.append(dict(self.headers))
                     texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                    data = json.dumps({"object": "list", "model": body.get("model"),
-                                       "data": [{"object": "embedding", "index": i, "embedding": vector_for(t, outer.dim)}
-                                                for i, t in reversed(list(enumerate(texts)))]}).encode()
+                    data = json.dumps(
+                        {
+                            "object": "list",
+                            "model": body.get("model"),
+                            "data": [
+                                {"object": "embedding", "index": i, "embedding": vector_for(t, outer.dim)}
+                                for i, t in reversed(list(enumerate(texts)))
+                            ],
+                        }
+                    ).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -68,13 +75,20 @@ class FakeOllama:
                 if body.get("model") != outer.model:
                     self.send_response(404)
                     self.end_headers()
-                    self.wfile.write(json.dumps({"error": f'model "{body.get("model")}" not found, try pulling it first'}).encode())
+                    self.wfile.write(
+                        json.dumps({"error": f'model "{body.get("model")}" not found, try pulling it first'}).encode()
+                    )
                     return
                 texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
                 if texts != ["dimension probe"]:
                     time.sleep(outer.delay)
-                answer = {"model": outer.model, "embeddings": [vector_for(t, outer.dim) for t in texts],
-                          "total_duration": 1, "load_duration": 0, "prompt_eval_count": len(texts)}
+                answer = {
+                    "model": outer.model,
+                    "embeddings": [vector_for(t, outer.dim) for t in texts],
+                    "total_duration": 1,
+                    "load_duration": 0,
+                    "prompt_eval_count": len(texts),
+                }
                 data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -40,37 +40,42 @@ def app(settings, user_id=None):
 
 def history(settings, owner, memory_id) -> list[dict]:
     with app(settings, owner) as conn:
-        return conn.execute("SELECT outcome, function, actor, sqlstate FROM memoriesdb.access_history(%s)",
-                            (memory_id,)).fetchall()
+        return conn.execute(
+            "SELECT outcome, function, actor, sqlstate FROM memoriesdb.access_history(%s)", (memory_id,)
+        ).fetchall()
 
 
 def entries(admin_conn, memory_id) -> list[dict]:
-    return admin_conn.execute("SELECT function, actor, sqlstate FROM memoriesdb.access_log WHERE memory_ids @> ARRAY[%s::uuid] "
-                              "ORDER BY id", (memory_id,)).fetchall()
+    return admin_conn.execute(
+        "SELECT function, actor, sqlstate FROM memoriesdb.access_log WHERE memory_ids @> ARRAY[%s::uuid] ORDER BY id",
+        (memory_id,),
+    ).fetchall()
 
 
 def test_refusal_survives_rollback_of_a_separate_session(settings, admin_conn, user, make_user):
     alice, bob = user[0], make_user()
     [m] = remember(admin_conn, alice, "alice's secret")
-    with app(settings, bob) as conn:   # bob's own session and transaction
+    with app(settings, bob) as conn:  # bob's own session and transaction
         conn.execute("SELECT memoriesdb.remember('bob wrote this in the same transaction')")
         with refused("MDB03"):
             conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
         conn.rollback()
         conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
-        assert conn.execute("SELECT count(*) AS n FROM memoriesdb.memories WHERE owner_id = %s", (bob,)).fetchone()["n"] == 0, \
+        assert conn.execute("SELECT count(*) AS n FROM memoriesdb.memories WHERE owner_id = %s", (bob,)).fetchone()["n"] == 0, (
             "the rollback took bob's write with it"
+        )
         with refused("MDB03"):
             conn.execute("SELECT * FROM memoriesdb.access_history(%s)", (m,))
-    assert history(settings, alice, m) == [   # newest first; asking for the history was an attempt too
+    assert history(settings, alice, m) == [  # newest first; asking for the history was an attempt too
         {"outcome": "refused", "function": "access_history", "actor": bob, "sqlstate": "MDB03"},
-        {"outcome": "refused", "function": "recall", "actor": bob, "sqlstate": "MDB03"}]
+        {"outcome": "refused", "function": "recall", "actor": bob, "sqlstate": "MDB03"},
+    ]
 
 
 def test_refusal_survives_a_killed_session(settings, admin_conn, user, make_user):
     alice, bob = user[0], make_user()
     [m] = remember(admin_conn, alice, "still alice's")
-    with admin_conn.transaction():   # bob may read it, not transfer it
+    with admin_conn.transaction():  # bob may read it, not transfer it
         admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
         admin_conn.execute("SELECT memoriesdb.share(%s, %s)", (m, bob))
     conn = psycopg.connect(settings.app_dsn)
@@ -79,7 +84,7 @@ def test_refusal_survives_a_killed_session(settings, admin_conn, user, make_user
     conn.execute("SAVEPOINT try")
     with refused("MDB04"):
         conn.execute("SELECT memoriesdb.transfer(%s, %s)", (m, bob))
-    admin_conn.execute("SELECT pg_terminate_backend(%s, 5000)", (conn.info.backend_pid,))   # the client dies mid-transaction
+    admin_conn.execute("SELECT pg_terminate_backend(%s, 5000)", (conn.info.backend_pid,))  # the client dies mid-transaction
     with pytest.raises(psycopg.OperationalError):
         conn.execute("ROLLBACK TO SAVEPOINT try")
     conn.close()
@@ -92,7 +97,10 @@ def test_reads_in_a_read_only_transaction_are_logged_autonomously(settings, admi
     with app(settings) as conn:
         conn.execute("SET TRANSACTION READ ONLY")
         conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
-        assert conn.execute("SELECT content FROM memoriesdb.recall(%s)", (m,)).fetchone()["content"] == "read in a read-only transaction"
+        assert (
+            conn.execute("SELECT content FROM memoriesdb.recall(%s)", (m,)).fetchone()["content"]
+            == "read in a read-only transaction"
+        )
         conn.rollback()
     assert entries(admin_conn, m) == [{"function": "recall", "actor": alice, "sqlstate": None}]
 
@@ -104,11 +112,13 @@ def test_reads_survive_rollback_unless_configured_transactional(settings, admin_
     with app(settings, alice) as conn:
         conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-        assert conn.execute("SELECT pg_current_xact_id_if_assigned() AS x").fetchone()["x"] is None, \
+        assert conn.execute("SELECT pg_current_xact_id_if_assigned() AS x").fetchone()["x"] is None, (
             "the read left the caller's transaction without a transaction id (no WAL flush at its commit)"
+        )
         conn.rollback()
-    assert entries(admin_conn, m) == [{"function": "recall", "actor": alice, "sqlstate": None}], \
+    assert entries(admin_conn, m) == [{"function": "recall", "actor": alice, "sqlstate": None}], (
         "the default (autonomous): the entry survives the caller's rollback"
+    )
     admin_conn.execute(set_mode, ('"transactional"',))
     try:
         with app(settings, alice) as conn:
@@ -129,7 +139,7 @@ def test_a_broken_logger_refuses_unlogged_reads_but_still_refuses(settings, admi
     admin_conn.execute(f'ALTER ROLE "{logger}" NOLOGIN')
     try:
         with app(settings, bob) as conn:
-            with refused("MDB03"):   # the refusal still happens, with a WARNING
+            with refused("MDB03"):  # the refusal still happens, with a WARNING
                 conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
         with app(settings) as conn:
             conn.execute("SET TRANSACTION READ ONLY")
@@ -137,7 +147,7 @@ def test_a_broken_logger_refuses_unlogged_reads_but_still_refuses(settings, admi
             with refused("MDB22"):
                 conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
     finally:
-        admin_conn.execute("SELECT memoriesdb.setup_access_logger()")   # renews LOGIN and the password
+        admin_conn.execute("SELECT memoriesdb.setup_access_logger()")  # renews LOGIN and the password
     with app(settings, bob) as conn:
         with refused("MDB03"):
             conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
@@ -149,8 +159,12 @@ def test_the_logger_login_can_only_append(settings, admin_conn, user):
     s = admin_conn.execute("SELECT logger_role, password FROM memoriesdb.access_log_sink").fetchone()
     dsn = psycopg.conninfo.make_conninfo(settings.app_dsn, user=s["logger_role"], password=s["password"])
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for sql in ("SELECT count(*) FROM memoriesdb.memories", "SELECT count(*) FROM memoriesdb.access_log",
-                    "UPDATE memoriesdb.access_log SET actor = NULL", "SELECT memoriesdb.setting('access_log_reads')"):
+        for sql in (
+            "SELECT count(*) FROM memoriesdb.memories",
+            "SELECT count(*) FROM memoriesdb.access_log",
+            "UPDATE memoriesdb.access_log SET actor = NULL",
+            "SELECT memoriesdb.setting('access_log_reads')",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql)
         conn.execute("SELECT memoriesdb_internal.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL)")
@@ -160,7 +174,7 @@ def test_worker_metrics_count_refusals(settings, user):
     """The runner exports the last hour's refusals (memoriesdb_access_refusals_last_hour) for alerting."""
     import asyncio
 
-    from memoriesdb_runner import cli, db, metrics
+    from memoriesdb_runner import db, metrics, service
 
     with app(settings, user[0]) as conn:
         with refused("MDB03"):
@@ -170,7 +184,7 @@ def test_worker_metrics_count_refusals(settings, user):
         pool = db.make_pool(settings.dsn, max_size=1)
         await pool.open(wait=True)
         stop = asyncio.Event()
-        task = asyncio.create_task(cli._watch_queue(pool, stop))
+        task = asyncio.create_task(service._watch_queue(pool, stop))
         await asyncio.sleep(0.5)
         stop.set()
         await task

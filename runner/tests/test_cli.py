@@ -9,38 +9,50 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from memoriesdb_runner.cli import main, run_embed_workers, search_text
+from memoriesdb_runner.cli import main
 from memoriesdb_runner.providers import LocalProvider
+from memoriesdb_runner.search import search_text
+from memoriesdb_runner.service import run_embed_workers
 
 from .conftest import remember
 
 
 def env_of(settings) -> dict[str, str]:
-    return {"MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_LISTEN_DSN": settings.listen, "MEMORIESDB_APP_DSN": settings.app_dsn,
-            "MEMORIESDB_ADMIN_DSN": settings.admin_dsn, "MEMORIESDB_PROVIDER": "ollama",
-            "MEMORIESDB_OLLAMA_URL": settings.ollama_url}
+    return {
+        "MEMORIESDB_DSN": settings.dsn,
+        "MEMORIESDB_LISTEN_DSN": settings.listen,
+        "MEMORIESDB_APP_DSN": settings.app_dsn,
+        "MEMORIESDB_ADMIN_DSN": settings.admin_dsn,
+        "MEMORIESDB_PROVIDER": "ollama",
+        "MEMORIESDB_OLLAMA_URL": settings.ollama_url,
+    }
 
 
 def test_ingest_reports_bad_lines_and_keeps_the_good(settings, admin_conn, user, tmp_path):
     uid, key = user
     f = tmp_path / "notes.jsonl"
-    f.write_text('{"content": "first", "metadata": {"n": 1}}\n'
-                 'not json\n'
-                 '{"content": ""}\n'
-                 '\n'
-                 '{"content": "second", "metadata": [1]}\n'
-                 '{"content": "third"}\n')
+    f.write_text(
+        '{"content": "first", "metadata": {"n": 1}}\n'
+        "not json\n"
+        '{"content": ""}\n'
+        "\n"
+        '{"content": "second", "metadata": [1]}\n'
+        '{"content": "third"}\n'
+    )
     result = CliRunner().invoke(main, ["ingest", str(f), "--api-key", key], env=env_of(settings))
     assert result.exit_code == 2, result.output
     assert "remembered 2 memories" in result.output and "3 lines rejected" in result.output
     assert "line 2: invalid JSON line" in result.output
     assert "line 3: content is empty [MDB05]" in result.output
     assert "line 5: metadata must be a JSON object [MDB06]" in result.output
-    rows = admin_conn.execute("SELECT content, metadata FROM memoriesdb.memories WHERE owner_id = %s ORDER BY created_at, content",
-                              (uid,)).fetchall()
+    rows = admin_conn.execute(
+        "SELECT content, metadata FROM memoriesdb.memories WHERE owner_id = %s ORDER BY created_at, content", (uid,)
+    ).fetchall()
     assert [(r["content"], r["metadata"]) for r in rows] == [("first", {"n": 1}), ("third", {})]
-    audited = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.audit_log WHERE table_name = 'memories' "
-                                 "AND created_by = %s AND op = 'INSERT'", (uid,)).fetchone()["n"]
+    audited = admin_conn.execute(
+        "SELECT count(*) AS n FROM memoriesdb.audit_log WHERE table_name = 'memories' AND created_by = %s AND op = 'INSERT'",
+        (uid,),
+    ).fetchone()["n"]
     assert audited == 2, "ingest goes through the API: every memory is audited"
 
 
@@ -68,7 +80,7 @@ def test_status_shows_queue_and_dead_jobs(settings, admin_conn, user):
     assert data["queue"]["dead"] >= 1
     assert any(d["memory_id"] == str(m) and 'model "x" not found' in d["last_error"] for d in data["dead"])
     assert isinstance(data["refusals_last_hour"], list)
-    with psycopg.connect(settings.app_dsn) as conn:   # a refused attempt, then the caller rolls back
+    with psycopg.connect(settings.app_dsn) as conn:  # a refused attempt, then the caller rolls back
         conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
         with pytest.raises(psycopg.Error):
             conn.execute("SELECT * FROM memoriesdb.recall(gen_random_uuid())")
@@ -82,6 +94,7 @@ def test_status_shows_queue_and_dead_jobs(settings, admin_conn, user):
 @pytest.fixture(scope="module")
 def local_provider():
     from memoriesdb_runner.settings import Settings
+
     return LocalProvider(Settings(_env_file=None))
 
 
@@ -89,10 +102,17 @@ def test_local_model_end_to_end(settings, admin_conn, user, local_provider):
     """The offline default: the real all-MiniLM-L6-v2, loaded from the wheel, no network."""
     uid, key = user
     settings.provider = "local"
-    remember(admin_conn, uid, "I drink a double espresso every morning.",
-             "The billing service deploys on Thursdays.", "My cat hates the vacuum cleaner.")
+    remember(
+        admin_conn,
+        uid,
+        "I drink a double espresso every morning.",
+        "The billing service deploys on Thursdays.",
+        "My cat hates the vacuum cleaner.",
+    )
     assert asyncio.run(run_embed_workers(settings, until_empty=True, install_signals=False, provider=local_provider)) == 3
-    model = admin_conn.execute("SELECT DISTINCT embedding_model AS m FROM memoriesdb.memories WHERE owner_id = %s", (uid,)).fetchone()["m"]
+    model = admin_conn.execute(
+        "SELECT DISTINCT embedding_model AS m FROM memoriesdb.memories WHERE owner_id = %s", (uid,)
+    ).fetchone()["m"]
     assert model == "all-MiniLM-L6-v2"
     rows = asyncio.run(search_text(settings, "what coffee does the user like?", key, None, k=3, provider=local_provider))
     assert rows[0]["content"] == "I drink a double espresso every morning."

@@ -44,8 +44,17 @@ def populate(conn) -> None:
         conn.execute("SELECT memoriesdb.transfer(%s, %s, 'ops test')", (m2, b))
 
 
-COUNTED = ["users", "memories", "memory_revisions", "memory_grants", "memory_transfers", "memory_edges",
-           "audit_log", "audit_seals", "embedding_schedule"]
+COUNTED = [
+    "users",
+    "memories",
+    "memory_revisions",
+    "memory_grants",
+    "memory_transfers",
+    "memory_edges",
+    "audit_log",
+    "audit_seals",
+    "embedding_schedule",
+]
 
 
 def counts(conn) -> dict[str, int]:
@@ -59,14 +68,19 @@ def test_dump_and_restore_keep_everything(database):
     with psycopg.connect(dsn(src), autocommit=True, row_factory=dict_row) as conn:
         populate(conn)
         before = counts(conn)
-        memories_before = conn.execute("SELECT id, owner_id, content, content_hash, created_by FROM memoriesdb.memories ORDER BY id").fetchall()
+        memories_before = conn.execute(
+            "SELECT id, owner_id, content, content_hash, created_by FROM memoriesdb.memories ORDER BY id"
+        ).fetchall()
     dump = Path(f"/tmp/{src}.dump")
     subprocess.run(["pg_dump", "-Fc", "-h", HOST, "-p", PORT, "-U", "postgres", "-f", str(dump), src], check=True)
     fresh(dst)
     subprocess.run(["pg_restore", "--exit-on-error", "-h", HOST, "-p", PORT, "-U", "postgres", "-d", dst, str(dump)], check=True)
     with psycopg.connect(dsn(dst), autocommit=True, row_factory=dict_row) as conn:
         assert counts(conn) == before
-        assert conn.execute("SELECT id, owner_id, content, content_hash, created_by FROM memoriesdb.memories ORDER BY id").fetchall() == memories_before
+        assert (
+            conn.execute("SELECT id, owner_id, content, content_hash, created_by FROM memoriesdb.memories ORDER BY id").fetchall()
+            == memories_before
+        )
         with conn.transaction():
             conn.execute("SET LOCAL ROLE memoriesdb_auditor")
             result = conn.execute("SELECT * FROM memoriesdb.verify_audit_chain()").fetchone()
@@ -95,14 +109,14 @@ def test_upgrade_keeps_every_row(database, upgrade_from):
         populate(conn)
         before = counts(conn)
         audit_before = conn.execute(audit).fetchall()
-    sqitch("deploy", target)           # the rest of the plan, over the data
+    sqitch("deploy", target)  # the rest of the plan, over the data
     sqitch("verify", target)
     with psycopg.connect(dsn(db), autocommit=True, row_factory=dict_row) as conn:
         after = counts(conn)
         ledger = [t for t in COUNTED if not t.startswith("audit")]
         assert {t: after[t] for t in ledger} == {t: before[t] for t in ledger}
         # the upgrade's own changes (new settings) are audited too; the old rows are untouched
-        assert conn.execute(audit).fetchall()[:len(audit_before)] == audit_before
+        assert conn.execute(audit).fetchall()[: len(audit_before)] == audit_before
         with conn.transaction():
             conn.execute("SET LOCAL ROLE memoriesdb_auditor")
             assert conn.execute("SELECT ok FROM memoriesdb.verify_audit_chain()").fetchone()["ok"]

@@ -36,7 +36,9 @@ def start_pgbouncer(port: int, **overrides) -> None:
         for k, v in overrides.items():
             text = "\n".join(f"{k} = {v}" if line.startswith(f"{k} =") else line for line in text.splitlines()) + "\n"
         ini.write_text(text)
-        subprocess.run(["psql", "-X", "-q", "-h", HOST, "-p", str(port), "-U", "postgres", "pgbouncer", "-c", "RELOAD"], check=True)
+        subprocess.run(
+            ["psql", "-X", "-q", "-h", HOST, "-p", str(port), "-U", "postgres", "pgbouncer", "-c", "RELOAD"], check=True
+        )
 
 
 def stop_pgbouncer(port: int) -> None:
@@ -65,8 +67,9 @@ def make_tenants(conn, n: int, rng) -> list:
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
             for j in range(5):
                 mid = conn.execute("SELECT memoriesdb.remember(%s)", (f"owner:{uid} note {j}",)).fetchone()[0]
-                conn.execute("UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't' WHERE id = %s",
-                             (vec(rng), mid))
+                conn.execute(
+                    "UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't' WHERE id = %s", (vec(rng), mid)
+                )
         users.append(uid)
     return users
 
@@ -103,7 +106,7 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
             with psycopg.connect(bouncer, prepare_threshold=None) as conn:
                 for i in range(60):
                     kind = rnd.random()
-                    if kind < 0.1:      # a transaction that forgot its context
+                    if kind < 0.1:  # a transaction that forgot its context
                         with conn.transaction():
                             seen = conn.execute("SELECT 'owner:' || owner_id FROM memoriesdb.memories").fetchall()
                             found = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(rng),)).fetchall()
@@ -111,7 +114,7 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
                             leaks.append(f"client {n}: no-context transaction saw {len(seen) + len(found)} rows")
                         local["no_context"] += 1
                         local["searches"] += 1
-                    elif kind < 0.15:   # the forbidden session-level SET, for another user
+                    elif kind < 0.15:  # the forbidden session-level SET, for another user
                         victim = tenants[(n + 7) % len(tenants)]
                         conn.execute(f"SET \"app.current_user\" = '{victim}'")
                         conn.commit()
@@ -128,21 +131,27 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
                                 seen = []
                                 for r in ids:
                                     try:
-                                        with conn.transaction():   # it may have been transferred away meanwhile
-                                            seen.append(conn.execute("SELECT content FROM memoriesdb.recall(%s)", (r[0],)).fetchone())
+                                        with conn.transaction():  # it may have been transferred away meanwhile
+                                            seen.append(
+                                                conn.execute("SELECT content FROM memoriesdb.recall(%s)", (r[0],)).fetchone()
+                                            )
                                     except psycopg.Error as exc:
                                         if exc.diag.sqlstate != "MDB03":
                                             raise
                                         local["lost_races"] = local.get("lost_races", 0) + 1
                             elif op == "search":
-                                seen = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(rng),)).fetchall()
+                                seen = conn.execute(
+                                    "SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(rng),)
+                                ).fetchall()
                                 local["searches"] += 1
                             elif op == "table":
                                 seen = conn.execute("SELECT 'owner:' || owner_id FROM memoriesdb.memories").fetchall()
                             else:
-                                mine = conn.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (uid,)).fetchone()
+                                mine = conn.execute(
+                                    "SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (uid,)
+                                ).fetchone()
                                 try:
-                                    with conn.transaction():   # another client of this user may transfer it first
+                                    with conn.transaction():  # another client of this user may transfer it first
                                         if mine and op == "share":
                                             conn.execute("SELECT memoriesdb.share(%s, %s)", (mine[0], partner[uid]))
                                         elif mine and rnd.random() < 0.3:
@@ -162,7 +171,7 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
             for k, v in local.items():
                 counts[k] = counts.get(k, 0) + v
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(60)]   # 60 clients, 8 server connections
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(60)]  # 60 clients, 8 server connections
     for t in threads:
         t.start()
     for t in threads:
@@ -176,12 +185,14 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
     # transaction it was, with only memories of that actor's pair (transfers stay in a pair)
     pair = {str(u): {str(u), str(partner[u])} for u in tenants}
     with psycopg.connect(database, autocommit=True) as conn:
-        for _ in range(50):   # reads' entries are committed by the logger a moment after the read
+        for _ in range(50):  # reads' entries are committed by the logger a moment after the read
             entries = conn.execute(
                 "SELECT l.actor, array_agg(m.owner_id) FILTER (WHERE m.id IS NOT NULL) "
                 "FROM memoriesdb.access_log AS l LEFT JOIN LATERAL unnest(l.memory_ids) AS u(id) ON true "
                 "LEFT JOIN memoriesdb.memories AS m ON m.id = u.id "
-                "WHERE l.function = 'search' AND l.at >= %s GROUP BY l.id, l.actor", (started,)).fetchall()
+                "WHERE l.function = 'search' AND l.at >= %s GROUP BY l.id, l.actor",
+                (started,),
+            ).fetchall()
             if len(entries) >= counts["searches"]:
                 break
             time.sleep(0.1)
@@ -220,14 +231,21 @@ def test_status_shows_pool_utilisation(bouncer, settings):
     from click.testing import CliRunner
 
     from memoriesdb_runner.cli import main
-    with psycopg.connect(bouncer) as conn:   # one pooled client, so the pool exists
+
+    with psycopg.connect(bouncer) as conn:  # one pooled client, so the pool exists
         conn.execute("SELECT 1")
-        env = {"MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_LISTEN_DSN": settings.listen,
-               "MEMORIESDB_PGBOUNCER_ADMIN_DSN": f"postgresql://postgres@{HOST}:6435/pgbouncer"}
+        env = {
+            "MEMORIESDB_DSN": settings.dsn,
+            "MEMORIESDB_LISTEN_DSN": settings.listen,
+            "MEMORIESDB_PGBOUNCER_ADMIN_DSN": f"postgresql://postgres@{HOST}:6435/pgbouncer",
+        }
         result = CliRunner().invoke(main, ["status", "--json"], env=env)
     assert result.exit_code == 0, result.output
     import json
+
     pools = json.loads(result.output)["pools"]
     assert any(p["user"] == "memoriesdb_client" for p in pools), pools
-    unreachable = CliRunner().invoke(main, ["status"], env={**env, "MEMORIESDB_PGBOUNCER_ADMIN_DSN": "postgresql://postgres@127.0.0.1:1/pgbouncer"})
+    unreachable = CliRunner().invoke(
+        main, ["status"], env={**env, "MEMORIESDB_PGBOUNCER_ADMIN_DSN": "postgresql://postgres@127.0.0.1:1/pgbouncer"}
+    )
     assert unreachable.exit_code == 0 and "admin console not reachable" in unreachable.output, unreachable.output

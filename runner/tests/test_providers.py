@@ -15,10 +15,15 @@ from .fake_ollama import vector_for
 
 
 def test_openai_compatible_provider(fake_ollama):
-    settings = Settings(_env_file=None, provider="openai", openai_url=f"{fake_ollama.url}/v1",
-                        openai_api_key="sk-test", model="text-embedding-test")
+    settings = Settings(
+        _env_file=None,
+        provider="openai",
+        openai_url=f"{fake_ollama.url}/v1",
+        openai_api_key="sk-test",
+        model="text-embedding-test",
+    )
     provider = OpenAIProvider(settings)
-    vectors = asyncio.run(provider.embed(["first", "second"]))   # the server answers in reverse index order
+    vectors = asyncio.run(provider.embed(["first", "second"]))  # the server answers in reverse index order
     expected = np.array([vector_for("first", 384), vector_for("second", 384)])
     assert np.allclose(vectors, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
     assert fake_ollama.headers[-1]["Authorization"] == "Bearer sk-test"

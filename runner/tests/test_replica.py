@@ -39,16 +39,36 @@ def clusters():
     try:
         as_pg(str(BIN / "initdb"), "-D", str(primary), "-U", "postgres", "--auth=trust")
         with open(primary / "postgresql.conf", "a") as conf:
-            conf.write(f"port = {PRIMARY}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{work}'\n"
-                       "wal_level = replica\nmax_wal_senders = 4\n")
+            conf.write(
+                f"port = {PRIMARY}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{work}'\n"
+                "wal_level = replica\nmax_wal_senders = 4\n"
+            )
         with open(primary / "pg_hba.conf", "a") as hba:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         as_pg(str(BIN / "pg_ctl"), "-D", str(primary), "-l", str(work / "primary.log"), "-w", "start")
         subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(PRIMARY), "-U", "postgres", "memoriesdb"], check=True)
-        subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@127.0.0.1:{PRIMARY}/memoriesdb"],
-                       cwd=ROOT, check=True, capture_output=True)
-        as_pg(str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(PRIMARY), "-U", "postgres",
-              "-D", str(replica), "-R", "-X", "stream", "-c", "fast")
+        subprocess.run(
+            ["sqitch", "--quiet", "deploy", f"db:pg://postgres@127.0.0.1:{PRIMARY}/memoriesdb"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        as_pg(
+            str(BIN / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(PRIMARY),
+            "-U",
+            "postgres",
+            "-D",
+            str(replica),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        )
         with open(replica / "postgresql.conf", "a") as conf:
             conf.write(f"port = {REPLICA}\n")
         as_pg(str(BIN / "pg_ctl"), "-D", str(replica), "-l", str(work / "replica.log"), "-w", "start")
@@ -70,8 +90,10 @@ def test_search_on_the_replica_with_rls(clusters):
         with conn.transaction():
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
             m = conn.execute("SELECT memoriesdb.remember('written on the primary')").fetchone()[0]
-        conn.execute("UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't', embedded_at = now() "
-                     "WHERE id = %s", (axis, m))
+        conn.execute(
+            "UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't', embedded_at = now() WHERE id = %s",
+            (axis, m),
+        )
         lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
     with psycopg.connect(replica, autocommit=True) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
@@ -94,15 +116,16 @@ def test_search_on_the_replica_with_rls(clusters):
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
                 conn.execute("SELECT memoriesdb.remember('writes go to the primary')")
-        with conn.transaction():   # a refused read on the replica
+        with conn.transaction():  # a refused read on the replica
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
             with pytest.raises(psycopg.Error) as exc:
                 conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
             assert exc.value.diag.sqlstate == "MDB03"
     # a standby cannot write: its reads and refusals are logged on the primary
     with psycopg.connect(primary, autocommit=True) as conn:
-        log = conn.execute("SELECT function, actor, sqlstate FROM memoriesdb.access_log WHERE memory_ids @> ARRAY[%s::uuid] "
-                           "ORDER BY id", (m,)).fetchall()
+        log = conn.execute(
+            "SELECT function, actor, sqlstate FROM memoriesdb.access_log WHERE memory_ids @> ARRAY[%s::uuid] ORDER BY id", (m,)
+        ).fetchall()
     assert log == [("search", alice, None), ("recall", bob, "MDB03")], log
 
 
@@ -121,7 +144,7 @@ def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
         conn.execute("CREATE ROLE memoriesdb_client LOGIN IN ROLE memoriesdb_app")
         users = make_tenants(conn, 20, rng)
         partner = {users[i]: users[i ^ 1] for i in range(len(users))}
-        for uid in users[::2]:   # each even user shares one memory with its partner
+        for uid in users[::2]:  # each even user shares one memory with its partner
             with conn.transaction():
                 conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
                 mid = conn.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (uid,)).fetchone()[0]
@@ -153,7 +176,7 @@ def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
                         conn.commit()
                         continue
                     with conn.transaction():
-                        if kind < 0.25:   # no context
+                        if kind < 0.25:  # no context
                             seen = conn.execute("SELECT 'owner:' || owner_id FROM memoriesdb.memories").fetchall()
                             if seen:
                                 leaks.append(f"client {n}: no-context transaction saw {len(seen)} rows")
@@ -170,7 +193,7 @@ def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
             counts["transactions"] += done
 
     try:
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(30)]   # 30 clients, 8 server connections
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(30)]  # 30 clients, 8 server connections
         for t in threads:
             t.start()
         for t in threads:

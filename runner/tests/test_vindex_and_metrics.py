@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import urllib.request
 
@@ -19,7 +20,7 @@ def test_vindex_coalesces_many_pending_rows_into_one_refresh(settings, admin_con
     ids = remember(admin_conn, uid, *[f"node {i}" for i in range(101)])
     with admin_conn.transaction():
         admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
-        for a, b in zip(ids, ids[1:]):
+        for a, b in itertools.pairwise(ids):
             admin_conn.execute("SELECT memoriesdb.link(%s, %s, 'part_of')", (a, b))
     pending = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.vindexing_schedule").fetchone()["n"]
     assert pending >= 100
@@ -37,12 +38,15 @@ def test_vindex_coalesces_many_pending_rows_into_one_refresh(settings, admin_con
             await pool.close()
 
     assert asyncio.run(scenario()) == 1
-    run = admin_conn.execute("SELECT rows_coalesced, finished_at >= started_at AS ok FROM memoriesdb.vindexing_runs "
-                             "ORDER BY id DESC LIMIT 1").fetchone()
+    run = admin_conn.execute(
+        "SELECT rows_coalesced, finished_at >= started_at AS ok FROM memoriesdb.vindexing_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     assert run["rows_coalesced"] == pending and run["ok"]
     assert admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.vindexing_runs").fetchone()["n"] == runs_before + 1
-    assert admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.memory_graph WHERE node_id = ANY(%s)",
-                              (ids,)).fetchone()["n"] == 200, "every edge, both directions"
+    assert (
+        admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.memory_graph WHERE node_id = ANY(%s)", (ids,)).fetchone()["n"]
+        == 200
+    ), "every edge, both directions"
 
 
 def test_one_refresher_at_a_time(database, admin_conn, user):

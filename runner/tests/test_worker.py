@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from memoriesdb_runner import db
-from memoriesdb_runner.cli import run_embed_workers, search_text
 from memoriesdb_runner.errors import ConfigurationError
 from memoriesdb_runner.providers import OllamaProvider
+from memoriesdb_runner.search import search_text
+from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.worker import EmbedWorker
 
 from .conftest import remember
@@ -23,8 +24,11 @@ from .fake_ollama import vector_for
 
 
 def embedding_of(admin_conn, memory_id):
-    row = admin_conn.execute("SELECT embedding::text AS e, embedding_model, embedded_hash = content_hash AS fresh "
-                             "FROM memoriesdb.memories WHERE id = %s", (memory_id,)).fetchone()
+    row = admin_conn.execute(
+        "SELECT embedding::text AS e, embedding_model, embedded_hash = content_hash AS fresh "
+        "FROM memoriesdb.memories WHERE id = %s",
+        (memory_id,),
+    ).fetchone()
     return row
 
 
@@ -98,8 +102,9 @@ def test_revision_reembeds_and_stale_vector_is_never_stored(settings, admin_conn
     assert fake_ollama.embedded_texts() == ["version one", "version two"]
     row = embedding_of(admin_conn, m)
     assert row["fresh"], "the stored vector belongs to the current content"
-    assert np.allclose(np.array(eval(row["e"])) * np.linalg.norm(vector_for("version two", 384)),
-                       vector_for("version two", 384), atol=1e-4)
+    assert np.allclose(
+        np.array(eval(row["e"])) * np.linalg.norm(vector_for("version two", 384)), vector_for("version two", 384), atol=1e-4
+    )
 
 
 def test_two_workers_never_do_the_same_job(settings, admin_conn, user, fake_ollama):
@@ -116,8 +121,12 @@ def test_two_workers_never_do_the_same_job(settings, admin_conn, user, fake_olla
     assert sum(counts) == 300 and all(c > 0 for c in counts), counts
     embedded = fake_ollama.embedded_texts()
     assert sorted(embedded) == sorted(texts), "every job embedded exactly once"
-    assert admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.memories WHERE id = ANY(%s) AND embedding IS NULL",
-                              (ids,)).fetchone()["n"] == 0
+    assert (
+        admin_conn.execute(
+            "SELECT count(*) AS n FROM memoriesdb.memories WHERE id = ANY(%s) AND embedding IS NULL", (ids,)
+        ).fetchone()["n"]
+        == 0
+    )
 
 
 def test_transient_errors_are_retried(settings, admin_conn, user, fake_ollama):
@@ -144,7 +153,7 @@ def test_transient_errors_are_retried(settings, admin_conn, user, fake_ollama):
 def test_startup_probe_is_retried(settings, admin_conn, user, fake_ollama):
     uid, _ = user
     [m] = remember(admin_conn, uid, "after a slow start")
-    fake_ollama.fail_next = [(502, {}), (503, {})]   # the provider is still starting
+    fake_ollama.fail_next = [(502, {}), (503, {})]  # the provider is still starting
     assert asyncio.run(drain(settings)) == 1
     assert embedding_of(admin_conn, m)["e"] is not None
 
@@ -173,7 +182,7 @@ def test_permanent_error_dead_letters_with_its_text(settings, admin_conn, user, 
 
     async def scenario():
         provider = OllamaProvider(settings)
-        await provider.dimension()          # the start-up probe succeeds...
+        await provider.dimension()  # the start-up probe succeeds...
         fake_ollama.model = "something-else"  # ...then the model disappears from the server
         try:
             return await drain(settings, provider=provider)
@@ -196,18 +205,31 @@ def test_wrong_dimension_model_refuses_to_start(settings, admin_conn, user, fake
 
 
 def _spawn_worker(settings, *extra):
-    env = {**os.environ, "MEMORIESDB_DSN": settings.dsn, "MEMORIESDB_LISTEN_DSN": settings.listen, "MEMORIESDB_PROVIDER": "ollama",
-           "MEMORIESDB_OLLAMA_URL": settings.ollama_url, "MEMORIESDB_LEASE_SECONDS": str(settings.lease_seconds),
-           "MEMORIESDB_BATCH_SIZE": str(settings.batch_size), "MEMORIESDB_POLL_SECONDS": "0.2"}
-    return subprocess.Popen([sys.executable, "-m", "memoriesdb_runner.cli", "worker", "embed", *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "MEMORIESDB_DSN": settings.dsn,
+        "MEMORIESDB_LISTEN_DSN": settings.listen,
+        "MEMORIESDB_PROVIDER": "ollama",
+        "MEMORIESDB_OLLAMA_URL": settings.ollama_url,
+        "MEMORIESDB_LEASE_SECONDS": str(settings.lease_seconds),
+        "MEMORIESDB_BATCH_SIZE": str(settings.batch_size),
+        "MEMORIESDB_POLL_SECONDS": "0.2",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "memoriesdb_runner.cli", "worker", "embed", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait_leased(admin_conn, ids, timeout=20):
     t0 = time.time()
     while time.time() - t0 < timeout:
-        n = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s) "
-                               "AND lease_id IS NOT NULL", (ids,)).fetchone()["n"]
+        n = admin_conn.execute(
+            "SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s) AND lease_id IS NOT NULL", (ids,)
+        ).fetchone()["n"]
         if n:
             return n
         time.sleep(0.05)
@@ -226,13 +248,21 @@ def test_sigkill_mid_batch_loses_nothing(settings, admin_conn, user, fake_ollama
         proc.wait(10)
     finally:
         proc.kill()
-    assert admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s)",
-                              (ids,)).fetchone()["n"] == 10, "the killed worker's jobs are still queued"
+    assert (
+        admin_conn.execute(
+            "SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s)", (ids,)
+        ).fetchone()["n"]
+        == 10
+    ), "the killed worker's jobs are still queued"
     time.sleep(2.2)  # the lease expires
     fake_ollama.delay = 0
     assert asyncio.run(drain(settings)) == 10
-    assert admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.memories WHERE id = ANY(%s) AND embedding IS NOT NULL",
-                              (ids,)).fetchone()["n"] == 10
+    assert (
+        admin_conn.execute(
+            "SELECT count(*) AS n FROM memoriesdb.memories WHERE id = ANY(%s) AND embedding IS NOT NULL", (ids,)
+        ).fetchone()["n"]
+        == 10
+    )
 
 
 def test_sigterm_releases_the_batch_and_exits_cleanly(settings, admin_conn, user, fake_ollama):
@@ -248,6 +278,7 @@ def test_sigterm_releases_the_batch_and_exits_cleanly(settings, admin_conn, user
         proc.kill()
     assert proc.returncode == 0, out
     assert "released batch on shutdown" in out
-    jobs = admin_conn.execute("SELECT lease_id, attempts FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s)",
-                              (ids,)).fetchall()
+    jobs = admin_conn.execute(
+        "SELECT lease_id, attempts FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s)", (ids,)
+    ).fetchall()
     assert len(jobs) == 5 and all(j["lease_id"] is None and j["attempts"] == 0 for j in jobs), jobs

@@ -1,0 +1,103 @@
+"""Status (`memoriesdb status`): queue depths, dead jobs, embeddings per model, PgBouncer pools,
+refused attempts and the last memory_graph refresh; collected as one dict, shown as tables."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.rows import dict_row
+from rich.console import Console
+from rich.table import Table
+
+from . import db
+from .settings import Settings
+
+
+async def collect(settings: Settings) -> dict:
+    """Everything `status` shows, as JSON-ready data (pools: None when PgBouncer's console does not answer)."""
+    conn = await db.connect(settings.dsn)
+    async with conn:
+        data = {
+            "queue": await db.row(conn, "embedding_queue_status"),
+            "dead": await db.rows(conn, "dead_embedding_jobs", max_rows=20),
+            "models": await db.rows(conn, "embedding_models"),
+            "vindexing": await db.row(conn, "vindexing_status"),
+            "refusals_last_hour": await db.rows(conn, "access_refusals", since="1 hour"),
+        }
+    data["pools"] = await pgbouncer_pools(settings)
+    return data
+
+
+async def pgbouncer_pools(settings: Settings) -> list[dict] | None:
+    """SHOW POOLS on PgBouncer's admin console (simple query protocol), or None if unreachable."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            settings.pgbouncer_admin_dsn,
+            autocommit=True,
+            connect_timeout=2,
+            cursor_factory=psycopg.AsyncClientCursor,
+            row_factory=dict_row,
+        )
+        async with conn:
+            pools = await db.rows(conn, "pgbouncer_pools")
+    except psycopg.Error:
+        return None
+    return [p for p in pools if p["database"] != "pgbouncer"]
+
+
+def show(data: dict, console: Console) -> None:
+    q = data["queue"]
+    console.print(
+        f"[bold]embedding queue[/]: {q['pending']} pending, {q['leased']} leased, {q['dead']} dead"
+        + (f"; oldest since {q['oldest_pending']:%Y-%m-%d %H:%M:%S}" if q["oldest_pending"] else "")
+    )
+    if data["dead"]:
+        t = Table("memory", "attempts", "dead since", "error", title="dead jobs (newest first)")
+        for d in data["dead"]:
+            t.add_row(str(d["memory_id"]), str(d["attempts"]), _when(d["dead_at"]), d["last_error"])
+        console.print(t)
+    t = Table("model", "memories", "newest", title="embeddings per model")
+    for m in data["models"]:
+        t.add_row(m["model"], str(m["memories"]), _when(m["newest"]))
+    console.print(t)
+    if data["pools"] is None:
+        console.print("[bold]pgbouncer[/]: admin console not reachable (MEMORIESDB_PGBOUNCER_ADMIN_DSN)")
+    else:
+        t = Table(
+            "database",
+            "user",
+            "clients active",
+            "clients waiting",
+            "servers active",
+            "servers idle",
+            "max wait s",
+            title="pgbouncer pools",
+        )
+        for p in data["pools"]:
+            t.add_row(
+                p["database"],
+                p["user"],
+                str(p["cl_active"]),
+                str(p["cl_waiting"]),
+                str(p["sv_active"]),
+                str(p["sv_idle"]),
+                str(p["maxwait"]),
+            )
+        console.print(t)
+    refused = data["refusals_last_hour"]
+    console.print(f"[bold]refused attempts, last hour[/]: {sum(r['attempts'] for r in refused)}")
+    if refused:
+        t = Table("function", "sqlstate", "attempts", "actors", "no context", "latest", title="refused attempts (access log)")
+        for r in refused:
+            t.add_row(
+                r["function"], r["sqlstate"], str(r["attempts"]), str(r["actors"]), str(r["no_context"]), _when(r["last_at"])
+            )
+        console.print(t)
+    v = data["vindexing"]
+    console.print(
+        f"[bold]vindexing[/]: {v['pending']} pending; last refresh "
+        + (f"{v['last_refresh_at']:%Y-%m-%d %H:%M:%S} ({v['last_refresh_ms']:.0f} ms)" if v["last_refresh_at"] else "never")
+    )
+
+
+def _when(ts) -> str:
+    return f"{ts:%Y-%m-%d %H:%M:%S}" if ts else "-"
