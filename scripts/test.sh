@@ -14,6 +14,9 @@ TARGET="db:pg://$PGUSER@$PGHOST:$PGPORT"
 TMPDIR_SNAP=$(mktemp -d); trap 'rm -rf "$TMPDIR_SNAP"' EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+step "lint (scripts/lint.sh: ruff check and format, shellcheck, hadolint)"
+bash scripts/lint.sh
+
 step "fresh databases $DB and $DB2"
 for d in "$DB" "$DB2"; do
   psql -qX -d postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" -c "CREATE DATABASE $d"

@@ -17,10 +17,12 @@ from psycopg.rows import dict_row
 from .test_operations import HOST, PORT, ROOT, dsn, fresh, sqitch
 
 OLD, FRESH = "memoriesdb_upgrade_old", "memoriesdb_upgrade_fresh"
-DIM = 384                   # sqitch.conf's embedding_dim
-GROWING = {"audit_log", "audit_seals", "config"}   # an upgrade may add rows to these, never change one
-SEEDED = {"config": ["key", "value", "description"],   # rows the deploy itself writes (ids and times aside)
-          "edge_types": ["name", "description", "directed", "acyclic"]}
+DIM = 384  # sqitch.conf's embedding_dim
+GROWING = {"audit_log", "audit_seals", "config"}  # an upgrade may add rows to these, never change one
+SEEDED = {
+    "config": ["key", "value", "description"],  # rows the deploy itself writes (ids and times aside)
+    "edge_types": ["name", "description", "directed", "acyclic"],
+}
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +37,7 @@ def databases():
     with psycopg.connect(dsn("postgres"), autocommit=True) as c:
         for db in (OLD, FRESH):
             c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-            c.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{md5(db.encode()).hexdigest()[:12]}")   # its logger
+            c.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{md5(db.encode()).hexdigest()[:12]}")  # its logger
 
 
 def target(db: str) -> str:
@@ -66,17 +68,18 @@ def embedding(i: int) -> str:
 def populate(conn) -> dict:
     """Every kind of row, through the API of v0.1.0 only."""
     with acting(conn, "memoriesdb_app"):
-        alice, bob, carol = (one(conn, "SELECT memoriesdb.create_user(%s, %s) AS v", h, h.title())
-                             for h in ("up-alice", "up-bob", "up-carol"))
+        alice, bob, carol = (
+            one(conn, "SELECT memoriesdb.create_user(%s, %s) AS v", h, h.title()) for h in ("up-alice", "up-bob", "up-carol")
+        )
         key = one(conn, "SELECT memoriesdb.create_api_key(%s) AS v", alice)
         spare = one(conn, "SELECT memoriesdb.create_api_key(%s) AS v", carol)
     with acting(conn, "memoriesdb_app"):
-        one(conn, "SELECT memoriesdb.authenticate(%s) AS v", key)        # alice, by her key
+        one(conn, "SELECT memoriesdb.authenticate(%s) AS v", key)  # alice, by her key
         m1 = one(conn, "SELECT memoriesdb.remember('the lighthouse keeper logs every storm', '{\"topic\": \"sea\"}') AS v")
         m2 = one(conn, "SELECT memoriesdb.remember('tide tables for the harbour') AS v")
         gone = one(conn, "SELECT memoriesdb.remember('a note to forget') AS v")
         one(conn, "SELECT memoriesdb.revise(%s, 'the lighthouse keeper logs every storm and every ship') AS v", m1)
-        one(conn, "SELECT memoriesdb.revise(%s, NULL, '{\"topic\": \"sea\", \"checked\": true}') AS v", m1)
+        one(conn, 'SELECT memoriesdb.revise(%s, NULL, \'{"topic": "sea", "checked": true}\') AS v', m1)
         one(conn, "SELECT memoriesdb.forget(%s) AS v", gone)
         one(conn, "SELECT memoriesdb.share(%s, %s) AS v", m1, bob)
         one(conn, "SELECT memoriesdb.share(%s, %s, 'write', now() + interval '30 days') AS v", m1, carol)
@@ -94,16 +97,19 @@ def populate(conn) -> dict:
     # the runner: embeddings for all but one job, which fails and stays queued
     memories = {m1: 1, m2: 2, m3: 3}
     with acting(conn, "memoriesdb_worker"):
-        jobs = conn.execute("SELECT memory_id, lease_id FROM memoriesdb.claim_embedding_jobs(100, '5 minutes', 'upgrade')").fetchall()
+        jobs = conn.execute(
+            "SELECT memory_id, lease_id FROM memoriesdb.claim_embedding_jobs(100, '5 minutes', 'upgrade')"
+        ).fetchall()
         assert {j["memory_id"] for j in jobs} == set(memories)
         done = [j for j in jobs if j["memory_id"] != m3]
-        conn.execute("SELECT memoriesdb.complete_embedding_jobs(%s, %s, %s::public.vector[], 'test-model')",
-                     ([j["memory_id"] for j in done], [j["lease_id"] for j in done],
-                      [embedding(memories[j["memory_id"]]) for j in done]))
+        conn.execute(
+            "SELECT memoriesdb.complete_embedding_jobs(%s, %s, %s::public.vector[], 'test-model')",
+            ([j["memory_id"] for j in done], [j["lease_id"] for j in done], [embedding(memories[j["memory_id"]]) for j in done]),
+        )
         failed = next(j for j in jobs if j["memory_id"] == m3)
         conn.execute("SELECT memoriesdb.fail_embedding_job(%s, %s, 'provider timed out')", (m3, failed["lease_id"]))
         conn.execute("SELECT * FROM memoriesdb.run_vindexing('upgrade')")
-    with acting(conn, "memoriesdb_app", bob):    # an edge the graph has not absorbed yet: a pending refresh
+    with acting(conn, "memoriesdb_app", bob):  # an edge the graph has not absorbed yet: a pending refresh
         one(conn, "SELECT memoriesdb.link(%s, %s, 'related_to') AS v", m3, m2)
     return {"alice": alice, "bob": bob, "m1": m1, "m2": m2, "m3": m3, "gone": gone}
 
@@ -112,14 +118,18 @@ def ledger_rows(conn, columns: dict | None = None) -> dict[str, tuple[list[str],
     """Every table of the ledger's schemas: table name -> (its columns, its rows as text, sorted).
     With columns (an earlier answer), only those columns of those tables, wherever the table now lives."""
     tables = conn.execute(
-        "SELECT c.relname AS name, c.oid::regclass::text AS qualified, array_agg(quote_ident(a.attname) ORDER BY a.attnum) AS cols"
+        "SELECT c.relname AS name, c.oid::regclass::text AS qualified,"
+        "       array_agg(quote_ident(a.attname) ORDER BY a.attnum) AS cols"
         "  FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
         "  JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-        " WHERE c.relkind IN ('r', 'p') AND n.nspname LIKE 'memoriesdb%' GROUP BY 1, 2").fetchall()
+        " WHERE c.relkind IN ('r', 'p') AND n.nspname LIKE 'memoriesdb%' GROUP BY 1, 2"
+    ).fetchall()
     where = {t["name"]: t["qualified"] for t in tables}
     wanted = columns or {t["name"]: t["cols"] for t in tables}
-    return {name: (cols, sorted(r["v"] for r in conn.execute(f"SELECT row({', '.join(cols)})::text AS v FROM {where[name]}")))
-            for name, cols in wanted.items()}
+    return {
+        name: (cols, sorted(r["v"] for r in conn.execute(f"SELECT row({', '.join(cols)})::text AS v FROM {where[name]}")))
+        for name, cols in wanted.items()
+    }
 
 
 def snapshot(db: str) -> list[str]:
@@ -135,14 +145,15 @@ def test_upgrade_from_v0_1_0(databases):
         before = ledger_rows(conn)
     assert [name for name, (_, rows) in before.items() if not rows] == [], "every table has rows"
 
-    sqitch("deploy", target(OLD))                         # the rest of the plan, over the data
+    sqitch("deploy", target(OLD))  # the rest of the plan, over the data
     sqitch("verify", target(OLD))
     fresh(FRESH)
     sqitch("deploy", target(FRESH))
 
     upgraded, clean = snapshot(OLD), snapshot(FRESH)
     assert upgraded == clean, "an upgraded database differs from a fresh deploy:\n" + "\n".join(
-        difflib.unified_diff(clean, upgraded, f"fresh deploy ({FRESH})", f"upgraded from v0.1.0 ({OLD})", lineterm=""))
+        difflib.unified_diff(clean, upgraded, f"fresh deploy ({FRESH})", f"upgraded from v0.1.0 ({OLD})", lineterm="")
+    )
 
     with psycopg.connect(dsn(FRESH), autocommit=True, row_factory=dict_row) as conn:
         seeded = ledger_rows(conn, SEEDED)
