@@ -32,15 +32,17 @@ sqitch deploy "$TARGET/$DB"
 step "schema snapshot (after a schema change: scripts/schema_snapshot.sh $DB --update, and commit db/schema.snapshot)"
 bash scripts/schema_snapshot.sh "$DB" --check
 
-step "revert to @v0.1.0 gives back v0.1.0's schema; deploying again gives back HEAD's"
-psql -qX -d postgres -c "DROP DATABASE IF EXISTS ${DB}_v010 WITH (FORCE)" -c "CREATE DATABASE ${DB}_v010"
-sqitch deploy --to @v0.1.0 "$TARGET/${DB}_v010" >/dev/null
-bash scripts/schema_snapshot.sh "${DB}_v010" > "$TMPDIR_SNAP/v010.snapshot"
-sqitch revert -y --to @v0.1.0 "$TARGET/$DB" >/dev/null
-bash scripts/schema_snapshot.sh "$DB" | diff -u "$TMPDIR_SNAP/v010.snapshot" - && echo "revert to @v0.1.0 = fresh @v0.1.0"
-sqitch deploy "$TARGET/$DB" >/dev/null
-bash scripts/schema_snapshot.sh "$DB" --check && echo "deploy again = HEAD"
-psql -qX -d postgres -c "DROP DATABASE ${DB}_v010 WITH (FORCE)"
+step "revert to each tag gives back that tag's schema; deploying again gives back HEAD's"
+grep -o '^@v[0-9.]*' sqitch.plan | while read -r tag; do
+  psql -qX -d postgres -c "DROP DATABASE IF EXISTS ${DB}_tag WITH (FORCE)" -c "CREATE DATABASE ${DB}_tag"
+  sqitch deploy --to "$tag" "$TARGET/${DB}_tag" >/dev/null
+  bash scripts/schema_snapshot.sh "${DB}_tag" > "$TMPDIR_SNAP/tag.snapshot"
+  psql -qX -d postgres -c "DROP DATABASE ${DB}_tag WITH (FORCE)"
+  sqitch revert -y --to "$tag" "$TARGET/$DB" >/dev/null
+  bash scripts/schema_snapshot.sh "$DB" | diff -u "$TMPDIR_SNAP/tag.snapshot" - && echo "revert to $tag = fresh $tag"
+  sqitch deploy "$TARGET/$DB" >/dev/null
+  bash scripts/schema_snapshot.sh "$DB" --check && echo "deploy again = HEAD"
+done
 
 step "lint: plpgsql_check over every PL/pgSQL routine of the ledger"
 bash scripts/plpgsql_check.sh "$DB"

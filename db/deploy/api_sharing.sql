@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:api_sharing to pg
--- requires: api_sharing@v0.1.0
+-- requires: api_sharing@v0.2.0
 -- requires: internal_schema
 -- Live functions of sharing and transfer: share, unshare, transfer.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework api_sharing`.
@@ -40,7 +40,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'invalid permission',
       DETAIL = format('permission %L', share.permission), HINT = 'read or write';
   END IF;
-  IF share.expires_at <= now() THEN
+  IF share.expires_at <= statement_timestamp() THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'expires_at is in the past',
       DETAIL = format('expires_at %s', share.expires_at);
   END IF;

@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:audit_log to pg
--- requires: audit_log@v0.1.0
+-- requires: audit_log@v0.2.0
 -- requires: internal_schema
 -- Live functions of the audit log and its hash chain: Row hashing, per-transaction seals, append-only enforcement, verify_audit_chain(), audit_head().
 -- Design of the chain: see the header of audit_log@v0.1.0.sql (tables, triggers).
@@ -74,7 +74,8 @@ DECLARE
   sealed_up_to bigint;
 BEGIN
   -- the only serialised step of auditing; held from here to the end of COMMIT
-  PERFORM pg_advisory_xact_lock(7379, 1);
+  -- (a table lock no client may take: advisory lock keys are public)
+  LOCK TABLE memoriesdb_internal.audit_seal_lock IN EXCLUSIVE MODE;
   SELECT * INTO head FROM memoriesdb.audit_seals ORDER BY seq DESC LIMIT 1;
   SELECT coalesce(max(p.last_id), 0) INTO sealed_up_to FROM memoriesdb.audit_seals AS p WHERE p.txid = x;
   -- "+ 0": only the txid index may serve this; a range scan of the primary key

@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:memory_grants to pg
--- requires: memory_grants@v0.1.0
+-- requires: memory_grants@v0.2.0
 -- requires: internal_schema
 -- Live functions of who may do what with a memory: access_level(): the one definition the SECURITY DEFINER API uses (mirrors the memories_visible policy).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework memory_grants`.
@@ -18,7 +18,7 @@ AS $$
     FROM memoriesdb.memories AS m
     LEFT JOIN memoriesdb.memory_grants AS g
            ON g.memory_id = m.id AND g.grantee_id = access_level.user_id
-          AND (g.expires_at IS NULL OR g.expires_at > now())
+          AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
    WHERE m.id = access_level.memory_id
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.access_level(uuid, uuid) IS

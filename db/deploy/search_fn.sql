@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:search_fn to pg
--- requires: search_fn@v0.1.0
+-- requires: search_fn@v0.2.0
 -- requires: internal_schema
 -- Live functions of vector search: search() (logged) over vector_ranking() (the ranking itself), and the helpers both search paths share.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_fn`.
@@ -94,7 +94,7 @@ AS $$
   SELECT m.* FROM memoriesdb.memories AS m WHERE m.owner_id = uid
   UNION ALL
   SELECT m.* FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
-   WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) now())
+   WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) pg_catalog.statement_timestamp())
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.visible_memories(uuid) IS 'Internal: the memories uid owns or holds an unexpired grant on, read by index; the exact plans of the search functions scan only these. Inlined (no SET clause), so RLS applies as in the caller.';
 

@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:search_text_fn to pg
--- requires: search_text_fn@v0.1.0
+-- requires: search_text_fn@v0.2.0
 -- requires: internal_schema
 -- Live functions of text and hybrid search: search_text() over text_ranking(), search_hybrid() fusing both rankings.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_text_fn`.
@@ -24,7 +24,7 @@ AS $$
        AND (m.owner_id = memoriesdb.current_user_id()
             OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
                         WHERE g.memory_id = m.id AND g.grantee_id = memoriesdb.current_user_id()
-                          AND (g.expires_at IS NULL OR g.expires_at > now())))
+                          AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())))
        AND memoriesdb_internal.matches_filter(m, f, memoriesdb.current_user_id(), linked)
      ORDER BY ts_rank_cd(m.content_tsv, tsq, 32) DESC
      LIMIT n) AS c

@@ -1,9 +1,7 @@
 -- Revert memoriesdb:api_sharing from pg
--- Back to the released functions of api_sharing (v0.1.0): their bodies, as api_sharing@v0.1.0.sql
--- wrote them; the helpers they name move back to schema memoriesdb when
--- internal_schema is reverted, so bodies are not checked here.
+-- Back to the @v0.2.0 functions of api_sharing: the released deploy script, deployed again
+-- (a re-deployable change reverts by re-deploying its previous version).
 BEGIN;
-SET LOCAL check_function_bodies = off;
 SET LOCAL ROLE memoriesdb_owner;
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_other_user(user_id uuid, uid uuid, role text) RETURNS void
@@ -19,6 +17,8 @@ BEGIN
   END IF;
 END
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.require_other_user(uuid, uuid, text) IS
+  'Internal: MDB02 unless user_id names a user, MDB12 when it is the caller itself (role names the argument in the message: grantee, new owner).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.share(memory_id uuid, grantee uuid, permission text DEFAULT 'read',
                                  expires_at timestamptz DEFAULT NULL) RETURNS uuid
@@ -26,12 +26,12 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  uid uuid := memoriesdb.require_user();
+  uid uuid := memoriesdb_internal.require_user();
   grant_id uuid;
 BEGIN
   PERFORM 1 FROM memoriesdb.memories AS t WHERE t.id = share.memory_id FOR UPDATE;
-  PERFORM memoriesdb.require_owner(share.memory_id, uid, 'share');
-  PERFORM memoriesdb.require_other_user(share.grantee, uid, 'grantee');
+  PERFORM memoriesdb_internal.require_owner(share.memory_id, uid, 'share');
+  PERFORM memoriesdb_internal.require_other_user(share.grantee, uid, 'grantee');
   IF share.permission IS NULL OR share.permission NOT IN ('read', 'write') THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'invalid permission',
       DETAIL = format('permission %L', share.permission), HINT = 'read or write';
@@ -48,7 +48,6 @@ BEGIN
   RETURN grant_id;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.share(uuid, uuid, text, timestamptz) IS
   'Owner only: lets grantee read (permission read) or also revise (write) the memory until expires_at (NULL: until unshared). Sharing again replaces the grant. Returns the grant id.';
 
@@ -57,14 +56,13 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  uid uuid := memoriesdb.require_user();
+  uid uuid := memoriesdb_internal.require_user();
 BEGIN
-  PERFORM memoriesdb.require_owner(unshare.memory_id, uid, 'unshare');
+  PERFORM memoriesdb_internal.require_owner(unshare.memory_id, uid, 'unshare');
   DELETE FROM memoriesdb.memory_grants AS g WHERE g.memory_id = unshare.memory_id AND g.grantee_id = unshare.grantee;
   RETURN FOUND;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.unshare(uuid, uuid) IS 'Owner only: removes grantee''s grant on the memory; returns whether there was one.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.transfer(memory_id uuid, new_owner uuid, note text DEFAULT NULL) RETURNS uuid
@@ -72,12 +70,12 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  uid uuid := memoriesdb.require_user();
+  uid uuid := memoriesdb_internal.require_user();
   transfer_id uuid;
 BEGIN
   PERFORM 1 FROM memoriesdb.memories AS t WHERE t.id = transfer.memory_id FOR UPDATE;
-  PERFORM memoriesdb.require_owner(transfer.memory_id, uid, 'transfer');
-  PERFORM memoriesdb.require_other_user(transfer.new_owner, uid, 'new owner');
+  PERFORM memoriesdb_internal.require_owner(transfer.memory_id, uid, 'transfer');
+  PERFORM memoriesdb_internal.require_other_user(transfer.new_owner, uid, 'new owner');
   IF length(transfer.note) > 2000 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'note too long', HINT = 'at most 2000 characters';
   END IF;
@@ -91,9 +89,7 @@ BEGIN
   RETURN transfer_id;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.transfer(uuid, uuid, text) IS
   'Owner only: makes new_owner the owner and records the transfer (from, to, by, when, note). The previous owner keeps no access unless the new owner shares it back; created_by stays the creator. Existing grants to others stay, now under the new owner.';
 
-COMMENT ON FUNCTION memoriesdb_internal.require_other_user(uuid, uuid, text) IS NULL;
 COMMIT;

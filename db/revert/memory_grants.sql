@@ -1,11 +1,10 @@
 -- Revert memoriesdb:memory_grants from pg
--- Back to the released functions of memory_grants (v0.1.0): their bodies, as memory_grants@v0.1.0.sql
--- wrote them; the helpers they name move back to schema memoriesdb when
--- internal_schema is reverted, so bodies are not checked here.
+-- Back to the @v0.2.0 functions of memory_grants: the released deploy script, deployed again
+-- (a re-deployable change reverts by re-deploying its previous version).
 BEGIN;
-SET LOCAL check_function_bodies = off;
 SET LOCAL ROLE memoriesdb_owner;
 
+-- the one definition of "who may do what" used by the SECURITY DEFINER API
 CREATE OR REPLACE FUNCTION memoriesdb_internal.access_level(memory_id uuid, user_id uuid) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -17,7 +16,6 @@ AS $$
           AND (g.expires_at IS NULL OR g.expires_at > now())
    WHERE m.id = access_level.memory_id
 $$;
-
 COMMENT ON FUNCTION memoriesdb_internal.access_level(uuid, uuid) IS
   'What user_id may do with a memory: owner, write, read, or NULL (nothing; also when the memory does not exist). Mirrors the memories_visible policy.';
 

@@ -1,9 +1,7 @@
 -- Revert memoriesdb:memory_graph from pg
--- Back to the released functions of memory_graph (v0.1.0): their bodies, as memory_graph@v0.1.0.sql
--- wrote them; the helpers they name move back to schema memoriesdb when
--- internal_schema is reverted, so bodies are not checked here.
+-- Back to the @v0.2.0 functions of memory_graph: the released deploy script, deployed again
+-- (a re-deployable change reverts by re-deploying its previous version).
 BEGIN;
-SET LOCAL check_function_bodies = off;
 SET LOCAL ROLE memoriesdb_owner;
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.visible_to(memory_id uuid, user_id uuid) RETURNS boolean
@@ -15,7 +13,6 @@ AS $$   -- no SET clause, so it can be inlined into the traversal queries
                                      WHERE g.memory_id = m.id AND g.grantee_id = user_id
                                        AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) now()))))
 $$;
-
 COMMENT ON FUNCTION memoriesdb_internal.visible_to(uuid, uuid) IS 'Internal: may user_id see the memory now? The memories_visible policy, for SECURITY DEFINER readers.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.check_traversal(depth integer, edge_types text[], direction text) RETURNS void
@@ -40,11 +37,13 @@ BEGIN
   END IF;
 END
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.check_traversal(integer, text[], text) IS
+  'Internal: validates neighbors() arguments: depth within config graph_max_depth (MDB13), direction out|in|both, known edge types (MDB07).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.neighbors(memory_id uuid, depth integer DEFAULT 1, edge_types text[] DEFAULT NULL,
                                      direction text DEFAULT 'both')
 RETURNS TABLE (id uuid, hops integer, via_edge uuid, edge_type text, from_id uuid, weight real, content text, metadata jsonb)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
@@ -52,10 +51,12 @@ DECLARE
   uid uuid := memoriesdb.current_user_id();
   max_rows integer := memoriesdb.setting('graph_max_rows')::int;
   nodes uuid[]; hop integer[]; edges uuid[]; types text[]; froms uuid[]; weights real[];
+  log_ids uuid[];
+  log_query bytea;   -- none: not a search
 BEGIN
-  PERFORM memoriesdb.check_traversal(depth, edge_types, direction);
-  IF uid IS NULL OR NOT memoriesdb.visible_to(neighbors.memory_id, uid) THEN
-    PERFORM memoriesdb.raise_not_found('memory', neighbors.memory_id);
+  PERFORM memoriesdb_internal.check_traversal(depth, edge_types, direction);
+  IF uid IS NULL OR NOT memoriesdb_internal.visible_to(neighbors.memory_id, uid) THEN
+    PERFORM memoriesdb_internal.raise_not_found('memory', neighbors.memory_id);
   END IF;
   -- breadth first: each step reads the view, then checks the live edge and the
   -- neighbour's visibility; a path never revisits a memory, so cycles end; at
@@ -71,7 +72,7 @@ BEGIN
        AND (NOT g.directed OR neighbors.direction = 'both' OR g.direction = neighbors.direction)
        AND NOT g.neighbor_id = ANY (w.path)
        AND EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = g.edge_id)
-       AND memoriesdb.visible_to(g.neighbor_id, uid))
+       AND memoriesdb_internal.visible_to(g.neighbor_id, uid))
   SELECT array_agg(x.node), array_agg(x.hops), array_agg(x.via_edge), array_agg(x.edge_type), array_agg(x.from_id), array_agg(x.weight)
     INTO nodes, hop, edges, types, froms, weights
     FROM (SELECT * FROM walk WHERE walk.hops > 0 LIMIT max_rows + 1) AS x;
@@ -87,15 +88,17 @@ BEGIN
       JOIN memoriesdb.memories AS m ON m.id = r.node
      WHERE r.node <> neighbors.memory_id
      ORDER BY r.hops, r.weight DESC, r.node;
+  -- one access log entry: the start (its visibility was checked) and every memory returned
+  log_ids := ARRAY[neighbors.memory_id] || ARRAY(SELECT DISTINCT u.node FROM unnest(nodes) AS u(node) WHERE u.node <> neighbors.memory_id);
+  PERFORM memoriesdb_internal.record_read('neighbors', log_ids, log_query);
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.neighbors(uuid, integer, text[], text) IS
-  'Memories linked to memory_id within depth hops (edge_types: only these; direction: out = follow source to target, in = the reverse, both; undirected types always both ways), each once with the edge it was first reached by. Only visible memories, and only through visible memories. Bounded: config graph_max_depth, graph_max_rows (MDB13 past them). Reads memory_graph, so an edge made since the last refresh may be missing; a removed edge or a memory no longer visible never appears.';
+  'Memories linked to memory_id within depth hops (edge_types: only these; direction: out = follow source to target, in = the reverse, both; undirected types always both ways), each once with the edge it was first reached by. Only visible memories, and only through visible memories. Bounded: config graph_max_depth, graph_max_rows (MDB13 past them). Reads memory_graph, so an edge made since the last refresh may be missing; a removed edge or a memory no longer visible never appears. One access log entry per call (the start and every memory returned); a refusal is logged too.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.path(from_id uuid, to_id uuid, max_depth integer DEFAULT 6)
 RETURNS TABLE (step integer, memory_id uuid, via_edge uuid, edge_type text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
@@ -104,12 +107,16 @@ DECLARE
   max_rows integer := memoriesdb.setting('graph_max_rows')::int;
   steps integer := 0;
   r record;
+  log_ids uuid[];
+  log_query bytea;   -- none: not a search
 BEGIN
-  PERFORM memoriesdb.check_traversal(max_depth, NULL, 'both');
-  IF uid IS NULL OR NOT memoriesdb.visible_to(from_id, uid) THEN PERFORM memoriesdb.raise_not_found('memory', from_id); END IF;
-  IF NOT memoriesdb.visible_to(to_id, uid) THEN PERFORM memoriesdb.raise_not_found('memory', to_id); END IF;
+  PERFORM memoriesdb_internal.check_traversal(max_depth, NULL, 'both');
+  IF uid IS NULL OR NOT memoriesdb_internal.visible_to(from_id, uid) THEN PERFORM memoriesdb_internal.raise_not_found('memory', from_id); END IF;
+  IF NOT memoriesdb_internal.visible_to(to_id, uid) THEN PERFORM memoriesdb_internal.raise_not_found('memory', to_id); END IF;
   IF from_id = to_id THEN
     RETURN QUERY SELECT 0, from_id, NULL::uuid, NULL::text;
+    log_ids := ARRAY[from_id];
+    PERFORM memoriesdb_internal.record_read('path', log_ids, log_query);
     RETURN;
   END IF;
   -- breadth first, so the first path that reaches to_id is a shortest one
@@ -123,13 +130,15 @@ BEGIN
        WHERE w.hops < max_depth AND w.node <> to_id
          AND NOT g.neighbor_id = ANY (w.path)
          AND EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = g.edge_id)
-         AND memoriesdb.visible_to(g.neighbor_id, uid))
+         AND memoriesdb_internal.visible_to(g.neighbor_id, uid))
     SELECT * FROM walk WHERE hops > 0
   LOOP
     steps := steps + 1;
     IF r.node = to_id THEN
       RETURN QUERY SELECT s.i - 1, r.path[s.i], CASE WHEN s.i > 1 THEN r.edges[s.i - 1] END, CASE WHEN s.i > 1 THEN r.types[s.i - 1] END
                      FROM generate_subscripts(r.path, 1) AS s(i) ORDER BY s.i;
+      log_ids := r.path;   -- one access log entry: the memories on the path
+      PERFORM memoriesdb_internal.record_read('path', log_ids, log_query);
       RETURN;
     END IF;
     IF steps > max_rows THEN
@@ -137,11 +146,12 @@ BEGIN
         DETAIL = format('more than %s steps', max_rows), HINT = 'lower max_depth or raise config graph_max_rows';
     END IF;
   END LOOP;
+  log_ids := ARRAY[from_id, to_id];   -- no path: both ends were still read
+  PERFORM memoriesdb_internal.record_read('path', log_ids, log_query);
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.path(uuid, uuid, integer) IS
-  'A shortest chain of links from from_id to to_id (edges followed either way), through visible memories only: step 0 is from_id, each later step names the edge taken. No rows when there is none within max_depth. Bounded like neighbors(); reads memory_graph (see neighbors()).';
+  'A shortest chain of links from from_id to to_id (edges followed either way), through visible memories only: step 0 is from_id, each later step names the edge taken. No rows when there is none within max_depth. Bounded like neighbors(); reads memory_graph (see neighbors()). One access log entry per call (the memories on the path, or both ends); a refusal is logged too.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.run_vindexing(worker text DEFAULT NULL)
 RETURNS TABLE (refreshed boolean, rows_coalesced integer, duration_ms double precision)
@@ -157,7 +167,7 @@ BEGIN
     RETURN QUERY SELECT false, 0, 0::float8;
     RETURN;
   END IF;
-  WITH drained AS (DELETE FROM memoriesdb.vindexing_schedule RETURNING 1) SELECT count(*) INTO n FROM drained;
+  WITH drained AS (DELETE FROM memoriesdb.vindexing_schedule RETURNING 1) SELECT count(*)::integer INTO n FROM drained;
   IF n = 0 THEN
     RETURN QUERY SELECT false, 0, 0::float8;
     RETURN;
@@ -168,9 +178,7 @@ BEGIN
   RETURN QUERY SELECT true, n, (extract(epoch FROM clock_timestamp() - started) * 1000)::float8;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.run_vindexing(text) IS
   'Worker: drains every pending vindexing_schedule row into one REFRESH MATERIALIZED VIEW CONCURRENTLY memory_graph and records the run. Only one runs at a time (advisory lock); a concurrent call returns refreshed = false at once.';
 
-COMMENT ON FUNCTION memoriesdb_internal.check_traversal(integer, text[], text) IS NULL;
 COMMIT;

@@ -1,6 +1,6 @@
 -- share / unshare: grants give exactly what they say, until they expire.
 BEGIN;
-SELECT plan(24);
+SELECT plan(30);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -51,6 +51,24 @@ SELECT is(memoriesdb.unshare(:'a1', :'bob'), true, 'alice unshares a1');
 SELECT is(memoriesdb.unshare(:'a1', :'bob'), false, 'unsharing again reports there was no grant');
 SELECT tests.act_as(:'bob');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a1'), 'MDB03', 'memory not found', 'after unshare bob cannot recall');
+
+-- a grant ends when it says, even for a transaction that began before: the
+-- statement's clock decides, not the transaction's start
+SELECT tests.clear_context();
+SELECT tests.memory_of(:'alice', 'short-lived note') AS a4 \gset
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.share(:'a4', :'carol', 'write', clock_timestamp() + interval '300 milliseconds');
+SELECT tests.act_as(:'carol');
+SELECT is((SELECT content FROM memoriesdb.recall(:'a4')), 'short-lived note', 'carol reads a4 while the grant is valid');
+SELECT pg_sleep(0.4);
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a4'), 'MDB03', 'memory not found',
+  'the grant expired during this transaction: recall is refused');
+SELECT is((SELECT count(*) FROM memoriesdb.memories WHERE id = :'a4'), 0::bigint, 'nor does the table show it');
+SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, 'carol, too late') $$, :'a4'), 'MDB03', NULL,
+  'nor may carol revise it with her expired write grant');
+SELECT is_empty(format($$ SELECT * FROM memoriesdb.search_text('short-lived') WHERE id = %L $$, :'a4'),
+  'nor does search_text find it');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.neighbors(%L)', :'a4'), 'MDB03', NULL, 'nor may carol walk the graph from it');
 
 SELECT * FROM finish();
 ROLLBACK;

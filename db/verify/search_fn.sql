@@ -11,4 +11,5 @@ SELECT 'memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)'
 SELECT 'memoriesdb.search(public.vector, integer, jsonb, real)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.search(public.vector, integer, jsonb, real)'::regprocedure;
+SELECT 1/(strpos(prosrc, 'statement_timestamp()') > 0)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb_internal.visible_memories(uuid)'::regprocedure;
 ROLLBACK;

@@ -7,4 +7,5 @@ SELECT 'memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb_internal.text_ranking(text, integer, jsonb)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.search_text(text, integer, jsonb)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer)'::regprocedure;
+SELECT 1/(strpos(prosrc, 'statement_timestamp()') > 0)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[])'::regprocedure;
 ROLLBACK;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
 
@@ -76,3 +77,28 @@ def test_a_session_level_context_is_never_needed(database, user):
             conn.execute("SELECT memoriesdb.remember('mine')")
             assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0
+
+
+def test_no_login_can_take_the_ledgers_locks(database, user, settings, admin_conn):
+    """Advisory lock keys are public: the ledger must not serialise on them. A worker login (no write
+    rights at all) holding the keys v0.2.0 used must not stall a tenant's commit or the vindexing."""
+    uid, key = user
+    with psycopg.connect(settings.dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(7379, 1), pg_advisory_lock(7379, 2)")
+        with psycopg.connect(settings.app_dsn, autocommit=True, row_factory=dict_row) as app:
+            # a regression fails here instead of hanging (a COMMIT's deferred triggers run without
+            # statement_timeout: only lock_timeout bounds their wait)
+            app.execute("SET statement_timeout = '5s'; SET lock_timeout = '5s'")
+            with app.transaction():
+                app.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+                a = app.execute("SELECT memoriesdb.remember('committed past a held key') AS id").fetchone()["id"]
+                b = app.execute("SELECT memoriesdb.remember('and linked') AS id").fetchone()["id"]
+                app.execute("SELECT memoriesdb.link(%s, %s, 'related_to')", (a, b))
+        with psycopg.connect(settings.dsn, autocommit=True, row_factory=dict_row) as worker:
+            worker.execute("SET statement_timeout = '5s'; SET lock_timeout = '5s'")
+            run = worker.execute("SELECT * FROM memoriesdb.run_vindexing('test')").fetchone()
+        assert run["refreshed"], "vindexing ran although a client held the old advisory key"
+        for table in ("memoriesdb_internal.audit_seal_lock", "memoriesdb_internal.vindexing_lock"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                holder.execute(f"BEGIN; LOCK TABLE {table}; ROLLBACK")
+            holder.execute("ROLLBACK")
