@@ -63,7 +63,7 @@ echo "ok"
 
 if [ -d runner/tests ] && ls runner/tests/test_*.py >/dev/null 2>&1; then
   step "runner (pytest)"
-  MEMORIESDB_TEST_DB="$DB" .venv/bin/python -m pytest -q runner/tests
+  MEMORIESDB_PYTEST_DB="${DB}_pytest" .venv/bin/python -m pytest -q runner/tests
 fi
 
 step "all tests passed"

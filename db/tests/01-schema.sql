@@ -124,7 +124,9 @@ SELECT functions_are('memoriesdb', ARRAY[
   'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'revise',
   'forget', 'recall', 'verify', 'provenance', 'share', 'unshare', 'transfer', 'create_edge_type', 'link', 'unlink',
   'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',
-  'access_history', 'access_refusals', 'flush_access_log']);
+  'access_history', 'access_refusals', 'flush_access_log',
+  -- administrators only (no client role may execute them)
+  'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[
   'raise_not_found', 'stamp_row', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
   'audit_genesis', 'audit_seal_now', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'access_level',
@@ -132,7 +134,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter',
   'linked_ids', 'visible_memories', 'visible_count', 'query_fingerprint', 'vector_ranking', 'fulltext_candidates',
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
-  'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read']);
+  'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind']);
 SELECT is_empty($$
   SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
    WHERE has_schema_privilege(r, 'memoriesdb_internal', 'USAGE') $$,

@@ -10,4 +10,6 @@ psql -v ON_ERROR_STOP=1 -U "${POSTGRES_USER:-postgres}" -d "${POSTGRES_DB:-memor
   -v runner_pw="${MEMORIESDB_RUNNER_PASSWORD:-runner}" -v client_pw="${MEMORIESDB_CLIENT_PASSWORD:-client}" <<'SQL'
 CREATE ROLE memoriesdb_runner LOGIN PASSWORD :'runner_pw' IN ROLE memoriesdb_worker;
 CREATE ROLE memoriesdb_client LOGIN PASSWORD :'client_pw' IN ROLE memoriesdb_app;
+-- each login's time bounds (config login_bounds): a role's settings do not reach its logins
+SELECT memoriesdb.configure_login('memoriesdb_runner'), memoriesdb.configure_login('memoriesdb_client');
 SQL

@@ -61,3 +61,4 @@ def ensure_local_logins(admin_dsn: str) -> None:
             if not conn.execute(q("role_exists"), {"role": login}).fetchone():
                 conn.execute(composed("create_login", login=login))
             conn.execute(composed("grant_role", role=role, login=login))
+            conn.execute(q("configure_login"), {"login": login})  # its role's time bounds, in this database

@@ -114,6 +114,9 @@ CREATE ROLE {login} LOGIN;
 -- name: grant_role
 GRANT {role} TO {login};
 
+-- name: configure_login
+SELECT memoriesdb.configure_login(%(login)s);
+
 -- ---------------------------------------------------------------------------------------------
 -- PgBouncer's admin console (simple query protocol), for status.py
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
+import psycopg.types.json
 import pytest
 from psycopg.rows import dict_row
 
@@ -102,3 +104,33 @@ def test_no_login_can_take_the_ledgers_locks(database, user, settings, admin_con
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 holder.execute(f"BEGIN; LOCK TABLE {table}; ROLLBACK")
             holder.execute("ROLLBACK")
+
+
+def test_client_logins_are_time_bounded(database, settings, admin_conn):
+    """The local logins get their role's bounds; an idle open transaction of an application login
+    ends at idle_in_transaction_session_timeout (so it cannot hold locks or snapshots for ever)."""
+    bounds = admin_conn.execute("SELECT memoriesdb.setting('login_bounds') AS b").fetchone()["b"]
+    with psycopg.connect(settings.app_dsn, autocommit=True) as app:
+        assert app.execute("SHOW statement_timeout").fetchone()[0] == bounds["memoriesdb_app"]["statement_timeout"]
+        assert app.execute("SHOW lock_timeout").fetchone()[0] == bounds["memoriesdb_app"]["lock_timeout"]
+    assert not admin_conn.execute("SELECT * FROM memoriesdb.unbounded_logins()").fetchall()
+    login, idle = "t_bounded_idle", ["memoriesdb_app", "idle_in_transaction_session_timeout"]
+    admin_conn.execute(f"DROP ROLE IF EXISTS {login}")
+    admin_conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE memoriesdb_app")
+    try:
+        with admin_conn.transaction():  # a short idle bound for this login only
+            admin_conn.execute(
+                "UPDATE memoriesdb.config SET value = jsonb_set(value, %s, '\"1s\"') WHERE key = 'login_bounds'", (idle,)
+            )
+            admin_conn.execute("SELECT memoriesdb.configure_login(%s)", (login,))
+            admin_conn.execute(
+                "UPDATE memoriesdb.config SET value = jsonb_set(value, %s, %s) WHERE key = 'login_bounds'",
+                (idle, psycopg.types.json.Jsonb(bounds["memoriesdb_app"]["idle_in_transaction_session_timeout"])),
+            )
+        with psycopg.connect(psycopg.conninfo.make_conninfo(settings.app_dsn, user=login)) as conn:
+            conn.execute("SELECT 1")  # opens a transaction (not autocommit) and leaves it idle
+            time.sleep(2.5)
+            with pytest.raises((psycopg.errors.IdleInTransactionSessionTimeout, psycopg.OperationalError)):
+                conn.execute("SELECT 1")
+    finally:
+        admin_conn.execute(f"DROP ROLE IF EXISTS {login}")
