@@ -28,11 +28,13 @@ CREATE OR REPLACE FUNCTION memoriesdb.configure_login(login name) RETURNS text[]
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- VOLATILE although plpgsql_check cannot see why: its ALTER ROLE is dynamic SQL
+-- @plpgsql_check_options: performance_warnings = false
 DECLARE
   kind name;
   bounds jsonb;
   s record;
-  applied text[] := '{}';
+  applied text[] := '{}'::text[];
 BEGIN
   IF login IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles AS r WHERE r.rolname = login AND r.rolcanlogin) THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'unknown login', DETAIL = format('login %L', login),
