@@ -1,0 +1,124 @@
+"""What do the bounds cost on the normal path (issue 13)? remember(), search() and search_text()
+p50/p99 on a ledger deployed at a baseline tag (default @v0.2.0) and one at HEAD, with the same
+data, measured in the same run, interleaved call by call (so both see the same machine load).
+
+Usage: .venv/bin/python bench/bounds.py [--base @v0.2.0] [--memories 5000] [--calls 400]
+Writes bench/results/bounds.md (and prints it). Uses databases memoriesdb_bench_bounds_{base,head}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = "amber basalt cobalt dune ember fjord garnet harbor iris jade kelp lagoon marble nectar onyx pearl".split()
+
+
+def p99(xs: list[float]) -> float:
+    return sorted(xs)[min(len(xs) - 1, round(0.99 * (len(xs) - 1)))]
+
+
+def text(rng: np.random.Generator, n: int = 12) -> str:
+    return " ".join(rng.choice(WORDS, n))
+
+
+def build(host: str, db: str, to: str | None, memories: int, dim: int) -> tuple[str, str]:
+    """A fresh ledger with one tenant of `memories` embedded memories; returns (dsn, user id)."""
+    with psycopg.connect(f"postgresql://postgres@{host}/postgres", autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {db}")
+    cmd = ["sqitch", "--quiet", "deploy", f"db:pg://postgres@{host}/{db}"] + (["--to", to] if to else [])
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    dsn = f"postgresql://postgres@{host}/{db}"
+    rng = np.random.default_rng(5)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        register_vector(c)
+        uid = c.execute("SELECT memoriesdb.create_user('bench')").fetchone()[0]
+        with c.transaction():
+            c.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+            for _ in range(memories):
+                c.execute("SELECT memoriesdb.remember(%s)", (text(rng),))
+        with c.transaction():
+            c.execute("SET LOCAL ROLE memoriesdb_worker")
+            jobs = c.execute(
+                "SELECT memory_id, lease_id FROM memoriesdb.claim_embedding_jobs(%s, '5 minutes', 'bench')", (memories,)
+            ).fetchall()
+            vecs = rng.standard_normal((len(jobs), dim)).astype(np.float32)
+            c.execute(
+                "SELECT memoriesdb.complete_embedding_jobs(%s, %s, %s, 'bench')",
+                ([j[0] for j in jobs], [j[1] for j in jobs], [v / np.linalg.norm(v) for v in vecs]),
+            )
+        c.execute("ANALYZE")
+    return dsn, str(uid)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", default="@v0.2.0")
+    ap.add_argument("--memories", type=int, default=5000)
+    ap.add_argument("--calls", type=int, default=400)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--host", default="127.0.0.1")
+    args = ap.parse_args()
+    ledgers = {
+        "base": build(args.host, "memoriesdb_bench_bounds_base", args.base, args.memories, args.dim),
+        "head": build(args.host, "memoriesdb_bench_bounds_head", None, args.memories, args.dim),
+    }
+    calls = {
+        "remember": lambda c, rng: c.execute("SELECT memoriesdb.remember(%s)", (text(rng),)),
+        "search": lambda c, rng: c.execute(
+            "SELECT id FROM memoriesdb.search(%s, 10)", (rng.standard_normal(args.dim).astype(np.float32),)
+        ).fetchall(),
+        "search_text": lambda c, rng: c.execute("SELECT id FROM memoriesdb.search_text(%s, 10)", (text(rng, 3),)).fetchall(),
+    }
+    times = {(k, name): [] for k in ledgers for name in calls}
+    conns = {}
+    for k, (dsn, _uid) in ledgers.items():
+        conns[k] = psycopg.connect(dsn, autocommit=True)
+        register_vector(conns[k])
+        conns[k].execute("SET ROLE memoriesdb_app")
+    rng = np.random.default_rng(9)
+    for i in range(args.calls):
+        for name, call in calls.items():
+            order = list(ledgers) if i % 2 == 0 else list(reversed(list(ledgers)))
+            for k in order:
+                c, uid = conns[k], ledgers[k][1]
+                t = time.perf_counter()
+                with c.transaction():
+                    c.execute("SELECT set_config('app.current_user', %s, true)", (uid,))
+                    call(c, rng)
+                times[(k, name)].append((time.perf_counter() - t) * 1000)
+    for c in conns.values():
+        c.close()
+    out = [
+        "# The bounds on the normal path",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}, `bench/bounds.py`: one tenant of {args.memories} embedded memories, "
+        f"{args.calls} calls of each function per ledger, interleaved call by call; base = `{args.base}`, head = this checkout. "
+        "Each call timed as its whole transaction: context, call, COMMIT (where remember() seals its audit rows).",
+        "",
+        "| call | base p50 ms | head p50 ms | head / base (p50) | base p99 ms | head p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in calls:
+        b, h = times[("base", name)], times[("head", name)]
+        out.append(
+            f"| {name} | {statistics.median(b):.2f} | {statistics.median(h):.2f} | "
+            f"{statistics.median(h) / statistics.median(b):.2f} | {p99(b):.2f} | {p99(h):.2f} |"
+        )
+    text_out = "\n".join(out) + "\n"
+    (ROOT / "bench/results/bounds.md").write_text(text_out)
+    print(text_out)
+
+
+if __name__ == "__main__":
+    main()
