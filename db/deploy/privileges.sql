@@ -1,7 +1,6 @@
 -- Deploy memoriesdb:privileges to pg
--- requires: access_log_fn
--- requires: memory_graph
--- requires: search_text_fn
+-- requires: privileges@v0.2.0
+-- requires: embedding_queue
 -- The security model in one place: everything any role other than an object's
 -- owner may do in this database. Re-deployable: it first takes every privilege
 -- back, then grants exactly what is listed here, so the list below is the whole
@@ -101,6 +100,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text),
   memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text),
   memoriesdb.fail_embedding_job(uuid, uuid, text, boolean), memoriesdb.release_embedding_jobs(uuid[], uuid[]),
+  memoriesdb.renew_embedding_leases(uuid[], uuid[], interval),
   memoriesdb.reclaim_expired_embedding_leases(), memoriesdb.requeue_dead_embedding_jobs(),
   memoriesdb.dead_embedding_jobs(integer), memoriesdb.embedding_models(), memoriesdb.embedding_queue_status(),
   memoriesdb.run_vindexing(text), memoriesdb.vindexing_status(),

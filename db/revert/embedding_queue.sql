@@ -1,11 +1,13 @@
 -- Revert memoriesdb:embedding_queue from pg
--- Back to the released functions of embedding_queue (v0.1.0): their bodies, as embedding_queue@v0.1.0.sql
--- wrote them; the helpers they name move back to schema memoriesdb when
--- internal_schema is reverted, so bodies are not checked here.
+-- Back to the functions of embedding_queue as v0.2.0 released them (embedding_queue@v0.2.0.sql):
+-- renew_embedding_leases() and the checked_lease() helper go, claim_embedding_jobs() is uncapped again.
 BEGIN;
-SET LOCAL check_function_bodies = off;
 SET LOCAL ROLE memoriesdb_owner;
 
+DROP FUNCTION memoriesdb.renew_embedding_leases(uuid[], uuid[], interval);
+DROP FUNCTION memoriesdb_internal.checked_lease(interval);
+
+-- enqueue ------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION memoriesdb_internal.enqueue_embedding() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -19,7 +21,6 @@ BEGIN
   RETURN NULL;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb_internal.enqueue_embedding() IS
   'Trigger: a new memory or new content puts (or refreshes) the memory''s one embedding job. A job already leased keeps its lease; its completion will find the content changed and re-queue it.';
 
@@ -32,7 +33,10 @@ BEGIN
   RETURN NULL;
 END
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.notify_embedding() IS
+  'Trigger: NOTIFY memoriesdb_embedding when jobs become ready, so that listening workers wake at once (one notification per transaction).';
 
+-- worker functions -----------------------------------------------------------
 CREATE OR REPLACE FUNCTION memoriesdb.claim_embedding_jobs(batch_size integer DEFAULT 32,
                                                lease interval DEFAULT '5 minutes',
                                                worker text DEFAULT NULL)
@@ -68,7 +72,6 @@ BEGIN
     FROM leased AS l JOIN memoriesdb.memories AS m ON m.id = l.memory_id;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.claim_embedding_jobs(integer, interval, text) IS
   'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content. A worker that dies loses nothing: once the lease expires another worker claims the job again.';
 
@@ -99,7 +102,6 @@ BEGIN
   END IF;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb_internal.check_embedding(public.vector) IS
   'Raises MDB11 unless the vector has the deployed dimension, is finite and is not zero.';
 
@@ -119,7 +121,7 @@ BEGIN
   IF job.memory_id IS NULL THEN
     RETURN 'lease_lost';   -- expired and re-leased, released, or the memory was forgotten
   END IF;
-  PERFORM memoriesdb.check_embedding(complete_embedding_job.embedding);
+  PERFORM memoriesdb_internal.check_embedding(complete_embedding_job.embedding);
   IF complete_embedding_job.model IS NULL OR btrim(complete_embedding_job.model) = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required';
   END IF;
@@ -142,7 +144,6 @@ BEGIN
   RETURN CASE WHEN stored = 1 THEN 'stored_requeued' ELSE 'stale' END;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text) IS
   'Worker: stores a leased job''s embedding (L2-normalised) with its model name, only if the memory''s content hash still matches the one claimed; otherwise the vector is discarded and the job re-queued (stale). Returns stored, stored_requeued, stale or lease_lost. MDB11 for a wrong-dimension, NaN or zero vector.';
 
@@ -164,12 +165,12 @@ BEGIN
   END IF;
   -- every vector checked first (MDB11 names the first bad one); then the whole
   -- batch in four set-based statements instead of four per job
-  SELECT min(u.i) INTO bad FROM unnest(embeddings) WITH ORDINALITY AS u(e, i)
+  SELECT min(u.i)::integer INTO bad FROM unnest(embeddings) WITH ORDINALITY AS u(e, i)
    WHERE u.e IS NULL OR public.vector_dims(u.e) <> (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
                                                    WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding')
       OR public.vector_norm(u.e) IN (0, 'NaN'::float8, 'Infinity'::float8);
   IF bad IS NOT NULL THEN
-    PERFORM memoriesdb.check_embedding(embeddings[bad]);
+    PERFORM memoriesdb_internal.check_embedding(embeddings[bad]);
   END IF;
   RETURN QUERY
   WITH input AS (
@@ -206,7 +207,6 @@ BEGIN
     FROM input AS i;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text) IS
   'Worker: complete_embedding_job() for a whole batch in one round trip and a few set-based statements; returns each job''s outcome (stored, stored_requeued, stale, lease_lost). MDB11 for any bad vector (nothing of the batch is stored then).';
 
@@ -241,7 +241,6 @@ BEGIN
   RETURN 'retry';
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.fail_embedding_job(uuid, uuid, text, boolean) IS
   'Worker: records a failed attempt. Permanent errors, and the last allowed attempt (config max_attempts), make the job dead with its error kept; others are retried after an exponential backoff. Returns retry, dead or lease_lost.';
 
@@ -258,7 +257,6 @@ AS $$
     RETURNING 1)
   SELECT count(*)::int FROM released
 $$;
-
 COMMENT ON FUNCTION memoriesdb.release_embedding_jobs(uuid[], uuid[]) IS
   'Worker: gives leased jobs back unworked (a worker stopping on SIGTERM); the attempt is not counted.';
 
@@ -277,7 +275,6 @@ AS $$
     RETURNING 1)
   SELECT count(*)::int FROM expired
 $$;
-
 COMMENT ON FUNCTION memoriesdb.reclaim_expired_embedding_leases() IS
   'Worker: frees jobs whose lease expired (their worker died); a job that used up its attempts this way becomes dead. claim_embedding_jobs() also takes expired leases, so this is housekeeping, not a requirement.';
 
@@ -290,7 +287,6 @@ AS $$
      WHERE s.dead_at IS NOT NULL RETURNING 1)
   SELECT count(*)::int FROM revived
 $$;
-
 COMMENT ON FUNCTION memoriesdb.requeue_dead_embedding_jobs() IS 'Operator: puts every dead job back in the queue (after fixing the provider); last_error is kept until the next attempt.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.embedding_queue_status()
@@ -304,7 +300,6 @@ AS $$
          min(s.created_at) FILTER (WHERE s.dead_at IS NULL)
     FROM memoriesdb.embedding_schedule AS s
 $$;
-
 COMMENT ON FUNCTION memoriesdb.embedding_queue_status() IS 'Queue depths: pending (including expired leases), leased, dead; and the age of the oldest live job.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.dead_embedding_jobs(max_rows integer DEFAULT 20)
@@ -315,7 +310,6 @@ AS $$
   SELECT s.memory_id, s.attempts, s.dead_at, s.last_error FROM memoriesdb.embedding_schedule AS s
    WHERE s.dead_at IS NOT NULL ORDER BY s.dead_at DESC LIMIT max_rows
 $$;
-
 COMMENT ON FUNCTION memoriesdb.dead_embedding_jobs(integer) IS 'Dead jobs with their errors, newest first.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.embedding_models()
@@ -326,8 +320,6 @@ AS $$
   SELECT m.embedding_model, count(*), max(m.embedded_at) FROM memoriesdb.memories AS m
    WHERE m.embedding_model IS NOT NULL GROUP BY 1 ORDER BY 2 DESC
 $$;
-
 COMMENT ON FUNCTION memoriesdb.embedding_models() IS 'How many memories carry an embedding from each model (no tenant data).';
 
-COMMENT ON FUNCTION memoriesdb_internal.notify_embedding() IS NULL;
 COMMIT;

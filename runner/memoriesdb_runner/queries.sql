@@ -15,6 +15,14 @@ SELECT (memoriesdb.setting('embedding_dim'))::int AS dim;
 SELECT memory_id, lease_id, content, attempts
   FROM memoriesdb.claim_embedding_jobs(%(batch_size)s, make_interval(secs => %(lease_seconds)s), %(worker)s);
 
+-- name: embedding_caps
+-- what one claim may take (config, worker_bounds); NULL on a ledger older than v0.3
+SELECT (memoriesdb.setting('embedding_max_batch_size'))::int AS max_batch_size,
+       (memoriesdb.setting('embedding_max_lease_seconds'))::float8 AS max_lease_seconds;
+
+-- name: renew_embedding_leases
+SELECT memoriesdb.renew_embedding_leases(%(memory_ids)s::uuid[], %(lease_ids)s::uuid[], make_interval(secs => %(lease_seconds)s)) AS renewed;
+
 -- name: complete_embedding_jobs
 SELECT memory_id, outcome
   FROM memoriesdb.complete_embedding_jobs(%(memory_ids)s::uuid[], %(lease_ids)s::uuid[], %(embeddings)s::vector[], %(model)s);

@@ -11,7 +11,7 @@ from . import db, metrics
 from .providers import make_provider
 from .settings import Settings
 from .vindex import VindexWorker
-from .worker import EmbedWorker, check_dimension
+from .worker import EmbedWorker, check_bounds, check_dimension
 
 log = structlog.get_logger("memoriesdb")
 
@@ -67,7 +67,8 @@ async def run_embed_workers(
     pool = db.make_pool(settings.dsn, max_size=settings.concurrency + 2)
     await pool.open(wait=True)
     try:
-        dim = await check_dimension(pool, provider, settings.max_retries)  # before any job is claimed
+        await check_bounds(pool, settings)  # before any job is claimed
+        dim = await check_dimension(pool, provider, settings.max_retries)
         metrics.READY.set()
         log.info(
             "embedding worker ready",

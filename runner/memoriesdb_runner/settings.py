@@ -32,7 +32,10 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     request_timeout: float = 60.0
 
-    batch_size: int = 32
+    batch_size: int = 32  # at most the ledger's embedding_max_batch_size (256 by default)
+    # A claimed job is another worker's this long after the worker's last sign of life: the worker
+    # renews its batch's leases every lease_seconds/3 while it embeds. At most the ledger's
+    # embedding_max_lease_seconds (900 by default).
     lease_seconds: int = 300
     concurrency: int = 1
     poll_seconds: float = 5.0

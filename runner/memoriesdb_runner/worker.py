@@ -55,6 +55,70 @@ async def check_dimension(pool: AsyncConnectionPool, provider: Provider, attempt
     return column_dim
 
 
+async def check_bounds(pool: AsyncConnectionPool, settings: Settings) -> None:
+    """Refuse to start when a claim would ask for more than the ledger lets one claim take (config
+    embedding_max_batch_size, embedding_max_lease_seconds): every claim would be refused (MDB12)."""
+    async with pool.connection() as conn:
+        caps = await db.row(conn, "embedding_caps")
+    problems = []
+    if caps["max_batch_size"] is not None and settings.batch_size > caps["max_batch_size"]:
+        problems.append(
+            f"MEMORIESDB_BATCH_SIZE={settings.batch_size} is larger than the ledger lets one claim take "
+            f"(config embedding_max_batch_size = {caps['max_batch_size']})"
+        )
+    if caps["max_lease_seconds"] is not None and settings.lease_seconds > caps["max_lease_seconds"]:
+        problems.append(
+            f"MEMORIESDB_LEASE_SECONDS={settings.lease_seconds} is longer than the ledger grants "
+            f"(config embedding_max_lease_seconds = {caps['max_lease_seconds']:g}); the worker renews its "
+            "leases while it embeds, so a batch may take longer than one lease"
+        )
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+
+
+class LeaseKeeper:
+    """The heartbeat of one claimed batch: renews its leases every lease_seconds/3 until stopped,
+    so a batch that takes longer than one lease stays with its live worker, while a worker that
+    dies (or hangs outside the event loop) loses its jobs one lease after its last renewal."""
+
+    def __init__(self, worker: EmbedWorker, jobs: list[dict]):
+        self._worker = worker
+        self._leases = _leases(jobs)
+        self._held = len(jobs)
+        self._done = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop renewing (the batch is completed, failed or released); a renewal in flight is
+        let finish rather than cut mid-statement. Idempotent."""
+        self._done.set()
+        await self._task
+
+    async def _run(self) -> None:
+        every = self._worker.settings.lease_seconds / 3
+        while self._held:
+            try:
+                await asyncio.wait_for(self._done.wait(), timeout=every)
+                return
+            except TimeoutError:
+                pass
+            try:
+                async with self._worker.pool.connection() as conn:
+                    renewed = (
+                        await db.row(
+                            conn, "renew_embedding_leases", **self._leases, lease_seconds=self._worker.settings.lease_seconds
+                        )
+                    )["renewed"]
+            except Exception as exc:  # the next beat tries again; the lease still has 2/3 of its length
+                log.warning("lease renewal failed", jobs=self._held, error=str(exc))
+                continue
+            if renewed < self._held:
+                # expired before this beat (the worker stalled a whole lease) and maybe re-claimed:
+                # those jobs' completions will come back lease_lost
+                log.warning("leases lost while embedding", held=self._held, renewed=renewed)
+                self._held = renewed
+
+
 class EmbedWorker:
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, provider: Provider, name: str | None = None):
         self.settings = settings
@@ -109,29 +173,39 @@ class EmbedWorker:
             await self.flush()  # storing may re-queue stale jobs: look again
             return await self.run_once(stop)
         started = time.perf_counter()
-        embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
-        if stop is not None:
-            stopper = asyncio.create_task(stop.wait())
-            await asyncio.wait([embed, stopper], return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if not embed.done():
-                # SIGTERM mid-batch: give the provider a moment, else hand the batch back
-                await asyncio.wait([embed], timeout=10)
-                if not embed.done():
-                    embed.cancel()
-                    await self._release(jobs)
-                    return len(jobs)
+        keeper = LeaseKeeper(self, jobs)  # renews the batch's leases until it is stored, failed or released
+        handed_over = False
         try:
-            vectors = await embed
-        except PermanentProviderError as exc:
-            await self._fail(jobs, str(exc), permanent=True)
+            embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
+            if stop is not None:
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait([embed, stopper], return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if not embed.done():
+                    # SIGTERM mid-batch: give the provider a moment, else hand the batch back
+                    await asyncio.wait([embed], timeout=10)
+                    if not embed.done():
+                        embed.cancel()
+                        await keeper.stop()
+                        await self._release(jobs)
+                        return len(jobs)
+            try:
+                vectors = await embed
+            except PermanentProviderError as exc:
+                await keeper.stop()
+                await self._fail(jobs, str(exc), permanent=True)
+                return len(jobs)
+            except TransientProviderError as exc:
+                await keeper.stop()
+                await self._fail(jobs, f"gave up after {self.settings.max_retries} tries: {exc}", permanent=False)
+                return len(jobs)
+            await self.flush()  # the leases are still renewed while the previous batch is stored
+            self._storing = asyncio.create_task(self._complete(jobs, vectors, started, keeper))
+            handed_over = True
             return len(jobs)
-        except TransientProviderError as exc:
-            await self._fail(jobs, f"gave up after {self.settings.max_retries} tries: {exc}", permanent=False)
-            return len(jobs)
-        await self.flush()
-        self._storing = asyncio.create_task(self._complete(jobs, vectors, started))
-        return len(jobs)
+        finally:
+            if not handed_over:
+                await keeper.stop()
 
     async def _embed_with_retries(self, texts: list[str]) -> np.ndarray:
         async for attempt in _retrying(self.settings.max_retries):
@@ -141,7 +215,10 @@ class EmbedWorker:
                 return await self.provider.embed(texts)
         raise AssertionError("unreachable")
 
-    async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float) -> None:
+    async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float, keeper: LeaseKeeper) -> None:
+        # no renewal races the completion (which deletes or re-queues the jobs): a renewal
+        # leaves at least 2/3 of a lease, and completing is one statement
+        await keeper.stop()
         async with self.pool.connection() as conn:
             rows = await db.rows(
                 conn,
@@ -173,7 +250,7 @@ class EmbedWorker:
 
 
 def _leases(jobs: list[dict]) -> dict[str, list]:
-    """The claimed jobs as the parallel arrays complete and release take."""
+    """The claimed jobs as the parallel arrays complete, renew and release take."""
     return {"memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs]}
 
 

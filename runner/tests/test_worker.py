@@ -282,3 +282,68 @@ def test_sigterm_releases_the_batch_and_exits_cleanly(settings, admin_conn, user
         "SELECT lease_id, attempts FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s)", (ids,)
     ).fetchall()
     assert len(jobs) == 5 and all(j["lease_id"] is None and j["attempts"] == 0 for j in jobs), jobs
+
+
+def test_a_batch_that_outlasts_its_lease_stays_with_its_live_worker(settings, admin_conn, user, fake_ollama):
+    """A live worker renews its leases while the provider works: a batch taking longer than the
+    lease is not handed to another worker, and is stored by the worker that claimed it."""
+    uid, _ = user
+    texts = [f"slow batch {i}" for i in range(5)]
+    ids = remember(admin_conn, uid, *texts)
+    fake_ollama.delay = 5  # the provider takes the lease's length twice over
+    settings.lease_seconds = 2
+
+    def leases():
+        return {
+            r["memory_id"]: (r["lease_id"], r["live"])
+            for r in admin_conn.execute(
+                "SELECT memory_id, lease_id, lease_until > now() AS live FROM memoriesdb.embedding_schedule"
+                " WHERE memory_id = ANY(%s)",
+                (ids,),
+            ).fetchall()
+        }
+
+    async def scenario():
+        stop_first = asyncio.Event()
+        first = asyncio.create_task(drain(settings, stop=stop_first))
+        await asyncio.to_thread(_wait_leased, admin_conn, ids)
+        claimed = await asyncio.to_thread(leases)
+        # a second worker, looking for ready jobs the whole time the first one embeds
+        stop = asyncio.Event()
+        pool = db.make_pool(settings.dsn)
+        await pool.open()
+        provider = OllamaProvider(settings)
+        second = EmbedWorker(settings, pool, provider, name="second")
+        task = asyncio.create_task(second.run(stop))
+        await asyncio.sleep(3)  # past the lease the batch was claimed with
+        held = await asyncio.to_thread(leases)
+        if held != claimed:
+            # lost: without renewal the two workers take the batch from each other forever
+            stop_first.set()
+        done = await first
+        stop.set()
+        await task
+        await pool.close()
+        await provider.aclose()
+        return claimed, held, done, second.done
+
+    claimed, held, done, stolen = asyncio.run(scenario())
+    assert len(claimed) == 5 and all(live for _, live in claimed.values())
+    assert held == claimed, "past the first lease, the same leases are still held, and live"
+    assert stolen == 0, "the second worker got none of the batch"
+    assert done == 5, "the worker that claimed the batch stored it"
+    assert sorted(fake_ollama.embedded_texts()) == sorted(texts), "each text embedded once"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "key"),
+    [("lease_seconds", 3600, "embedding_max_lease_seconds"), ("batch_size", 10000, "embedding_max_batch_size")],
+)
+def test_a_worker_configured_beyond_the_caps_refuses_to_start(settings, admin_conn, user, fake_ollama, field, value, key):
+    uid, _ = user
+    [m] = remember(admin_conn, uid, "not for a greedy worker")
+    setattr(settings, field, value)
+    with pytest.raises(ConfigurationError, match=key):
+        asyncio.run(drain(settings))
+    job = job_of(admin_conn, m)
+    assert job["attempts"] == 0 and job["lease_id"] is None, "no job was claimed"

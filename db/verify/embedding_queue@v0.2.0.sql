@@ -1,0 +1,16 @@
+-- Verify memoriesdb:embedding_queue on pg
+BEGIN;
+SELECT 'memoriesdb_internal.enqueue_embedding()'::regprocedure;
+SELECT 'memoriesdb_internal.notify_embedding()'::regprocedure;
+SELECT 'memoriesdb.claim_embedding_jobs(integer, interval, text)'::regprocedure;
+SELECT 'memoriesdb_internal.check_embedding(public.vector)'::regprocedure;
+SELECT 'memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text)'::regprocedure;
+SELECT 'memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text)'::regprocedure;
+SELECT 'memoriesdb.fail_embedding_job(uuid, uuid, text, boolean)'::regprocedure;
+SELECT 'memoriesdb.release_embedding_jobs(uuid[], uuid[])'::regprocedure;
+SELECT 'memoriesdb.reclaim_expired_embedding_leases()'::regprocedure;
+SELECT 'memoriesdb.requeue_dead_embedding_jobs()'::regprocedure;
+SELECT 'memoriesdb.embedding_queue_status()'::regprocedure;
+SELECT 'memoriesdb.dead_embedding_jobs(integer)'::regprocedure;
+SELECT 'memoriesdb.embedding_models()'::regprocedure;
+ROLLBACK;
