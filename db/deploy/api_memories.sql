@@ -48,7 +48,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   max_bytes bigint := memoriesdb.setting(limit_key)::bigint;
-  size bigint := octet_length(value::text);
+  size integer := octet_length(value::text);
 BEGIN
   IF size > max_bytes THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB05', MESSAGE = message,

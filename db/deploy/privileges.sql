@@ -1,6 +1,5 @@
 -- Deploy memoriesdb:privileges to pg
--- requires: access_log_fn
--- requires: memory_graph
+-- requires: privileges@v0.2.0
 -- requires: search_text_fn
 -- The security model in one place: everything any role other than an object's
 -- owner may do in this database. Re-deployable: it first takes every privilege
@@ -130,7 +129,8 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]),
   memoriesdb_internal.linked_ids(jsonb), memoriesdb_internal.visible_memories(uuid),
   memoriesdb_internal.visible_count(bigint),
-  memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[])
+  memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]),
+  memoriesdb_internal.trgm_key(text)
   TO memoriesdb_reader;
 
 -- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser).
