@@ -1,5 +1,6 @@
 -- Deploy memoriesdb:privileges to pg
--- requires: privileges@v0.2.0
+-- requires: access_log_fn
+-- requires: memory_graph
 -- requires: search_text_fn
 -- The security model in one place: everything any role other than an object's
 -- owner may do in this database. Re-deployable: it first takes every privilege
@@ -129,8 +130,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]),
   memoriesdb_internal.linked_ids(jsonb), memoriesdb_internal.visible_memories(uuid),
   memoriesdb_internal.visible_count(bigint),
-  memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]),
-  memoriesdb_internal.trgm_key(text)
+  memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[])
   TO memoriesdb_reader;
 
 -- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser).

@@ -40,8 +40,8 @@ CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON mem
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.audit_log FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.audit_seals FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
 
--- content_tsv: memories.content_tsv follows content (content_tsvector(): all of its full-text vector, or what fits)
-CREATE OR REPLACE TRIGGER content_tsv BEFORE INSERT OR UPDATE OF content ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.set_content_tsv();
+-- text_index: what the text indexes hold follows content (content_tsv, content_trgm: all of it, or what fits)
+CREATE OR REPLACE TRIGGER text_index BEFORE INSERT OR UPDATE OF content ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.set_text_index_columns();
 
 -- hash_row: each audit row hashes itself at insert
 CREATE OR REPLACE TRIGGER hash_row BEFORE INSERT ON memoriesdb.audit_log FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_hash_row();

@@ -1,14 +1,14 @@
 -- Revert memoriesdb:search_text_fn from pg
 -- Back to the functions of search_text_fn as released in v0.2.0 (search_text_fn@v0.2.0.sql):
--- text_ranking() orders by the whole content again; trgm_key(), content_tsvector() and
--- set_content_tsv(), new in this version, are dropped first (text_index_bounds and triggers,
--- reverted before this, no longer use them).
+-- text_ranking() orders by content again; set_text_index_columns(), trgm_prefix() and
+-- content_tsvector(), new in this version, are dropped first (triggers, reverted before
+-- this, no longer uses them).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
-DROP FUNCTION memoriesdb_internal.trgm_key(text);
+DROP FUNCTION memoriesdb_internal.set_text_index_columns();
+DROP FUNCTION memoriesdb_internal.trgm_prefix(text);
 DROP FUNCTION memoriesdb_internal.content_tsvector(text);
-DROP FUNCTION memoriesdb_internal.set_content_tsv();
 
 -- Full-text candidates for a large caller. @@ is not LEAKPROOF, so under RLS
 -- PostgreSQL must apply the policy before it and cannot use the GIN index; this

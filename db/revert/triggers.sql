@@ -1,10 +1,10 @@
 -- Revert memoriesdb:triggers from pg
--- Back to the triggers as released in v0.2.0 (triggers@v0.2.0.sql): content_tsv, new in this
+-- Back to the triggers as released in v0.2.0 (triggers@v0.2.0.sql): text_index, new in this
 -- version, is dropped (text_index_bounds, reverted before this, made content_tsv a generated column again).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
-DROP TRIGGER content_tsv ON memoriesdb.memories;
+DROP TRIGGER text_index ON memoriesdb.memories;
 
 -- stamp: created_*/updated_* from the clock and the context: every ledger table
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();

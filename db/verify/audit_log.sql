@@ -11,4 +11,5 @@ SELECT 'memoriesdb_internal.audit_strip(jsonb)'::regprocedure;
 SELECT 'memoriesdb_internal.audit_row()'::regprocedure;
 SELECT 'memoriesdb.verify_audit_chain()'::regprocedure;
 SELECT 'memoriesdb.audit_head()'::regprocedure;
+SELECT 1/(NOT memoriesdb_internal.audit_strip('{"content": "x", "content_trgm": "x", "content_tsv": "x"}') ? 'content_trgm')::int;
 ROLLBACK;

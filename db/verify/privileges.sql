@@ -10,5 +10,4 @@ SELECT 1/has_function_privilege('memoriesdb_worker', 'memoriesdb.claim_embedding
 SELECT 1/has_function_privilege('memoriesdb_auditor', 'memoriesdb.verify_audit_chain()', 'execute')::int;
 SELECT 1/(count(*) = 0)::int FROM pg_catalog.pg_proc AS p, aclexplode(p.proacl) AS a
  WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace) AND a.grantee = 0;
-SELECT 1/has_function_privilege('memoriesdb_reader', 'memoriesdb_internal.trgm_key(text)', 'execute')::int;
 ROLLBACK;

@@ -7,9 +7,9 @@ SELECT 'memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb_internal.text_ranking(text, integer, jsonb)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.search_text(text, integer, jsonb)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer)'::regprocedure;
-SELECT 'memoriesdb_internal.set_content_tsv()'::regprocedure;
--- the trigram key is the content itself for ordinary content, a bounded prefix for content with too many trigrams
-SELECT 1/(memoriesdb_internal.trgm_key('an ordinary memory') = 'an ordinary memory')::int;
-SELECT 1/(char_length(memoriesdb_internal.trgm_key(string_agg(md5(g::text), ' '))) = 1732)::int FROM generate_series(1, 2000) AS g;
+SELECT 'memoriesdb_internal.set_text_index_columns()'::regprocedure;
+-- the trigram index holds ordinary content itself, a bounded prefix of content with too many trigrams
+SELECT 1/(memoriesdb_internal.trgm_prefix('an ordinary memory') IS NULL)::int;
+SELECT 1/(char_length(memoriesdb_internal.trgm_prefix(string_agg(md5(g::text), ' '))) = 1732)::int FROM generate_series(1, 2000) AS g;
 SELECT 1/(memoriesdb_internal.content_tsvector('an ordinary memory') = to_tsvector('english'::regconfig, 'an ordinary memory'))::int;
 ROLLBACK;

@@ -2,5 +2,5 @@
 BEGIN;
 SELECT 1/(attgenerated = '')::int FROM pg_catalog.pg_attribute
  WHERE attrelid = 'memoriesdb.memories'::regclass AND attname = 'content_tsv';
-SELECT 1/(position('trgm_key(content)' in pg_get_indexdef('memoriesdb.memories_content_trgm'::regclass)) > 0)::int;
+SELECT 1/(position('COALESCE(content_trgm, content)' in pg_get_indexdef('memoriesdb.memories_content_trgm'::regclass)) > 0)::int;
 ROLLBACK;

@@ -1,0 +1,14 @@
+-- Verify memoriesdb:audit_log on pg
+BEGIN;
+SELECT 'memoriesdb_internal.audit_canonical(memoriesdb.audit_log)'::regprocedure;
+SELECT 'memoriesdb_internal.audit_hash_row()'::regprocedure;
+SELECT 'memoriesdb_internal.refuse_change()'::regprocedure;
+SELECT 'memoriesdb_internal.audit_seal_hash(memoriesdb.audit_seals)'::regprocedure;
+SELECT 'memoriesdb_internal.audit_genesis()'::regprocedure;
+SELECT 'memoriesdb_internal.audit_seal_now(xid8)'::regprocedure;
+SELECT 'memoriesdb_internal.audit_seal()'::regprocedure;
+SELECT 'memoriesdb_internal.audit_strip(jsonb)'::regprocedure;
+SELECT 'memoriesdb_internal.audit_row()'::regprocedure;
+SELECT 'memoriesdb.verify_audit_chain()'::regprocedure;
+SELECT 'memoriesdb.audit_head()'::regprocedure;
+ROLLBACK;
