@@ -104,7 +104,7 @@ long_base=$(psql -qX -d "$BASE" -c "BEGIN" -c "$long_sql" -c "ROLLBACK" 2>&1 | g
   printf '| measure | v0.2.0 | HEAD | HEAD / v0.2.0 |\n|---|---|---|---|\n'
   for script in remember.sql search.sql; do
     b=$(avg "$script" "$BASE"); h=$(avg "$script" "$HEAD")
-    printf '| %s tps | %.0f | %.0f | %.2f |\n' "${script%.sql}" "$b" "$h" "$(echo "$h / $b" | bc -l)"
+    printf '| %s tps | %.2f | %.2f | %.2f |\n' "${script%.sql}" "$b" "$h" "$(echo "$h / $b" | bc -l)"
   done
   printf '| upgrade s (v0.2.0: REINDEX of the trigram index; HEAD: sqitch deploy of the new changes) | %.2f | %.2f | %.2f |\n' \
     "$reindex" "$upgrade" "$(echo "$upgrade / $reindex" | bc -l)"
