@@ -4,8 +4,8 @@
 -- Live functions of the audit log and its hash chain: Row hashing, per-transaction seals, append-only enforcement, verify_audit_chain(), audit_head().
 -- Design of the chain: see the header of audit_log@v0.1.0.sql (tables, triggers).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework audit_log`.
--- Run once, by audit_log@v0.1.0.sql: tables audit_log and audit_seals, their indexes, policies and triggers. (The function bodies in that file are the released
--- versions, superseded by this file.)
+-- Run once, by audit_log@v0.1.0.sql: tables audit_log and audit_seals, their indexes, policies and triggers. (The function bodies
+-- in audit_log@v0.1.0.sql and audit_log@v0.2.0.sql are released versions, superseded by this file.)
 -- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
@@ -123,12 +123,12 @@ AS $$
   -- embeddings are replaced by their SHA-256 and derived search columns left
   -- out, so the log stays lean
   SELECT CASE WHEN j ? 'embedding'
-    THEN (j - 'embedding' - 'content_tsv') || jsonb_build_object('embedding_sha256',
+    THEN (j - 'embedding' - 'content_tsv' - 'content_trgm') || jsonb_build_object('embedding_sha256',
            CASE WHEN j->>'embedding' IS NOT NULL THEN encode(sha256(convert_to(j->>'embedding', 'UTF8')), 'hex') END)
-    ELSE j - 'content_tsv' END
+    ELSE j - 'content_tsv' - 'content_trgm' END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_strip(jsonb) IS
-  'Internal: a row image as the audit log keeps it: the embedding replaced by its SHA-256, derived search columns left out.';
+  'Internal: a row image as the audit log keeps it: the embedding replaced by its SHA-256, derived search columns (content_tsv, content_trgm) left out.';
 
 -- the generic row trigger every ledger table carries
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_row() RETURNS trigger

@@ -1,13 +1,101 @@
 -- Deploy memoriesdb:search_text_fn to pg
 -- requires: search_text_fn@v0.2.0
 -- requires: internal_schema
--- Live functions of text and hybrid search: search_text() over text_ranking(), search_hybrid() fusing both rankings.
+-- requires: text_index_columns
+-- Live functions of text and hybrid search: search_text() over text_ranking(), search_hybrid() fusing both rankings;
+-- what the text indexes hold of a memory: trgm_prefix() (memories.content_trgm) and content_tsvector() (memories.content_tsv).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_text_fn`.
--- Run once, by search_text_fn@v0.1.0.sql: column content_tsv, the trigram and full-text indexes, settings. (The function bodies in that file are the released
--- versions, superseded by this file.)
+-- Run once, by search_text_fn@v0.1.0.sql: column content_tsv, the trigram and full-text indexes, settings; by
+-- text_index_columns.sql and text_index_bounds.sql: column content_trgm, the trigram index on coalesce(content_trgm,
+-- content), content_tsv kept by a trigger. (The function
+-- bodies in search_text_fn@v0.1.0.sql and search_text_fn@v0.2.0.sql are released versions, superseded by this file.)
 -- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+
+-- An index row holds at most 8191 bytes: the trigram GiST entry of a memory (3 bytes a
+-- distinct trigram) overflows past ~2700 distinct trigrams, which 45 kB of prose does not
+-- reach but 20 kB of random words or identifiers does. The index holds
+-- coalesce(content_trgm, content), and content_trgm is trgm_prefix(content): NULL (the
+-- content itself) when its trigrams fit, else its first 1732 characters (which always fit:
+-- n characters have at most 1.5 n + 1 trigrams). Constants, not settings: the column is
+-- written when content is; changing them would change nothing already stored.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.trgm_prefix(content text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- at most 1732 bytes, so at most 1732 characters: at most 2599 trigrams
+  IF octet_length(content) <= 1732 THEN RETURN NULL; END IF;
+  IF coalesce(array_length(public.show_trgm(content), 1), 0) <= 2600 THEN RETURN NULL; END IF;
+  RETURN left(content, 1732);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.trgm_prefix(text) IS
+  'Internal: memories.content_trgm, what the trigram index holds instead of content: NULL (content itself) when content has at most 2600 distinct trigrams (any content up to 1732 bytes; typically 40 kB or more of prose), otherwise its first 1732 characters, so that no content under max_content_bytes overflows an index row.';
+
+-- PostgreSQL refuses a tsvector over 1 MB (of lexemes), which about 500 kB of distinct
+-- words reach. memories.content_tsv is content_tsvector(content), kept by the trigger
+-- text_index (triggers.sql): the whole full-text vector when it fits, as before.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.content_tsvector(content text) RETURNS tsvector
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v tsvector := ''::tsvector;
+  part tsvector;
+  chunk text;
+  pos integer := 1;
+  len integer;
+  cut integer;
+BEGIN
+  -- a token costs its tsvector at most a few times its own bytes: 64 kB of text cannot come
+  -- near 1 MB, so ordinary memories need no subtransaction
+  IF octet_length(content) <= 65536 THEN
+    RETURN to_tsvector('english'::regconfig, content);
+  END IF;
+  BEGIN
+    RETURN to_tsvector('english'::regconfig, content);
+  EXCEPTION WHEN program_limit_exceeded THEN
+    NULL;   -- too many distinct words for one tsvector: fall through
+  END;
+  -- the full-text vectors of successive chunks (of at most 16384 characters, cut after
+  -- white space so no word is split) from the start, while their sum fits
+  len := char_length(content);
+  WHILE pos <= len LOOP
+    chunk := substr(content, pos, 16384);
+    IF pos + 16384 <= len THEN
+      cut := char_length(substring(chunk FROM '^.*[[:space:]]'));
+      IF cut > 0 THEN chunk := left(chunk, cut); END IF;
+    END IF;
+    part := to_tsvector('english'::regconfig, chunk);
+    EXIT WHEN pg_column_size(v) + pg_column_size(part) > 1048575;   -- MAXSTRPOS, bounds the lexemes of a tsvector
+    v := v || part;
+    pos := pos + char_length(chunk);
+  END LOOP;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.content_tsvector(text) IS
+  'Internal: the full-text vector of a memory (memories.content_tsv): to_tsvector(''english'', content) when it fits PostgreSQL''s 1 MB tsvector limit (every memory of ordinary size), otherwise the vectors of the chunks of its content (16384 characters, cut at white space) from the start, as many as fit.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.set_text_index_columns() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF TG_OP = 'INSERT' OR NEW.content IS DISTINCT FROM OLD.content THEN
+    NEW.content_tsv := memoriesdb_internal.content_tsvector(NEW.content);
+    NEW.content_trgm := memoriesdb_internal.trgm_prefix(NEW.content);
+  ELSE   -- they follow content only, like the generated column content_tsv was
+    NEW.content_tsv := OLD.content_tsv;
+    NEW.content_trgm := OLD.content_trgm;
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.set_text_index_columns() IS
+  'Internal: trigger text_index on memories (INSERT, UPDATE OF content): content_tsv := content_tsvector(content) and content_trgm := trgm_prefix(content) when content is new or changed, else both stay as they were.';
 
 -- Full-text candidates for a large caller. @@ is not LEAKPROOF, so under RLS
 -- PostgreSQL must apply the policy before it and cannot use the GIN index; this
@@ -77,7 +165,7 @@ BEGIN
       WITH candidates AS (
         (SELECT m.id FROM memoriesdb.memories AS m
           WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
-          ORDER BY query OPERATOR(public.<<->) m.content
+          ORDER BY query OPERATOR(public.<<->) coalesce(m.content_trgm, m.content)   -- the index's expression
           LIMIT 4 * k)
         UNION
         SELECT unnest(memoriesdb_internal.fulltext_candidates(tsq, 4 * k, f, linked)))

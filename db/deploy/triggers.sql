@@ -1,6 +1,6 @@
 -- Deploy memoriesdb:triggers to pg
--- requires: access_log
--- requires: internal_schema
+-- requires: triggers@v0.2.0
+-- requires: search_text_fn
 -- Every trigger of the ledger's tables, in one place: which tables are stamped,
 -- audited, append-only, and which feed the queues. Re-deployable (CREATE OR
 -- REPLACE TRIGGER): change it with `sqitch rework triggers`. The tables' own
@@ -39,6 +39,9 @@ CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.u
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.access_log FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.audit_log FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.audit_seals FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
+
+-- text_index: what the text indexes hold follows content (content_tsv, content_trgm: all of it, or what fits)
+CREATE OR REPLACE TRIGGER text_index BEFORE INSERT OR UPDATE OF content ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.set_text_index_columns();
 
 -- hash_row: each audit row hashes itself at insert
 CREATE OR REPLACE TRIGGER hash_row BEFORE INSERT ON memoriesdb.audit_log FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_hash_row();

@@ -1,6 +1,6 @@
 -- Revert memoriesdb:audit_log from pg
--- Back to the @v0.2.0 functions of audit_log: the released deploy script, deployed again
--- (a re-deployable change reverts by re-deploying its previous version).
+-- Back to the functions of audit_log as released in v0.2.0 (audit_log@v0.2.0.sql): audit_strip()
+-- without content_trgm (text_index_columns, reverted before this, drops that column).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 

@@ -1,8 +1,14 @@
 -- Revert memoriesdb:search_text_fn from pg
--- Back to the @v0.2.0 functions of search_text_fn: the released deploy script, deployed again
--- (a re-deployable change reverts by re-deploying its previous version).
+-- Back to the functions of search_text_fn as released in v0.2.0 (search_text_fn@v0.2.0.sql):
+-- text_ranking() orders by content again; set_text_index_columns(), trgm_prefix() and
+-- content_tsvector(), new in this version, are dropped first (triggers, reverted before
+-- this, no longer uses them).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+
+DROP FUNCTION memoriesdb_internal.set_text_index_columns();
+DROP FUNCTION memoriesdb_internal.trgm_prefix(text);
+DROP FUNCTION memoriesdb_internal.content_tsvector(text);
 
 -- Full-text candidates for a large caller. @@ is not LEAKPROOF, so under RLS
 -- PostgreSQL must apply the policy before it and cannot use the GIN index; this

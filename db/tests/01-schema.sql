@@ -132,6 +132,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'raise_not_found', 'stamp_row', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
   'audit_genesis', 'audit_seal_now', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'access_level',
   'enqueue_embedding', 'notify_embedding', 'checked_lease', 'check_embedding', 'enqueue_vindexing', 'check_content', 'check_metadata',
+  'check_json_size', 'trgm_prefix', 'content_tsvector', 'set_text_index_columns',
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter',
   'linked_ids', 'visible_memories', 'visible_count', 'query_fingerprint', 'vector_ranking', 'fulltext_candidates',
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',

@@ -2,6 +2,8 @@
 BEGIN;
 SELECT 'memoriesdb_internal.check_content(text)'::regprocedure;
 SELECT 'memoriesdb_internal.check_metadata(jsonb)'::regprocedure;
+SELECT 'memoriesdb_internal.check_json_size(jsonb, text, text, text)'::regprocedure;
+SELECT 1/(position('check_json_size' in prosrc) > 0)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.remember(text, jsonb)'::regprocedure;
 SELECT 'memoriesdb.remember(text, jsonb)'::regprocedure;
 SELECT 'memoriesdb.revise(uuid, text, jsonb)'::regprocedure;
 SELECT 'memoriesdb_internal.require_owner(uuid, uuid, text)'::regprocedure;
