@@ -119,15 +119,16 @@ SELECT ok(:'long1' IN (SELECT id FROM memoriesdb.search_text(:'first_word')), 'i
 SELECT ok(:'long1' IN (SELECT id FROM memoriesdb.search_text(:'last_word')), 'index plan: its last word finds it (full text)');
 SELECT ok(:'long1' IN (SELECT id FROM memoriesdb.search_text(:'first_word' || 'x')), 'index plan: a typo of its first word finds it (trigrams)');
 
--- the trigram index holds a memory whole up to 2600 distinct trigrams (random_words(412, '1') has 2596):
--- such a memory is indexed exactly as before, and the index row still fits
-SELECT is(array_length(public.show_trgm(pg_temp.random_words(412, '1')), 1), 2596, 'a content of 2596 distinct trigrams');
-SELECT lives_ok($$ SELECT memoriesdb.remember(pg_temp.random_words(412, '1')) $$, 'is accepted');
+-- the trigram index holds a memory whole up to search_text_window_chars (1000) characters, the
+-- window the text ranking reads (and an index row always holds it): such a memory is indexed
+-- exactly as before
+SELECT is(char_length(left(pg_temp.random_words(412, '1'), 1000)), 1000, 'a content of 1000 characters');
+SELECT lives_ok($$ SELECT memoriesdb.remember(left(pg_temp.random_words(412, '1'), 1000)) $$, 'is accepted');
 SELECT tests.clear_context();
-SELECT is((SELECT content_trgm FROM memoriesdb.memories WHERE content_hash = sha256(convert_to(pg_temp.random_words(412, '1'), 'UTF8'))),
+SELECT is((SELECT content_trgm FROM memoriesdb.memories WHERE content_hash = sha256(convert_to(left(pg_temp.random_words(412, '1'), 1000), 'UTF8'))),
   NULL, 'and the trigram index holds all of it (content_trgm is NULL)');
-SELECT is((SELECT content_trgm FROM memoriesdb.memories WHERE id = :'long1'), left(:'words', 1732),
-  'past 2600 trigrams it holds the first 1732 characters');
+SELECT is((SELECT content_trgm FROM memoriesdb.memories WHERE id = :'long1'), left(:'words', 1000),
+  'past the window it holds the first 1000 characters');
 SELECT tests.act_as(:'alice');
 
 -- 5. content whose full-text vector would pass PostgreSQL's 1 MB tsvector limit (~800 kB of random words)
@@ -147,14 +148,14 @@ SELECT ok((SELECT content_tsv FROM memoriesdb.memories WHERE id = :'long1') = to
   'a long memory whose full-text vector fits has all of it');
 SELECT ok((SELECT content_tsv IS NOT NULL AND length(content_tsv) > 1000 FROM memoriesdb.memories WHERE id = :'long2'),
   'one whose full-text vector cannot fit has a part of it');
-SELECT is((SELECT count(*) FROM memoriesdb.memories WHERE octet_length(content) < 2000 AND content_trgm IS NOT NULL),
+SELECT is((SELECT count(*) FROM memoriesdb.memories WHERE octet_length(content) <= 1000 AND content_trgm IS NOT NULL),
   0::bigint, 'the trigram index holds ordinary memories whole');
 SELECT results_eq(format($$ SELECT content_tsv, content_trgm FROM memoriesdb.memories WHERE id = %L $$, :'m2'),
   $$ VALUES (to_tsvector('english'::regconfig, 'short again'), NULL::text) $$, 'content_tsv and content_trgm follow revised content');
-SELECT is((SELECT char_length(content_trgm) FROM memoriesdb.memories WHERE id = :'m1'), 1732, 'also when revised to long content');
+SELECT is((SELECT char_length(content_trgm) FROM memoriesdb.memories WHERE id = :'m1'), 1000, 'also when revised to long content');
 UPDATE memoriesdb.memories SET embedding = tests.axis(1), embedding_model = 't' WHERE id = :'m1';
 SELECT results_eq(format($$ SELECT content_tsv = memoriesdb_internal.content_tsvector(content), char_length(content_trgm) FROM memoriesdb.memories WHERE id = %L $$, :'m1'),
-  $$ VALUES (true, 1732) $$, 'an update that leaves content alone leaves them alone');
+  $$ VALUES (true, 1000) $$, 'an update that leaves content alone leaves them alone');
 
 SELECT * FROM finish();
 ROLLBACK;
