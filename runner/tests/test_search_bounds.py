@@ -60,9 +60,7 @@ def test_worst_case_search_text_answers_a_cancel(database, admin_conn, make_user
     assert started.wait(10)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # until the search statement itself is running
-        row = admin_conn.execute(
-            "SELECT state, query FROM pg_stat_activity WHERE pid = %s", (pid,)
-        ).fetchone()
+        row = admin_conn.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
         if row and row["state"] == "active" and "search_text" in row["query"]:
             break
         time.sleep(0.02)
