@@ -199,7 +199,8 @@ BEGIN
                                                        ELSE to_tsvector('english'::regconfig, m.content_trgm) END, tsq, 32)
                                   ELSE 0 END)::real AS score
                 FROM memoriesdb_internal.visible_memories(uid) AS m
-               WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)) AS s
+               WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
+              OFFSET 0) AS s   -- not flattened: the score is computed once a row, not again for the sort
        WHERE s.score >= threshold OR s.content_tsv @@ tsq
        ORDER BY s.score DESC, s.id
        LIMIT k;
@@ -224,7 +225,8 @@ BEGIN
                                   THEN ts_rank_cd(CASE WHEN m.content_trgm IS NULL THEN m.content_tsv
                                                        ELSE to_tsvector('english'::regconfig, m.content_trgm) END, tsq, 32)
                                   ELSE 0 END)::real AS score
-                FROM candidates AS c JOIN memoriesdb.memories AS m ON m.id = c.id) AS s
+                FROM candidates AS c JOIN memoriesdb.memories AS m ON m.id = c.id
+              OFFSET 0) AS s   -- not flattened: the score is computed once a row, not again for the sort
        WHERE s.score >= threshold OR s.content_tsv @@ tsq
        ORDER BY s.score DESC, s.id
        LIMIT k;
