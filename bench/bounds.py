@@ -47,16 +47,19 @@ def build(host: str, db: str, to: str | None, memories: int, dim: int) -> tuple[
             c.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
             for _ in range(memories):
                 c.execute("SELECT memoriesdb.remember(%s)", (text(rng),))
-        with c.transaction():
-            c.execute("SET LOCAL ROLE memoriesdb_worker")
-            jobs = c.execute(
-                "SELECT memory_id, lease_id FROM memoriesdb.claim_embedding_jobs(%s, '5 minutes', 'bench')", (memories,)
-            ).fetchall()
-            vecs = rng.standard_normal((len(jobs), dim)).astype(np.float32)
-            c.execute(
-                "SELECT memoriesdb.complete_embedding_jobs(%s, %s, %s, 'bench')",
-                ([j[0] for j in jobs], [j[1] for j in jobs], [v / np.linalg.norm(v) for v in vecs]),
-            )
+        while True:  # in claims of 256, the ledger's cap on one claim
+            with c.transaction():
+                c.execute("SET LOCAL ROLE memoriesdb_worker")
+                jobs = c.execute(
+                    "SELECT memory_id, lease_id FROM memoriesdb.claim_embedding_jobs(256, '5 minutes', 'bench')"
+                ).fetchall()
+                if not jobs:
+                    break
+                vecs = rng.standard_normal((len(jobs), dim)).astype(np.float32)
+                c.execute(
+                    "SELECT memoriesdb.complete_embedding_jobs(%s, %s, %s, 'bench')",
+                    ([j[0] for j in jobs], [j[1] for j in jobs], [v / np.linalg.norm(v) for v in vecs]),
+                )
         c.execute("ANALYZE")
     return dsn, str(uid)
 

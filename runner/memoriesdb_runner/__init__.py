@@ -1,3 +1,3 @@
 """MemoriesDB runner: services the ledger's embedding and vindexing queues."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
