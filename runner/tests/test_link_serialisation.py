@@ -52,6 +52,26 @@ def test_a_held_advisory_lock_does_not_block_link(database, admin_conn, make_use
     assert n == 2
 
 
+def _link_back_while_first_commits(admin_conn, first, second, b, a, edge_type: str) -> list[object]:
+    """second links b -> a and waits on first's link; first commits; second's outcome: committed or a SQLSTATE."""
+    outcome: list[object] = []
+
+    def link_back() -> None:
+        try:
+            second.execute("SELECT memoriesdb.link(%s, %s, %s)", (b, a, edge_type))
+            second.execute("COMMIT")
+            outcome.append("committed")
+        except psycopg.Error as exc:
+            outcome.append(exc.sqlstate)
+
+    t = threading.Thread(target=link_back)
+    t.start()
+    _wait_until_blocked(admin_conn, second.info.backend_pid)
+    first.execute("COMMIT")
+    t.join()
+    return outcome
+
+
 @pytest.mark.parametrize("isolation", ["read committed", "repeatable read", "serializable"])
 def test_two_concurrent_links_cannot_close_a_cycle(database, admin_conn, make_user, isolation):
     """a -> b and b -> a, each alone fine, together a cycle of derived_from: at most one commits."""
@@ -62,22 +82,7 @@ def test_two_concurrent_links_cannot_close_a_cycle(database, admin_conn, make_us
     try:
         second.execute("SELECT 1")  # the second transaction's snapshot predates the first link
         first.execute("SELECT memoriesdb.link(%s, %s, 'derived_from')", (a, b))
-        pid = second.info.backend_pid
-        outcome: list[object] = []
-
-        def link_back() -> None:
-            try:
-                second.execute("SELECT memoriesdb.link(%s, %s, 'derived_from')", (b, a))
-                second.execute("COMMIT")
-                outcome.append("committed")
-            except psycopg.Error as exc:
-                outcome.append(exc.sqlstate)
-
-        t = threading.Thread(target=link_back)
-        t.start()
-        _wait_until_blocked(admin_conn, pid)
-        first.execute("COMMIT")
-        t.join()
+        outcome = _link_back_while_first_commits(admin_conn, first, second, b, a, "derived_from")
     finally:
         first.close()
         second.close()
@@ -98,22 +103,7 @@ def test_two_concurrent_identical_undirected_links_make_one_edge(database, admin
     second = _session(database, uid)
     try:
         first.execute("SELECT memoriesdb.link(%s, %s, 'related_to')", (a, b))
-        pid = second.info.backend_pid
-        outcome: list[object] = []
-
-        def link_back() -> None:
-            try:
-                second.execute("SELECT memoriesdb.link(%s, %s, 'related_to')", (b, a))
-                second.execute("COMMIT")
-                outcome.append("committed")
-            except psycopg.Error as exc:
-                outcome.append(exc.sqlstate)
-
-        t = threading.Thread(target=link_back)
-        t.start()
-        _wait_until_blocked(admin_conn, pid)
-        first.execute("COMMIT")
-        t.join()
+        outcome = _link_back_while_first_commits(admin_conn, first, second, b, a, "related_to")
     finally:
         first.close()
         second.close()
