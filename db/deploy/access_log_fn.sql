@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:access_log_fn to pg
+-- Reworked after @v0.3.0 (released version: access_log_fn@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: access_log
 -- requires: internal_schema
 -- Live functions of the access log: Writing entries (autonomously, over the loggers dblink connection, or in the callers transaction),

@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:api_graph to pg
+-- Reworked after @v0.3.0 (released version: api_graph@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: api_graph@v0.2.0
 -- requires: input_limits
 -- Live functions of edges between memories: create_edge_type, link, unlink; reaches() for acyclic edge types.

@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:api_memories to pg
+-- Reworked after @v0.3.0 (released version: api_memories@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: api_memories@v0.2.0
 -- requires: input_limits
 -- Live functions of the memory API: remember, revise, forget (writes, as the owner role) and recall, verify, provenance (reads, as memoriesdb_reader).

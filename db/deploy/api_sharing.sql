@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:api_sharing to pg
+-- Reworked after @v0.3.0 (released version: api_sharing@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: api_sharing@v0.2.0
 -- requires: internal_schema
 -- Live functions of sharing and transfer: share, unshare, transfer.

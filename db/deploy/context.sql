@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:context to pg
+-- Reworked after @v0.3.0 (released version: context@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: context@v0.1.0
 -- requires: internal_schema
 -- Live functions of the user context: current_user_id(): who the transaction acts for; raise_not_found(): the one "not found" error.

@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:embedding_queue to pg
+-- Reworked after @v0.3.0 (released version: embedding_queue@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: embedding_queue@v0.2.0
 -- requires: worker_bounds
 -- Live functions of the embedding queue: Enqueue trigger, NOTIFY, and the worker API: claim, renew, complete, fail, release, reclaim, requeue, status.

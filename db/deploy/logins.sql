@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:logins to pg
+-- Reworked after @v0.3.0 (released version: logins@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: login_bounds_config
 -- requires: roles
 -- Live functions for the logins of this database: configure_login() gives a

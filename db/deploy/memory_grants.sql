@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:memory_grants to pg
+-- Reworked after @v0.3.0 (released version: memory_grants@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: memory_grants@v0.2.0
 -- requires: internal_schema
 -- Live functions of who may do what with a memory: access_level(): the one definition the SECURITY DEFINER API uses (mirrors the memories_visible policy).

@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:memory_graph to pg
+-- Reworked after @v0.3.0 (released version: memory_graph@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: memory_graph@v0.2.0
 -- requires: internal_schema
 -- Live functions of graph traversal and memory_graph refresh: neighbors(), path() (logged reads), run_vindexing().

@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:roles to pg
+-- Reworked after @v0.3.0 (released version: roles@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: roles@v0.1.0
 -- The cluster roles of the ledger. Roles are cluster-wide: each is created only
 -- when missing (a second database on the same cluster deploys cleanly), then its

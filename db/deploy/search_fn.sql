@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:search_fn to pg
+-- Reworked after @v0.3.0 (released version: search_fn@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: search_fn@v0.2.0
 -- requires: internal_schema
 -- Live functions of vector search: search() (logged) over vector_ranking() (the ranking itself), and the helpers both search paths share.

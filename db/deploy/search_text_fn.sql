@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:search_text_fn to pg
+-- Reworked after @v0.3.0 (released version: search_text_fn@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: search_text_fn@v0.2.0
 -- requires: internal_schema
 -- requires: text_index_columns

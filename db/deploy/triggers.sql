@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:triggers to pg
+-- Reworked after @v0.3.0 (released version: triggers@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: triggers@v0.2.0
 -- requires: search_text_fn
 -- Every trigger of the ledger's tables, in one place: which tables are stamped,

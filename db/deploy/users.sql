@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:users to pg
+-- Reworked after @v0.3.0 (released version: users@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: users@v0.1.0
 -- requires: internal_schema
 -- Live functions of users, API keys and authentication: create_user(), create_api_key(), revoke_api_key(), authenticate(); require_user() for every write.

@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:vindexing_queue to pg
+-- Reworked after @v0.3.0 (released version: vindexing_queue@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: vindexing_queue@v0.1.0
 -- requires: internal_schema
 -- Live functions of the vindexing queue: Enqueue trigger for changes memory_graph must follow; vindexing_status().

@@ -1,6 +1,5 @@
 -- Revert memoriesdb:api_graph from pg
--- Back to the functions of api_graph as released in v0.2.0 (api_graph@v0.2.0.sql): link()
--- serialised on an advisory lock again, no bound on edge metadata or edge type descriptions.
+-- Back to the functions of api_graph as released in v0.3.0 (api_graph@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -12,6 +11,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   new_id uuid;
+  max_chars integer := memoriesdb.setting('max_edge_type_description_chars')::int;
 BEGIN
   PERFORM memoriesdb_internal.require_user();
   IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
@@ -20,6 +20,12 @@ BEGIN
   END IF;
   IF directed IS NULL OR acyclic IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'directed and acyclic must be true or false';
+  END IF;
+  -- every tenant reads the description (memoriesdb.edge_types): bounded
+  IF char_length(description) > max_chars THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB05', MESSAGE = 'edge type description too long',
+      DETAIL = format('%s characters; the limit is %s', char_length(description), max_chars),
+      HINT = 'describe the edge type briefly, or raise config max_edge_type_description_chars';
   END IF;
   IF EXISTS (SELECT 1 FROM memoriesdb.edge_types AS t WHERE t.name = create_edge_type.name) THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'edge type already exists', DETAIL = format('name %L', name);
@@ -31,7 +37,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.create_edge_type(text, text, boolean, boolean) IS
-  'Adds a kind of link, available to every user. acyclic types refuse edges that would close a cycle.';
+  'Adds a kind of link, available to every user. acyclic types refuse edges that would close a cycle. MDB12 for an invalid or taken name, MDB05 for a description longer than config max_edge_type_description_chars.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.reaches(from_id uuid, to_id uuid, edge_type text, directed boolean) RETURNS boolean
 LANGUAGE sql STABLE
@@ -75,8 +81,15 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'weight must be a finite number';
   END IF;
   PERFORM memoriesdb_internal.check_metadata(metadata);
-  -- one link at a time per type, so two concurrent links cannot close a cycle together
-  PERFORM pg_advisory_xact_lock(7379, hashtext(t.name));
+  PERFORM memoriesdb_internal.check_json_size(metadata, 'max_edge_metadata_bytes', 'edge metadata too large',
+                                              'keep large data in a memory');
+  -- one link at a time per type, so two concurrent links cannot close a cycle (or make
+  -- the same undirected edge twice) together. The lock is the edge type's row, which
+  -- no client may lock (that needs UPDATE on edge_types): an advisory lock key is
+  -- public, and any login holding it would stall every tenant's links of the type.
+  -- NO KEY UPDATE: the foreign key checks of memory_edges (KEY SHARE) do not wait on it.
+  -- (read again under the lock: directed and acyclic as they are now)
+  SELECT * INTO t FROM memoriesdb.edge_types AS et WHERE et.id = t.id FOR NO KEY UPDATE;
   IF EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e
               WHERE e.edge_type = t.name
                 AND ((e.source_id = source AND e.target_id = target)
@@ -94,7 +107,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.link(uuid, uuid, text, real, jsonb) IS
-  'Links two memories the caller can see (read access to both is enough) with a typed, weighted edge and returns its id. Refused: a memory not visible (MDB03), an unknown type (MDB07), a self-edge or duplicate (MDB09), an edge closing a cycle of an acyclic type (MDB08).';
+  'Links two memories the caller can see (read access to both is enough) with a typed, weighted edge and returns its id. Refused: a memory not visible (MDB03), an unknown type (MDB07), a self-edge or duplicate (MDB09), an edge closing a cycle of an acyclic type (MDB08), metadata that is not an object (MDB06) or over config max_edge_metadata_bytes (MDB05). Links of one edge type are made one at a time.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.unlink(edge_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

@@ -1,10 +1,7 @@
 -- Revert memoriesdb:api_memories from pg
--- Back to the functions of api_memories as released in v0.2.0 (api_memories@v0.2.0.sql):
--- no metadata size limit; check_json_size(), new in this version, is dropped first.
+-- Back to the functions of api_memories as released in v0.3.0 (api_memories@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
-
-DROP FUNCTION memoriesdb_internal.check_json_size(jsonb, text, text, text);
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.check_content(content text) RETURNS void
 LANGUAGE plpgsql STABLE
@@ -40,6 +37,24 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.check_metadata(jsonb) IS
   'Internal: MDB06 unless metadata is a JSON object.';
 
+CREATE OR REPLACE FUNCTION memoriesdb_internal.check_json_size(value jsonb, limit_key text, message text, hint text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  max_bytes bigint := memoriesdb.setting(limit_key)::bigint;
+  size integer := octet_length(value::text);
+BEGIN
+  IF size > max_bytes THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB05', MESSAGE = message,
+      DETAIL = format('%s bytes of JSON; the limit is %s', size, max_bytes),
+      HINT = format('%s, or raise config %s', hint, limit_key);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.check_json_size(jsonb, text, text, text) IS
+  'Internal: MDB05 (message, DETAIL with the size and the limit, HINT naming the setting) when the JSON text of value (UTF-8 bytes, as PostgreSQL prints it) is longer than the setting limit_key.';
+
 CREATE OR REPLACE FUNCTION memoriesdb.remember(content text, metadata jsonb DEFAULT '{}') RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -51,6 +66,8 @@ DECLARE
 BEGIN
   PERFORM memoriesdb_internal.check_content(content);
   PERFORM memoriesdb_internal.check_metadata(metadata);
+  PERFORM memoriesdb_internal.check_json_size(metadata, 'max_metadata_bytes', 'metadata too large',
+                                              'keep large data in the content or in another memory');
   h := sha256(convert_to(content, 'UTF8'));
   INSERT INTO memoriesdb.memories (id, owner_id, content, metadata, content_hash)
   VALUES (new_id, uid, content, metadata, h);
@@ -60,7 +77,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.remember(text, jsonb) IS
-  'Stores a new memory owned and created by the context user and returns its id. Its SHA-256 is computed here; an embedding job is queued. MDB01/MDB02 without a valid context, MDB05 for empty or oversized content, MDB06 for metadata that is not an object.';
+  'Stores a new memory owned and created by the context user and returns its id. Its SHA-256 is computed here; an embedding job is queued. MDB01/MDB02 without a valid context, MDB05 for empty or oversized content (max_content_bytes) or metadata (max_metadata_bytes), MDB06 for metadata that is not an object.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.revise(memory_id uuid, content text DEFAULT NULL, metadata jsonb DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -85,7 +102,11 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'nothing to revise', HINT = 'pass content, metadata or both';
   END IF;
   IF revise.content IS NOT NULL THEN PERFORM memoriesdb_internal.check_content(revise.content); END IF;
-  IF revise.metadata IS NOT NULL THEN PERFORM memoriesdb_internal.check_metadata(revise.metadata); END IF;
+  IF revise.metadata IS NOT NULL THEN
+    PERFORM memoriesdb_internal.check_metadata(revise.metadata);
+    PERFORM memoriesdb_internal.check_json_size(revise.metadata, 'max_metadata_bytes', 'metadata too large',
+                                                'keep large data in the content or in another memory');
+  END IF;
   new_hash := CASE WHEN revise.content IS NULL THEN m.content_hash ELSE sha256(convert_to(revise.content, 'UTF8')) END;
   new_meta := coalesce(revise.metadata, m.metadata);
   IF new_hash = m.content_hash AND new_meta = m.metadata THEN
@@ -101,7 +122,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.revise(uuid, text, jsonb) IS
-  'Changes a memory''s content and/or metadata (NULL: unchanged) and returns the new revision number; a call that changes nothing returns the current one. For the owner or a holder of an unexpired write grant. New content re-queues its embedding. MDB03 when the memory is not visible, MDB04 for a read-only grantee.';
+  'Changes a memory''s content and/or metadata (NULL: unchanged) and returns the new revision number; a call that changes nothing returns the current one. For the owner or a holder of an unexpired write grant. New content re-queues its embedding. MDB03 when the memory is not visible, MDB04 for a read-only grantee, MDB05/MDB06 for content or metadata refused as by remember().';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_owner(memory_id uuid, uid uuid, verb text) RETURNS void
 LANGUAGE plpgsql STABLE

@@ -1,6 +1,5 @@
 -- Revert memoriesdb:api_sharing from pg
--- Back to the @v0.2.0 functions of api_sharing: the released deploy script, deployed again
--- (a re-deployable change reverts by re-deploying its previous version).
+-- Back to the functions of api_sharing as released in v0.3.0 (api_sharing@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -36,7 +35,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'invalid permission',
       DETAIL = format('permission %L', share.permission), HINT = 'read or write';
   END IF;
-  IF share.expires_at <= now() THEN
+  IF share.expires_at <= statement_timestamp() THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'expires_at is in the past',
       DETAIL = format('expires_at %s', share.expires_at);
   END IF;

@@ -1,6 +1,5 @@
 -- Revert memoriesdb:audit_log from pg
--- Back to the functions of audit_log as released in v0.2.0 (audit_log@v0.2.0.sql): audit_strip()
--- without content_trgm (text_index_columns, reverted before this, drops that column).
+-- Back to the functions of audit_log as released in v0.3.0 (audit_log@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -68,7 +67,8 @@ DECLARE
   sealed_up_to bigint;
 BEGIN
   -- the only serialised step of auditing; held from here to the end of COMMIT
-  PERFORM pg_advisory_xact_lock(7379, 1);
+  -- (a table lock no client may take: advisory lock keys are public)
+  LOCK TABLE memoriesdb_internal.audit_seal_lock IN EXCLUSIVE MODE;
   SELECT * INTO head FROM memoriesdb.audit_seals ORDER BY seq DESC LIMIT 1;
   SELECT coalesce(max(p.last_id), 0) INTO sealed_up_to FROM memoriesdb.audit_seals AS p WHERE p.txid = x;
   -- "+ 0": only the txid index may serve this; a range scan of the primary key
@@ -116,12 +116,12 @@ AS $$
   -- embeddings are replaced by their SHA-256 and derived search columns left
   -- out, so the log stays lean
   SELECT CASE WHEN j ? 'embedding'
-    THEN (j - 'embedding' - 'content_tsv') || jsonb_build_object('embedding_sha256',
+    THEN (j - 'embedding' - 'content_tsv' - 'content_trgm') || jsonb_build_object('embedding_sha256',
            CASE WHEN j->>'embedding' IS NOT NULL THEN encode(sha256(convert_to(j->>'embedding', 'UTF8')), 'hex') END)
-    ELSE j - 'content_tsv' END
+    ELSE j - 'content_tsv' - 'content_trgm' END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_strip(jsonb) IS
-  'Internal: a row image as the audit log keeps it: the embedding replaced by its SHA-256, derived search columns left out.';
+  'Internal: a row image as the audit log keeps it: the embedding replaced by its SHA-256, derived search columns (content_tsv, content_trgm) left out.';
 
 -- the generic row trigger every ledger table carries
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_row() RETURNS trigger

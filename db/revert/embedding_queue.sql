@@ -1,11 +1,7 @@
 -- Revert memoriesdb:embedding_queue from pg
--- Back to the functions of embedding_queue as v0.2.0 released them (embedding_queue@v0.2.0.sql):
--- renew_embedding_leases() and the checked_lease() helper go, claim_embedding_jobs() is uncapped again.
+-- Back to the functions of embedding_queue as released in v0.3.0 (embedding_queue@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
-
-DROP FUNCTION memoriesdb.renew_embedding_leases(uuid[], uuid[], interval);
-DROP FUNCTION memoriesdb_internal.checked_lease(interval);
 
 -- enqueue ------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION memoriesdb_internal.enqueue_embedding() RETURNS trigger
@@ -37,6 +33,31 @@ COMMENT ON FUNCTION memoriesdb_internal.notify_embedding() IS
   'Trigger: NOTIFY memoriesdb_embedding when jobs become ready, so that listening workers wake at once (one notification per transaction).';
 
 -- worker functions -----------------------------------------------------------
+CREATE OR REPLACE FUNCTION memoriesdb_internal.checked_lease(lease interval) RETURNS interval
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  cap numeric := (memoriesdb.setting('embedding_max_lease_seconds'))::numeric;
+  secs numeric := trim_scale(extract(epoch FROM lease));
+BEGIN
+  IF lease IS NULL OR secs <= 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'lease must be a positive interval';
+  END IF;
+  IF cap IS NULL OR secs > cap THEN   -- no cap configured: refuse rather than grant any lease
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'lease is longer than a claim may hold',
+      DETAIL = format('asked for a lease of %s seconds (%s); the cap is %s', secs, lease, coalesce(trim_scale(cap) || ' seconds', 'not set')),
+      HINT = format('ask for at most %s seconds (config embedding_max_lease_seconds) and renew the lease with renew_embedding_leases() while the batch is worked on',
+                    coalesce(trim_scale(cap)::text, '(not set)'));
+  END IF;
+  -- counted in seconds, so the lease held is the one checked: now() + '1 year -31556700 s'
+  -- would be a day or more, not the 900 s the cap counts it as
+  RETURN make_interval(secs => secs);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.checked_lease(interval) IS
+  'The lease a worker asked for, as the number of seconds it counts for (extract(epoch)); MDB12 unless it is positive and at most config embedding_max_lease_seconds.';
+
 CREATE OR REPLACE FUNCTION memoriesdb.claim_embedding_jobs(batch_size integer DEFAULT 32,
                                                lease interval DEFAULT '5 minutes',
                                                worker text DEFAULT NULL)
@@ -46,13 +67,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   max_attempts integer := memoriesdb.setting('max_attempts')::int;
+  max_batch integer := memoriesdb.setting('embedding_max_batch_size')::int;
+  held interval;
 BEGIN
-  IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'batch_size must be between 1 and 10000';
+  IF batch_size IS NULL OR batch_size < 1 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'batch_size must be at least 1';
   END IF;
-  IF lease IS NULL OR lease <= interval '0' THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'lease must be a positive interval';
+  IF max_batch IS NULL OR batch_size > max_batch THEN   -- no cap configured: refuse rather than lease the whole queue
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'batch_size is larger than a claim may take',
+      DETAIL = format('asked for %s jobs; the cap is %s', batch_size, coalesce(max_batch::text, 'not set')),
+      HINT = format('claim at most %s jobs at a time (config embedding_max_batch_size)', coalesce(max_batch::text, '(not set)'));
   END IF;
+  held := memoriesdb_internal.checked_lease(lease);
   RETURN QUERY
   WITH ready AS (
     SELECT s.memory_id FROM memoriesdb.embedding_schedule AS s
@@ -63,7 +89,7 @@ BEGIN
      FOR UPDATE SKIP LOCKED
   ), leased AS (
     UPDATE memoriesdb.embedding_schedule AS s
-       SET lease_id = gen_random_uuid(), lease_until = now() + lease, leased_hash = s.content_hash,
+       SET lease_id = gen_random_uuid(), lease_until = now() + held, leased_hash = s.content_hash,
            leased_by = worker, attempts = s.attempts + 1
       FROM ready WHERE s.memory_id = ready.memory_id
     RETURNING s.memory_id, s.lease_id, s.leased_hash, s.attempts
@@ -73,7 +99,34 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.claim_embedding_jobs(integer, interval, text) IS
-  'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content. A worker that dies loses nothing: once the lease expires another worker claims the job again.';
+  'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content. A worker that dies loses nothing: once the lease expires another worker claims the job again. batch_size may be at most config embedding_max_batch_size and the lease at most embedding_max_lease_seconds (MDB12 past either): a worker that needs longer renews its leases with renew_embedding_leases().';
+
+CREATE OR REPLACE FUNCTION memoriesdb.renew_embedding_leases(memory_ids uuid[], lease_ids uuid[],
+                                                 lease interval DEFAULT '5 minutes')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  held interval;
+  renewed integer;
+BEGIN
+  IF cardinality(memory_ids) IS DISTINCT FROM cardinality(lease_ids) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'memory_ids and lease_ids must have the same length';
+  END IF;
+  held := memoriesdb_internal.checked_lease(lease);
+  -- only a lease that is still this claim's: its lease_id, and not expired (an expired lease is
+  -- nobody's: another worker may claim the job at any moment, so it cannot be taken back)
+  UPDATE memoriesdb.embedding_schedule AS s
+     SET lease_until = now() + held
+    FROM unnest(memory_ids, lease_ids) AS j(mid, lid)
+   WHERE s.memory_id = j.mid AND s.lease_id = j.lid AND s.lease_until >= now() AND s.dead_at IS NULL;
+  GET DIAGNOSTICS renewed = ROW_COUNT;
+  RETURN renewed;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.renew_embedding_leases(uuid[], uuid[], interval) IS
+  'Worker heartbeat: extends the leases of a claim still being worked on to lease from now (at most config embedding_max_lease_seconds, MDB12 past it). Only leases that are still this claim''s are renewed: the matching lease_id, not yet expired. Returns how many were renewed; fewer than asked means the others were lost (expired, re-claimed, released, or the memory forgotten).';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.check_embedding(embedding public.vector) RETURNS void
 LANGUAGE plpgsql STABLE

@@ -1,6 +1,5 @@
 -- Revert memoriesdb:memory_grants from pg
--- Back to the @v0.2.0 functions of memory_grants: the released deploy script, deployed again
--- (a re-deployable change reverts by re-deploying its previous version).
+-- Back to the functions of memory_grants as released in v0.3.0 (memory_grants@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -13,7 +12,7 @@ AS $$
     FROM memoriesdb.memories AS m
     LEFT JOIN memoriesdb.memory_grants AS g
            ON g.memory_id = m.id AND g.grantee_id = access_level.user_id
-          AND (g.expires_at IS NULL OR g.expires_at > now())
+          AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
    WHERE m.id = access_level.memory_id
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.access_level(uuid, uuid) IS

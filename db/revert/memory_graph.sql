@@ -1,6 +1,5 @@
 -- Revert memoriesdb:memory_graph from pg
--- Back to the @v0.2.0 functions of memory_graph: the released deploy script, deployed again
--- (a re-deployable change reverts by re-deploying its previous version).
+-- Back to the functions of memory_graph as released in v0.3.0 (memory_graph@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -11,7 +10,7 @@ AS $$   -- no SET clause, so it can be inlined into the traversal queries
                     AND (m.owner_id = user_id
                          OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
                                      WHERE g.memory_id = m.id AND g.grantee_id = user_id
-                                       AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) now()))))
+                                       AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) pg_catalog.statement_timestamp()))))
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.visible_to(uuid, uuid) IS 'Internal: may user_id see the memory now? The memories_visible policy, for SECURITY DEFINER readers.';
 
@@ -163,10 +162,12 @@ DECLARE
   n integer;
 BEGIN
   -- one refresher at a time across all runners; the others return at once
-  IF NOT pg_try_advisory_xact_lock(7379, 2) THEN
+  BEGIN   -- (a table lock no client may take: advisory lock keys are public)
+    LOCK TABLE memoriesdb_internal.vindexing_lock IN EXCLUSIVE MODE NOWAIT;
+  EXCEPTION WHEN lock_not_available THEN
     RETURN QUERY SELECT false, 0, 0::float8;
     RETURN;
-  END IF;
+  END;
   WITH drained AS (DELETE FROM memoriesdb.vindexing_schedule RETURNING 1) SELECT count(*)::integer INTO n FROM drained;
   IF n = 0 THEN
     RETURN QUERY SELECT false, 0, 0::float8;
@@ -179,6 +180,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.run_vindexing(text) IS
-  'Worker: drains every pending vindexing_schedule row into one REFRESH MATERIALIZED VIEW CONCURRENTLY memory_graph and records the run. Only one runs at a time (advisory lock); a concurrent call returns refreshed = false at once.';
+  'Worker: drains every pending vindexing_schedule row into one REFRESH MATERIALIZED VIEW CONCURRENTLY memory_graph and records the run. Only one runs at a time (a lock on memoriesdb_internal.vindexing_lock, which no client can take); a concurrent call returns refreshed = false at once.';
 
 COMMIT;

@@ -1,24 +1,5 @@
 -- Revert memoriesdb:privileges from pg
--- Back to the privileges of v0.2.0 (privileges@v0.2.0.sql, below as released): everything is
--- taken back, then v0.2.0's list granted, so renew_embedding_leases() (dropped next, by the
--- revert of embedding_queue) is executable by nobody but its owner.
---
--- The security model in one place: everything any role other than an object's
--- owner may do in this database. Re-deployable: it first takes every privilege
--- back, then grants exactly what is listed here, so the list below is the whole
--- truth (db/tests/01-schema.sql compares it, role by role, with the database).
--- Change it with `sqitch rework privileges`; a new function is executable by
--- nobody but its owner until it is listed here.
---
--- Owners (set where each object is defined):
---   memoriesdb_owner   every table, view and function, unless named below
---   memoriesdb_reader  the read functions recall, verify, provenance, search,
---                      search_text, search_hybrid and the rankings behind them:
---                      SECURITY DEFINER without BYPASSRLS, so row-level security
---                      shows them what the context user may see
---   deploying superuser  the access log's dblink drivers and setup_access_logger()
---   memoriesdb_log_<hash of the database name>  (made by setup_access_logger())
---                      may execute memoriesdb_internal.append_access_log() only
+-- Back to the functions of privileges as released in v0.3.0 (privileges@v0.3.0.sql).
 BEGIN;
 
 -- 1. Take everything back from everybody but the owner (and the logger role,
@@ -102,6 +83,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text),
   memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text),
   memoriesdb.fail_embedding_job(uuid, uuid, text, boolean), memoriesdb.release_embedding_jobs(uuid[], uuid[]),
+  memoriesdb.renew_embedding_leases(uuid[], uuid[], interval),
   memoriesdb.reclaim_expired_embedding_leases(), memoriesdb.requeue_dead_embedding_jobs(),
   memoriesdb.dead_embedding_jobs(integer), memoriesdb.embedding_models(), memoriesdb.embedding_queue_status(),
   memoriesdb.run_vindexing(text), memoriesdb.vindexing_status(),

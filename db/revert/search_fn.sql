@@ -1,6 +1,5 @@
 -- Revert memoriesdb:search_fn from pg
--- Back to the @v0.2.0 functions of search_fn: the released deploy script, deployed again
--- (a re-deployable change reverts by re-deploying its previous version).
+-- Back to the functions of search_fn as released in v0.3.0 (search_fn@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -89,7 +88,7 @@ AS $$
   SELECT m.* FROM memoriesdb.memories AS m WHERE m.owner_id = uid
   UNION ALL
   SELECT m.* FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
-   WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) now())
+   WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) pg_catalog.statement_timestamp())
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.visible_memories(uuid) IS 'Internal: the memories uid owns or holds an unexpired grant on, read by index; the exact plans of the search functions scan only these. Inlined (no SET clause), so RLS applies as in the caller.';
 

@@ -1,10 +1,7 @@
 -- Revert memoriesdb:triggers from pg
--- Back to the triggers as released in v0.2.0 (triggers@v0.2.0.sql): text_index, new in this
--- version, is dropped (text_index_bounds, reverted before this, made content_tsv a generated column again).
+-- Back to the functions of triggers as released in v0.3.0 (triggers@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
-
-DROP TRIGGER text_index ON memoriesdb.memories;
 
 -- stamp: created_*/updated_* from the clock and the context: every ledger table
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
@@ -35,6 +32,9 @@ CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.u
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.access_log FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.audit_log FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.audit_seals FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
+
+-- text_index: what the text indexes hold follows content (content_tsv, content_trgm: all of it, or what fits)
+CREATE OR REPLACE TRIGGER text_index BEFORE INSERT OR UPDATE OF content ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.set_text_index_columns();
 
 -- hash_row: each audit row hashes itself at insert
 CREATE OR REPLACE TRIGGER hash_row BEFORE INSERT ON memoriesdb.audit_log FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_hash_row();

@@ -1,9 +1,6 @@
 -- Revert memoriesdb:users from pg
--- Back to the released functions of users (v0.1.0): their bodies, as users@v0.1.0.sql
--- wrote them; the helpers they name move back to schema memoriesdb when
--- internal_schema is reverted, so bodies are not checked here.
+-- Back to the functions of users as released in v0.3.0 (users@v0.3.0.sql).
 BEGIN;
-SET LOCAL check_function_bodies = off;
 SET LOCAL ROLE memoriesdb_owner;
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
@@ -14,10 +11,12 @@ DECLARE
   uid uuid := memoriesdb.current_user_id();
 BEGIN
   IF uid IS NULL THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB01', NULL);
     RAISE EXCEPTION USING ERRCODE = 'MDB01', MESSAGE = 'no user context',
       HINT = 'call memoriesdb.authenticate(api_key) or select set_config(''app.current_user'', <user uuid>, true) in this transaction';
   END IF;
   IF NOT EXISTS (SELECT 1 FROM memoriesdb.users AS u WHERE u.id = uid) THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB02', NULL);
     RAISE EXCEPTION USING ERRCODE = 'MDB02', MESSAGE = 'unknown user',
       DETAIL = format('app.current_user is %s, which is not a user', uid),
       HINT = 'create users with memoriesdb.create_user()';
@@ -25,7 +24,6 @@ BEGIN
   RETURN uid;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb_internal.require_user() IS
   'The context user, checked to exist; MDB01 when there is no context, MDB02 when the context names no user. Every write calls it first.';
 
@@ -50,7 +48,6 @@ EXCEPTION WHEN unique_violation THEN
   RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'handle already taken', DETAIL = format('handle %L', handle);
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.create_user(text, text) IS
   'Creates a user and returns its id. created_by is the context user, or the new user itself when there is no context.';
 
@@ -75,7 +72,6 @@ BEGIN
   RETURN api_key;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.create_api_key(uuid) IS
   'Creates an API key for a user and returns it in plaintext, once; only its SHA-256 is kept. Allowed with no context (provisioning) or for the context user itself.';
 
@@ -94,7 +90,6 @@ BEGIN
   UPDATE memoriesdb.api_keys AS a SET revoked_at = coalesce(a.revoked_at, now()) WHERE a.id = k.id;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.revoke_api_key(text) IS 'Revokes an API key (given in plaintext): authenticate() refuses it from then on.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
@@ -106,10 +101,12 @@ DECLARE
 BEGIN
   SELECT * INTO k FROM memoriesdb.api_keys AS a WHERE a.key_hash = sha256(convert_to(coalesce(api_key, ''), 'UTF8'));
   IF k.id IS NULL THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB10', NULL);   -- failed authentications are on the record too
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'invalid api key',
       HINT = 'the key is wrong; keys are shown only once, by memoriesdb.create_api_key()';
   END IF;
   IF k.revoked_at IS NOT NULL THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB10', NULL);
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key revoked',
       DETAIL = format('key %s… was revoked at %s', k.key_prefix, k.revoked_at);
   END IF;
@@ -118,7 +115,6 @@ BEGIN
   RETURN k.user_id;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb.authenticate(text) IS
   'Checks an API key and sets app.current_user to its user for the current transaction only; MDB10 for a wrong or revoked key. Call it first in every transaction.';
 

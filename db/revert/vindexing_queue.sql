@@ -1,9 +1,6 @@
 -- Revert memoriesdb:vindexing_queue from pg
--- Back to the released functions of vindexing_queue (v0.1.0): their bodies, as vindexing_queue@v0.1.0.sql
--- wrote them; the helpers they name move back to schema memoriesdb when
--- internal_schema is reverted, so bodies are not checked here.
+-- Back to the functions of vindexing_queue as released in v0.3.0 (vindexing_queue@v0.3.0.sql).
 BEGIN;
-SET LOCAL check_function_bodies = off;
 SET LOCAL ROLE memoriesdb_owner;
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.enqueue_vindexing() RETURNS trigger
@@ -14,6 +11,9 @@ BEGIN
   IF TG_TABLE_NAME = 'memories' THEN
     INSERT INTO memoriesdb.vindexing_schedule (memory_id, reason) VALUES (NEW.id, 'embedding');
   ELSE
+    -- memory_edges only: plpgsql_check also checks this branch against memories,
+    -- which has no source_id
+    PERFORM 'PRAGMA:disable:check';
     INSERT INTO memoriesdb.vindexing_schedule (memory_id, reason)
     VALUES (coalesce(NEW.source_id, OLD.source_id), 'edge');
   END IF;
@@ -21,7 +21,6 @@ BEGIN
   RETURN NULL;
 END
 $$;
-
 COMMENT ON FUNCTION memoriesdb_internal.enqueue_vindexing() IS 'Trigger: a stored embedding or a changed edge adds a vindexing_schedule row.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.vindexing_status()
@@ -35,7 +34,6 @@ AS $$
     FROM (SELECT 1) AS one
     LEFT JOIN LATERAL (SELECT * FROM memoriesdb.vindexing_runs ORDER BY id DESC LIMIT 1) AS r ON true
 $$;
-
 COMMENT ON FUNCTION memoriesdb.vindexing_status() IS 'Pending vindexing rows and the last refresh (when, how long).';
 
 COMMIT;

@@ -1,0 +1,39 @@
+-- Revert memoriesdb:context from pg
+-- Back to the released functions of context (v0.1.0): their bodies, as context@v0.1.0.sql
+-- wrote them; the helpers they name move back to schema memoriesdb when
+-- internal_schema is reverted, so bodies are not checked here.
+BEGIN;
+SET LOCAL check_function_bodies = off;
+SET LOCAL ROLE memoriesdb_owner;
+
+CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  -- NULL when unset, empty (after a transaction-local set_config the setting
+  -- reads '' for the rest of the session) or not a uuid. A regex test rather
+  -- than a cast in an exception block: no subtransaction per call. No SET
+  -- clause (every name is qualified instead) so that it can be inlined: it runs
+  -- in every trigger and policy.
+  SELECT CASE WHEN pg_catalog.current_setting('app.current_user', true)
+                   OPERATOR(pg_catalog.~) '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$'
+              THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid END
+$$;
+
+COMMENT ON FUNCTION memoriesdb.current_user_id() IS
+  'The uuid in app.current_user (set with set_config(''app.current_user'', <uuid>, true), transaction-local), or NULL when it is unset, empty or not a uuid. STABLE, never IMMUTABLE: policies call it as (SELECT memoriesdb.current_user_id()) so it is read once per query.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.raise_not_found(what text, id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = 'MDB03', MESSAGE = what || ' not found',
+    DETAIL = format('%s %s', what, id),
+    HINT = 'the id does not exist or is not visible to you';
+END
+$$;
+
+COMMENT ON FUNCTION memoriesdb_internal.raise_not_found(text, uuid) IS
+  'Internal: one error (MDB03) for "does not exist" and "not visible", so existence never leaks.';
+
+COMMIT;

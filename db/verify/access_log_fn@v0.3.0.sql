@@ -1,0 +1,6 @@
+-- Verify memoriesdb:access_log_fn on pg
+BEGIN;
+SELECT 'memoriesdb_internal.record_read(text, uuid[], bytea)'::regprocedure, 'memoriesdb_internal.record_refusal(text, uuid)'::regprocedure;
+SELECT 1/(NOT has_function_privilege('memoriesdb_app', 'memoriesdb_internal.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text)', 'execute'))::int;
+SELECT 1/count(*) FROM memoriesdb.access_log_sink AS s JOIN pg_catalog.pg_roles AS r ON r.rolname = s.logger_role;
+ROLLBACK;
