@@ -237,4 +237,44 @@ COMMENT ON FUNCTION memoriesdb.provenance(uuid) IS
   'The chain of custody of a visible memory, oldest first: its creation (creator, hash), every revision (who, revision number, new hash) and every transfer (from, to, by, note). One access log entry per call; a refusal is logged too.';
 ALTER FUNCTION memoriesdb.provenance(uuid) OWNER TO memoriesdb_reader;
 
+-- Idempotent remember (issue 18): a retried or repeated call with the same key stores nothing twice.
+SET LOCAL ROLE memoriesdb_owner;
+CREATE OR REPLACE FUNCTION memoriesdb.remember_once(content text, metadata jsonb, idempotency_key text)
+RETURNS TABLE (memory_id uuid, created boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb_internal.require_user();
+  new_id uuid;
+BEGIN
+  IF idempotency_key IS NULL OR char_length(idempotency_key) NOT BETWEEN 1 AND 200 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB29', MESSAGE = 'invalid idempotency key',
+      DETAIL = format('%s characters', coalesce(char_length(idempotency_key)::text, 'NULL')),
+      HINT = 'use 1 to 200 characters, e.g. a hex SHA-256 of what identifies the call';
+  END IF;
+  SELECT k.memory_id INTO memory_id FROM memoriesdb.idempotency_keys AS k
+   WHERE k.owner_id = uid AND k.key = remember_once.idempotency_key;
+  IF FOUND THEN
+    created := false;  -- memory_id NULL: stored once, forgotten since
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  new_id := memoriesdb.remember(content, metadata);
+  INSERT INTO memoriesdb.idempotency_keys (owner_id, key, memory_id)
+  VALUES (uid, remember_once.idempotency_key, new_id)
+  ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO NOTHING;
+  IF NOT FOUND THEN  -- a concurrent call with the same key committed first: this call's memory must not stay
+    RAISE EXCEPTION USING ERRCODE = 'MDB28', MESSAGE = 'idempotency key used by a concurrent call',
+      DETAIL = 'another transaction stored a memory under the same key while this one was running',
+      HINT = 'call again: the retry returns the memory the other call stored (created = false)';
+  END IF;
+  memory_id := new_id;
+  created := true;
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.remember_once(text, jsonb, text) IS
+  'remember() at most once per (context user, idempotency_key): the first call stores the memory and returns (its id, true); every later call with the same key returns (that id, false) and stores nothing, whatever content it passes (memory_id NULL if the memory was forgotten since: it is not brought back). For clients that retry or re-run, e.g. `memoriesdb ingest`. MDB29 for a key that is NULL, empty or over 200 characters; MDB28 when a concurrent transaction stored the same key first (this call stores nothing; calling again returns its memory); otherwise the errors of remember().';
+
 COMMIT;

@@ -67,7 +67,7 @@ GRANT USAGE ON SCHEMA memoriesdb_internal TO memoriesdb_reader;
 --    security, what exists and whose it is, never what it says: contents only
 --    through the logged read functions. Writes only through the API.
 GRANT SELECT ON memoriesdb.users, memoriesdb.api_keys, memoriesdb.memory_grants, memoriesdb.memory_transfers,
-                memoriesdb.edge_types, memoriesdb.memory_edges TO memoriesdb_app;
+                memoriesdb.edge_types, memoriesdb.memory_edges, memoriesdb.idempotency_keys TO memoriesdb_app;
 GRANT SELECT (id, owner_id, content_hash, revision, embedding_model, embedded_at, embedded_hash,
               created_at, created_by, updated_at, updated_by) ON memoriesdb.memories TO memoriesdb_app;
 GRANT SELECT (id, memory_id, revision, content_hash, content_changed, metadata_changed,
@@ -80,7 +80,8 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.create_user(text, text), memoriesdb.create_api_key(uuid), memoriesdb.revoke_api_key(text),
   memoriesdb.authenticate(text),
   -- memories
-  memoriesdb.remember(text, jsonb), memoriesdb.revise(uuid, text, jsonb), memoriesdb.forget(uuid),
+  memoriesdb.remember(text, jsonb), memoriesdb.remember_once(text, jsonb, text),
+  memoriesdb.revise(uuid, text, jsonb), memoriesdb.forget(uuid),
   memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid),
   -- sharing and custody
   memoriesdb.share(uuid, uuid, text, timestamptz), memoriesdb.unshare(uuid, uuid), memoriesdb.transfer(uuid, uuid, text),

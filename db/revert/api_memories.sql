@@ -3,6 +3,8 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+DROP FUNCTION IF EXISTS memoriesdb.remember_once(text, jsonb, text);
+
 CREATE OR REPLACE FUNCTION memoriesdb_internal.check_content(content text) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp

@@ -3,6 +3,9 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+DROP TRIGGER IF EXISTS stamp ON memoriesdb.idempotency_keys;
+DROP TRIGGER IF EXISTS audit ON memoriesdb.idempotency_keys;
+
 -- stamp: created_*/updated_* from the clock and the context: every ledger table
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.config FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();

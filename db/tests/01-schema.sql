@@ -1,11 +1,11 @@
 -- Contract: tables, ownership, row-level security, privileges, comments.
 BEGIN;
-SELECT plan(32);
+SELECT plan(33);
 
 SELECT has_schema('memoriesdb');
 SELECT tables_are('memoriesdb', ARRAY[
   'config', 'audit_log', 'audit_seals', 'users', 'api_keys', 'memories', 'memory_revisions',
-  'memory_grants', 'memory_transfers', 'edge_types', 'memory_edges',
+  'memory_grants', 'memory_transfers', 'edge_types', 'memory_edges', 'idempotency_keys',
   'embedding_schedule', 'vindexing_schedule', 'vindexing_runs', 'access_log', 'access_log_sink']);
 SELECT extensions_are(ARRAY['plpgsql', 'uuid-ossp', 'pgcrypto', 'vector', 'pg_trgm', 'pgtap', 'dblink']);
 
@@ -122,7 +122,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'revoke_api_key', 'authenticate', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
   'fail_embedding_job', 'release_embedding_jobs', 'renew_embedding_leases', 'reclaim_expired_embedding_leases',
   'requeue_dead_embedding_jobs',
-  'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'revise',
+  'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'remember_once', 'revise',
   'forget', 'recall', 'verify', 'provenance', 'share', 'unshare', 'transfer', 'create_edge_type', 'link', 'unlink',
   'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',
   'access_history', 'access_refusals', 'flush_access_log',
@@ -147,6 +147,7 @@ SELECT is_empty($$
   'every internal function has a COMMENT');
 
 SELECT is_definer('memoriesdb', 'remember', ARRAY['text', 'jsonb'], 'remember is SECURITY DEFINER');
+SELECT is_definer('memoriesdb', 'remember_once', ARRAY['text', 'jsonb', 'text'], 'remember_once is SECURITY DEFINER');
 SELECT is((SELECT rolbypassrls OR rolcanlogin FROM pg_roles WHERE rolname = 'memoriesdb_reader'), false,
   'recall runs as memoriesdb_reader, which cannot log in and does not bypass RLS: RLS decides');
 SELECT volatility_is('memoriesdb', 'current_user_id', ARRAY[]::text[], 'stable', 'current_user_id is STABLE, never IMMUTABLE');

@@ -24,7 +24,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.access_history', 'memoriesdb.authenticate', 'memoriesdb.create_api_key',
     'memoriesdb.create_edge_type', 'memoriesdb.create_user', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.forget', 'memoriesdb.link', 'memoriesdb.neighbors', 'memoriesdb.path',
-    'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.remember', 'memoriesdb.revise',
+    'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.remember', 'memoriesdb.remember_once', 'memoriesdb.revise',
     'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
     'memoriesdb.setting', 'memoriesdb.share', 'memoriesdb.transfer', 'memoriesdb.unlink', 'memoriesdb.unshare',
     'memoriesdb.verify'],
@@ -32,7 +32,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.api_keys',
     'memoriesdb.audit_log(id, created_at, created_by, db_role, application_name, txid, table_name, row_id, memory_id, op, row_hash)',
-    'memoriesdb.edge_types',
+    'memoriesdb.edge_types', 'memoriesdb.idempotency_keys',
     'memoriesdb.memories(id, owner_id, content_hash, revision, embedding_model, embedded_at, embedded_hash, created_at, created_by, updated_at, updated_by)',
     'memoriesdb.memory_edges', 'memoriesdb.memory_grants',
     'memoriesdb.memory_revisions(id, memory_id, revision, content_hash, content_changed, metadata_changed, created_at, created_by, updated_at, updated_by)',

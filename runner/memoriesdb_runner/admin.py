@@ -13,8 +13,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .db import composed, q
 from .errors import ConfigurationError
 
-# Local logins for the demo and the tests (trust auth). Production creates its
-# own logins with passwords and grants them these roles (README).
+# Password-less logins for the demo and the tests on a trust-auth development server, created only
+# by the demo or `memoriesdb deploy --dev-logins`. Production creates its own logins with passwords
+# and grants them these roles (README).
 LOCAL_LOGINS = {"memoriesdb_runner": "memoriesdb_worker", "memoriesdb_client": "memoriesdb_app"}
 
 
@@ -25,12 +26,64 @@ def project_dir() -> Path:
     raise ConfigurationError("sqitch.plan not found: run from the MemoriesDB checkout or set MEMORIESDB_PROJECT_DIR")
 
 
-def sqitch_target(dsn: str) -> str:
-    p = conninfo_to_dict(dsn)
-    user = p.get("user", "postgres")
-    host = p.get("host", "127.0.0.1")
-    port = p.get("port", "5432")
-    return f"db:pg://{user}@{host}:{port}/{p.get('dbname', 'memoriesdb')}"
+# libpq's connection parameters and the environment variables libpq (psql, DBD::Pg, so sqitch) reads
+# for them: https://www.postgresql.org/docs/current/libpq-envars.html
+PG_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "dbname": "PGDATABASE",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE",
+    "channel_binding": "PGCHANNELBINDING",
+    "service": "PGSERVICE",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "sslmode": "PGSSLMODE",
+    "sslcompression": "PGSSLCOMPRESSION",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR",
+    "sslsni": "PGSSLSNI",
+    "requirepeer": "PGREQUIREPEER",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "gssencmode": "PGGSSENCMODE",
+    "krbsrvname": "PGKRBSRVNAME",
+    "gsslib": "PGGSSLIB",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "client_encoding": "PGCLIENTENCODING",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS",
+}
+
+
+def sqitch_environment(dsn: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for sqitch: base (default os.environ) with every parameter of the DSN as
+    libpq's environment variable, so the password, sslmode and the rest reach sqitch and the psql it
+    runs without appearing on any command line (argv is world-readable in /proc)."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigurationError(f"MEMORIESDB_ADMIN_DSN is not a valid connection string: {exc}") from exc
+    unknown = sorted(set(params) - set(PG_ENV))
+    if unknown:
+        raise ConfigurationError(f"MEMORIESDB_ADMIN_DSN: sqitch cannot be given {', '.join(unknown)}")
+    env = dict(os.environ if base is None else base)
+    env.update({PG_ENV[k]: str(v) for k, v in params.items() if v is not None})
+    env.setdefault("PGDATABASE", "memoriesdb")
+    return env
+
+
+class DeployError(ConfigurationError):
+    """sqitch failed: the message is one line, output is everything sqitch printed."""
+
+    def __init__(self, message: str, output: str):
+        super().__init__(message)
+        self.output = output
 
 
 def ensure_database(admin_dsn: str) -> None:
@@ -46,12 +99,20 @@ def deploy(admin_dsn: str, variables: dict[str, str] | None = None) -> str:
     if not shutil.which("sqitch"):
         raise ConfigurationError("sqitch is not installed: run scripts/setup.sh")
     ensure_database(admin_dsn)
-    cmd = ["sqitch", "deploy", sqitch_target(admin_dsn)]
+    env = sqitch_environment(admin_dsn)
+    # db:pg: with no authority: sqitch and psql take every connection parameter from the environment
+    cmd = ["sqitch", "deploy", "db:pg:"]
     for k, v in (variables or {}).items():
         cmd += ["--set", f"{k}={v}"]
-    done = subprocess.run(cmd, cwd=project_dir(), capture_output=True, text=True)
+    try:
+        done = subprocess.run(cmd, cwd=project_dir(), env=env, capture_output=True, text=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot run sqitch: {exc.strerror}") from exc
     if done.returncode != 0:
-        raise ConfigurationError(f"sqitch deploy failed:\n{done.stdout}{done.stderr}")
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        raise DeployError(
+            f"sqitch deploy failed (exit {done.returncode}): {lines[-1] if lines else 'no output'}", done.stdout + done.stderr
+        )
     return done.stdout
 
 

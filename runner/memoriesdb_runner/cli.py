@@ -6,36 +6,69 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import uuid
 from pathlib import Path
 
 import click
 import psycopg
+import pydantic
 from rich.console import Console
 
 from . import admin
 from . import status as status_report
 from .demo import run_demo
 from .errors import RunnerError, ledger_error
-from .ingest import ingest_file
+from .ingest import IngestResult, ingest_file
 from .logs import configure
+from .safety import read_api_key, safe_text
 from .search import print_results, search_text
 from .service import run_workers
-from .settings import Settings
+from .settings import Settings, load_settings
 
 console = Console()
 
 
-@click.group(context_settings={"auto_envvar_prefix": "MEMORIESDB", "show_default": True})
+def one_line(exc: BaseException) -> str:
+    """An error as one line: what went wrong, no traceback (psycopg and pydantic errors span lines)."""
+    if isinstance(exc, psycopg.Error):
+        exc = ledger_error(exc)
+    if isinstance(exc, pydantic.ValidationError):
+        return "; ".join(
+            f"invalid setting {'.'.join(map(str, e['loc']))} (MEMORIESDB_{'_'.join(map(str, e['loc'])).upper()}): {e['msg']}"
+            for e in exc.errors()
+        )
+    text = str(exc) or type(exc).__name__
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+class Commands(click.Group):
+    """Every error a user can cause or meet (configuration, connection, the ledger's refusals, files)
+    ends the command with one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (RunnerError, psycopg.Error, pydantic.ValidationError, OSError) as exc:
+            click.echo(f"error: {one_line(exc)}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=Commands, context_settings={"auto_envvar_prefix": "MEMORIESDB", "show_default": True})
 @click.option("--json", "json_logs", is_flag=True, default=None, help="JSON log lines (for containers).")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR.")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Read MEMORIESDB_* settings from this file (yours, not writable by others). No .env is read otherwise.",
+)
 @click.pass_context
-def main(ctx: click.Context, json_logs: bool | None, log_level: str | None) -> None:
+def main(ctx: click.Context, json_logs: bool | None, log_level: str | None, env_file: Path | None) -> None:
     """MemoriesDB runner: embedding worker, status, ingest, search, demo.
 
-    Configuration comes from MEMORIESDB_* environment variables and .env (see README)."""
+    Configuration comes from MEMORIESDB_* environment variables and, if named with --env-file or
+    MEMORIESDB_ENV_FILE, an env file (see README)."""
     overrides = {k: v for k, v in {"json_logs": json_logs, "log_level": log_level}.items() if v is not None}
-    settings = Settings(**overrides)
+    settings = load_settings(env_file, **overrides)
     configure(settings.log_level, settings.json_logs)
     ctx.obj = settings
 
@@ -64,7 +97,18 @@ def status(settings: Settings, as_json: bool) -> None:
 # --- user-facing commands: ingest, search ------------------------------------------
 
 user_options = [
-    click.option("--api-key", envvar="MEMORIESDB_API_KEY", help="Act as the user this key belongs to."),
+    click.option(
+        "--api-key-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Read the API key from this file (mode 600: refused if group or others may read it).",
+    ),
+    click.option("--api-key-stdin", is_flag=True, help="Read the API key from the first line of standard input."),
+    click.option(
+        "--api-key",
+        "api_key_option",
+        allow_from_autoenv=False,
+        help="Discouraged: visible to every local user in the process list. Use MEMORIESDB_API_KEY or the options above.",
+    ),
     click.option("--user", "user_id", type=click.UUID, help="Act as this user id (the application is trusted to set it)."),
 ]
 
@@ -75,26 +119,49 @@ def with_user(f):
     return f
 
 
-def _require_user(api_key: str | None, user_id: uuid.UUID | None) -> None:
-    if not (api_key or user_id):
-        raise click.UsageError("say who you are: --api-key (or MEMORIESDB_API_KEY) or --user")
+def _who(settings: Settings, api_key_file: Path | None, api_key_stdin: bool, api_key_option: str | None, user_id):
+    """(API key, user id) from the options and MEMORIESDB_API_KEY; one of them is required."""
+    env_key = settings.api_key.get_secret_value() if settings.api_key else None
+    key = read_api_key(option=api_key_option, from_stdin=api_key_stdin, file=api_key_file, env=env_key)
+    if not (key or user_id):
+        raise click.UsageError("say who you are: MEMORIESDB_API_KEY, --api-key-file, --api-key-stdin or --user")
+    return key, user_id
 
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @with_user
 @click.option("--batch", default=500, help="Lines per transaction.")
+@click.option("--source", help="Name of the source in each line's idempotency key (default: the file's absolute path).")
 @click.pass_obj
-def ingest(settings: Settings, file: Path, api_key: str | None, user_id: uuid.UUID | None, batch: int) -> None:
-    """Remember every line of FILE (JSONL with content/metadata, or plain text) as the user."""
-    _require_user(api_key, user_id)
-    stored, rejected = _run(ingest_file(settings, file, api_key, user_id, batch, console=console))
-    click.echo(f"remembered {stored} memories from {file}; {len(rejected)} lines rejected")
-    for n, err in rejected[:50]:
-        click.echo(f"  line {n}: {err}")
-    if len(rejected) > 50:
-        click.echo(f"  ... and {len(rejected) - 50} more")
-    if rejected:
+def ingest(settings: Settings, file: Path, api_key_file, api_key_stdin, api_key_option, user_id, batch: int, source) -> None:
+    """Remember every line of FILE (JSONL with content/metadata, or plain text) as the user.
+
+    Streams the file in batches; reports each bad line (number, reason) and goes on; stores each line
+    at most once (a re-run, or a run after Ctrl-C, skips the lines already stored). Exit code 2 if a
+    line was bad, 130 if interrupted."""
+    key, user_id = _who(settings, api_key_file, api_key_stdin, api_key_option, user_id)
+    result = IngestResult()
+    try:
+        _run(ingest_file(settings, file, key, user_id, batch, console=console, source=source, result=result))
+    except SystemExit as stop:
+        if stop.code == 130:
+            click.echo(
+                f"interrupted: {result.stored} stored, {result.skipped} already stored, {len(result.bad)} bad so far; "
+                "run the same command again to resume (stored lines are skipped)",
+                err=True,
+            )
+        raise
+    for n, why in result.bad[:100]:
+        console.print(f"  line {n}: {safe_text(why)}", highlight=False, soft_wrap=True)
+    if len(result.bad) > 100:
+        console.print(f"  ... and {len(result.bad) - 100} more bad lines")
+    console.print(
+        f"{safe_text(file)}: {result.stored} stored, {result.skipped} already stored, {len(result.bad)} bad",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.bad:
         sys.exit(2)
 
 
@@ -104,10 +171,14 @@ def ingest(settings: Settings, file: Path, api_key: str | None, user_id: uuid.UU
 @click.option("-k", default=10, help="How many results.")
 @click.option("--filter", "filter_", default="{}", help='JSON filter, e.g. \'{"metadata": {"topic": "x"}}\'.')
 @click.pass_obj
-def search(settings: Settings, text: str, api_key: str | None, user_id: uuid.UUID | None, k: int, filter_: str) -> None:
+def search(settings: Settings, text: str, api_key_file, api_key_stdin, api_key_option, user_id, k: int, filter_: str) -> None:
     """Embed TEXT with the configured provider and search the user's visible memories."""
-    _require_user(api_key, user_id)
-    rows = _run(search_text(settings, text, api_key, user_id, k, json.loads(filter_)))
+    key, user_id = _who(settings, api_key_file, api_key_stdin, api_key_option, user_id)
+    try:
+        filter_obj = json.loads(filter_)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
+    rows = _run(search_text(settings, text, key, user_id, k, filter_obj))
     print_results(console, rows, f"search: {text!r}")
 
 
@@ -115,13 +186,22 @@ def search(settings: Settings, text: str, api_key: str | None, user_id: uuid.UUI
 
 
 @main.command()
-@click.option("--logins/--no-logins", default=True, help="Create the local login roles memoriesdb_runner and memoriesdb_client.")
+@click.option(
+    "--dev-logins",
+    is_flag=True,
+    help="Also create the password-less development logins memoriesdb_runner and memoriesdb_client "
+    "(only for a trust-auth development server; production creates its own logins, see README).",
+)
 @click.pass_obj
-def deploy(settings: Settings, logins: bool) -> None:
-    """sqitch deploy the ledger over the direct admin connection (idempotent)."""
+def deploy(settings: Settings, dev_logins: bool) -> None:
+    """sqitch deploy the ledger over the direct admin connection (idempotent).
+
+    The admin DSN reaches sqitch as libpq environment variables (PGHOST, PGPASSWORD, PGSSLMODE, ...),
+    never on a command line."""
     click.echo(admin.deploy(settings.admin_dsn).strip())
-    if logins:
+    if dev_logins:
         admin.ensure_local_logins(settings.admin_dsn)
+        click.echo(f"development logins (no password): {', '.join(admin.LOCAL_LOGINS)}")
 
 
 @main.command()
@@ -134,9 +214,8 @@ def demo(settings: Settings) -> None:
 def _run(coro):
     try:
         return asyncio.run(coro)
-    except (RunnerError, psycopg.Error) as exc:
-        err = ledger_error(exc) if isinstance(exc, psycopg.Error) else exc
-        click.echo(f"error: {err}", err=True)
+    except (RunnerError, psycopg.Error, OSError) as exc:
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

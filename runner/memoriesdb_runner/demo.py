@@ -37,8 +37,8 @@ async def run_demo(settings: Settings, console: Console) -> None:
 
     data = Path(str(files(__package__).joinpath("data")))
     for who in ("alice", "bob"):
-        stored, rejected = await ingest_file(settings, data / f"{who}.jsonl", keys[who], None)
-        console.print(f"3. {who} remembered {stored} memories ({len(rejected)} rejected)")
+        done = await ingest_file(settings, data / f"{who}.jsonl", keys[who], None)
+        console.print(f"3. {who} remembered {done.stored} memories ({len(done.bad)} rejected)")
 
     console.print("4. embedding worker (local all-MiniLM-L6-v2) until the queue is empty")
     t = time.perf_counter()

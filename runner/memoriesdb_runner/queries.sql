@@ -75,6 +75,9 @@ SELECT memoriesdb.create_api_key(%(user_id)s) AS api_key;
 -- name: remember
 SELECT memoriesdb.remember(%(content)s, %(metadata)s::jsonb) AS id;
 
+-- name: remember_once
+SELECT memory_id, created FROM memoriesdb.remember_once(%(content)s, %(metadata)s::jsonb, %(key)s);
+
 -- name: search
 SELECT id, similarity, content, metadata, owner_id
   FROM memoriesdb.search(%(query)s::vector, %(k)s, %(filter)s::jsonb);

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from . import db
 from .providers import Provider, make_provider
+from .safety import safe_text
 from .settings import Settings
 
 
@@ -38,7 +39,8 @@ async def search_text(
 
 
 def print_results(console: Console, rows: list[dict], title: str) -> None:
-    t = Table("similarity", "content", "owner", title=title)
+    """Rows of search() as a table; every value is escaped (stored text is data, never Rich markup)."""
+    t = Table("similarity", "content", "owner", title=safe_text(title))
     for r in rows:
-        t.add_row(f"{r['similarity']:.3f}", r["content"], str(r["owner_id"])[:8])
+        t.add_row(f"{r['similarity']:.3f}", safe_text(r["content"]), safe_text(str(r["owner_id"])[:8]))
     console.print(t)

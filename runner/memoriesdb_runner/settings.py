@@ -1,7 +1,14 @@
-"""Runner configuration: environment variables (MEMORIESDB_*) and an optional .env file."""
+"""Runner configuration: environment variables (MEMORIESDB_*) and, only when named, an env file.
+
+No .env is read from the current directory: a file there may belong to, or be writable by, someone
+else, and it names the DSNs the API key and the search text are sent to. An env file is read only
+when given (--env-file or MEMORIESDB_ENV_FILE), owned by the user (or root) and not writable by
+group or others; environment variables win over it."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
@@ -9,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEMORIESDB_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MEMORIESDB_", env_file=None, extra="ignore")
 
     # The worker's connection (role memoriesdb_worker), through PgBouncer (transaction pooling).
     dsn: str = "postgresql://memoriesdb_runner@127.0.0.1:6432/memoriesdb"
@@ -24,6 +31,9 @@ class Settings(BaseSettings):
 
     # PgBouncer's admin console, read by `memoriesdb status` for pool utilisation when reachable.
     pgbouncer_admin_dsn: str = "postgresql://postgres@127.0.0.1:6432/pgbouncer"
+
+    # The user `ingest` and `search` act as (MEMORIESDB_API_KEY); never put it on a command line.
+    api_key: SecretStr | None = None
 
     provider: Literal["local", "ollama", "openai"] = "local"
     model: str | None = None  # default per provider: all-MiniLM-L6-v2 / all-minilm / text-embedding-3-small
@@ -53,3 +63,15 @@ class Settings(BaseSettings):
         from psycopg.conninfo import make_conninfo
 
         return make_conninfo(self.dsn, port=str(self.listen_port))
+
+
+def load_settings(env_file: Path | str | None = None, **overrides) -> Settings:
+    """Settings from the environment, and from env_file (else $MEMORIESDB_ENV_FILE) if one is named,
+    after checking that no other local user could have written it (ConfigurationError)."""
+    from .safety import check_private_file
+
+    path = env_file or os.environ.get("MEMORIESDB_ENV_FILE") or None
+    if path is None:
+        return Settings(**overrides)
+    check_private_file(Path(path), what="env file", secret=False)
+    return Settings(_env_file=path, **overrides)

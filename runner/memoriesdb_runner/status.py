@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import db
+from .safety import safe_text
 from .settings import Settings
 
 
@@ -45,6 +46,8 @@ async def pgbouncer_pools(settings: Settings) -> list[dict] | None:
 
 
 def show(data: dict, console: Console) -> None:
+    """The report as tables; every value from the database is escaped (safe_text): an error text a
+    provider returned, a model name, is data, never Rich markup or terminal control."""
     q = data["queue"]
     console.print(
         f"[bold]embedding queue[/]: {q['pending']} pending, {q['leased']} leased, {q['dead']} dead"
@@ -53,11 +56,11 @@ def show(data: dict, console: Console) -> None:
     if data["dead"]:
         t = Table("memory", "attempts", "dead since", "error", title="dead jobs (newest first)")
         for d in data["dead"]:
-            t.add_row(str(d["memory_id"]), str(d["attempts"]), _when(d["dead_at"]), d["last_error"])
+            t.add_row(str(d["memory_id"]), str(d["attempts"]), _when(d["dead_at"]), safe_text(d["last_error"]))
         console.print(t)
     t = Table("model", "memories", "newest", title="embeddings per model")
     for m in data["models"]:
-        t.add_row(m["model"], str(m["memories"]), _when(m["newest"]))
+        t.add_row(safe_text(m["model"]), str(m["memories"]), _when(m["newest"]))
     console.print(t)
     if data["pools"] is None:
         console.print("[bold]pgbouncer[/]: admin console not reachable (MEMORIESDB_PGBOUNCER_ADMIN_DSN)")
@@ -74,8 +77,8 @@ def show(data: dict, console: Console) -> None:
         )
         for p in data["pools"]:
             t.add_row(
-                p["database"],
-                p["user"],
+                safe_text(p["database"]),
+                safe_text(p["user"]),
                 str(p["cl_active"]),
                 str(p["cl_waiting"]),
                 str(p["sv_active"]),
@@ -89,7 +92,12 @@ def show(data: dict, console: Console) -> None:
         t = Table("function", "sqlstate", "attempts", "actors", "no context", "latest", title="refused attempts (access log)")
         for r in refused:
             t.add_row(
-                r["function"], r["sqlstate"], str(r["attempts"]), str(r["actors"]), str(r["no_context"]), _when(r["last_at"])
+                safe_text(r["function"]),
+                safe_text(r["sqlstate"]),
+                str(r["attempts"]),
+                str(r["actors"]),
+                str(r["no_context"]),
+                _when(r["last_at"]),
             )
         console.print(t)
     v = data["vindexing"]

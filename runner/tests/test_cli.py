@@ -41,7 +41,7 @@ def test_ingest_reports_bad_lines_and_keeps_the_good(settings, admin_conn, user,
     )
     result = CliRunner().invoke(main, ["ingest", str(f), "--api-key", key], env=env_of(settings))
     assert result.exit_code == 2, result.output
-    assert "remembered 2 memories" in result.output and "3 lines rejected" in result.output
+    assert "2 stored, 0 already stored, 3 bad" in result.output
     assert "line 2: invalid JSON line" in result.output
     assert "line 3: content is empty [MDB05]" in result.output
     assert "line 5: metadata must be a JSON object [MDB06]" in result.output

@@ -117,9 +117,10 @@ def test_ingest_reports_each_hostile_line_and_goes_on(settings, admin_conn, user
     for n, why in [(2, "NUL"), (3, "content must be a string"), (4, "not UTF-8"), (5, "nested"), (7, "invalid JSON")]:
         assert f"line {n}: " in result.output and why in result.output, (n, why, result.output)
     assert "3 stored, 0 already stored, 5 bad" in result.output
-    assert [r["content"] for r in admin_conn.execute(
-        "SELECT content FROM memoriesdb.memories WHERE owner_id = %s ORDER BY content", (uid,)
-    )] == ["good one", "good three", "good two"]
+    assert [
+        r["content"]
+        for r in admin_conn.execute("SELECT content FROM memoriesdb.memories WHERE owner_id = %s ORDER BY content", (uid,))
+    ] == ["good one", "good three", "good two"]
 
 
 def test_ingest_plain_text_with_nul_and_bad_utf8(settings, admin_conn, user, tmp_path):

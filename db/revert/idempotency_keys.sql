@@ -1,0 +1,4 @@
+-- Revert memoriesdb:idempotency_keys from pg
+BEGIN;
+DROP TABLE memoriesdb.idempotency_keys;
+COMMIT;
