@@ -198,7 +198,11 @@ def deploy(settings: Settings, dev_logins: bool) -> None:
 
     The admin DSN reaches sqitch as libpq environment variables (PGHOST, PGPASSWORD, PGSSLMODE, ...),
     never on a command line."""
-    click.echo(admin.deploy(settings.admin_dsn).strip())
+    try:
+        click.echo(admin.deploy(settings.admin_dsn).strip())
+    except admin.DeployError as exc:
+        click.echo(exc.output.rstrip(), err=True)  # what sqitch said; the one-line error follows
+        raise
     if dev_logins:
         admin.ensure_local_logins(settings.admin_dsn)
         click.echo(f"development logins (no password): {', '.join(admin.LOCAL_LOGINS)}")

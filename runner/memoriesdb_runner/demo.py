@@ -13,6 +13,7 @@ from rich.console import Console
 from . import admin, db
 from .ingest import ingest_file
 from .providers import make_provider
+from .safety import safe_text
 from .search import print_results, search_text
 from .service import run_embed_workers
 from .settings import Settings
@@ -93,8 +94,8 @@ async def run_demo(settings: Settings, console: Console) -> None:
     who = {ids["alice"]: "alice", ids["bob"]: "bob"}
     for h in history:
         console.print(
-            f"   {h['outcome']:8} {h['function']:14} by {who.get(h['actor'], h['actor'])}"
-            + (f" ({h['sqlstate']})" if h["sqlstate"] else "")
+            f"   {safe_text(h['outcome']):8} {safe_text(h['function']):14} by {safe_text(who.get(h['actor'], h['actor']))}"
+            + (f" ({safe_text(h['sqlstate'])})" if h["sqlstate"] else "")
         )
 
     conn = await db.connect(settings.admin_dsn)
@@ -102,6 +103,6 @@ async def run_demo(settings: Settings, console: Console) -> None:
         await conn.execute(db.q("as_auditor"))
         chain = await db.row(conn, "verify_audit_chain")
     console.print(
-        f"8. audit chain: {'intact' if chain['ok'] else 'BROKEN: ' + chain['problem']} "
+        f"8. audit chain: {'intact' if chain['ok'] else 'BROKEN: ' + safe_text(chain['problem'])} "
         f"({chain['rows_checked']} audit rows, {chain['seals_checked']} seals)"
     )

@@ -206,6 +206,46 @@ def test_ingest_key_is_per_owner(settings, admin_conn, user, make_user, tmp_path
     assert _count(admin_conn, uid) == 2 and _count(admin_conn, bob) == 2
 
 
+def test_two_runs_racing_on_one_key_store_one_memory(settings, admin_conn, user):
+    """Two transactions remember_once() the same key at once: the second waits for the first, stores
+    nothing (MDB28, its memory rolled back) and, asked again, returns the first one's memory."""
+    import threading
+
+    uid, key = user
+    a = psycopg.connect(settings.app_dsn)
+    b = psycopg.connect(settings.app_dsn)
+    try:
+        a.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+        [(first, created)] = a.execute("SELECT * FROM memoriesdb.remember_once('from a', '{}', 'race')").fetchall()
+        assert created
+        outcome = {}
+
+        def other():
+            try:
+                b.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+                b.execute("SELECT * FROM memoriesdb.remember_once('from b', '{}', 'race')").fetchall()
+            except psycopg.Error as exc:
+                outcome["sqlstate"] = exc.diag.sqlstate
+                b.rollback()
+
+        t = threading.Thread(target=other)
+        t.start()
+        time.sleep(0.5)
+        assert t.is_alive(), "b waits for a's key"
+        a.commit()
+        t.join(10)
+        assert outcome == {"sqlstate": "MDB28"}
+        b.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+        assert b.execute("SELECT * FROM memoriesdb.remember_once('from b', '{}', 'race')").fetchall() == [(first, False)]
+        b.commit()
+    finally:
+        a.close()
+        b.close()
+    assert [r["content"] for r in admin_conn.execute("SELECT content FROM memoriesdb.memories WHERE owner_id = %s", (uid,))] == [
+        "from a"
+    ]
+
+
 # --- API keys: never on the command line -----------------------------------------------------
 
 

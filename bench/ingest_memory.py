@@ -1,0 +1,114 @@
+"""Peak memory of `memoriesdb ingest` (issue 18): a file of --mb megabytes of plain text lines of
+--line-bytes bytes, ingested by the real command in a child process; its peak RSS (ru_maxrss of the
+child, from wait4) and wall time, for HEAD and for an older checkout of the runner (--before DIR: a
+directory holding that version's memoriesdb_runner package, e.g. from
+`git archive 2692097 runner/memoriesdb_runner | tar -x -C /tmp/before`, then --before /tmp/before/runner).
+A second HEAD run of the same file measures the re-run (every line skipped by its idempotency key).
+
+Usage: .venv/bin/python bench/ingest_memory.py [--mb 200] [--line-bytes 4000] [--before DIR] [--db NAME]
+Writes bench/results/ingest_memory.md. Drops and creates database NAME (default memoriesdb_bench_ingest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "runner"))
+
+from memoriesdb_runner import admin  # noqa: E402
+
+
+def make_file(path: Path, mb: int, line_bytes: int) -> int:
+    word = b"lorem ipsum dolor sit amet consectetur adipiscing elit "
+    body = (word * (line_bytes // len(word) + 1))[: line_bytes - 12]
+    n = (mb * 1_000_000) // line_bytes
+    with path.open("wb") as fh:
+        for i in range(n):
+            fh.write(b"%010d " % i + body + b"\n")
+    return n
+
+
+def run(code_dir: Path, file: Path, env: dict[str, str]) -> tuple[float, float, int, str]:
+    """(peak RSS in MB, seconds, exit code, last output line) of one ingest run."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memoriesdb_runner.cli", "ingest", str(file), "--batch", "500"],
+        cwd=code_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out = proc.stdout.read().decode(errors="replace")  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    lines = [line for line in out.splitlines() if line.strip()]
+    return usage.ru_maxrss / 1024, time.perf_counter() - t, proc.returncode, lines[-1] if lines else ""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=200)
+    ap.add_argument("--line-bytes", type=int, default=4000)
+    ap.add_argument("--before", type=Path, help="directory containing the older memoriesdb_runner package")
+    ap.add_argument("--db", default="memoriesdb_bench_ingest")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/ingest_memory.md")
+    args = ap.parse_args()
+    host = "127.0.0.1:5432"
+    with psycopg.connect(f"postgresql://postgres@{host}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+    admin_dsn = f"postgresql://postgres@{host}/{args.db}"
+    admin.deploy(admin_dsn)
+    admin.ensure_local_logins(admin_dsn)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORIESDB_")}
+    env.update(MEMORIESDB_APP_DSN=f"postgresql://memoriesdb_client@{host}/{args.db}", MEMORIESDB_PROJECT_DIR=str(ROOT))
+    file = Path(f"/tmp/{args.db}.txt")
+    n = make_file(file, args.mb, args.line_bytes)
+    size_mb = file.stat().st_size / 1e6
+    rows = []
+    runs = [("HEAD, first run", ROOT / "runner"), ("HEAD, re-run (all lines already stored)", ROOT / "runner")]
+    if args.before:
+        runs.insert(0, (f"before ({args.before})", args.before))
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        for label, code in runs:
+            uid = conn.execute("SELECT memoriesdb.create_user(%s)", (f"bench{len(rows)}",)).fetchone()[0]
+            key = conn.execute("SELECT memoriesdb.create_api_key(%s)", (uid,)).fetchone()[0]
+            if "re-run" in label:  # the same user as the first HEAD run
+                uid, key = rows[-1][-2:]
+            rss, secs, code_, last = run(code, file, {**env, "MEMORIESDB_API_KEY": key})
+            stored = conn.execute("SELECT count(*) FROM memoriesdb.memories WHERE owner_id = %s", (uid,)).fetchone()[0]
+            print(f"{label}: peak RSS {rss:.0f} MB, {secs:.1f} s, exit {code_}, {stored} memories; {last}", flush=True)
+            rows.append((label, rss, secs, code_, stored, uid, key))
+    file.unlink()
+    with psycopg.connect(f"postgresql://postgres@{host}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+    lines = [
+        "# `memoriesdb ingest`: peak memory (issue 18)",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `bench/ingest_memory.py --mb {args.mb} --line-bytes {args.line_bytes}`: "
+        f"a {size_mb:.0f} MB plain text file of {n} lines, ingested by `python -m memoriesdb_runner.cli ingest FILE "
+        "--batch 500` into a fresh database on the local PostgreSQL; peak RSS of the child process (ru_maxrss).",
+        "",
+        "| run | peak RSS | wall time | exit | memories of the user after the run |",
+        "|---|---|---|---|---|",
+        *(f"| {r[0]} | {r[1]:.0f} MB | {r[2]:.0f} s | {r[3]} | {r[4]} |" for r in rows),
+        "",
+        "Before: the whole file is read into a list of records first, so memory grows with the file. "
+        "HEAD: streamed, one batch of lines (500) in memory at a time, so memory is flat whatever the file size; "
+        "the re-run stores nothing (every line's idempotency key is already there).",
+        "",
+    ]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
