@@ -19,7 +19,7 @@ from .demo import run_demo
 from .errors import RunnerError, ledger_error
 from .ingest import IngestResult, ingest_file
 from .logs import configure
-from .safety import read_api_key, safe_text
+from .safety import plain_text, read_api_key, safe_text
 from .search import print_results, search_text
 from .service import run_workers
 from .settings import Settings, load_settings
@@ -37,7 +37,7 @@ def one_line(exc: BaseException) -> str:
             for e in exc.errors()
         )
     text = str(exc) or type(exc).__name__
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return plain_text(" ".join(part.strip() for part in text.splitlines() if part.strip()))
 
 
 class Commands(click.Group):

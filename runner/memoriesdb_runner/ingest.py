@@ -148,10 +148,14 @@ async def ingest_file(
         task = bar.add_task("ingest", total=path.stat().st_size, counts="")
         async with conn:
             for lines, nbytes in _batches(read_lines(path, source), batch):
+                done = IngestResult()  # counted into result once the batch is committed
                 async with conn.transaction():
                     await db.become(conn, api_key, user_id)
                     for line in lines:
-                        await _store(conn, line, result)
+                        await _store(conn, line, done)
+                result.stored += done.stored
+                result.skipped += done.skipped
+                result.bad += done.bad
                 bar.update(
                     task, advance=nbytes, counts=f"{result.stored} stored, {result.skipped} already, {len(result.bad)} bad"
                 )

@@ -23,16 +23,22 @@ def _visible(ch: str) -> bool:
     return unicodedata.category(ch) != "Cf"
 
 
-def safe_text(value: object) -> str:
-    """Any value from the database, a provider or a user, fit to print through Rich: no markup
-    (escaped), no control characters (newlines and tabs become spaces, the rest are dropped)."""
+def plain_text(value: object) -> str:
+    """Any value, fit to print as one line of plain text: newlines and tabs become spaces, other
+    control and format characters (the start of every ANSI/OSC escape sequence) are dropped."""
     if value is None:
         return ""
     text = str(value).replace("\n", " ").replace("\t", " ").replace("\r", " ")
     text = _CONTROL.sub("", text)
     if not text.isascii():
         text = "".join(ch for ch in text if _visible(ch))
-    return escape(text)
+    return text
+
+
+def safe_text(value: object) -> str:
+    """Any value from the database, a provider or a user, fit to print through Rich: plain_text
+    with its Rich markup escaped."""
+    return escape(plain_text(value))
 
 
 def check_private_file(path: Path, *, what: str, secret: bool) -> None:

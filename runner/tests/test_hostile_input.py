@@ -177,6 +177,7 @@ def test_ingest_resumes_after_ctrl_c_without_duplicates(settings, admin_conn, us
     out, _ = proc.communicate(timeout=30)
     partial = _count(admin_conn, uid)
     assert 0 < partial < n, (partial, out)
+    assert proc.returncode == 130 and f"interrupted: {partial} stored" in out.decode(), "the count is of committed lines"
     again = subprocess.run(
         [sys.executable, "-m", "memoriesdb_runner.cli", "ingest", str(f), "--batch", "500"],
         cwd=RUNNER_DIR,
