@@ -14,7 +14,7 @@ SELECT memoriesdb.remember('The Analytical Engine weaves algebraic patterns', '{
 SELECT memoriesdb.remember('Notes on Bernoulli numbers') AS m2 \gset
 SELECT memoriesdb.revise(:'m1', 'The Analytical Engine weaves algebraic patterns just as the Jacquard loom weaves flowers') AS revision;
 SELECT memoriesdb.link(:'m2', :'m1', 'part_of') AS edge;
-SELECT memoriesdb.share(:'m1', :'grace', 'read', now() + interval '7 days') AS grant_id;
+SELECT memoriesdb.share(:'m1', :'grace', 'read', now() + interval '7 days') AS offer_id \gset
 SELECT id, revision, content, encode(content_hash, 'hex') AS sha256 FROM memoriesdb.recall(:'m1');
 SELECT memoriesdb.verify(:'m1') AS hash_ok;
 COMMIT;
@@ -22,8 +22,18 @@ COMMIT;
 -- the next transaction has no context: it sees nothing and cannot write
 SELECT count(*) AS visible_without_context FROM memoriesdb.memories;
 
+-- nothing appears in Grace's account unasked: Ada's share waits as an offer until Grace accepts it
 BEGIN;
 SELECT set_config('app.current_user', :'grace', true);   -- transaction-local, never a session SET
+SELECT count(*) AS visible_before_accepting FROM memoriesdb.memories;   -- 0
+SELECT kind, sender = :'ada' AS from_ada, memory_id = :'m1' AS is_m1, level
+  FROM memoriesdb.offers();                               -- who offers which memory, never its content
+SELECT memoriesdb.accept_offer(:'offer_id') = :'m1' AS accepted;
+SELECT memoriesdb.accept_sender(:'ada') AS accepts_ada;   -- once for all: Ada's next shares and transfers take effect at once
+COMMIT;
+
+BEGIN;
+SELECT set_config('app.current_user', :'grace', true);
 SELECT count(*) AS visible FROM memoriesdb.memories;      -- 1: only what was shared with her (the table lists ids and owners)
 SELECT content FROM memoriesdb.recall(:'m1');             -- contents only through the API: a read on the access log
 \set ON_ERROR_STOP 0
@@ -35,7 +45,7 @@ BEGIN;
 SELECT memoriesdb.authenticate(:'ada_key');
 SELECT outcome, function, actor = :'grace' AS by_grace, sqlstate
   FROM memoriesdb.access_history(:'m1');                  -- the access log: Grace's refusal outlived her rollback
-SELECT memoriesdb.transfer(:'m2', :'grace', 'a gift') AS transfer_id;
+SELECT memoriesdb.transfer(:'m2', :'grace', 'a gift') AS transfer_id;   -- at once: Grace accepted Ada as a sender
 SELECT memoriesdb.forget(:'m1');
 COMMIT;
 

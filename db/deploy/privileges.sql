@@ -85,6 +85,8 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid),
   -- sharing and custody
   memoriesdb.share(uuid, uuid, text, timestamptz), memoriesdb.unshare(uuid, uuid), memoriesdb.transfer(uuid, uuid, text),
+  memoriesdb.accept_offer(uuid), memoriesdb.decline_offer(uuid), memoriesdb.offers(), memoriesdb.offers_sent(),
+  memoriesdb.withdraw_offer(uuid), memoriesdb.accept_sender(uuid), memoriesdb.forget_sender(uuid), memoriesdb.trusted_senders(),
   -- graph
   memoriesdb.create_edge_type(text, text, boolean, boolean), memoriesdb.link(uuid, uuid, text, real, jsonb),
   memoriesdb.unlink(uuid), memoriesdb.neighbors(uuid, integer, text[], text), memoriesdb.path(uuid, uuid, integer),

@@ -3,6 +3,20 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+-- added after v0.3.0: offers
+DROP FUNCTION memoriesdb.accept_offer(uuid);
+DROP FUNCTION memoriesdb.decline_offer(uuid);
+DROP FUNCTION memoriesdb.withdraw_offer(uuid);
+DROP FUNCTION memoriesdb.offers();
+DROP FUNCTION memoriesdb.offers_sent();
+DROP FUNCTION memoriesdb.accept_sender(uuid);
+DROP FUNCTION memoriesdb.forget_sender(uuid);
+DROP FUNCTION memoriesdb.trusted_senders();
+DROP FUNCTION memoriesdb_internal.offer(text, uuid, uuid, uuid, text, timestamptz, text);
+DROP FUNCTION memoriesdb_internal.effect_share(uuid, uuid, uuid, uuid, text, timestamptz);
+DROP FUNCTION memoriesdb_internal.effect_transfer(uuid, uuid, uuid, uuid, text);
+DROP FUNCTION memoriesdb_internal.accepts_from(uuid, uuid);
+
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_other_user(user_id uuid, uid uuid, role text) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp

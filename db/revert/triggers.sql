@@ -5,6 +5,11 @@ SET LOCAL ROLE memoriesdb_owner;
 
 DROP TRIGGER IF EXISTS stamp ON memoriesdb.idempotency_keys;
 DROP TRIGGER IF EXISTS audit ON memoriesdb.idempotency_keys;
+-- added after v0.3.0: the offers tables' triggers
+DROP TRIGGER stamp ON memoriesdb.accepted_senders;
+DROP TRIGGER audit ON memoriesdb.accepted_senders;
+DROP TRIGGER stamp ON memoriesdb.memory_offers;
+DROP TRIGGER audit ON memoriesdb.memory_offers;
 
 -- stamp: created_*/updated_* from the clock and the context: every ledger table
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();

@@ -6,7 +6,8 @@ SELECT has_schema('memoriesdb');
 SELECT tables_are('memoriesdb', ARRAY[
   'config', 'audit_log', 'audit_seals', 'users', 'api_keys', 'memories', 'memory_revisions',
   'memory_grants', 'memory_transfers', 'edge_types', 'memory_edges', 'idempotency_keys',
-  'embedding_schedule', 'vindexing_schedule', 'vindexing_runs', 'access_log', 'access_log_sink']);
+  'embedding_schedule', 'vindexing_schedule', 'vindexing_runs', 'access_log', 'access_log_sink',
+  'memory_offers', 'accepted_senders']);
 SELECT extensions_are(ARRAY['plpgsql', 'uuid-ossp', 'pgcrypto', 'vector', 'pg_trgm', 'pgtap', 'dblink']);
 
 -- this fails the suite if row-level security is off, or not forced, on any table
@@ -126,6 +127,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'forget', 'recall', 'verify', 'provenance', 'share', 'unshare', 'transfer', 'create_edge_type', 'link', 'unlink',
   'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',
   'access_history', 'access_refusals', 'flush_access_log',
+  'accept_offer', 'decline_offer', 'withdraw_offer', 'offers', 'offers_sent', 'accept_sender', 'forget_sender', 'trusted_senders',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[
@@ -136,7 +138,8 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter',
   'linked_ids', 'visible_memories', 'visible_count', 'query_fingerprint', 'vector_ranking', 'fulltext_candidates',
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
-  'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind']);
+  'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
+  'accepts_from', 'effect_share', 'effect_transfer', 'offer']);
 SELECT is_empty($$
   SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
    WHERE has_schema_privilege(r, 'memoriesdb_internal', 'USAGE') $$,

@@ -1,10 +1,14 @@
 -- share / unshare: grants give exactly what they say, until they expire.
 BEGIN;
-SELECT plan(30);
+SELECT plan(31);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
 SELECT tests.create_user('carol') AS carol \gset
+-- carol takes alice's shares at once; bob accepts each offer (offers: 22-offers.sql)
+SELECT tests.act_as(:'carol');
+SELECT memoriesdb.accept_sender(:'alice');
+SELECT tests.clear_context();
 SELECT tests.memory_of(:'alice', 'shared note') AS a1 \gset
 SELECT tests.memory_of(:'alice', 'writable note') AS a2 \gset
 SELECT tests.memory_of(:'alice', 'private note') AS a3 \gset
@@ -18,6 +22,8 @@ SELECT throws_ok(format($$ SELECT memoriesdb.share(%L, %L, 'admin') $$, :'a1', :
 SELECT throws_ok(format($$ SELECT memoriesdb.share(%L, %L, 'read', now() - interval '1 hour') $$, :'a1', :'carol'), 'MDB12', 'expires_at is in the past', 'no grant that has already expired');
 
 SELECT tests.act_as(:'bob');
+SELECT set_eq($$ SELECT memoriesdb.accept_offer(o.id) FROM memoriesdb.offers() AS o $$, ARRAY[:'a1'::uuid, :'a2'::uuid],
+  'bob accepts the two offers');
 SELECT set_eq($$ SELECT id FROM memoriesdb.memories $$, ARRAY[:'a1'::uuid, :'a2'::uuid], 'bob sees exactly the two shared memories');
 SELECT is((SELECT content FROM memoriesdb.recall(:'a1')), 'shared note', 'bob recalls the shared memory');
 SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, 'bob was here') $$, :'a1'), 'MDB04', 'not allowed to revise this memory', 'a read grant does not allow revise');

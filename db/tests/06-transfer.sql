@@ -5,6 +5,14 @@ SELECT plan(18);
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
 SELECT tests.create_user('carol') AS carol \gset
+-- each takes the other's shares and transfers at once (offers: 22-offers.sql)
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.accept_sender(:'alice');
+SELECT tests.act_as(:'carol');
+SELECT memoriesdb.accept_sender(:'alice');
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.accept_sender(:'bob');
+SELECT tests.clear_context();
 SELECT tests.memory_of(:'alice', 'heirloom') AS a1 \gset
 SELECT tests.act_as(:'alice');
 SELECT memoriesdb.share(:'a1', :'carol');

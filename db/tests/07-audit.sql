@@ -7,6 +7,9 @@ SET LOCAL application_name = 'pgtap-audit';
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.accept_sender(:'alice');   -- bob takes alice's shares and transfers at once (offers: 22-offers.sql)
+SELECT tests.clear_context();
 SELECT tests.act_as(:'alice');
 SELECT memoriesdb.remember('audited', '{"k": 1}') AS a1 \gset
 SELECT memoriesdb.revise(:'a1', 'audited v2');

@@ -4,6 +4,9 @@ SELECT plan(22);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.accept_sender(:'alice');   -- bob takes alice's shares and transfers at once (offers: 22-offers.sql)
+SELECT tests.clear_context();
 SELECT tests.memory_of(:'alice', 'a') AS a \gset
 SELECT tests.memory_of(:'alice', 'b') AS b \gset
 SELECT tests.memory_of(:'alice', 'c') AS c \gset

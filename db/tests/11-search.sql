@@ -4,6 +4,9 @@ SELECT plan(28);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.accept_sender(:'alice');   -- bob takes alice's shares and transfers at once (offers: 22-offers.sql)
+SELECT tests.clear_context();
 SELECT tests.memory_of(:'alice', 'east', '{"dir": "e", "tag": "x"}') AS e \gset
 SELECT tests.memory_of(:'alice', 'north-east', '{"dir": "ne"}') AS ne \gset
 SELECT tests.memory_of(:'alice', 'north', '{"dir": "n", "tag": "x"}') AS n \gset

@@ -7,6 +7,11 @@ SELECT plan(53);
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
 SELECT tests.create_user('carol') AS carol \gset
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.accept_sender(:'alice');   -- bob takes alice's shares and transfers at once (offers: 22-offers.sql)
+SELECT tests.act_as(:'carol');
+SELECT memoriesdb.accept_sender(:'alice');   -- carol takes alice's shares and transfers at once (offers: 22-offers.sql)
+SELECT tests.clear_context();
 SELECT tests.memory_of(:'alice', 'the vault code is under the blue vase') AS a1 \gset
 SELECT tests.memory_of(:'alice', 'shared with bob: the harbour meeting is at noon') AS a2 \gset
 SELECT tests.memory_of(:'alice', 'shared with carol, read only') AS a3 \gset

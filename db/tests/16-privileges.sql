@@ -21,6 +21,8 @@ CREATE FUNCTION pg_temp.selectable(r text) RETURNS SETOF text LANGUAGE sql AS $$
 
 -- memoriesdb_app: the application
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
+    'memoriesdb.accept_offer', 'memoriesdb.accept_sender', 'memoriesdb.decline_offer', 'memoriesdb.forget_sender',
+    'memoriesdb.offers', 'memoriesdb.offers_sent', 'memoriesdb.trusted_senders', 'memoriesdb.withdraw_offer',
     'memoriesdb.access_history', 'memoriesdb.authenticate', 'memoriesdb.create_api_key',
     'memoriesdb.create_edge_type', 'memoriesdb.create_user', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.forget', 'memoriesdb.link', 'memoriesdb.neighbors', 'memoriesdb.path',

@@ -61,8 +61,15 @@ async def run_demo(settings: Settings, console: Console) -> None:
     async with conn:
         async with conn.transaction():
             await db.become(conn, keys["alice"])
-            await db.row(conn, "share", memory_id=top["id"], grantee=ids["bob"])
-    console.print("6. alice shares her best match with bob; bob searches again")
+            offer_id = (await db.row(conn, "share", memory_id=top["id"], grantee=ids["bob"]))["grant_id"]
+        async with conn.transaction():  # nothing appears in bob's account unasked: the share waits as an offer
+            await db.become(conn, keys["bob"])
+            pending = await db.rows(conn, "offers")
+            await db.row(conn, "accept_offer", offer_id=offer_id)
+    console.print(
+        f"6. alice offers her best match to bob; bob sees {len(pending)} pending offer (who and which memory, not its content),"
+        " accepts it, and searches again"
+    )
     print_results(
         console, await search_text(settings, query, keys["bob"], None, k=3, provider=provider), "bob's results with the share"
     )

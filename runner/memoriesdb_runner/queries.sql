@@ -83,7 +83,15 @@ SELECT id, similarity, content, metadata, owner_id
   FROM memoriesdb.search(%(query)s::vector, %(k)s, %(filter)s::jsonb);
 
 -- name: share
+-- a grant when the grantee accepted the sender (accept_sender), else an offer the grantee must accept
 SELECT memoriesdb.share(%(memory_id)s, %(grantee)s) AS grant_id;
+
+-- name: offers
+-- the context user's pending offers: who offers which memory, never its content
+SELECT id, kind, sender, memory_id, level, offered_at, expires_at FROM memoriesdb.offers();
+
+-- name: accept_offer
+SELECT memoriesdb.accept_offer(%(offer_id)s) AS memory_id;
 
 -- name: recall
 SELECT id, owner_id, content, metadata FROM memoriesdb.recall(%(memory_id)s);

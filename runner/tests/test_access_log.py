@@ -75,6 +75,9 @@ def test_refusal_survives_rollback_of_a_separate_session(settings, admin_conn, u
 def test_refusal_survives_a_killed_session(settings, admin_conn, user, make_user):
     alice, bob = user[0], make_user()
     [m] = remember(admin_conn, alice, "still alice's")
+    with admin_conn.transaction():  # bob takes alice's shares at once (else they wait as offers)
+        admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
+        admin_conn.execute("SELECT memoriesdb.accept_sender(%s)", (alice,))
     with admin_conn.transaction():  # bob may read it, not transfer it
         admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
         admin_conn.execute("SELECT memoriesdb.share(%s, %s)", (m, bob))

@@ -34,6 +34,10 @@ def populate(conn) -> None:
     """Users, memories, a revision, a grant, a transfer, an edge: every kind of row."""
     a = conn.execute("SELECT memoriesdb.create_user('ops-alice') AS id").fetchone()["id"]
     b = conn.execute("SELECT memoriesdb.create_user('ops-bob') AS id").fetchone()["id"]
+    if conn.execute("SELECT to_regprocedure('memoriesdb.accept_sender(uuid)') IS NOT NULL AS v").fetchone()["v"]:
+        with conn.transaction():  # since offers: b takes a's share and transfer at once
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(b),))
+            conn.execute("SELECT memoriesdb.accept_sender(%s)", (a,))
     with conn.transaction():
         conn.execute("SELECT set_config('app.current_user', %s, true)", (str(a),))
         m1 = conn.execute("SELECT memoriesdb.remember('kept across a restore', '{\"k\": 1}') AS id").fetchone()["id"]

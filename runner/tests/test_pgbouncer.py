@@ -59,7 +59,8 @@ def vec(rng) -> str:
 
 
 def make_tenants(conn, n: int, rng) -> list:
-    """n users (partners in pairs 2i, 2i+1), each with 5 embedded memories tagged with its owner's id."""
+    """n users (partners in pairs 2i, 2i+1, each accepting the other as a sender), each with 5 embedded memories tagged with
+    its owner's id."""
     users = []
     for i in range(n):
         uid = conn.execute("SELECT memoriesdb.create_user(%s)", (f"mix{i}-{uuid.uuid4().hex[:6]}",)).fetchone()[0]
@@ -71,6 +72,10 @@ def make_tenants(conn, n: int, rng) -> list:
                     "UPDATE memoriesdb.memories SET embedding = %s::vector, embedding_model = 't' WHERE id = %s", (vec(rng), mid)
                 )
         users.append(uid)
+    for i, uid in enumerate(users):  # partners take each other's shares and transfers at once (else they wait as offers)
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+            conn.execute("SELECT memoriesdb.accept_sender(%s)", (users[i ^ 1],))
     return users
 
 
