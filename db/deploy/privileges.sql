@@ -17,7 +17,8 @@
 --                      shows them what the context user may see
 --   deploying superuser  the access log's dblink drivers and setup_access_logger()
 --   memoriesdb_log_<hash of the database name>  (made by setup_access_logger())
---                      may execute memoriesdb_internal.append_access_log() only
+--                      may execute memoriesdb_internal.append_access_entry() only,
+--                      which takes only entries whose MAC verifies
 BEGIN;
 
 -- 1. Take everything back from everybody but the owner (and the logger role,
@@ -109,7 +110,7 @@ GRANT EXECUTE ON FUNCTION
   TO memoriesdb_worker;
 
 -- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
-GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_log TO memoriesdb_auditor;
+GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_log, memoriesdb.access_refusal_bursts TO memoriesdb_auditor;
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.setting(text),
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
@@ -137,7 +138,7 @@ GRANT EXECUTE ON FUNCTION
 -- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser).
 GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.await_access_log_writes(),
-  memoriesdb_internal.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text)
+  memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text)
   TO memoriesdb_owner;
 
 COMMIT;

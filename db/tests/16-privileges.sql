@@ -56,7 +56,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRA
     'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain'],
   'memoriesdb_auditor executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
-    'memoriesdb.access_log', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],
+    'memoriesdb.access_log', 'memoriesdb.access_refusal_bursts', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],
   'memoriesdb_auditor selects exactly these tables and columns');
 
 -- public: PUBLIC, i.e. every login
