@@ -64,17 +64,9 @@ ALTER DEFAULT PRIVILEGES FOR ROLE memoriesdb_owner REVOKE EXECUTE ON FUNCTIONS F
 GRANT USAGE ON SCHEMA memoriesdb TO memoriesdb_app, memoriesdb_worker, memoriesdb_auditor, memoriesdb_reader;
 GRANT USAGE ON SCHEMA memoriesdb_internal TO memoriesdb_reader;
 
--- 3. memoriesdb_app: the application (untrusted client). Reads, under row-level
---    security, what exists and whose it is, never what it says: contents only
---    through the logged read functions. Writes only through the API.
-GRANT SELECT ON memoriesdb.users, memoriesdb.api_keys, memoriesdb.memory_grants, memoriesdb.memory_transfers,
-                memoriesdb.edge_types, memoriesdb.memory_edges TO memoriesdb_app;
-GRANT SELECT (id, owner_id, content_hash, revision, embedding_model, embedded_at, embedded_hash,
-              created_at, created_by, updated_at, updated_by) ON memoriesdb.memories TO memoriesdb_app;
-GRANT SELECT (id, memory_id, revision, content_hash, content_changed, metadata_changed,
-              created_at, created_by, updated_at, updated_by) ON memoriesdb.memory_revisions TO memoriesdb_app;
-GRANT SELECT (id, created_at, created_by, db_role, application_name, txid, table_name, row_id, memory_id, op, row_hash)
-  ON memoriesdb.audit_log TO memoriesdb_app;
+-- 3. memoriesdb_app: the application (untrusted client). No table, no column:
+--    what exists and whose it is through the list_* functions (no contents),
+--    contents only through the logged read functions, writes only through the API.
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.setting(text),
   -- users and keys
@@ -82,12 +74,14 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.authenticate(text),
   -- memories
   memoriesdb.remember(text, jsonb), memoriesdb.revise(uuid, text, jsonb), memoriesdb.forget(uuid),
-  memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid),
+  memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid), memoriesdb.list_memories(),
   -- sharing and custody
   memoriesdb.share(uuid, uuid, text, timestamptz), memoriesdb.unshare(uuid, uuid), memoriesdb.transfer(uuid, uuid, text),
+  memoriesdb.list_grants(uuid),
   -- graph
   memoriesdb.create_edge_type(text, text, boolean, boolean), memoriesdb.link(uuid, uuid, text, real, jsonb),
   memoriesdb.unlink(uuid), memoriesdb.neighbors(uuid, integer, text[], text), memoriesdb.path(uuid, uuid, integer),
+  memoriesdb.list_edges(uuid), memoriesdb.list_edge_types(),
   -- search
   memoriesdb.search(public.vector, integer, jsonb, real), memoriesdb.search_text(text, integer, jsonb),
   memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer),

@@ -2,6 +2,7 @@
 -- Back to the functions of api_sharing as released in v0.3.0 (api_sharing@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+DROP FUNCTION memoriesdb.list_grants(uuid);
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_other_user(user_id uuid, uid uuid, role text) RETURNS void
 LANGUAGE plpgsql STABLE

@@ -22,7 +22,8 @@ SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proowner <> 'memoriesdb_owner'::regrole
      AND p.proname NOT IN ('append_access_log_autonomously', 'append_access_entry_autonomously', 'await_access_log_writes', 'setup_access_logger',
-                           'recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking') $$,
+                           'recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking',
+                           'list_memories', 'list_grants', 'list_edges', 'list_edge_types') $$,
   'memoriesdb_owner owns every function but those of the access logger and the read functions');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -126,6 +127,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'forget', 'recall', 'verify', 'provenance', 'share', 'unshare', 'transfer', 'create_edge_type', 'link', 'unlink',
   'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',
   'access_history', 'access_refusals', 'flush_access_log',
+  'list_memories', 'list_grants', 'list_edges', 'list_edge_types',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[

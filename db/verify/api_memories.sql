@@ -14,4 +14,5 @@ SELECT 'memoriesdb.provenance(uuid)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.recall(uuid)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.verify(uuid)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.provenance(uuid)'::regprocedure;
+SELECT 'memoriesdb.list_memories()'::regprocedure;
 ROLLBACK;

@@ -5,4 +5,5 @@ SELECT 'memoriesdb.share(uuid, uuid, text, timestamp with time zone)'::regproced
 SELECT 'memoriesdb.unshare(uuid, uuid)'::regprocedure;
 SELECT 'memoriesdb.transfer(uuid, uuid, text)'::regprocedure;
 SELECT 1/(strpos(prosrc, 'statement_timestamp()') > 0)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.share(uuid, uuid, text, timestamptz)'::regprocedure;
+SELECT 'memoriesdb.list_grants(uuid)'::regprocedure;
 ROLLBACK;
