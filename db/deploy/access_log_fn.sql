@@ -117,6 +117,8 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- retired: it keeps v0.3.0's signature (the revert restores its body) and ignores every argument
+-- @plpgsql_check_options: extra_warnings = false, performance_warnings = false
 BEGIN
   RAISE EXCEPTION USING ERRCODE = 'MDB24', MESSAGE = 'access log entry not authentic: refused',
     DETAIL = 'append_access_log() takes entries without a MAC and accepts none since v0.4',
@@ -172,6 +174,8 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- retired: it keeps v0.3.0's signature (the revert restores its body) and ignores every argument
+-- @plpgsql_check_options: extra_warnings = false, performance_warnings = false
 BEGIN
   RETURN false;
 END
