@@ -3,7 +3,7 @@
 -- reads are on it; link() reveals no hidden edge. (Fail closed and refusal
 -- storms need committed sessions: runner/tests/test_access_log_doors.py.)
 BEGIN;
-SELECT plan(27);
+SELECT plan(28);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -34,6 +34,8 @@ SELECT throws_ok($$ SELECT content_hash FROM memoriesdb.memories $$, '42501', NU
 SELECT throws_ok($$ EXPLAIN ANALYZE SELECT id FROM memoriesdb.memories WHERE owner_id IS NOT NULL $$, '42501', NULL,
   'nor count hidden rows through a plan (Rows Removed by Filter)');
 SELECT throws_ok($$ SELECT count(*) FROM memoriesdb.memory_edges $$, '42501', NULL, 'nor read edges directly');
+SELECT is_empty($$ SELECT attname FROM pg_stats WHERE schemaname = 'memoriesdb' $$,
+  'nor the planner''s statistics of any ledger column (pg_stats shows only columns one may select)');
 SELECT throws_ok($$ SELECT count(*) FROM memoriesdb.users $$, '42501', NULL, 'nor users');
 SELECT throws_ok($$ SELECT count(*) FROM memoriesdb.audit_log $$, '42501', NULL, 'nor the audit log');
 SELECT set_eq($$ SELECT id FROM memoriesdb.list_memories() $$, format('VALUES (%L::uuid), (%L::uuid)', :'p', :'q'),
