@@ -162,3 +162,24 @@ def test_every_entry_of_a_session_verifies(settings, admin_conn, user, mode):
     ).fetchone()["n"]
     assert bad == 0
     assert entries(admin_conn, m) == [{"function": "recall", "actor": alice, "sqlstate": None}]
+
+
+def test_a_worker_logins_claims_are_its_reads(settings, admin_conn, user):
+    """The runner's login (memoriesdb_worker) reads contents only by claiming jobs: one entry per claim, under its login."""
+    [m] = remember(admin_conn, user[0], "to be embedded")
+    admin_conn.execute("UPDATE memoriesdb.embedding_schedule SET dead_at = now() WHERE memory_id <> %s", (m,))
+    with psycopg.connect(settings.dsn, row_factory=dict_row) as worker:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            worker.execute("SELECT content FROM memoriesdb.memories")
+        worker.rollback()
+        claim = "SELECT memory_id, lease_id, content FROM memoriesdb.claim_embedding_jobs(4, '1 minute', 'test')"
+        claimed = worker.execute(claim).fetchall()
+        worker.execute("SELECT memoriesdb.release_embedding_jobs(%s, %s)", ([m], [c["lease_id"] for c in claimed]))
+        worker.commit()
+    assert [c["memory_id"] for c in claimed] == [m]
+    row = admin_conn.execute(
+        "SELECT db_role, actor, memory_ids FROM memoriesdb.access_log WHERE function = 'claim_embedding_jobs'"
+        " AND memory_ids @> ARRAY[%s::uuid]",
+        (m,),
+    ).fetchone()
+    assert row == {"db_role": "memoriesdb_runner", "actor": None, "memory_ids": [m]}
