@@ -238,7 +238,13 @@ BEGIN
       END;
     END IF;
     IF memoriesdb_dblink.dblink_send_query(conn, stmt) = 1 THEN
-      RETURN memoriesdb_internal.await_access_log_writes();
+      IF memoriesdb_internal.await_access_log_writes() THEN
+        RETURN true;
+      END IF;
+      -- failed, and the connection is gone: once more on a new one (a connection an older
+      -- version prepared its statement on fails once after an upgrade). entry_id is unique:
+      -- an entry that did get in is not written twice.
+      CONTINUE;
     END IF;
     PERFORM memoriesdb_dblink.dblink_disconnect(conn);   -- could not even send: a broken connection
   END LOOP;
