@@ -2,9 +2,13 @@
 -- Reworked after @v0.3.0 (released version: access_log_fn@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: access_log
 -- requires: internal_schema
+-- requires: access_log_v4 (placed before this rework in the plan)
 -- Live functions of the access log: Writing entries (autonomously, over the loggers dblink connection, or in the callers transaction),
 -- record_read()/record_refusal() for the API, access_history(), access_refusals(), flush_access_log().
--- Design: see the header of access_log.sql (tables).
+-- Design: see the header of access_log.sql (tables) and of access_log_v4.sql (v0.4: every entry
+-- authenticated by a MAC the logger cannot make; refusal bursts counted). Since v0.4 every write
+-- is waited for, and a read or refusal whose entry cannot be written is refused (MDB22 / MDB23):
+-- the log fails closed.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework access_log_fn`.
 -- Who may execute what: privileges.sql.
 BEGIN;
