@@ -20,12 +20,12 @@ SELECT memoriesdb.verify(:'m1') AS hash_ok;
 COMMIT;
 
 -- the next transaction has no context: it sees nothing and cannot write
-SELECT count(*) AS visible_without_context FROM memoriesdb.memories;
+SELECT count(*) AS visible_without_context FROM memoriesdb.list_memories();
 
 -- nothing appears in Grace's account unasked: Ada's share waits as an offer until Grace accepts it
 BEGIN;
 SELECT set_config('app.current_user', :'grace', true);   -- transaction-local, never a session SET
-SELECT count(*) AS visible_before_accepting FROM memoriesdb.memories;   -- 0
+SELECT count(*) AS visible_before_accepting FROM memoriesdb.list_memories();   -- 0
 SELECT kind, sender = :'ada' AS from_ada, memory_id = :'m1' AS is_m1, level
   FROM memoriesdb.offers();                               -- who offers which memory, never its content
 SELECT memoriesdb.accept_offer(:'offer_id') = :'m1' AS accepted;
@@ -34,7 +34,7 @@ COMMIT;
 
 BEGIN;
 SELECT set_config('app.current_user', :'grace', true);
-SELECT count(*) AS visible FROM memoriesdb.memories;      -- 1: only what was shared with her (the table lists ids and owners)
+SELECT count(*) AS visible FROM memoriesdb.list_memories();   -- 1: only what was shared with her (ids, no contents)
 SELECT content FROM memoriesdb.recall(:'m1');             -- contents only through the API: a read on the access log
 \set ON_ERROR_STOP 0
 SELECT memoriesdb.revise(:'m1', 'vandalised');            -- refused: MDB04, read-only grant

@@ -237,6 +237,28 @@ COMMENT ON FUNCTION memoriesdb.provenance(uuid) IS
   'The chain of custody of a visible memory, oldest first: its creation (creator, hash), every revision (who, revision number, new hash) and every transfer (from, to, by, note). One access log entry per call; a refusal is logged too.';
 ALTER FUNCTION memoriesdb.provenance(uuid) OWNER TO memoriesdb_reader;
 
+-- What exists and whose it is, without contents: the list a client used to
+-- SELECT from the table. Owned by memoriesdb_reader, so row-level security
+-- decides what it lists, exactly as for recall(). No hash (a hash lets a grantee
+-- test guesses of a text offline, unlogged; recall() and verify() return it, logged).
+CREATE OR REPLACE FUNCTION memoriesdb.list_memories()
+RETURNS TABLE (id uuid, owned boolean, permission text, revision integer, embedded boolean,
+               created_at timestamptz, updated_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT m.id, m.owner_id = u.uid,
+         CASE WHEN m.owner_id = u.uid THEN 'owner'
+              ELSE (SELECT max(g.permission) FROM memoriesdb.memory_grants AS g
+                     WHERE g.memory_id = m.id AND g.grantee_id = u.uid
+                       AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())) END,
+         m.revision, m.embedding IS NOT NULL, m.created_at, m.updated_at
+    FROM memoriesdb.memories AS m, (SELECT memoriesdb.current_user_id() AS uid) AS u
+   ORDER BY m.created_at, m.id
+$$;
+COMMENT ON FUNCTION memoriesdb.list_memories() IS
+  'The memories the context user may see (owned, or shared and not expired): id, whether the caller owns it, permission (owner, write or read), revision, whether it has an embedding, timestamps. No content, metadata or hash: those only through the logged reads (recall, verify, search…). Not logged itself (it returns no content). Row-level security decides, as for recall().';
+ALTER FUNCTION memoriesdb.list_memories() OWNER TO memoriesdb_reader;
 -- Idempotent remember (issue 18): a retried or repeated call with the same key stores nothing twice.
 SET LOCAL ROLE memoriesdb_owner;
 CREATE OR REPLACE FUNCTION memoriesdb.remember_once(content text, metadata jsonb, idempotency_key text)

@@ -358,4 +358,21 @@ $$;
 COMMENT ON FUNCTION memoriesdb.trusted_senders() IS
   'The senders the caller accepted once for all (accept_sender()), and since when.';
 
+RESET ROLE;   -- created as the deploying superuser; ownership set below, in this transaction
+-- The grants the caller gave (on memories it owns) or received: what a client used
+-- to SELECT from memory_grants. Owned by memoriesdb_reader: row-level security decides.
+CREATE OR REPLACE FUNCTION memoriesdb.list_grants(memory_id uuid DEFAULT NULL)
+RETURNS TABLE (memory_id uuid, grantee_id uuid, permission text, expires_at timestamptz, received boolean, created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT g.memory_id, g.grantee_id, g.permission, g.expires_at, g.grantee_id = memoriesdb.current_user_id(), g.created_at
+    FROM memoriesdb.memory_grants AS g
+   WHERE list_grants.memory_id IS NULL OR g.memory_id = list_grants.memory_id
+   ORDER BY g.created_at, g.memory_id, g.grantee_id
+$$;
+COMMENT ON FUNCTION memoriesdb.list_grants(uuid) IS
+  'The grants the context user gave on the memories it owns and those it received (memory_id: only that memory''s): grantee, permission, expiry (an expired grant is listed but gives nothing), received = a grant to the caller. Row-level security decides.';
+ALTER FUNCTION memoriesdb.list_grants(uuid) OWNER TO memoriesdb_reader;
+
 COMMIT;

@@ -39,4 +39,14 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.raise_not_found(text, uuid) IS
   'Internal: one error (MDB03) for "does not exist" and "not visible", so existence never leaks.';
 
+-- Placeholder (access log branch): the identity change defines the real one, which
+-- names the trusted backend login that vouched for the context. Every access log
+-- entry records it (access_log.vouched_by).
+CREATE OR REPLACE FUNCTION memoriesdb_internal.context_vouched_by() RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT NULL::name $$;
+COMMENT ON FUNCTION memoriesdb_internal.context_vouched_by() IS
+  'Internal: session_user when a trusted backend login vouched for the context of this transaction, else NULL.';
+
 COMMIT;

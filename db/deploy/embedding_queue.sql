@@ -79,6 +79,10 @@ DECLARE
   max_attempts integer := memoriesdb.setting('max_attempts')::int;
   max_batch integer := memoriesdb.setting('embedding_max_batch_size')::int;
   held interval;
+  ids uuid[];
+  leases uuid[];
+  hashes bytea[];
+  tries integer[];
 BEGIN
   IF batch_size IS NULL OR batch_size < 1 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'batch_size must be at least 1';
@@ -89,7 +93,9 @@ BEGIN
       HINT = format('claim at most %s jobs at a time (config embedding_max_batch_size)', coalesce(max_batch::text, '(not set)'));
   END IF;
   held := memoriesdb_internal.checked_lease(lease);
-  RETURN QUERY
+  -- the batch is leased first, then its contents are on the access log as this
+  -- worker login's read (one entry per claim), then returned: MDB22 (and no
+  -- lease, the claim rolls back) when the entry cannot be written
   WITH ready AS (
     SELECT s.memory_id FROM memoriesdb.embedding_schedule AS s
      WHERE s.dead_at IS NULL AND s.run_after <= now() AND s.attempts < max_attempts
@@ -104,12 +110,20 @@ BEGIN
       FROM ready WHERE s.memory_id = ready.memory_id
     RETURNING s.memory_id, s.lease_id, s.leased_hash, s.attempts
   )
-  SELECT l.memory_id, l.lease_id, m.content, l.leased_hash, l.attempts
-    FROM leased AS l JOIN memoriesdb.memories AS m ON m.id = l.memory_id;
+  SELECT array_agg(l.memory_id ORDER BY l.memory_id), array_agg(l.lease_id ORDER BY l.memory_id),
+         array_agg(l.leased_hash ORDER BY l.memory_id), array_agg(l.attempts ORDER BY l.memory_id)
+    INTO ids, leases, hashes, tries
+    FROM leased AS l;
+  IF cardinality(ids) > 0 THEN
+    PERFORM memoriesdb_internal.log_read('claim_embedding_jobs', ids, NULL);
+  END IF;
+  RETURN QUERY
+  SELECT j.mid, j.lid, m.content, j.h, j.a
+    FROM unnest(ids, leases, hashes, tries) AS j(mid, lid, h, a) JOIN memoriesdb.memories AS m ON m.id = j.mid;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.claim_embedding_jobs(integer, interval, text) IS
-  'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content. A worker that dies loses nothing: once the lease expires another worker claims the job again. batch_size may be at most config embedding_max_batch_size and the lease at most embedding_max_lease_seconds (MDB12 past either): a worker that needs longer renews its leases with renew_embedding_leases().';
+  'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content, after writing one access log entry for the batch (function claim_embedding_jobs, the memory ids, the worker''s login; MDB22 and no claim when it cannot be written). A worker that dies loses nothing: once the lease expires another worker claims the job again. batch_size may be at most config embedding_max_batch_size and the lease at most embedding_max_lease_seconds (MDB12 past either): a worker that needs longer renews its leases with renew_embedding_leases().';
 
 CREATE OR REPLACE FUNCTION memoriesdb.renew_embedding_leases(memory_ids uuid[], lease_ids uuid[],
                                                  lease interval DEFAULT '5 minutes')

@@ -17,7 +17,8 @@
 --                      shows them what the context user may see
 --   deploying superuser  the access log's dblink drivers and setup_access_logger()
 --   memoriesdb_log_<hash of the database name>  (made by setup_access_logger())
---                      may execute memoriesdb_internal.append_access_log() only
+--                      may execute memoriesdb_internal.append_access_entry() only,
+--                      which takes only entries whose MAC verifies
 BEGIN;
 
 -- 1. Take everything back from everybody but the owner (and the logger role,
@@ -63,17 +64,9 @@ ALTER DEFAULT PRIVILEGES FOR ROLE memoriesdb_owner REVOKE EXECUTE ON FUNCTIONS F
 GRANT USAGE ON SCHEMA memoriesdb TO memoriesdb_app, memoriesdb_worker, memoriesdb_auditor, memoriesdb_reader;
 GRANT USAGE ON SCHEMA memoriesdb_internal TO memoriesdb_reader;
 
--- 3. memoriesdb_app: the application (untrusted client). Reads, under row-level
---    security, what exists and whose it is, never what it says: contents only
---    through the logged read functions. Writes only through the API.
-GRANT SELECT ON memoriesdb.users, memoriesdb.api_keys, memoriesdb.memory_grants, memoriesdb.memory_transfers,
-                memoriesdb.edge_types, memoriesdb.memory_edges, memoriesdb.idempotency_keys TO memoriesdb_app;
-GRANT SELECT (id, owner_id, content_hash, revision, embedding_model, embedded_at, embedded_hash,
-              created_at, created_by, updated_at, updated_by) ON memoriesdb.memories TO memoriesdb_app;
-GRANT SELECT (id, memory_id, revision, content_hash, content_changed, metadata_changed,
-              created_at, created_by, updated_at, updated_by) ON memoriesdb.memory_revisions TO memoriesdb_app;
-GRANT SELECT (id, created_at, created_by, db_role, application_name, txid, table_name, row_id, memory_id, op, row_hash)
-  ON memoriesdb.audit_log TO memoriesdb_app;
+-- 3. memoriesdb_app: the application (untrusted client). No table, no column:
+--    what exists and whose it is through the list_* functions (no contents),
+--    contents only through the logged read functions, writes only through the API.
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.setting(text),
   -- users and keys
@@ -82,14 +75,16 @@ GRANT EXECUTE ON FUNCTION
   -- memories
   memoriesdb.remember(text, jsonb), memoriesdb.remember_once(text, jsonb, text),
   memoriesdb.revise(uuid, text, jsonb), memoriesdb.forget(uuid),
-  memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid),
+  memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid), memoriesdb.list_memories(),
   -- sharing and custody
   memoriesdb.share(uuid, uuid, text, timestamptz), memoriesdb.unshare(uuid, uuid), memoriesdb.transfer(uuid, uuid, text),
+  memoriesdb.list_grants(uuid),
   memoriesdb.accept_offer(uuid), memoriesdb.decline_offer(uuid), memoriesdb.offers(), memoriesdb.offers_sent(),
   memoriesdb.withdraw_offer(uuid), memoriesdb.accept_sender(uuid), memoriesdb.forget_sender(uuid), memoriesdb.trusted_senders(),
   -- graph
   memoriesdb.create_edge_type(text, text, boolean, boolean), memoriesdb.link(uuid, uuid, text, real, jsonb),
   memoriesdb.unlink(uuid), memoriesdb.neighbors(uuid, integer, text[], text), memoriesdb.path(uuid, uuid, integer),
+  memoriesdb.list_edges(uuid), memoriesdb.list_edge_types(),
   -- search
   memoriesdb.search(public.vector, integer, jsonb, real), memoriesdb.search_text(text, integer, jsonb),
   memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer),
@@ -112,7 +107,7 @@ GRANT EXECUTE ON FUNCTION
   TO memoriesdb_worker;
 
 -- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
-GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_log TO memoriesdb_auditor;
+GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_log, memoriesdb.access_refusal_bursts TO memoriesdb_auditor;
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.setting(text),
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
@@ -140,7 +135,7 @@ GRANT EXECUTE ON FUNCTION
 -- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser).
 GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.await_access_log_writes(),
-  memoriesdb_internal.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text)
+  memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text)
   TO memoriesdb_owner;
 
 COMMIT;

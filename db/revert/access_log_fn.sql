@@ -1,6 +1,18 @@
 -- Revert memoriesdb:access_log_fn from pg
 -- Back to the functions of access_log_fn as released in v0.3.0 (access_log_fn@v0.3.0.sql).
 BEGIN;
+-- what v0.4 added
+DROP FUNCTION memoriesdb_internal.log_read(text, uuid[], bytea);
+DROP FUNCTION memoriesdb_internal.write_access_entry(text, uuid[], bytea, text, text);
+DROP FUNCTION memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text);
+DROP FUNCTION memoriesdb_internal.append_access_entry(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea);
+DROP FUNCTION memoriesdb_internal.access_burst_mac(uuid, name, name, text, text, timestamptz, integer, bigint, timestamptz, timestamptz);
+DROP FUNCTION memoriesdb_internal.access_log_mac(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text);
+DO $$
+BEGIN
+  EXECUTE format('ALTER ROLE %I RESET track_activities', (SELECT s.logger_role FROM memoriesdb.access_log_sink AS s));
+END
+$$;
 SET LOCAL ROLE memoriesdb_owner;
 
 -- What the logger role may do: append one entry.

@@ -2,6 +2,9 @@
 -- Back to the functions of api_graph as released in v0.3.0 (api_graph@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+DROP FUNCTION memoriesdb.list_edge_types();
+DROP FUNCTION memoriesdb.list_edges(uuid);
+DROP FUNCTION memoriesdb_internal.reaches(uuid, uuid, text, boolean, uuid);
 
 CREATE OR REPLACE FUNCTION memoriesdb.create_edge_type(name text, description text DEFAULT '',
                                             directed boolean DEFAULT true, acyclic boolean DEFAULT false)

@@ -2,6 +2,7 @@
 -- Back to the functions of api_memories as released in v0.3.0 (api_memories@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+DROP FUNCTION memoriesdb.list_memories();
 
 DROP FUNCTION IF EXISTS memoriesdb.remember_once(text, jsonb, text);
 

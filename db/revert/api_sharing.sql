@@ -2,6 +2,7 @@
 -- Back to the functions of api_sharing as released in v0.3.0 (api_sharing@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+DROP FUNCTION memoriesdb.list_grants(uuid);
 
 -- added after v0.3.0: offers
 DROP FUNCTION memoriesdb.accept_offer(uuid);

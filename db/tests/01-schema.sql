@@ -7,7 +7,7 @@ SELECT tables_are('memoriesdb', ARRAY[
   'config', 'audit_log', 'audit_seals', 'users', 'api_keys', 'memories', 'memory_revisions',
   'memory_grants', 'memory_transfers', 'edge_types', 'memory_edges', 'idempotency_keys',
   'embedding_schedule', 'vindexing_schedule', 'vindexing_runs', 'access_log', 'access_log_sink',
-  'memory_offers', 'accepted_senders']);
+  'memory_offers', 'accepted_senders', 'access_refusal_bursts']);
 SELECT extensions_are(ARRAY['plpgsql', 'uuid-ossp', 'pgcrypto', 'vector', 'pg_trgm', 'pgtap', 'dblink']);
 
 -- this fails the suite if row-level security is off, or not forced, on any table
@@ -22,8 +22,9 @@ SELECT is_empty($$
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proowner <> 'memoriesdb_owner'::regrole
-     AND p.proname NOT IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger',
-                           'recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking') $$,
+     AND p.proname NOT IN ('append_access_log_autonomously', 'append_access_entry_autonomously', 'await_access_log_writes', 'setup_access_logger',
+                           'recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking',
+                           'list_memories', 'list_grants', 'list_edges', 'list_edge_types') $$,
   'memoriesdb_owner owns every function but those of the access logger and the read functions');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -32,7 +33,7 @@ SELECT is_empty($$
   'the read functions are SECURITY DEFINER, owned by memoriesdb_reader');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
-   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proname IN ('append_access_log_autonomously', 'await_access_log_writes', 'setup_access_logger')
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proname IN ('append_access_log_autonomously', 'append_access_entry_autonomously', 'await_access_log_writes', 'setup_access_logger')
      AND (NOT r.rolsuper OR has_function_privilege('memoriesdb_app', p.oid, 'EXECUTE')
           OR has_function_privilege('memoriesdb_worker', p.oid, 'EXECUTE')
           OR has_function_privilege('memoriesdb_auditor', p.oid, 'EXECUTE')) $$,
@@ -49,8 +50,8 @@ SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    CROSS JOIN (SELECT s.logger_role FROM memoriesdb.access_log_sink s) AS l
    WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND has_function_privilege(l.logger_role, p.oid, 'EXECUTE')
-     AND p.proname <> 'append_access_log' $$,
-  'the access logger''s login may execute nothing but append_access_log');
+     AND p.proname <> 'append_access_entry' $$,
+  'the access logger''s login may execute nothing but append_access_entry');
 SELECT is_empty($$ SELECT rolname FROM pg_roles WHERE rolname LIKE 'memoriesdb\_%' AND (rolsuper OR rolcreaterole OR rolcreatedb
                                                             OR (rolbypassrls AND rolname <> 'memoriesdb_owner')) $$,
   'no MemoriesDB role is a superuser, creates roles or databases; only the NOLOGIN owner bypasses RLS');
@@ -102,18 +103,18 @@ SELECT is_empty($$
 SELECT is_empty($$
   SELECT c.relname, col FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    CROSS JOIN unnest(ARRAY['created_at', 'created_by', 'updated_at', 'updated_by']) AS col
-   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink')
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink', 'access_refusal_bursts')
      AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = col AND NOT a.attisdropped) $$,
   'every ledger table carries created_at, created_by, updated_at, updated_by');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink')
+   WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r' AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink', 'access_refusal_bursts')
      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'stamp') $$,
   'every ledger table has the stamp trigger');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r'
-     AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink', 'embedding_schedule', 'vindexing_schedule', 'vindexing_runs')
+     AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink', 'access_refusal_bursts', 'embedding_schedule', 'vindexing_schedule', 'vindexing_runs')
      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'audit') $$,
   'every ledger table has the audit trigger');
 
@@ -128,6 +129,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',
   'access_history', 'access_refusals', 'flush_access_log',
   'accept_offer', 'decline_offer', 'withdraw_offer', 'offers', 'offers_sent', 'accept_sender', 'forget_sender', 'trusted_senders',
+  'list_memories', 'list_grants', 'list_edges', 'list_edge_types',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[
@@ -139,7 +141,10 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'linked_ids', 'visible_memories', 'visible_count', 'query_fingerprint', 'vector_ranking', 'fulltext_candidates',
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
   'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
-  'accepts_from', 'effect_share', 'effect_transfer', 'offer']);
+  'accepts_from', 'effect_share', 'effect_transfer', 'offer',
+
+  'access_log_mac', 'access_burst_mac', 'append_access_entry', 'append_access_entry_autonomously', 'write_access_entry',
+  'log_read', 'context_vouched_by']);
 SELECT is_empty($$
   SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
    WHERE has_schema_privilege(r, 'memoriesdb_internal', 'USAGE') $$,

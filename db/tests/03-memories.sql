@@ -20,7 +20,7 @@ SELECT is((SELECT content_hash FROM memoriesdb.recall(:'m9')),
   '\x3d3c2a08f9bcf463b34cb0d849b56b27726240600d33dd255e6fc4730b32cbbb'::bytea, 'non-ASCII content is hashed as UTF-8 (digest computed outside PostgreSQL)');
 
 -- bad input: clear errors, nothing written
-SELECT (SELECT count(*) FROM memoriesdb.memories) AS n_before \gset
+SELECT (SELECT count(*) FROM memoriesdb.list_memories()) AS n_before \gset
 SELECT throws_ok($$ SELECT memoriesdb.remember(NULL) $$, 'MDB05', 'content is empty', 'NULL content is refused');
 SELECT throws_ok($$ SELECT memoriesdb.remember('') $$, 'MDB05', 'content is empty', 'empty content is refused');
 SELECT throws_ok($$ SELECT memoriesdb.remember(E'  \n\t ') $$, 'MDB05', 'content is empty', 'blank content is refused');
@@ -29,7 +29,7 @@ SELECT lives_ok($$ SELECT memoriesdb.remember(repeat('x', 1048576)) $$, 'content
 SELECT throws_ok($$ SELECT memoriesdb.remember('x', '[1,2]') $$, 'MDB06', 'metadata must be a JSON object', 'array metadata is refused');
 SELECT throws_ok($$ SELECT memoriesdb.remember('x', '"s"') $$, 'MDB06', 'metadata must be a JSON object', 'scalar metadata is refused');
 SELECT throws_ok($$ SELECT memoriesdb.remember('x', NULL) $$, 'MDB06', 'metadata must be a JSON object', 'NULL metadata is refused');
-SELECT is((SELECT count(*) FROM memoriesdb.memories), :n_before::bigint + 1, 'failed calls wrote nothing');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), :n_before::bigint + 1, 'failed calls wrote nothing');
 
 -- revise
 SELECT is(memoriesdb.revise(:'m1', 'The sky is very blue'), 2, 'revise returns the new revision');
@@ -70,8 +70,8 @@ SELECT memoriesdb.remember('linked') AS m3 \gset
 SELECT memoriesdb.link(:'m2', :'m3', 'related_to');
 SELECT lives_ok(format('SELECT memoriesdb.forget(%L)', :'m2'), 'the owner forgets a memory');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'m2'), 'MDB03', 'memory not found', 'a forgotten memory cannot be recalled');
-SELECT is((SELECT count(*) FROM memoriesdb.memories WHERE id = :'m2'), 0::bigint, 'a forgotten memory is gone from the table');
-SELECT is((SELECT count(*) FROM memoriesdb.memory_edges WHERE source_id = :'m2' OR target_id = :'m2'), 0::bigint, 'its edges went with it');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories() WHERE id = :'m2'), 0::bigint, 'a forgotten memory is gone from the list');
+SELECT is((SELECT count(*) FROM memoriesdb.list_edges(:'m2')), 0::bigint, 'its edges went with it');
 SELECT throws_ok(format('SELECT memoriesdb.forget(%L)', :'m2'), 'MDB03', 'memory not found', 'forgetting twice: not found');
 SELECT tests.clear_context();
 SELECT is((SELECT count(*) FROM memoriesdb.embedding_schedule WHERE memory_id = :'m2'), 0::bigint, 'its embedding job went with it');

@@ -24,21 +24,21 @@ SELECT throws_ok(format($$ SELECT memoriesdb.share(%L, %L, 'read', now() - inter
 SELECT tests.act_as(:'bob');
 SELECT set_eq($$ SELECT memoriesdb.accept_offer(o.id) FROM memoriesdb.offers() AS o $$, ARRAY[:'a1'::uuid, :'a2'::uuid],
   'bob accepts the two offers');
-SELECT set_eq($$ SELECT id FROM memoriesdb.memories $$, ARRAY[:'a1'::uuid, :'a2'::uuid], 'bob sees exactly the two shared memories');
+SELECT set_eq($$ SELECT id FROM memoriesdb.list_memories() $$, ARRAY[:'a1'::uuid, :'a2'::uuid], 'bob sees exactly the two shared memories');
 SELECT is((SELECT content FROM memoriesdb.recall(:'a1')), 'shared note', 'bob recalls the shared memory');
 SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, 'bob was here') $$, :'a1'), 'MDB04', 'not allowed to revise this memory', 'a read grant does not allow revise');
 SELECT is(memoriesdb.revise(:'a2', 'bob improved it'), 2, 'a write grant allows revise');
-SELECT is((SELECT created_by FROM memoriesdb.memory_revisions WHERE memory_id = :'a2' AND revision = 2), :'bob'::uuid, 'the revision is bob''s');
+SELECT is((SELECT actor FROM memoriesdb.provenance(:'a2') WHERE revision = 2 AND event = 'revised'), :'bob'::uuid, 'the revision is bob''s');
 SELECT throws_ok(format('SELECT memoriesdb.forget(%L)', :'a2'), 'MDB04', 'only the owner may forget a memory', 'a write grant does not allow forget');
 SELECT throws_ok(format('SELECT memoriesdb.share(%L, %L)', :'a2', :'carol'), 'MDB04', 'only the owner may share a memory', 'a grantee cannot re-share');
 SELECT throws_ok(format('SELECT memoriesdb.transfer(%L, %L)', :'a2', :'bob'), 'MDB04', 'only the owner may transfer a memory', 'a grantee cannot take ownership');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a3'), 'MDB03', 'memory not found', 'an unshared memory stays hidden');
-SELECT is((SELECT count(*) FROM memoriesdb.memory_grants), 2::bigint, 'bob sees his own grants');
-SELECT is((SELECT count(*) FROM memoriesdb.audit_log), 0::bigint, 'a grantee reads no audit rows (they are the owner''s)');
+SELECT is((SELECT count(*) FROM memoriesdb.list_grants() WHERE received), 2::bigint, 'bob sees his own grants');
+SELECT throws_ok($$ SELECT count(*) FROM memoriesdb.audit_log $$, '42501', NULL, 'a grantee reads no audit rows');
 
 SELECT tests.act_as(:'carol');
-SELECT is((SELECT count(*) FROM memoriesdb.memories), 0::bigint, 'carol sees nothing');
-SELECT is((SELECT count(*) FROM memoriesdb.memory_grants), 0::bigint, 'carol sees no grants');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 0::bigint, 'carol sees nothing');
+SELECT is((SELECT count(*) FROM memoriesdb.list_grants()), 0::bigint, 'carol sees no grants');
 
 -- expiry
 SELECT tests.act_as(:'alice');
@@ -49,7 +49,7 @@ SELECT tests.clear_context();
 UPDATE memoriesdb.memory_grants SET expires_at = now() - interval '1 second' WHERE memory_id = :'a3' AND grantee_id = :'carol';
 SELECT tests.act_as(:'carol');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a3'), 'MDB03', 'memory not found', 'an expired grant gives nothing (recall)');
-SELECT is((SELECT count(*) FROM memoriesdb.memories), 0::bigint, 'an expired grant gives nothing (table)');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 0::bigint, 'an expired grant gives nothing (list_memories)');
 
 -- unshare
 SELECT tests.act_as(:'alice');
@@ -69,7 +69,7 @@ SELECT is((SELECT content FROM memoriesdb.recall(:'a4')), 'short-lived note', 'c
 SELECT pg_sleep(0.4);
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a4'), 'MDB03', 'memory not found',
   'the grant expired during this transaction: recall is refused');
-SELECT is((SELECT count(*) FROM memoriesdb.memories WHERE id = :'a4'), 0::bigint, 'nor does the table show it');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories() WHERE id = :'a4'), 0::bigint, 'nor does list_memories() show it');
 SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, 'carol, too late') $$, :'a4'), 'MDB03', NULL,
   'nor may carol revise it with her expired write grant');
 SELECT is_empty(format($$ SELECT * FROM memoriesdb.search_text('short-lived') WHERE id = %L $$, :'a4'),

@@ -27,8 +27,8 @@ SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a1'), 'MDB03', 
 SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, 'mine again') $$, :'a1'), 'MDB03', 'memory not found', 'the previous owner cannot revise it');
 SELECT throws_ok(format('SELECT memoriesdb.transfer(%L, %L)', :'a1', :'alice'), 'MDB03', 'memory not found', 'the previous owner cannot take it back');
 SELECT throws_ok(format('SELECT memoriesdb.forget(%L)', :'a1'), 'MDB03', 'memory not found', 'the previous owner cannot forget it');
-SELECT is((SELECT count(*) FROM memoriesdb.memory_transfers), 0::bigint, 'the previous owner sees none of its transfer rows');
-SELECT is((SELECT count(*) FROM memoriesdb.audit_log WHERE memory_id = :'a1'), 0::bigint, 'nor its audit rows');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories() WHERE id = :'a1'), 0::bigint, 'the previous owner no longer lists it');
+SELECT is((SELECT count(*) FROM memoriesdb.list_grants(:'a1')), 0::bigint, 'nor its grants');
 
 SELECT tests.act_as(:'bob');
 SELECT results_eq(format('SELECT owner_id, created_by FROM memoriesdb.recall(%L)', :'a1'),
@@ -36,10 +36,10 @@ SELECT results_eq(format('SELECT owner_id, created_by FROM memoriesdb.recall(%L)
 SELECT results_eq(format('SELECT event, actor, from_owner, to_owner, note FROM memoriesdb.provenance(%L)', :'a1'),
   format($$ VALUES ('created'::text, %1$L::uuid, NULL::uuid, NULL::uuid, NULL::text), ('transferred', %1$L, %1$L, %2$L, 'for safekeeping') $$, :'alice', :'bob'),
   'provenance shows creation and the transfer (from, to, by, note)');
-SELECT is((SELECT count(*) FROM memoriesdb.memory_grants WHERE memory_id = :'a1' AND grantee_id = :'bob'), 0::bigint, 'bob''s own grant is gone: he owns it');
-SELECT results_eq(format('SELECT grantee_id, owner_id FROM memoriesdb.memory_grants WHERE memory_id = %L', :'a1'),
-  format('VALUES (%L::uuid, %L::uuid)', :'carol', :'bob'), 'carol''s grant now belongs to bob');
-SELECT cmp_ok((SELECT count(*) FROM memoriesdb.audit_log WHERE memory_id = :'a1'), '>=', 5::bigint, 'the new owner reads the memory''s whole audit history');
+SELECT is((SELECT count(*) FROM memoriesdb.list_grants(:'a1') WHERE grantee_id = :'bob'), 0::bigint, 'bob''s own grant is gone: he owns it');
+SELECT results_eq(format('SELECT grantee_id, received FROM memoriesdb.list_grants(%L)', :'a1'),
+  format('VALUES (%L::uuid, false)', :'carol'), 'carol''s grant now belongs to bob (he lists it as given)');
+SELECT cmp_ok((SELECT count(*) FROM memoriesdb.provenance(:'a1')), '>=', 2::bigint, 'the new owner reads the memory''s whole provenance');
 SELECT lives_ok(format('SELECT memoriesdb.unshare(%L, %L)', :'a1', :'carol'), 'the new owner can revoke the old owner''s grants');
 SELECT lives_ok(format('SELECT memoriesdb.share(%L, %L)', :'a1', :'alice'), 'and share it back with alice');
 SELECT tests.act_as(:'alice');

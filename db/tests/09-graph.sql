@@ -13,11 +13,11 @@ SELECT tests.memory_of(:'alice', 'c') AS c \gset
 SELECT tests.memory_of(:'bob', 'bob own') AS x \gset
 
 SELECT tests.act_as(:'alice');
-SELECT set_eq($$ SELECT name FROM memoriesdb.edge_types $$,
+SELECT set_eq($$ SELECT name FROM memoriesdb.list_edge_types() $$,
   ARRAY['derived_from', 'related_to', 'contradicts', 'supersedes', 'part_of'], 'the seeded edge types');
 SELECT memoriesdb.link(:'a', :'b', 'derived_from', 0.5, '{"why": "summary"}') AS ab \gset
-SELECT results_eq(format($$ SELECT source_id, target_id, edge_type, weight, metadata, created_by FROM memoriesdb.memory_edges WHERE id = %L $$, :'ab'),
-  format($$ VALUES (%L::uuid, %L::uuid, 'derived_from'::text, 0.5::real, '{"why": "summary"}'::jsonb, %L::uuid) $$, :'a', :'b', :'alice'),
+SELECT results_eq(format($$ SELECT source_id, target_id, edge_type, weight, metadata, mine FROM memoriesdb.list_edges() WHERE id = %L $$, :'ab'),
+  format($$ VALUES (%L::uuid, %L::uuid, 'derived_from'::text, 0.5::real, '{"why": "summary"}'::jsonb, true) $$, :'a', :'b'),
   'link stores a typed, weighted edge with its creator');
 SELECT lives_ok(format($$ SELECT memoriesdb.link(%L, %L, 'derived_from') $$, :'b', :'c'), 'b derived_from c');
 
@@ -46,12 +46,12 @@ SELECT lives_ok(format($$ SELECT memoriesdb.link(%L, %L, 'cites') $$, :'a', :'c'
 -- visibility of edges: both ends must be visible
 SELECT memoriesdb.share(:'a', :'bob');
 SELECT tests.act_as(:'bob');
-SELECT is((SELECT count(*) FROM memoriesdb.memory_edges), 0::bigint, 'bob sees no edge while only one end is shared with him');
+SELECT is((SELECT count(*) FROM memoriesdb.list_edges()), 0::bigint, 'bob sees no edge while only one end is shared with him');
 SELECT lives_ok(format($$ SELECT memoriesdb.link(%L, %L, 'related_to') $$, :'x', :'a'), 'bob may link his memory to one shared with him');
 SELECT tests.act_as(:'alice');
 SELECT memoriesdb.share(:'b', :'bob');
 SELECT tests.act_as(:'bob');
-SELECT results_eq($$ SELECT id FROM memoriesdb.memory_edges WHERE edge_type = 'derived_from' $$, format('VALUES (%L::uuid)', :'ab'),
+SELECT results_eq($$ SELECT id FROM memoriesdb.list_edges() WHERE edge_type = 'derived_from' $$, format('VALUES (%L::uuid)', :'ab'),
   'once both ends are shared bob sees the edge between them');
 SELECT throws_ok(format('SELECT memoriesdb.unlink(%L)', :'ab'), 'MDB04', 'only the edge''s creator or the source memory''s owner may unlink it',
   'bob cannot unlink alice''s edge he can see');

@@ -12,20 +12,20 @@ COMMIT;
 
 BEGIN;
 SELECT tests.act_as(:'alice');
-SELECT is((SELECT count(*) FROM memoriesdb.memories), 1::bigint, 'inside the transaction alice sees her memory');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 1::bigint, 'inside the transaction alice sees her memory');
 COMMIT;
 
 SET ROLE memoriesdb_app;
 SELECT is(current_setting('app.current_user', true), '', 'after COMMIT the setting reads empty');
 SELECT is(memoriesdb.current_user_id(), NULL, 'after COMMIT there is no context');
-SELECT is((SELECT count(*) FROM memoriesdb.memories), 0::bigint, 'the next transaction sees nothing');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 0::bigint, 'the next transaction sees nothing');
 SELECT throws_ok($$ SELECT memoriesdb.remember('leak?') $$, 'MDB01', 'no user context', 'the next transaction cannot write as alice');
 
 BEGIN;
 SELECT memoriesdb.create_api_key(:'alice') AS akey \gset
 SELECT memoriesdb.authenticate(:'akey');
 COMMIT;
-SELECT is((SELECT count(*) FROM memoriesdb.memories), 0::bigint, 'authenticate() does not outlive its transaction either');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 0::bigint, 'authenticate() does not outlive its transaction either');
 
 BEGIN;
 SELECT memoriesdb.authenticate(:'akey');

@@ -29,17 +29,11 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.remember', 'memoriesdb.remember_once', 'memoriesdb.revise',
     'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
     'memoriesdb.setting', 'memoriesdb.share', 'memoriesdb.transfer', 'memoriesdb.unlink', 'memoriesdb.unshare',
-    'memoriesdb.verify'],
+    'memoriesdb.verify', 'memoriesdb.list_memories', 'memoriesdb.list_grants', 'memoriesdb.list_edges',
+    'memoriesdb.list_edge_types'],
   'memoriesdb_app executes exactly these functions');
-SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$, ARRAY[
-    'memoriesdb.api_keys',
-    'memoriesdb.audit_log(id, created_at, created_by, db_role, application_name, txid, table_name, row_id, memory_id, op, row_hash)',
-    'memoriesdb.edge_types', 'memoriesdb.idempotency_keys',
-    'memoriesdb.memories(id, owner_id, content_hash, revision, embedding_model, embedded_at, embedded_hash, created_at, created_by, updated_at, updated_by)',
-    'memoriesdb.memory_edges', 'memoriesdb.memory_grants',
-    'memoriesdb.memory_revisions(id, memory_id, revision, content_hash, content_changed, metadata_changed, created_at, created_by, updated_at, updated_by)',
-    'memoriesdb.memory_transfers', 'memoriesdb.users'],
-  'memoriesdb_app selects exactly these tables and columns');
+SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
+  'memoriesdb_app selects no table or column: what exists through list_*(), contents through the logged reads');
 
 -- memoriesdb_worker: the runner
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY[
@@ -58,7 +52,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRA
     'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain'],
   'memoriesdb_auditor executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
-    'memoriesdb.access_log', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],
+    'memoriesdb.access_log', 'memoriesdb.access_refusal_bursts', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],
   'memoriesdb_auditor selects exactly these tables and columns');
 
 -- public: PUBLIC, i.e. every login
@@ -68,6 +62,7 @@ SELECT is_empty($$ SELECT * FROM pg_temp.selectable('public') $$, 'public select
 -- memoriesdb_reader: the owner of the read functions (no login)
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_reader') $$, ARRAY[
     'memoriesdb.current_user_id', 'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.search',
+    'memoriesdb.list_memories', 'memoriesdb.list_grants', 'memoriesdb.list_edges', 'memoriesdb.list_edge_types',
     'memoriesdb.search_hybrid', 'memoriesdb.search_text', 'memoriesdb.setting', 'memoriesdb.verify',
     'memoriesdb_internal.check_embedding', 'memoriesdb_internal.check_query_vector',
     'memoriesdb_internal.check_search_filter', 'memoriesdb_internal.fulltext_candidates',

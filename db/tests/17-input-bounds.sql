@@ -32,7 +32,7 @@ SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.act_as(:'alice');
 SELECT memoriesdb.remember('a memory') AS m1 \gset
 SELECT memoriesdb.remember('another memory') AS m2 \gset
-SELECT (SELECT count(*) FROM memoriesdb.memories) AS n_memories \gset
+SELECT (SELECT count(*) FROM memoriesdb.list_memories()) AS n_memories \gset
 
 -- 1. memory metadata: its JSON text at most max_metadata_bytes (65536) bytes
 -- {"k": "xx…"} is 9 bytes of JSON around the string
@@ -53,7 +53,7 @@ SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, metadata => jsonb_build_
 SELECT throws_ok(format($$ SELECT memoriesdb.revise(%L, 'new content', jsonb_build_object('k', repeat('x', 65536))) $$, :'m1'),
   'MDB05', 'metadata too large', 'revise refuses oversized metadata with new content');
 SELECT is((SELECT revision FROM memoriesdb.recall(:'m1')), 1, 'a refused revision changes nothing');
-SELECT is((SELECT count(*) FROM memoriesdb.memories), :n_memories::bigint + 2, 'refused remembers wrote nothing');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), :n_memories::bigint + 2, 'refused remembers wrote nothing');
 SELECT lives_ok(format($$ SELECT memoriesdb.revise(%L, metadata => jsonb_build_object('k', repeat('x', 65536 - 9))) $$, :'m1'),
   'revise accepts metadata of exactly the limit');
 
@@ -76,7 +76,7 @@ SELECT results_eq(format($$ SELECT state, detail, hint FROM pg_temp.error_of(%L)
                          format($$ SELECT memoriesdb.link(%L, %L, 'related_to', 1, jsonb_build_object('k', repeat('x', 20000))) $$, :'m1', :'m2')),
   $$ VALUES ('MDB05'::text, '20009 bytes of JSON; the limit is 16384'::text, 'keep large data in a memory, or raise config max_edge_metadata_bytes'::text) $$,
   'the edge error says the size, the limit and the setting');
-SELECT is((SELECT count(*) FROM memoriesdb.memory_edges), 0::bigint, 'refused links wrote nothing');
+SELECT is((SELECT count(*) FROM memoriesdb.list_edges()), 0::bigint, 'refused links wrote nothing');
 SELECT lives_ok(format($$ SELECT memoriesdb.link(%L, %L, 'related_to', 1, jsonb_build_object('k', repeat('x', 16384 - 9))) $$, :'m1', :'m2'),
   'edge metadata of exactly the limit is accepted');
 SELECT throws_ok(format($$ SELECT memoriesdb.link(%L, %L, 'related_to', 1, '[1]') $$, :'m2', :'m1'),
@@ -93,7 +93,7 @@ SELECT results_eq($$ SELECT state, detail, hint FROM pg_temp.error_of('SELECT me
 SELECT lives_ok($$ SELECT memoriesdb.create_edge_type('accented', repeat('é', 1000)) $$,
   'a description of exactly the limit is accepted; the bound is in characters');
 SELECT lives_ok($$ SELECT memoriesdb.create_edge_type('plain') $$, 'the default description still works');
-SELECT is((SELECT count(*) FROM memoriesdb.edge_types WHERE name IN ('huge', 'long_one', 'long_two')), 0::bigint,
+SELECT is((SELECT count(*) FROM memoriesdb.list_edge_types() WHERE name IN ('huge', 'long_one', 'long_two')), 0::bigint,
   'refused edge types wrote nothing');
 
 -- 4. content the indexes cannot hold whole: 48 kB of random words (the trigram GiST entry

@@ -15,4 +15,5 @@ SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_ca
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.verify(uuid)'::regprocedure;
 SELECT 1/(proowner = 'memoriesdb_reader'::regrole AND prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.provenance(uuid)'::regprocedure;
 SELECT 1/(prosecdef)::int FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.remember_once(text, jsonb, text)'::regprocedure;
+SELECT 'memoriesdb.list_memories()'::regprocedure;
 ROLLBACK;

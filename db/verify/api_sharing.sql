@@ -16,4 +16,5 @@ SELECT 'memoriesdb.accept_offer(uuid)'::regprocedure, 'memoriesdb.decline_offer(
 -- share() and transfer() go through the offer unless the recipient accepted the sender
 SELECT 1/(strpos(prosrc, 'memoriesdb_internal.offer(') > 0)::int FROM pg_catalog.pg_proc
  WHERE oid IN ('memoriesdb.share(uuid, uuid, text, timestamptz)'::regprocedure, 'memoriesdb.transfer(uuid, uuid, text)'::regprocedure);
+SELECT 'memoriesdb.list_grants(uuid)'::regprocedure;
 ROLLBACK;

@@ -97,8 +97,8 @@ SELECT memoriesdb.accept_offer(%(offer_id)s) AS memory_id;
 SELECT id, owner_id, content, metadata FROM memoriesdb.recall(%(memory_id)s);
 
 -- name: another_memory
--- a visible memory's id other than the one given (ids are readable; contents only through the API)
-SELECT id FROM memoriesdb.memories WHERE id <> %(memory_id)s LIMIT 1;
+-- a visible memory's id other than the one given (list_memories(): ids, no contents)
+SELECT id FROM memoriesdb.list_memories() WHERE id <> %(memory_id)s LIMIT 1;
 
 -- name: flush_access_log
 SELECT memoriesdb.flush_access_log() AS flushed;

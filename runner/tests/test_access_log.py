@@ -61,7 +61,7 @@ def test_refusal_survives_rollback_of_a_separate_session(settings, admin_conn, u
             conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
         conn.rollback()
         conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
-        assert conn.execute("SELECT count(*) AS n FROM memoriesdb.memories WHERE owner_id = %s", (bob,)).fetchone()["n"] == 0, (
+        assert conn.execute("SELECT count(*) AS n FROM memoriesdb.list_memories() WHERE owned").fetchone()["n"] == 0, (
             "the rollback took bob's write with it"
         )
         with refused("MDB03"):
@@ -135,18 +135,21 @@ def test_reads_survive_rollback_unless_configured_transactional(settings, admin_
     assert len(entries(admin_conn, m)) == 2, "transactional: the rolled-back read's entry went with it, the committed one stayed"
 
 
-def test_a_broken_logger_refuses_unlogged_reads_but_still_refuses(settings, admin_conn, user, make_user):
+def test_a_broken_logger_refuses_unlogged_reads_and_says_a_refusal_went_unrecorded(settings, admin_conn, user, make_user):
     alice, bob = user[0], make_user()
     [m] = remember(admin_conn, alice, "logger down")
     logger = admin_conn.execute("SELECT logger_role FROM memoriesdb.access_log_sink").fetchone()["logger_role"]
     admin_conn.execute(f'ALTER ROLE "{logger}" NOLOGIN')
     try:
         with app(settings, bob) as conn:
-            with refused("MDB03"):  # the refusal still happens, with a WARNING
+            with refused("MDB23"):  # still refused, and never silently: the entry could not be written
                 conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
         with app(settings) as conn:
             conn.execute("SET TRANSACTION READ ONLY")
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
+            with refused("MDB22"):
+                conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
+        with app(settings, alice) as conn:  # a read-write transaction too: no fallback into the caller's transaction
             with refused("MDB22"):
                 conn.execute("SELECT * FROM memoriesdb.recall(%s)", (m,))
     finally:
@@ -158,19 +161,25 @@ def test_a_broken_logger_refuses_unlogged_reads_but_still_refuses(settings, admi
     assert entries(admin_conn, m)[-1] == {"function": "recall", "actor": bob, "sqlstate": "MDB03"}, "logging resumes"
 
 
-def test_the_logger_login_can_only_append(settings, admin_conn, user):
+def test_the_logger_login_can_only_append_authenticated_entries(settings, admin_conn, user):
     s = admin_conn.execute("SELECT logger_role, password FROM memoriesdb.access_log_sink").fetchone()
     dsn = psycopg.conninfo.make_conninfo(settings.app_dsn, user=s["logger_role"], password=s["password"])
     with psycopg.connect(dsn, autocommit=True) as conn:
         for sql in (
             "SELECT count(*) FROM memoriesdb.memories",
             "SELECT count(*) FROM memoriesdb.access_log",
+            "SELECT mac_key FROM memoriesdb.access_log_sink",
             "UPDATE memoriesdb.access_log SET actor = NULL",
             "SELECT memoriesdb.setting('access_log_reads')",
+            "SELECT memoriesdb_internal.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL)",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql)
-        conn.execute("SELECT memoriesdb_internal.append_access_log(now(), NULL, 'x', '', 'recall', '{}', NULL, NULL)")
+        with refused("MDB24"):
+            conn.execute(
+                "SELECT memoriesdb_internal.append_access_entry(gen_random_uuid(), now() - interval '1 day', NULL, 'x', NULL, '',"
+                " 'recall', '{}', NULL, NULL, sha256('a guess'))"
+            )
 
 
 def test_worker_metrics_count_refusals(settings, user):

@@ -77,8 +77,8 @@ def test_a_session_level_context_is_never_needed(database, user):
         with conn.transaction():
             conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
             conn.execute("SELECT memoriesdb.remember('mine')")
-            assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 1
-        assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM memoriesdb.list_memories()").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM memoriesdb.list_memories()").fetchone()[0] == 0
 
 
 def test_no_login_can_take_the_ledgers_locks(database, user, settings, admin_conn):
