@@ -18,6 +18,7 @@
 --   deploying superuser  the access log's dblink drivers and setup_access_logger()
 --   memoriesdb_log_<hash of the database name>  (made by setup_access_logger())
 --                      may execute memoriesdb_internal.append_access_log() only
+--   deploying superuser  memoriesdb_pgbouncer.user_lookup() (it reads pg_shadow)
 BEGIN;
 
 -- 1. Take everything back from everybody but the owner (and the logger role,
@@ -139,5 +140,12 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.await_access_log_writes(),
   memoriesdb_internal.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text)
   TO memoriesdb_owner;
+
+-- 8. memoriesdb_pgbouncer_auth: PgBouncer's auth_user (pgbouncer_auth.sql). The
+--    secret lookup and nothing else; no ledger schema.
+REVOKE ALL ON SCHEMA memoriesdb_pgbouncer FROM PUBLIC;
+REVOKE ALL ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA memoriesdb_pgbouncer TO memoriesdb_pgbouncer_auth;
+GRANT EXECUTE ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) TO memoriesdb_pgbouncer_auth;
 
 COMMIT;
