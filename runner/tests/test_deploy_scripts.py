@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
+import stat
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -16,6 +20,8 @@ from .conftest import DB, HOST, PORT, drop_ledger_database, logger_role
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = DB.removesuffix("pytest")  # this run's database prefix (MEMORIESDB_PYTEST_DB=<prefix>pytest)
+# PgBouncer ports: test_pgbouncer.py uses PORT0 .. PORT0+2, this file PORT0+5 .. PORT0+8
+PORT0 = int(os.environ.get("MEMORIESDB_PYTEST_PGBOUNCER_PORT", "6435")) + 5
 
 
 def superuser():
@@ -86,3 +92,167 @@ def test_dropdb_leaves_a_login_role_behind_and_the_script_drops_it(gone_database
 def test_drop_orphan_loggers_usage():
     bad = run_script("--bogus")
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+# --- scripts/pgbouncer.sh ------------------------------------------------------------------------------------------------
+
+needs_pgbouncer = pytest.mark.skipif(not shutil.which("pgbouncer"), reason="pgbouncer not installed (scripts/setup.sh)")
+AS_ROOT = os.geteuid() == 0
+
+
+def pgbouncer_sh(*args: str, checkout: Path = ROOT, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MEMORIESDB_PGBOUNCER")}
+    return subprocess.run(
+        ["bash", str(checkout / "scripts/pgbouncer.sh"), *args], capture_output=True, text=True, env={**clean, **env}, timeout=60
+    )
+
+
+def listening(port: int) -> bool:
+    return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode == 0
+
+
+@pytest.fixture
+def bystander():
+    """An unrelated process (as a pid a pidfile could name)."""
+    proc = subprocess.Popen(["sleep", "300"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@needs_pgbouncer
+def test_a_pidfile_naming_another_process_is_not_killed(bystander):
+    port = PORT0
+    run = ROOT / f".run/pgbouncer-{port}"
+    pgbouncer_sh("stop", str(port))
+    # the pidfile PgBouncer's user (postgres) owns and can write says: the bystander
+    for pidfile in (run / "pgbouncer.pid", run / "state/pgbouncer.pid"):  # (where it was before, and where it is now)
+        pidfile.parent.mkdir(parents=True, exist_ok=True)
+        pidfile.write_text(f"{bystander.pid}\n")
+        if AS_ROOT:
+            shutil.chown(pidfile, "postgres")
+    stopped = pgbouncer_sh("stop", str(port))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "not killed" in stopped.stderr and str(bystander.pid) in stopped.stderr
+    time.sleep(0.3)
+    assert bystander.poll() is None, "the bystander was killed"
+
+    (run / "state/pgbouncer.pid").write_text(f"{bystander.pid}\n")  # and a start (which stops first) does not kill it either
+    started = pgbouncer_sh("start", str(port))
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert listening(port) and bystander.poll() is None
+    finally:
+        assert pgbouncer_sh("stop", str(port)).returncode == 0
+    for _ in range(50):
+        if not listening(port):
+            break
+        time.sleep(0.1)
+    assert not listening(port), "stop stops the real PgBouncer"
+    assert bystander.poll() is None
+
+
+@needs_pgbouncer
+def test_files_and_socket_are_private():
+    port = PORT0 + 1
+    started = pgbouncer_sh("start", str(port))
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "auth trust" in started.stdout, "the local server trusts 127.0.0.1, so PgBouncer keeps trust (development)"
+        run = ROOT / f".run/pgbouncer-{port}"
+        state = run / "state"
+        socket = state / f".s.PGSQL.{port}"
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        assert stat.S_IMODE(socket.stat().st_mode) & 0o077 == 0, oct(socket.stat().st_mode)
+        for path in (ROOT / ".run", run, run / "pgbouncer.ini", run / "userlist.txt"):
+            assert not path.stat().st_mode & stat.S_IWOTH, f"{path} is world-writable"
+        if AS_ROOT:  # PgBouncer (user postgres) cannot rewrite its own configuration
+            assert run.stat().st_uid == 0 and (run / "pgbouncer.ini").stat().st_uid == 0
+            assert state.stat().st_uid == pwd.getpwnam("postgres").pw_uid
+    finally:
+        pgbouncer_sh("stop", str(port))
+
+
+@needs_pgbouncer
+@pytest.mark.skipif(not AS_ROOT, reason="the postgres user's reach matters when root starts PgBouncer")
+def test_starts_from_a_checkout_postgres_cannot_reach(tmp_path):
+    locked = tmp_path / "locked"  # mode 0700, root's: postgres cannot traverse it
+    checkout = locked / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts/pgbouncer.sh", checkout / "scripts")
+    shutil.copytree(ROOT / "deploy/pgbouncer", checkout / "deploy/pgbouncer")
+    locked.chmod(0o700)
+    port = PORT0 + 2
+    started = pgbouncer_sh("start", str(port), checkout=checkout)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"/run/memoriesdb/pgbouncer-{port}" in started.stdout and listening(port)
+    finally:
+        assert pgbouncer_sh("stop", str(port), checkout=checkout).returncode == 0
+    assert not listening(port)
+
+
+def test_pgbouncer_sh_refuses_clearly():
+    bad = pgbouncer_sh("start", "64x0")
+    assert bad.returncode == 1 and "must be a number" in bad.stderr
+    mode = pgbouncer_sh("start", str(PORT0 + 3), MEMORIESDB_PGBOUNCER_AUTH="md5")
+    assert mode.returncode == 1 and "must be auto, trust or scram" in mode.stderr
+    nopw = pgbouncer_sh("start", str(PORT0 + 3), MEMORIESDB_PGBOUNCER_AUTH="scram")
+    assert nopw.returncode == 1 and "MEMORIESDB_PGBOUNCER_AUTH_PASSWORD" in nopw.stderr
+    usage = pgbouncer_sh("restart")
+    assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+@pytest.fixture
+def pooled_logins(database):
+    """A lookup login (member of memoriesdb_pgbouncer_auth), an application login, a superuser and an outsider, with passwords."""
+    names = {k: f"{PREFIX}pgb_{k}" for k in ("lookup", "client", "super", "outsider")}
+    ddl = {
+        "lookup": "LOGIN IN ROLE memoriesdb_pgbouncer_auth",
+        "client": "LOGIN PASSWORD 'client-pw' IN ROLE memoriesdb_app",
+        "super": "LOGIN SUPERUSER PASSWORD 'super-pw'",
+        "outsider": "LOGIN PASSWORD 'outsider-pw'",
+    }
+    with superuser() as c:
+        for k, name in names.items():
+            c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+            c.execute(sql.SQL("CREATE ROLE {} " + ddl[k]).format(sql.Identifier(name)))
+    yield names
+    with superuser() as c:
+        for name in names.values():
+            c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@needs_pgbouncer
+def test_scram_through_the_lookup_role_refuses_the_superuser(pooled_logins):
+    """PgBouncer asks the ledger for secrets as the lookup role: the application login gets in
+    with its password; the superuser, with its right password, does not; nor does a login that is
+    not the ledger's."""
+    port = PORT0 + 3
+    started = pgbouncer_sh(
+        "start",
+        str(port),
+        MEMORIESDB_PGBOUNCER_AUTH="scram",
+        MEMORIESDB_PGBOUNCER_AUTH_USER=pooled_logins["lookup"],
+        MEMORIESDB_PGBOUNCER_AUTH_PASSWORD="unused-the-server-trusts",
+    )
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        ini = (ROOT / f".run/pgbouncer-{port}/pgbouncer.ini").read_text()
+        lines = ini.splitlines()
+        assert "auth_type = scram-sha-256" in lines and not [x for x in lines if x.startswith(("admin_users", "stats_users"))]
+
+        def connect(user: str, password: str):
+            return psycopg.connect(host="127.0.0.1", port=port, dbname=DB, user=user, password=password, connect_timeout=10)
+
+        with connect(pooled_logins["client"], "client-pw") as c:
+            assert c.execute("SELECT current_user").fetchone() == (pooled_logins["client"],)
+        with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
+            connect(pooled_logins["client"], "wrong")
+        for who, password in (("super", "super-pw"), ("outsider", "outsider-pw")):
+            with pytest.raises(psycopg.OperationalError, match="no such user"):
+                connect(pooled_logins[who], password)
+        with pytest.raises(psycopg.OperationalError, match="no such user"):
+            connect("postgres", "")
+    finally:
+        pgbouncer_sh("stop", str(port))
