@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -256,3 +257,57 @@ def test_scram_through_the_lookup_role_refuses_the_superuser(pooled_logins):
             connect("postgres", "")
     finally:
         pgbouncer_sh("stop", str(port))
+
+
+# --- scripts/setup.sh and scripts/test.sh (not run here: they install packages and drop shared databases) ---------------
+
+
+def _function(script: str, name: str) -> str:
+    text = (ROOT / script).read_text()
+    start = text.index(f"{name}() {{")
+    return text[start : text.index("\n}\n", start) + 3]
+
+
+@pytest.mark.parametrize("wheel, found", [("torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl", True), (None, False)])
+def test_setup_finds_a_local_cpu_wheel_or_uses_the_cpu_index(tmp_path, wheel, found):
+    if wheel:
+        (tmp_path / wheel).touch()
+    body = _function("scripts/setup.sh", "local_cpu_wheel").replace(".venv/bin/pip", "pip")
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": f"file://{tmp_path}"}
+    done = subprocess.run(["bash", "-c", f"TORCH=2.13.0\n{body}\nlocal_cpu_wheel"], env=env, capture_output=True, text=True)
+    assert (done.returncode == 0) is found, done.stderr
+    setup = (ROOT / "scripts/setup.sh").read_text()
+    assert '"torch==$TORCH" --index-url https://download.pytorch.org/whl/cpu' in setup
+    assert "work=$(mktemp -d)\n  trap 'rm -rf \"$work\"' EXIT" in setup, "the trixie source directory is removed on failure too"
+
+
+def test_test_sh_quotes_database_names(tmp_path):
+    text = (ROOT / "scripts/test.sh").read_text()
+    assert not re.search(r"DATABASE[^\n]*\$\{?(DB|d)\b", text), "a database name interpolated into SQL"
+    # the helper itself, against the real server, with a name that would break (or inject into) unquoted SQL
+    db = f'{PREFIX}we"ird; name'
+    helpers = _function("scripts/test.sh", "drop_db") + next(
+        line for line in text.splitlines() if line.startswith("create_db() {")
+    )
+    env = {**os.environ, "PGHOST": HOST, "PGPORT": PORT, "PGUSER": "postgres"}
+    with superuser() as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(logger_role(db))))  # as a deploy would leave it
+    try:
+        done = subprocess.run(
+            ["bash", "-c", f'set -e\n{helpers}\ncreate_db "$1"', "_", db], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        with superuser() as c:
+            assert c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
+        assert not role_exists(logger_role(db)), "create_db drops the old database's logger with it"
+        with superuser() as c:
+            c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(logger_role(db))))
+        done = subprocess.run(
+            ["bash", "-c", f'set -e\n{helpers}\ndrop_db "$1"', "_", db], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        with superuser() as c:
+            assert not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
+        assert not role_exists(logger_role(db))
+    finally:
+        drop_ledger_database(db)
