@@ -83,9 +83,11 @@ fi
 umask 077
 if $as_root; then
   [ -d "$(dirname "$run")" ] || { mkdir -p "$(dirname "$run")"; chmod 0755 "$(dirname "$run")"; }   # e.g. /run/memoriesdb
+  mkdir -p "$run"
+  chown root:"$user" "$run"; chmod 0750 "$run"   # from here on, only root adds entries to it
+  if [ -L "$state" ]; then rm -f "$state"; fi   # a link (PgBouncer's user owned RUN before): never chown through it
   mkdir -p "$state"
-  chown root:"$user" "$run"; chmod 0750 "$run"
-  chown "$user": "$state"; chmod 0700 "$state"
+  chown -h "$user": "$state"; chmod 0700 "$state"
   case "$run" in "$PWD"/.run/*) chmod o+x "$PWD/.run" ;; esac   # traversal only; .run lists nothing to others
   as_user test -w "$state" || die "the user $user cannot write $state (a parent directory it cannot traverse?); set MEMORIESDB_PGBOUNCER_RUN_DIR"
 else
