@@ -258,6 +258,26 @@ def test_scram_through_the_lookup_role_refuses_the_superuser(pooled_logins):
     finally:
         pgbouncer_sh("stop", str(port))
 
+    # the attack, on the stock set-up this replaces (auth_user postgres, auth_query on pg_shadow):
+    # the superuser's password works through the pooler
+    run = ROOT / f".run/pgbouncer-{port}"
+    ini = run / "pgbouncer.ini"
+    stock = [line for line in ini.read_text().splitlines() if not line.startswith(("auth_user", "auth_query"))]
+    ini.write_text(
+        "\n".join([*stock, "auth_user = postgres", "auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename=$1"]) + "\n"
+    )
+    (run / "userlist.txt").write_text('"postgres" "unused-the-server-trusts"\n')
+    subprocess.run(["pgbouncer", "-d", *(["-u", "postgres"] if AS_ROOT else []), str(ini)], check=True, capture_output=True)
+    try:
+        for _ in range(50):
+            if listening(port):
+                break
+            time.sleep(0.1)
+        with connect(pooled_logins["super"], "super-pw") as c:
+            assert c.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (True,)
+    finally:
+        assert pgbouncer_sh("stop", str(port)).returncode == 0
+
 
 # --- scripts/setup.sh and scripts/test.sh (not run here: they install packages and drop shared databases) ---------------
 
