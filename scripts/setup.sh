@@ -43,6 +43,7 @@ SHAREDIR=$(pg_config --sharedir)
 if [ ! -f "$SHAREDIR/extension/vector.control" ]; then
   log "building pgvector 0.8 from Debian 13's source package"
   work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT   # also when a step below fails
   mkdir -p "$work/lists/partial" "$work/src"
   echo "deb-src http://deb.debian.org/debian trixie main" > "$work/trixie.list"
   apt_opts=(-o "Dir::Etc::SourceList=$work/trixie.list" -o "Dir::Etc::SourceParts=-" -o "Dir::State::Lists=$work/lists")
@@ -52,6 +53,7 @@ if [ ! -f "$SHAREDIR/extension/vector.control" ]; then
   make -s -C "$work/src/pgvector" PG_CONFIG="$(command -v pg_config)" OPTFLAGS="" >/dev/null
   $SUDO make -s -C "$work/src/pgvector" PG_CONFIG="$(command -v pg_config)" install >/dev/null
   rm -rf "$work"
+  trap - EXIT
 fi
 
 # 4. Python environment -----------------------------------------------------
@@ -61,10 +63,27 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.memoriesdb-installed
+TORCH=2.13.0
+# a CPU build of torch in one of pip's find-links directories (pip config or PIP_FIND_LINKS)?
+local_cpu_wheel() {
+  local d
+  for d in $(.venv/bin/pip config get global.find-links 2>/dev/null || true) ${PIP_FIND_LINKS:-}; do
+    d=${d#file://}
+    compgen -G "$d/torch-$TORCH+cpu-*.whl" >/dev/null && return 0
+  done
+  return 1
+}
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "installing the runner into .venv (torch pinned to the CPU build 2.13.0)"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q "torch==2.13.0"
+  if local_cpu_wheel; then
+    log "installing the runner into .venv (torch $TORCH: the local CPU wheel)"
+    .venv/bin/pip install -q "torch==$TORCH"
+  else
+    # the default index would bring the CUDA build (several GB); PyTorch's CPU-only index
+    # has torch-$TORCH+cpu, which also sorts above a plain $TORCH from any extra index
+    log "installing the runner into .venv (torch $TORCH from PyTorch's CPU-only index)"
+    .venv/bin/pip install -q "torch==$TORCH" --index-url https://download.pytorch.org/whl/cpu
+  fi
   .venv/bin/pip install -q -e ".[test]"
   touch "$stamp"
 fi

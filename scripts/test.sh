@@ -13,14 +13,23 @@ DB2=${DB}_second
 TARGET="db:pg://$PGUSER@$PGHOST:$PGPORT"
 TMPDIR_SNAP=$(mktemp -d); trap 'rm -rf "$TMPDIR_SNAP"' EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# DROP DATABASE leaves the database's access-log logger LOGIN role behind (roles are
+# cluster-wide): drop_db drops both. Names go through psql variables, quoted as identifiers.
+drop_db() {
+  psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<'SQL'
+SET client_min_messages = warning;
+SELECT 'memoriesdb_log_' || left(md5(:'db'), 12) AS logger \gset
+DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+DROP ROLE IF EXISTS :"logger";
+SQL
+}
+create_db() { drop_db "$1"; psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<< 'CREATE DATABASE :"db";'; }
 
 step "lint (scripts/lint.sh: ruff check and format, shellcheck, hadolint)"
 bash scripts/lint.sh
 
 step "fresh databases $DB and $DB2"
-for d in "$DB" "$DB2"; do
-  psql -qX -d postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" -c "CREATE DATABASE $d"
-done
+for d in "$DB" "$DB2"; do create_db "$d"; done
 
 step "sqitch deploy -> verify -> revert -> deploy"
 sqitch deploy "$TARGET/$DB"
@@ -34,10 +43,10 @@ bash scripts/schema_snapshot.sh "$DB" --check
 
 step "revert to each tag gives back that tag's schema; deploying again gives back HEAD's"
 grep -o '^@v[0-9.]*' sqitch.plan | while read -r tag; do
-  psql -qX -d postgres -c "DROP DATABASE IF EXISTS ${DB}_tag WITH (FORCE)" -c "CREATE DATABASE ${DB}_tag"
+  create_db "${DB}_tag"
   sqitch deploy --to "$tag" "$TARGET/${DB}_tag" >/dev/null
   bash scripts/schema_snapshot.sh "${DB}_tag" > "$TMPDIR_SNAP/tag.snapshot"
-  psql -qX -d postgres -c "DROP DATABASE ${DB}_tag WITH (FORCE)"
+  drop_db "${DB}_tag"
   sqitch revert -y --to "$tag" "$TARGET/$DB" >/dev/null
   bash scripts/schema_snapshot.sh "$DB" | diff -u "$TMPDIR_SNAP/tag.snapshot" - && echo "revert to $tag = fresh $tag"
   sqitch deploy "$TARGET/$DB" >/dev/null

@@ -19,6 +19,7 @@
 --   memoriesdb_log_<hash of the database name>  (made by setup_access_logger())
 --                      may execute memoriesdb_internal.append_access_entry() only,
 --                      which takes only entries whose MAC verifies
+--   deploying superuser  memoriesdb_pgbouncer.user_lookup() (it reads pg_shadow)
 BEGIN;
 
 -- 1. Take everything back from everybody but the owner (and the logger role,
@@ -137,5 +138,12 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.await_access_log_writes(),
   memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text)
   TO memoriesdb_owner;
+
+-- 8. memoriesdb_pgbouncer_auth: PgBouncer's auth_user (pgbouncer_auth.sql). The
+--    secret lookup and nothing else; no ledger schema.
+REVOKE ALL ON SCHEMA memoriesdb_pgbouncer FROM PUBLIC;
+REVOKE ALL ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA memoriesdb_pgbouncer TO memoriesdb_pgbouncer_auth;
+GRANT EXECUTE ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) TO memoriesdb_pgbouncer_auth;
 
 COMMIT;

@@ -2,6 +2,10 @@
 -- Back to the functions of privileges as released in v0.3.0 (privileges@v0.3.0.sql).
 BEGIN;
 
+-- the grants made since v0.3.0 (the objects stay: their own changes revert them)
+REVOKE USAGE ON SCHEMA memoriesdb_pgbouncer FROM memoriesdb_pgbouncer_auth;
+REVOKE EXECUTE ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) FROM memoriesdb_pgbouncer_auth;
+
 -- 1. Take everything back from everybody but the owner (and the logger role,
 --    whose two grants setup_access_logger() manages).
 DO $$

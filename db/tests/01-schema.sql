@@ -1,6 +1,6 @@
 -- Contract: tables, ownership, row-level security, privileges, comments.
 BEGIN;
-SELECT plan(33);
+SELECT plan(34);
 
 SELECT has_schema('memoriesdb');
 SELECT tables_are('memoriesdb', ARRAY[
@@ -142,9 +142,9 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
   'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
   'accepts_from', 'effect_share', 'effect_transfer', 'offer',
-
   'access_log_mac', 'access_burst_mac', 'append_access_entry', 'append_access_entry_autonomously', 'write_access_entry',
   'log_read', 'context_vouched_by']);
+SELECT functions_are('memoriesdb_pgbouncer', ARRAY['user_lookup']);   -- PgBouncer's auth_query (20-pgbouncer-auth.sql)
 SELECT is_empty($$
   SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
    WHERE has_schema_privilege(r, 'memoriesdb_internal', 'USAGE') $$,

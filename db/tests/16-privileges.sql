@@ -3,7 +3,7 @@
 -- difference, so a grant added or lost anywhere shows up here; the README's API
 -- table is the same list, and db/deploy/privileges.sql is where it is made.
 BEGIN;
-SELECT plan(10);
+SELECT plan(11);
 
 CREATE FUNCTION pg_temp.executable(r text) RETURNS SETOF text LANGUAGE sql AS $$
   SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -75,6 +75,10 @@ SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_reader') $$, ARRAY
     'memoriesdb.edge_types', 'memoriesdb.memories', 'memoriesdb.memory_edges', 'memoriesdb.memory_grants',
     'memoriesdb.memory_revisions', 'memoriesdb.memory_transfers'],
   'memoriesdb_reader selects exactly these tables and columns');
+
+-- memoriesdb_pgbouncer_auth: PgBouncer's auth_user (the lookup: 20-pgbouncer-auth.sql)
+SELECT is_empty($$ SELECT * FROM pg_temp.executable('memoriesdb_pgbouncer_auth') UNION ALL SELECT * FROM pg_temp.selectable('memoriesdb_pgbouncer_auth') $$,
+  'memoriesdb_pgbouncer_auth executes no ledger function and selects no ledger table');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -12,4 +12,5 @@ SELECT 1/(NOT has_function_privilege('memoriesdb_app', 'memoriesdb.renew_embeddi
 SELECT 1/has_function_privilege('memoriesdb_auditor', 'memoriesdb.verify_audit_chain()', 'execute')::int;
 SELECT 1/(count(*) = 0)::int FROM pg_catalog.pg_proc AS p, aclexplode(p.proacl) AS a
  WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace) AND a.grantee = 0;
+SELECT 1/has_function_privilege('memoriesdb_pgbouncer_auth', 'memoriesdb_pgbouncer.user_lookup(text)', 'execute')::int;
 ROLLBACK;

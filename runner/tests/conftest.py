@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from memoriesdb_runner import admin
@@ -20,13 +22,25 @@ DB = os.environ.get("MEMORIESDB_PYTEST_DB", "memoriesdb_pytest")
 ADMIN_DSN = f"postgresql://postgres@{HOST}:{PORT}/{DB}"
 
 
-@pytest.fixture(scope="session")
-def database() -> str:
+def logger_role(db: str) -> str:
+    """The access log's logger role of database db (memoriesdb.setup_access_logger()): cluster-wide."""
+    return "memoriesdb_log_" + hashlib.md5(db.encode()).hexdigest()[:12]
+
+
+def drop_ledger_database(db: str) -> None:
+    """DROP DATABASE leaves the database's logger LOGIN role behind: drop both."""
     with psycopg.connect(f"postgresql://postgres@{HOST}:{PORT}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(logger_role(db))))
+
+
+@pytest.fixture(scope="session")
+def database():
+    drop_ledger_database(DB)
     admin.deploy(ADMIN_DSN)
     admin.ensure_local_logins(ADMIN_DSN)
-    return ADMIN_DSN
+    yield ADMIN_DSN
+    drop_ledger_database(DB)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = os.environ.get("PGHOST", "127.0.0.1")
+PORT0 = int(os.environ.get("MEMORIESDB_PYTEST_PGBOUNCER_PORT", "6435"))  # this file uses PORT0 .. PORT0+2
 pytestmark = pytest.mark.skipif(not shutil.which("pgbouncer"), reason="pgbouncer not installed (scripts/setup.sh installs it)")
 
 
@@ -47,7 +48,7 @@ def stop_pgbouncer(port: int) -> None:
 
 @pytest.fixture(scope="module")
 def bouncer(database):
-    port = 6435
+    port = PORT0
     start_pgbouncer(port)
     yield f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
     stop_pgbouncer(port)
@@ -210,7 +211,7 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
 def test_without_the_reset_a_session_set_leaks(database, tenants):
     """Why the shipped pgbouncer.ini resets every server connection: without it a
     session-level SET stays on the server connection and the next client inherits it."""
-    port = 6436
+    port = PORT0 + 1
     start_pgbouncer(port, server_reset_query_always=0, default_pool_size=1)
     dsn = f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
     try:
@@ -221,7 +222,7 @@ def test_without_the_reset_a_session_set_leaks(database, tenants):
     finally:
         stop_pgbouncer(port)
     # the shipped configuration, same scenario
-    port = 6437
+    port = PORT0 + 2
     start_pgbouncer(port, default_pool_size=1)
     dsn = f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
     try:
@@ -242,7 +243,7 @@ def test_status_shows_pool_utilisation(bouncer, settings):
         env = {
             "MEMORIESDB_DSN": settings.dsn,
             "MEMORIESDB_LISTEN_DSN": settings.listen,
-            "MEMORIESDB_PGBOUNCER_ADMIN_DSN": f"postgresql://postgres@{HOST}:6435/pgbouncer",
+            "MEMORIESDB_PGBOUNCER_ADMIN_DSN": f"postgresql://postgres@{HOST}:{PORT0}/pgbouncer",
         }
         result = CliRunner().invoke(main, ["status", "--json"], env=env)
     assert result.exit_code == 0, result.output
