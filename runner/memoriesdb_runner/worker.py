@@ -272,16 +272,16 @@ class EmbedWorker:
         raise AssertionError("unreachable")
 
     async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float, keeper: LeaseKeeper) -> None:
-        # The keeper renews while a database fault delays the completion; the completion is one
-        # statement (all or nothing) that only stores jobs whose lease is still this claim's, so a
-        # retry after a lost answer, or after the lease expired and another worker took the job,
-        # stores nothing twice. Given up on once the lease is surely gone.
+        # The keeper renews while a database fault delays the completion, which is retried until the
+        # database answers (or SIGTERM). It is one statement (all or nothing) that stores only jobs
+        # whose lease_id is still this claim's: a retry after a lost answer, or after the lease
+        # expired and another worker re-claimed the job, stores nothing twice (lease_lost); a lease
+        # that expired during the outage but was not re-claimed yet is still completed.
         try:
             rows = await self._db(
                 "complete",
                 "complete_embedding_jobs",
                 many=True,
-                give_up_after=self.settings.lease_seconds,
                 **_leases(jobs),
                 embeddings=[_vector_text(v) for v in vectors],
                 model=self.provider.model,
@@ -300,7 +300,6 @@ class EmbedWorker:
             row = await self._db(
                 "fail",
                 "fail_embedding_job",
-                give_up_after=self.settings.lease_seconds,
                 memory_id=j["memory_id"],
                 lease_id=j["lease_id"],
                 error=error,
@@ -318,7 +317,6 @@ class EmbedWorker:
         row = await self._db(
             "defer",
             "defer_embedding_jobs",
-            give_up_after=self.settings.lease_seconds,
             **_leases(jobs),
             error=error,
             delay_seconds=delay,
