@@ -409,7 +409,7 @@ AS $$
   )
   SELECT o.leased_at, now() - o.leased_at, o.leased_by,
          (SELECT count(DISTINCT s.leased_by) FROM memoriesdb.embedding_schedule AS s
-           WHERE s.lease_id IS NOT NULL AND s.lease_until >= now()),
+           WHERE s.lease_id IS NOT NULL AND s.lease_until >= now() AND s.dead_at IS NULL),
          e.last_error, e.updated_at
     FROM (SELECT 1) AS one LEFT JOIN oldest AS o ON true LEFT JOIN err AS e ON true
 $$;
