@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # (the whole stop stays under 5 s: this, one release statement of at most 1 s, closing the pool).
     shutdown_grace_seconds: float = 1.5
     # How long a database call waits for a connection (and each connection attempt may take) before
-    # it counts as a fault and is retried with backoff (0.5 s doubling to 30 s; never fatal).
+    # it counts as a fault and is retried with backoff (0.5 s doubling to 10 s; never fatal).
     db_timeout_seconds: float = 5.0
 
     metrics_port: int = 0  # 0: no metrics/health server

@@ -208,14 +208,7 @@ class EmbedWorker:
         stored while the next one is claimed and embedded (one completion in flight)."""
         if stop is not None:
             self._stop = stop
-        jobs = await self._db(
-            "claim",
-            "claim_embedding_jobs",
-            many=True,
-            batch_size=self.settings.batch_size,
-            lease_seconds=self.settings.lease_seconds,
-            worker=self.name,
-        )
+        jobs = await self._claim()
         if not jobs:
             if self._storing is None:
                 return 0
@@ -262,6 +255,30 @@ class EmbedWorker:
         finally:
             if not handed_over:
                 await keeper.stop()
+
+    async def _claim(self) -> list[dict]:
+        """claim_embedding_jobs, retried through database faults. After a fault the batch in hand is
+        stored first: its leases may have expired during the outage, and a claim that came back
+        first would hand this worker its own jobs again (embedded twice, stored once)."""
+        faulted = False
+
+        async def call():
+            nonlocal faulted
+            if faulted:
+                await self.flush()
+            faulted = True  # stays set only if this try fails
+            async with self.pool.connection() as conn:
+                rows = await db.rows(
+                    conn,
+                    "claim_embedding_jobs",
+                    batch_size=self.settings.batch_size,
+                    lease_seconds=self.settings.lease_seconds,
+                    worker=self.name,
+                )
+            faulted = False
+            return rows
+
+        return await db.retry_db("claim", call, stop=self._stop, log=log, beat=f"embed {self.name}")
 
     async def _embed_with_retries(self, texts: list[str]) -> np.ndarray:
         async for attempt in _retrying(self.settings.max_retries, self.settings.lease_seconds):
