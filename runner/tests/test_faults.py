@@ -13,6 +13,7 @@ case; the code path is the same).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -130,11 +131,11 @@ def _port() -> int:
 class Worker:
     """`memoriesdb worker embed` in a subprocess, with its health server on a free port."""
 
-    def __init__(self, dsn: str, provider_url: str, *, listen_dsn: str | None = None, **env: str):
+    def __init__(self, dsn: str, provider_url: str, *, listen_dsn: str | None = None, kind: str = "embed", **env: str):
         self.metrics_port = _port()
         self.log = tempfile.NamedTemporaryFile(prefix="mdb_wf_worker-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "memoriesdb_runner.cli", "--json", "worker", "embed"],
+            [sys.executable, "-m", "memoriesdb_runner.cli", "--json", "worker", kind],
             env={
                 **os.environ,
                 "MEMORIESDB_DSN": dsn,
@@ -367,6 +368,36 @@ def test_worker_survives_an_outage_and_readyz_tells(cluster, private_conn, fake_
             finished_after_s=done,
             faults=dict(fault_ops),
         )
+        assert w.terminate() < STOP_LIMIT and w.proc.returncode == 0
+    finally:
+        w.close()
+
+
+def test_vindex_worker_survives_pg_terminate_backend(settings, admin_conn, fake_ollama):
+    ids = _remember_many(admin_conn, 4, "vindexed")
+    w = Worker(settings.dsn, fake_ollama.url, listen_dsn=settings.listen, kind="vindex", vindex_debounce_seconds="0.2")
+    try:
+        w.wait_status("/readyz", 200, 30)
+        uid = admin_conn.execute("SELECT owner_id FROM memoriesdb.memories WHERE id = %s", (ids[0],)).fetchone()["owner_id"]
+        killed = 0
+        for a, b in itertools.pairwise(ids):
+            killed += admin_conn.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
+                " WHERE datname = %s AND usename = 'memoriesdb_runner'",
+                (DB,),
+            ).fetchone()["n"]
+            with admin_conn.transaction():
+                admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+                admin_conn.execute("SELECT memoriesdb.link(%s, %s, 'related_to')", (a, b))
+            time.sleep(1)
+        t0 = time.monotonic()
+        while admin_conn.execute("SELECT pending FROM memoriesdb.vindexing_status()").fetchone()["pending"]:
+            assert w.proc.poll() is None, w.output()[-3000:]
+            assert time.monotonic() - t0 < 60, w.output()[-3000:]
+            time.sleep(0.2)
+        graph = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.memory_graph WHERE node_id = ANY(%s)", (ids,))
+        assert graph.fetchone()["n"] == 6, "every link, both directions"
+        _report("vindex worker, pg_terminate_backend x3", backends_killed=killed, faults=len(_faults(w)))
         assert w.terminate() < STOP_LIMIT and w.proc.returncode == 0
     finally:
         w.close()
