@@ -221,7 +221,9 @@ class EmbedWorker:
             embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
             if stop is not None:
                 stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait([embed, stopper], return_when=asyncio.FIRST_COMPLETED)
+                while not (embed.done() or stopper.done()):  # a slow provider is no wedged loop: beat
+                    metrics.HEALTH.beat(f"embed {self.name}")
+                    await asyncio.wait([embed, stopper], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()
                 if not embed.done():
                     # SIGTERM mid-batch: give the provider a moment, else hand the batch back

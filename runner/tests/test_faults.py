@@ -601,14 +601,20 @@ def test_healthz_fails_when_the_loop_stops_beating():
 
 
 def test_readyz_is_503_while_the_provider_hangs(settings, admin_conn, fake_ollama):
-    ids = _remember_many(admin_conn, 3, "hung provider")
-    w = Worker(settings.dsn, fake_ollama.url, listen_dsn=settings.listen, request_timeout="1", max_retries="2")
+    w = Worker(
+        settings.dsn, fake_ollama.url, listen_dsn=settings.listen, request_timeout="5", max_retries="2", health_stale_seconds="2"
+    )
     try:
         w.wait_status("/readyz", 200, 30)
         fake_ollama.delay = 30  # the provider hangs from now on
-        admin_conn.execute("UPDATE memoriesdb.embedding_schedule SET run_after = now() WHERE memory_id = ANY(%s)", (ids,))
-        took = w.wait_status("/readyz", 503, 20)
-        assert w.get("/healthz") == 200
+        _remember_many(admin_conn, 3, "hung provider")
+        t0 = time.monotonic()
+        healthz = set()
+        while time.monotonic() - t0 < 4:  # inside the 5 s provider call, past health_stale_seconds (2 s)
+            healthz.add(w.get("/healthz"))
+            time.sleep(0.25)
+        assert healthz == {200}, "waiting on a slow provider is no wedged loop: the loop beats while it waits"
+        took = w.wait_status("/readyz", 503, 20) + 4
         _report("/readyz with a hung provider", readyz_503_after_s=took)
         fake_ollama.delay = 0
         _remember_many(admin_conn, 1, "provider back")
