@@ -262,7 +262,10 @@ def test_worker_survives_a_postgresql_restart(cluster, private_conn, fake_ollama
         done = _wait_embedded(lambda: psycopg.connect(cluster.admin, row_factory=dict_row), ids, 1200, 120, w)
         with psycopg.connect(cluster.admin, row_factory=dict_row) as conn:
             _assert_once(fake_ollama, texts, conn, ids)
-        assert _faults(w), "the fault was seen, logged and survived:\n" + w.output()[-5000:]
+        # every backend was terminated: the LISTEN connection always sees it; a statement in flight
+        # (most runs, not all: the worker may be between statements) is a logged, counted fault
+        lost = [e for e in w.events() if e.get("event") in ("listen connection lost", "database fault")]
+        assert lost, "the restart cut the worker's connections:\n" + w.output()[-5000:]
         back = [e for e in w.events() if e.get("event") == "database back"]
         _report("postgresql restart", restart_s=restarted, rest_of_work_s=done, faults=len(_faults(w)), back=len(back))
         assert w.get("/readyz") == 200 and w.get("/healthz") == 200
