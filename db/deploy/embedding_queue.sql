@@ -106,7 +106,7 @@ BEGIN
   ), leased AS (
     UPDATE memoriesdb.embedding_schedule AS s
        SET lease_id = gen_random_uuid(), lease_until = now() + held, leased_hash = s.content_hash,
-           leased_by = worker, attempts = s.attempts + 1
+           leased_by = worker, leased_at = now(), attempts = s.attempts + 1
       FROM ready WHERE s.memory_id = ready.memory_id
     RETURNING s.memory_id, s.lease_id, s.leased_hash, s.attempts
   )
@@ -215,7 +215,7 @@ BEGIN
   END IF;
   -- the content changed after the claim: the job goes back to the queue
   UPDATE memoriesdb.embedding_schedule AS s
-     SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL,
+     SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
          attempts = 0, run_after = now()
    WHERE s.memory_id = job.memory_id;
   RETURN CASE WHEN stored = 1 THEN 'stored_requeued' ELSE 'stale' END;
@@ -271,7 +271,7 @@ BEGIN
   ), requeued AS (
     -- the content changed after the claim: back to the queue for the new content
     UPDATE memoriesdb.embedding_schedule AS s
-       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, attempts = 0, run_after = now()
+       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL, attempts = 0, run_after = now()
       FROM job AS j
      WHERE s.memory_id = j.memory_id AND NOT (j.content_hash = j.leased_hash AND j.memory_id IN (SELECT st.id FROM stored AS st))
     RETURNING s.memory_id
@@ -305,7 +305,7 @@ BEGIN
   IF permanent OR job.attempts >= memoriesdb.setting('max_attempts')::int THEN
     UPDATE memoriesdb.embedding_schedule AS s
        SET dead_at = now(), last_error = left(coalesce(error, 'unknown error'), 4000),
-           lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL
+           lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL
      WHERE s.memory_id = job.memory_id;
     RETURN 'dead';
   END IF;
@@ -313,7 +313,7 @@ BEGIN
   UPDATE memoriesdb.embedding_schedule AS s
      SET last_error = left(coalesce(error, 'unknown error'), 4000),
          run_after = now() + make_interval(secs => least(cap, base * 2 ^ (job.attempts - 1)) * (0.75 + random() / 2)),
-         lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL
+         lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL
    WHERE s.memory_id = job.memory_id;
   RETURN 'retry';
 END
@@ -327,7 +327,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   WITH released AS (
     UPDATE memoriesdb.embedding_schedule AS s
-       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL,
+       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
            attempts = greatest(s.attempts - 1, 0), run_after = now()
       FROM unnest(memory_ids, lease_ids) AS j(mid, lid)
      WHERE s.memory_id = j.mid AND s.lease_id = j.lid
@@ -337,13 +337,41 @@ $$;
 COMMENT ON FUNCTION memoriesdb.release_embedding_jobs(uuid[], uuid[]) IS
   'Worker: gives leased jobs back unworked (a worker stopping on SIGTERM); the attempt is not counted.';
 
+CREATE OR REPLACE FUNCTION memoriesdb.defer_embedding_jobs(memory_ids uuid[], lease_ids uuid[], error text,
+                                               delay interval DEFAULT '30 seconds')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  cap double precision := memoriesdb.setting('backoff_max_seconds')::float8;
+  secs double precision := greatest(0, least(coalesce(extract(epoch FROM delay)::float8, 0), cap));
+  deferred integer;
+BEGIN
+  IF cardinality(memory_ids) IS DISTINCT FROM cardinality(lease_ids) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'memory_ids and lease_ids must have the same length';
+  END IF;
+  -- the attempt the claim counted is taken back: the provider never saw these jobs
+  UPDATE memoriesdb.embedding_schedule AS s
+     SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
+         attempts = greatest(s.attempts - 1, 0), run_after = now() + make_interval(secs => secs),
+         last_error = left(coalesce(error, 'provider unreachable'), 4000)
+    FROM unnest(memory_ids, lease_ids) AS j(mid, lid)
+   WHERE s.memory_id = j.mid AND s.lease_id = j.lid;
+  GET DIAGNOSTICS deferred = ROW_COUNT;
+  RETURN deferred;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interval) IS
+  'Worker: gives leased jobs back when the provider could not be reached at all (connection refused, DNS failure, connect timeout): the attempt is not counted, so an outage of the provider does not turn jobs dead; the error is kept (status shows it) and the jobs wait delay (at most config backoff_max_seconds). Only leases still this claim''s; returns how many were deferred.';
+
 CREATE OR REPLACE FUNCTION memoriesdb.reclaim_expired_embedding_leases() RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
   WITH expired AS (
     UPDATE memoriesdb.embedding_schedule AS s
-       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL,
+       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
            dead_at = CASE WHEN s.attempts >= memoriesdb.setting('max_attempts')::int THEN now() END,
            last_error = CASE WHEN s.attempts >= memoriesdb.setting('max_attempts')::int
                              THEN format('lease expired on each of %s attempts (worker died or hung)', s.attempts)
@@ -378,6 +406,29 @@ AS $$
     FROM memoriesdb.embedding_schedule AS s
 $$;
 COMMENT ON FUNCTION memoriesdb.embedding_queue_status() IS 'Queue depths: pending (including expired leases), leased, dead; and the age of the oldest live job.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.embedding_queue_health()
+RETURNS TABLE (oldest_lease_at timestamptz, oldest_lease_age interval, oldest_lease_holder text,
+               holders bigint, last_error text, last_error_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH oldest AS (
+    SELECT s.leased_at, s.leased_by FROM memoriesdb.embedding_schedule AS s
+     WHERE s.lease_id IS NOT NULL AND s.lease_until >= now() AND s.dead_at IS NULL
+     ORDER BY s.leased_at NULLS LAST LIMIT 1
+  ), err AS (
+    SELECT s.last_error, s.updated_at FROM memoriesdb.embedding_schedule AS s
+     WHERE s.last_error IS NOT NULL ORDER BY s.updated_at DESC LIMIT 1
+  )
+  SELECT o.leased_at, now() - o.leased_at, o.leased_by,
+         (SELECT count(DISTINCT s.leased_by) FROM memoriesdb.embedding_schedule AS s
+           WHERE s.lease_id IS NOT NULL AND s.lease_until >= now() AND s.dead_at IS NULL),
+         e.last_error, e.updated_at
+    FROM (SELECT 1) AS one LEFT JOIN oldest AS o ON true LEFT JOIN err AS e ON true
+$$;
+COMMENT ON FUNCTION memoriesdb.embedding_queue_health() IS
+  'What makes a stuck worker visible (memoriesdb status): the oldest live lease (claimed when, how long ago, by which worker), how many workers hold leases, and the newest error a job carries (provider errors and unreachable providers) with when it was recorded. One row, NULLs when there is nothing to show.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.dead_embedding_jobs(max_rows integer DEFAULT 20)
 RETURNS TABLE (memory_id uuid, attempts integer, dead_at timestamptz, last_error text)

@@ -100,6 +100,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text),
   memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text),
   memoriesdb.fail_embedding_job(uuid, uuid, text, boolean), memoriesdb.release_embedding_jobs(uuid[], uuid[]),
+  memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interval), memoriesdb.embedding_queue_health(),
   memoriesdb.renew_embedding_leases(uuid[], uuid[], interval),
   memoriesdb.reclaim_expired_embedding_leases(), memoriesdb.requeue_dead_embedding_jobs(),
   memoriesdb.dead_embedding_jobs(integer), memoriesdb.embedding_models(), memoriesdb.embedding_queue_status(),

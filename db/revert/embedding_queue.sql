@@ -2,6 +2,8 @@
 -- Back to the functions of embedding_queue as released in v0.3.0 (embedding_queue@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+DROP FUNCTION memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interval);
+DROP FUNCTION memoriesdb.embedding_queue_health();
 
 -- enqueue ------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION memoriesdb_internal.enqueue_embedding() RETURNS trigger

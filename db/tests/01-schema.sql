@@ -123,7 +123,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'current_user_id', 'verify_audit_chain', 'audit_head', 'setting', 'create_user', 'create_api_key',
   'revoke_api_key', 'authenticate', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
   'fail_embedding_job', 'release_embedding_jobs', 'renew_embedding_leases', 'reclaim_expired_embedding_leases',
-  'requeue_dead_embedding_jobs',
+  'requeue_dead_embedding_jobs', 'defer_embedding_jobs', 'embedding_queue_health',
   'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'remember_once', 'revise',
   'forget', 'recall', 'verify', 'provenance', 'share', 'unshare', 'transfer', 'create_edge_type', 'link', 'unlink',
   'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',

@@ -39,6 +39,7 @@ SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY[
     'memoriesdb.access_refusals', 'memoriesdb.claim_embedding_jobs', 'memoriesdb.complete_embedding_job',
     'memoriesdb.complete_embedding_jobs', 'memoriesdb.current_user_id', 'memoriesdb.dead_embedding_jobs',
+    'memoriesdb.defer_embedding_jobs', 'memoriesdb.embedding_queue_health',
     'memoriesdb.embedding_models', 'memoriesdb.embedding_queue_status', 'memoriesdb.fail_embedding_job',
     'memoriesdb.reclaim_expired_embedding_leases', 'memoriesdb.release_embedding_jobs',
     'memoriesdb.renew_embedding_leases', 'memoriesdb.requeue_dead_embedding_jobs', 'memoriesdb.run_vindexing', 'memoriesdb.setting',

@@ -15,6 +15,8 @@ SELECT 'memoriesdb.requeue_dead_embedding_jobs()'::regprocedure;
 SELECT 'memoriesdb.embedding_queue_status()'::regprocedure;
 SELECT 'memoriesdb.dead_embedding_jobs(integer)'::regprocedure;
 SELECT 'memoriesdb.embedding_models()'::regprocedure;
+SELECT 'memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interval)'::regprocedure;
+SELECT 'memoriesdb.embedding_queue_health()'::regprocedure;
 -- a claim past the batch cap is refused (MDB12) before any job is touched
 DO $$
 BEGIN

@@ -10,11 +10,13 @@ class RunnerError(Exception):
 
 
 class TransientProviderError(RunnerError):
-    """Worth retrying: timeouts, connection errors, 5xx, 429."""
+    """Worth retrying: timeouts, connection errors, 5xx, 429. reached=False: the request never got to
+    the provider (connection refused, DNS failure, connect timeout), so it is no attempt at the job."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, reached: bool = True):
         super().__init__(message)
         self.retry_after = retry_after
+        self.reached = reached
 
 
 class PermanentProviderError(RunnerError):

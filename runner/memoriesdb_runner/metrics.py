@@ -1,10 +1,11 @@
-"""Prometheus metrics and the /metrics, /healthz (= /livez), /readyz endpoints."""
+"""Prometheus metrics, the worker's health state, and the /metrics, /healthz (= /livez), /readyz endpoints."""
 
 from __future__ import annotations
 
+import socketserver
 import threading
 import time
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
@@ -19,30 +20,99 @@ REFUSALS_LAST_HOUR = Gauge(
     ["function", "sqlstate"],
 )
 LAST_REFRESH_AGE = Gauge("memoriesdb_last_refresh_age_seconds", "Seconds since the last memory_graph refresh")
+DB_FAULTS = Counter(
+    "memoriesdb_db_faults_total", "Database faults (connection lost, server restarting, pool timeout) by operation", ["operation"]
+)
+PROVIDER_UNREACHABLE = Counter(
+    "memoriesdb_provider_unreachable_total", "Batches given back uncounted because the provider could not be reached"
+)
+READY_GAUGE = Gauge("memoriesdb_ready", "1 when /readyz answers 200")
 
-READY = threading.Event()  # set once the database and the provider answered
+
+class Health:
+    """What /healthz and /readyz answer from, written by the worker loops (event-loop thread) and
+    read by the server's threads. Live: every registered loop beat within stale_after seconds.
+    Ready: live, started, the database answered the last call and the provider the last request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.stale_after = 60.0
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._beats: dict[str, float] = {}
+            self._started = False
+            self._db_ok = True
+            self._provider_ok: bool | None = None  # None: no provider in this process (vindex only)
+            self._why = {"db": "", "provider": ""}
+
+    def beat(self, loop: str) -> None:
+        self._beats[loop] = time.monotonic()
+
+    def forget(self, loop: str) -> None:
+        self._beats.pop(loop, None)
+
+    def started(self) -> None:
+        self._started = True
+
+    def db(self, ok: bool, why: str = "") -> None:
+        self._db_ok, self._why["db"] = ok, why
+
+    def provider(self, ok: bool, why: str = "") -> None:
+        self._provider_ok, self._why["provider"] = ok, why
+
+    def live(self) -> tuple[bool, str]:
+        now = time.monotonic()
+        stale = {k: now - t for k, t in list(self._beats.items()) if now - t > self.stale_after}
+        if stale:
+            return False, "no heartbeat from " + ", ".join(f"{k} for {age:.0f}s" for k, age in stale.items())
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        live, why = self.live()
+        if not live:
+            return False, why
+        if not self._started:
+            return False, "starting"
+        if not self._db_ok:
+            return False, f"database unavailable: {self._why['db']}"
+        if self._provider_ok is False:
+            return False, f"provider unavailable: {self._why['provider']}"
+        return True, "ready"
+
+
+HEALTH = Health()
 
 
 class _Quiet(WSGIRequestHandler):
+    timeout = 5  # socket timeout: an idle or slow client holds one thread for at most this long
+
     def log_message(self, *args) -> None:  # no access log on stderr
         pass
 
 
-def serve(port: int) -> None:
-    """Serve metrics and health on 0.0.0.0:port in a daemon thread."""
-    metrics_app = make_wsgi_app()
-    started = time.time()
+class _ThreadedServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # one thread per request: an idle connection cannot block /healthz
+    block_on_close = False
 
-    def app(environ, start_response):
-        path = environ.get("PATH_INFO", "/")
-        if path in ("/healthz", "/livez"):
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [f"ok {time.time() - started:.0f}s\n".encode()]
+
+_METRICS_APP = make_wsgi_app()
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path in ("/healthz", "/livez", "/readyz"):
+        ok, why = HEALTH.live() if path != "/readyz" else HEALTH.ready()
         if path == "/readyz":
-            ok = READY.is_set()
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ready\n" if ok else b"not ready\n"]
-        return metrics_app(environ, start_response)
+            READY_GAUGE.set(int(ok))
+        start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [f"{why}\n".encode()]
+    return _METRICS_APP(environ, start_response)
 
-    server = make_server("0.0.0.0", port, app, handler_class=_Quiet)
+
+def serve(port: int, host: str = "127.0.0.1") -> WSGIServer:
+    """Serve metrics and health on host:port (threads, socket timeouts) in a daemon thread."""
+    server = make_server(host, port, app, server_class=_ThreadedServer, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

@@ -75,6 +75,9 @@ class _HTTPProvider:
     async def _post(self, path: str, payload: dict) -> dict:
         try:
             response = await self._client.post(path, json=payload)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # connection refused, DNS failure, no connection in time: the request never reached the provider
+            raise TransientProviderError(f"provider unreachable: {type(exc).__name__}: {exc}", reached=False) from exc
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             raise TransientProviderError(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code == 429 or response.status_code >= 500:

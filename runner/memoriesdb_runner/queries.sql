@@ -33,6 +33,9 @@ SELECT memoriesdb.fail_embedding_job(%(memory_id)s, %(lease_id)s, %(error)s, %(p
 -- name: release_embedding_jobs
 SELECT memoriesdb.release_embedding_jobs(%(memory_ids)s::uuid[], %(lease_ids)s::uuid[]) AS released;
 
+-- name: defer_embedding_jobs
+SELECT memoriesdb.defer_embedding_jobs(%(memory_ids)s::uuid[], %(lease_ids)s::uuid[], %(error)s, make_interval(secs => %(delay_seconds)s)) AS deferred;
+
 -- name: reclaim_expired_embedding_leases
 SELECT memoriesdb.reclaim_expired_embedding_leases() AS reclaimed;
 
@@ -44,6 +47,10 @@ SELECT refreshed, rows_coalesced, duration_ms FROM memoriesdb.run_vindexing(%(wo
 
 -- name: embedding_queue_status
 SELECT pending, leased, dead, oldest_pending FROM memoriesdb.embedding_queue_status();
+
+-- name: embedding_queue_health
+SELECT oldest_lease_at, oldest_lease_age, oldest_lease_holder, holders, last_error, last_error_at
+  FROM memoriesdb.embedding_queue_health();
 
 -- name: dead_embedding_jobs
 SELECT memory_id, attempts, dead_at, last_error FROM memoriesdb.dead_embedding_jobs(%(max_rows)s);

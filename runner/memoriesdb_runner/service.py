@@ -8,6 +8,7 @@ import signal
 import structlog
 
 from . import db, metrics
+from .errors import TransientProviderError
 from .providers import make_provider
 from .settings import Settings
 from .vindex import VindexWorker
@@ -26,8 +27,9 @@ async def run_workers(settings: Settings, kinds: set[str], *, until_empty: bool 
     """The embed and/or vindex workers in one process until SIGTERM (or an empty queue), with /metrics if configured."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    metrics.HEALTH.stale_after = settings.health_stale_seconds
     if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     jobs = []
     if "embed" in kinds:
         jobs.append(run_embed_workers(settings, until_empty=until_empty, stop=stop))
@@ -36,17 +38,56 @@ async def run_workers(settings: Settings, kinds: set[str], *, until_empty: bool 
     await asyncio.gather(*jobs)
 
 
+def _pool(settings: Settings, max_size: int):
+    return db.make_pool(settings.dsn, max_size=max_size, timeout=settings.db_timeout_seconds)
+
+
+async def _until_stopped(aw, stop: asyncio.Event):
+    """aw's result, or None at once when stop is set first (aw is cancelled: nothing is claimed yet)."""
+    task = asyncio.ensure_future(aw)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    return None
+
+
 async def run_vindex_worker(settings: Settings, stop: asyncio.Event, *, until_empty: bool = False) -> int:
-    pool = db.make_pool(settings.dsn, max_size=2)
-    await pool.open(wait=True)
+    pool = _pool(settings, 2)
+    await pool.open(wait=False)  # a database that is down at start-up is waited for, not fatal
     try:
         worker = VindexWorker(settings, pool)
-        metrics.READY.set()
+        metrics.HEALTH.started()
         log.info("vindex worker ready", debounce_seconds=settings.vindex_debounce_seconds)
         await worker.run(stop, until_empty=until_empty)
         return worker.refreshes
     finally:
-        await pool.close()
+        await pool.close(timeout=1)
+
+
+async def _start_embedding(settings: Settings, pool, provider, stop: asyncio.Event) -> int:
+    """The start-up checks; database faults and an unreachable provider are waited out (with
+    backoff, /readyz 503), a misconfiguration (ConfigurationError, PermanentProviderError) is raised."""
+    await db.retry_db("startup", lambda: check_bounds(pool, settings), stop=stop, log=log, beat="startup")
+    tries = 0
+    while True:
+        try:
+            return await db.retry_db(
+                "startup", lambda: check_dimension(pool, provider, settings.max_retries), stop=stop, log=log, beat="startup"
+            )
+        except TransientProviderError as exc:
+            tries += 1
+            metrics.HEALTH.provider(False, str(exc)[:300])
+            delay = min(30.0, 2.0 * tries)
+            log.warning("provider not answering at start-up; waiting", tries=tries, retry_in=delay, error=str(exc)[:300])
+            if await db.sleep_or_stop(stop, delay, "startup"):
+                raise db.DatabaseUnavailable("stopping during start-up") from exc
 
 
 async def run_embed_workers(
@@ -63,13 +104,22 @@ async def run_embed_workers(
         if install_signals:
             _stop_on_signals(stop)
     own_provider = provider is None
-    provider = provider or make_provider(settings)
-    pool = db.make_pool(settings.dsn, max_size=settings.concurrency + 2)
-    await pool.open(wait=True)
+    if provider is None:  # the local model takes seconds to load: off the event loop, so SIGTERM is heard
+        provider = await _until_stopped(asyncio.to_thread(make_provider, settings), stop)
+        if provider is None:
+            return 0
+    pool = _pool(settings, settings.concurrency + 2)
+    await pool.open(wait=False)  # a database that is down at start-up is waited for, not fatal
     try:
-        await check_bounds(pool, settings)  # before any job is claimed
-        dim = await check_dimension(pool, provider, settings.max_retries)
-        metrics.READY.set()
+        try:
+            dim = await _until_stopped(_start_embedding(settings, pool, provider, stop), stop)
+        except db.DatabaseUnavailable:
+            dim = None
+        if dim is None:
+            log.info("embedding worker stopped during start-up")
+            return 0
+        metrics.HEALTH.started()
+        metrics.HEALTH.forget("startup")
         log.info(
             "embedding worker ready",
             provider=settings.provider,
@@ -90,7 +140,8 @@ async def run_embed_workers(
         log.info("embedding worker stopped", embedded=done, failed=sum(w.failed for w in workers))
         return done
     finally:
-        await pool.close()
+        metrics.HEALTH.forget("startup")
+        await pool.close(timeout=1)
         if own_provider:
             await provider.aclose()
 

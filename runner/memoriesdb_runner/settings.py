@@ -51,8 +51,19 @@ class Settings(BaseSettings):
     poll_seconds: float = 5.0
     max_retries: int = 4  # transient provider errors retried in-process before the job is failed
     vindex_debounce_seconds: float = 2.0
+    # SIGTERM mid-batch: how long the provider may still answer before the batch is handed back
+    # (the whole stop stays under 5 s: this, one release statement of at most 1 s, closing the pool).
+    shutdown_grace_seconds: float = 1.5
+    # How long a database call waits for a connection (and each connection attempt may take) before
+    # it counts as a fault and is retried with backoff (0.5 s doubling to 10 s; never fatal).
+    db_timeout_seconds: float = 5.0
 
     metrics_port: int = 0  # 0: no metrics/health server
+    # Where /metrics, /healthz and /readyz listen; 0.0.0.0 only when something outside must scrape
+    # them (a container's health check runs inside it and needs no more than 127.0.0.1).
+    metrics_host: str = "127.0.0.1"
+    # /healthz answers 503 when a worker loop has not beaten for this long (a wedged loop).
+    health_stale_seconds: float = 60.0
     log_level: str = "INFO"
     json_logs: bool = False
 

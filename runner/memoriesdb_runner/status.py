@@ -6,7 +6,9 @@ from __future__ import annotations
 import psycopg
 from psycopg.rows import dict_row
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from . import db
 from .safety import safe_text
@@ -19,6 +21,7 @@ async def collect(settings: Settings) -> dict:
     async with conn:
         data = {
             "queue": await db.row(conn, "embedding_queue_status"),
+            "health": await db.row(conn, "embedding_queue_health"),
             "dead": await db.rows(conn, "dead_embedding_jobs", max_rows=20),
             "models": await db.rows(conn, "embedding_models"),
             "vindexing": await db.row(conn, "vindexing_status"),
@@ -53,6 +56,14 @@ def show(data: dict, console: Console) -> None:
         f"[bold]embedding queue[/]: {q['pending']} pending, {q['leased']} leased, {q['dead']} dead"
         + (f"; oldest since {q['oldest_pending']:%Y-%m-%d %H:%M:%S}" if q["oldest_pending"] else "")
     )
+    h = data.get("health") or {}
+    if h.get("oldest_lease_at"):
+        console.print(
+            f"[bold]oldest lease[/]: claimed {_when(h['oldest_lease_at'])} ({_age(h['oldest_lease_age'])} ago) "
+            f"by {escape(h['oldest_lease_holder'] or '?')}; {h['holders']} worker(s) hold leases"
+        )
+    if h.get("last_error"):
+        console.print(Text.assemble(("last provider error", "bold"), f" ({_when(h['last_error_at'])}): {h['last_error'][:300]}"))
     if data["dead"]:
         t = Table("memory", "attempts", "dead since", "error", title="dead jobs (newest first)")
         for d in data["dead"]:
@@ -109,3 +120,8 @@ def show(data: dict, console: Console) -> None:
 
 def _when(ts) -> str:
     return f"{ts:%Y-%m-%d %H:%M:%S}" if ts else "-"
+
+
+def _age(interval) -> str:
+    secs = int(interval.total_seconds()) if interval is not None else 0
+    return f"{secs // 3600}h{secs % 3600 // 60:02d}m" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"

@@ -26,17 +26,33 @@ log = structlog.get_logger("memoriesdb.worker")
 _backoff = wait_exponential_jitter(multiplier=0.5, max=30)
 
 
-def _wait(state) -> float:
-    """Exponential backoff with jitter, but a server's Retry-After wins."""
+def _waiter(lease_seconds: float):
+    """Exponential backoff with jitter, but a server's Retry-After wins, up to half a lease: the
+    LeaseKeeper renews every third of a lease, so no wait outlives the lease it is waited under."""
+    cap = min(300.0, lease_seconds / 2)
+
+    def wait(state) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
+            return min(exc.retry_after, cap)
+        return min(_backoff(state), cap)
+
+    return wait
+
+
+def _note_provider_error(state) -> None:
     exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
-        return min(exc.retry_after, 300.0)
-    return _backoff(state)
+    if exc is not None:
+        metrics.HEALTH.provider(False, str(exc)[:300])
 
 
-def _retrying(attempts: int) -> AsyncRetrying:
+def _retrying(attempts: int, lease_seconds: float = 300) -> AsyncRetrying:
     return AsyncRetrying(
-        retry=retry_if_exception_type(TransientProviderError), stop=stop_after_attempt(attempts), wait=_wait, reraise=True
+        retry=retry_if_exception_type(TransientProviderError),
+        stop=stop_after_attempt(attempts),
+        wait=_waiter(lease_seconds),
+        before_sleep=_note_provider_error,
+        reraise=True,
     )
 
 
@@ -47,6 +63,7 @@ async def check_dimension(pool: AsyncConnectionPool, provider: Provider, attempt
     async for attempt in _retrying(attempts):
         with attempt:
             model_dim = await provider.dimension()
+    metrics.HEALTH.provider(True)
     if model_dim != column_dim:
         raise ConfigurationError(
             f"model {provider.model!r} makes {model_dim}-dimensional vectors but memories.embedding has "
@@ -92,7 +109,10 @@ class LeaseKeeper:
         """Stop renewing (the batch is completed, failed or released); a renewal in flight is
         let finish rather than cut mid-statement. Idempotent."""
         self._done.set()
-        await self._task
+        try:  # a renewal stuck on a dead connection is not waited for
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=1.0)
+        except TimeoutError:
+            self._task.cancel()
 
     async def _run(self) -> None:
         every = self._worker.settings.lease_seconds / 3
@@ -110,7 +130,9 @@ class LeaseKeeper:
                         )
                     )["renewed"]
             except Exception as exc:  # the next beat tries again; the lease still has 2/3 of its length
-                log.warning("lease renewal failed", jobs=self._held, error=str(exc))
+                if isinstance(exc, db.DB_FAULTS):
+                    metrics.DB_FAULTS.labels("renew").inc()
+                log.warning("lease renewal failed", jobs=self._held, error=str(exc).strip()[:300])
                 continue
             if renewed < self._held:
                 # expired before this beat (the worker stalled a whole lease) and maybe re-claimed:
@@ -129,14 +151,35 @@ class EmbedWorker:
         self.done = 0
         self.failed = 0
         self._storing: asyncio.Task | None = None  # the previous batch's completion, still in flight
+        self._stop: asyncio.Event | None = None
+        self._unreachable = 0  # batches in a row the provider could not be reached for
+
+    async def _db(self, operation: str, name: str, *, many: bool = False, give_up_after: float | None = None, **params):
+        """One statement of queries.sql, through retry_db: database faults are retried with backoff."""
+
+        async def call():
+            async with self.pool.connection() as conn:
+                return await (db.rows if many else db.row)(conn, name, **params)
+
+        return await db.retry_db(
+            operation, call, stop=self._stop, log=log, beat=f"embed {self.name}", give_up_after=give_up_after
+        )
 
     async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
+        """Until stop: claim, embed, store. A database fault never ends the loop: the call is retried
+        with backoff (counted, logged, /readyz 503 meanwhile) and the loop goes on when it answers."""
+        self._stop = stop
+        beat = f"embed {self.name}"
         listener = asyncio.create_task(
             db.listen(self.settings.listen, "memoriesdb_embedding", self.wake, stop, self.settings.poll_seconds, log)
         )
         try:
             while not stop.is_set():
-                worked = await self.run_once(stop)
+                metrics.HEALTH.beat(beat)
+                try:
+                    worked = await self.run_once(stop)
+                except db.DatabaseUnavailable:
+                    continue  # stopping during an outage: the loop condition ends it
                 if worked:
                     continue
                 if until_empty:
@@ -148,7 +191,11 @@ class EmbedWorker:
                     w.cancel()
         finally:
             listener.cancel()
-            await self.flush()
+            try:
+                await self.flush()
+            except db.DatabaseUnavailable as exc:
+                log.warning("batch not stored before stopping; its leases expire", error=str(exc))
+            metrics.HEALTH.forget(beat)
 
     async def flush(self) -> None:
         """Wait for the batch being stored, if any."""
@@ -159,14 +206,9 @@ class EmbedWorker:
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Claim and handle one batch; returns the number of jobs claimed. The batch is
         stored while the next one is claimed and embedded (one completion in flight)."""
-        async with self.pool.connection() as conn:
-            jobs = await db.rows(
-                conn,
-                "claim_embedding_jobs",
-                batch_size=self.settings.batch_size,
-                lease_seconds=self.settings.lease_seconds,
-                worker=self.name,
-            )
+        if stop is not None:
+            self._stop = stop
+        jobs = await self._claim()
         if not jobs:
             if self._storing is None:
                 return 0
@@ -179,11 +221,13 @@ class EmbedWorker:
             embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
             if stop is not None:
                 stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait([embed, stopper], return_when=asyncio.FIRST_COMPLETED)
+                while not (embed.done() or stopper.done()):  # a slow provider is no wedged loop: beat
+                    metrics.HEALTH.beat(f"embed {self.name}")
+                    await asyncio.wait([embed, stopper], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()
                 if not embed.done():
                     # SIGTERM mid-batch: give the provider a moment, else hand the batch back
-                    await asyncio.wait([embed], timeout=10)
+                    await asyncio.wait([embed], timeout=self.settings.shutdown_grace_seconds)
                     if not embed.done():
                         embed.cancel()
                         await keeper.stop()
@@ -197,8 +241,15 @@ class EmbedWorker:
                 return len(jobs)
             except TransientProviderError as exc:
                 await keeper.stop()
+                metrics.HEALTH.provider(False, str(exc)[:300])
+                if not exc.reached:  # no attempt: the provider never saw the batch
+                    await self._defer(jobs, str(exc))
+                    return len(jobs)
+                self._unreachable = 0
                 await self._fail(jobs, f"gave up after {self.settings.max_retries} tries: {exc}", permanent=False)
                 return len(jobs)
+            self._unreachable = 0
+            metrics.HEALTH.provider(True)
             await self.flush()  # the leases are still renewed while the previous batch is stored
             self._storing = asyncio.create_task(self._complete(jobs, vectors, started, keeper))
             handed_over = True
@@ -207,8 +258,32 @@ class EmbedWorker:
             if not handed_over:
                 await keeper.stop()
 
+    async def _claim(self) -> list[dict]:
+        """claim_embedding_jobs, retried through database faults. After a fault the batch in hand is
+        stored first: its leases may have expired during the outage, and a claim that came back
+        first would hand this worker its own jobs again (embedded twice, stored once)."""
+        faulted = False
+
+        async def call():
+            nonlocal faulted
+            if faulted:
+                await self.flush()
+            faulted = True  # stays set only if this try fails
+            async with self.pool.connection() as conn:
+                rows = await db.rows(
+                    conn,
+                    "claim_embedding_jobs",
+                    batch_size=self.settings.batch_size,
+                    lease_seconds=self.settings.lease_seconds,
+                    worker=self.name,
+                )
+            faulted = False
+            return rows
+
+        return await db.retry_db("claim", call, stop=self._stop, log=log, beat=f"embed {self.name}")
+
     async def _embed_with_retries(self, texts: list[str]) -> np.ndarray:
-        async for attempt in _retrying(self.settings.max_retries):
+        async for attempt in _retrying(self.settings.max_retries, self.settings.lease_seconds):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     log.info("retrying provider", attempt=attempt.retry_state.attempt_number)
@@ -216,17 +291,22 @@ class EmbedWorker:
         raise AssertionError("unreachable")
 
     async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float, keeper: LeaseKeeper) -> None:
-        # no renewal races the completion (which deletes or re-queues the jobs): a renewal
-        # leaves at least 2/3 of a lease, and completing is one statement
-        await keeper.stop()
-        async with self.pool.connection() as conn:
-            rows = await db.rows(
-                conn,
+        # The keeper renews while a database fault delays the completion, which is retried until the
+        # database answers (or SIGTERM). It is one statement (all or nothing) that stores only jobs
+        # whose lease_id is still this claim's: a retry after a lost answer, or after the lease
+        # expired and another worker re-claimed the job, stores nothing twice (lease_lost); a lease
+        # that expired during the outage but was not re-claimed yet is still completed.
+        try:
+            rows = await self._db(
+                "complete",
                 "complete_embedding_jobs",
+                many=True,
                 **_leases(jobs),
                 embeddings=[_vector_text(v) for v in vectors],
                 model=self.provider.model,
             )
+        finally:
+            await keeper.stop()
         for row in rows:
             metrics.JOBS.labels(row["outcome"]).inc()
         self.done += sum(r["outcome"].startswith("stored") for r in rows)
@@ -235,17 +315,39 @@ class EmbedWorker:
 
     async def _fail(self, jobs: list[dict], error: str, *, permanent: bool) -> None:
         log.warning("embedding failed", jobs=len(jobs), permanent=permanent, error=error)
-        async with self.pool.connection() as conn:
-            for j in jobs:
-                row = await db.row(
-                    conn, "fail_embedding_job", memory_id=j["memory_id"], lease_id=j["lease_id"], error=error, permanent=permanent
-                )
-                metrics.JOBS.labels(row["outcome"]).inc()
+        for j in jobs:
+            row = await self._db(
+                "fail",
+                "fail_embedding_job",
+                memory_id=j["memory_id"],
+                lease_id=j["lease_id"],
+                error=error,
+                permanent=permanent,
+            )
+            metrics.JOBS.labels(row["outcome"]).inc()
         self.failed += len(jobs)
 
+    async def _defer(self, jobs: list[dict], error: str) -> None:
+        """The provider could not be reached: the jobs go back uncounted, to wait 5 s doubling to 300 s."""
+        self._unreachable += 1
+        delay = min(300.0, 5.0 * 2 ** (self._unreachable - 1))
+        metrics.PROVIDER_UNREACHABLE.inc()
+        log.warning("provider unreachable; batch deferred, attempt not counted", jobs=len(jobs), delay_s=delay, error=error)
+        row = await self._db(
+            "defer",
+            "defer_embedding_jobs",
+            **_leases(jobs),
+            error=error,
+            delay_seconds=delay,
+        )
+        metrics.JOBS.labels("deferred").inc(row["deferred"])
+
     async def _release(self, jobs: list[dict]) -> None:
-        async with self.pool.connection() as conn:
-            await db.rows(conn, "release_embedding_jobs", **_leases(jobs))
+        try:
+            await self._db("release", "release_embedding_jobs", many=True, **_leases(jobs))
+        except db.DatabaseUnavailable as exc:
+            log.warning("batch not released (database unavailable); its leases expire", jobs=len(jobs), error=str(exc))
+            return
         log.info("released batch on shutdown", jobs=len(jobs))
 
 

@@ -108,6 +108,31 @@ class FakeOllama:
         self.server.shutdown()
 
 
+class BlackHole:
+    """A TCP port that accepts connections (the kernel's backlog) and never answers: a hung provider."""
+
+    def __init__(self):
+        import socket
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def refused_url() -> str:
+    """A local port nothing listens on: connection refused."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 if __name__ == "__main__":  # run standalone: python -m runner.tests.fake_ollama
     fake = FakeOllama()
     print(fake.url, flush=True)

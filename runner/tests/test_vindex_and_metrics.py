@@ -76,11 +76,11 @@ def test_health_and_metrics_endpoints():
     body = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
     assert 'memoriesdb_jobs_total{outcome="stored"}' in body
     assert "memoriesdb_batch_seconds" in body and "memoriesdb_queue_depth" in body
-    metrics.READY.clear()
+    metrics.HEALTH.reset()
     try:
         urllib.request.urlopen(f"{base}/readyz", timeout=5)
         raise AssertionError("readyz must be 503 before the worker is ready")
     except urllib.error.HTTPError as exc:
         assert exc.code == 503
-    metrics.READY.set()
+    metrics.HEALTH.started()
     assert urllib.request.urlopen(f"{base}/readyz", timeout=5).status == 200
