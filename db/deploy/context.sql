@@ -2,27 +2,74 @@
 -- Reworked after @v0.3.0 (released version: context@v0.3.0.sql); changes since are listed in sqitch.plan.
 -- requires: context@v0.1.0
 -- requires: internal_schema
--- Live functions of the user context: current_user_id(): who the transaction acts for; raise_not_found(): the one "not found" error.
+-- requires: identity
+-- Live functions of the user context: current_user_id(): who the transaction acts for (proven or vouched for); context_proof(),
+-- context_vouched_by(); raise_not_found(): the one "not found" error.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework context`.
 -- context@v0.1.0.sql is the released version of this change (history, superseded by this file).
 -- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
-CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
-LANGUAGE sql STABLE PARALLEL SAFE
+-- The proof authenticate() mints for a user: HMAC-SHA-256 under the private
+-- context key of the user, this backend process and this transaction's start
+-- (integer microseconds: independent of TimeZone and DateStyle). Another session
+-- has another pid, another transaction another start: a proof is good for the
+-- transaction that minted it only.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.context_proof(user_id text) RETURNS text
+LANGUAGE sql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
+  SELECT encode(public.hmac(convert_to(format('%s|%s|%s', user_id, pg_backend_pid(),
+                                              (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint), 'UTF8'),
+                            k.key, 'sha256'), 'hex')
+    FROM memoriesdb_internal.context_key AS k
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.context_proof(text) IS
+  'Internal: the proof of a context for user_id in this backend process and this transaction: hex HMAC-SHA-256 under memoriesdb_internal.context_key. PARALLEL RESTRICTED: a parallel worker has another pid.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
   -- NULL when unset, empty (after a transaction-local set_config the setting
   -- reads '' for the rest of the session) or not a uuid. A regex test rather
-  -- than a cast in an exception block: no subtransaction per call. No SET
-  -- clause (every name is qualified instead) so that it can be inlined: it runs
-  -- in every trigger and policy.
-  SELECT CASE WHEN pg_catalog.current_setting('app.current_user', true)
-                   OPERATOR(pg_catalog.~) '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$'
-              THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid END
+  -- than a cast in an exception block: no subtransaction per call.
+  u text := current_setting('app.current_user', true);
+BEGIN
+  IF u IS NULL OR u !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN
+    RETURN NULL;
+  END IF;
+  -- proven by authenticate() in this transaction of this session, or vouched for
+  -- by a trusted backend login (superusers count as members of every role)
+  IF current_setting('app.current_user_proof', true) = memoriesdb_internal.context_proof(u)
+     OR pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
+    RETURN u::uuid;
+  END IF;
+  RETURN NULL;
+END
 $$;
 COMMENT ON FUNCTION memoriesdb.current_user_id() IS
-  'The uuid in app.current_user (set with set_config(''app.current_user'', <uuid>, true), transaction-local), or NULL when it is unset, empty or not a uuid. STABLE, never IMMUTABLE: policies call it as (SELECT memoriesdb.current_user_id()) so it is read once per query.';
+  'The context user, or NULL. app.current_user (transaction-local) counts only when app.current_user_proof is the proof authenticate() minted for it in this transaction of this session, or when the login (session_user) is a member of memoriesdb_backend, trusted to have authenticated its users itself. A bare uuid from any other login is nobody. STABLE (never IMMUTABLE) and PARALLEL RESTRICTED: policies call it as (SELECT memoriesdb.current_user_id()), once per query, in the leader.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.context_vouched_by() RETURNS name
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  u text := current_setting('app.current_user', true);
+BEGIN
+  IF u IS NULL OR u !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$'
+     OR current_setting('app.current_user_proof', true) = memoriesdb_internal.context_proof(u)
+     OR NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
+    RETURN NULL;
+  END IF;
+  RETURN session_user;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.context_vouched_by() IS
+  'Internal: the login (session_user) that vouches for the context when the context is believed because that login is a member of memoriesdb_backend; NULL when the context was proven by an API key (authenticate()), or there is none.';
 
 -- Refusals are recorded where they are raised (and failed authentications with them).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.raise_not_found(what text, id uuid) RETURNS void

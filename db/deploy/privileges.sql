@@ -77,8 +77,8 @@ GRANT SELECT (id, created_at, created_by, db_role, application_name, txid, table
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.setting(text),
   -- users and keys
-  memoriesdb.create_user(text, text), memoriesdb.create_api_key(uuid), memoriesdb.revoke_api_key(text),
-  memoriesdb.authenticate(text),
+  memoriesdb.create_api_key(uuid), memoriesdb.create_api_key(uuid, timestamptz), memoriesdb.api_keys_list(),
+  memoriesdb.revoke_api_key(text), memoriesdb.revoke_api_key(uuid), memoriesdb.authenticate(text),
   -- memories
   memoriesdb.remember(text, jsonb), memoriesdb.revise(uuid, text, jsonb), memoriesdb.forget(uuid),
   memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid),
@@ -93,6 +93,19 @@ GRANT EXECUTE ON FUNCTION
   -- access log
   memoriesdb.access_history(uuid, timestamptz), memoriesdb.flush_access_log()
   TO memoriesdb_app;
+
+-- 3b. memoriesdb_backend: a trusted application server that authenticates its
+--    users itself. Everything the app may do (by membership), and its bare
+--    set_config('app.current_user', <uuid>, true) is believed (current_user_id()
+--    checks the membership of session_user); it creates users.
+DO $$
+BEGIN
+  IF NOT pg_catalog.pg_has_role('memoriesdb_backend', 'memoriesdb_app', 'MEMBER') THEN   -- cluster-wide: once
+    GRANT memoriesdb_app TO memoriesdb_backend;
+  END IF;
+END
+$$;
+GRANT EXECUTE ON FUNCTION memoriesdb.create_user(text, text) TO memoriesdb_backend;
 
 -- 4. memoriesdb_worker: the runner. The queues' functions; no table.
 GRANT EXECUTE ON FUNCTION

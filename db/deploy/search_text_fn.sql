@@ -123,11 +123,11 @@ AS $$
   SELECT array_agg(c.id) FROM (
     SELECT m.id FROM memoriesdb.memories AS m
      WHERE m.content_tsv @@ tsq
-       AND (m.owner_id = memoriesdb.current_user_id()
+       AND (m.owner_id = (SELECT memoriesdb.current_user_id())   -- once per query: it verifies a proof
             OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
-                        WHERE g.memory_id = m.id AND g.grantee_id = memoriesdb.current_user_id()
+                        WHERE g.memory_id = m.id AND g.grantee_id = (SELECT memoriesdb.current_user_id())
                           AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())))
-       AND memoriesdb_internal.matches_filter(m, f, memoriesdb.current_user_id(), linked)
+       AND memoriesdb_internal.matches_filter(m, f, (SELECT memoriesdb.current_user_id()), linked)
      ORDER BY ts_rank_cd(CASE WHEN m.content_trgm IS NULL THEN m.content_tsv   -- the window is all of it
                               ELSE to_tsvector('english'::regconfig, m.content_trgm) END, tsq, 32) DESC
      LIMIT n) AS c

@@ -3,6 +3,9 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+DROP FUNCTION memoriesdb_internal.context_vouched_by();
+DROP FUNCTION memoriesdb_internal.context_proof(text);
+
 CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$

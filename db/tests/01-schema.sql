@@ -119,7 +119,7 @@ SELECT is_empty($$
 -- what clients may call (privileges decide who) and the machinery no client may reach
 SELECT functions_are('memoriesdb', ARRAY[
   'current_user_id', 'verify_audit_chain', 'audit_head', 'setting', 'create_user', 'create_api_key',
-  'revoke_api_key', 'authenticate', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
+  'revoke_api_key', 'authenticate', 'api_keys_list', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
   'fail_embedding_job', 'release_embedding_jobs', 'renew_embedding_leases', 'reclaim_expired_embedding_leases',
   'requeue_dead_embedding_jobs',
   'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'revise',
@@ -136,9 +136,11 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter',
   'linked_ids', 'visible_memories', 'visible_count', 'query_fingerprint', 'vector_ranking', 'fulltext_candidates',
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
-  'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind']);
+  'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
+  'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'auth_prefix_hash', 'record_auth_failure',
+  'check_auth_throttle']);
 SELECT is_empty($$
-  SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
+  SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
    WHERE has_schema_privilege(r, 'memoriesdb_internal', 'USAGE') $$,
   'no client role may use schema memoriesdb_internal');
 SELECT is_empty($$

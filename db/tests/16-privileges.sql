@@ -3,7 +3,7 @@
 -- difference, so a grant added or lost anywhere shows up here; the README's API
 -- table is the same list, and db/deploy/privileges.sql is where it is made.
 BEGIN;
-SELECT plan(10);
+SELECT plan(12);
 
 CREATE FUNCTION pg_temp.executable(r text) RETURNS SETOF text LANGUAGE sql AS $$
   SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -21,8 +21,8 @@ CREATE FUNCTION pg_temp.selectable(r text) RETURNS SETOF text LANGUAGE sql AS $$
 
 -- memoriesdb_app: the application
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
-    'memoriesdb.access_history', 'memoriesdb.authenticate', 'memoriesdb.create_api_key',
-    'memoriesdb.create_edge_type', 'memoriesdb.create_user', 'memoriesdb.current_user_id',
+    'memoriesdb.access_history', 'memoriesdb.api_keys_list', 'memoriesdb.authenticate', 'memoriesdb.create_api_key',
+    'memoriesdb.create_edge_type', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.forget', 'memoriesdb.link', 'memoriesdb.neighbors', 'memoriesdb.path',
     'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.remember', 'memoriesdb.revise',
     'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
@@ -38,6 +38,12 @@ SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.memory_revisions(id, memory_id, revision, content_hash, content_changed, metadata_changed, created_at, created_by, updated_at, updated_by)',
     'memoriesdb.memory_transfers', 'memoriesdb.users'],
   'memoriesdb_app selects exactly these tables and columns');
+
+-- memoriesdb_backend: a trusted application server: the app's, and create_user
+SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_backend') EXCEPT SELECT * FROM pg_temp.executable('memoriesdb_app') $$,
+  ARRAY['memoriesdb.create_user'], 'memoriesdb_backend executes what the app does, and create_user');
+SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_backend') $$, $$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
+  'memoriesdb_backend selects what the app does');
 
 -- memoriesdb_worker: the runner
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY[
