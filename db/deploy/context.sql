@@ -71,6 +71,36 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.context_vouched_by() IS
   'Internal: the login (session_user) that vouches for the context when the context is believed because that login is a member of memoriesdb_backend; NULL when the context was proven by an API key (authenticate()), or there is none.';
 
+-- Which user ids a function may show its caller. A tenant learns the ids of users it
+-- already deals with: itself, the owner of a memory it may see, and whoever it has
+-- shared or transferred with (either way: it passed their id, or they passed its).
+-- Every other id (the creator of a memory that changed hands before reaching it, a
+-- write grantee of the same owner who revised it, a stranger's refused attempt) is
+-- shown as a pseudonym: stable for this viewer (the same unknown user is recognisable
+-- across rows and calls), different for every viewer, never the id, no user's id.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.disclosed_user(user_id uuid, viewer uuid, owner_id uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  h text;
+BEGIN
+  IF user_id IS NULL OR user_id = viewer OR user_id = owner_id
+     OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
+                 WHERE (g.grantee_id = viewer AND g.owner_id = user_id) OR (g.grantee_id = user_id AND g.owner_id = viewer))
+     OR EXISTS (SELECT 1 FROM memoriesdb.memory_transfers AS x
+                 WHERE (x.to_owner = viewer AND x.from_owner = user_id) OR (x.to_owner = user_id AND x.from_owner = viewer)) THEN
+    RETURN user_id;
+  END IF;
+  SELECT encode(public.hmac(convert_to(format('pseudonym|%s|%s', viewer, user_id), 'UTF8'), k.key, 'sha256'), 'hex') INTO h
+    FROM memoriesdb_internal.context_key AS k;
+  -- an RFC 9562 version 8 (custom) uuid: never one gen_random_uuid() makes (version 4)
+  RETURN overlay(overlay(left(h, 32) PLACING '8' FROM 13 FOR 1) PLACING '8' FROM 17 FOR 1)::uuid;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.disclosed_user(uuid, uuid, uuid) IS
+  'Internal: user_id as the functions show it to viewer: itself when it is the viewer, the memory''s owner (owner_id), or a user the viewer has shared or transferred with in either direction; otherwise a pseudonym (a version 8 uuid from an HMAC under the context key, stable per viewer, different for each). No tenant reads the id of a user it does not deal with.';
+
 -- Refusals are recorded where they are raised (and failed authentications with them).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.raise_not_found(what text, id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE

@@ -137,6 +137,7 @@ GRANT SELECT ON memoriesdb.memories, memoriesdb.memory_revisions, memoriesdb.mem
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.setting(text),
   memoriesdb_internal.raise_not_found(text, uuid), memoriesdb_internal.record_refusal(text, uuid),
+  memoriesdb_internal.disclosed_user(uuid, uuid, uuid),
   memoriesdb_internal.record_read(text, uuid[], bytea),
   memoriesdb_internal.query_fingerprint(text, public.vector, integer, jsonb, text),
   memoriesdb_internal.check_query_vector(public.vector), memoriesdb_internal.check_embedding(public.vector),

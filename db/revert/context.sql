@@ -5,6 +5,7 @@ SET LOCAL ROLE memoriesdb_owner;
 
 DROP FUNCTION memoriesdb_internal.context_vouched_by();
 DROP FUNCTION memoriesdb_internal.context_proof(text);
+DROP FUNCTION memoriesdb_internal.disclosed_user(uuid, uuid, uuid);
 
 CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE

@@ -3,7 +3,7 @@
 -- superuser counts as a member of every role, memoriesdb_backend included.
 -- Replay across transactions and sessions: runner/tests/test_identity.py.
 BEGIN;
-SELECT plan(43);
+SELECT plan(51);
 
 -- pgTAP keeps its state in temporary tables of this session: let the logins write them
 DO $$
@@ -134,6 +134,36 @@ SELECT results_eq(format($$ SELECT login, vouched_by FROM memoriesdb.audit_log W
 SELECT is_empty(format($$ SELECT 1 FROM memoriesdb.audit_log a WHERE table_name = 'memories' AND row_id IN (%L, %L)
                             AND row_hash IS DISTINCT FROM sha256(memoriesdb_internal.audit_canonical(a)) $$, :'vouched', :'proven'),
   'the row hash covers the new fields');
+
+-- 6. no tenant reads the id of a user it does not deal with
+SELECT tests.create_user('carol2') AS carol2 \gset
+SELECT tests.create_user('dave') AS dave \gset
+SELECT tests.create_user('mallory') AS mallory \gset
+SELECT tests.memory_of(:'alice', 'the zebra quagga migrates north') AS zm \gset
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.transfer(:'zm', :'bob', 'yours');
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.share(:'zm', :'carol2', 'read', NULL), memoriesdb.share(:'zm', :'dave', 'read', NULL);
+SELECT tests.act_as(:'carol2');
+SELECT created_by AS carol_sees_creator, owner_id AS carol_sees_owner FROM memoriesdb.search_text('zebra quagga') WHERE id = :'zm' \gset
+SELECT isnt(:'carol_sees_creator'::uuid, :'alice'::uuid, 'search: the creator of a memory that changed hands is not shown by id to a third party');
+SELECT is(:'carol_sees_owner'::uuid, :'bob'::uuid, 'search: the owner who shared it is shown');
+SELECT is((SELECT count(*) FROM memoriesdb.provenance(:'zm') WHERE :'alice'::uuid IN (actor, from_owner, to_owner)), 0::bigint,
+  'provenance: the former owner is a pseudonym to a third party');
+SELECT is((SELECT actor FROM memoriesdb.provenance(:'zm') WHERE event = 'created'), :'carol_sees_creator'::uuid,
+  'the pseudonym is the same in every function for one viewer');
+SELECT tests.act_as(:'dave');
+SELECT isnt((SELECT actor FROM memoriesdb.provenance(:'zm') WHERE event = 'created'), :'carol_sees_creator'::uuid,
+  'another viewer gets another pseudonym (they cannot be matched)');
+SELECT tests.act_as(:'bob');
+SELECT is((SELECT from_owner FROM memoriesdb.provenance(:'zm') WHERE event = 'transferred'), :'alice'::uuid,
+  'the recipient of a transfer sees the sender by id');
+SELECT tests.act_as(:'mallory');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'zm'), 'MDB03', 'memory not found', 'a stranger is refused');
+SELECT tests.act_as(:'bob');
+SELECT is((SELECT count(*) FROM memoriesdb.access_history(:'zm') WHERE actor = :'mallory'::uuid), 0::bigint,
+  'access_history: a stranger''s refused attempt is on record under a pseudonym, not the stranger''s id');
+SELECT tests.clear_context();
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -14,8 +14,14 @@ from .db import composed, q
 from .errors import ConfigurationError
 
 # Local logins for the demo and the tests (trust auth). Production creates its
-# own logins with passwords and grants them these roles (README).
-LOCAL_LOGINS = {"memoriesdb_runner": "memoriesdb_worker", "memoriesdb_client": "memoriesdb_app"}
+# own logins with passwords and grants them these roles (README). memoriesdb_client
+# is an untrusted client (API keys only); memoriesdb_server a trusted backend that
+# provisions users and vouches for the user ids it sets.
+LOCAL_LOGINS = {
+    "memoriesdb_runner": "memoriesdb_worker",
+    "memoriesdb_client": "memoriesdb_app",
+    "memoriesdb_server": "memoriesdb_backend",
+}
 
 
 def project_dir() -> Path:

@@ -65,7 +65,12 @@ def status(settings: Settings, as_json: bool) -> None:
 
 user_options = [
     click.option("--api-key", envvar="MEMORIESDB_API_KEY", help="Act as the user this key belongs to."),
-    click.option("--user", "user_id", type=click.UUID, help="Act as this user id (the application is trusted to set it)."),
+    click.option(
+        "--user",
+        "user_id",
+        type=click.UUID,
+        help="Act as this user id (over MEMORIESDB_BACKEND_DSN, a backend login vouching for it).",
+    ),
 ]
 
 

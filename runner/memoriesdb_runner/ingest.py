@@ -48,7 +48,7 @@ async def ingest_file(
     rejected = [(n, err) for n, _, _, err in records if err]
     good = [(n, c, m) for n, c, m, err in records if not err]
     stored = 0
-    conn = await db.connect(settings.app_dsn, autocommit=False)
+    conn = await db.connect(db.user_dsn(settings, api_key), autocommit=False)
     with Progress(
         TextColumn("[bold]ingest"),
         BarColumn(),
