@@ -145,18 +145,19 @@ DECLARE
   n jsonb;
   r jsonb;
   memory_col text := TG_ARGV[0];
+  actor record := memoriesdb_internal.context_actor();   -- the context user and who vouched for it, one proof check
 BEGIN
   IF TG_OP <> 'INSERT' THEN o := memoriesdb_internal.audit_strip(to_jsonb(OLD)); END IF;
   IF TG_OP <> 'DELETE' THEN n := memoriesdb_internal.audit_strip(to_jsonb(NEW)); END IF;
   r := coalesce(n, o);
   INSERT INTO memoriesdb.audit_log
     (created_by, db_role, application_name, table_name, row_id, memory_id, op, old_row, new_row, login, vouched_by)
-  VALUES (memoriesdb.current_user_id(),
+  VALUES (actor.user_id,
           coalesce(nullif(current_setting('role'), 'none'), session_user::text),
           nullif(current_setting('application_name'), ''),
           TG_TABLE_NAME, (r->>'id')::uuid,
           CASE WHEN memory_col IS NOT NULL THEN (r->>memory_col)::uuid END,
-          TG_OP, o, n, session_user, memoriesdb_internal.context_vouched_by());
+          TG_OP, o, n, session_user, actor.vouched_by);
   RETURN NULL;
 END
 $$;

@@ -15,18 +15,20 @@ SET LOCAL ROLE memoriesdb_owner;
 -- context key of the user, this backend process and this transaction's start
 -- (integer microseconds: independent of TimeZone and DateStyle). Another session
 -- has another pid, another transaction another start: a proof is good for the
--- transaction that minted it only.
-CREATE OR REPLACE FUNCTION memoriesdb_internal.context_proof(user_id text) RETURNS text
-LANGUAGE sql STABLE PARALLEL RESTRICTED SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+-- transaction that minted it only. A plain expression of the key's pads (no FROM,
+-- no SET, not SECURITY DEFINER), so PostgreSQL inlines it where it is used; only
+-- the owner can read the pads it is given (memoriesdb_internal.context_key).
+CREATE OR REPLACE FUNCTION memoriesdb_internal.context_proof(user_id text, ipad bytea, opad bytea) RETURNS text
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
-  SELECT encode(public.hmac(convert_to(format('%s|%s|%s', user_id, pg_backend_pid(),
-                                              (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint), 'UTF8'),
-                            k.key, 'sha256'), 'hex')
-    FROM memoriesdb_internal.context_key AS k
+  SELECT pg_catalog.encode(pg_catalog.sha256(opad OPERATOR(pg_catalog.||) pg_catalog.sha256(ipad OPERATOR(pg_catalog.||)
+           pg_catalog.convert_to(user_id OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::text
+             OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||)
+             (EXTRACT(epoch FROM pg_catalog.transaction_timestamp()) OPERATOR(pg_catalog.*) 1000000)::bigint::text,
+           'UTF8'))), 'hex')
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.context_proof(text) IS
-  'Internal: the proof of a context for user_id in this backend process and this transaction: hex HMAC-SHA-256 under memoriesdb_internal.context_key. PARALLEL RESTRICTED: a parallel worker has another pid.';
+COMMENT ON FUNCTION memoriesdb_internal.context_proof(text, bytea, bytea) IS
+  'Internal: the proof of a context for user_id in this backend process and this transaction: hex HMAC-SHA-256 (RFC 2104, from the key''s pads ipad/opad in memoriesdb_internal.context_key) of user_id|pid|transaction start in microseconds. PARALLEL RESTRICTED: a parallel worker has another pid.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
@@ -37,21 +39,25 @@ DECLARE
   -- reads '' for the rest of the session) or not a uuid. A regex test rather
   -- than a cast in an exception block: no subtransaction per call.
   u text := current_setting('app.current_user', true);
+  proof text;
 BEGIN
   IF u IS NULL OR u !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN
     RETURN NULL;
   END IF;
-  -- proven by authenticate() in this transaction of this session, or vouched for
-  -- by a trusted backend login (superusers count as members of every role)
-  IF current_setting('app.current_user_proof', true) = memoriesdb_internal.context_proof(u)
-     OR pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
+  -- vouched for by a trusted backend login (superusers count as members of every role)
+  IF pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
+    RETURN u::uuid;
+  END IF;
+  -- or proven by authenticate() in this transaction of this session
+  proof := current_setting('app.current_user_proof', true);
+  IF proof <> '' AND proof = (SELECT memoriesdb_internal.context_proof(u, k.ipad, k.opad) FROM memoriesdb_internal.context_key AS k) THEN
     RETURN u::uuid;
   END IF;
   RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.current_user_id() IS
-  'The context user, or NULL. app.current_user (transaction-local) counts only when app.current_user_proof is the proof authenticate() minted for it in this transaction of this session, or when the login (session_user) is a member of memoriesdb_backend, trusted to have authenticated its users itself. A bare uuid from any other login is nobody. STABLE (never IMMUTABLE) and PARALLEL RESTRICTED: policies call it as (SELECT memoriesdb.current_user_id()), once per query, in the leader.';
+  'The context user, or NULL. app.current_user (transaction-local) counts only when the login (session_user) is a member of memoriesdb_backend, trusted to have authenticated its users itself, or when app.current_user_proof is the proof authenticate() minted for it in this transaction of this session. A bare uuid from any other login is nobody. STABLE (never IMMUTABLE) and PARALLEL RESTRICTED: policies call it as (SELECT memoriesdb.current_user_id()), once per query, in the leader.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.context_vouched_by() RETURNS name
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
@@ -59,17 +65,45 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   u text := current_setting('app.current_user', true);
+  proof text;
 BEGIN
   IF u IS NULL OR u !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$'
-     OR current_setting('app.current_user_proof', true) = memoriesdb_internal.context_proof(u)
      OR NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
     RETURN NULL;
+  END IF;
+  proof := current_setting('app.current_user_proof', true);
+  IF proof <> '' AND proof = (SELECT memoriesdb_internal.context_proof(u, k.ipad, k.opad) FROM memoriesdb_internal.context_key AS k) THEN
+    RETURN NULL;   -- a backend that authenticated with a key: proven, nobody vouches
   END IF;
   RETURN session_user;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.context_vouched_by() IS
   'Internal: the login (session_user) that vouches for the context when the context is believed because that login is a member of memoriesdb_backend; NULL when the context was proven by an API key (authenticate()), or there is none.';
+
+-- Both at once, for the audit trigger (one proof check per audit row, not two).
+CREATE OR REPLACE FUNCTION memoriesdb_internal.context_actor(OUT user_id uuid, OUT vouched_by name)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  u text := current_setting('app.current_user', true);
+  proof text;
+BEGIN
+  IF u IS NULL OR u !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN
+    RETURN;
+  END IF;
+  proof := current_setting('app.current_user_proof', true);
+  IF proof <> '' AND proof = (SELECT memoriesdb_internal.context_proof(u, k.ipad, k.opad) FROM memoriesdb_internal.context_key AS k) THEN
+    user_id := u::uuid;   -- proven: nobody vouches
+  ELSIF pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
+    user_id := u::uuid;
+    vouched_by := session_user;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.context_actor() IS
+  'Internal: current_user_id() and context_vouched_by() in one call (one proof check), for the audit trigger.';
 
 -- Which user ids a function may show its caller. A tenant learns the ids of users it
 -- already deals with: itself, the owner of a memory it may see, and whoever it has
@@ -92,8 +126,8 @@ BEGIN
                  WHERE (x.to_owner = viewer AND x.from_owner = user_id) OR (x.to_owner = user_id AND x.from_owner = viewer)) THEN
     RETURN user_id;
   END IF;
-  SELECT encode(public.hmac(convert_to(format('pseudonym|%s|%s', viewer, user_id), 'UTF8'), k.key, 'sha256'), 'hex') INTO h
-    FROM memoriesdb_internal.context_key AS k;
+  SELECT encode(sha256(k.opad || sha256(k.ipad || convert_to(format('pseudonym|%s|%s', viewer, user_id), 'UTF8'))), 'hex') INTO h
+    FROM memoriesdb_internal.context_key AS k;   -- HMAC-SHA-256 under the context key (see context_proof())
   -- an RFC 9562 version 8 (custom) uuid: never one gen_random_uuid() makes (version 4)
   RETURN overlay(overlay(left(h, 32) PLACING '8' FROM 13 FOR 1) PLACING '8' FROM 17 FOR 1)::uuid;
 END

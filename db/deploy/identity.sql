@@ -15,16 +15,26 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+-- ipad and opad are the key XOR the HMAC pads (RFC 2104, SHA-256's 64-byte block), so
+-- HMAC-SHA-256(key, m) = sha256(opad || sha256(ipad || m)) with the built-in sha256():
+-- a few microseconds, where pgcrypto's hmac() costs tens (it looks the digest up each call).
 CREATE TABLE memoriesdb_internal.context_key (
   singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   key        bytea NOT NULL CHECK (octet_length(key) = 32),
+  ipad       bytea NOT NULL CHECK (octet_length(ipad) = 64),
+  opad       bytea NOT NULL CHECK (octet_length(opad) = 64),
   created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE memoriesdb_internal.context_key IS
-  'Private: the key of the context proofs authenticate() mints (HMAC-SHA-256). Readable by the owner only; never audited (the audit log would keep a copy). Replacing it (UPDATE as the owner) invalidates every proof in flight, nothing else.';
+  'Private: the key of the context proofs authenticate() mints and of the pseudonyms of user ids (HMAC-SHA-256; ipad/opad: the key XOR 0x36/0x5c, zero-padded to 64 bytes). Readable by the owner only; never audited (the audit log would keep a copy). To replace it (as the owner), set all three together: it invalidates every proof in flight and changes every pseudonym, nothing else.';
 ALTER TABLE memoriesdb_internal.context_key ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY context_key_owner ON memoriesdb_internal.context_key TO memoriesdb_owner USING (true) WITH CHECK (true);
-INSERT INTO memoriesdb_internal.context_key (key) VALUES (public.gen_random_bytes(32));
+INSERT INTO memoriesdb_internal.context_key (key, ipad, opad)
+SELECT k, i, o FROM (SELECT public.gen_random_bytes(32) AS k) AS g
+ CROSS JOIN LATERAL (
+   SELECT string_agg(decode(lpad(to_hex(coalesce(CASE WHEN n < 32 THEN get_byte(g.k, n) END, 0) # 54), 2, '0'), 'hex'), ''::bytea ORDER BY n) AS i,
+          string_agg(decode(lpad(to_hex(coalesce(CASE WHEN n < 32 THEN get_byte(g.k, n) END, 0) # 92), 2, '0'), 'hex'), ''::bytea ORDER BY n) AS o
+     FROM generate_series(0, 63) AS n) AS pads;
 
 -- Keys expire. NULL: a key made before v0.4, which never expires; 'infinity': asked never to.
 ALTER TABLE memoriesdb.api_keys ADD COLUMN expires_at timestamptz;

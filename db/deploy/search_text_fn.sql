@@ -247,12 +247,13 @@ AS $$
 DECLARE
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, NULL, k, filter);
-  viewer uuid := memoriesdb.current_user_id();
+  viewer uuid;   -- the caller, read only for a memory that changed hands
 BEGIN
   FOR id, score, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb_internal.text_ranking(query, k, filter) LOOP
     log_ids := log_ids || id;
-    IF created_by <> owner_id AND created_by <> viewer THEN   -- a memory that changed hands
+    IF created_by <> owner_id THEN   -- a memory that changed hands: its creator only if the caller deals with them
+      viewer := coalesce(viewer, memoriesdb.current_user_id());
       created_by := memoriesdb_internal.disclosed_user(created_by, viewer, owner_id);
     END IF;
     RETURN NEXT;
@@ -275,7 +276,7 @@ SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive quer
 AS $$
 DECLARE
   depth integer;
-  viewer uuid := memoriesdb.current_user_id();
+  viewer uuid;   -- the caller, read only for a memory that changed hands
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, query_vector, k, filter, concat_ws(',', vector_weight, text_weight, rrf_k));
 BEGIN
@@ -307,7 +308,8 @@ BEGIN
      LIMIT k
   LOOP
     log_ids := log_ids || id;
-    IF created_by <> owner_id AND created_by <> viewer THEN   -- a memory that changed hands
+    IF created_by <> owner_id THEN   -- a memory that changed hands: its creator only if the caller deals with them
+      viewer := coalesce(viewer, memoriesdb.current_user_id());
       created_by := memoriesdb_internal.disclosed_user(created_by, viewer, owner_id);
     END IF;
     RETURN NEXT;

@@ -210,7 +210,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  t jsonb := memoriesdb.setting('auth_throttle');
+  t jsonb := (SELECT c.value FROM memoriesdb.config AS c WHERE c.key = 'auth_throttle');
   win interval := make_interval(secs => (t->>'window_seconds')::float8);
   max_login integer := (t->>'max_failures_per_login')::integer;
   max_prefix integer := (t->>'max_failures_per_key_prefix')::integer;
@@ -280,7 +280,9 @@ BEGIN
   -- transaction-local, and bound to this session and this transaction by the proof:
   -- neither a copy in another session nor a session-level setting carries it further
   PERFORM set_config('app.current_user', k.user_id::text, true);
-  PERFORM set_config('app.current_user_proof', memoriesdb_internal.context_proof(k.user_id::text), true);
+  PERFORM set_config('app.current_user_proof', c.proof, true)
+     FROM (SELECT memoriesdb_internal.context_proof(k.user_id::text, ck.ipad, ck.opad) AS proof
+             FROM memoriesdb_internal.context_key AS ck) AS c;
   RETURN k.user_id;
 END
 $$;

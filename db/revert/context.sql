@@ -4,7 +4,8 @@ BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
 DROP FUNCTION memoriesdb_internal.context_vouched_by();
-DROP FUNCTION memoriesdb_internal.context_proof(text);
+DROP FUNCTION memoriesdb_internal.context_actor();
+DROP FUNCTION memoriesdb_internal.context_proof(text, bytea, bytea);
 DROP FUNCTION memoriesdb_internal.disclosed_user(uuid, uuid, uuid);
 
 CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid

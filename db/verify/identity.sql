@@ -1,7 +1,9 @@
 -- Verify memoriesdb:identity on pg
 BEGIN;
 
-SELECT 1 / count(*) FROM memoriesdb_internal.context_key WHERE octet_length(key) = 32;
+SELECT 1 / count(*) FROM memoriesdb_internal.context_key
+ WHERE octet_length(key) = 32   -- the pads make the built-in sha256() compute HMAC-SHA-256
+   AND sha256(opad || sha256(ipad || 'verify'::bytea)) = public.hmac('verify'::bytea, key, 'sha256');
 SELECT 1 / count(*) FROM pg_catalog.pg_class
  WHERE oid = 'memoriesdb_internal.context_key'::regclass AND relrowsecurity AND relforcerowsecurity
    AND NOT has_table_privilege('memoriesdb_app', oid, 'SELECT');
