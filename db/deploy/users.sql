@@ -177,16 +177,8 @@ COMMENT ON FUNCTION memoriesdb.revoke_api_key(text) IS 'Revokes an API key given
 -- Failed authentications are counted from the access log's refusals of
 -- authenticate() (sqlstate MDB10), which are written autonomously and durably, so
 -- the failing transaction's rollback does not erase them. Each carries, as its
--- query_hash, the keyed hash of the key prefix it tried (auth_prefix_hash()).
-CREATE OR REPLACE FUNCTION memoriesdb_internal.auth_prefix_hash(prefix text) RETURNS bytea
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT public.hmac(convert_to('authenticate|' || prefix, 'UTF8'), s.hash_key, 'sha256') FROM memoriesdb.access_log_sink AS s
-$$;
-COMMENT ON FUNCTION memoriesdb_internal.auth_prefix_hash(text) IS
-  'Internal: the query_hash of a failed authentication''s access log entry: HMAC-SHA-256 (the access log''s private key) of the key prefix tried, so failures per prefix can be counted without keeping the prefix.';
-
+-- query_hash, a keyed hash of the key prefix it tried: SHA-256 of the access log's
+-- private hash key and the prefix (a bucket to count in, never the prefix itself).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.record_auth_failure(prefix_hash bytea) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -205,6 +197,7 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.record_auth_failure(bytea) IS
   'Internal: records a failed authenticate() (sqlstate MDB10, the key prefix''s keyed hash as query_hash) in the access log, autonomously and durably, so that it counts towards auth_throttle after the caller''s rollback.';
 
+-- The slow path: authenticate() found a limit reached and calls this to say which, and when to retry.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.check_auth_throttle(prefix_hash bytea) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -249,7 +242,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.check_auth_throttle(bytea) IS
-  'Internal: MDB14 (before the key is checked) when the login has max_failures_per_login failed authentications in the last window_seconds (config auth_throttle), or when the key prefix has max_failures_per_key_prefix failures in the window and this login is one of those that failed on it.';
+  'Internal: MDB14 (the key unchecked), saying which limit and when to retry, when the login has max_failures_per_login failed authentications in the last window_seconds (config auth_throttle), or when the key prefix has max_failures_per_key_prefix failures in the window and this login is one of those that failed on it. authenticate() counts both in one query and calls this only when a limit is reached.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -257,9 +250,29 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   k memoriesdb.api_keys;
-  prefix_hash bytea := memoriesdb_internal.auth_prefix_hash(left(coalesce(api_key, ''), 12));
+  prefix_hash bytea;
+  t jsonb;
+  n_login integer;
+  n_prefix integer;
+  mine integer;
 BEGIN
-  PERFORM memoriesdb_internal.check_auth_throttle(prefix_hash);
+  -- the throttle, before the key is checked: both counts in one query (the two
+  -- partial indexes on the access log's failed authentications)
+  SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8')), c.value
+    INTO prefix_hash, t
+    FROM memoriesdb.access_log_sink AS s, memoriesdb.config AS c WHERE c.key = 'auth_throttle';
+  SELECT count(*) FILTER (WHERE a.db_role = session_user)::integer,
+         count(*) FILTER (WHERE a.query_hash = prefix_hash)::integer,
+         count(*) FILTER (WHERE a.query_hash = prefix_hash AND a.db_role = session_user)::integer
+    INTO n_login, n_prefix, mine
+    FROM memoriesdb.access_log AS a
+   WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10'
+     AND a.at > clock_timestamp() - make_interval(secs => (t->>'window_seconds')::float8)
+     AND (a.db_role = session_user OR a.query_hash = prefix_hash);
+  IF n_login >= (t->>'max_failures_per_login')::integer
+     OR (n_prefix >= (t->>'max_failures_per_key_prefix')::integer AND mine > 0) THEN
+    PERFORM memoriesdb_internal.check_auth_throttle(prefix_hash);   -- raises MDB14, saying which and until when
+  END IF;
   SELECT * INTO k FROM memoriesdb.api_keys AS a WHERE a.key_hash = sha256(convert_to(coalesce(api_key, ''), 'UTF8'));
   IF k.id IS NULL THEN
     PERFORM memoriesdb_internal.record_auth_failure(prefix_hash);   -- on the record, and counted
@@ -280,9 +293,8 @@ BEGIN
   -- transaction-local, and bound to this session and this transaction by the proof:
   -- neither a copy in another session nor a session-level setting carries it further
   PERFORM set_config('app.current_user', k.user_id::text, true);
-  PERFORM set_config('app.current_user_proof', c.proof, true)
-     FROM (SELECT memoriesdb_internal.context_proof(k.user_id::text, ck.ipad, ck.opad) AS proof
-             FROM memoriesdb_internal.context_key AS ck) AS c;
+  PERFORM set_config('app.current_user_proof', memoriesdb_internal.context_proof(k.user_id::text, ck.ipad, ck.opad), true)
+     FROM memoriesdb_internal.context_key AS ck;
   RETURN k.user_id;
 END
 $$;

@@ -10,7 +10,6 @@ DROP FUNCTION memoriesdb_internal.issue_api_key(uuid, timestamptz);
 DROP FUNCTION memoriesdb_internal.login_is_admin();
 DROP FUNCTION memoriesdb_internal.check_auth_throttle(bytea);
 DROP FUNCTION memoriesdb_internal.record_auth_failure(bytea);
-DROP FUNCTION memoriesdb_internal.auth_prefix_hash(text);
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER

@@ -137,7 +137,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'linked_ids', 'visible_memories', 'visible_count', 'query_fingerprint', 'vector_ranking', 'fulltext_candidates',
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
   'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
-  'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'auth_prefix_hash', 'record_auth_failure',
+  'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'record_auth_failure',
   'check_auth_throttle', 'disclosed_user', 'context_actor']);
 SELECT is_empty($$
   SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r

@@ -12,5 +12,4 @@ SELECT 'memoriesdb_internal.issue_api_key(uuid, timestamptz)'::regprocedure;
 SELECT 'memoriesdb_internal.login_is_admin()'::regprocedure;
 SELECT 'memoriesdb_internal.check_auth_throttle(bytea)'::regprocedure;
 SELECT 'memoriesdb_internal.record_auth_failure(bytea)'::regprocedure;
-SELECT 'memoriesdb_internal.auth_prefix_hash(text)'::regprocedure;
 ROLLBACK;
