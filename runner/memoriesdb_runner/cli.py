@@ -120,7 +120,9 @@ def search(settings: Settings, text: str, api_key: str | None, user_id: uuid.UUI
 
 
 @main.command()
-@click.option("--logins/--no-logins", default=True, help="Create the local login roles memoriesdb_runner and memoriesdb_client.")
+@click.option(
+    "--logins/--no-logins", default=True, help="Create the local logins memoriesdb_runner, _client (app) and _server (backend)."
+)
 @click.pass_obj
 def deploy(settings: Settings, logins: bool) -> None:
     """sqitch deploy the ledger over the direct admin connection (idempotent)."""
