@@ -145,19 +145,26 @@ DECLARE
   n jsonb;
   r jsonb;
   memory_col text := TG_ARGV[0];
-  actor record := memoriesdb_internal.context_actor();   -- the context user and who vouched for it, one proof check
+  actor uuid := memoriesdb.current_user_id();
+  vouched name;
 BEGIN
+  -- who vouched: a backend login's context that no proof backs (for any other login the
+  -- context was proven, or is none: no second proof check)
+  IF actor IS NOT NULL AND pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER')
+     AND NOT memoriesdb.context_proven(current_setting('app.current_user', true), current_setting('app.current_user_proof', true)) THEN
+    vouched := session_user;
+  END IF;
   IF TG_OP <> 'INSERT' THEN o := memoriesdb_internal.audit_strip(to_jsonb(OLD)); END IF;
   IF TG_OP <> 'DELETE' THEN n := memoriesdb_internal.audit_strip(to_jsonb(NEW)); END IF;
   r := coalesce(n, o);
   INSERT INTO memoriesdb.audit_log
     (created_by, db_role, application_name, table_name, row_id, memory_id, op, old_row, new_row, login, vouched_by)
-  VALUES (actor.user_id,
+  VALUES (actor,
           coalesce(nullif(current_setting('role'), 'none'), session_user::text),
           nullif(current_setting('application_name'), ''),
           TG_TABLE_NAME, (r->>'id')::uuid,
           CASE WHEN memory_col IS NOT NULL THEN (r->>memory_col)::uuid END,
-          TG_OP, o, n, session_user, actor.vouched_by);
+          TG_OP, o, n, session_user, vouched);
   RETURN NULL;
 END
 $$;

@@ -30,80 +30,56 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.context_proof(text, bytea, bytea) IS
   'Internal: the proof of a context for user_id in this backend process and this transaction: hex HMAC-SHA-256 (RFC 2104, from the key''s pads ipad/opad in memoriesdb_internal.context_key) of user_id|pid|transaction start in microseconds. PARALLEL RESTRICTED: a parallel worker has another pid.';
 
-CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
+-- The one step that needs the key: SECURITY DEFINER, so it is a function of its
+-- own, and current_user_id() stays a plain expression PostgreSQL inlines (a
+-- backend's context costs no function call at all). A yes/no on a proof the caller
+-- already holds: it mints nothing and reveals nothing about the key.
+CREATE OR REPLACE FUNCTION memoriesdb.context_proven(user_id text, proof text) RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  -- NULL when unset, empty (after a transaction-local set_config the setting
-  -- reads '' for the rest of the session) or not a uuid. A regex test rather
-  -- than a cast in an exception block: no subtransaction per call.
-  u text := current_setting('app.current_user', true);
-  proof text;
 BEGIN
-  IF u IS NULL OR u !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN
-    RETURN NULL;
-  END IF;
-  -- vouched for by a trusted backend login (superusers count as members of every role)
-  IF pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
-    RETURN u::uuid;
-  END IF;
-  -- or proven by authenticate() in this transaction of this session
-  proof := current_setting('app.current_user_proof', true);
-  IF proof <> '' AND proof = (SELECT memoriesdb_internal.context_proof(u, k.ipad, k.opad) FROM memoriesdb_internal.context_key AS k) THEN
-    RETURN u::uuid;
-  END IF;
-  RETURN NULL;
+  RETURN proof IS NOT NULL AND proof <> '' AND proof = (
+    SELECT memoriesdb_internal.context_proof(user_id, k.ipad, k.opad) FROM memoriesdb_internal.context_key AS k);
 END
 $$;
+COMMENT ON FUNCTION memoriesdb.context_proven(text, text) IS
+  'Is proof the one authenticate() minted for user_id in this transaction of this session? What current_user_id() asks for a login that is not a memoriesdb_backend. Answers yes or no about a proof the caller holds: it mints none.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$
+  -- NULL when unset, empty (after a transaction-local set_config the setting
+  -- reads '' for the rest of the session) or not a uuid (a regex test, not a cast
+  -- that could fail). Then: a backend login vouches; anyone else needs the proof.
+  -- CASE fixes the order: the proof is checked only when the login is no backend.
+  -- No SET clause, not SECURITY DEFINER, one expression: PostgreSQL inlines it.
+  SELECT CASE
+    WHEN pg_catalog.current_setting('app.current_user', true) IS NULL
+      OR pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.!~)
+         '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN NULL
+    WHEN pg_catalog.pg_has_role(SESSION_USER, 'memoriesdb_backend', 'MEMBER') THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid
+    WHEN memoriesdb.context_proven(pg_catalog.current_setting('app.current_user', true),
+                                   pg_catalog.current_setting('app.current_user_proof', true))
+      THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid
+  END
+$$;
 COMMENT ON FUNCTION memoriesdb.current_user_id() IS
-  'The context user, or NULL. app.current_user (transaction-local) counts only when the login (session_user) is a member of memoriesdb_backend, trusted to have authenticated its users itself, or when app.current_user_proof is the proof authenticate() minted for it in this transaction of this session. A bare uuid from any other login is nobody. STABLE (never IMMUTABLE) and PARALLEL RESTRICTED: policies call it as (SELECT memoriesdb.current_user_id()), once per query, in the leader.';
+  'The context user, or NULL. app.current_user (transaction-local) counts only when the login (session_user) is a member of memoriesdb_backend, trusted to have authenticated its users itself, or when app.current_user_proof is the proof authenticate() minted for it in this transaction of this session (context_proven()). A bare uuid from any other login is nobody. STABLE (never IMMUTABLE) and PARALLEL RESTRICTED: policies call it as (SELECT memoriesdb.current_user_id()), once per query, in the leader.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.context_vouched_by() RETURNS name
-LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
-DECLARE
-  u text := current_setting('app.current_user', true);
-  proof text;
-BEGIN
-  IF u IS NULL OR u !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$'
-     OR NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
-    RETURN NULL;
-  END IF;
-  proof := current_setting('app.current_user_proof', true);
-  IF proof <> '' AND proof = (SELECT memoriesdb_internal.context_proof(u, k.ipad, k.opad) FROM memoriesdb_internal.context_key AS k) THEN
-    RETURN NULL;   -- a backend that authenticated with a key: proven, nobody vouches
-  END IF;
-  RETURN session_user;
-END
+  -- a context believed because the login is a backend, not because it was proven
+  SELECT CASE
+    WHEN memoriesdb.current_user_id() IS NULL
+      OR NOT pg_catalog.pg_has_role(SESSION_USER, 'memoriesdb_backend', 'MEMBER') THEN NULL
+    WHEN memoriesdb.context_proven(pg_catalog.current_setting('app.current_user', true),
+                                   pg_catalog.current_setting('app.current_user_proof', true)) THEN NULL
+    ELSE SESSION_USER END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.context_vouched_by() IS
   'Internal: the login (session_user) that vouches for the context when the context is believed because that login is a member of memoriesdb_backend; NULL when the context was proven by an API key (authenticate()), or there is none.';
-
--- Both at once, for the audit trigger (one proof check per audit row, not two).
-CREATE OR REPLACE FUNCTION memoriesdb_internal.context_actor(OUT user_id uuid, OUT vouched_by name)
-LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  u text := current_setting('app.current_user', true);
-  proof text;
-BEGIN
-  IF u IS NULL OR u !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN
-    RETURN;
-  END IF;
-  proof := current_setting('app.current_user_proof', true);
-  IF proof <> '' AND proof = (SELECT memoriesdb_internal.context_proof(u, k.ipad, k.opad) FROM memoriesdb_internal.context_key AS k) THEN
-    user_id := u::uuid;   -- proven: nobody vouches
-  ELSIF pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
-    user_id := u::uuid;
-    vouched_by := session_user;
-  END IF;
-END
-$$;
-COMMENT ON FUNCTION memoriesdb_internal.context_actor() IS
-  'Internal: current_user_id() and context_vouched_by() in one call (one proof check), for the audit trigger.';
 
 -- Which user ids a function may show its caller. A tenant learns the ids of users it
 -- already deals with: itself, the owner of a memory it may see, and whoever it has

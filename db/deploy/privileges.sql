@@ -75,7 +75,7 @@ GRANT SELECT (id, memory_id, revision, content_hash, content_changed, metadata_c
 GRANT SELECT (id, created_at, created_by, db_role, application_name, txid, table_name, row_id, memory_id, op, row_hash)
   ON memoriesdb.audit_log TO memoriesdb_app;
 GRANT EXECUTE ON FUNCTION
-  memoriesdb.current_user_id(), memoriesdb.setting(text),
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   -- users and keys
   memoriesdb.create_api_key(uuid), memoriesdb.create_api_key(uuid, timestamptz), memoriesdb.api_keys_list(),
   memoriesdb.revoke_api_key(text), memoriesdb.revoke_api_key(uuid), memoriesdb.authenticate(text),
@@ -109,7 +109,7 @@ GRANT EXECUTE ON FUNCTION memoriesdb.create_user(text, text) TO memoriesdb_backe
 
 -- 4. memoriesdb_worker: the runner. The queues' functions; no table.
 GRANT EXECUTE ON FUNCTION
-  memoriesdb.current_user_id(), memoriesdb.setting(text),
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb.claim_embedding_jobs(integer, interval, text),
   memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text),
   memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text),
@@ -124,7 +124,7 @@ GRANT EXECUTE ON FUNCTION
 -- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
 GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_log TO memoriesdb_auditor;
 GRANT EXECUTE ON FUNCTION
-  memoriesdb.current_user_id(), memoriesdb.setting(text),
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
   memoriesdb.access_refusals(interval), memoriesdb.flush_access_log()
   TO memoriesdb_auditor;
@@ -135,7 +135,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT SELECT ON memoriesdb.memories, memoriesdb.memory_revisions, memoriesdb.memory_grants,
                 memoriesdb.memory_transfers, memoriesdb.memory_edges, memoriesdb.edge_types TO memoriesdb_reader;
 GRANT EXECUTE ON FUNCTION
-  memoriesdb.current_user_id(), memoriesdb.setting(text),
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb_internal.raise_not_found(text, uuid), memoriesdb_internal.record_refusal(text, uuid),
   memoriesdb_internal.disclosed_user(uuid, uuid, uuid),
   memoriesdb_internal.record_read(text, uuid[], bytea),

@@ -4,7 +4,7 @@ BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
 DROP FUNCTION memoriesdb_internal.context_vouched_by();
-DROP FUNCTION memoriesdb_internal.context_actor();
+DROP FUNCTION memoriesdb.context_proven(text, text);
 DROP FUNCTION memoriesdb_internal.context_proof(text, bytea, bytea);
 DROP FUNCTION memoriesdb_internal.disclosed_user(uuid, uuid, uuid);
 

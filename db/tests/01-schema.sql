@@ -119,7 +119,7 @@ SELECT is_empty($$
 -- what clients may call (privileges decide who) and the machinery no client may reach
 SELECT functions_are('memoriesdb', ARRAY[
   'current_user_id', 'verify_audit_chain', 'audit_head', 'setting', 'create_user', 'create_api_key',
-  'revoke_api_key', 'authenticate', 'api_keys_list', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
+  'revoke_api_key', 'authenticate', 'api_keys_list', 'context_proven', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
   'fail_embedding_job', 'release_embedding_jobs', 'renew_embedding_leases', 'reclaim_expired_embedding_leases',
   'requeue_dead_embedding_jobs',
   'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'revise',
@@ -138,7 +138,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
   'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
   'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'record_auth_failure',
-  'check_auth_throttle', 'disclosed_user', 'context_actor']);
+  'check_auth_throttle', 'disclosed_user']);
 SELECT is_empty($$
   SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
    WHERE has_schema_privilege(r, 'memoriesdb_internal', 'USAGE') $$,

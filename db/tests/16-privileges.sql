@@ -22,7 +22,7 @@ CREATE FUNCTION pg_temp.selectable(r text) RETURNS SETOF text LANGUAGE sql AS $$
 -- memoriesdb_app: the application
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.access_history', 'memoriesdb.api_keys_list', 'memoriesdb.authenticate', 'memoriesdb.create_api_key',
-    'memoriesdb.create_edge_type', 'memoriesdb.current_user_id',
+    'memoriesdb.create_edge_type', 'memoriesdb.context_proven', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.forget', 'memoriesdb.link', 'memoriesdb.neighbors', 'memoriesdb.path',
     'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.remember', 'memoriesdb.revise',
     'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
@@ -48,7 +48,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_backend') $$, $$ S
 -- memoriesdb_worker: the runner
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY[
     'memoriesdb.access_refusals', 'memoriesdb.claim_embedding_jobs', 'memoriesdb.complete_embedding_job',
-    'memoriesdb.complete_embedding_jobs', 'memoriesdb.current_user_id', 'memoriesdb.dead_embedding_jobs',
+    'memoriesdb.complete_embedding_jobs', 'memoriesdb.context_proven', 'memoriesdb.current_user_id', 'memoriesdb.dead_embedding_jobs',
     'memoriesdb.embedding_models', 'memoriesdb.embedding_queue_status', 'memoriesdb.fail_embedding_job',
     'memoriesdb.reclaim_expired_embedding_leases', 'memoriesdb.release_embedding_jobs',
     'memoriesdb.renew_embedding_leases', 'memoriesdb.requeue_dead_embedding_jobs', 'memoriesdb.run_vindexing', 'memoriesdb.setting',
@@ -58,7 +58,7 @@ SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_worker') $$, 'me
 
 -- memoriesdb_auditor: the auditor
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRAY[
-    'memoriesdb.access_refusals', 'memoriesdb.audit_head', 'memoriesdb.current_user_id',
+    'memoriesdb.access_refusals', 'memoriesdb.audit_head', 'memoriesdb.context_proven', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain'],
   'memoriesdb_auditor executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
@@ -71,7 +71,7 @@ SELECT is_empty($$ SELECT * FROM pg_temp.selectable('public') $$, 'public select
 
 -- memoriesdb_reader: the owner of the read functions (no login)
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_reader') $$, ARRAY[
-    'memoriesdb.current_user_id', 'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.search',
+    'memoriesdb.context_proven', 'memoriesdb.current_user_id', 'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.search',
     'memoriesdb.search_hybrid', 'memoriesdb.search_text', 'memoriesdb.setting', 'memoriesdb.verify',
     'memoriesdb_internal.check_embedding', 'memoriesdb_internal.check_query_vector',
     'memoriesdb_internal.check_search_filter', 'memoriesdb_internal.disclosed_user', 'memoriesdb_internal.fulltext_candidates',
