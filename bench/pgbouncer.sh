@@ -41,7 +41,7 @@ SELECT content_hash FROM memoriesdb.recall((SELECT id FROM bench.mem WHERE n = :
 SELECT count(*) FROM memoriesdb.search((SELECT v FROM bench.q WHERE n = :u), 10);
 END;
 SQL
-run() { pgbench -n -T "$SECS" -c 50 -j 2 -h 127.0.0.1 -p "$1" -U memoriesdb_client -f "$tmp/mix.sql" "$DB" 2>/dev/null | awk '/^tps/ {print $3}'; }
+run() { pgbench -n -T "$SECS" -c 50 -j 2 -h 127.0.0.1 -p "$1" -U memoriesdb_server -f "$tmp/mix.sql" "$DB" 2>/dev/null | awk '/^tps/ {print $3}'; }
 scripts/pgbouncer.sh start 6440 >/dev/null
 direct=$(run 5432)
 shipped=$(run 6440)
@@ -50,7 +50,7 @@ psql -qX -h 127.0.0.1 -p 6440 -U postgres pgbouncer -c RELOAD
 noreset=$(run 6440)
 scripts/pgbouncer.sh stop 6440
 {
-  printf '# PgBouncer: direct vs pooled\n\n%s; 50 clients, %s s per run, API mix per transaction: remember + recall + search (k=10, 10,000 memories of 50 users); pgbench as memoriesdb_client on this machine (%s cores); PgBouncer default_pool_size = 8.\n\n' "$(date -u +%FT%TZ)" "$SECS" "$(nproc)"
+  printf '# PgBouncer: direct vs pooled\n\n%s; 50 clients, %s s per run, API mix per transaction: remember + recall + search (k=10, 10,000 memories of 50 users); pgbench as memoriesdb_server (a backend login vouching for its users with set_config) on this machine (%s cores); PgBouncer default_pool_size = 8.\n\n' "$(date -u +%FT%TZ)" "$SECS" "$(nproc)"
   printf '| path | tps | vs direct |\n|---|---|---|\n'
   printf '| direct to PostgreSQL (50 server connections) | %.0f | 1.00 |\n' "$direct"
   printf '| PgBouncer as shipped (RESET ALL after every transaction) | %.0f | %.2f |\n' "$shipped" "$(echo "$shipped/$direct" | bc -l)"

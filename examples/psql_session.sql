@@ -1,11 +1,21 @@
 -- A psql session with the MemoriesDB API (README). Run: psql -v ON_ERROR_STOP=1 -d memoriesdb -f examples/psql_session.sql
 \set QUIET on
 \pset footer off
--- provisioning, by the application with no user context
-SET ROLE memoriesdb_app;
+-- provisioning, by a trusted backend (a login granted memoriesdb_backend): it creates each user,
+-- then vouches for the new user (set_config, transaction-local) to mint the user's first key
+SET ROLE memoriesdb_backend;
 SELECT memoriesdb.create_user('ada-' || substr(md5(random()::text), 1, 6), 'Ada') AS ada \gset
 SELECT memoriesdb.create_user('grace-' || substr(md5(random()::text), 1, 6), 'Grace') AS grace \gset
+BEGIN;
+SELECT set_config('app.current_user', :'ada', true) \g /dev/null
 SELECT memoriesdb.create_api_key(:'ada') AS ada_key \gset
+SELECT set_config('app.current_user', :'grace', true) \g /dev/null
+SELECT memoriesdb.create_api_key(:'grace', now() + interval '30 days') AS grace_key \gset
+COMMIT;
+
+-- the clients: untrusted (memoriesdb_app); only an API key makes them a user. From a memoriesdb_app
+-- login, set_config('app.current_user', <uuid>, true) alone is nobody.
+SET ROLE memoriesdb_app;
 
 -- every transaction says who it acts for; the context ends with the transaction
 BEGIN;
@@ -24,7 +34,7 @@ SELECT count(*) AS visible_without_context FROM memoriesdb.list_memories();
 
 -- nothing appears in Grace's account unasked: Ada's share waits as an offer until Grace accepts it
 BEGIN;
-SELECT set_config('app.current_user', :'grace', true);   -- transaction-local, never a session SET
+SELECT memoriesdb.authenticate(:'grace_key') \g /dev/null
 SELECT count(*) AS visible_before_accepting FROM memoriesdb.list_memories();   -- 0
 SELECT kind, sender = :'ada' AS from_ada, memory_id = :'m1' AS is_m1, level
   FROM memoriesdb.offers();                               -- who offers which memory, never its content
@@ -33,7 +43,7 @@ SELECT memoriesdb.accept_sender(:'ada') AS accepts_ada;   -- once for all: Ada's
 COMMIT;
 
 BEGIN;
-SELECT set_config('app.current_user', :'grace', true);
+SELECT memoriesdb.authenticate(:'grace_key') \g /dev/null
 SELECT count(*) AS visible FROM memoriesdb.list_memories();   -- 1: only what was shared with her (ids, no contents)
 SELECT content FROM memoriesdb.recall(:'m1');             -- contents only through the API: a read on the access log
 \set ON_ERROR_STOP 0
@@ -50,7 +60,8 @@ SELECT memoriesdb.forget(:'m1');
 COMMIT;
 
 BEGIN;
-SELECT set_config('app.current_user', :'grace', true);
+SELECT memoriesdb.authenticate(:'grace_key') \g /dev/null
+SELECT key_prefix, expires_at > now() AS live FROM memoriesdb.api_keys_list();   -- her keys: revoke_api_key(id) ends one
 SELECT event, actor = :'ada' AS by_ada, from_owner = :'ada' AS from_ada, to_owner = :'grace' AS to_grace, note
   FROM memoriesdb.provenance(:'m2');                      -- the chain of custody travels with it
 COMMIT;

@@ -442,7 +442,8 @@ BEGIN
   PERFORM memoriesdb_internal.require_owner(access_history.memory_id, uid, 'read the access history of');
   PERFORM memoriesdb_internal.await_access_log_writes();   -- this session's own reads are in it
   RETURN QUERY
-    SELECT l.at, CASE WHEN l.sqlstate IS NULL THEN 'read' ELSE 'refused' END, l.actor, l.db_role,
+    SELECT l.at, CASE WHEN l.sqlstate IS NULL THEN 'read' ELSE 'refused' END,
+           memoriesdb_internal.disclosed_user(l.actor, uid, uid), l.db_role,   -- a stranger's id only as a pseudonym
            l.application_name, l.function, l.sqlstate, l.query_hash
       FROM memoriesdb.access_log AS l
      WHERE l.memory_ids @> ARRAY[access_history.memory_id]

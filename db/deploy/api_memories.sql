@@ -217,11 +217,15 @@ AS $$
 DECLARE
   log_ids uuid[] := ARRAY[provenance.memory_id];
   log_query bytea;   -- none: not a search
+  viewer uuid := memoriesdb.current_user_id();
+  owner uuid;
 BEGIN
-  PERFORM 1 FROM memoriesdb.memories AS m WHERE m.id = provenance.memory_id;
+  SELECT m.owner_id INTO owner FROM memoriesdb.memories AS m WHERE m.id = provenance.memory_id;
   IF NOT FOUND THEN PERFORM memoriesdb_internal.raise_not_found('memory', provenance.memory_id); END IF;
-  RETURN QUERY
-    SELECT e.event, e.at, e.actor, e.revision, e.content_hash, e.from_owner, e.to_owner, e.note
+  RETURN QUERY   -- user ids the caller does not deal with are shown as pseudonyms (disclosed_user())
+    SELECT e.event, e.at, memoriesdb_internal.disclosed_user(e.actor, viewer, owner), e.revision, e.content_hash,
+           memoriesdb_internal.disclosed_user(e.from_owner, viewer, owner),
+           memoriesdb_internal.disclosed_user(e.to_owner, viewer, owner), e.note
       FROM (SELECT CASE WHEN r.revision = 1 THEN 'created' ELSE 'revised' END AS event,
                    r.created_at AS at, r.created_by AS actor, r.revision, r.content_hash,
                    NULL::uuid AS from_owner, NULL::uuid AS to_owner, NULL::text AS note
@@ -234,7 +238,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.provenance(uuid) IS
-  'The chain of custody of a visible memory, oldest first: its creation (creator, hash), every revision (who, revision number, new hash) and every transfer (from, to, by, note). One access log entry per call; a refusal is logged too.';
+  'The chain of custody of a visible memory, oldest first: its creation (creator, hash), every revision (who, revision number, new hash) and every transfer (from, to, by, note). A user the caller does not deal with (not itself, the owner, or someone it shared or transferred with) appears as a pseudonym (stable per caller), never by id. One access log entry per call; a refusal is logged too.';
 ALTER FUNCTION memoriesdb.provenance(uuid) OWNER TO memoriesdb_reader;
 
 -- What exists and whose it is, without contents: the list a client used to

@@ -69,10 +69,10 @@ GRANT USAGE ON SCHEMA memoriesdb_internal TO memoriesdb_reader;
 --    what exists and whose it is through the list_* functions (no contents),
 --    contents only through the logged read functions, writes only through the API.
 GRANT EXECUTE ON FUNCTION
-  memoriesdb.current_user_id(), memoriesdb.setting(text),
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   -- users and keys
-  memoriesdb.create_user(text, text), memoriesdb.create_api_key(uuid), memoriesdb.revoke_api_key(text),
-  memoriesdb.authenticate(text),
+  memoriesdb.create_api_key(uuid), memoriesdb.create_api_key(uuid, timestamptz), memoriesdb.api_keys_list(),
+  memoriesdb.revoke_api_key(text), memoriesdb.revoke_api_key(uuid), memoriesdb.authenticate(text),
   -- memories
   memoriesdb.remember(text, jsonb), memoriesdb.remember_once(text, jsonb, text),
   memoriesdb.revise(uuid, text, jsonb), memoriesdb.forget(uuid),
@@ -93,9 +93,22 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.access_history(uuid, timestamptz), memoriesdb.flush_access_log()
   TO memoriesdb_app;
 
+-- 3b. memoriesdb_backend: a trusted application server that authenticates its
+--    users itself. Everything the app may do (by membership), and its bare
+--    set_config('app.current_user', <uuid>, true) is believed (current_user_id()
+--    checks the membership of session_user); it creates users.
+DO $$
+BEGIN
+  IF NOT pg_catalog.pg_has_role('memoriesdb_backend', 'memoriesdb_app', 'MEMBER') THEN   -- cluster-wide: once
+    GRANT memoriesdb_app TO memoriesdb_backend;
+  END IF;
+END
+$$;
+GRANT EXECUTE ON FUNCTION memoriesdb.create_user(text, text) TO memoriesdb_backend;
+
 -- 4. memoriesdb_worker: the runner. The queues' functions; no table.
 GRANT EXECUTE ON FUNCTION
-  memoriesdb.current_user_id(), memoriesdb.setting(text),
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb.claim_embedding_jobs(integer, interval, text),
   memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text),
   memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text),
@@ -111,7 +124,7 @@ GRANT EXECUTE ON FUNCTION
 -- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
 GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_log, memoriesdb.access_refusal_bursts TO memoriesdb_auditor;
 GRANT EXECUTE ON FUNCTION
-  memoriesdb.current_user_id(), memoriesdb.setting(text),
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
   memoriesdb.access_refusals(interval), memoriesdb.flush_access_log()
   TO memoriesdb_auditor;
@@ -122,8 +135,9 @@ GRANT EXECUTE ON FUNCTION
 GRANT SELECT ON memoriesdb.memories, memoriesdb.memory_revisions, memoriesdb.memory_grants,
                 memoriesdb.memory_transfers, memoriesdb.memory_edges, memoriesdb.edge_types TO memoriesdb_reader;
 GRANT EXECUTE ON FUNCTION
-  memoriesdb.current_user_id(), memoriesdb.setting(text),
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb_internal.raise_not_found(text, uuid), memoriesdb_internal.record_refusal(text, uuid),
+  memoriesdb_internal.disclosed_user(uuid, uuid, uuid),
   memoriesdb_internal.record_read(text, uuid[], bytea),
   memoriesdb_internal.query_fingerprint(text, public.vector, integer, jsonb, text),
   memoriesdb_internal.check_query_vector(public.vector), memoriesdb_internal.check_embedding(public.vector),

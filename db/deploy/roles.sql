@@ -16,6 +16,7 @@ BEGIN
       ('memoriesdb_owner',   'NOLOGIN NOINHERIT BYPASSRLS'),
       ('memoriesdb_reader',  'NOLOGIN NOINHERIT'),
       ('memoriesdb_app',     'NOLOGIN'),
+      ('memoriesdb_backend', 'NOLOGIN'),
       ('memoriesdb_worker',  'NOLOGIN'),
       ('memoriesdb_auditor', 'NOLOGIN')) AS v(name, opts)
   LOOP
@@ -38,7 +39,9 @@ COMMENT ON ROLE memoriesdb_owner IS
 COMMENT ON ROLE memoriesdb_reader IS
   'MemoriesDB: owns the read functions (recall, verify, provenance, search*). NOLOGIN, no BYPASSRLS: row-level security shows it what the context user may see. Nobody acts as it outside those functions.';
 COMMENT ON ROLE memoriesdb_app IS
-  'MemoriesDB: granted to application logins. Reads tables under row-level security, writes only through the API functions.';
+  'MemoriesDB: granted to untrusted application logins (e.g. agents). A context only from authenticate(api_key): a bare app.current_user is nobody. Writes only through the API functions.';
+COMMENT ON ROLE memoriesdb_backend IS
+  'MemoriesDB: granted to the logins of a trusted application server that authenticates its users itself. Everything memoriesdb_app may do, and its bare set_config(''app.current_user'', <uuid>, true) is believed (an app login needs authenticate()); it may create users. Every audit row of such a context records the login that vouched for it.';
 COMMENT ON ROLE memoriesdb_worker IS
   'MemoriesDB: the runner. Executes the queue functions only; no table privileges.';
 COMMENT ON ROLE memoriesdb_auditor IS

@@ -221,10 +221,15 @@ AS $$
 DECLARE
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(NULL, query, k, filter, min_similarity::text);
+  viewer uuid;   -- the caller, read only for a memory that changed hands
 BEGIN
   FOR id, similarity, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb_internal.vector_ranking(query, k, filter, min_similarity) LOOP
     log_ids := log_ids || id;
+    IF created_by <> owner_id THEN   -- a memory that changed hands: its creator only if the caller deals with them
+      viewer := coalesce(viewer, memoriesdb.current_user_id());
+      created_by := memoriesdb_internal.disclosed_user(created_by, viewer, owner_id);
+    END IF;
     RETURN NEXT;
   END LOOP;
   PERFORM memoriesdb_internal.record_read('search', log_ids, log_query);

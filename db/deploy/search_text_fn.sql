@@ -123,11 +123,11 @@ AS $$
   SELECT array_agg(c.id) FROM (
     SELECT m.id FROM memoriesdb.memories AS m
      WHERE m.content_tsv @@ tsq
-       AND (m.owner_id = memoriesdb.current_user_id()
+       AND (m.owner_id = (SELECT memoriesdb.current_user_id())   -- once per query: it verifies a proof
             OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
-                        WHERE g.memory_id = m.id AND g.grantee_id = memoriesdb.current_user_id()
+                        WHERE g.memory_id = m.id AND g.grantee_id = (SELECT memoriesdb.current_user_id())
                           AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())))
-       AND memoriesdb_internal.matches_filter(m, f, memoriesdb.current_user_id(), linked)
+       AND memoriesdb_internal.matches_filter(m, f, (SELECT memoriesdb.current_user_id()), linked)
      ORDER BY ts_rank_cd(CASE WHEN m.content_trgm IS NULL THEN m.content_tsv   -- the window is all of it
                               ELSE to_tsvector('english'::regconfig, m.content_trgm) END, tsq, 32) DESC
      LIMIT n) AS c
@@ -247,10 +247,15 @@ AS $$
 DECLARE
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, NULL, k, filter);
+  viewer uuid;   -- the caller, read only for a memory that changed hands
 BEGIN
   FOR id, score, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb_internal.text_ranking(query, k, filter) LOOP
     log_ids := log_ids || id;
+    IF created_by <> owner_id THEN   -- a memory that changed hands: its creator only if the caller deals with them
+      viewer := coalesce(viewer, memoriesdb.current_user_id());
+      created_by := memoriesdb_internal.disclosed_user(created_by, viewer, owner_id);
+    END IF;
     RETURN NEXT;
   END LOOP;
   PERFORM memoriesdb_internal.record_read('search_text', log_ids, log_query);
@@ -271,6 +276,7 @@ SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive quer
 AS $$
 DECLARE
   depth integer;
+  viewer uuid;   -- the caller, read only for a memory that changed hands
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, query_vector, k, filter, concat_ws(',', vector_weight, text_weight, rrf_k));
 BEGIN
@@ -302,6 +308,10 @@ BEGIN
      LIMIT k
   LOOP
     log_ids := log_ids || id;
+    IF created_by <> owner_id THEN   -- a memory that changed hands: its creator only if the caller deals with them
+      viewer := coalesce(viewer, memoriesdb.current_user_id());
+      created_by := memoriesdb_internal.disclosed_user(created_by, viewer, owner_id);
+    END IF;
     RETURN NEXT;
   END LOOP;
   PERFORM memoriesdb_internal.record_read('search_hybrid', log_ids, log_query);

@@ -2,7 +2,11 @@
 -- Back to the functions of context as released in v0.3.0 (context@v0.3.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+
 DROP FUNCTION memoriesdb_internal.context_vouched_by();
+DROP FUNCTION memoriesdb.context_proven(text, text);
+DROP FUNCTION memoriesdb_internal.context_proof(text, bytea, bytea);
+DROP FUNCTION memoriesdb_internal.disclosed_user(uuid, uuid, uuid);
 
 CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE

@@ -2,6 +2,20 @@
 -- Back to the functions of roles as released in v0.3.0 (roles@v0.3.0.sql).
 BEGIN;
 
+-- memoriesdb_backend is new after v0.3.0: dropped when no other database still uses it
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'memoriesdb_backend') THEN
+    BEGIN
+      DROP OWNED BY memoriesdb_backend;   -- this database only
+      DROP ROLE memoriesdb_backend;
+    EXCEPTION WHEN dependent_objects_still_exist OR object_in_use THEN
+      RAISE NOTICE 'role memoriesdb_backend kept: another database still uses it';
+    END;
+  END IF;
+END
+$$;
+
 DO $$
 DECLARE
   r record;

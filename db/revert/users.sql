@@ -3,6 +3,14 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+DROP FUNCTION memoriesdb.create_api_key(uuid, timestamptz);
+DROP FUNCTION memoriesdb.api_keys_list();
+DROP FUNCTION memoriesdb.revoke_api_key(uuid);
+DROP FUNCTION memoriesdb_internal.issue_api_key(uuid, timestamptz);
+DROP FUNCTION memoriesdb_internal.login_is_admin();
+DROP FUNCTION memoriesdb_internal.check_auth_throttle(bytea);
+DROP FUNCTION memoriesdb_internal.record_auth_failure(bytea);
+
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

@@ -121,7 +121,7 @@ SELECT is_empty($$
 -- what clients may call (privileges decide who) and the machinery no client may reach
 SELECT functions_are('memoriesdb', ARRAY[
   'current_user_id', 'verify_audit_chain', 'audit_head', 'setting', 'create_user', 'create_api_key',
-  'revoke_api_key', 'authenticate', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
+  'revoke_api_key', 'authenticate', 'api_keys_list', 'context_proven', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
   'fail_embedding_job', 'release_embedding_jobs', 'renew_embedding_leases', 'reclaim_expired_embedding_leases',
   'requeue_dead_embedding_jobs', 'defer_embedding_jobs', 'embedding_queue_health',
   'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'remember_once', 'revise',
@@ -143,10 +143,12 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
   'accepts_from', 'effect_share', 'effect_transfer', 'offer',
   'access_log_mac', 'access_burst_mac', 'append_access_entry', 'append_access_entry_autonomously', 'write_access_entry',
-  'log_read', 'context_vouched_by']);
+  'log_read',
+  'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'record_auth_failure',
+  'check_auth_throttle', 'disclosed_user']);
 SELECT functions_are('memoriesdb_pgbouncer', ARRAY['user_lookup']);   -- PgBouncer's auth_query (20-pgbouncer-auth.sql)
 SELECT is_empty($$
-  SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
+  SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
    WHERE has_schema_privilege(r, 'memoriesdb_internal', 'USAGE') $$,
   'no client role may use schema memoriesdb_internal');
 SELECT is_empty($$

@@ -62,8 +62,8 @@ SELECT throws_ok(format('SELECT memoriesdb.create_api_key(%L)', :'alice'), 'MDB0
   'bob cannot create a key for alice');
 SELECT throws_ok(format('SELECT memoriesdb.revoke_api_key(%L)', :'akey'), 'MDB10', 'invalid api key',
   'bob cannot revoke alice''s key');
-SELECT throws_ok(format('SELECT memoriesdb.create_api_key(%L)', gen_random_uuid()), 'MDB02', 'unknown user',
-  'no key for an unknown user');
+SELECT throws_ok(format('SELECT memoriesdb.create_api_key(%L)', gen_random_uuid()), 'MDB04', 'not allowed',
+  'no key for an unknown user (refused as for any other user''s: a refusal tells not whether a uuid is a user)');
 SELECT tests.act_as(:'alice');
 SELECT lives_ok(format('SELECT memoriesdb.revoke_api_key(%L)', :'akey'), 'alice revokes her key');
 SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'akey'), 'MDB10', 'api key revoked', 'a revoked key is refused');

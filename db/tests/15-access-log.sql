@@ -174,8 +174,9 @@ SELECT tests.act_as(:'alice');
 SELECT memoriesdb.transfer(:'a1', :'carol');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.access_history(%L)', :'a1'), 'MDB03', NULL, 'after the transfer alice sees none of a1''s log');
 SELECT tests.act_as(:'carol');
-SELECT cmp_ok((SELECT count(*) FROM memoriesdb.access_history(:'a1') WHERE actor IN (:'alice', :'bob')), '>=', 6::bigint,
-  'carol, the new owner, sees a1''s whole history: alice''s reads and bob''s refusals');
+SELECT cmp_ok((SELECT count(*) FROM memoriesdb.access_history(:'a1') WHERE actor = :'alice' OR (sqlstate IS NOT NULL AND actor <> :'bob')),
+  '>=', 6::bigint,
+  'carol, the new owner, sees a1''s whole history: alice''s reads and bob''s refusals (bob, a stranger to her, by a pseudonym)');
 
 SELECT tests.act_as(NULL, 'memoriesdb_auditor');
 SELECT cmp_ok((SELECT count(*) FROM memoriesdb.access_log WHERE memory_ids && ARRAY[:'a1'::uuid, :'a2'::uuid, :'a3'::uuid, :'ghost'::uuid]),

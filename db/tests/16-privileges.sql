@@ -3,7 +3,7 @@
 -- difference, so a grant added or lost anywhere shows up here; the README's API
 -- table is the same list, and db/deploy/privileges.sql is where it is made.
 BEGIN;
-SELECT plan(11);
+SELECT plan(13);
 
 CREATE FUNCTION pg_temp.executable(r text) RETURNS SETOF text LANGUAGE sql AS $$
   SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -23,8 +23,8 @@ CREATE FUNCTION pg_temp.selectable(r text) RETURNS SETOF text LANGUAGE sql AS $$
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.accept_offer', 'memoriesdb.accept_sender', 'memoriesdb.decline_offer', 'memoriesdb.forget_sender',
     'memoriesdb.offers', 'memoriesdb.offers_sent', 'memoriesdb.trusted_senders', 'memoriesdb.withdraw_offer',
-    'memoriesdb.access_history', 'memoriesdb.authenticate', 'memoriesdb.create_api_key',
-    'memoriesdb.create_edge_type', 'memoriesdb.create_user', 'memoriesdb.current_user_id',
+    'memoriesdb.access_history', 'memoriesdb.api_keys_list', 'memoriesdb.authenticate', 'memoriesdb.create_api_key',
+    'memoriesdb.create_edge_type', 'memoriesdb.context_proven', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.forget', 'memoriesdb.link', 'memoriesdb.neighbors', 'memoriesdb.path',
     'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.remember', 'memoriesdb.remember_once', 'memoriesdb.revise',
     'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
@@ -35,10 +35,16 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
 SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
   'memoriesdb_app selects no table or column: what exists through list_*(), contents through the logged reads');
 
+-- memoriesdb_backend: a trusted application server: the app's, and create_user
+SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_backend') EXCEPT SELECT * FROM pg_temp.executable('memoriesdb_app') $$,
+  ARRAY['memoriesdb.create_user'], 'memoriesdb_backend executes what the app does, and create_user');
+SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_backend') $$, $$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
+  'memoriesdb_backend selects what the app does');
+
 -- memoriesdb_worker: the runner
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY[
     'memoriesdb.access_refusals', 'memoriesdb.claim_embedding_jobs', 'memoriesdb.complete_embedding_job',
-    'memoriesdb.complete_embedding_jobs', 'memoriesdb.current_user_id', 'memoriesdb.dead_embedding_jobs',
+    'memoriesdb.complete_embedding_jobs', 'memoriesdb.context_proven', 'memoriesdb.current_user_id', 'memoriesdb.dead_embedding_jobs',
     'memoriesdb.defer_embedding_jobs', 'memoriesdb.embedding_queue_health',
     'memoriesdb.embedding_models', 'memoriesdb.embedding_queue_status', 'memoriesdb.fail_embedding_job',
     'memoriesdb.reclaim_expired_embedding_leases', 'memoriesdb.release_embedding_jobs',
@@ -49,7 +55,7 @@ SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_worker') $$, 'me
 
 -- memoriesdb_auditor: the auditor
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRAY[
-    'memoriesdb.access_refusals', 'memoriesdb.audit_head', 'memoriesdb.current_user_id',
+    'memoriesdb.access_refusals', 'memoriesdb.audit_head', 'memoriesdb.context_proven', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain'],
   'memoriesdb_auditor executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
@@ -62,11 +68,11 @@ SELECT is_empty($$ SELECT * FROM pg_temp.selectable('public') $$, 'public select
 
 -- memoriesdb_reader: the owner of the read functions (no login)
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_reader') $$, ARRAY[
-    'memoriesdb.current_user_id', 'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.search',
+    'memoriesdb.context_proven', 'memoriesdb.current_user_id', 'memoriesdb.provenance', 'memoriesdb.recall', 'memoriesdb.search',
     'memoriesdb.list_memories', 'memoriesdb.list_grants', 'memoriesdb.list_edges', 'memoriesdb.list_edge_types',
     'memoriesdb.search_hybrid', 'memoriesdb.search_text', 'memoriesdb.setting', 'memoriesdb.verify',
     'memoriesdb_internal.check_embedding', 'memoriesdb_internal.check_query_vector',
-    'memoriesdb_internal.check_search_filter', 'memoriesdb_internal.fulltext_candidates',
+    'memoriesdb_internal.check_search_filter', 'memoriesdb_internal.disclosed_user', 'memoriesdb_internal.fulltext_candidates',
     'memoriesdb_internal.linked_ids', 'memoriesdb_internal.matches_filter', 'memoriesdb_internal.query_fingerprint',
     'memoriesdb_internal.raise_not_found', 'memoriesdb_internal.record_read', 'memoriesdb_internal.record_refusal',
     'memoriesdb_internal.text_ranking', 'memoriesdb_internal.vector_ranking', 'memoriesdb_internal.visible_count',

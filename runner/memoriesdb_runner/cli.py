@@ -109,7 +109,12 @@ user_options = [
         allow_from_autoenv=False,
         help="Discouraged: visible to every local user in the process list. Use MEMORIESDB_API_KEY or the options above.",
     ),
-    click.option("--user", "user_id", type=click.UUID, help="Act as this user id (the application is trusted to set it)."),
+    click.option(
+        "--user",
+        "user_id",
+        type=click.UUID,
+        help="Act as this user id (over MEMORIESDB_BACKEND_DSN, a backend login vouching for it).",
+    ),
 ]
 
 
@@ -189,7 +194,7 @@ def search(settings: Settings, text: str, api_key_file, api_key_stdin, api_key_o
 @click.option(
     "--dev-logins",
     is_flag=True,
-    help="Also create the password-less development logins memoriesdb_runner and memoriesdb_client "
+    help="Also create the password-less development logins memoriesdb_runner (worker), memoriesdb_client (app) and memoriesdb_server (backend) "
     "(only for a trust-auth development server; production creates its own logins, see README).",
 )
 @click.pass_obj

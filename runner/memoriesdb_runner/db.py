@@ -100,8 +100,14 @@ async def connect(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncConnecti
     return conn
 
 
+def user_dsn(settings, api_key: str | None) -> str:
+    """Where a user-facing command connects: as the untrusted app with an API key, else as the backend."""
+    return settings.app_dsn if api_key else settings.backend_dsn
+
+
 async def become(conn: psycopg.AsyncConnection, api_key: str | None = None, user_id: uuid.UUID | None = None) -> None:
-    """Set the user context for the current transaction only: by API key, else by a trusted user id."""
+    """Set the user context for the current transaction only: by API key (proven), else by a user id, which
+    the ledger believes only from a memoriesdb_backend login (settings.backend_dsn)."""
     if api_key:
         await row(conn, "authenticate", api_key=api_key)
     elif user_id:

@@ -28,13 +28,17 @@ async def run_demo(settings: Settings, console: Console) -> None:
     admin.ensure_local_logins(settings.admin_dsn)
 
     suffix = secrets.token_hex(3)
-    conn = await db.connect(settings.app_dsn)
+    # provisioning is the trusted backend's: it creates each user, then vouches for it to mint its first key;
+    # from then on the clients (untrusted, memoriesdb_app) act only by those keys
+    conn = await db.connect(settings.backend_dsn, autocommit=False)
     async with conn:
         ids, keys = {}, {}
         for who in ("alice", "bob"):
-            ids[who] = (await db.row(conn, "create_user", handle=f"{who}-{suffix}", display_name=who.title()))["id"]
-            keys[who] = (await db.row(conn, "create_api_key", user_id=ids[who]))["api_key"]
-    console.print(f"2. created users alice-{suffix} and bob-{suffix}, each with an API key")
+            async with conn.transaction():
+                ids[who] = (await db.row(conn, "create_user", handle=f"{who}-{suffix}", display_name=who.title()))["id"]
+                await db.become(conn, user_id=ids[who])
+                keys[who] = (await db.row(conn, "create_api_key", user_id=ids[who]))["api_key"]
+    console.print(f"2. the backend created users alice-{suffix} and bob-{suffix}, each with an API key")
 
     data = Path(str(files(__package__).joinpath("data")))
     for who in ("alice", "bob"):

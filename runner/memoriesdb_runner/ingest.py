@@ -133,7 +133,7 @@ async def ingest_file(
     keep the counts when the run is interrupted. A progress bar (bytes) on console if given."""
     result = result if result is not None else IngestResult()
     source = source or str(path.resolve())
-    conn = await db.connect(settings.app_dsn, autocommit=False)
+    conn = await db.connect(db.user_dsn(settings, api_key), autocommit=False)
     with Progress(
         TextColumn("[bold]ingest"),
         BarColumn(),

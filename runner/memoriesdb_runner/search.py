@@ -31,7 +31,7 @@ async def search_text(
     finally:
         if own_provider:
             await provider.aclose()
-    conn = await db.connect(settings.app_dsn, autocommit=False)
+    conn = await db.connect(db.user_dsn(settings, api_key), autocommit=False)
     async with conn:
         async with conn.transaction():
             await db.become(conn, api_key, user_id)

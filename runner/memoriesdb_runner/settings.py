@@ -24,8 +24,12 @@ class Settings(BaseSettings):
     # Unset: MEMORIESDB_DSN with the port of the PostgreSQL behind PgBouncer (listen_port).
     listen_dsn: str | None = None
     listen_port: int = 5432
-    # Connection for the user-facing commands (ingest, search, demo): role memoriesdb_app, through PgBouncer.
+    # Connection for the user-facing commands (ingest, search, demo) acting by API key: role memoriesdb_app
+    # (untrusted: a context only from authenticate()), through PgBouncer.
     app_dsn: str = "postgresql://memoriesdb_client@127.0.0.1:6432/memoriesdb"
+    # Connection of a trusted backend (role memoriesdb_backend): creates users and acts by user id (--user),
+    # vouching for it; the demo provisions its users through it. Through PgBouncer.
+    backend_dsn: str = "postgresql://memoriesdb_server@127.0.0.1:6432/memoriesdb"
     # Superuser connection the demo deploys with (sqitch), direct.
     admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/memoriesdb"
 

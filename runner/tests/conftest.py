@@ -51,6 +51,7 @@ def settings(database, fake_ollama) -> Settings:
         listen_dsn=None,
         listen_port=int(PORT),
         app_dsn=f"postgresql://memoriesdb_client@{HOST}:{PORT}/{DB}",
+        backend_dsn=f"postgresql://memoriesdb_server@{HOST}:{PORT}/{DB}",
         admin_dsn=database,
         provider="ollama",
         ollama_url=fake_ollama.url,

@@ -24,9 +24,10 @@ def refused(sqlstate: str):
 
 @contextlib.contextmanager
 def app(settings, user_id=None):
-    """An application session; on the way out it waits for its access log entries
-    (reads send them without waiting), as a client that needs them at once would."""
-    conn = psycopg.connect(settings.app_dsn, row_factory=dict_row)
+    """An application server's session (a memoriesdb_backend login: it vouches for the user ids it
+    sets); on the way out it waits for its access log entries (reads send them without waiting), as a
+    client that needs them at once would."""
+    conn = psycopg.connect(settings.backend_dsn, row_factory=dict_row)
     if user_id is not None:
         conn.execute("SELECT set_config('app.current_user', %s, true)", (str(user_id),))
     try:
@@ -66,9 +67,12 @@ def test_refusal_survives_rollback_of_a_separate_session(settings, admin_conn, u
         )
         with refused("MDB03"):
             conn.execute("SELECT * FROM memoriesdb.access_history(%s)", (m,))
-    assert history(settings, alice, m) == [  # newest first; asking for the history was an attempt too
-        {"outcome": "refused", "function": "access_history", "actor": bob, "sqlstate": "MDB03"},
-        {"outcome": "refused", "function": "recall", "actor": bob, "sqlstate": "MDB03"},
+    seen = history(settings, alice, m)
+    stranger = seen[0]["actor"]  # bob, whom alice does not deal with, by a pseudonym stable for her (never his id)
+    assert stranger != bob
+    assert seen == [  # newest first; asking for the history was an attempt too
+        {"outcome": "refused", "function": "access_history", "actor": stranger, "sqlstate": "MDB03"},
+        {"outcome": "refused", "function": "recall", "actor": stranger, "sqlstate": "MDB03"},
     ]
 
 
@@ -81,7 +85,7 @@ def test_refusal_survives_a_killed_session(settings, admin_conn, user, make_user
     with admin_conn.transaction():  # bob may read it, not transfer it
         admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
         admin_conn.execute("SELECT memoriesdb.share(%s, %s)", (m, bob))
-    conn = psycopg.connect(settings.app_dsn)
+    conn = psycopg.connect(settings.backend_dsn)
     conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
     conn.execute("SELECT memoriesdb.remember('written before the attempt')")
     conn.execute("SAVEPOINT try")

@@ -22,6 +22,7 @@ def env_of(settings) -> dict[str, str]:
         "MEMORIESDB_DSN": settings.dsn,
         "MEMORIESDB_LISTEN_DSN": settings.listen,
         "MEMORIESDB_APP_DSN": settings.app_dsn,
+        "MEMORIESDB_BACKEND_DSN": settings.backend_dsn,
         "MEMORIESDB_ADMIN_DSN": settings.admin_dsn,
         "MEMORIESDB_PROVIDER": "ollama",
         "MEMORIESDB_OLLAMA_URL": settings.ollama_url,

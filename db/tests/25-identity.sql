@@ -1,0 +1,178 @@
+-- Identity: nobody acts as a user without proof (issue 12).
+-- The attacks run as real non-superuser logins (SET SESSION AUTHORIZATION): a
+-- superuser counts as a member of every role, memoriesdb_backend included.
+-- Replay across transactions and sessions: runner/tests/test_identity.py.
+BEGIN;
+SELECT plan(51);
+
+-- pgTAP keeps its state in temporary tables of this session: let the logins write them
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS n FROM pg_class c WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind IN ('r', 'S') LOOP
+    EXECUTE format('GRANT ALL ON %s TO PUBLIC', r.n);
+  END LOOP;
+END $$;
+
+-- the internal helper, for the logins (session_user is still theirs inside)
+CREATE FUNCTION tests.vouched_by() RETURNS name LANGUAGE sql SECURITY DEFINER AS $$ SELECT memoriesdb_internal.context_vouched_by() $$;
+
+-- fresh login names each run: failed authentications are counted durably, by login
+SELECT 'mdb_id_app_' || substr(md5(random()::text), 1, 8) AS app, 'mdb_id_be_' || substr(md5(random()::text), 1, 8) AS be \gset
+CREATE ROLE :"app" LOGIN IN ROLE memoriesdb_app;
+CREATE ROLE :"be" LOGIN IN ROLE memoriesdb_backend;
+
+SELECT tests.create_user('alice') AS alice \gset
+SELECT tests.create_user('bob') AS bob \gset
+SELECT tests.memory_of(:'alice', 'alice private note') AS a1 \gset
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.create_api_key(:'alice') AS akey \gset
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.create_api_key(:'bob') AS bkey \gset
+SELECT tests.clear_context();
+
+-- the roles
+SELECT has_role('memoriesdb_backend');
+SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'memoriesdb_backend'), false, 'memoriesdb_backend is NOLOGIN');
+SELECT isnt(shobj_description('memoriesdb_backend'::regrole, 'pg_authid'), NULL, 'memoriesdb_backend has a COMMENT');
+SELECT ok(pg_has_role('memoriesdb_backend', 'memoriesdb_app', 'USAGE'), 'a backend may do what the app may');
+SELECT ok(NOT pg_has_role('memoriesdb_app', 'memoriesdb_backend', 'MEMBER'), 'the app is no backend');
+SELECT volatility_is('memoriesdb', 'current_user_id', ARRAY[]::text[], 'stable', 'current_user_id() is STABLE');
+SELECT is((SELECT proparallel FROM pg_proc WHERE oid = 'memoriesdb.current_user_id()'::regprocedure), 'r',
+  'current_user_id() is PARALLEL RESTRICTED (the proof names the backend process)');
+SELECT is_empty($$ SELECT 1 FROM pg_class c WHERE c.oid = 'memoriesdb_internal.context_key'::regclass
+                    AND (has_table_privilege('memoriesdb_app', c.oid, 'SELECT') OR has_table_privilege('memoriesdb_backend', c.oid, 'SELECT')
+                         OR has_table_privilege('memoriesdb_worker', c.oid, 'SELECT') OR has_table_privilege('memoriesdb_auditor', c.oid, 'SELECT')) $$,
+  'no client reads the context key');
+
+-- 1. an untrusted login: a bare uuid is nobody
+SET SESSION AUTHORIZATION :"app";
+SELECT set_config('app.current_user', :'alice', true);
+SELECT is(memoriesdb.current_user_id(), NULL, 'app login: a uuid written with set_config is nobody');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 0::bigint, 'app login: a bare uuid reads nothing');
+SELECT throws_ok($$ SELECT memoriesdb.remember('planted') $$, 'MDB01', 'no user context', 'app login: a bare uuid cannot write');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a1'), 'MDB03', 'memory not found', 'app login: a bare uuid cannot recall');
+SELECT throws_ok(format('SELECT memoriesdb.forget(%L)', :'a1'), 'MDB01', 'no user context', 'app login: a bare uuid cannot forget');
+SELECT set_config('app.current_user_proof', repeat('0', 64), true);
+SELECT is(memoriesdb.current_user_id(), NULL, 'app login: a forged proof is nobody');
+SELECT is(tests.vouched_by(), NULL, 'app login: nobody vouches');
+
+-- 2. no context: no key for another user, no new users
+SELECT set_config('app.current_user', '', true);
+SELECT throws_ok(format('SELECT memoriesdb.create_api_key(%L)', :'alice'), 'MDB01', 'no user context',
+  'app login, no context: no key minted for a victim');
+SELECT throws_ok($$ SELECT memoriesdb.create_user('mallory') $$, '42501', NULL, 'app login: cannot create users');
+
+-- 3. proof: authenticate(), and nothing else
+SELECT is(memoriesdb.authenticate(:'akey'), :'alice'::uuid, 'app login: authenticate returns the key''s user');
+SELECT is(memoriesdb.current_user_id(), :'alice'::uuid, 'app login: the proven context is alice');
+SELECT is(tests.vouched_by(), NULL, 'a proven context is vouched by nobody');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 1::bigint, 'app login: alice reads her memory');
+SELECT memoriesdb.remember('proven write') AS proven \gset
+SELECT set_config('app.current_user', :'bob', true);
+SELECT is(memoriesdb.current_user_id(), NULL, 'app login: alice''s proof does not make bob');
+SELECT throws_ok($$ SELECT memoriesdb.remember('as bob') $$, 'MDB01', 'no user context', 'app login: a proof for alice cannot write as bob');
+SELECT memoriesdb.authenticate(:'akey');
+SELECT throws_ok(format('SELECT memoriesdb.create_api_key(%L)', :'bob'), 'MDB04', 'not allowed', 'alice cannot mint a key for bob');
+SELECT memoriesdb.create_api_key(:'alice', now() + interval '1 hour') AS akey2 \gset
+SELECT is((SELECT count(*) FROM memoriesdb.api_keys_list()), 2::bigint, 'alice lists her own keys only');
+SELECT is((SELECT count(*) FROM memoriesdb.api_keys_list() WHERE expires_at BETWEEN now() + interval '59 minutes' AND now() + interval '61 minutes'),
+  1::bigint, 'a key carries the expiry asked for');
+SELECT is((SELECT count(*) FROM memoriesdb.api_keys_list() WHERE expires_at IS NOT NULL AND expires_at > now() + interval '80 days'),
+  1::bigint, 'by default a key expires after api_key_lifetime (90 days)');
+SELECT throws_ok($$ SELECT memoriesdb.create_api_key(memoriesdb.current_user_id(), now() - interval '1 second') $$, 'MDB12', NULL,
+  'an expiry in the past is refused');
+SELECT lives_ok(format('SELECT memoriesdb.revoke_api_key(%L::uuid)', (SELECT id FROM memoriesdb.api_keys_list() WHERE key_prefix = left(:'akey2', 12))),
+  'alice revokes a key by its id');
+SELECT isnt((SELECT revoked_at FROM memoriesdb.api_keys_list() WHERE key_prefix = left(:'akey2', 12)), NULL, 'the list shows it revoked');
+SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'akey2'), 'MDB10', 'api key revoked', 'a key revoked by id is refused');
+RESET SESSION AUTHORIZATION;   -- the test reads alice's key id from the table (no client can)
+SELECT id AS akey_id FROM memoriesdb.api_keys WHERE key_prefix = left(:'akey', 12) \gset
+SET SESSION AUTHORIZATION :"app";
+SELECT memoriesdb.authenticate(:'bkey');
+SELECT throws_ok(format('SELECT memoriesdb.revoke_api_key(%L::uuid)', :'akey_id'),
+  'MDB10', 'api key not found', 'bob cannot revoke alice''s key by id');
+RESET SESSION AUTHORIZATION;
+
+-- an expired key
+UPDATE memoriesdb.api_keys SET expires_at = now() - interval '1 minute' WHERE key_prefix = left(:'bkey', 12);
+SET SESSION AUTHORIZATION :"app";
+SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'bkey'), 'MDB10', 'api key expired', 'an expired key is refused');
+
+-- 4. throttling: after the failures allowed, refused before the key is checked
+--    (this login failed twice already: the revoked key and the expired key)
+RESET SESSION AUTHORIZATION;
+UPDATE memoriesdb.config SET value = '{"window_seconds": 300, "max_failures_per_login": 5, "max_failures_per_key_prefix": 100}'
+ WHERE key = 'auth_throttle';
+SET SESSION AUTHORIZATION :"app";
+SELECT throws_ok($$ SELECT memoriesdb.authenticate('mdb_00000000wrong1') $$, 'MDB10', 'invalid api key', 'failure 1');
+SELECT throws_ok($$ SELECT memoriesdb.authenticate('mdb_00000000wrong2') $$, 'MDB10', 'invalid api key', 'failure 2');
+SELECT throws_ok($$ SELECT memoriesdb.authenticate('mdb_00000000wrong3') $$, 'MDB10', 'invalid api key', 'failure 3');
+SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'akey'), 'MDB14', 'too many failed authentications',
+  'after max_failures_per_login failures even the right key is refused, unchecked');
+RESET SESSION AUTHORIZATION;
+
+-- 5. a trusted backend vouches with set_config, as before, and the audit log says so
+SET SESSION AUTHORIZATION :"be";
+SELECT set_config('app.current_user', :'alice', true);
+SELECT is(memoriesdb.current_user_id(), :'alice'::uuid, 'backend login: set_config acts as alice');
+SELECT is(tests.vouched_by(), :'be'::name, 'backend login: it vouches for the context');
+SELECT memoriesdb.remember('vouched write') AS vouched \gset
+SELECT memoriesdb.create_user('carol-' || substr(md5(random()::text), 1, 6)) AS carol \gset
+SELECT set_config('app.current_user', :'carol', true);
+SELECT matches(memoriesdb.create_api_key(:'carol'), '^mdb_', 'a backend provisions a user and, vouching for it, its first key');
+SET LOCAL ROLE memoriesdb_app;   -- the role in force hides the login no more
+SELECT set_config('app.current_user', :'alice', true);
+SELECT memoriesdb.revise(:'vouched', 'vouched revision');
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+
+SELECT results_eq(format($$ SELECT login, vouched_by, db_role FROM memoriesdb.audit_log
+                             WHERE table_name = 'memories' AND row_id = %L ORDER BY id $$, :'vouched'),
+  format($$ VALUES (%L::name, %L::name, %L::text), (%L::name, %L::name, 'memoriesdb_app') $$, :'be', :'be', :'be', :'be', :'be'),
+  'audit rows record the login and the backend that vouched, whatever role is in force');
+SELECT results_eq(format($$ SELECT login, vouched_by FROM memoriesdb.audit_log WHERE table_name = 'memories' AND row_id = %L $$, :'proven'),
+  format($$ VALUES (%L::name, NULL::name) $$, :'app'),
+  'an audit row of a proven context records the login and no voucher');
+SELECT is_empty(format($$ SELECT 1 FROM memoriesdb.audit_log a WHERE table_name = 'memories' AND row_id IN (%L, %L)
+                            AND row_hash IS DISTINCT FROM sha256(memoriesdb_internal.audit_canonical(a)) $$, :'vouched', :'proven'),
+  'the row hash covers the new fields');
+
+-- 6. no tenant reads the id of a user it does not deal with
+SELECT tests.create_user('carol2') AS carol2 \gset
+SELECT tests.create_user('dave') AS dave \gset
+SELECT tests.create_user('mallory') AS mallory \gset
+SELECT tests.memory_of(:'alice', 'the zebra quagga migrates north') AS zm \gset
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.accept_sender(:'alice');   -- transfers and shares take effect at once (no offers to accept)
+SELECT tests.act_as(:'carol2');
+SELECT memoriesdb.accept_sender(:'bob');
+SELECT tests.act_as(:'dave');
+SELECT memoriesdb.accept_sender(:'bob');
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.transfer(:'zm', :'bob', 'yours');
+SELECT tests.act_as(:'bob');
+SELECT memoriesdb.share(:'zm', :'carol2', 'read', NULL), memoriesdb.share(:'zm', :'dave', 'read', NULL);
+SELECT tests.act_as(:'carol2');
+SELECT created_by AS carol_sees_creator, owner_id AS carol_sees_owner FROM memoriesdb.search_text('zebra quagga') WHERE id = :'zm' \gset
+SELECT isnt(:'carol_sees_creator'::uuid, :'alice'::uuid, 'search: the creator of a memory that changed hands is not shown by id to a third party');
+SELECT is(:'carol_sees_owner'::uuid, :'bob'::uuid, 'search: the owner who shared it is shown');
+SELECT is((SELECT count(*) FROM memoriesdb.provenance(:'zm') WHERE :'alice'::uuid IN (actor, from_owner, to_owner)), 0::bigint,
+  'provenance: the former owner is a pseudonym to a third party');
+SELECT is((SELECT actor FROM memoriesdb.provenance(:'zm') WHERE event = 'created'), :'carol_sees_creator'::uuid,
+  'the pseudonym is the same in every function for one viewer');
+SELECT tests.act_as(:'dave');
+SELECT isnt((SELECT actor FROM memoriesdb.provenance(:'zm') WHERE event = 'created'), :'carol_sees_creator'::uuid,
+  'another viewer gets another pseudonym (they cannot be matched)');
+SELECT tests.act_as(:'bob');
+SELECT is((SELECT from_owner FROM memoriesdb.provenance(:'zm') WHERE event = 'transferred'), :'alice'::uuid,
+  'the recipient of a transfer sees the sender by id');
+SELECT tests.act_as(:'mallory');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'zm'), 'MDB03', 'memory not found', 'a stranger is refused');
+SELECT tests.act_as(:'bob');
+SELECT is((SELECT count(*) FROM memoriesdb.access_history(:'zm') WHERE actor = :'mallory'::uuid), 0::bigint,
+  'access_history: a stranger''s refused attempt is on record under a pseudonym, not the stranger''s id');
+SELECT tests.clear_context();
+
+SELECT * FROM finish();
+ROLLBACK;
