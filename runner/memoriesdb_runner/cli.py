@@ -194,8 +194,8 @@ def search(settings: Settings, text: str, api_key_file, api_key_stdin, api_key_o
 @click.option(
     "--dev-logins",
     is_flag=True,
-    help="Also create the password-less development logins memoriesdb_runner (worker), memoriesdb_client (app) and memoriesdb_server (backend) "
-    "(only for a trust-auth development server; production creates its own logins, see README).",
+    help="Also create the password-less development logins memoriesdb_runner (worker), memoriesdb_client (app) "
+    "and memoriesdb_server (backend) (only for a trust-auth development server; production creates its own logins, see README).",
 )
 @click.pass_obj
 def deploy(settings: Settings, dev_logins: bool) -> None:
