@@ -6,9 +6,7 @@ from __future__ import annotations
 import psycopg
 from psycopg.rows import dict_row
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from . import db
 from .safety import safe_text
@@ -60,10 +58,10 @@ def show(data: dict, console: Console) -> None:
     if h.get("oldest_lease_at"):
         console.print(
             f"[bold]oldest lease[/]: claimed {_when(h['oldest_lease_at'])} ({_age(h['oldest_lease_age'])} ago) "
-            f"by {escape(h['oldest_lease_holder'] or '?')}; {h['holders']} worker(s) hold leases"
+            f"by {safe_text(h['oldest_lease_holder'] or '?')}; {h['holders']} worker(s) hold leases"
         )
     if h.get("last_error"):
-        console.print(Text.assemble(("last provider error", "bold"), f" ({_when(h['last_error_at'])}): {h['last_error'][:300]}"))
+        console.print(f"[bold]last provider error[/] ({_when(h['last_error_at'])}): {safe_text(h['last_error'][:300])}")
     if data["dead"]:
         t = Table("memory", "attempts", "dead since", "error", title="dead jobs (newest first)")
         for d in data["dead"]:

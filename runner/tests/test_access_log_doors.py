@@ -95,7 +95,7 @@ def test_a_refusal_storm_is_counted_exactly_but_not_row_by_row(settings, admin_c
     admin_conn.execute(burst, ('{"threshold": 20, "bucket_seconds": 3600}',))
     n = 300
     try:
-        with psycopg.connect(settings.app_dsn, row_factory=dict_row) as conn:
+        with psycopg.connect(settings.backend_dsn, row_factory=dict_row) as conn:  # a backend vouches for bob
             conn.execute("SET application_name = 'storm'")
             for _ in range(n):
                 conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))

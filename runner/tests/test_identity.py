@@ -87,7 +87,7 @@ def test_a_proof_is_not_carried_into_the_next_transaction(logins, user):
             with conn.transaction():
                 assert conn.execute("SELECT current_setting('app.current_user_proof') AS p").fetchone()["p"] == ctx["p"]
                 assert conn.execute("SELECT memoriesdb.current_user_id() AS u").fetchone()["u"] is None
-                assert conn.execute("SELECT count(*) AS n FROM memoriesdb.memories").fetchone()["n"] == 0
+                assert conn.execute("SELECT count(*) AS n FROM memoriesdb.list_memories()").fetchone()["n"] == 0
         with pytest.raises(psycopg.Error) as e:
             conn.execute("SELECT memoriesdb.remember('replayed')")
         assert e.value.diag.sqlstate == "MDB01"
