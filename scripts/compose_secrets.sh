@@ -14,7 +14,7 @@ secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }   # 48 hex characters:
 umask 077
 {
   echo "# MemoriesDB compose secrets, made by scripts/compose_secrets.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  for var in POSTGRES_PASSWORD MEMORIESDB_RUNNER_PASSWORD MEMORIESDB_CLIENT_PASSWORD MEMORIESDB_PGBOUNCER_AUTH_PASSWORD; do
+  for var in POSTGRES_PASSWORD MEMORIESDB_RUNNER_PASSWORD MEMORIESDB_CLIENT_PASSWORD MEMORIESDB_SERVER_PASSWORD MEMORIESDB_PGBOUNCER_AUTH_PASSWORD; do
     echo "$var=$(secret)"
   done
 } > "$file"

@@ -46,7 +46,13 @@ def test_compose_file_is_consistent():
 # --- compose without an engine: interpolation as `docker compose config` does it --------------------------------------
 
 COMPOSE = ROOT / "docker-compose.yml"
-SECRETS = ("POSTGRES_PASSWORD", "MEMORIESDB_RUNNER_PASSWORD", "MEMORIESDB_CLIENT_PASSWORD", "MEMORIESDB_PGBOUNCER_AUTH_PASSWORD")
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "MEMORIESDB_RUNNER_PASSWORD",
+    "MEMORIESDB_CLIENT_PASSWORD",
+    "MEMORIESDB_SERVER_PASSWORD",
+    "MEMORIESDB_PGBOUNCER_AUTH_PASSWORD",
+)
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 # $$, $NAME, ${NAME}, ${NAME<op><word>} with op one of :- - :? ? :+ +; anything else after a $ is an error
 TEMPLATE = re.compile(r"\$(?:(?P<escaped>\$)|(?P<named>[_a-zA-Z][_a-zA-Z0-9]*)|\{(?P<braced>[^}]*)\}|(?P<invalid>))")
@@ -143,6 +149,7 @@ def test_compose_with_secrets_uses_them():
         e = services[name]["environment"]
         assert f"memoriesdb_runner:{env['MEMORIESDB_RUNNER_PASSWORD']}@" in e["MEMORIESDB_DSN"]
         assert f"memoriesdb_client:{env['MEMORIESDB_CLIENT_PASSWORD']}@" in e["MEMORIESDB_APP_DSN"]
+        assert f"memoriesdb_server:{env['MEMORIESDB_SERVER_PASSWORD']}@" in e["MEMORIESDB_BACKEND_DSN"]
     pg = services["postgres"]["environment"]
     assert pg["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
     assert pg["MEMORIESDB_PGBOUNCER_AUTH_PASSWORD"] == env["MEMORIESDB_PGBOUNCER_AUTH_PASSWORD"]
