@@ -221,8 +221,13 @@ BEGIN
           host := substring(current_setting('primary_conninfo') FROM $r$host\s*=\s*'?([^'\s]+)$r$);
           port := substring(current_setting('primary_conninfo') FROM $r$port\s*=\s*'?([0-9]+)$r$);
         END IF;
+        -- the settings the logger's writes depend on are given at connection: they override the
+        -- logger role's defaults, which whoever logs in as the logger may change (ALTER ROLE
+        -- CURRENT_USER SET default_transaction_read_only = on would refuse every read, MDB22)
         PERFORM memoriesdb_dblink.dblink_connect(conn, format(
-          'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5 options=''-c synchronous_commit=off''',
+          'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5 options=''-c synchronous_commit=off'
+          ' -c default_transaction_read_only=off -c default_transaction_isolation=read\\ committed -c statement_timeout=0'
+          ' -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c idle_session_timeout=0 -c plpgsql.extra_errors=none''',
           quote_literal(coalesce(host, CASE WHEN current_setting('listen_addresses') = ''
                                             THEN split_part(current_setting('unix_socket_directories'), ',', 1)
                                             ELSE '127.0.0.1' END)),

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from .conftest import DB, HOST, PORT
+from .conftest import DB, HOST, PORT, logger_role
 
 
 @pytest.fixture
@@ -121,3 +121,30 @@ def test_search_text_time_does_not_tell_a_large_caller_what_others_hold(app_logi
         absent = _median_ms(conn, key, "kv" + uuid.uuid4().hex[:10])  # no trigram in common with the secret
         present = _median_ms(conn, key, secret)
     assert present < 2 * absent + 5, f"a word in 8,000 hidden memories: {present:.1f} ms; absent: {absent:.1f} ms"
+
+
+@pytest.fixture
+def logger_defaults(admin_conn):
+    """Whatever role defaults a login as the logger set on itself, removed afterwards."""
+    logger = logger_role(DB)
+    yield logger
+    admin_conn.execute(f"ALTER ROLE {logger} RESET default_transaction_read_only")
+    admin_conn.execute(f"ALTER ROLE {logger} IN DATABASE {DB} RESET statement_timeout")
+
+
+def test_a_login_as_the_logger_cannot_turn_the_access_log_off_with_its_role_defaults(logger_defaults, app_login, user):
+    """On a server that trusts local logins anyone can log in as the logger role; an ordinary role may set its own
+    defaults. Read-only or a 1 ms statement_timeout for the logger's next connections would make every read and every
+    refusal fail (closed): the writer's connection gives the settings it depends on itself."""
+    uid, key = user
+    with psycopg.connect(f"postgresql://{logger_defaults}@{HOST}:{PORT}/{DB}", autocommit=True) as attacker:
+        attacker.execute("ALTER ROLE CURRENT_USER SET default_transaction_read_only = on")
+        attacker.execute(f"ALTER ROLE CURRENT_USER IN DATABASE {DB} SET statement_timeout = '1ms'")
+    with _connect(app_login) as conn:  # a new session: a new connection of the logger
+        conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+        mid = conn.execute("SELECT memoriesdb.remember('still logged') AS id").fetchone()["id"]
+        conn.commit()
+        conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+        assert conn.execute("SELECT content FROM memoriesdb.recall(%s)", (mid,)).fetchone()["content"] == "still logged"
+        history = conn.execute("SELECT outcome, function FROM memoriesdb.access_history(%s)", (mid,)).fetchall()
+        assert {"outcome": "read", "function": "recall"} in history
