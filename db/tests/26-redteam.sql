@@ -4,7 +4,7 @@
 -- regressions; a hole found is a test that failed before its fix.
 -- Across transactions, sessions and timing: runner/tests/test_redteam.py.
 BEGIN;
-SELECT plan(20);
+SELECT plan(22);
 
 -- pgTAP keeps its state in temporary tables of this session: let the logins write them
 DO $$
@@ -126,6 +126,15 @@ SELECT todo('access_history() shows a stranger''s login and application_name bes
 SELECT is((SELECT row(a.db_role, a.application_name)::text FROM memoriesdb.access_history(:'hidden') AS a WHERE a.outcome = 'refused' LIMIT 1),
   row(NULL::name, NULL::text)::text,
   'access_history(): nor the stranger''s login or application_name (they name the stranger)');
+RESET SESSION AUTHORIZATION;
+
+SET SESSION AUTHORIZATION :"app";
+SELECT todo('the statistics views and pg_class are PostgreSQL''s, readable by every login: they count all tenants'' rows', 2);
+SELECT is_empty($$ SELECT n_live_tup, n_tup_ins FROM pg_catalog.pg_stat_user_tables
+                    WHERE schemaname = 'memoriesdb' AND relname IN ('users', 'memories', 'memory_grants', 'memory_offers', 'access_log') $$,
+  'pg_stat_user_tables: an app login reads no count of users, memories, grants, offers or log entries of the ledger');
+SELECT is_empty($$ SELECT reltuples FROM pg_catalog.pg_class WHERE oid = 'memoriesdb.memories'::regclass AND reltuples >= 0 $$,
+  'pg_class.reltuples: nor the estimated number of memories');
 RESET SESSION AUTHORIZATION;
 
 SELECT * FROM finish();
