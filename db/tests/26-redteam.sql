@@ -4,7 +4,7 @@
 -- regressions; a hole found is a test that failed before its fix.
 -- Across transactions, sessions and timing: runner/tests/test_redteam.py.
 BEGIN;
-SELECT plan(22);
+SELECT plan(24);
 
 -- pgTAP keeps its state in temporary tables of this session: let the logins write them
 DO $$
@@ -136,6 +136,27 @@ SELECT is_empty($$ SELECT n_live_tup, n_tup_ins FROM pg_catalog.pg_stat_user_tab
 SELECT is_empty($$ SELECT reltuples FROM pg_catalog.pg_class WHERE oid = 'memoriesdb.memories'::regclass AND reltuples >= 0 $$,
   'pg_class.reltuples: nor the estimated number of memories');
 RESET SESSION AUTHORIZATION;
+
+-- 7. the function named in a refusal's entry is the ledger's, not a name the caller chose: an
+-- outer function in pg_temp whose name (or SQL text) reads like a frame of the ledger's
+SET SESSION AUTHORIZATION :"app";
+SELECT memoriesdb.authenticate(:'bkey');
+SELECT set_config('rt.hidden', :'hidden', true);
+DO $$
+DECLARE n text;
+BEGIN
+  FOREACH n IN ARRAY ARRAY['evil function memoriesdb.approved_by_owner(', E'evil\nPL/pgSQL function memoriesdb.approved_by_owner('] LOOP
+    EXECUTE format('CREATE FUNCTION pg_temp.%I(m uuid) RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM memoriesdb.recall(m); EXCEPTION WHEN sqlstate ''MDB03'' THEN NULL; END $f$', n);
+    EXECUTE format('SELECT pg_temp.%I(%L)', n, current_setting('rt.hidden'));
+  END LOOP;
+END $$;
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT count(*) FROM memoriesdb.access_log AS l
+            WHERE l.db_role = :'app' AND l.memory_ids @> ARRAY[:'hidden']::uuid[] AND l.sqlstate = 'MDB03' AND l.actor = :'bob'),
+  2::bigint, 'both refused attempts are on the record');
+SELECT is_empty(format($$ SELECT l.function FROM memoriesdb.access_log AS l
+                           WHERE l.db_role = %L AND l.memory_ids @> ARRAY[%L]::uuid[] AND l.function <> 'recall' $$, :'app', :'hidden'),
+  'each names recall(), the function refused, not the name the caller''s function made up');
 
 SELECT * FROM finish();
 ROLLBACK;
