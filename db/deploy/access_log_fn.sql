@@ -221,8 +221,13 @@ BEGIN
           host := substring(current_setting('primary_conninfo') FROM $r$host\s*=\s*'?([^'\s]+)$r$);
           port := substring(current_setting('primary_conninfo') FROM $r$port\s*=\s*'?([0-9]+)$r$);
         END IF;
+        -- the settings the logger's writes depend on are given at connection: they override the
+        -- logger role's defaults, which whoever logs in as the logger may change (ALTER ROLE
+        -- CURRENT_USER SET default_transaction_read_only = on would refuse every read, MDB22)
         PERFORM memoriesdb_dblink.dblink_connect(conn, format(
-          'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5 options=''-c synchronous_commit=off''',
+          'host=%s port=%s dbname=%s user=%s password=%s application_name=memoriesdb_access_log connect_timeout=5 options=''-c synchronous_commit=off'
+          ' -c default_transaction_read_only=off -c default_transaction_isolation=read\\ committed -c statement_timeout=0'
+          ' -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c idle_session_timeout=0 -c plpgsql.extra_errors=none''',
           quote_literal(coalesce(host, CASE WHEN current_setting('listen_addresses') = ''
                                             THEN split_part(current_setting('unix_socket_directories'), ',', 1)
                                             ELSE '127.0.0.1' END)),
@@ -354,8 +359,10 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.log_read(text, uuid[], bytea) IS
   'Internal: writes the entry of a read that is about to return contents, autonomously (config access_log_reads autonomous, or any read-only transaction) or in the caller''s transaction (transactional); MDB22 when it cannot: no read goes unlogged.';
 
--- The API function a refusal happened in: the outermost memoriesdb function on
--- the call stack (recall, revise, share, ...), from the PL/pgSQL context.
+-- The API function a refusal happened in (recall, revise, share, ...), from the
+-- PL/pgSQL context: the innermost frame of a memoriesdb function. Everything above it
+-- (innermost first) is the ledger's own code; what lies beyond is the caller's, whose
+-- function names and SQL text (newlines included) can read like frames of the ledger's.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.calling_api_function() RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -365,12 +372,11 @@ DECLARE
   fn text;
 BEGIN
   GET DIAGNOSTICS stack = PG_CONTEXT;
-  SELECT r.m[1] INTO fn FROM regexp_matches(stack, 'function memoriesdb\.([a-z_]+)\(', 'g') WITH ORDINALITY AS r(m, o)
-   ORDER BY r.o DESC LIMIT 1;   -- the last frame is the outermost
+  fn := (regexp_match(stack, '^PL/pgSQL function memoriesdb\.([a-z_]+)\(', 'n'))[1];   -- the first such frame: the innermost
   RETURN coalesce(fn, 'unknown');
 END
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.calling_api_function() IS 'Internal: the name of the outermost memoriesdb function on the call stack, for access log entries of refusals.';
+COMMENT ON FUNCTION memoriesdb_internal.calling_api_function() IS 'Internal: the name of the innermost memoriesdb function on the call stack (the API function refusing), for access log entries of refusals; never a frame of the caller''s, whose names it chooses.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.record_refusal(sqlstate text, memory_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

@@ -86,7 +86,7 @@ BEGIN
   SELECT * INTO t FROM memoriesdb.edge_types AS et WHERE et.name = link.edge_type;
   IF t.id IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB07', MESSAGE = 'unknown edge type', DETAIL = format('edge_type %L', link.edge_type),
-      HINT = 'see memoriesdb.edge_types, or add one with memoriesdb.create_edge_type()';
+      HINT = 'memoriesdb.list_edge_types() lists them; add one with memoriesdb.create_edge_type()';
   END IF;
   IF source = target THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB09', MESSAGE = 'a memory cannot be linked to itself';

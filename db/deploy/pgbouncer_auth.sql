@@ -16,7 +16,8 @@
 -- plain client login of the ledger: a LOGIN with a password that is still valid,
 -- member of memoriesdb_app, memoriesdb_worker, memoriesdb_auditor or
 -- memoriesdb_backend (when that role exists), and not a superuser, not BYPASSRLS,
--- not CREATEROLE, CREATEDB or REPLICATION, not a member of the ledger's owner
+-- not CREATEROLE, CREATEDB or REPLICATION (nor a member of a role that is: SET ROLE
+-- would make it so), not a member of the ledger's owner
 -- roles, of the lookup role itself, or of any predefined pg_* role (the database's
 -- owner is implicitly one: pg_database_owner). Anything else gets no row, and
 -- PgBouncer refuses the login.
@@ -62,11 +63,13 @@ AS $$
                     AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER'))
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS g
                       WHERE (g.rolname IN ('memoriesdb_owner', 'memoriesdb_reader', 'memoriesdb_pgbouncer_auth')
-                             OR g.rolname LIKE 'memoriesdb\_log\_%' OR g.rolname LIKE 'pg\_%')
+                             OR g.rolname LIKE 'memoriesdb\_log\_%' OR g.rolname LIKE 'pg\_%'
+                             -- a member of a privileged role can SET ROLE to it: it is as privileged
+                             OR g.rolsuper OR g.rolbypassrls OR g.rolcreaterole OR g.rolcreatedb OR g.rolreplication)
                         AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER'))
 $$;
 REVOKE ALL ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) FROM PUBLIC;
 COMMENT ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) IS
-  'PgBouncer''s auth_query: (usename, passwd) of a client login of the ledger (a valid password; member of memoriesdb_app, _worker, _auditor or _backend; not a superuser, BYPASSRLS, CREATEROLE, CREATEDB or REPLICATION, not a member of the owner roles or of any pg_* role); no row for anyone else. Owned by the deploying superuser because only a superuser can read pg_shadow; executable by memoriesdb_pgbouncer_auth only.';
+  'PgBouncer''s auth_query: (usename, passwd) of a client login of the ledger (a valid password; member of memoriesdb_app, _worker, _auditor or _backend; not a superuser, BYPASSRLS, CREATEROLE, CREATEDB or REPLICATION, nor a member of a role that is; not a member of the owner roles or of any pg_* role); no row for anyone else. Owned by the deploying superuser because only a superuser can read pg_shadow; executable by memoriesdb_pgbouncer_auth only.';
 
 COMMIT;
