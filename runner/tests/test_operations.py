@@ -94,7 +94,12 @@ def test_dump_and_restore_keep_everything(database):
         with conn.transaction():
             conn.execute("SET LOCAL ROLE memoriesdb_app")
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
-            assert conn.execute("SELECT count(*) AS n FROM memoriesdb.memories").fetchone()["n"] == 2
+            listed = conn.execute("SELECT id, owned, permission FROM memoriesdb.list_memories()").fetchall()
+            assert sorted((r["owned"], r["permission"]) for r in listed) == [(False, "read"), (True, "owner")], listed
+            shared = next(r["id"] for r in listed if not r["owned"])
+            assert conn.execute("SELECT content FROM memoriesdb.recall(%s)", (shared,)).fetchone()["content"] == (
+                "kept across a restore, revised"
+            )
             conn.execute("SELECT memoriesdb.remember('written after the restore')")
         with conn.transaction():
             conn.execute("SET LOCAL ROLE memoriesdb_auditor")

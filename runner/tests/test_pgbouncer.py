@@ -2,9 +2,16 @@
 
 Many concurrent clients (more than the server pool) each act for their own user
 over thousands of transactions; interleaved, clients run transactions with no
-context and clients try a session-level SET "app.current_user". Every memory a
-client can see carries the id of its owner or of its one partner (the only user
-that ever shares or transfers to it), so any other id seen is a leak.
+context and clients try a session-level SET "app.current_user". The clients are
+trusted backends (the memoriesdb_server login, a member of memoriesdb_backend):
+their set_config is believed, and so would a session-level SET be, so for them
+the PgBouncer reset is the barrier. Clients read through the API only: contents
+(search, recall) carry the id of the memory's creator, the ids list_memories()
+gives are checked against their owners afterwards (through the superuser
+connection). Every memory a client may see is its user's or its one partner's
+(the only user that ever shares or transfers to it; transfers stay in a pair),
+so any other owner seen is a leak. An app login (memoriesdb_client) with a
+session-level SET is nobody, even without the reset.
 """
 
 from __future__ import annotations
@@ -48,10 +55,16 @@ def stop_pgbouncer(port: int) -> None:
 
 @pytest.fixture(scope="module")
 def bouncer(database):
+    """The DSN of the app login (memoriesdb_client) through the shipped PgBouncer; backend_dsn() gives the backend's."""
     port = PORT0
     start_pgbouncer(port)
     yield f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
     stop_pgbouncer(port)
+
+
+def backend_dsn(dsn: str) -> str:
+    """The same PgBouncer and database, as the trusted backend login (memoriesdb_server)."""
+    return dsn.replace("//memoriesdb_client@", "//memoriesdb_server@", 1)
 
 
 def vec(rng) -> str:
@@ -91,14 +104,35 @@ def tags(rows) -> set[str]:
     return {r[0].split(" ", 1)[0].removeprefix("owner:") for r in rows}
 
 
+def listed(conn) -> list:
+    """The ids of the memories the context user may see (list_memories(): no owner, no content)."""
+    return [r[0] for r in conn.execute("SELECT id FROM memoriesdb.list_memories()").fetchall()]
+
+
+def owners_leaked(admin_dsn: str, seen: list, allowed) -> list[str]:
+    """seen: (who, uid, memory ids listed for uid); the memories whose owner, read as the superuser, is not in
+    allowed(uid) (or that do not exist). Transfers stay in a pair, so the owner now is in the pair iff it was then."""
+    ids = list({m for _, _, ms in seen for m in ms})
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        owner = dict(conn.execute("SELECT id, owner_id FROM memoriesdb.memories WHERE id = ANY(%s)", (ids,)).fetchall())
+    leaks = []
+    for who, uid, ms in seen:
+        bad = {str(owner.get(m)) for m in ms} - allowed(uid)
+        if bad:
+            leaks.append(f"{who} as {uid} listed memories of {bad}")
+    return leaks
+
+
 def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
     partner = {tenants[i]: tenants[i ^ 1] for i in range(len(tenants))}
     counts = {"transactions": 0, "no_context": 0, "session_set_attempts": 0, "searches": 0}
     with psycopg.connect(database, autocommit=True) as conn:
         started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
     leaks: list[str] = []
+    listings: list = []  # (who, uid, ids list_memories() gave), checked against the owners at the end
     errors: list[BaseException] = []
     lock = threading.Lock()
+    dsn = backend_dsn(bouncer)
 
     def allowed(uid) -> set[str]:
         return {str(uid), str(partner[uid])}
@@ -109,12 +143,12 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
         uid = tenants[n % len(tenants)]
         local = {"transactions": 0, "no_context": 0, "session_set_attempts": 0, "searches": 0}
         try:
-            with psycopg.connect(bouncer, prepare_threshold=None) as conn:
+            with psycopg.connect(dsn, prepare_threshold=None) as conn:
                 for i in range(60):
                     kind = rnd.random()
-                    if kind < 0.1:  # a transaction that forgot its context
+                    if kind < 0.1:  # a transaction that forgot its context (a session SET left behind would be its context)
                         with conn.transaction():
-                            seen = conn.execute("SELECT 'owner:' || owner_id FROM memoriesdb.memories").fetchall()
+                            seen = listed(conn)
                             found = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(rng),)).fetchall()
                         if seen or found:
                             leaks.append(f"client {n}: no-context transaction saw {len(seen) + len(found)} rows")
@@ -128,18 +162,19 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
                     else:
                         with conn.transaction():
                             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
-                            op = rnd.choice(["remember", "recall", "search", "table", "share", "transfer"])
+                            op = rnd.choice(["remember", "recall", "search", "list", "share", "transfer"])
                             if op == "remember":
                                 conn.execute("SELECT memoriesdb.remember(%s)", (f"owner:{uid} fresh {n}-{i}",))
                                 seen = []
                             elif op == "recall":
-                                ids = conn.execute("SELECT id FROM memoriesdb.memories LIMIT 3").fetchall()
+                                ids = listed(conn)
+                                listings.append((f"client {n} (recall)", uid, ids))
                                 seen = []
-                                for r in ids:
+                                for mid in ids[:3]:
                                     try:
                                         with conn.transaction():  # it may have been transferred away meanwhile
                                             seen.append(
-                                                conn.execute("SELECT content FROM memoriesdb.recall(%s)", (r[0],)).fetchone()
+                                                conn.execute("SELECT content FROM memoriesdb.recall(%s)", (mid,)).fetchone()
                                             )
                                     except psycopg.Error as exc:
                                         if exc.diag.sqlstate != "MDB03":
@@ -150,12 +185,11 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
                                     "SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(rng),)
                                 ).fetchall()
                                 local["searches"] += 1
-                            elif op == "table":
-                                seen = conn.execute("SELECT 'owner:' || owner_id FROM memoriesdb.memories").fetchall()
+                            elif op == "list":
+                                listings.append((f"client {n} (list)", uid, listed(conn)))
+                                seen = []
                             else:
-                                mine = conn.execute(
-                                    "SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (uid,)
-                                ).fetchone()
+                                mine = conn.execute("SELECT id FROM memoriesdb.list_memories() WHERE owned LIMIT 1").fetchone()
                                 try:
                                     with conn.transaction():  # another client of this user may transfer it first
                                         if mine and op == "share":
@@ -166,7 +200,8 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
                                     if exc.diag.sqlstate not in ("MDB03", "MDB04"):
                                         raise
                                     local["lost_races"] = local.get("lost_races", 0) + 1
-                                seen = conn.execute("SELECT 'owner:' || owner_id FROM memoriesdb.memories").fetchall()
+                                listings.append((f"client {n} ({op})", uid, listed(conn)))
+                                seen = []
                             bad = tags(seen) - allowed(uid)
                             if bad:
                                 leaks.append(f"client {n} ({op}) as {uid} saw memories of {bad}")
@@ -183,8 +218,10 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
     for t in threads:
         t.join()
     assert not errors, errors[:3]
-    print(f"\npgbouncer isolation: {counts}, leaks found: {len(leaks)}")
+    leaks += owners_leaked(database, listings, allowed)
+    print(f"\npgbouncer isolation: {counts}, listings: {len(listings)}, leaks found: {len(leaks)}")
     assert not leaks, leaks[:5]
+    assert sum(len(ms) for _, _, ms in listings) > 5000, "the listings saw memories (a check of nothing finds no leak)"
     assert counts["transactions"] > 2500 and counts["no_context"] > 200 and counts["session_set_attempts"] > 100
 
     # the access log under pooling: one entry per search, each naming the actor whose
@@ -210,25 +247,52 @@ def test_tenants_never_mix_through_pgbouncer(bouncer, tenants, database):
 
 def test_without_the_reset_a_session_set_leaks(database, tenants):
     """Why the shipped pgbouncer.ini resets every server connection: without it a
-    session-level SET stays on the server connection and the next client inherits it."""
+    session-level SET stays on the server connection and the next client inherits it.
+    A backend login (memoriesdb_server) is believed, so for it the reset is the barrier;
+    an app login (memoriesdb_client) with a bare uuid is nobody, reset or not."""
+    victim = tenants[0]
+    with psycopg.connect(database, autocommit=True) as conn:
+        with conn.transaction():  # what the victim may see (its own and its partner's shares)
+            conn.execute("SELECT set_config('app.current_user', %s, true)", (str(victim),))
+            victims = conn.execute("SELECT count(*) FROM memoriesdb.list_memories()").fetchone()[0]
+        victims_memory = conn.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (victim,)).fetchone()[0]
+    assert victims > 0
+    db = database.rsplit("/", 1)[1]
     port = PORT0 + 1
     start_pgbouncer(port, server_reset_query_always=0, default_pool_size=1)
-    dsn = f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
     try:
-        with psycopg.connect(dsn, autocommit=True) as attacker, psycopg.connect(dsn, autocommit=True) as bystander:
-            attacker.execute(f"SET \"app.current_user\" = '{tenants[0]}'")
-            leaked = bystander.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0]
-        assert leaked > 0, "expected the unsafe configuration to leak (that is the point of this test)"
+        backend = f"postgresql://memoriesdb_server@{HOST}:{port}/{db}"
+        with psycopg.connect(backend, autocommit=True) as attacker, psycopg.connect(backend, autocommit=True) as bystander:
+            attacker.execute(f"SET \"app.current_user\" = '{victim}'")
+            leaked = bystander.execute("SELECT count(*) FROM memoriesdb.list_memories()").fetchone()[0]
+        assert leaked == victims, "expected the unsafe configuration to leak (that is the point of this test)"
+        # defence in depth: an app login's session SET stays on the server connection too, but a bare uuid is nobody
+        app = f"postgresql://memoriesdb_client@{HOST}:{port}/{db}"
+        with psycopg.connect(app, autocommit=True) as attacker, psycopg.connect(app, autocommit=True) as bystander:
+            attacker.execute(f"SET \"app.current_user\" = '{victim}'")
+            for conn in (bystander, attacker):
+                assert conn.execute("SELECT current_setting('app.current_user', true)").fetchone()[0] == str(victim), (
+                    "the SET is still on the one server connection (no reset): the scenario that leaks for a backend"
+                )
+                assert conn.execute("SELECT memoriesdb.current_user_id()").fetchone()[0] is None
+                assert conn.execute("SELECT count(*) FROM memoriesdb.list_memories()").fetchone()[0] == 0
+                with pytest.raises(psycopg.Error) as exc:
+                    conn.execute("SELECT content FROM memoriesdb.recall(%s)", (victims_memory,))
+                assert exc.value.diag.sqlstate == "MDB03", exc.value
+                with pytest.raises(psycopg.Error) as exc:
+                    conn.execute("SELECT memoriesdb.remember('written as the victim?')")
+                assert exc.value.diag.sqlstate == "MDB01", exc.value
     finally:
         stop_pgbouncer(port)
     # the shipped configuration, same scenario
     port = PORT0 + 2
     start_pgbouncer(port, default_pool_size=1)
-    dsn = f"postgresql://memoriesdb_client@{HOST}:{port}/{database.rsplit('/', 1)[1]}"
     try:
-        with psycopg.connect(dsn, autocommit=True) as attacker, psycopg.connect(dsn, autocommit=True) as bystander:
-            attacker.execute(f"SET \"app.current_user\" = '{tenants[0]}'")
-            assert bystander.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0
+        backend = f"postgresql://memoriesdb_server@{HOST}:{port}/{db}"
+        with psycopg.connect(backend, autocommit=True) as attacker, psycopg.connect(backend, autocommit=True) as bystander:
+            attacker.execute(f"SET \"app.current_user\" = '{victim}'")
+            assert bystander.execute("SELECT count(*) FROM memoriesdb.list_memories()").fetchone()[0] == 0
+            assert bystander.execute("SELECT current_setting('app.current_user', true)").fetchone()[0] in (None, "")
     finally:
         stop_pgbouncer(port)
 

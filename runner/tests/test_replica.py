@@ -105,13 +105,14 @@ def test_search_on_the_replica_with_rls(clusters):
         with conn.transaction():
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
             rows = conn.execute("SELECT id, content FROM memoriesdb.search(%s::vector, 5)", (axis,)).fetchall()
+            assert conn.execute("SELECT id, owned FROM memoriesdb.list_memories()").fetchall() == [(m, True)]
         assert rows == [(m, "written on the primary")], "alice finds her memory on the replica after replay"
         with conn.transaction():
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(bob),))
             assert conn.execute("SELECT count(*) FROM memoriesdb.search(%s::vector, 5)", (axis,)).fetchone()[0] == 0
-            assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM memoriesdb.list_memories()").fetchone()[0] == 0
         with conn.transaction():
-            assert conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0] == 0, "no context: nothing"
+            assert conn.execute("SELECT count(*) FROM memoriesdb.list_memories()").fetchone()[0] == 0, "no context: nothing"
         with conn.transaction():
             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(alice),))
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
@@ -130,18 +131,21 @@ def test_search_on_the_replica_with_rls(clusters):
 
 
 def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
-    """The cross-tenant checks of test_pgbouncer, read-only, against the replica behind a PgBouncer."""
+    """The cross-tenant checks of test_pgbouncer, read-only, against the replica behind a PgBouncer: the clients are
+    trusted backends (memoriesdb_server), reading through the API (search, list_memories())."""
     import random
     import threading
 
     import numpy as np
 
-    from .test_pgbouncer import make_tenants, start_pgbouncer, stop_pgbouncer, tags, vec
+    from memoriesdb_runner import admin
+
+    from .test_pgbouncer import listed, make_tenants, owners_leaked, start_pgbouncer, stop_pgbouncer, tags, vec
 
     primary = f"postgresql://postgres@127.0.0.1:{PRIMARY}/memoriesdb"
     rng = np.random.default_rng(3)
     with psycopg.connect(primary, autocommit=True) as conn:
-        conn.execute("CREATE ROLE memoriesdb_client LOGIN IN ROLE memoriesdb_app")
+        admin.ensure_local_logins(primary)  # memoriesdb_server: a memoriesdb_backend login
         users = make_tenants(conn, 20, rng)
         partner = {users[i]: users[i ^ 1] for i in range(len(users))}
         for uid in users[::2]:  # each even user shares one memory with its partner
@@ -158,14 +162,16 @@ def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
 
     port = 6438
     start_pgbouncer(port, **{"*": f"host=127.0.0.1 port={REPLICA}"})
-    dsn = f"postgresql://memoriesdb_client@127.0.0.1:{port}/memoriesdb"
-    leaks, errors, counts = [], [], {"transactions": 0}
+    dsn = f"postgresql://memoriesdb_server@127.0.0.1:{port}/memoriesdb"
+    leaks, listings, errors, counts = [], [], [], {"transactions": 0}
     lock = threading.Lock()
+
+    def allowed(uid) -> set[str]:
+        return {str(uid), str(partner[uid])}
 
     def client(n: int) -> None:
         rnd, crng = random.Random(n), np.random.default_rng(n)
         uid = users[n % len(users)]
-        allowed = {str(uid), str(partner[uid])}
         done = 0
         try:
             with psycopg.connect(dsn, prepare_threshold=None) as conn:
@@ -176,16 +182,17 @@ def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
                         conn.commit()
                         continue
                     with conn.transaction():
-                        if kind < 0.25:  # no context
-                            seen = conn.execute("SELECT 'owner:' || owner_id FROM memoriesdb.memories").fetchall()
-                            if seen:
-                                leaks.append(f"client {n}: no-context transaction saw {len(seen)} rows")
+                        if kind < 0.25:  # no context (a session SET left behind would be its context)
+                            seen = listed(conn)
+                            found = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(crng),)).fetchall()
+                            if seen or found:
+                                leaks.append(f"client {n}: no-context transaction saw {len(seen) + len(found)} rows")
                         else:
                             conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
                             seen = conn.execute("SELECT content FROM memoriesdb.search(%s::vector, 10)", (vec(crng),)).fetchall()
-                            seen += conn.execute("SELECT 'owner:' || owner_id FROM memoriesdb.memories").fetchall()
-                            if tags(seen) - allowed:
-                                leaks.append(f"client {n} as {uid} saw {tags(seen) - allowed}")
+                            listings.append((f"client {n}", uid, listed(conn)))
+                            if tags(seen) - allowed(uid):
+                                leaks.append(f"client {n} as {uid} saw {tags(seen) - allowed(uid)}")
                     done += 1
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -201,6 +208,8 @@ def test_tenants_never_mix_on_the_replica_through_pgbouncer(clusters):
     finally:
         stop_pgbouncer(port)
     assert not errors, errors[:3]
-    print(f"\nreplica isolation: {counts}, leaks found: {len(leaks)}")
+    leaks += owners_leaked(primary, listings, allowed)
+    print(f"\nreplica isolation: {counts}, listings: {len(listings)}, leaks found: {len(leaks)}")
     assert not leaks, leaks[:5]
+    assert sum(len(ms) for _, _, ms in listings) > 3000, "the listings saw memories (a check of nothing finds no leak)"
     assert counts["transactions"] > 1200
