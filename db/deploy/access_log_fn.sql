@@ -448,10 +448,15 @@ BEGIN
   PERFORM memoriesdb_internal.require_owner(access_history.memory_id, uid, 'read the access history of');
   PERFORM memoriesdb_internal.await_access_log_writes();   -- this session's own reads are in it
   RETURN QUERY
-    SELECT l.at, CASE WHEN l.sqlstate IS NULL THEN 'read' ELSE 'refused' END,
-           memoriesdb_internal.disclosed_user(l.actor, uid, uid), l.db_role,   -- a stranger's id only as a pseudonym
-           l.application_name, l.function, l.sqlstate, l.query_hash
+    -- a stranger's id only as a pseudonym, and not its login or application_name
+    -- either (they name it): those only for users the owner deals with, and for
+    -- reads with no user (the worker's claims)
+    SELECT l.at, CASE WHEN l.sqlstate IS NULL THEN 'read' ELSE 'refused' END, d.shown,
+           CASE WHEN d.known THEN l.db_role END, CASE WHEN d.known THEN l.application_name END,
+           l.function, l.sqlstate, l.query_hash
       FROM memoriesdb.access_log AS l
+     CROSS JOIN LATERAL (SELECT memoriesdb_internal.disclosed_user(l.actor, uid, uid) AS shown) AS p
+     CROSS JOIN LATERAL (SELECT p.shown, (l.actor IS NULL AND l.sqlstate IS NULL) OR p.shown = l.actor AS known) AS d
      WHERE l.memory_ids @> ARRAY[access_history.memory_id]
        AND (since IS NULL OR l.at >= since)
        AND l.mac = memoriesdb_internal.access_log_mac(l.entry_id, l.at, l.actor, l.db_role, l.vouched_by, l.application_name,
@@ -460,7 +465,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.access_history(uuid, timestamptz) IS
-  'For the memory''s current owner: every read that returned it and every refused attempt on it (since: only those at or after), newest first, each an authenticated entry (its MAC verifies; refusals past a burst''s threshold are only counted, see access_refusals()); outcome read or refused, with the SQLSTATE of a refusal. Custody passes with the memory: after a transfer the new owner sees all of it and the former owner nothing. MDB03/MDB04 for anyone else (and that refusal is logged too).';
+  'For the memory''s current owner: every read that returned it and every refused attempt on it (since: only those at or after), newest first, each an authenticated entry (its MAC verifies; refusals past a burst''s threshold are only counted, see access_refusals()); outcome read or refused, with the SQLSTATE of a refusal. A user the owner does not deal with (no share or transfer either way) is shown by a pseudonym, with no login or application_name. Custody passes with the memory: after a transfer the new owner sees all of it and the former owner nothing. MDB03/MDB04 for anyone else (and that refusal is logged too).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.access_refusals(since interval DEFAULT '1 hour')
 RETURNS TABLE (function text, sqlstate text, attempts bigint, actors bigint, no_context bigint, last_at timestamptz)

@@ -122,7 +122,6 @@ SELECT is_empty($$ SELECT * FROM memoriesdb.list_edge_types() WHERE name = 'rt_i
   'list_edge_types(): alice is not shown a type (and text) a stranger made');
 SELECT is((SELECT a.actor = :'dave' FROM memoriesdb.access_history(:'hidden') AS a WHERE a.outcome = 'refused' LIMIT 1), false,
   'access_history(): a stranger''s refused attempt shows a pseudonym, not the id');
-SELECT todo('access_history() shows a stranger''s login and application_name beside the pseudonym', 1);
 SELECT is((SELECT row(a.db_role, a.application_name)::text FROM memoriesdb.access_history(:'hidden') AS a WHERE a.outcome = 'refused' LIMIT 1),
   row(NULL::name, NULL::text)::text,
   'access_history(): nor the stranger''s login or application_name (they name the stranger)');
