@@ -78,6 +78,9 @@ def test_a_proof_is_not_carried_into_the_next_transaction(logins, user):
                 "SELECT current_setting('app.current_user') AS u, current_setting('app.current_user_proof') AS p"
             ).fetchone()
             conn.execute("SELECT memoriesdb.remember('proven')")
+        # The attack, on purpose: a session-level copy of a genuine context (what would leak to the next
+        # client under transaction pooling without PgBouncer's reset). Direct connection, never pooled;
+        # the assertions below show it acts as nobody in every later transaction.
         conn.execute(
             "SELECT set_config('app.current_user', %s, false), set_config('app.current_user_proof', %s, false)",
             (ctx["u"], ctx["p"]),
