@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:audit_log to pg
--- Reworked after @v0.3.0 (released version: audit_log@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: audit_log@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: audit_log@v0.2.0
 -- requires: internal_schema
 -- Live functions of the audit log and its hash chain: Row hashing, per-transaction seals, append-only enforcement, verify_audit_chain(), audit_head().

@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:privileges to pg
--- Reworked after @v0.3.0 (released version: privileges@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: privileges@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: privileges@v0.2.0
 -- requires: embedding_queue
 -- The security model in one place: everything any role other than an object's

@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:triggers to pg
--- Reworked after @v0.3.0 (released version: triggers@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: triggers@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: triggers@v0.2.0
 -- requires: search_text_fn
 -- requires: offers

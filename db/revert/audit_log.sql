@@ -1,5 +1,13 @@
--- Revert memoriesdb:audit_log from pg
--- Back to the functions of audit_log as released in v0.3.0 (audit_log@v0.3.0.sql).
+-- Revert memoriesdb:audit_log from pg: restores the bodies of audit_log@v0.4.0
+-- Reworked after @v0.3.0 (released version: audit_log@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: audit_log@v0.2.0
+-- requires: internal_schema
+-- Live functions of the audit log and its hash chain: Row hashing, per-transaction seals, append-only enforcement, verify_audit_chain(), audit_head().
+-- Design of the chain: see the header of audit_log@v0.1.0.sql (tables, triggers).
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework audit_log`.
+-- Run once, by audit_log@v0.1.0.sql: tables audit_log and audit_seals, their indexes, policies and triggers. (The function bodies
+-- in audit_log@v0.1.0.sql and audit_log@v0.2.0.sql are released versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -10,13 +18,17 @@ CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_canonical(a memoriesdb.audi
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT convert_to(jsonb_build_array(
+  -- login and vouched_by (v0.4) are appended only when present, so a row written
+  -- before they existed keeps the canonical form, and the hash, it was sealed with
+  SELECT convert_to((jsonb_build_array(
     a.id, (extract(epoch FROM a.created_at) * 1000000)::bigint, a.created_by, a.db_role,
     a.application_name, a.txid::text, a.table_name, a.row_id, a.memory_id, a.op,
-    a.old_row, a.new_row)::text, 'UTF8')
+    a.old_row, a.new_row)
+    || CASE WHEN a.login IS NOT NULL OR a.vouched_by IS NOT NULL
+            THEN jsonb_build_array(a.login, a.vouched_by) ELSE '[]'::jsonb END)::text, 'UTF8')
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_canonical(memoriesdb.audit_log) IS
-  'The bytes an audit row''s row_hash is the SHA-256 of. Independent of session settings.';
+  'The bytes an audit row''s row_hash is the SHA-256 of. Independent of session settings. login and vouched_by are part of it when present (rows from v0.4 on), absent from rows written before them.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_hash_row() RETURNS trigger
 LANGUAGE plpgsql
@@ -133,23 +145,31 @@ DECLARE
   n jsonb;
   r jsonb;
   memory_col text := TG_ARGV[0];
+  actor uuid := memoriesdb.current_user_id();
+  vouched name;
 BEGIN
+  -- who vouched: a backend login's context that no proof backs (for any other login the
+  -- context was proven, or is none: no second proof check)
+  IF actor IS NOT NULL AND pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER')
+     AND NOT memoriesdb.context_proven(current_setting('app.current_user', true), current_setting('app.current_user_proof', true)) THEN
+    vouched := session_user;
+  END IF;
   IF TG_OP <> 'INSERT' THEN o := memoriesdb_internal.audit_strip(to_jsonb(OLD)); END IF;
   IF TG_OP <> 'DELETE' THEN n := memoriesdb_internal.audit_strip(to_jsonb(NEW)); END IF;
   r := coalesce(n, o);
   INSERT INTO memoriesdb.audit_log
-    (created_by, db_role, application_name, table_name, row_id, memory_id, op, old_row, new_row)
-  VALUES (memoriesdb.current_user_id(),
+    (created_by, db_role, application_name, table_name, row_id, memory_id, op, old_row, new_row, login, vouched_by)
+  VALUES (actor,
           coalesce(nullif(current_setting('role'), 'none'), session_user::text),
           nullif(current_setting('application_name'), ''),
           TG_TABLE_NAME, (r->>'id')::uuid,
           CASE WHEN memory_col IS NOT NULL THEN (r->>memory_col)::uuid END,
-          TG_OP, o, n);
+          TG_OP, o, n, session_user, vouched);
   RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_row() IS
-  'Trigger (AFTER ROW, every ledger table): writes one audit_log row. TG_ARGV[0] names the column holding the memory the row is about.';
+  'Trigger (AFTER ROW, every ledger table): writes one audit_log row: the context user, the role in force (db_role), the login (session_user) and the memoriesdb_backend login that vouched for the context, if any. TG_ARGV[0] names the column holding the memory the row is about.';
 
 -- reading the chain ---------------------------------------------------------
 CREATE OR REPLACE FUNCTION memoriesdb.verify_audit_chain()

@@ -1,24 +1,28 @@
--- Revert memoriesdb:triggers from pg
--- Back to the functions of triggers as released in v0.3.0 (triggers@v0.3.0.sql).
+-- Revert memoriesdb:triggers from pg: restores the bodies of triggers@v0.4.0
+-- Reworked after @v0.3.0 (released version: triggers@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: triggers@v0.2.0
+-- requires: search_text_fn
+-- requires: offers
+-- Every trigger of the ledger's tables, in one place: which tables are stamped,
+-- audited, append-only, and which feed the queues. Re-deployable (CREATE OR
+-- REPLACE TRIGGER): change it with `sqitch rework triggers`. The tables' own
+-- run-once changes created these triggers first; this file states them as they
+-- are now. Not here: the audit log's seal, a deferred constraint trigger, which
+-- PostgreSQL cannot replace (audit_log@v0.1.0.sql).
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
-DROP TRIGGER IF EXISTS stamp ON memoriesdb.idempotency_keys;
-DROP TRIGGER IF EXISTS audit ON memoriesdb.idempotency_keys;
--- added after v0.3.0: the offers tables' triggers
-DROP TRIGGER stamp ON memoriesdb.accepted_senders;
-DROP TRIGGER audit ON memoriesdb.accepted_senders;
-DROP TRIGGER stamp ON memoriesdb.memory_offers;
-DROP TRIGGER audit ON memoriesdb.memory_offers;
-
 -- stamp: created_*/updated_* from the clock and the context: every ledger table
+CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.accepted_senders FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.config FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.edge_types FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.embedding_schedule FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
+CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.idempotency_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.memory_edges FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.memory_grants FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
+CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.memory_offers FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.memory_revisions FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.memory_transfers FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.users FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
@@ -26,12 +30,15 @@ CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.vindexing_
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.vindexing_schedule FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 
 -- audit: one audit row per row change (the argument: the column naming the memory it is about): every ledger table but the queues
+CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.accepted_senders FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.config FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.edge_types FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();
+CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.idempotency_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('memory_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memory_edges FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('source_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memory_grants FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('memory_id');
+CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memory_offers FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('memory_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memory_revisions FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('memory_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memory_transfers FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('memory_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.users FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();

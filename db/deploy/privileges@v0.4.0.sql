@@ -1,0 +1,164 @@
+-- Deploy memoriesdb:privileges to pg
+-- Reworked after @v0.3.0 (released version: privileges@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: privileges@v0.2.0
+-- requires: embedding_queue
+-- The security model in one place: everything any role other than an object's
+-- owner may do in this database. Re-deployable: it first takes every privilege
+-- back, then grants exactly what is listed here, so the list below is the whole
+-- truth (db/tests/01-schema.sql compares it, role by role, with the database).
+-- Change it with `sqitch rework privileges`; a new function is executable by
+-- nobody but its owner until it is listed here.
+--
+-- Owners (set where each object is defined):
+--   memoriesdb_owner   every table, view and function, unless named below
+--   memoriesdb_reader  the read functions recall, verify, provenance, search,
+--                      search_text, search_hybrid and the rankings behind them:
+--                      SECURITY DEFINER without BYPASSRLS, so row-level security
+--                      shows them what the context user may see
+--   deploying superuser  the access log's dblink drivers and setup_access_logger()
+--   memoriesdb_log_<hash of the database name>  (made by setup_access_logger())
+--                      may execute memoriesdb_internal.append_access_entry() only,
+--                      which takes only entries whose MAC verifies
+--   deploying superuser  memoriesdb_pgbouncer.user_lookup() (it reads pg_shadow)
+BEGIN;
+
+-- 1. Take everything back from everybody but the owner (and the logger role,
+--    whose two grants setup_access_logger() manages).
+DO $$
+DECLARE
+  o record;
+BEGIN
+  FOR o IN
+    SELECT DISTINCT 'FUNCTION' AS kind, p.oid::regprocedure::text AS name, a.grantee
+      FROM pg_catalog.pg_proc AS p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+     WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace, 'memoriesdb_dblink'::regnamespace)
+       AND a.grantee <> p.proowner
+    UNION
+    SELECT DISTINCT 'TABLE', c.oid::regclass::text, a.grantee
+      FROM pg_catalog.pg_class AS c
+      LEFT JOIN pg_catalog.pg_attribute AS att ON att.attrelid = c.oid AND att.attnum > 0
+      CROSS JOIN LATERAL aclexplode(coalesce(att.attacl, c.relacl, acldefault('r', c.relowner))) AS a
+     WHERE c.relnamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+       AND a.grantee <> c.relowner
+    UNION
+    SELECT DISTINCT 'TABLE', c.oid::regclass::text, a.grantee
+      FROM pg_catalog.pg_class AS c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
+     WHERE c.relnamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+       AND a.grantee <> c.relowner
+    UNION
+    SELECT DISTINCT 'SCHEMA', n.nspname::text, a.grantee
+      FROM pg_catalog.pg_namespace AS n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+     WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal', 'memoriesdb_dblink')
+       AND a.grantee <> n.nspowner
+  LOOP
+    CONTINUE WHEN o.grantee <> 0 AND pg_catalog.pg_get_userbyid(o.grantee) LIKE 'memoriesdb\_log\_%';
+    EXECUTE format('REVOKE ALL ON %s %s FROM %s', o.kind, o.name,
+                   CASE WHEN o.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(o.grantee)) END);
+  END LOOP;
+END
+$$;
+-- functions are not executable by PUBLIC unless granted one by one (for those
+-- the owner role creates; the superuser-owned ones are covered by step 1)
+ALTER DEFAULT PRIVILEGES FOR ROLE memoriesdb_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- 2. Schemas: clients see the API schema only.
+GRANT USAGE ON SCHEMA memoriesdb TO memoriesdb_app, memoriesdb_worker, memoriesdb_auditor, memoriesdb_reader;
+GRANT USAGE ON SCHEMA memoriesdb_internal TO memoriesdb_reader;
+
+-- 3. memoriesdb_app: the application (untrusted client). No table, no column:
+--    what exists and whose it is through the list_* functions (no contents),
+--    contents only through the logged read functions, writes only through the API.
+GRANT EXECUTE ON FUNCTION
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
+  -- users and keys
+  memoriesdb.create_api_key(uuid), memoriesdb.create_api_key(uuid, timestamptz), memoriesdb.api_keys_list(),
+  memoriesdb.revoke_api_key(text), memoriesdb.revoke_api_key(uuid), memoriesdb.authenticate(text),
+  -- memories
+  memoriesdb.remember(text, jsonb), memoriesdb.remember_once(text, jsonb, text),
+  memoriesdb.revise(uuid, text, jsonb), memoriesdb.forget(uuid),
+  memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid), memoriesdb.list_memories(),
+  -- sharing and custody
+  memoriesdb.share(uuid, uuid, text, timestamptz), memoriesdb.unshare(uuid, uuid), memoriesdb.transfer(uuid, uuid, text),
+  memoriesdb.list_grants(uuid),
+  memoriesdb.accept_offer(uuid), memoriesdb.decline_offer(uuid), memoriesdb.offers(), memoriesdb.offers_sent(),
+  memoriesdb.withdraw_offer(uuid), memoriesdb.accept_sender(uuid), memoriesdb.forget_sender(uuid), memoriesdb.trusted_senders(),
+  -- graph
+  memoriesdb.create_edge_type(text, text, boolean, boolean), memoriesdb.link(uuid, uuid, text, real, jsonb),
+  memoriesdb.unlink(uuid), memoriesdb.neighbors(uuid, integer, text[], text), memoriesdb.path(uuid, uuid, integer),
+  memoriesdb.list_edges(uuid), memoriesdb.list_edge_types(),
+  -- search
+  memoriesdb.search(public.vector, integer, jsonb, real), memoriesdb.search_text(text, integer, jsonb),
+  memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer),
+  -- access log
+  memoriesdb.access_history(uuid, timestamptz), memoriesdb.flush_access_log()
+  TO memoriesdb_app;
+
+-- 3b. memoriesdb_backend: a trusted application server that authenticates its
+--    users itself. Everything the app may do (by membership), and its bare
+--    set_config('app.current_user', <uuid>, true) is believed (current_user_id()
+--    checks the membership of session_user); it creates users.
+DO $$
+BEGIN
+  IF NOT pg_catalog.pg_has_role('memoriesdb_backend', 'memoriesdb_app', 'MEMBER') THEN   -- cluster-wide: once
+    GRANT memoriesdb_app TO memoriesdb_backend;
+  END IF;
+END
+$$;
+GRANT EXECUTE ON FUNCTION memoriesdb.create_user(text, text) TO memoriesdb_backend;
+
+-- 4. memoriesdb_worker: the runner. The queues' functions; no table.
+GRANT EXECUTE ON FUNCTION
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
+  memoriesdb.claim_embedding_jobs(integer, interval, text),
+  memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text),
+  memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text),
+  memoriesdb.fail_embedding_job(uuid, uuid, text, boolean), memoriesdb.release_embedding_jobs(uuid[], uuid[]),
+  memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interval), memoriesdb.embedding_queue_health(),
+  memoriesdb.renew_embedding_leases(uuid[], uuid[], interval),
+  memoriesdb.reclaim_expired_embedding_leases(), memoriesdb.requeue_dead_embedding_jobs(),
+  memoriesdb.dead_embedding_jobs(integer), memoriesdb.embedding_models(), memoriesdb.embedding_queue_status(),
+  memoriesdb.run_vindexing(text), memoriesdb.vindexing_status(),
+  memoriesdb.access_refusals(interval)
+  TO memoriesdb_worker;
+
+-- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
+GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_log, memoriesdb.access_refusal_bursts TO memoriesdb_auditor;
+GRANT EXECUTE ON FUNCTION
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
+  memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
+  memoriesdb.access_refusals(interval), memoriesdb.flush_access_log()
+  TO memoriesdb_auditor;
+
+-- 6. memoriesdb_reader (no login; owns the read functions): the rows of memories
+--    and their relations, bound by the same policies as the application, and
+--    the helpers the read functions call.
+GRANT SELECT ON memoriesdb.memories, memoriesdb.memory_revisions, memoriesdb.memory_grants,
+                memoriesdb.memory_transfers, memoriesdb.memory_edges, memoriesdb.edge_types TO memoriesdb_reader;
+GRANT EXECUTE ON FUNCTION
+  memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
+  memoriesdb_internal.raise_not_found(text, uuid), memoriesdb_internal.record_refusal(text, uuid),
+  memoriesdb_internal.disclosed_user(uuid, uuid, uuid),
+  memoriesdb_internal.record_read(text, uuid[], bytea),
+  memoriesdb_internal.query_fingerprint(text, public.vector, integer, jsonb, text),
+  memoriesdb_internal.check_query_vector(public.vector), memoriesdb_internal.check_embedding(public.vector),
+  memoriesdb_internal.check_search_filter(jsonb),
+  memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]),
+  memoriesdb_internal.linked_ids(jsonb), memoriesdb_internal.visible_memories(uuid),
+  memoriesdb_internal.visible_count(bigint),
+  memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[])
+  TO memoriesdb_reader;
+
+-- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser).
+GRANT EXECUTE ON FUNCTION
+  memoriesdb_internal.await_access_log_writes(),
+  memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text)
+  TO memoriesdb_owner;
+
+-- 8. memoriesdb_pgbouncer_auth: PgBouncer's auth_user (pgbouncer_auth.sql). The
+--    secret lookup and nothing else; no ledger schema.
+REVOKE ALL ON SCHEMA memoriesdb_pgbouncer FROM PUBLIC;
+REVOKE ALL ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA memoriesdb_pgbouncer TO memoriesdb_pgbouncer_auth;
+GRANT EXECUTE ON FUNCTION memoriesdb_pgbouncer.user_lookup(text) TO memoriesdb_pgbouncer_auth;
+
+COMMIT;
