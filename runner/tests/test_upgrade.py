@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from hashlib import md5
 
 import psycopg
+import psycopg.types.json
 import pytest
 from psycopg.rows import dict_row
 
@@ -191,3 +192,18 @@ def test_upgrade_from_v0_1_0(databases):
         with acting(conn, "memoriesdb_auditor"):
             chain = conn.execute("SELECT * FROM memoriesdb.verify_audit_chain()").fetchone()
         assert chain["ok"], chain
+        # per-owner chains (v0.5): the old single chain stays, frozen, as "legacy"; what was
+        # written after the upgrade is in its owner's chain; a checkpoint covers both
+        legacy = conn.execute("SELECT count(*) AS n FROM memoriesdb.audit_seals WHERE chain IS NULL").fetchone()["n"]
+        assert legacy > 0, "the v0.1.0 seals are kept"
+        chains = {
+            r["chain"]
+            for r in conn.execute("SELECT DISTINCT chain FROM memoriesdb.audit_log WHERE memory_id = %s AND chain IS NOT NULL", (ids["m1"],))
+        }
+        assert chains == {ids["alice"]}, "the revision after the upgrade is in alice's chain"
+        with acting(conn, "memoriesdb_auditor"):
+            checkpoint = conn.execute("SELECT memoriesdb.audit_checkpoint() AS cp").fetchone()["cp"]
+            names = [c["chain"] for c in checkpoint["chains"]]
+            assert "legacy" in names and str(ids["alice"]) in names, names
+            verified = conn.execute("SELECT * FROM memoriesdb.verify_audit_chain(%s)", (psycopg.types.json.Jsonb(checkpoint),)).fetchone()
+        assert verified["ok"], verified
