@@ -3,7 +3,7 @@
 -- requires: identity
 -- requires: ledger_locks
 -- Run once. Per-owner audit chains (issue 14): an audit row belongs to the chain of the owner it
--- is about (audit_log.chain); rows about no owner (users, config, edge types) to the common chain
+-- is about (audit_log.chain); rows about no owner (users, config, seeded edge types) to the common chain
 -- 00000000-0000-0000-0000-000000000000. A committing transaction seals each chain it touched; the
 -- seals of one transaction name each other (peers). No lock is shared between chains: a seal locks
 -- its chain's row in audit_chain_heads. Rows and seals written before this change (chain NULL) are
@@ -13,7 +13,7 @@ SET LOCAL ROLE memoriesdb_owner;
 
 ALTER TABLE memoriesdb.audit_log ADD COLUMN chain uuid;
 COMMENT ON COLUMN memoriesdb.audit_log.chain IS
-  'The chain the row belongs to: the owner the row is about (a memory''s owner, a key''s or offer''s user), 00000000-0000-0000-0000-000000000000 for rows about no owner (users, config, edge types); NULL for rows written before per-owner chains (the legacy single chain). Covered by row_hash.';
+  'The chain the row belongs to: the owner the row is about (a memory''s owner, a key''s or offer''s user), 00000000-0000-0000-0000-000000000000 for rows about no owner (users, config, the edge types the deploy seeds; an edge type a user creates is in the creator''s chain); NULL for rows written before per-owner chains (the legacy single chain). Covered by row_hash.';
 
 ALTER TABLE memoriesdb.audit_seals
   ADD COLUMN chain uuid,

@@ -91,7 +91,7 @@ COMMENT ON FUNCTION memoriesdb_internal.audit_genesis(uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_common_chain() RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '00000000-0000-0000-0000-000000000000'::uuid $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_common_chain() IS
-  'Internal: the chain of audit rows about no owner (users, config, edge types).';
+  'Internal: the chain of audit rows about no owner (users, config, the edge types the deploy seeds).';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_chain_name(chain uuid) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT coalesce(chain::text, 'legacy') $$;

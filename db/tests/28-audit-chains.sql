@@ -1,7 +1,7 @@
 -- Per-owner audit chains, checkpoints kept outside, receipts, and the eight ways a superuser
 -- could tamper with the history, each named by verify_audit_chain(checkpoint) (issue 14).
 BEGIN;
-SELECT plan(53);
+SELECT plan(55);
 -- seal at the end of each statement rather than at COMMIT (which this test never reaches)
 SET CONSTRAINTS ALL IMMEDIATE;
 
@@ -33,6 +33,14 @@ SELECT is((SELECT chain FROM memoriesdb.audit_log WHERE table_name = 'users' AND
   'a user row belongs to the common chain');
 SELECT is((SELECT chain FROM memoriesdb.audit_log WHERE table_name = 'accepted_senders' AND new_row->>'user_id' = :'bob'), :'bob'::uuid,
   'bob''s accepted sender is in his chain');
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.create_edge_type('alice_cites', 'chains test');
+SELECT tests.clear_context();
+SELECT is((SELECT chain FROM memoriesdb.audit_log WHERE table_name = 'edge_types' AND new_row->>'name' = 'alice_cites'), :'alice'::uuid,
+  'an edge type a user creates is in the creator''s chain (her open transaction never holds the common chain)');
+UPDATE memoriesdb.config SET value = value WHERE key = 'api_key_lifetime';
+SELECT is((SELECT chain FROM memoriesdb.audit_log WHERE table_name = 'config' AND txid = pg_current_xact_id()), :'common'::uuid,
+  'a change of config is in the common chain');
 SELECT is((SELECT count(*) FROM memoriesdb.audit_log WHERE txid = pg_current_xact_id() AND chain IS NULL), 0::bigint,
   'no new row is in the legacy chain');
 
