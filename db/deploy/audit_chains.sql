@@ -54,4 +54,7 @@ ALTER TABLE memoriesdb_internal.ledger_identity ENABLE ROW LEVEL SECURITY, FORCE
 CREATE POLICY ledger_identity_owner ON memoriesdb_internal.ledger_identity TO memoriesdb_owner USING (true) WITH CHECK (true);
 INSERT INTO memoriesdb_internal.ledger_identity DEFAULT VALUES;
 
+COMMENT ON TABLE memoriesdb_internal.audit_seal_lock IS
+  'No rows. Unused since per-owner chains (v0.5): the legacy chain''s lock, kept so a revert to v0.4 finds it. Each chain now locks its row in audit_chain_heads.';
+
 COMMIT;
