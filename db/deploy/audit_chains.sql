@@ -28,6 +28,8 @@ COMMENT ON COLUMN memoriesdb.audit_seals.peers IS
 COMMENT ON COLUMN memoriesdb.audit_seals.seq IS
   'Unique number of the seal. Legacy chain: its position (1, 2, ... without gaps). Per-owner chains: from a sequence, with gaps; their position is chain_seq.';
 CREATE UNIQUE INDEX audit_seals_chain_seq ON memoriesdb.audit_seals (chain, chain_seq) WHERE chain IS NOT NULL;
+-- the legacy chain's seals by position, without walking past the newer chains' seals
+CREATE INDEX audit_seals_legacy ON memoriesdb.audit_seals (seq) WHERE chain IS NULL;
 
 -- the seq of a per-owner chain's seal: unique, no lock shared between chains
 CREATE SEQUENCE memoriesdb_internal.audit_seal_seq AS bigint;
