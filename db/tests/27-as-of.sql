@@ -2,7 +2,7 @@
 -- audit log for times before a revision, a share's expiry, an unshare and a transfer.
 -- Every change of the history is a transaction of its own (a change counts from the
 -- start of its transaction, and one transaction has one time), so this file COMMITs:
--- it uses handles of its own (a random tag) and forgets its memory at the end.
+-- it uses handles of its own (a random tag) and forgets its memories at the end.
 -- The writes are vouched for by this session's login (a superuser counts as a member
 -- of memoriesdb_backend), except carol's share, which an API key proves.
 \set ON_ERROR_STOP 1
@@ -299,6 +299,7 @@ SELECT memoriesdb.setup_access_logger();
 BEGIN;
 SELECT tests.act_as(:'dave');
 SELECT memoriesdb.forget(:'m');
+SELECT memoriesdb.forget(:'m2');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.who_could_read(%L, %L)', :'m', :'t3'), 'MDB03', 'memory not found',
   'after forget(): who_could_read answers not found, even to the last owner');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall_as_of(%L, %L)', :'m', :'t3'), 'MDB03', 'memory not found',
