@@ -63,48 +63,52 @@ BEGIN
          AND a.table_name IN ('memories', 'memory_grants')
     ), memory_state AS (          -- the memory's row as it was at `at` (none: it did not exist yet)
       SELECT h.op, h.new_row FROM hist AS h WHERE h.table_name = 'memories' ORDER BY h.id DESC LIMIT 1
-    ), owner_write AS (           -- the write that made its owner at `at` the owner: creation or transfer
-      SELECT h.created_at, h.created_by, h.vouched_by FROM hist AS h
+    ), owner_write AS (           -- the write that made its owner at `at` the owner: creation, or a transfer
+                                  -- (given by the owner before it: the caller of transfer(), or the sender of
+                                  -- the offer that the new owner's accept_offer() took)
+      SELECT h.created_at, h.created_by, h.vouched_by,
+             coalesce(h.old_row->>'owner_id', h.new_row->>'owner_id')::uuid AS giver FROM hist AS h
        WHERE h.table_name = 'memories'
          AND (h.op = 'INSERT' OR (h.op = 'UPDATE' AND h.old_row->'owner_id' IS DISTINCT FROM h.new_row->'owner_id'))
        ORDER BY h.id DESC LIMIT 1
     ), grant_state AS (           -- each grant as it was at `at` (deleted: unshared, or its grantee became the owner)
       SELECT DISTINCT ON (h.row_id) h.row_id, h.op, h.new_row FROM hist AS h
        WHERE h.table_name = 'memory_grants' ORDER BY h.row_id, h.id DESC
-    ), grant_write AS (           -- the write that gave each grant the terms it had at `at` (share, a new share, accept_offer)
-      SELECT DISTINCT ON (h.row_id) h.row_id, h.created_at, h.created_by, h.vouched_by FROM hist AS h
+    ), grant_write AS (           -- the write that gave each grant the terms it had at `at`: share(), a new share(), or
+                                  -- the grantee's accept_offer() of a share offer (given by the owner then: the grant's owner_id)
+      SELECT DISTINCT ON (h.row_id) h.row_id, h.created_at, h.created_by, h.vouched_by,
+             (h.new_row->>'owner_id')::uuid AS giver FROM hist AS h
        WHERE h.table_name = 'memory_grants'
          AND (h.op = 'INSERT' OR (h.op = 'UPDATE'
               AND (h.old_row->'permission', h.old_row->'expires_at') IS DISTINCT FROM (h.new_row->'permission', h.new_row->'expires_at')))
        ORDER BY h.row_id, h.id DESC
     ), readers AS (
       SELECT (s.new_row->>'owner_id')::uuid AS reader, 'owner'::text AS lvl, w.created_at AS since_at, NULL::timestamptz AS until,
-             w.created_by AS actor, w.vouched_by AS voucher, 0 AS rank
+             w.giver, w.created_by AS actor, w.vouched_by AS voucher, 0 AS rank
         FROM memory_state AS s, owner_write AS w
        WHERE s.op <> 'DELETE'
       UNION ALL
       SELECT (g.new_row->>'grantee_id')::uuid, g.new_row->>'permission', w.created_at, (g.new_row->>'expires_at')::timestamptz,
-             w.created_by, w.vouched_by, 1
+             w.giver, w.created_by, w.vouched_by, 1
         FROM grant_state AS g JOIN grant_write AS w ON w.row_id = g.row_id
        WHERE g.op <> 'DELETE'
          AND (g.new_row->>'expires_at' IS NULL OR (g.new_row->>'expires_at')::timestamptz > who_could_read.at)
          AND EXISTS (SELECT 1 FROM memory_state AS s WHERE s.op <> 'DELETE')
     )
-    -- user ids the owner does not deal with as pseudonyms (disclosed_user()), except a grantee the
-    -- owner gave the grant to herself (she passed the id; disclosed_user() knows only the grants that
-    -- still exist); the login that vouched for a write only with its author (it names the author's
-    -- service), as access_history() does
-    SELECT CASE WHEN r.actor = viewer THEN r.reader ELSE memoriesdb_internal.disclosed_user(r.reader, viewer, viewer) END,
-           r.lvl, r.since_at, r.until, d.shown,
-           CASE WHEN d.shown IS NOT DISTINCT FROM r.actor THEN r.voucher END
+    -- user ids the owner does not deal with as pseudonyms (disclosed_user()), except a user the caller
+    -- gave the access to herself (she passed the id; disclosed_user() knows only the grants that still
+    -- exist); the login that vouched for a write only when its author is shown by id (the login names
+    -- the author's service), as access_history() does
+    SELECT CASE WHEN r.giver = viewer THEN r.reader ELSE memoriesdb_internal.disclosed_user(r.reader, viewer, viewer) END,
+           r.lvl, r.since_at, r.until, memoriesdb_internal.disclosed_user(r.giver, viewer, viewer),
+           CASE WHEN memoriesdb_internal.disclosed_user(r.actor, viewer, viewer) IS NOT DISTINCT FROM r.actor THEN r.voucher END
       FROM readers AS r
-     CROSS JOIN LATERAL (SELECT memoriesdb_internal.disclosed_user(r.actor, viewer, viewer) AS shown) AS d
      ORDER BY r.rank, r.since_at, 1;
   PERFORM memoriesdb_internal.log_read('who_could_read', ARRAY[who_could_read.memory_id], NULL);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.who_could_read(uuid, timestamptz) IS
-  'For the memory''s current owner: who could read it at time at, from the audit log (not the current tables, so it holds for times before a transfer, an unshare, an expiry or a revision): its owner then (level owner) and every grantee whose grant existed and had not expired at that time (level read or write, expires_at); since: when the write that gave that access was made (creation or transfer; the share, or re-share, that set the grant''s terms), given_by: who made it, vouched_by: the memoriesdb_backend login that vouched for that write''s context (NULL when an API key proved it, or when its author is shown as a pseudonym). A change counts from the start of its transaction. No rows for a time before the memory existed. Users the owner does not deal with appear as pseudonyms (as in provenance()); a grantee the caller gave the grant to is shown by id even after an unshare. One access log entry per call. MDB03 (logged) for anyone but the current owner, a former owner included; MDB27 for a time in the future; MDB12 for a NULL time.';
+  'For the memory''s current owner: who could read it at time at, from the audit log (not the current tables, so it holds for times before a transfer, an unshare, an expiry or a revision): its owner then (level owner) and every grantee whose grant existed and had not expired at that time (level read or write, expires_at). For each, the write that gave that access (the creation or the transfer; the share, or re-share, that set the grant''s terms, or the recipient''s accept_offer() of an offered one): since: when it was made; given_by: the owner who gave the access (the creator, the former owner, the owner who shared); vouched_by: the memoriesdb_backend login that vouched for that write''s context (NULL when an API key proved it, for writes before v0.4, or when the write''s author is shown as a pseudonym). A change counts from the start of its transaction. No rows for a time before the memory existed. Users the owner does not deal with appear as pseudonyms (as in provenance()); a user the caller gave the access to is shown by id even after an unshare. One access log entry per call. MDB03 (logged) for anyone but the current owner, a former owner or a grantee included; MDB27 for a time in the future; MDB12 for a NULL time.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.recall_as_of(memory_id uuid, at timestamptz)
 RETURNS TABLE (revision integer, content text, metadata jsonb, content_hash bytea, revised_at timestamptz, revised_by uuid)

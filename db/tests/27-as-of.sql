@@ -15,6 +15,7 @@ SELECT tests.create_user(:'tag' || '_bob') AS bob \gset
 SELECT tests.create_user(:'tag' || '_carol') AS carol \gset
 SELECT tests.create_user(:'tag' || '_dave') AS dave \gset
 SELECT tests.create_user(:'tag' || '_erin') AS erin \gset
+SELECT tests.create_user(:'tag' || '_frank') AS frank \gset
 SELECT tests.create_user(:'tag' || '_mallory') AS mallory \gset
 -- shares and transfers take effect at once (offers: 22-offers.sql)
 SELECT tests.act_as(:'bob');
@@ -26,11 +27,12 @@ SELECT tests.act_as(:'erin');
 SELECT memoriesdb.accept_sender(:'alice');
 SELECT tests.act_as(:'dave');
 SELECT memoriesdb.accept_sender(:'alice');
-SELECT memoriesdb.accept_sender(:'carol');
 SELECT tests.act_as(:'carol');
 SELECT memoriesdb.accept_sender(:'mallory');
 SELECT tests.act_as(:'alice');
 SELECT memoriesdb.create_api_key(:'alice') AS akey \gset
+SELECT tests.act_as(:'frank');
+SELECT memoriesdb.create_api_key(:'frank') AS fkey \gset
 COMMIT;
 -- before the memory existed
 SELECT clock_timestamp() AS t0 \gset
@@ -72,12 +74,20 @@ SELECT memoriesdb.revise(:'m', 'third words', '{"v": 3}');
 COMMIT;
 SELECT clock_timestamp() AS t5 \gset
 
--- s5: bob unshared, erin shared (read, until unshared)
+-- s5: bob unshared, erin shared (read, until unshared), frank offered a share (he did not accept alice)
 BEGIN;
 SELECT now() AS s5 \gset
 SELECT tests.act_as(:'alice');
 SELECT memoriesdb.unshare(:'m', :'bob');
 SELECT memoriesdb.share(:'m', :'erin', 'read');
+SELECT memoriesdb.share(:'m', :'frank', 'read') AS frank_offer \gset
+COMMIT;
+-- s5b: frank accepts the offer, proven by his own API key (so nobody vouches for the write)
+BEGIN;
+SELECT now() AS s5b \gset
+SELECT tests.act_as(:'frank');
+SELECT memoriesdb.authenticate(:'fkey');
+SELECT memoriesdb.accept_offer(:'frank_offer');
 COMMIT;
 SELECT clock_timestamp() AS t6 \gset
 
@@ -106,7 +116,7 @@ SELECT memoriesdb.share(:'m', :'carol', 'read');
 COMMIT;
 SELECT clock_timestamp() AS t8 \gset
 
--- m2: mallory remembers it, gives it to carol, who gives it to dave
+-- m2: mallory remembers it, gives it to carol, who offers it to dave
 BEGIN;
 SELECT now() AS sm2 \gset
 SELECT tests.act_as(:'mallory');
@@ -119,7 +129,12 @@ SELECT memoriesdb.transfer(:'m2', :'carol');
 COMMIT;
 BEGIN;
 SELECT tests.act_as(:'carol');
-SELECT memoriesdb.transfer(:'m2', :'dave');
+SELECT memoriesdb.transfer(:'m2', :'dave') AS m2_offer \gset
+COMMIT;
+-- dave has not accepted carol as a sender: the transfer waited as an offer, which he accepts
+BEGIN;
+SELECT tests.act_as(:'dave');
+SELECT memoriesdb.accept_offer(:'m2_offer');
 COMMIT;
 
 -- What the new owner sees, for every time ------------------------------------------
@@ -172,17 +187,19 @@ SELECT results_eq(format('SELECT user_id, level FROM memoriesdb.who_could_read(%
   format($$ VALUES (%L::uuid, 'owner'::text), (%L, 'read') $$, :'alice', :'bob_to_dave'),
   'the third revision changes no reader');
 SELECT results_eq(format('SELECT user_id, level, since, given_by, vouched_by FROM memoriesdb.who_could_read(%L, %L)', :'m', :'t6'),
-  format($$ VALUES (%1$L::uuid, 'owner'::text, %2$L::timestamptz, %1$L::uuid, %3$L::name), (%4$L, 'read', %5$L, %1$L, %3$L) $$,
-         :'alice', :'s1', :'login', :'erin', :'s5'),
-  'after bob was unshared and erin shared: alice and erin');
+  format($$ VALUES (%1$L::uuid, 'owner'::text, %2$L::timestamptz, %1$L::uuid, %3$L::name), (%4$L, 'read', %5$L, %1$L, %3$L),
+                   (%6$L, 'read', %7$L, %1$L, NULL) $$,
+         :'alice', :'s1', :'login', :'erin', :'s5', :'frank', :'s5b'),
+  'after bob was unshared, erin shared and frank accepted: alice, erin, and frank since his acceptance, given by alice, vouched by nobody (his key)');
 SELECT results_eq(format('SELECT user_id, level, since, expires_at, given_by, vouched_by FROM memoriesdb.who_could_read(%L, %L)', :'m', :'t7'),
   format($$ VALUES (%1$L::uuid, 'owner'::text, %2$L::timestamptz, NULL::timestamptz, %3$L::uuid, %4$L::name),
-                   (%5$L, 'read', %6$L, NULL, %3$L, %4$L) $$, :'dave', :'s6', :'alice', :'login', :'erin', :'s5'),
-  'after the transfer: dave, owner since the transfer, given by alice; erin, whose grant followed the memory, still since alice''s share (carol''s had expired)');
+                   (%5$L, 'read', %6$L, NULL, %3$L, %4$L), (%7$L, 'read', %8$L, NULL, %3$L, NULL) $$,
+         :'dave', :'s6', :'alice', :'login', :'erin', :'s5', :'frank', :'s5b'),
+  'after the transfer: dave, owner since the transfer, given by alice; erin and frank, whose grants followed the memory, still since they were given (carol''s had expired)');
 SELECT results_eq(format('SELECT user_id, level, since, expires_at, given_by FROM memoriesdb.who_could_read(%L, %L)', :'m', :'t8'),
   format($$ VALUES (%1$L::uuid, 'owner'::text, %2$L::timestamptz, NULL::timestamptz, %3$L::uuid), (%4$L, 'read', %5$L, NULL, %3$L),
-                   (%6$L, 'read', %7$L, NULL, %1$L) $$,
-         :'dave', :'s6', :'alice', :'erin', :'s5', :'carol', :'s7'),
+                   (%8$L, 'read', %9$L, NULL, %3$L), (%6$L, 'read', %7$L, NULL, %1$L) $$,
+         :'dave', :'s6', :'alice', :'erin', :'s5', :'carol', :'s7', :'frank', :'s5b'),
   'after dave shared it again with carol: her grant with its new terms, since the new share, given by dave');
 SELECT results_eq(format($$ SELECT user_id FROM memoriesdb.who_could_read(%L, %L::timestamptz - interval '1 microsecond') WHERE level = 'owner' $$, :'m', :'s6'),
   format('VALUES (%L::uuid)', :'alice'), 'a microsecond before the transfer''s transaction began: alice''s');
@@ -198,7 +215,7 @@ SELECT results_eq(format('SELECT revision, content, revised_by FROM memoriesdb.r
   format($$ VALUES (1, 'passed along'::text, %L::uuid) $$, :'mallory_to_dave'), 'recall_as_of shows its author by the same pseudonym');
 SELECT results_eq(format('SELECT user_id, given_by, vouched_by FROM memoriesdb.who_could_read(%L, statement_timestamp())', :'m2'),
   format($$ VALUES (%L::uuid, %L::uuid, %L::name) $$, :'dave', :'carol', :'login'),
-  'now: dave, given by carol (who transferred it to him: by id, with the login that vouched)');
+  'now: dave, given by carol (who offered it to him: by id), vouched for by the login of his acceptance');
 COMMIT;
 
 -- Custody: only the current owner asks ---------------------------------------------
