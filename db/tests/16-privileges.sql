@@ -30,7 +30,8 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
     'memoriesdb.setting', 'memoriesdb.share', 'memoriesdb.transfer', 'memoriesdb.unlink', 'memoriesdb.unshare',
     'memoriesdb.verify', 'memoriesdb.list_memories', 'memoriesdb.list_grants', 'memoriesdb.list_edges',
-    'memoriesdb.list_edge_types', 'memoriesdb.audit_receipts', 'memoriesdb.verify_receipt'],
+    'memoriesdb.list_edge_types', 'memoriesdb.audit_receipts', 'memoriesdb.verify_receipt',
+    'memoriesdb.who_could_read', 'memoriesdb.recall_as_of'],
   'memoriesdb_app executes exactly these functions');
 SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
   'memoriesdb_app selects no table or column: what exists through list_*(), contents through the logged reads');
