@@ -3,6 +3,7 @@
 -- requires: privileges@v0.2.0
 -- requires: embedding_queue
 -- requires: api_history
+-- requires: query_cache
 -- The security model in one place: everything any role other than an object's
 -- owner may do in this database. Re-deployable: it first takes every privilege
 -- back, then grants exactly what is listed here, so the list below is the whole
@@ -94,6 +95,9 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer),
   -- access log
   memoriesdb.access_history(uuid, timestamptz), memoriesdb.flush_access_log(),
+  -- the query-vector cache (query_cache.sql): the context user's own entries only
+  memoriesdb.cached_query_vector(text, text), memoriesdb.cache_query_vector(text, text, public.vector),
+  memoriesdb.clear_query_cache(text),
   -- receipts of one's own writes
   memoriesdb.audit_receipts(uuid), memoriesdb.verify_receipt(jsonb, jsonb)
   TO memoriesdb_app;

@@ -129,6 +129,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',
   'access_history', 'access_refusals', 'flush_access_log',
   'who_could_read', 'recall_as_of',
+  'cached_query_vector', 'cache_query_vector', 'clear_query_cache',
   'accept_offer', 'decline_offer', 'withdraw_offer', 'offers', 'offers_sent', 'accept_sender', 'forget_sender', 'trusted_senders',
   'list_memories', 'list_grants', 'list_edges', 'list_edge_types',
   -- administrators only (no client role may execute them)
@@ -147,7 +148,8 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'log_read',
   'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'record_auth_failure',
   'check_auth_throttle', 'disclosed_user',
-  'require_custodian']);
+  'require_custodian',
+  'normalise_query', 'query_cache_digest']);
 SELECT functions_are('memoriesdb_pgbouncer', ARRAY['user_lookup']);   -- PgBouncer's auth_query (20-pgbouncer-auth.sql)
 SELECT is_empty($$
   SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
