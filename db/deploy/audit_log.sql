@@ -623,4 +623,17 @@ $$;
 COMMENT ON FUNCTION memoriesdb.verify_receipt(jsonb, jsonb) IS
   'Proves a write is still in the history a checkpoint commits to: the receipt''s seal is still at its position with its hash, every seal from it to the checkpoint''s head of that chain is intact and hash-linked, and the head is the checkpointed one. A user verifies receipts of its own chain; the auditor any. MDB25 for what is not a receipt or checkpoint.';
 
+-- The per-chain seals take their seq from memoriesdb_internal.audit_seal_seq (audit_chains.sql), but a
+-- run-once change deployed between audit_chains and this change (say one adding config rows, which are
+-- audited) is sealed by the v0.4.0 functions, which take the last seq + 1 and leave the sequence behind:
+-- the first seal of this version would then collide (unique_violation, raised as 40001 "another
+-- transaction sealed the same chain first", on every audited write). Past them, as the deploying
+-- superuser (the seals are under forced row-level security); nothing when the sequence is ahead.
+RESET ROLE;
+SELECT pg_catalog.setval('memoriesdb_internal.audit_seal_seq', m.top)
+  FROM (SELECT max(s.seq) AS top FROM memoriesdb.audit_seals AS s) AS m,
+       (SELECT CASE WHEN q.is_called THEN q.last_value + 1 ELSE q.last_value END AS next_seq
+          FROM memoriesdb_internal.audit_seal_seq AS q) AS n
+ WHERE m.top >= n.next_seq;
+
 COMMIT;
