@@ -175,15 +175,19 @@ def ingest(settings: Settings, file: Path, api_key_file, api_key_stdin, api_key_
 @with_user
 @click.option("-k", default=10, help="How many results.")
 @click.option("--filter", "filter_", default="{}", help='JSON filter, e.g. \'{"metadata": {"topic": "x"}}\'.')
+@click.option("--no-cache", is_flag=True, help="Embed TEXT even if the query cache holds its vector (and cache nothing).")
 @click.pass_obj
-def search(settings: Settings, text: str, api_key_file, api_key_stdin, api_key_option, user_id, k: int, filter_: str) -> None:
-    """Embed TEXT with the configured provider and search the user's visible memories."""
+def search(
+    settings: Settings, text: str, api_key_file, api_key_stdin, api_key_option, user_id, k: int, filter_: str, no_cache: bool
+) -> None:
+    """Search the user's visible memories for TEXT: its vector from the user's query cache, else embedded
+    with the configured provider (and cached)."""
     key, user_id = _who(settings, api_key_file, api_key_stdin, api_key_option, user_id)
     try:
         filter_obj = json.loads(filter_)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
-    rows = _run(search_text(settings, text, key, user_id, k, filter_obj))
+    rows = _run(search_text(settings, text, key, user_id, k, filter_obj, use_cache=not no_cache))
     print_results(console, rows, f"search: {text!r}")
 
 

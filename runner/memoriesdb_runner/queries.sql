@@ -89,6 +89,13 @@ SELECT memory_id, created FROM memoriesdb.remember_once(%(content)s, %(metadata)
 SELECT id, similarity, content, metadata, owner_id
   FROM memoriesdb.search(%(query)s::vector, %(k)s, %(filter)s::jsonb);
 
+-- name: cached_query_vector
+-- the context user's cached vector of a normalised query, or NULL (query_cache.sql)
+SELECT memoriesdb.cached_query_vector(%(model)s, %(query)s) AS v;
+
+-- name: cache_query_vector
+SELECT memoriesdb.cache_query_vector(%(model)s, %(query)s, %(v)s::vector) AS stored;
+
 -- name: share
 -- a grant when the grantee accepted the sender (accept_sender), else an offer the grantee must accept
 SELECT memoriesdb.share(%(memory_id)s, %(grantee)s) AS grant_id;

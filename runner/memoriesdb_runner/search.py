@@ -1,17 +1,47 @@
-"""Search (`memoriesdb search`): embed a text with the configured provider, search as one user."""
+"""Search (`memoriesdb search`): the query's vector from the ledger's query cache, else embedded with the
+configured provider (and cached); search as one user."""
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 import uuid
+
+import psycopg
 
 from rich.console import Console
 from rich.table import Table
 
 from . import db
-from .providers import Provider, make_provider
+from .providers import Provider, make_provider, model_label
 from .safety import safe_text
 from .settings import Settings
+
+
+# The ledger's normalise_query() (query_cache.sql), character for character: NFC, every run of these
+# white space characters one space, none at either end; case kept (cased models embed case).
+_WHITE_SPACE = re.compile("[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
+def normalise_query(text: str) -> str:
+    """The query as the cache keys it and as it is embedded on a miss, so a hit returns exactly
+    the vector a miss would have made."""
+    return _WHITE_SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip(" ")
+
+
+async def _cached(conn, api_key: str | None, user_id: uuid.UUID | None, model: str, query: str):
+    """The user's cached vector of query, or None. One transaction of its own (the proof of an API key
+    lasts one transaction): no transaction stays open while the provider embeds on a miss. A query the
+    cache refuses (MDB26: too long for it) is embedded without the cache."""
+    try:
+        async with conn.transaction():
+            await db.become(conn, api_key, user_id)
+            return (await db.row(conn, "cached_query_vector", model=model, query=query))["v"]
+    except psycopg.Error as exc:
+        if exc.sqlstate != "MDB26":
+            raise
+        return None
 
 
 async def search_text(
@@ -22,20 +52,37 @@ async def search_text(
     k: int = 10,
     filter_: dict | None = None,
     provider: Provider | None = None,
+    use_cache: bool = True,
 ) -> list[dict]:
-    """The k memories most similar to text that the user may see (the ledger's search())."""
-    own_provider = provider is None
-    provider = provider or make_provider(settings)
-    try:
-        vector = (await provider.embed([text]))[0]
-    finally:
-        if own_provider:
-            await provider.aclose()
+    """The k memories most similar to text that the user may see (the ledger's search()). The query
+    vector comes from the ledger's query cache (the user's own entries) when it holds one: then no
+    provider is built and none is called; on a miss the provider embeds the normalised text and the
+    vector is cached for the next identical search."""
+    query = normalise_query(text) or text
+    model = model_label(settings, provider)
+    filter_json = json.dumps(filter_ or {})
     conn = await db.connect(db.user_dsn(settings, api_key), autocommit=False)
     async with conn:
+        vector = await _cached(conn, api_key, user_id, model, query) if use_cache and query.strip() else None
+        cacheable = use_cache and query.strip() and vector is None
+        if vector is None:
+            own_provider = provider is None
+            provider = provider or make_provider(settings)
+            try:
+                vector = (await provider.embed([query]))[0]
+            finally:
+                if own_provider:
+                    await provider.aclose()
         async with conn.transaction():
             await db.become(conn, api_key, user_id)
-            return await db.rows(conn, "search", query=vector, k=k, filter=json.dumps(filter_ or {}))
+            if cacheable:
+                try:
+                    async with conn.transaction():  # a savepoint: a vector the cache refuses is searched with all the same
+                        await db.row(conn, "cache_query_vector", model=model, query=query, v=vector)
+                except psycopg.Error as exc:
+                    if exc.sqlstate != "MDB26":
+                        raise
+            return await db.rows(conn, "search", query=vector, k=k, filter=filter_json)
 
 
 def print_results(console: Console, rows: list[dict], title: str) -> None:
