@@ -9,7 +9,6 @@ import unicodedata
 import uuid
 
 import psycopg
-
 from rich.console import Console
 from rich.table import Table
 
@@ -17,7 +16,6 @@ from . import db
 from .providers import Provider, make_provider, model_label
 from .safety import safe_text
 from .settings import Settings
-
 
 # The ledger's normalise_query() (query_cache.sql), character for character: NFC, every run of these
 # white space characters one space, none at either end; case kept (cased models embed case).

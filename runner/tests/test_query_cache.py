@@ -5,6 +5,7 @@ stores is no query text; the runner normalises a query exactly as the ledger key
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 from click.testing import CliRunner
@@ -14,6 +15,7 @@ from memoriesdb_runner.search import normalise_query, search_text
 from memoriesdb_runner.service import run_embed_workers
 
 from .conftest import remember
+from .fake_ollama import vector_for
 from .test_cli import env_of
 
 
@@ -109,8 +111,44 @@ def test_a_hit_returns_the_vector_that_was_stored(settings, admin_conn, user, fa
         v = admin_conn.execute(
             "SELECT memoriesdb.cached_query_vector('ollama:all-minilm', 'vector round trip')::text AS v"
         ).fetchone()["v"]
-    from .fake_ollama import vector_for
-
     expected = np.array(vector_for("vector round trip", fake_ollama.dim), dtype=np.float32)
     expected /= np.linalg.norm(expected)
-    assert np.allclose(np.array(eval(v), dtype=np.float32), expected, atol=1e-6), "the provider's (normalised) vector"
+    assert np.allclose(np.array(json.loads(v), dtype=np.float32), expected, atol=1e-6), "the provider's (normalised) vector"
+
+
+def test_concurrent_stores_keep_the_bound_and_never_deadlock(settings, admin_conn, user):
+    """8 clients of one user store distinct queries and hit shared ones at once, the cache full: no error
+    (no deadlock, no unique violation), and the user holds exactly the bound afterwards."""
+    import threading
+
+    import psycopg
+
+    uid, key = user
+    admin_conn.execute("UPDATE memoriesdb.config SET value = '5' WHERE key = 'query_cache_max_entries'")
+    errors: list[BaseException] = []
+    v = "[" + ",".join(["0.5"] * 4) + "]"
+
+    def client(i: int) -> None:
+        try:
+            with psycopg.connect(settings.app_dsn, prepare_threshold=None) as conn:
+                for n in range(40):
+                    with conn.transaction():
+                        conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+                        conn.execute("SELECT memoriesdb.cache_query_vector('m', %s, %s::vector)", (f"c{i} q{n}", v))
+                        conn.execute("SELECT memoriesdb.cached_query_vector('m', %s)", (f"c{(i + 1) % 8} q{n}",))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        held = admin_conn.execute(
+            "SELECT count(*) AS n FROM memoriesdb_internal.query_cache WHERE owner_id = %s", (uid,)
+        ).fetchone()["n"]
+        assert held == 5, "320 stores by 8 clients at a bound of 5: exactly 5 entries held"
+    finally:
+        admin_conn.execute("UPDATE memoriesdb.config SET value = '1000' WHERE key = 'query_cache_max_entries'")
