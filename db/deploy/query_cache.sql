@@ -129,10 +129,13 @@ BEGIN
   VALUES (uid, d, model, v)
   ON CONFLICT (owner_id, digest) DO UPDATE SET vector = excluded.vector, used_at = clock_timestamp(), created_at = now();
 
-  -- The bound: the caller's least recently used entries out, but never the one just stored.
-  -- SKIP LOCKED: an entry another transaction is touching or evicting is not waited for (no
-  -- deadlock, no queue); concurrent stores each evict a different entry, so the count is back
-  -- at the bound once they commit (at most one over it per store still in flight).
+  -- The bound: the caller's least recently used entries out, down to the bound (all the excess,
+  -- not one), but never the one just stored. SKIP LOCKED: an entry another transaction holds (it
+  -- is touching or evicting it) is not waited for, so stores and hits never wait for each other
+  -- and cannot deadlock; concurrent stores each evict different entries. The price: while the
+  -- caller's other transactions hold entries, this store may find fewer to evict, and the caller
+  -- keeps up to one entry over the bound per such transaction, until its next store evicts the
+  -- excess (a soft bound: max + the caller's concurrent transactions).
   SELECT count(*) INTO n FROM memoriesdb_internal.query_cache AS c WHERE c.owner_id = uid;
   IF n > max_entries THEN
     DELETE FROM memoriesdb_internal.query_cache AS c
@@ -144,7 +147,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.cache_query_vector(text, text, public.vector) IS
-  'Stores v as the context user''s vector for this model and (normalised) query, replacing an older one; then evicts the user''s least recently used entries past query_cache_max_entries. Stores only an HMAC of the query, never its text. true when stored; false when the cache is off (query_cache_max_entries 0) or the transaction is read-only. MDB26: bad model name or query, NULL vector, more than query_cache_max_dimensions dimensions, zero norm.';
+  'Stores v as the context user''s vector for this model and (normalised) query, replacing an older one; then evicts the user''s least recently used entries past query_cache_max_entries (skipping entries the user''s concurrent transactions hold: then the next store evicts the excess). Stores only an HMAC of the query, never its text. true when stored; false when the cache is off (query_cache_max_entries 0) or the transaction is read-only. MDB26: bad model name or query, NULL vector, more than query_cache_max_dimensions dimensions, zero norm.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.clear_query_cache(model text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
