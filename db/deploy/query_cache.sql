@@ -131,8 +131,10 @@ BEGIN
 
   -- The bound: the caller's least recently used entries out, down to the bound (all the excess,
   -- not one), but never the one just stored. SKIP LOCKED: an entry another transaction holds (it
-  -- is touching or evicting it) is not waited for, so stores and hits never wait for each other
-  -- and cannot deadlock; concurrent stores each evict different entries. The price: while the
+  -- is touching or evicting it) is not waited for: eviction never waits, concurrent stores each
+  -- evict different entries, and a store waits only to replace the very entry another transaction
+  -- holds (then, like any write, it can deadlock with a transaction that stores several entries in
+  -- the other order: PostgreSQL aborts one, 40P01; the runner stores one per transaction). The price: while the
   -- caller's other transactions hold entries, this store may find fewer to evict, and the caller
   -- keeps up to one entry over the bound per such transaction, until its next store evicts the
   -- excess (a soft bound: max + the caller's concurrent transactions).
