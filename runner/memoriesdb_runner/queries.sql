@@ -123,6 +123,15 @@ SET ROLE memoriesdb_auditor;
 SELECT ok, rows_checked, seals_checked, first_broken_id, problem FROM memoriesdb.verify_audit_chain();
 
 -- ---------------------------------------------------------------------------------------------
+-- Checkpoints (anchor.py, verify_audit.py): taken as memoriesdb_worker, verified as memoriesdb_auditor
+
+-- name: audit_checkpoint
+SELECT memoriesdb.audit_checkpoint() AS checkpoint;
+
+-- name: verify_audit_checkpoint
+SELECT ok, rows_checked, seals_checked, first_broken_id, problem FROM memoriesdb.verify_audit_chain(%(checkpoint)s::jsonb);
+
+-- ---------------------------------------------------------------------------------------------
 -- Deployment helpers (admin.py), as the superuser; sqitch itself deploys the ledger
 
 -- name: database_exists
