@@ -151,7 +151,9 @@ def check_record(data: bytes, keys: dict[str, Ed25519PublicKey]) -> dict:
         if record.get("format") != RECORD_FORMAT or not isinstance(checkpoint, dict):
             raise ValueError(f"format {record.get('format')!r}")
         raw = base64.b64decode(signature, validate=True)
-    except (ValueError, KeyError, TypeError) as exc:
+    except KeyError as exc:
+        raise BadRecord("unreadable", f"not a signed checkpoint: no {exc}") from exc
+    except (ValueError, TypeError) as exc:
         raise BadRecord("unreadable", f"not a signed checkpoint: {exc}") from exc
     key = keys.get(kid)
     if key is None:

@@ -19,7 +19,7 @@ from . import verify_audit as audit_check
 from .anchor import anchor_once, generate_key
 from .checkpoint_store import open_store
 from .demo import run_demo
-from .errors import RunnerError, ledger_error
+from .errors import ConfigurationError, RunnerError, ledger_error
 from .ingest import IngestResult, ingest_file
 from .logs import configure
 from .safety import plain_text, read_api_key, safe_text
@@ -139,15 +139,16 @@ def anchor_keygen(path: Path) -> None:
 @click.pass_obj
 def verify_audit(settings: Settings, location: str | None, public_key_files: tuple[Path, ...]) -> None:
     """Check every stored checkpoint: its signature, its Merkle root, and (over MEMORIESDB_AUDITOR_DSN) that
-    the audit log still holds what it committed to. Exit code 0 when all pass, 2 when any fails, 1 on errors."""
+    the audit log still holds what it committed to. Exit code 0: all verified; 3: a checkpoint failed;
+    1: could not verify (configuration, connection, no checkpoints); 2: bad usage."""
     location = location or settings.anchor_store
     if not location:
-        raise click.UsageError("say where the checkpoints are: --checkpoints DIR (or MEMORIESDB_ANCHOR_STORE)")
+        raise ConfigurationError("say where the checkpoints are: --checkpoints DIR (or MEMORIESDB_ANCHOR_STORE)")
     keys = audit_check.public_keys(settings, public_key_files)
     store = open_store(location, s3_endpoint_url=settings.anchor_s3_endpoint_url)
     outcomes = audit_check.run(settings, store, keys, console)
     if not all(o.ok for o in outcomes):
-        sys.exit(2)
+        sys.exit(3)
 
 
 # --- user-facing commands: ingest, search ------------------------------------------

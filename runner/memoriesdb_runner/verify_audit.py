@@ -11,7 +11,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from . import db
 from .anchor import BadRecord, check_record, key_id, load_private_key, load_public_key, public_key_path
@@ -92,8 +91,9 @@ LABELS = {
     "bad signature": "[red]bad signature[/]",
     "root mismatch": "[red]root mismatch[/]",
     "database": "[red]log differs[/]",
-    "refused": "[red]refused by the database[/]",
+    "refused": "[red]refused[/]",
 }
+WIDTH = max(len(k) for k in ("ok", "unreadable", "unknown key", "bad signature", "root mismatch", "log differs", "refused"))
 
 
 def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console) -> list[Outcome]:
@@ -112,20 +112,16 @@ def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console
 
 
 def report(outcomes: list[Outcome], location: str, console: Console) -> None:
-    table = Table(title=f"checkpoints in {safe_text(location)}", title_justify="left")
-    for col in ("checkpoint", "taken at", "chains", "audit rows", "result", "detail"):
-        table.add_column(col, overflow="fold")
+    """One line per checkpoint, oldest first: result, file, what was checked or what is wrong."""
+    console.print(f"[bold]checkpoints in {safe_text(location)}[/]")
     for o in outcomes:
-        cp = o.checkpoint or {}
-        table.add_row(
-            safe_text(o.name),
-            safe_text(cp.get("taken_at", "")),
-            str(len(cp.get("chains", []))) if cp else "",
-            safe_text(cp.get("audit_rows", "")),
-            LABELS.get(o.result, safe_text(o.result)),
-            safe_text(o.detail),
-        )
-    console.print(table)
+        label = LABELS.get(o.result, safe_text(o.result))
+        shown = {"database": "log differs"}.get(o.result, o.result)
+        what = safe_text(o.detail)
+        cp = o.checkpoint  # None for one that failed its signature: its content is not the signer's
+        if cp and o.ok:
+            what = f"{len(cp['chains'])} chains, {safe_text(cp['audit_rows'])} audit rows; checked {what}"
+        console.print(f"  {label}{' ' * (WIDTH - len(shown))}  {safe_text(o.name)}  {what}", highlight=False)
     bad = [o for o in outcomes if not o.ok]
     if bad:
         console.print(f"[red bold]{len(bad)} of {len(outcomes)} checkpoints failed[/]")

@@ -344,7 +344,7 @@ def record_key_ids(key_path):
     return {anc.key_id(anc.load_private_key(key_path).public_key())}
 
 
-def test_verify_audit_names_a_tampered_file_and_exits_2(settings, admin_conn, user, key_path, tmp_path):
+def test_verify_audit_names_a_tampered_file_and_exits_3(settings, admin_conn, user, key_path, tmp_path):
     uid, _ = user
     store = tmp_path / "cps"
     env = cli_env(settings, key_path, store)
@@ -356,7 +356,7 @@ def test_verify_audit_names_a_tampered_file_and_exits_2(settings, admin_conn, us
     record["checkpoint"]["audit_rows"] += 1
     files[1].write_text(json.dumps(record))
     out = cli(env, "verify-audit")
-    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.returncode == 3, out.stdout + out.stderr
     lines = {f.name: next(line for line in out.stdout.splitlines() if f.name in line) for f in files}
     assert "bad signature" in lines[files[1].name]
     assert "ok" in lines[files[0].name] and "ok" in lines[files[2].name], "the others still pass"
@@ -364,6 +364,7 @@ def test_verify_audit_names_a_tampered_file_and_exits_2(settings, admin_conn, us
 
 
 def test_verify_audit_errors(settings, key_path, tmp_path):
+    """Could not verify: exit 1, one line on stderr."""
     env = cli_env(settings, key_path, tmp_path / "missing")
     out = cli(env, "verify-audit")
     assert out.returncode == 1 and "does not exist" in out.stderr
@@ -396,7 +397,7 @@ def test_concurrent_anchors_all_land_and_verify(settings, admin_conn, user, key_
 
 def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make_user, key_path, tmp_path):
     """A superuser truncates one owner's chain after a checkpoint: verify-audit exits 2 and shows the
-    database's finding for that checkpoint; put back, it passes again."""
+    database's finding for that checkpoint (exit 3); put back, it passes again."""
     owner = make_user()
     remember(admin_conn, owner, "kept")
     remember(admin_conn, owner, "to be deleted by the superuser")
@@ -421,7 +422,7 @@ def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make
         admin_conn.execute("DELETE FROM memoriesdb.audit_seals WHERE seq = %s", (seal["seq"],))
     try:
         out = cli(env, "verify-audit")
-        assert out.returncode == 2, out.stdout + out.stderr
+        assert out.returncode == 3, out.stdout + out.stderr
         assert "log differs" in out.stdout and "1 of 1 checkpoints failed" in out.stdout
     finally:
         with admin_conn.transaction():
