@@ -1,15 +1,18 @@
 -- Deploy memoriesdb:audit_log to pg
 -- Reworked after @v0.4.0 (released version: audit_log@v0.4.0.sql); changes since are listed in sqitch.plan.
--- requires: audit_log@v0.2.0
+-- requires: audit_log@v0.4.0
+-- requires: audit_chains
 -- requires: internal_schema
--- Live functions of the audit log and its hash chain: Row hashing, per-transaction seals, append-only enforcement, verify_audit_chain(), audit_head().
--- Design of the chain: see the header of audit_log@v0.1.0.sql (tables, triggers).
+-- Live functions of the audit log and its hash chains: row hashing, per-owner chains sealed per transaction,
+-- append-only enforcement, verification (with or without a checkpoint kept outside), checkpoints, receipts.
+-- Design: the header of audit_log@v0.1.0.sql (tables, triggers) and of audit_chains.sql (per-owner chains).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework audit_log`.
 -- Run once, by audit_log@v0.1.0.sql: tables audit_log and audit_seals, their indexes, policies and triggers. (The function bodies
 -- in audit_log@v0.1.0.sql and audit_log@v0.2.0.sql are released versions, superseded by this file.)
 -- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
+
 
 -- canonical serialisation: a JSON array (unambiguous field boundaries, NULL
 -- stays null) with the timestamp as integer microseconds since the epoch, so
@@ -18,17 +21,19 @@ CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_canonical(a memoriesdb.audi
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  -- login and vouched_by (v0.4) are appended only when present, so a row written
-  -- before they existed keeps the canonical form, and the hash, it was sealed with
+  -- fields added later are appended only to the rows that have them, so a row keeps
+  -- the canonical form, and the hash, it was sealed with: login and vouched_by (v0.4),
+  -- chain (v0.5: a row of a per-owner chain always carries all three)
   SELECT convert_to((jsonb_build_array(
     a.id, (extract(epoch FROM a.created_at) * 1000000)::bigint, a.created_by, a.db_role,
     a.application_name, a.txid::text, a.table_name, a.row_id, a.memory_id, a.op,
     a.old_row, a.new_row)
-    || CASE WHEN a.login IS NOT NULL OR a.vouched_by IS NOT NULL
+    || CASE WHEN a.chain IS NOT NULL THEN jsonb_build_array(a.login, a.vouched_by, a.chain)
+            WHEN a.login IS NOT NULL OR a.vouched_by IS NOT NULL
             THEN jsonb_build_array(a.login, a.vouched_by) ELSE '[]'::jsonb END)::text, 'UTF8')
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_canonical(memoriesdb.audit_log) IS
-  'The bytes an audit row''s row_hash is the SHA-256 of. Independent of session settings. login and vouched_by are part of it when present (rows from v0.4 on), absent from rows written before them.';
+  'The bytes an audit row''s row_hash is the SHA-256 of. Independent of session settings. login and vouched_by are part of it when present (rows from v0.4 on), chain for rows of per-owner chains (v0.5 on).';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_hash_row() RETURNS trigger
 LANGUAGE plpgsql
@@ -58,52 +63,97 @@ CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal_hash(s memoriesdb.audi
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT sha256(convert_to(jsonb_build_array(s.seq, s.txid::text, s.first_id, s.last_id, s.row_count,
-         encode(s.rows_digest, 'hex'), encode(s.prev_hash, 'hex'))::text, 'UTF8'))
+  -- a seal of a per-owner chain also covers when it was sealed, its chain, its
+  -- position and its peers; a legacy seal keeps the form it was sealed with
+  SELECT sha256(convert_to((jsonb_build_array(s.seq, s.txid::text, s.first_id, s.last_id, s.row_count,
+           encode(s.rows_digest, 'hex'), encode(s.prev_hash, 'hex'))
+    || CASE WHEN s.chain IS NOT NULL
+            THEN jsonb_build_array((extract(epoch FROM s.created_at) * 1000000)::bigint, s.chain, s.chain_seq,
+                                   coalesce(s.peers, '[]'::jsonb))
+            ELSE '[]'::jsonb END)::text, 'UTF8'))
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.audit_seal_hash(memoriesdb.audit_seals) IS 'The seal_hash a seal must carry.';
+COMMENT ON FUNCTION memoriesdb_internal.audit_seal_hash(memoriesdb.audit_seals) IS
+  'The seal_hash a seal must carry. For per-owner chains it covers created_at, chain, chain_seq and peers too.';
 
--- genesis: the prev_hash of seal 1
+-- genesis: the prev_hash of seal 1 of the legacy chain
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_genesis() RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT sha256('memoriesdb audit chain'::bytea) $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_genesis() IS
-  'Internal: the prev_hash of the first seal of the chain.';
+  'Internal: the prev_hash of the first seal of the legacy chain.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_genesis(chain uuid) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sha256(convert_to('memoriesdb audit chain ' || chain::text, 'UTF8')) $$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_genesis(uuid) IS
+  'Internal: the prev_hash of the first seal of a per-owner chain (distinct per chain: a seal cannot be moved to another chain).';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_common_chain() RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '00000000-0000-0000-0000-000000000000'::uuid $$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_common_chain() IS
+  'Internal: the chain of audit rows about no owner (users, config, edge types).';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_chain_name(chain uuid) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT coalesce(chain::text, 'legacy') $$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_chain_name(uuid) IS
+  'Internal: a chain''s name in checkpoints and receipts: the owner''s uuid, or legacy for the single chain of the rows written before per-owner chains.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal_now(x xid8) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  head memoriesdb.audit_seals;
-  s    memoriesdb.audit_seals;
-  sealed_up_to bigint;
+  g record;
+  head record;
+  s memoriesdb.audit_seals;
+  seals memoriesdb.audit_seals[] := ARRAY[]::memoriesdb.audit_seals[];
 BEGIN
-  -- the only serialised step of auditing; held from here to the end of COMMIT
-  -- (a table lock no client may take: advisory lock keys are public)
-  LOCK TABLE memoriesdb_internal.audit_seal_lock IN EXCLUSIVE MODE;
-  SELECT * INTO head FROM memoriesdb.audit_seals ORDER BY seq DESC LIMIT 1;
-  SELECT coalesce(max(p.last_id), 0) INTO sealed_up_to FROM memoriesdb.audit_seals AS p WHERE p.txid = x;
-  -- "+ 0": only the txid index may serve this; a range scan of the primary key
-  -- would read every newer audit row of every transaction
-  SELECT min(a.id), max(a.id), count(*)::integer, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id))
-    INTO s.first_id, s.last_id, s.row_count, s.rows_digest
-    FROM memoriesdb.audit_log AS a
-   WHERE a.txid = x AND a.id + 0 > sealed_up_to;
-  IF s.row_count = 0 THEN RETURN; END IF;
-  s.seq := coalesce(head.seq, 0) + 1;
-  s.txid := x;
-  s.prev_hash := coalesce(head.seal_hash, memoriesdb_internal.audit_genesis());
-  s.created_at := now();
-  s.seal_hash := memoriesdb_internal.audit_seal_hash(s);
-  INSERT INTO memoriesdb.audit_seals SELECT s.*;
+  -- one seal per chain the transaction wrote to, in ascending chain order (two
+  -- transactions locking the same chains wait for each other, never deadlock)
+  FOR g IN
+    SELECT a.chain, min(a.id) AS first_id, max(a.id) AS last_id, count(*)::integer AS n,
+           sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
+      FROM memoriesdb.audit_log AS a
+     WHERE a.txid = x AND a.chain IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS p
+                        WHERE p.txid = x AND p.chain = a.chain AND a.id BETWEEN p.first_id AND p.last_id)
+     GROUP BY a.chain ORDER BY a.chain
+  LOOP
+    -- the chain's lock: its head row, held from here to the end of COMMIT; no
+    -- other chain's writers wait for it
+    SELECT h.chain_seq, h.seal_hash INTO head
+      FROM memoriesdb_internal.audit_chain_heads AS h WHERE h.chain = g.chain FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO memoriesdb_internal.audit_chain_heads (chain, chain_seq, seal_hash)
+      VALUES (g.chain, 0, memoriesdb_internal.audit_genesis(g.chain)) ON CONFLICT DO NOTHING;
+      SELECT h.chain_seq, h.seal_hash INTO head
+        FROM memoriesdb_internal.audit_chain_heads AS h WHERE h.chain = g.chain FOR UPDATE;
+    END IF;
+    s := ROW(nextval('memoriesdb_internal.audit_seal_seq'), x, g.first_id, g.last_id, g.n, g.digest,
+             head.seal_hash, NULL, clock_timestamp(), g.chain, head.chain_seq + 1, NULL)::memoriesdb.audit_seals;
+    seals := seals || s;
+  END LOOP;
+  IF cardinality(seals) = 0 THEN RETURN; END IF;
+  FOR i IN 1 .. cardinality(seals) LOOP
+    s := seals[i];
+    IF cardinality(seals) > 1 THEN   -- the others of this transaction, e.g. both owners of a transfer
+      SELECT jsonb_agg(jsonb_build_object('chain', o.chain, 'seq', o.chain_seq) ORDER BY o.chain)
+        INTO s.peers FROM unnest(seals) AS o WHERE o.chain <> s.chain;
+    END IF;
+    s.seal_hash := memoriesdb_internal.audit_seal_hash(s);
+    INSERT INTO memoriesdb.audit_seals SELECT s.*;
+    UPDATE memoriesdb_internal.audit_chain_heads AS h SET chain_seq = s.chain_seq, seal_hash = s.seal_hash
+     WHERE h.chain = s.chain;
+  END LOOP;
 EXCEPTION WHEN unique_violation THEN
   -- only under REPEATABLE READ / SERIALIZABLE: the snapshot predates the head
   RAISE EXCEPTION USING ERRCODE = '40001',
-    MESSAGE = 'could not seal the audit log: another transaction sealed first',
+    MESSAGE = 'could not seal the audit log: another transaction sealed the same chain first',
     HINT = 'retry the transaction';
 END
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.audit_seal_now(xid8) IS 'Internal: writes the seal of transaction x''s unsealed audit rows.';
+COMMENT ON FUNCTION memoriesdb_internal.audit_seal_now(xid8) IS
+  'Internal: seals transaction x''s unsealed audit rows, one seal per chain they belong to, each chained to its chain''s head and naming the others (peers).';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -112,7 +162,8 @@ AS $$
 BEGIN
   -- fires once per audit row at COMMIT; the first firing seals them all
   IF NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS s
-                  WHERE s.txid = NEW.txid AND NEW.id BETWEEN s.first_id AND s.last_id) THEN
+                  WHERE s.txid = NEW.txid AND s.chain IS NOT DISTINCT FROM NEW.chain
+                    AND NEW.id BETWEEN s.first_id AND s.last_id) THEN
     PERFORM memoriesdb_internal.audit_seal_now(NEW.txid);
   END IF;
   RETURN NULL;
@@ -135,6 +186,21 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_strip(jsonb) IS
   'Internal: a row image as the audit log keeps it: the embedding replaced by its SHA-256, derived search columns (content_tsv, content_trgm) left out.';
 
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_chain_of(memory_id uuid) RETURNS uuid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  -- the memory's owner; a memory removed in this statement (rows deleted with it by
+  -- forget()): the owner its last audited image names
+  SELECT coalesce(
+    (SELECT m.owner_id FROM memoriesdb.memories AS m WHERE m.id = audit_chain_of.memory_id),
+    (SELECT (coalesce(a.new_row, a.old_row)->>'owner_id')::uuid FROM memoriesdb.audit_log AS a
+      WHERE a.memory_id = audit_chain_of.memory_id AND a.table_name = 'memories'
+      ORDER BY a.id DESC LIMIT 1))
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_chain_of(uuid) IS
+  'Internal: the chain of an audit row about a memory: the memory''s owner (for a memory just removed, the owner its last audit row names).';
+
 -- the generic row trigger every ledger table carries
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_row() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -144,9 +210,12 @@ DECLARE
   o jsonb;
   n jsonb;
   r jsonb;
-  memory_col text := TG_ARGV[0];
+  before jsonb;
+  memory_col text := nullif(TG_ARGV[0], '');
+  owner_col text := nullif(TG_ARGV[1], '');
   actor uuid := memoriesdb.current_user_id();
   vouched name;
+  chain uuid;
 BEGIN
   -- who vouched: a backend login's context that no proof backs (for any other login the
   -- context was proven, or is none: no second proof check)
@@ -157,88 +226,345 @@ BEGIN
   IF TG_OP <> 'INSERT' THEN o := memoriesdb_internal.audit_strip(to_jsonb(OLD)); END IF;
   IF TG_OP <> 'DELETE' THEN n := memoriesdb_internal.audit_strip(to_jsonb(NEW)); END IF;
   r := coalesce(n, o);
+  -- the chain: the owner the row is about as it was before the change (a transfer's
+  -- UPDATE of the memory stays in the giver's chain; the transfer row is the receiver's)
+  before := coalesce(o, n);
+  IF owner_col IS NOT NULL THEN
+    chain := (before->>owner_col)::uuid;
+  ELSIF memory_col IS NOT NULL THEN
+    chain := memoriesdb_internal.audit_chain_of((before->>memory_col)::uuid);
+  END IF;
   INSERT INTO memoriesdb.audit_log
-    (created_by, db_role, application_name, table_name, row_id, memory_id, op, old_row, new_row, login, vouched_by)
+    (created_by, db_role, application_name, table_name, row_id, memory_id, op, old_row, new_row, login, vouched_by, chain)
   VALUES (actor,
           coalesce(nullif(current_setting('role'), 'none'), session_user::text),
           nullif(current_setting('application_name'), ''),
           TG_TABLE_NAME, (r->>'id')::uuid,
           CASE WHEN memory_col IS NOT NULL THEN (r->>memory_col)::uuid END,
-          TG_OP, o, n, session_user, vouched);
+          TG_OP, o, n, session_user, vouched,
+          coalesce(chain, memoriesdb_internal.audit_common_chain()));
   RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_row() IS
-  'Trigger (AFTER ROW, every ledger table): writes one audit_log row: the context user, the role in force (db_role), the login (session_user) and the memoriesdb_backend login that vouched for the context, if any. TG_ARGV[0] names the column holding the memory the row is about.';
+  'Trigger (AFTER ROW, every ledger table): writes one audit_log row: the context user, the role in force (db_role), the login (session_user), the memoriesdb_backend login that vouched for the context, if any, and the chain. TG_ARGV[0] names the column holding the memory the row is about, TG_ARGV[1] the column holding the owner whose chain it belongs to (else the memory''s owner, else the common chain).';
 
--- reading the chain ---------------------------------------------------------
-CREATE OR REPLACE FUNCTION memoriesdb.verify_audit_chain()
-RETURNS TABLE (ok boolean, rows_checked bigint, seals_checked bigint, first_broken_id bigint, problem text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+-- reading the chains ---------------------------------------------------------
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_merkle_root(chains jsonb) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  n_rows bigint; n_seals bigint;
-  bad_id bigint; bad_text text;
-  cand_id bigint; cand_text text;
+  level bytea[];
+  nxt bytea[];
 BEGIN
-  SELECT count(*) INTO n_rows FROM memoriesdb.audit_log;
-  SELECT count(*) INTO n_seals FROM memoriesdb.audit_seals;
+  SELECT coalesce(array_agg(sha256(convert_to(format('memoriesdb-leaf:%s:%s:%s', e->>'chain', e->>'seq', e->>'hash'), 'UTF8'))
+                            ORDER BY o), '{}')
+    INTO level FROM jsonb_array_elements(coalesce(chains, '[]'::jsonb)) WITH ORDINALITY AS t(e, o);
+  IF cardinality(level) = 0 THEN RETURN sha256(convert_to('memoriesdb-empty', 'UTF8')); END IF;
+  WHILE cardinality(level) > 1 LOOP
+    nxt := '{}';
+    FOR i IN 1 .. cardinality(level) BY 2 LOOP
+      nxt := nxt || CASE WHEN i < cardinality(level) THEN sha256(level[i] || level[i + 1]) ELSE level[i] END;
+    END LOOP;
+    level := nxt;
+  END LOOP;
+  RETURN level[1];
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_merkle_root(jsonb) IS
+  'Internal: the Merkle root over a checkpoint''s chain heads, in their order: leaf = SHA-256 of "memoriesdb-leaf:<chain>:<seq>:<hash hex>", a level reduced pairwise by SHA-256(left || right), an odd last node carried up; no chains: SHA-256 of "memoriesdb-empty".';
 
+CREATE OR REPLACE FUNCTION memoriesdb.audit_checkpoint() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  -- one statement, one snapshot: every head as of the same moment
+  WITH RECURSIVE chains AS (
+    (SELECT s.chain FROM memoriesdb.audit_seals AS s WHERE s.chain IS NOT NULL ORDER BY s.chain LIMIT 1)
+    UNION ALL
+    SELECT (SELECT s.chain FROM memoriesdb.audit_seals AS s WHERE s.chain > c.chain ORDER BY s.chain LIMIT 1)
+      FROM chains AS c WHERE c.chain IS NOT NULL
+  ), heads AS (
+    SELECT c.chain::text AS chain, h.chain_seq AS seq, encode(h.seal_hash, 'hex') AS hash
+      FROM chains AS c
+      CROSS JOIN LATERAL (SELECT s.chain_seq, s.seal_hash FROM memoriesdb.audit_seals AS s
+                           WHERE s.chain = c.chain ORDER BY s.chain_seq DESC LIMIT 1) AS h
+     WHERE c.chain IS NOT NULL
+    UNION ALL
+    SELECT 'legacy', l.seq, encode(l.seal_hash, 'hex')
+      FROM (SELECT s.seq, s.seal_hash FROM memoriesdb.audit_seals AS s WHERE s.chain IS NULL
+             ORDER BY s.seq DESC LIMIT 1) AS l
+  ), list AS (
+    SELECT coalesce(jsonb_agg(jsonb_build_object('chain', h.chain, 'seq', h.seq, 'hash', h.hash)
+                              ORDER BY h.chain COLLATE "C"), '[]'::jsonb) AS chains
+      FROM heads AS h
+  )
+  SELECT jsonb_build_object(
+           'format', 'memoriesdb-checkpoint/1',
+           'ledger', (SELECT i.ledger_id FROM memoriesdb_internal.ledger_identity AS i),
+           'database', current_database(),
+           'taken_at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'audit_rows', (SELECT coalesce(max(a.id), 0) FROM memoriesdb.audit_log AS a),
+           'chains', l.chains,
+           'root', encode(memoriesdb_internal.audit_merkle_root(l.chains), 'hex'))
+    FROM list AS l
+$$;
+COMMENT ON FUNCTION memoriesdb.audit_checkpoint() IS
+  'A checkpoint of the audit history, to keep outside the database (memoriesdb anchor signs and stores it): the ledger''s id, the time, the newest audit row id, every chain''s head (chain, seq, seal hash) and the Merkle root over them. verify_audit_chain(checkpoint) later proves the history still contains it.';
+
+-- every problem verification finds, the first audit row concerned first
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_findings(checkpoint jsonb)
+RETURNS TABLE (audit_id bigint, problem text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
   -- 1. a row whose contents no longer match its hash (edited, or ids swapped)
-  SELECT a.id, format('audit row %s: contents do not match its hash (edited)', a.id)
-    INTO bad_id, bad_text
+  SELECT a.id, format('audit row %s: contents do not match its hash (edited, or moved to another id)', a.id)
     FROM memoriesdb.audit_log AS a
    WHERE a.row_hash IS DISTINCT FROM sha256(memoriesdb_internal.audit_canonical(a))
-   ORDER BY a.id LIMIT 1;
-
+  UNION ALL
   -- 2. a committed row no seal covers (inserted behind the ledger's back)
   SELECT a.id, format('audit row %s: not covered by any seal (inserted outside the ledger)', a.id)
-    INTO cand_id, cand_text
     FROM memoriesdb.audit_log AS a
    WHERE NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS s
-                      WHERE s.txid = a.txid AND a.id BETWEEN s.first_id AND s.last_id)
-   ORDER BY a.id LIMIT 1;
-  IF cand_id < bad_id OR bad_id IS NULL THEN bad_id := cand_id; bad_text := cand_text; END IF;
-
+                      WHERE s.txid = a.txid AND s.chain IS NOT DISTINCT FROM a.chain
+                        AND a.id BETWEEN s.first_id AND s.last_id)
+  UNION ALL
   -- 3. a seal whose rows are no longer all there, or in another order
-  SELECT s.first_id, format('audit rows %s..%s (seal %s): %s of %s rows remain or their order changed (deleted or reordered)',
-                            s.first_id, s.last_id, s.seq, g.n, s.row_count)
-    INTO cand_id, cand_text
+  SELECT s.first_id, format('audit rows %s..%s (seal %s of chain %s): %s of %s rows remain or their order changed (deleted or reordered)',
+                            s.first_id, s.last_id, coalesce(s.chain_seq, s.seq),
+                            memoriesdb_internal.audit_chain_name(s.chain), g.n, s.row_count)
     FROM memoriesdb.audit_seals AS s
     CROSS JOIN LATERAL (
       SELECT count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
         FROM memoriesdb.audit_log AS a
-       WHERE a.txid = s.txid AND a.id BETWEEN s.first_id AND s.last_id) AS g
+       WHERE a.txid = s.txid AND a.chain IS NOT DISTINCT FROM s.chain
+         AND a.id BETWEEN s.first_id AND s.last_id) AS g
    WHERE g.n <> s.row_count OR g.digest IS DISTINCT FROM s.rows_digest
-   ORDER BY s.first_id LIMIT 1;
-  IF cand_id < bad_id OR bad_id IS NULL THEN bad_id := cand_id; bad_text := cand_text; END IF;
-
-  -- 4. the chain of seals itself: edited, removed or inserted seals
-  SELECT c.first_id, format('seal %s (audit rows from %s): %s', c.seq, c.first_id,
+  UNION ALL
+  -- 4. each chain of seals itself: edited, removed or inserted seals
+  SELECT c.first_id, format('seal %s of chain %s (audit rows from %s): %s', c.pos,
+           memoriesdb_internal.audit_chain_name(c.chain), c.first_id,
            CASE WHEN c.seal_hash IS DISTINCT FROM c.expect_hash THEN 'seal edited'
-                WHEN c.seq <> c.expect_seq THEN 'a seal before it is missing'
+                WHEN c.pos <> c.expect_pos THEN 'a seal before it is missing'
                 ELSE 'chain broken: prev_hash does not match the previous seal' END)
-    INTO cand_id, cand_text
-    FROM (SELECT s.*, memoriesdb_internal.audit_seal_hash(s) AS expect_hash,
-                 coalesce(lag(s.seq) OVER w, 0) + 1 AS expect_seq,
-                 coalesce(lag(s.seal_hash) OVER w, memoriesdb_internal.audit_genesis()) AS expect_prev
-            FROM memoriesdb.audit_seals AS s WINDOW w AS (ORDER BY s.seq)) AS c
-   WHERE c.seal_hash IS DISTINCT FROM c.expect_hash OR c.seq <> c.expect_seq
+    FROM (SELECT s.*, coalesce(s.chain_seq, s.seq) AS pos,
+                 memoriesdb_internal.audit_seal_hash(s) AS expect_hash,
+                 coalesce(lag(coalesce(s.chain_seq, s.seq)) OVER w, 0) + 1 AS expect_pos,
+                 coalesce(lag(s.seal_hash) OVER w,
+                          CASE WHEN s.chain IS NULL THEN memoriesdb_internal.audit_genesis()
+                               ELSE memoriesdb_internal.audit_genesis(s.chain) END) AS expect_prev
+            FROM memoriesdb.audit_seals AS s
+          WINDOW w AS (PARTITION BY s.chain ORDER BY coalesce(s.chain_seq, s.seq))) AS c
+   WHERE c.seal_hash IS DISTINCT FROM c.expect_hash OR c.pos <> c.expect_pos
       OR c.prev_hash IS DISTINCT FROM c.expect_prev
-   ORDER BY c.seq LIMIT 1;
-  IF cand_id < bad_id OR bad_id IS NULL THEN bad_id := cand_id; bad_text := cand_text; END IF;
+  UNION ALL
+  -- 5. the seals of one transaction name each other: neither side of a transfer goes alone
+  SELECT s.first_id, format('seal %s of chain %s: its peer, seal %s of chain %s, is missing or does not name it back',
+                            s.chain_seq, s.chain, p->>'seq', p->>'chain')
+    FROM memoriesdb.audit_seals AS s
+    CROSS JOIN LATERAL jsonb_array_elements(s.peers) AS p
+   WHERE s.peers IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                      WHERE q.chain::text = p->>'chain' AND q.chain_seq::text = p->>'seq' AND q.txid = s.txid
+                        AND q.peers @> jsonb_build_array(jsonb_build_object('chain', s.chain, 'seq', s.chain_seq)))
+  UNION ALL
+  -- 6. against a checkpoint kept outside: the checkpoint itself
+  SELECT NULL::bigint, 'the checkpoint''s root does not match its chains (the checkpoint was altered)'
+   WHERE checkpoint IS NOT NULL
+     AND checkpoint->>'root' IS DISTINCT FROM encode(memoriesdb_internal.audit_merkle_root(checkpoint->'chains'), 'hex')
+  UNION ALL
+  SELECT NULL::bigint, format('the checkpoint is of another ledger (%s, this one is %s)', checkpoint->>'ledger', i.ledger_id)
+    FROM memoriesdb_internal.ledger_identity AS i
+   WHERE checkpoint IS NOT NULL AND checkpoint->>'ledger' IS DISTINCT FROM i.ledger_id::text
+  UNION ALL
+  -- 7. every chain head it holds is still there, unchanged
+  SELECT x.first_id,
+         CASE WHEN x.seal_hash IS NOT NULL
+              THEN format('chain %s, seal %s: not the seal the checkpoint of %s holds (the chain was rewritten or forked)',
+                          e->>'chain', e->>'seq', checkpoint->>'taken_at')
+              WHEN x.newest IS NULL
+              THEN format('chain %s: no seals left, the checkpoint of %s holds %s (removed: DELETE or TRUNCATE)',
+                          e->>'chain', checkpoint->>'taken_at', e->>'seq')
+              ELSE format('chain %s: ends at seal %s, the checkpoint of %s holds seal %s (the tail was removed)',
+                          e->>'chain', x.newest, checkpoint->>'taken_at', e->>'seq') END
+    FROM jsonb_array_elements(CASE WHEN checkpoint IS NULL THEN '[]'::jsonb ELSE checkpoint->'chains' END) AS e
+    CROSS JOIN LATERAL (
+      SELECT (SELECT s.seal_hash FROM memoriesdb.audit_seals AS s
+               WHERE memoriesdb_internal.audit_chain_name(s.chain) = e->>'chain'
+                 AND coalesce(s.chain_seq, s.seq) = (e->>'seq')::bigint) AS seal_hash,
+             (SELECT s.first_id FROM memoriesdb.audit_seals AS s
+               WHERE memoriesdb_internal.audit_chain_name(s.chain) = e->>'chain'
+                 AND coalesce(s.chain_seq, s.seq) = (e->>'seq')::bigint) AS first_id,
+             (SELECT max(coalesce(s.chain_seq, s.seq)) FROM memoriesdb.audit_seals AS s
+               WHERE memoriesdb_internal.audit_chain_name(s.chain) = e->>'chain') AS newest) AS x
+   WHERE x.seal_hash IS DISTINCT FROM decode(e->>'hash', 'hex')
+  UNION ALL
+  SELECT NULL::bigint, format('the audit log ends at row %s, the checkpoint of %s saw rows up to %s (rows removed: DELETE or TRUNCATE)',
+                              coalesce(m.last_id, 0), checkpoint->>'taken_at', checkpoint->>'audit_rows')
+    FROM (SELECT max(a.id) AS last_id FROM memoriesdb.audit_log AS a) AS m
+   WHERE checkpoint IS NOT NULL AND coalesce(m.last_id, 0) < (checkpoint->>'audit_rows')::bigint
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_findings(jsonb) IS
+  'Internal: every problem verification finds in the audit log and its chains, and, given a checkpoint, against it. Used by verify_audit_chain() and audit_problems().';
 
-  RETURN QUERY SELECT bad_text IS NULL, n_rows, n_seals, bad_id, bad_text;
+CREATE OR REPLACE FUNCTION memoriesdb_internal.check_checkpoint(checkpoint jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF checkpoint IS NULL OR jsonb_typeof(checkpoint) <> 'object'
+     OR checkpoint->>'format' IS DISTINCT FROM 'memoriesdb-checkpoint/1'
+     OR jsonb_typeof(checkpoint->'chains') IS DISTINCT FROM 'array'
+     OR jsonb_typeof(checkpoint->'audit_rows') IS DISTINCT FROM 'number'
+     OR EXISTS (SELECT 1 FROM jsonb_array_elements(checkpoint->'chains') AS e
+                 WHERE jsonb_typeof(e->'seq') IS DISTINCT FROM 'number'
+                    OR coalesce(e->>'hash', '') !~ '^[0-9a-f]{64}$'
+                    OR coalesce(e->>'chain', '') !~ '^(legacy|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$') THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB25', MESSAGE = 'not an audit checkpoint',
+      DETAIL = format('format %s', coalesce(checkpoint->>'format', 'missing')),
+      HINT = 'pass a checkpoint returned by memoriesdb.audit_checkpoint() (format memoriesdb-checkpoint/1), unchanged';
+  END IF;
 END
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.check_checkpoint(jsonb) IS 'Internal: refuses (MDB25) what is not a checkpoint of format memoriesdb-checkpoint/1.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.verify_audit_chain()
+RETURNS TABLE (ok boolean, rows_checked bigint, seals_checked bigint, first_broken_id bigint, problem text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT f.problem IS NULL, (SELECT count(*) FROM memoriesdb.audit_log), (SELECT count(*) FROM memoriesdb.audit_seals),
+         f.audit_id, f.problem
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (SELECT x.audit_id, x.problem FROM memoriesdb_internal.audit_findings(NULL) AS x
+                        ORDER BY x.audit_id NULLS LAST LIMIT 1) AS f ON true
+$$;
 COMMENT ON FUNCTION memoriesdb.verify_audit_chain() IS
-  'Recomputes every audit row hash, every seal digest and the chain of seals. ok is true when nothing was edited, deleted, inserted or reordered behind the ledger; otherwise first_broken_id names the first broken audit row and problem says what is wrong. Deleting the newest transactions whole cannot be seen from inside: anchor audit_head() outside the database.';
+  'Recomputes every audit row hash, every seal digest and every chain of seals (per owner, and the legacy chain). ok is true when nothing was edited, deleted, inserted or reordered behind the ledger; otherwise first_broken_id names the first broken audit row and problem says what is wrong. What cannot be seen from inside (the newest transactions removed whole, a chain rewritten consistently, TRUNCATE): verify_audit_chain(checkpoint) against a checkpoint kept outside.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.verify_audit_chain(checkpoint jsonb)
+RETURNS TABLE (ok boolean, rows_checked bigint, seals_checked bigint, first_broken_id bigint, problem text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM memoriesdb_internal.check_checkpoint(checkpoint);
+  RETURN QUERY
+    SELECT f.problem IS NULL, (SELECT count(*) FROM memoriesdb.audit_log), (SELECT count(*) FROM memoriesdb.audit_seals),
+           f.audit_id, f.problem
+      FROM (SELECT 1) AS one
+      LEFT JOIN LATERAL (SELECT x.audit_id, x.problem FROM memoriesdb_internal.audit_findings(checkpoint) AS x
+                          ORDER BY x.audit_id NULLS LAST LIMIT 1) AS f ON true;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.verify_audit_chain(jsonb) IS
+  'Everything verify_audit_chain() checks, and the log against a checkpoint taken earlier by audit_checkpoint() and kept outside: a chain shorter than the checkpoint (tail truncated), another seal at a checkpointed position (chain rewritten or forked), emptied tables (TRUNCATE), a checkpoint altered or of another ledger. MDB25 for what is not a checkpoint. audit_problems(checkpoint) lists every problem.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.audit_problems(checkpoint jsonb DEFAULT NULL)
+RETURNS TABLE (audit_id bigint, problem text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF checkpoint IS NOT NULL THEN PERFORM memoriesdb_internal.check_checkpoint(checkpoint); END IF;
+  RETURN QUERY SELECT x.audit_id, x.problem FROM memoriesdb_internal.audit_findings(checkpoint) AS x
+                ORDER BY x.audit_id NULLS LAST, x.problem;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.audit_problems(jsonb) IS
+  'Every problem verify_audit_chain() (with the checkpoint, if given) would name, the first audit row concerned first; no rows when the history verifies.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.audit_head() RETURNS TABLE (seq bigint, seal_hash bytea, sealed_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT s.seq, s.seal_hash, s.created_at FROM memoriesdb.audit_seals AS s ORDER BY s.seq DESC LIMIT 1 $$;
-COMMENT ON FUNCTION memoriesdb.audit_head() IS 'The newest seal of the audit chain: record it outside the database to make truncation of the tail detectable.';
+COMMENT ON FUNCTION memoriesdb.audit_head() IS
+  'The newest seal written (of any chain). Kept for v0.1 clients: anchor audit_checkpoint() instead, which holds every chain''s head.';
+
+-- receipts ------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION memoriesdb.audit_receipts(memory_id uuid) RETURNS SETOF jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb_internal.require_user();
+BEGIN
+  PERFORM memoriesdb_internal.require_owner(audit_receipts.memory_id, uid, 'fetch the receipts of');
+  RETURN QUERY
+    SELECT jsonb_build_object('chain', memoriesdb_internal.audit_chain_name(s.chain), 'seq', coalesce(s.chain_seq, s.seq),
+                              'seal_hash', encode(s.seal_hash, 'hex'), 'txid', s.txid::text,
+                              'sealed_at', to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                              'memory_id', audit_receipts.memory_id)
+      FROM memoriesdb.audit_seals AS s
+     WHERE EXISTS (SELECT 1 FROM memoriesdb.audit_log AS a
+                    WHERE a.memory_id = audit_receipts.memory_id AND a.txid = s.txid
+                      AND a.chain IS NOT DISTINCT FROM s.chain AND a.id BETWEEN s.first_id AND s.last_id)
+     ORDER BY s.created_at, s.seq;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.audit_receipts(uuid) IS
+  'The receipts of every sealed write about a memory the caller owns (its creation, revisions, grants, transfers…), oldest first: chain, seq, seal_hash, txid, sealed_at. Keep them: verify_receipt(receipt, checkpoint) proves later that the write is still in the history a checkpoint commits to, even against a superuser. Another user''s memory: not found (MDB03 or MDB04 as for every API function).';
+
+CREATE OR REPLACE FUNCTION memoriesdb.verify_receipt(receipt jsonb, checkpoint jsonb)
+RETURNS TABLE (ok boolean, problem text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  chain_name text := receipt->>'chain';
+  pos bigint;
+  head_pos bigint;
+  uid uuid := memoriesdb.current_user_id();
+  bad text;
+BEGIN
+  PERFORM memoriesdb_internal.check_checkpoint(checkpoint);
+  IF jsonb_typeof(receipt) IS DISTINCT FROM 'object' OR jsonb_typeof(receipt->'seq') IS DISTINCT FROM 'number'
+     OR coalesce(receipt->>'seal_hash', '') !~ '^[0-9a-f]{64}$'
+     OR coalesce(chain_name, '') !~ '^(legacy|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB25', MESSAGE = 'not an audit receipt',
+      HINT = 'pass a receipt returned by memoriesdb.audit_receipts(), unchanged';
+  END IF;
+  -- a client verifies receipts of its own chain only (a chain's length is its owner's business);
+  -- the auditor any (the role in force: a login that SET ROLE to a client role is that client)
+  IF NOT pg_has_role(coalesce(nullif(current_setting('role'), 'none'), session_user::text)::name, 'memoriesdb_auditor', 'MEMBER')
+     AND chain_name NOT IN ('legacy', coalesce(uid::text, '')) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB25', MESSAGE = 'not a receipt of your chain',
+      HINT = 'a user verifies the receipts of its own writes; an auditor any';
+  END IF;
+  pos := (receipt->>'seq')::bigint;
+  SELECT (e->>'seq')::bigint INTO head_pos FROM jsonb_array_elements(checkpoint->'chains') AS e WHERE e->>'chain' = chain_name;
+  bad := CASE
+    WHEN checkpoint->>'root' IS DISTINCT FROM encode(memoriesdb_internal.audit_merkle_root(checkpoint->'chains'), 'hex')
+      THEN 'the checkpoint''s root does not match its chains (the checkpoint was altered)'
+    WHEN head_pos IS NULL THEN format('the checkpoint holds no chain %s: it was taken before the write', chain_name)
+    WHEN head_pos < pos THEN format('the checkpoint holds chain %s up to seal %s, the receipt is seal %s: it was taken before the write', chain_name, head_pos, pos)
+    END;
+  IF bad IS NULL THEN
+    -- the seal is still there, unchanged, and linked by hashes up to the checkpointed head
+    WITH path AS (
+      SELECT s.*, coalesce(s.chain_seq, s.seq) AS at_pos, memoriesdb_internal.audit_seal_hash(s) AS expect_hash,
+             lag(s.seal_hash) OVER (ORDER BY coalesce(s.chain_seq, s.seq)) AS prev_seal,
+             lag(coalesce(s.chain_seq, s.seq)) OVER (ORDER BY coalesce(s.chain_seq, s.seq)) AS prev_p
+        FROM memoriesdb.audit_seals AS s
+       WHERE memoriesdb_internal.audit_chain_name(s.chain) = chain_name
+         AND coalesce(s.chain_seq, s.seq) BETWEEN pos AND head_pos)
+    SELECT CASE
+      WHEN count(*) <> head_pos - pos + 1 THEN format('chain %s: %s of the seals %s..%s are missing', chain_name, head_pos - pos + 1 - count(*), pos, head_pos)
+      WHEN bool_or(w.at_pos = pos AND w.seal_hash <> decode(receipt->>'seal_hash', 'hex'))
+        THEN format('chain %s, seal %s: not the seal of the receipt (the write was rewritten or removed)', chain_name, pos)
+      WHEN bool_or(w.seal_hash <> w.expect_hash) THEN format('chain %s: a seal between %s and %s was edited', chain_name, pos, head_pos)
+      WHEN bool_or(w.at_pos > pos AND (w.prev_hash <> w.prev_seal OR w.prev_p <> w.at_pos - 1)) THEN format('chain %s: the seals between %s and %s are not linked (rewritten or forked)', chain_name, pos, head_pos)
+      WHEN bool_or(w.at_pos = head_pos AND encode(w.seal_hash, 'hex') <> (SELECT e->>'hash' FROM jsonb_array_elements(checkpoint->'chains') AS e WHERE e->>'chain' = chain_name))
+        THEN format('chain %s, seal %s: not the seal the checkpoint holds (rewritten or forked)', chain_name, head_pos)
+      END INTO bad
+      FROM path AS w;
+  END IF;
+  RETURN QUERY SELECT bad IS NULL, bad;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.verify_receipt(jsonb, jsonb) IS
+  'Proves a write is still in the history a checkpoint commits to: the receipt''s seal is still at its position with its hash, every seal from it to the checkpoint''s head of that chain is intact and hash-linked, and the head is the checkpointed one. A user verifies receipts of its own chain; the auditor any. MDB25 for what is not a receipt or checkpoint.';
 
 COMMIT;

@@ -90,7 +90,9 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.search(public.vector, integer, jsonb, real), memoriesdb.search_text(text, integer, jsonb),
   memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer),
   -- access log
-  memoriesdb.access_history(uuid, timestamptz), memoriesdb.flush_access_log()
+  memoriesdb.access_history(uuid, timestamptz), memoriesdb.flush_access_log(),
+  -- receipts of one's own writes
+  memoriesdb.audit_receipts(uuid), memoriesdb.verify_receipt(jsonb, jsonb)
   TO memoriesdb_app;
 
 -- 3b. memoriesdb_backend: a trusted application server that authenticates its
@@ -118,7 +120,8 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.reclaim_expired_embedding_leases(), memoriesdb.requeue_dead_embedding_jobs(),
   memoriesdb.dead_embedding_jobs(integer), memoriesdb.embedding_models(), memoriesdb.embedding_queue_status(),
   memoriesdb.run_vindexing(text), memoriesdb.vindexing_status(),
-  memoriesdb.access_refusals(interval)
+  memoriesdb.access_refusals(interval),
+  memoriesdb.audit_checkpoint()   -- memoriesdb anchor (worker all): signs it outside the database
   TO memoriesdb_worker;
 
 -- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
@@ -126,6 +129,8 @@ GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
+  memoriesdb.verify_audit_chain(jsonb), memoriesdb.audit_problems(jsonb), memoriesdb.audit_checkpoint(),
+  memoriesdb.verify_receipt(jsonb, jsonb),
   memoriesdb.access_refusals(interval), memoriesdb.flush_access_log()
   TO memoriesdb_auditor;
 

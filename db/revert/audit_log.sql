@@ -11,6 +11,14 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+-- what per-owner chains added
+DROP FUNCTION memoriesdb.verify_receipt(jsonb, jsonb), memoriesdb.audit_receipts(uuid),
+  memoriesdb.audit_problems(jsonb), memoriesdb.verify_audit_chain(jsonb), memoriesdb.audit_checkpoint(),
+  memoriesdb_internal.check_checkpoint(jsonb), memoriesdb_internal.audit_findings(jsonb),
+  memoriesdb_internal.audit_merkle_root(jsonb), memoriesdb_internal.audit_chain_of(uuid),
+  memoriesdb_internal.audit_chain_name(uuid), memoriesdb_internal.audit_common_chain(),
+  memoriesdb_internal.audit_genesis(uuid);
+
 -- canonical serialisation: a JSON array (unambiguous field boundaries, NULL
 -- stays null) with the timestamp as integer microseconds since the epoch, so
 -- the hash does not depend on TimeZone, DateStyle or dump/restore.

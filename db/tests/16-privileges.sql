@@ -30,7 +30,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
     'memoriesdb.setting', 'memoriesdb.share', 'memoriesdb.transfer', 'memoriesdb.unlink', 'memoriesdb.unshare',
     'memoriesdb.verify', 'memoriesdb.list_memories', 'memoriesdb.list_grants', 'memoriesdb.list_edges',
-    'memoriesdb.list_edge_types'],
+    'memoriesdb.list_edge_types', 'memoriesdb.audit_receipts', 'memoriesdb.verify_receipt'],
   'memoriesdb_app executes exactly these functions');
 SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
   'memoriesdb_app selects no table or column: what exists through list_*(), contents through the logged reads');
@@ -49,14 +49,15 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY
     'memoriesdb.embedding_models', 'memoriesdb.embedding_queue_status', 'memoriesdb.fail_embedding_job',
     'memoriesdb.reclaim_expired_embedding_leases', 'memoriesdb.release_embedding_jobs',
     'memoriesdb.renew_embedding_leases', 'memoriesdb.requeue_dead_embedding_jobs', 'memoriesdb.run_vindexing', 'memoriesdb.setting',
-    'memoriesdb.vindexing_status'],
+    'memoriesdb.vindexing_status', 'memoriesdb.audit_checkpoint'],
   'memoriesdb_worker executes exactly these functions');
 SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_worker') $$, 'memoriesdb_worker selects no table');
 
 -- memoriesdb_auditor: the auditor
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRAY[
     'memoriesdb.access_refusals', 'memoriesdb.audit_head', 'memoriesdb.context_proven', 'memoriesdb.current_user_id',
-    'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain'],
+    'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain',
+    'memoriesdb.audit_checkpoint', 'memoriesdb.audit_problems', 'memoriesdb.verify_receipt'],
   'memoriesdb_auditor executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
     'memoriesdb.access_log', 'memoriesdb.access_refusal_bursts', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],
