@@ -131,6 +131,9 @@ SELECT memoriesdb.audit_checkpoint() AS checkpoint;
 -- name: verify_audit_checkpoint
 SELECT ok, rows_checked, seals_checked, first_broken_id, problem FROM memoriesdb.verify_audit_chain(%(checkpoint)s::jsonb);
 
+-- name: audit_problems
+SELECT audit_id, problem FROM memoriesdb.audit_problems(%(checkpoint)s::jsonb);
+
 -- ---------------------------------------------------------------------------------------------
 -- Deployment helpers (admin.py), as the superuser; sqitch itself deploys the ledger
 

@@ -11,6 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from . import db
 from .anchor import BadRecord, check_record, key_id, load_private_key, load_public_key, public_key_path
@@ -23,7 +24,7 @@ from .settings import Settings
 @dataclass
 class Outcome:
     name: str
-    result: str  # ok, unreadable, unknown key, bad signature, root mismatch, database, refused
+    result: str  # ok, unreadable, unknown key, bad signature, root mismatch, database, refused, went back
     detail: str = ""
     checkpoint: dict | None = None
 
@@ -62,7 +63,42 @@ async def verify_checkpoints(settings: Settings, store: CheckpointStore, keys: d
             outcomes.append(await _verify_one(conn, store, name, keys))
             if progress:
                 progress.advance(task)
+    _check_growth(outcomes)
     return outcomes
+
+
+def _check_growth(outcomes: list[Outcome]) -> None:
+    """Each signed checkpoint against the one taken before it (by its signed taken_at, the
+    database's clock, so anchors on several hosts agree) of the same ledger: see went_back."""
+    signed = sorted((o for o in outcomes if o.checkpoint is not None), key=lambda o: str(o.checkpoint.get("taken_at")))
+    last: dict[str, dict] = {}  # ledger -> its latest checkpoint so far
+    for o in signed:
+        cp = o.checkpoint
+        before = last.get(cp.get("ledger"))
+        last[cp.get("ledger")] = cp
+        behind = went_back(before, cp) if before is not None else []
+        if behind:
+            o.detail = "\n".join(behind if o.ok else [o.detail, *behind])
+            o.result = "went back" if o.ok else o.result
+
+
+def went_back(earlier: dict, later: dict) -> list[str]:
+    """What a later checkpoint undoes of an earlier one (both signed): a history only grows, so every
+    chain of the earlier is in the later, at the same seal or further on, and no audit row is gone.
+    Caught from the files alone: a checkpoint taken after the log was cut, rewritten or restored."""
+    found = []
+    heads = {c["chain"]: c for c in later["chains"]}
+    for c in earlier["chains"]:
+        now = heads.get(c["chain"])
+        if now is None:
+            found.append(f"chain {c['chain']} is gone (seal {c['seq']} in the checkpoint before)")
+        elif now["seq"] < c["seq"]:
+            found.append(f"chain {c['chain']} is back at seal {now['seq']} (seal {c['seq']} in the checkpoint before)")
+        elif now["seq"] == c["seq"] and now["hash"] != c["hash"]:
+            found.append(f"chain {c['chain']}: another seal {c['seq']} than in the checkpoint before (rewritten or forked)")
+    if later["audit_rows"] < earlier["audit_rows"]:
+        found.append(f"{later['audit_rows']} audit rows, {earlier['audit_rows']} in the checkpoint before")
+    return found
 
 
 async def _verify_one(conn, store: CheckpointStore, name: str, keys: dict) -> Outcome:
@@ -80,8 +116,18 @@ async def _verify_one(conn, store: CheckpointStore, name: str, keys: dict) -> Ou
         return Outcome(name, "refused", str(ledger_error(exc)), checkpoint)
     if row["ok"]:
         return Outcome(name, "ok", f"{row['rows_checked']} rows, {row['seals_checked']} seals", checkpoint)
-    where = f" (first broken audit row {row['first_broken_id']})" if row["first_broken_id"] is not None else ""
-    return Outcome(name, "database", f"{row['problem']}{where}", checkpoint)
+    # every problem, not only the first: a truncation shows in several chains at once
+    found = await db.rows(conn, "audit_problems", checkpoint=Jsonb(checkpoint))
+    problems = [f"{r['problem']} (audit row {r['audit_id']})" if r["audit_id"] is not None else r["problem"] for r in found] or [
+        row["problem"]
+    ]
+    more = (
+        [f"and {len(problems) - SHOWN} more (memoriesdb.audit_problems(checkpoint) lists them)"] if len(problems) > SHOWN else []
+    )
+    return Outcome(name, "database", "\n".join(problems[:SHOWN] + more), checkpoint)
+
+
+SHOWN = 5  # problems shown per checkpoint
 
 
 LABELS = {
@@ -92,8 +138,8 @@ LABELS = {
     "root mismatch": "[red]root mismatch[/]",
     "database": "[red]log differs[/]",
     "refused": "[red]refused[/]",
+    "went back": "[red]went back[/]",
 }
-WIDTH = max(len(k) for k in ("ok", "unreadable", "unknown key", "bad signature", "root mismatch", "log differs", "refused"))
 
 
 def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console) -> list[Outcome]:
@@ -112,16 +158,21 @@ def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console
 
 
 def report(outcomes: list[Outcome], location: str, console: Console) -> None:
-    """One line per checkpoint, oldest first: result, file, what was checked or what is wrong."""
+    """One entry per checkpoint, oldest first: the result, the file, what was checked or what is wrong."""
     console.print(f"[bold]checkpoints in {safe_text(location)}[/]")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
     for o in outcomes:
-        label = LABELS.get(o.result, safe_text(o.result))
-        shown = {"database": "log differs"}.get(o.result, o.result)
-        what = safe_text(o.detail)
+        lines = [safe_text(line) for line in o.detail.split("\n") if line]
         cp = o.checkpoint  # None for one that failed its signature: its content is not the signer's
-        if cp and o.ok:
-            what = f"{len(cp['chains'])} chains, {safe_text(cp['audit_rows'])} audit rows; checked {what}"
-        console.print(f"  {label}{' ' * (WIDTH - len(shown))}  {safe_text(o.name)}  {what}", highlight=False)
+        if o.ok:
+            checked = f"{len(cp['chains'])} chains, {safe_text(cp['audit_rows'])} audit rows; checked {lines[0]}"
+            text = f"{safe_text(o.name)}  {checked}"
+        else:
+            text = "\n".join([safe_text(o.name), *(f"- {line}" for line in lines)])
+        grid.add_row(LABELS.get(o.result, safe_text(o.result)), text)
+    console.print(grid, highlight=False)
     bad = [o for o in outcomes if not o.ok]
     if bad:
         console.print(f"[red bold]{len(bad)} of {len(outcomes)} checkpoints failed[/]")

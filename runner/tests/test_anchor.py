@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -168,6 +169,28 @@ def test_a_file_that_is_no_signed_checkpoint_is_unreadable(keys, data):
     with pytest.raises(anc.BadRecord) as exc:
         anc.check_record(data, keys)
     assert exc.value.kind == "unreadable"
+
+
+def test_a_later_checkpoint_that_undoes_an_earlier_one_is_named():
+    from memoriesdb_runner.verify_audit import went_back
+
+    before = synthetic(3)
+    grown = json.loads(json.dumps(before))
+    grown["chains"][0].update(seq=5, hash="ab" * 32)
+    grown["audit_rows"] += 7
+    assert went_back(before, grown) == [] and went_back(before, before) == []
+    (a, sa), (b, sb), (c, sc) = ((x["chain"], x["seq"]) for x in before["chains"])
+    cut = json.loads(json.dumps(before))
+    cut["chains"][1]["seq"] = 0
+    cut["chains"][2]["hash"] = "cd" * 32
+    del cut["chains"][0]
+    cut["audit_rows"] -= 1
+    assert went_back(before, cut) == [
+        f"chain {a} is gone (seal {sa} in the checkpoint before)",
+        f"chain {b} is back at seal 0 (seal {sb} in the checkpoint before)",
+        f"chain {c}: another seal {sc} than in the checkpoint before (rewritten or forked)",
+        f"{before['audit_rows'] - 1} audit rows, {before['audit_rows']} in the checkpoint before",
+    ]
 
 
 def test_merkle_root_follows_the_contract():
@@ -340,6 +363,14 @@ def test_anchor_then_verify_audit(settings, admin_conn, user, key_path, tmp_path
     assert cli(env, "verify-audit").returncode == 0
 
 
+def entry(report: str, name: str) -> str:
+    """The report's entry for one checkpoint file: its line and the indented lines below it, joined."""
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if name in line)
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    return " ".join(" ".join(line.split()) for line in lines[start:end])
+
+
 def record_key_ids(key_path):
     return {anc.key_id(anc.load_private_key(key_path).public_key())}
 
@@ -357,9 +388,9 @@ def test_verify_audit_names_a_tampered_file_and_exits_3(settings, admin_conn, us
     files[1].write_text(json.dumps(record))
     out = cli(env, "verify-audit")
     assert out.returncode == 3, out.stdout + out.stderr
-    lines = {f.name: next(line for line in out.stdout.splitlines() if f.name in line) for f in files}
-    assert "bad signature" in lines[files[1].name]
-    assert "ok" in lines[files[0].name] and "ok" in lines[files[2].name], "the others still pass"
+    lines = {f.name: entry(out.stdout, f.name) for f in files}
+    assert lines[files[1].name].startswith("bad signature ") and "does not match" in lines[files[1].name]
+    assert lines[files[0].name].startswith("ok ") and lines[files[2].name].startswith("ok "), "the others still pass"
     assert "1 of 3 checkpoints failed" in out.stdout
 
 
@@ -415,8 +446,8 @@ def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make
         )
         admin_conn.execute(
             "CREATE TEMP TABLE saved_rows ON COMMIT PRESERVE ROWS AS SELECT * FROM memoriesdb.audit_log"
-            " WHERE id BETWEEN %s AND %s AND chain = %s",
-            (seal["first_id"], seal["last_id"], owner),
+            " WHERE id BETWEEN %s AND %s AND chain = %s AND txid = %s",
+            (seal["first_id"], seal["last_id"], owner, seal["txid"]),
         )
         admin_conn.execute("DELETE FROM memoriesdb.audit_log WHERE id IN (SELECT id FROM saved_rows)")
         admin_conn.execute("DELETE FROM memoriesdb.audit_seals WHERE seq = %s", (seal["seq"],))
@@ -424,6 +455,18 @@ def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make
         out = cli(env, "verify-audit")
         assert out.returncode == 3, out.stdout + out.stderr
         assert "log differs" in out.stdout and "1 of 1 checkpoints failed" in out.stdout
+        assert f"chain {owner}: ends at seal {seal['chain_seq'] - 1}" in out.stdout and "the tail was removed" in out.stdout
+        # a checkpoint taken after the cut verifies against the cut log, but not against the one before
+        after = tmp_path / "after"
+        shutil.copytree(store, after)
+        assert cli({**env, "MEMORIESDB_ANCHOR_STORE": str(after)}, "anchor").returncode == 0
+        out = cli({**env, "MEMORIESDB_ANCHOR_STORE": str(after)}, "verify-audit")
+        assert out.returncode == 3 and "2 of 2 checkpoints failed" in out.stdout, out.stdout + out.stderr
+        assert "went back" in out.stdout
+        assert (
+            f"chain {owner} is back at seal {seal['chain_seq'] - 1} (seal {seal['chain_seq']} in the checkpoint before)"
+            in out.stdout
+        )
     finally:
         with admin_conn.transaction():
             admin_conn.execute("SET LOCAL session_replication_role = replica")
@@ -491,3 +534,27 @@ def test_worker_refuses_to_start_with_an_unsafe_key(settings, key_path, tmp_path
     key_path.chmod(0o640)
     with pytest.raises(ConfigurationError, match="other users"):
         asyncio.run(run_workers(anchor_settings(settings, key_path, tmp_path / "cps"), {"embed", "anchor"}, until_empty=True))
+
+
+def test_verify_audit_shows_what_the_database_says_of_a_validly_signed_checkpoint(settings, admin_conn, user, key_path, tmp_path):
+    """Signed with the right key and a consistent root, but of another ledger, or no checkpoint the
+    ledger accepts (MDB25): the database's words, for that checkpoint only."""
+    uid, _ = user
+    remember(admin_conn, uid, "checked by the database")
+    store = tmp_path / "cps"
+    env = cli_env(settings, key_path, store)
+    where, cp = asyncio.run(anc.anchor_once(anchor_settings(settings, key_path, store)))
+    key = anc.load_private_key(key_path)
+    other = {**cp, "ledger": str(uuid.uuid4())}
+    odd = {**cp, "chains": [*cp["chains"], {"chain": "not-a-chain", "seq": 1, "hash": "0" * 64}]}
+    odd["root"] = anc.merkle_root(odd["chains"])
+    names = {}
+    for label, c in (("other", other), ("odd", odd)):
+        names[label] = Path(DirectoryStore(store).put(new_name(), anc.record_bytes(anc.sign(c, key)))).name
+    out = cli(env, "verify-audit")
+    assert out.returncode == 3, out.stdout + out.stderr
+    line = {label: entry(out.stdout, n) for label, n in names.items()}
+    assert "log differs" in line["other"] and f"the checkpoint is of another ledger ({other['ledger']}" in line["other"]
+    assert "refused" in line["odd"] and "not an audit checkpoint [MDB25]" in line["odd"]
+    assert entry(out.stdout, Path(where).name).startswith("ok ")
+    assert "2 of 3 checkpoints failed" in out.stdout
