@@ -221,6 +221,7 @@ async def run_anchor_loop(
     pool = db.make_pool(settings.dsn, max_size=1, timeout=settings.db_timeout_seconds)
     await pool.open(wait=False)
     stored = 0
+    metrics.HEALTH.started()  # `worker anchor` alone is ready once it runs; a database fault marks it unready
     log.info("anchor ready", store=anchor.store.location, key_id=anchor.key_id, interval_s=settings.anchor_interval_seconds)
 
     async def take():

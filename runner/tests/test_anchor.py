@@ -558,3 +558,19 @@ def test_verify_audit_shows_what_the_database_says_of_a_validly_signed_checkpoin
     assert "refused" in line["odd"] and "not an audit checkpoint [MDB25]" in line["odd"]
     assert entry(out.stdout, Path(where).name).startswith("ok ")
     assert "2 of 3 checkpoints failed" in out.stdout
+
+
+def test_anchor_to_s3_and_verify_from_it(settings, admin_conn, user, key_path, s3_endpoint):
+    """The whole round over the S3 store: anchor (worker's settings) and verify-audit (a subprocess)."""
+    uid, _ = user
+    location = f"s3://memoriesdb-checkpoints/{uuid.uuid4()}"
+    s = anchor_settings(settings, key_path, location).model_copy(update={"anchor_s3_endpoint_url": s3_endpoint})
+    for i in range(2):
+        remember(admin_conn, uid, f"anchored in a bucket {i}")
+        where, _ = asyncio.run(anc.anchor_once(s))
+        assert where.startswith(location + "/")
+    env = cli_env(settings, key_path, location, MEMORIESDB_ANCHOR_S3_ENDPOINT_URL=s3_endpoint)
+    out = cli(env, "verify-audit")
+    assert out.returncode == 0 and "all 2 checkpoints verified" in out.stdout, out.stdout + out.stderr
+    assert cli(env, "anchor").returncode == 0
+    assert len(open_store(location, s3_endpoint_url=s3_endpoint).names()) == 3
