@@ -530,7 +530,10 @@ def test_worker_all_until_empty_anchors_once(settings, key_path, tmp_path):
     assert len(list((tmp_path / "cps").iterdir())) == 1
 
 
-def test_worker_refuses_to_start_with_an_unsafe_key(settings, key_path, tmp_path):
+def test_worker_refuses_to_start_with_an_unsafe_key_or_no_store(settings, key_path, tmp_path):
+    no_store = anchor_settings(settings, key_path, "").model_copy(update={"anchor_store": None})
+    with pytest.raises(ConfigurationError, match="MEMORIESDB_ANCHOR_STORE"):
+        asyncio.run(run_workers(no_store, {"embed", "vindex", "anchor"}, until_empty=True))
     key_path.chmod(0o640)
     with pytest.raises(ConfigurationError, match="other users"):
         asyncio.run(run_workers(anchor_settings(settings, key_path, tmp_path / "cps"), {"embed", "anchor"}, until_empty=True))
