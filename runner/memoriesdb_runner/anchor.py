@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import db, metrics
 from .checkpoint_store import CheckpointStore, new_name, open_store
-from .errors import ConfigurationError
+from .errors import ConfigurationError, RunnerError
 from .safety import check_private_file
 from .settings import Settings
 
@@ -171,6 +171,25 @@ def check_record(data: bytes, keys: dict[str, Ed25519PublicKey]) -> dict:
     return checkpoint
 
 
+def went_back(earlier: dict, later: dict) -> list[str]:
+    """What a later checkpoint undoes of an earlier one: a history only grows, so every chain of the
+    earlier is in the later, at the same seal or further on, and no audit row is gone. Seen from the
+    checkpoints alone: one taken after the log was cut, rewritten or restored from a backup."""
+    found = []
+    heads = {c["chain"]: c for c in later["chains"]}
+    for c in earlier["chains"]:
+        now = heads.get(c["chain"])
+        if now is None:
+            found.append(f"chain {c['chain']} is gone (seal {c['seq']} in the checkpoint before)")
+        elif now["seq"] < c["seq"]:
+            found.append(f"chain {c['chain']} is back at seal {now['seq']} (seal {c['seq']} in the checkpoint before)")
+        elif now["seq"] == c["seq"] and now["hash"] != c["hash"]:
+            found.append(f"chain {c['chain']}: another seal {c['seq']} than in the checkpoint before (rewritten or forked)")
+    if later["audit_rows"] < earlier["audit_rows"]:
+        found.append(f"{later['audit_rows']} audit rows, {earlier['audit_rows']} in the checkpoint before")
+    return found
+
+
 # --- anchoring --------------------------------------------------------------------------------
 
 
@@ -191,7 +210,9 @@ class Anchor:
     async def take(self, conn) -> dict:
         checkpoint = (await db.row(conn, "audit_checkpoint"))["checkpoint"]
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigurationError(f"audit_checkpoint() answered an unknown format: {str(checkpoint)[:100]}")
+            raise RunnerError(f"audit_checkpoint() answered an unknown format: {str(checkpoint)[:100]}")
+        if merkle_root(checkpoint["chains"]) != checkpoint["root"]:
+            raise RunnerError("audit_checkpoint() answered a root that is not the root of its chains: not signed")
         return checkpoint
 
     async def store_signed(self, checkpoint: dict) -> str:
@@ -221,7 +242,7 @@ async def run_anchor_loop(
     pool = db.make_pool(settings.dsn, max_size=1, timeout=settings.db_timeout_seconds)
     await pool.open(wait=False)
     stored = 0
-    metrics.HEALTH.started()  # `worker anchor` alone is ready once it runs; a database fault marks it unready
+    last = None  # the checkpoint stored before: the next one must not undo it
     log.info("anchor ready", store=anchor.store.location, key_id=anchor.key_id, interval_s=settings.anchor_interval_seconds)
 
     async def take():
@@ -243,6 +264,12 @@ async def run_anchor_loop(
                 metrics.ANCHORS.labels("ok").inc()
                 metrics.LAST_ANCHOR.set(time.time())
                 log.info("checkpoint anchored", where=where, root=checkpoint["root"], audit_rows=checkpoint["audit_rows"])
+                if last is not None and last.get("ledger") == checkpoint.get("ledger"):
+                    behind = went_back(last, checkpoint)
+                    if behind:  # stored all the same: signed, it is the evidence; verify-audit names it
+                        metrics.ANCHORS.labels("went_back").inc()
+                        log.error("the audit history went back since the last checkpoint", where=where, problems=behind[:5])
+                last = checkpoint
             if until_empty or await db.sleep_or_stop(stop, settings.anchor_interval_seconds, "anchor"):
                 break
     finally:

@@ -45,6 +45,8 @@ async def run_workers(settings: Settings, kinds: set[str], *, until_empty: bool 
     if "vindex" in kinds:
         jobs.append(run_vindex_worker(settings, stop, until_empty=until_empty))
     if anchor is not None:
+        if kinds == {"anchor"}:
+            metrics.HEALTH.started()  # nothing else to start; a database fault still marks it unready
         jobs.append(run_anchor_loop(settings, stop, until_empty=until_empty, anchor=anchor))
     await asyncio.gather(*jobs)
 

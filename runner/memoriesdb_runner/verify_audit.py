@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import db
-from .anchor import BadRecord, check_record, key_id, load_private_key, load_public_key, public_key_path
+from .anchor import BadRecord, check_record, key_id, load_private_key, load_public_key, public_key_path, went_back
 from .checkpoint_store import CheckpointStore
 from .errors import ConfigurationError, ledger_error
 from .safety import safe_text
@@ -80,25 +80,6 @@ def _check_growth(outcomes: list[Outcome]) -> None:
         if behind:
             o.detail = "\n".join(behind if o.ok else [o.detail, *behind])
             o.result = "went back" if o.ok else o.result
-
-
-def went_back(earlier: dict, later: dict) -> list[str]:
-    """What a later checkpoint undoes of an earlier one (both signed): a history only grows, so every
-    chain of the earlier is in the later, at the same seal or further on, and no audit row is gone.
-    Caught from the files alone: a checkpoint taken after the log was cut, rewritten or restored."""
-    found = []
-    heads = {c["chain"]: c for c in later["chains"]}
-    for c in earlier["chains"]:
-        now = heads.get(c["chain"])
-        if now is None:
-            found.append(f"chain {c['chain']} is gone (seal {c['seq']} in the checkpoint before)")
-        elif now["seq"] < c["seq"]:
-            found.append(f"chain {c['chain']} is back at seal {now['seq']} (seal {c['seq']} in the checkpoint before)")
-        elif now["seq"] == c["seq"] and now["hash"] != c["hash"]:
-            found.append(f"chain {c['chain']}: another seal {c['seq']} than in the checkpoint before (rewritten or forked)")
-    if later["audit_rows"] < earlier["audit_rows"]:
-        found.append(f"{later['audit_rows']} audit rows, {earlier['audit_rows']} in the checkpoint before")
-    return found
 
 
 async def _verify_one(conn, store: CheckpointStore, name: str, keys: dict) -> Outcome:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -19,8 +20,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from memoriesdb_runner import anchor as anc
+from memoriesdb_runner import metrics
 from memoriesdb_runner.checkpoint_store import DirectoryStore, S3Store, new_name, open_store
 from memoriesdb_runner.errors import ConfigurationError
 from memoriesdb_runner.service import run_workers
@@ -172,20 +175,18 @@ def test_a_file_that_is_no_signed_checkpoint_is_unreadable(keys, data):
 
 
 def test_a_later_checkpoint_that_undoes_an_earlier_one_is_named():
-    from memoriesdb_runner.verify_audit import went_back
-
     before = synthetic(3)
     grown = json.loads(json.dumps(before))
     grown["chains"][0].update(seq=5, hash="ab" * 32)
     grown["audit_rows"] += 7
-    assert went_back(before, grown) == [] and went_back(before, before) == []
+    assert anc.went_back(before, grown) == [] and anc.went_back(before, before) == []
     (a, sa), (b, sb), (c, sc) = ((x["chain"], x["seq"]) for x in before["chains"])
     cut = json.loads(json.dumps(before))
     cut["chains"][1]["seq"] = 0
     cut["chains"][2]["hash"] = "cd" * 32
     del cut["chains"][0]
     cut["audit_rows"] -= 1
-    assert went_back(before, cut) == [
+    assert anc.went_back(before, cut) == [
         f"chain {a} is gone (seal {sa} in the checkpoint before)",
         f"chain {b} is back at seal 0 (seal {sb} in the checkpoint before)",
         f"chain {c}: another seal {sc} than in the checkpoint before (rewritten or forked)",
@@ -426,15 +427,11 @@ def test_concurrent_anchors_all_land_and_verify(settings, admin_conn, user, key_
     assert out.returncode == 0 and "all 6 checkpoints verified" in out.stdout, out.stdout + out.stderr
 
 
-def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make_user, key_path, tmp_path):
-    """A superuser truncates one owner's chain after a checkpoint: verify-audit exits 2 and shows the
-    database's finding for that checkpoint (exit 3); put back, it passes again."""
-    owner = make_user()
-    remember(admin_conn, owner, "kept")
-    remember(admin_conn, owner, "to be deleted by the superuser")
-    store = tmp_path / "cps"
-    env = cli_env(settings, key_path, store)
-    assert cli(env, "anchor").returncode == 0
+@contextlib.contextmanager
+def tail_cut(admin_conn, owner):
+    """As a superuser with the triggers off: the newest seal of owner's chain and its audit rows
+    deleted (what verify_audit_chain() alone cannot see); put back as they were on leaving. Yields
+    the deleted seal."""
     with admin_conn.transaction():
         admin_conn.execute("SET LOCAL session_replication_role = replica")
         seal = admin_conn.execute(
@@ -452,6 +449,25 @@ def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make
         admin_conn.execute("DELETE FROM memoriesdb.audit_log WHERE id IN (SELECT id FROM saved_rows)")
         admin_conn.execute("DELETE FROM memoriesdb.audit_seals WHERE seq = %s", (seal["seq"],))
     try:
+        yield seal
+    finally:
+        with admin_conn.transaction():
+            admin_conn.execute("SET LOCAL session_replication_role = replica")
+            admin_conn.execute("INSERT INTO memoriesdb.audit_log OVERRIDING SYSTEM VALUE SELECT * FROM saved_rows")
+            admin_conn.execute("INSERT INTO memoriesdb.audit_seals OVERRIDING SYSTEM VALUE SELECT * FROM saved_seal")
+            admin_conn.execute("DROP TABLE saved_rows, saved_seal")
+
+
+def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make_user, key_path, tmp_path):
+    """A superuser cuts the tail of one owner's chain after a checkpoint: verify-audit exits 3 and
+    shows the database's finding for that checkpoint; put back, it passes again."""
+    owner = make_user()
+    remember(admin_conn, owner, "kept")
+    remember(admin_conn, owner, "to be deleted by the superuser")
+    store = tmp_path / "cps"
+    env = cli_env(settings, key_path, store)
+    assert cli(env, "anchor").returncode == 0
+    with tail_cut(admin_conn, owner) as seal:
         out = cli(env, "verify-audit")
         assert out.returncode == 3, out.stdout + out.stderr
         assert "log differs" in out.stdout and "1 of 1 checkpoints failed" in out.stdout
@@ -467,14 +483,40 @@ def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make
             f"chain {owner} is back at seal {seal['chain_seq'] - 1} (seal {seal['chain_seq']} in the checkpoint before)"
             in out.stdout
         )
-    finally:
-        with admin_conn.transaction():
-            admin_conn.execute("SET LOCAL session_replication_role = replica")
-            admin_conn.execute("INSERT INTO memoriesdb.audit_log OVERRIDING SYSTEM VALUE SELECT * FROM saved_rows")
-            admin_conn.execute("INSERT INTO memoriesdb.audit_seals OVERRIDING SYSTEM VALUE SELECT * FROM saved_seal")
-            admin_conn.execute("DROP TABLE saved_rows, saved_seal")
     out = cli(env, "verify-audit")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_anchor_loop_raises_the_alarm_when_the_history_goes_back(settings, admin_conn, make_user, key_path, tmp_path):
+    """The worker's anchor compares each checkpoint with the one it stored before: a cut between
+    two intervals is logged as an error and counted (memoriesdb_anchors_total{outcome="went_back"})."""
+    owner = make_user()
+    remember(admin_conn, owner, "one")
+    remember(admin_conn, owner, "two")
+    s = anchor_settings(settings, key_path, tmp_path / "cps").model_copy(update={"anchor_interval_seconds": 0.5})
+    went_back = metrics.ANCHORS.labels("went_back")
+
+    async def scenario():
+        stop = asyncio.Event()
+        loop = asyncio.create_task(anc.run_anchor_loop(s, stop))
+        while not (tmp_path / "cps").exists() or not list((tmp_path / "cps").iterdir()):
+            await asyncio.sleep(0.05)
+        before = went_back._value.get()
+        with tail_cut(admin_conn, owner):
+            n = len(list((tmp_path / "cps").iterdir()))
+            while len(list((tmp_path / "cps").iterdir())) < n + 2:
+                await asyncio.sleep(0.05)
+            counted = went_back._value.get() - before
+        stop.set()
+        await loop
+        return counted
+
+    with capture_logs() as logs:
+        counted = asyncio.run(scenario())
+    assert counted >= 1
+    alarms = [e for e in logs if e["event"] == "the audit history went back since the last checkpoint"]
+    assert alarms and alarms[0]["log_level"] == "error"
+    assert any(f"chain {owner} is back at seal" in p for p in alarms[0]["problems"])
 
 
 def test_worker_all_anchors_every_interval_and_stops_on_sigterm(settings, admin_conn, user, key_path, tmp_path):
