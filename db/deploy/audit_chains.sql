@@ -3,7 +3,7 @@
 -- requires: identity
 -- requires: ledger_locks
 -- Run once. Per-owner audit chains (issue 14): an audit row belongs to the chain of the owner it
--- is about (audit_log.chain); rows about no owner (users, config, edge types) to the common chain
+-- is about (audit_log.chain); rows about no owner (users, config, seeded edge types) to the common chain
 -- 00000000-0000-0000-0000-000000000000. A committing transaction seals each chain it touched; the
 -- seals of one transaction name each other (peers). No lock is shared between chains: a seal locks
 -- its chain's row in audit_chain_heads. Rows and seals written before this change (chain NULL) are
@@ -13,7 +13,7 @@ SET LOCAL ROLE memoriesdb_owner;
 
 ALTER TABLE memoriesdb.audit_log ADD COLUMN chain uuid;
 COMMENT ON COLUMN memoriesdb.audit_log.chain IS
-  'The chain the row belongs to: the owner the row is about (a memory''s owner, a key''s or offer''s user), 00000000-0000-0000-0000-000000000000 for rows about no owner (users, config, edge types); NULL for rows written before per-owner chains (the legacy single chain). Covered by row_hash.';
+  'The chain the row belongs to: the owner the row is about (a memory''s owner, a key''s or offer''s user), 00000000-0000-0000-0000-000000000000 for rows about no owner (users, config, the edge types the deploy seeds; an edge type a user creates is in the creator''s chain); NULL for rows written before per-owner chains (the legacy single chain). Covered by row_hash.';
 
 ALTER TABLE memoriesdb.audit_seals
   ADD COLUMN chain uuid,
@@ -28,6 +28,8 @@ COMMENT ON COLUMN memoriesdb.audit_seals.peers IS
 COMMENT ON COLUMN memoriesdb.audit_seals.seq IS
   'Unique number of the seal. Legacy chain: its position (1, 2, ... without gaps). Per-owner chains: from a sequence, with gaps; their position is chain_seq.';
 CREATE UNIQUE INDEX audit_seals_chain_seq ON memoriesdb.audit_seals (chain, chain_seq) WHERE chain IS NOT NULL;
+-- the legacy chain's seals by position, without walking past the newer chains' seals
+CREATE INDEX audit_seals_legacy ON memoriesdb.audit_seals (seq) WHERE chain IS NULL;
 
 -- the seq of a per-owner chain's seal: unique, no lock shared between chains
 CREATE SEQUENCE memoriesdb_internal.audit_seal_seq AS bigint;
@@ -53,5 +55,8 @@ COMMENT ON TABLE memoriesdb_internal.ledger_identity IS 'One row: the ledger''s 
 ALTER TABLE memoriesdb_internal.ledger_identity ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY ledger_identity_owner ON memoriesdb_internal.ledger_identity TO memoriesdb_owner USING (true) WITH CHECK (true);
 INSERT INTO memoriesdb_internal.ledger_identity DEFAULT VALUES;
+
+COMMENT ON TABLE memoriesdb_internal.audit_seal_lock IS
+  'No rows. Unused since per-owner chains (v0.5): the legacy chain''s lock, kept so a revert to v0.4 finds it. Each chain now locks its row in audit_chain_heads.';
 
 COMMIT;

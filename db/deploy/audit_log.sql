@@ -91,7 +91,7 @@ COMMENT ON FUNCTION memoriesdb_internal.audit_genesis(uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_common_chain() RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '00000000-0000-0000-0000-000000000000'::uuid $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_common_chain() IS
-  'Internal: the chain of audit rows about no owner (users, config, edge types).';
+  'Internal: the chain of audit rows about no owner (users, config, the edge types the deploy seeds).';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_chain_name(chain uuid) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT coalesce(chain::text, 'legacy') $$;
@@ -313,6 +313,75 @@ $$;
 COMMENT ON FUNCTION memoriesdb.audit_checkpoint() IS
   'A checkpoint of the audit history, to keep outside the database (memoriesdb anchor signs and stores it): the ledger''s id, the time, the newest audit row id, every chain''s head (chain, seq, seal hash) and the Merkle root over them. verify_audit_chain(checkpoint) later proves the history still contains it.';
 
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal_at(chain_name text, at_pos bigint) RETURNS memoriesdb.audit_seals
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s memoriesdb.audit_seals;
+BEGIN
+  IF chain_name = 'legacy' THEN
+    SELECT * INTO s FROM memoriesdb.audit_seals AS t WHERE t.chain IS NULL AND t.seq = at_pos;
+  ELSE
+    SELECT * INTO s FROM memoriesdb.audit_seals AS t WHERE t.chain = chain_name::uuid AND t.chain_seq = at_pos;
+  END IF;
+  RETURN s;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_seal_at(text, bigint) IS
+  'Internal: the seal at a position of a chain named as in checkpoints (a uuid, or legacy); all NULL when there is none. One index lookup.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_chain_end(chain_name text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF chain_name = 'legacy' THEN
+    RETURN (SELECT t.seq FROM memoriesdb.audit_seals AS t WHERE t.chain IS NULL ORDER BY t.seq DESC LIMIT 1);
+  END IF;
+  RETURN (SELECT max(t.chain_seq) FROM memoriesdb.audit_seals AS t WHERE t.chain = chain_name::uuid);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_chain_end(text) IS
+  'Internal: the newest position of a chain named as in checkpoints; NULL when it has no seal.';
+
+-- the checkpoint's own problems and the log's against it: one lookup per chain, no scan of the log
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_checkpoint_findings(checkpoint jsonb)
+RETURNS TABLE (audit_id bigint, problem text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  -- 6. against a checkpoint kept outside: the checkpoint itself
+  SELECT NULL::bigint, 'the checkpoint''s root does not match its chains (the checkpoint was altered)'
+   WHERE checkpoint->>'root' IS DISTINCT FROM encode(memoriesdb_internal.audit_merkle_root(checkpoint->'chains'), 'hex')
+  UNION ALL
+  SELECT NULL::bigint, format('the checkpoint is of another ledger (%s, this one is %s)', checkpoint->>'ledger', i.ledger_id)
+    FROM memoriesdb_internal.ledger_identity AS i
+   WHERE checkpoint->>'ledger' IS DISTINCT FROM i.ledger_id::text
+  UNION ALL
+  -- 7. every chain head it holds is still there, unchanged
+  SELECT x.first_id,
+         CASE WHEN x.seal_hash IS NOT NULL
+              THEN format('chain %s, seal %s: not the seal the checkpoint of %s holds (the chain was rewritten or forked)',
+                          e->>'chain', e->>'seq', checkpoint->>'taken_at')
+              WHEN n.newest IS NULL
+              THEN format('chain %s: no seals left, the checkpoint of %s holds %s (removed: DELETE or TRUNCATE)',
+                          e->>'chain', checkpoint->>'taken_at', e->>'seq')
+              ELSE format('chain %s: ends at seal %s, the checkpoint of %s holds seal %s (the tail was removed)',
+                          e->>'chain', n.newest, checkpoint->>'taken_at', e->>'seq') END
+    FROM jsonb_array_elements(checkpoint->'chains') AS e
+    CROSS JOIN LATERAL memoriesdb_internal.audit_seal_at(e->>'chain', (e->>'seq')::bigint) AS x
+    CROSS JOIN LATERAL (SELECT memoriesdb_internal.audit_chain_end(e->>'chain') AS newest) AS n
+   WHERE x.seal_hash IS DISTINCT FROM decode(e->>'hash', 'hex')
+  UNION ALL
+  SELECT NULL::bigint, format('the audit log ends at row %s, the checkpoint of %s saw rows up to %s (rows removed: DELETE or TRUNCATE)',
+                              coalesce(m.last_id, 0), checkpoint->>'taken_at', checkpoint->>'audit_rows')
+    FROM (SELECT max(a.id) AS last_id FROM memoriesdb.audit_log AS a) AS m
+   WHERE coalesce(m.last_id, 0) < (checkpoint->>'audit_rows')::bigint
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_checkpoint_findings(jsonb) IS
+  'Internal: what a checkpoint names that the log no longer holds (a chain head gone or different, fewer audit rows), and a checkpoint altered or of another ledger. One index lookup per chain.';
+
 -- every problem verification finds, the first audit row concerned first
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_findings(checkpoint jsonb)
 RETURNS TABLE (audit_id bigint, problem text)
@@ -370,41 +439,7 @@ AS $$
                       WHERE q.chain::text = p->>'chain' AND q.chain_seq::text = p->>'seq' AND q.txid = s.txid
                         AND q.peers @> jsonb_build_array(jsonb_build_object('chain', s.chain, 'seq', s.chain_seq)))
   UNION ALL
-  -- 6. against a checkpoint kept outside: the checkpoint itself
-  SELECT NULL::bigint, 'the checkpoint''s root does not match its chains (the checkpoint was altered)'
-   WHERE checkpoint IS NOT NULL
-     AND checkpoint->>'root' IS DISTINCT FROM encode(memoriesdb_internal.audit_merkle_root(checkpoint->'chains'), 'hex')
-  UNION ALL
-  SELECT NULL::bigint, format('the checkpoint is of another ledger (%s, this one is %s)', checkpoint->>'ledger', i.ledger_id)
-    FROM memoriesdb_internal.ledger_identity AS i
-   WHERE checkpoint IS NOT NULL AND checkpoint->>'ledger' IS DISTINCT FROM i.ledger_id::text
-  UNION ALL
-  -- 7. every chain head it holds is still there, unchanged
-  SELECT x.first_id,
-         CASE WHEN x.seal_hash IS NOT NULL
-              THEN format('chain %s, seal %s: not the seal the checkpoint of %s holds (the chain was rewritten or forked)',
-                          e->>'chain', e->>'seq', checkpoint->>'taken_at')
-              WHEN x.newest IS NULL
-              THEN format('chain %s: no seals left, the checkpoint of %s holds %s (removed: DELETE or TRUNCATE)',
-                          e->>'chain', checkpoint->>'taken_at', e->>'seq')
-              ELSE format('chain %s: ends at seal %s, the checkpoint of %s holds seal %s (the tail was removed)',
-                          e->>'chain', x.newest, checkpoint->>'taken_at', e->>'seq') END
-    FROM jsonb_array_elements(CASE WHEN checkpoint IS NULL THEN '[]'::jsonb ELSE checkpoint->'chains' END) AS e
-    CROSS JOIN LATERAL (
-      SELECT (SELECT s.seal_hash FROM memoriesdb.audit_seals AS s
-               WHERE memoriesdb_internal.audit_chain_name(s.chain) = e->>'chain'
-                 AND coalesce(s.chain_seq, s.seq) = (e->>'seq')::bigint) AS seal_hash,
-             (SELECT s.first_id FROM memoriesdb.audit_seals AS s
-               WHERE memoriesdb_internal.audit_chain_name(s.chain) = e->>'chain'
-                 AND coalesce(s.chain_seq, s.seq) = (e->>'seq')::bigint) AS first_id,
-             (SELECT max(coalesce(s.chain_seq, s.seq)) FROM memoriesdb.audit_seals AS s
-               WHERE memoriesdb_internal.audit_chain_name(s.chain) = e->>'chain') AS newest) AS x
-   WHERE x.seal_hash IS DISTINCT FROM decode(e->>'hash', 'hex')
-  UNION ALL
-  SELECT NULL::bigint, format('the audit log ends at row %s, the checkpoint of %s saw rows up to %s (rows removed: DELETE or TRUNCATE)',
-                              coalesce(m.last_id, 0), checkpoint->>'taken_at', checkpoint->>'audit_rows')
-    FROM (SELECT max(a.id) AS last_id FROM memoriesdb.audit_log AS a) AS m
-   WHERE checkpoint IS NOT NULL AND coalesce(m.last_id, 0) < (checkpoint->>'audit_rows')::bigint
+  SELECT c.audit_id, c.problem FROM memoriesdb_internal.audit_checkpoint_findings(checkpoint) AS c WHERE checkpoint IS NOT NULL
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_findings(jsonb) IS
   'Internal: every problem verification finds in the audit log and its chains, and, given a checkpoint, against it. Used by verify_audit_chain() and audit_problems().';
@@ -462,6 +497,23 @@ $$;
 COMMENT ON FUNCTION memoriesdb.verify_audit_chain(jsonb) IS
   'Everything verify_audit_chain() checks, and the log against a checkpoint taken earlier by audit_checkpoint() and kept outside: a chain shorter than the checkpoint (tail truncated), another seal at a checkpointed position (chain rewritten or forked), emptied tables (TRUNCATE), a checkpoint altered or of another ledger. MDB25 for what is not a checkpoint. audit_problems(checkpoint) lists every problem.';
 
+CREATE OR REPLACE FUNCTION memoriesdb.verify_checkpoint(checkpoint jsonb)
+RETURNS TABLE (ok boolean, first_broken_id bigint, problem text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM memoriesdb_internal.check_checkpoint(checkpoint);
+  RETURN QUERY
+    SELECT f.problem IS NULL, f.audit_id, f.problem
+      FROM (SELECT 1) AS one
+      LEFT JOIN LATERAL (SELECT x.audit_id, x.problem FROM memoriesdb_internal.audit_checkpoint_findings(checkpoint) AS x
+                          ORDER BY x.audit_id NULLS LAST LIMIT 1) AS f ON true;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.verify_checkpoint(jsonb) IS
+  'Only the checkpoint''s part of verify_audit_chain(checkpoint): every chain head it holds is still there, unchanged, the log has as many rows, the checkpoint is unaltered and of this ledger. One index lookup per chain: to check many stored checkpoints, run verify_audit_chain() once and this for each (memoriesdb verify-audit does).';
+
 CREATE OR REPLACE FUNCTION memoriesdb.audit_problems(checkpoint jsonb DEFAULT NULL)
 RETURNS TABLE (audit_id bigint, problem text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -514,6 +566,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   chain_name text := receipt->>'chain';
+  chain_id uuid;
   pos bigint;
   head_pos bigint;
   uid uuid := memoriesdb.current_user_id();
@@ -534,6 +587,7 @@ BEGIN
       HINT = 'a user verifies the receipts of its own writes; an auditor any';
   END IF;
   pos := (receipt->>'seq')::bigint;
+  chain_id := CASE WHEN chain_name <> 'legacy' THEN chain_name::uuid END;
   SELECT (e->>'seq')::bigint INTO head_pos FROM jsonb_array_elements(checkpoint->'chains') AS e WHERE e->>'chain' = chain_name;
   bad := CASE
     WHEN checkpoint->>'root' IS DISTINCT FROM encode(memoriesdb_internal.audit_merkle_root(checkpoint->'chains'), 'hex')
@@ -547,9 +601,11 @@ BEGIN
       SELECT s.*, coalesce(s.chain_seq, s.seq) AS at_pos, memoriesdb_internal.audit_seal_hash(s) AS expect_hash,
              lag(s.seal_hash) OVER (ORDER BY coalesce(s.chain_seq, s.seq)) AS prev_seal,
              lag(coalesce(s.chain_seq, s.seq)) OVER (ORDER BY coalesce(s.chain_seq, s.seq)) AS prev_p
-        FROM memoriesdb.audit_seals AS s
-       WHERE memoriesdb_internal.audit_chain_name(s.chain) = chain_name
-         AND coalesce(s.chain_seq, s.seq) BETWEEN pos AND head_pos)
+        FROM (SELECT t.* FROM memoriesdb.audit_seals AS t       -- each branch one index range
+               WHERE chain_name = 'legacy' AND t.chain IS NULL AND t.seq BETWEEN pos AND head_pos
+              UNION ALL
+              SELECT t.* FROM memoriesdb.audit_seals AS t
+               WHERE t.chain = chain_id AND t.chain_seq BETWEEN pos AND head_pos) AS s)
     SELECT CASE
       WHEN count(*) <> head_pos - pos + 1 THEN format('chain %s: %s of the seals %s..%s are missing', chain_name, head_pos - pos + 1 - count(*), pos, head_pos)
       WHEN bool_or(w.at_pos = pos AND w.seal_hash <> decode(receipt->>'seal_hash', 'hex'))

@@ -2,6 +2,7 @@
 -- Reworked after @v0.4.0 (released version: privileges@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: privileges@v0.2.0
 -- requires: embedding_queue
+-- requires: api_history
 -- The security model in one place: everything any role other than an object's
 -- owner may do in this database. Re-deployable: it first takes every privilege
 -- back, then grants exactly what is listed here, so the list below is the whole
@@ -77,6 +78,8 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.remember(text, jsonb), memoriesdb.remember_once(text, jsonb, text),
   memoriesdb.revise(uuid, text, jsonb), memoriesdb.forget(uuid),
   memoriesdb.recall(uuid), memoriesdb.verify(uuid), memoriesdb.provenance(uuid), memoriesdb.list_memories(),
+  -- the history as of a time (api_history.sql): for the current owner, checked inside
+  memoriesdb.who_could_read(uuid, timestamptz), memoriesdb.recall_as_of(uuid, timestamptz),
   -- sharing and custody
   memoriesdb.share(uuid, uuid, text, timestamptz), memoriesdb.unshare(uuid, uuid), memoriesdb.transfer(uuid, uuid, text),
   memoriesdb.list_grants(uuid),
@@ -130,6 +133,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
   memoriesdb.verify_audit_chain(jsonb), memoriesdb.audit_problems(jsonb), memoriesdb.audit_checkpoint(),
+  memoriesdb.verify_checkpoint(jsonb),
   memoriesdb.verify_receipt(jsonb, jsonb),
   memoriesdb.access_refusals(interval), memoriesdb.flush_access_log()
   TO memoriesdb_auditor;

@@ -30,11 +30,12 @@ CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.vindexing_
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.vindexing_schedule FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 
 -- audit: one audit row per row change, every ledger table but the queues. Arguments: the column naming the memory the
--- row is about, the column naming the owner whose chain it belongs to (none: the memory's owner; neither: the common chain)
+-- row is about, the column naming the owner whose chain it belongs to (none: the memory's owner; neither, or NULL in it:
+-- the common chain). An edge type is in its creator's chain: a tenant's open transaction never holds the common chain.
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.accepted_senders FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('', 'user_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('', 'user_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.config FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();
-CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.edge_types FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();
+CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.edge_types FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('', 'created_by');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.idempotency_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('memory_id', 'owner_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('id', 'owner_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memory_edges FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('source_id');

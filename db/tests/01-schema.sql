@@ -120,7 +120,7 @@ SELECT is_empty($$
 
 -- what clients may call (privileges decide who) and the machinery no client may reach
 SELECT functions_are('memoriesdb', ARRAY[
-  'current_user_id', 'verify_audit_chain', 'audit_head', 'audit_checkpoint', 'audit_problems', 'audit_receipts', 'verify_receipt', 'setting', 'create_user', 'create_api_key',
+  'current_user_id', 'verify_audit_chain', 'audit_head', 'audit_checkpoint', 'audit_problems', 'audit_receipts', 'verify_receipt', 'verify_checkpoint', 'setting', 'create_user', 'create_api_key',
   'revoke_api_key', 'authenticate', 'api_keys_list', 'context_proven', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
   'fail_embedding_job', 'release_embedding_jobs', 'renew_embedding_leases', 'reclaim_expired_embedding_leases',
   'requeue_dead_embedding_jobs', 'defer_embedding_jobs', 'embedding_queue_health',
@@ -128,13 +128,14 @@ SELECT functions_are('memoriesdb', ARRAY[
   'forget', 'recall', 'verify', 'provenance', 'share', 'unshare', 'transfer', 'create_edge_type', 'link', 'unlink',
   'search', 'search_text', 'search_hybrid', 'neighbors', 'path', 'run_vindexing', 'setup_access_logger',
   'access_history', 'access_refusals', 'flush_access_log',
+  'who_could_read', 'recall_as_of',
   'accept_offer', 'decline_offer', 'withdraw_offer', 'offers', 'offers_sent', 'accept_sender', 'forget_sender', 'trusted_senders',
   'list_memories', 'list_grants', 'list_edges', 'list_edge_types',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[
   'raise_not_found', 'stamp_row', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
-  'audit_genesis', 'audit_common_chain', 'audit_chain_name', 'audit_chain_of', 'audit_merkle_root', 'audit_findings', 'check_checkpoint', 'audit_seal_now', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'access_level',
+  'audit_genesis', 'audit_common_chain', 'audit_chain_name', 'audit_chain_of', 'audit_merkle_root', 'audit_findings', 'check_checkpoint', 'audit_seal_at', 'audit_chain_end', 'audit_checkpoint_findings', 'audit_seal_now', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'access_level',
   'enqueue_embedding', 'notify_embedding', 'checked_lease', 'check_embedding', 'enqueue_vindexing', 'check_content', 'check_metadata',
   'check_json_size', 'trgm_prefix', 'content_tsvector', 'set_text_index_columns',
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter',
@@ -145,7 +146,8 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'access_log_mac', 'access_burst_mac', 'append_access_entry', 'append_access_entry_autonomously', 'write_access_entry',
   'log_read',
   'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'record_auth_failure',
-  'check_auth_throttle', 'disclosed_user']);
+  'check_auth_throttle', 'disclosed_user',
+  'require_custodian']);
 SELECT functions_are('memoriesdb_pgbouncer', ARRAY['user_lookup']);   -- PgBouncer's auth_query (20-pgbouncer-auth.sql)
 SELECT is_empty($$
   SELECT r FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r

@@ -30,7 +30,8 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.revoke_api_key', 'memoriesdb.search', 'memoriesdb.search_hybrid', 'memoriesdb.search_text',
     'memoriesdb.setting', 'memoriesdb.share', 'memoriesdb.transfer', 'memoriesdb.unlink', 'memoriesdb.unshare',
     'memoriesdb.verify', 'memoriesdb.list_memories', 'memoriesdb.list_grants', 'memoriesdb.list_edges',
-    'memoriesdb.list_edge_types', 'memoriesdb.audit_receipts', 'memoriesdb.verify_receipt'],
+    'memoriesdb.list_edge_types', 'memoriesdb.audit_receipts', 'memoriesdb.verify_receipt',
+    'memoriesdb.who_could_read', 'memoriesdb.recall_as_of'],
   'memoriesdb_app executes exactly these functions');
 SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
   'memoriesdb_app selects no table or column: what exists through list_*(), contents through the logged reads');
@@ -57,7 +58,7 @@ SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_worker') $$, 'me
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRAY[
     'memoriesdb.access_refusals', 'memoriesdb.audit_head', 'memoriesdb.context_proven', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain',
-    'memoriesdb.audit_checkpoint', 'memoriesdb.audit_problems', 'memoriesdb.verify_receipt'],
+    'memoriesdb.audit_checkpoint', 'memoriesdb.audit_problems', 'memoriesdb.verify_receipt', 'memoriesdb.verify_checkpoint'],
   'memoriesdb_auditor executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
     'memoriesdb.access_log', 'memoriesdb.access_refusal_bursts', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],

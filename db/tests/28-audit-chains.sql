@@ -1,7 +1,7 @@
 -- Per-owner audit chains, checkpoints kept outside, receipts, and the eight ways a superuser
 -- could tamper with the history, each named by verify_audit_chain(checkpoint) (issue 14).
 BEGIN;
-SELECT plan(53);
+SELECT plan(57);
 -- seal at the end of each statement rather than at COMMIT (which this test never reaches)
 SET CONSTRAINTS ALL IMMEDIATE;
 
@@ -33,6 +33,14 @@ SELECT is((SELECT chain FROM memoriesdb.audit_log WHERE table_name = 'users' AND
   'a user row belongs to the common chain');
 SELECT is((SELECT chain FROM memoriesdb.audit_log WHERE table_name = 'accepted_senders' AND new_row->>'user_id' = :'bob'), :'bob'::uuid,
   'bob''s accepted sender is in his chain');
+SELECT tests.act_as(:'alice');
+SELECT memoriesdb.create_edge_type('alice_cites', 'chains test');
+SELECT tests.clear_context();
+SELECT is((SELECT chain FROM memoriesdb.audit_log WHERE table_name = 'edge_types' AND new_row->>'name' = 'alice_cites'), :'alice'::uuid,
+  'an edge type a user creates is in the creator''s chain (her open transaction never holds the common chain)');
+UPDATE memoriesdb.config SET value = value WHERE key = 'api_key_lifetime';
+SELECT is((SELECT chain FROM memoriesdb.audit_log WHERE table_name = 'config' AND txid = pg_current_xact_id()), :'common'::uuid,
+  'a change of config is in the common chain');
 SELECT is((SELECT count(*) FROM memoriesdb.audit_log WHERE txid = pg_current_xact_id() AND chain IS NULL), 0::bigint,
   'no new row is in the legacy chain');
 
@@ -100,6 +108,8 @@ SELECT is(memoriesdb_internal.audit_merkle_root('[{"chain": "a", "seq": 1, "hash
   'the Merkle root as documented: pairs hashed, an odd last node carried up');
 SELECT results_eq(format($$ SELECT ok, problem FROM memoriesdb.verify_audit_chain(%L) $$, :'cp'),
   $$ VALUES (true, NULL::text) $$, 'the history verifies against the checkpoint');
+SELECT results_eq(format($$ SELECT ok, problem FROM memoriesdb.verify_checkpoint(%L) $$, :'cp'),
+  $$ VALUES (true, NULL::text) $$, 'verify_checkpoint(): its heads are all there');
 SELECT throws_ok($$ SELECT * FROM memoriesdb.verify_audit_chain('{"format": "other"}') $$, 'MDB25', 'not an audit checkpoint',
   'what is not a checkpoint is refused');
 SELECT matches((SELECT problem FROM memoriesdb.verify_audit_chain(jsonb_set(:'cp'::jsonb, '{chains,0,seq}', '999'))),
@@ -182,6 +192,8 @@ DELETE FROM memoriesdb.audit_seals WHERE chain = :'carol' AND chain_seq >= :caro
 SELECT results_eq($$ SELECT ok FROM memoriesdb.verify_audit_chain() $$, ARRAY[true], '5. a removed tail cannot be seen from inside');
 SELECT results_eq(format($$ SELECT ok, problem ~ 'the tail was removed' FROM memoriesdb.verify_audit_chain(%L) $$, :'cp'),
   $$ VALUES (false, true) $$, '5. ... and is named against the checkpoint');
+SELECT results_eq(format($$ SELECT ok, problem ~ 'the tail was removed' FROM memoriesdb.verify_checkpoint(%L) $$, :'cp'),
+  $$ VALUES (false, true) $$, '5. ... by verify_checkpoint() too (the checkpoint''s part alone)');
 ROLLBACK TO SAVEPOINT tamper;
 
 -- 6. the whole chain rewritten consistently: a row edited, its hash and every seal recomputed

@@ -14,6 +14,7 @@ SELECT 'memoriesdb.audit_head()'::regprocedure;
 SELECT 'memoriesdb.audit_checkpoint()'::regprocedure;
 SELECT 'memoriesdb.verify_audit_chain(jsonb)'::regprocedure;
 SELECT 'memoriesdb.audit_problems(jsonb)'::regprocedure;
+SELECT 'memoriesdb.verify_checkpoint(jsonb)'::regprocedure;
 SELECT 'memoriesdb.audit_receipts(uuid)'::regprocedure;
 SELECT 'memoriesdb.verify_receipt(jsonb, jsonb)'::regprocedure;
 SELECT 1/(memoriesdb_internal.audit_merkle_root('[]') = sha256('memoriesdb-empty'::bytea))::int;

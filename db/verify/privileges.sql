@@ -2,6 +2,8 @@
 -- (db/tests/01-schema.sql compares every role's privileges with the list)
 BEGIN;
 SELECT 1/has_function_privilege('memoriesdb_app', 'memoriesdb.recall(uuid)', 'execute')::int;
+SELECT 1/has_function_privilege('memoriesdb_app', 'memoriesdb.who_could_read(uuid, timestamptz)', 'execute')::int;
+SELECT 1/has_function_privilege('memoriesdb_app', 'memoriesdb.recall_as_of(uuid, timestamptz)', 'execute')::int;
 SELECT 1/(NOT has_schema_privilege('memoriesdb_app', 'memoriesdb_internal', 'usage'))::int;
 SELECT 1/(NOT has_schema_privilege('memoriesdb_worker', 'memoriesdb_internal', 'usage'))::int;
 SELECT 1/(NOT has_function_privilege('memoriesdb_app', 'memoriesdb_internal.record_read(text, uuid[], bytea)', 'execute'))::int;

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = os.environ.get("PGHOST", "127.0.0.1")
@@ -75,6 +76,9 @@ def test_dump_and_restore_keep_everything(database):
         memories_before = conn.execute(
             "SELECT id, owner_id, content, content_hash, created_by FROM memoriesdb.memories ORDER BY id"
         ).fetchall()
+        with conn.transaction():  # a checkpoint kept outside, before the dump
+            conn.execute("SET LOCAL ROLE memoriesdb_auditor")
+            checkpoint = conn.execute("SELECT memoriesdb.audit_checkpoint() AS cp").fetchone()["cp"]
     dump = Path(f"/tmp/{src}.dump")
     subprocess.run(["pg_dump", "-Fc", "-h", HOST, "-p", PORT, "-U", "postgres", "-f", str(dump), src], check=True)
     fresh(dst)
@@ -89,6 +93,10 @@ def test_dump_and_restore_keep_everything(database):
             conn.execute("SET LOCAL ROLE memoriesdb_auditor")
             result = conn.execute("SELECT * FROM memoriesdb.verify_audit_chain()").fetchone()
         assert result["ok"] and result["rows_checked"] == before["audit_log"], result
+        with conn.transaction():  # the restored history is the one the checkpoint commits to (same ledger id)
+            conn.execute("SET LOCAL ROLE memoriesdb_auditor")
+            result = conn.execute("SELECT * FROM memoriesdb.verify_audit_chain(%s)", (Jsonb(checkpoint),)).fetchone()
+        assert result["ok"], result
         # and the restored ledger keeps working, RLS included
         bob = conn.execute("SELECT id FROM memoriesdb.users WHERE handle = 'ops-bob'").fetchone()["id"]
         with conn.transaction():

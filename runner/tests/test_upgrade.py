@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from hashlib import md5
 
 import psycopg
+import psycopg.types.json
 import pytest
 from psycopg.rows import dict_row
 
@@ -111,7 +112,7 @@ def populate(conn) -> dict:
         conn.execute("SELECT * FROM memoriesdb.run_vindexing('upgrade')")
     with acting(conn, "memoriesdb_app", bob):  # an edge the graph has not absorbed yet: a pending refresh
         one(conn, "SELECT memoriesdb.link(%s, %s, 'related_to') AS v", m3, m2)
-    return {"alice": alice, "bob": bob, "m1": m1, "m2": m2, "m3": m3, "gone": gone}
+    return {"alice": alice, "bob": bob, "carol": carol, "m1": m1, "m2": m2, "m3": m3, "gone": gone}
 
 
 def ledger_rows(conn, columns: dict | None = None) -> dict[str, tuple[list[str], list[str]]]:
@@ -184,6 +185,33 @@ def test_upgrade_from_v0_1_0(databases):
         with pytest.raises(psycopg.Error) as refused, acting(conn, "memoriesdb_app", ids["alice"]):
             conn.execute("SELECT * FROM memoriesdb.recall(%s)", (ids["gone"],))
         assert refused.value.diag.sqlstate == "MDB03"
+        # the history as of a time, from audit rows written by v0.1.0 (no login, no vouched_by)
+        with acting(conn, "memoriesdb_app", ids["alice"]):
+            readers = conn.execute(
+                "SELECT user_id, level, given_by, vouched_by FROM memoriesdb.who_could_read(%s, statement_timestamp())"
+                " ORDER BY level",
+                (ids["m1"],),
+            ).fetchall()
+            assert [(r["user_id"], r["level"], r["given_by"], r["vouched_by"]) for r in readers] == [
+                (ids["alice"], "owner", ids["alice"], None),
+                (ids["bob"], "read", ids["alice"], None),
+                (ids["carol"], "write", ids["alice"], None),
+            ]
+            then = conn.execute(
+                "SELECT revision, content, metadata FROM memoriesdb.recall_as_of(%s, statement_timestamp())", (ids["m1"],)
+            ).fetchone()
+            assert then == {
+                "revision": 3,
+                "content": "the lighthouse keeper logs every storm and every ship",
+                "metadata": {"topic": "sea", "checked": True},
+            }
+        with acting(conn, "memoriesdb_app", ids["bob"]):
+            readers = conn.execute(
+                "SELECT user_id, level, given_by FROM memoriesdb.who_could_read(%s, statement_timestamp())", (ids["m2"],)
+            ).fetchall()
+            assert readers == [{"user_id": ids["bob"], "level": "owner", "given_by": ids["alice"]}], (
+                "the transfer before the upgrade: bob, given it by alice (carol's grant was unshared)"
+            )
         # and new writes on old rows, still in the chain
         with acting(conn, "memoriesdb_app", ids["alice"]):
             one(conn, "SELECT memoriesdb.revise(%s, 'revised after the upgrade') AS v", ids["m1"])
@@ -191,3 +219,18 @@ def test_upgrade_from_v0_1_0(databases):
         with acting(conn, "memoriesdb_auditor"):
             chain = conn.execute("SELECT * FROM memoriesdb.verify_audit_chain()").fetchone()
         assert chain["ok"], chain
+        # per-owner chains (v0.5): the old single chain stays, frozen, as "legacy"; what was
+        # written after the upgrade is in its owner's chain; a checkpoint covers both
+        legacy = conn.execute("SELECT count(*) AS n FROM memoriesdb.audit_seals WHERE chain IS NULL").fetchone()["n"]
+        assert legacy > 0, "the v0.1.0 seals are kept"
+        chains = {
+            r["chain"]
+            for r in conn.execute("SELECT DISTINCT chain FROM memoriesdb.audit_log WHERE memory_id = %s AND chain IS NOT NULL", (ids["m1"],))
+        }
+        assert chains == {ids["alice"]}, "the revision after the upgrade is in alice's chain"
+        with acting(conn, "memoriesdb_auditor"):
+            checkpoint = conn.execute("SELECT memoriesdb.audit_checkpoint() AS cp").fetchone()["cp"]
+            names = [c["chain"] for c in checkpoint["chains"]]
+            assert "legacy" in names and str(ids["alice"]) in names, names
+            verified = conn.execute("SELECT * FROM memoriesdb.verify_audit_chain(%s)", (psycopg.types.json.Jsonb(checkpoint),)).fetchone()
+        assert verified["ok"], verified
