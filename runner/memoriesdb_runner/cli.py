@@ -138,16 +138,16 @@ def anchor_keygen(path: Path) -> None:
 )
 @click.pass_obj
 def verify_audit(settings: Settings, location: str | None, public_key_files: tuple[Path, ...]) -> None:
-    """Check every stored checkpoint: its signature, its Merkle root, and (over MEMORIESDB_AUDITOR_DSN) that
-    the audit log still holds what it committed to. Exit code 0: all verified; 3: a checkpoint failed;
-    1: could not verify (configuration, connection, no checkpoints); 2: bad usage."""
+    """Check the audit log, and every stored checkpoint: its signature, its Merkle root, that the log (over
+    MEMORIESDB_AUDITOR_DSN) still holds what it committed to, and that it undoes no checkpoint before it.
+    Exit code 0: all verified; 3: the log or a checkpoint failed; 1: could not verify (configuration,
+    connection, no checkpoints); 2: bad usage."""
     location = location or settings.anchor_store
     if not location:
         raise ConfigurationError("say where the checkpoints are: --checkpoints DIR (or MEMORIESDB_ANCHOR_STORE)")
     keys = audit_check.public_keys(settings, public_key_files)
     store = open_store(location, s3_endpoint_url=settings.anchor_s3_endpoint_url)
-    outcomes = audit_check.run(settings, store, keys, console)
-    if not all(o.ok for o in outcomes):
+    if not audit_check.run(settings, store, keys, console).ok:
         sys.exit(3)
 
 

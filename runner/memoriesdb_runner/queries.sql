@@ -128,8 +128,9 @@ SELECT ok, rows_checked, seals_checked, first_broken_id, problem FROM memoriesdb
 -- name: audit_checkpoint
 SELECT memoriesdb.audit_checkpoint() AS checkpoint;
 
--- name: verify_audit_checkpoint
-SELECT ok, rows_checked, seals_checked, first_broken_id, problem FROM memoriesdb.verify_audit_chain(%(checkpoint)s::jsonb);
+-- name: verify_checkpoint
+-- the checkpoint's part of verify_audit_chain(checkpoint); the log's part: verify_audit_chain() once
+SELECT ok, first_broken_id, problem FROM memoriesdb.verify_checkpoint(%(checkpoint)s::jsonb);
 
 -- name: audit_problems
 SELECT audit_id, problem FROM memoriesdb.audit_problems(%(checkpoint)s::jsonb);

@@ -1,5 +1,7 @@
 """`memoriesdb verify-audit`: every stored checkpoint's signature and root, then the database's log
-against it (verify_audit_chain(checkpoint), as the auditor), with a progress bar and a report."""
+against it, as the auditor, with a progress bar and a report. What verify_audit_chain(checkpoint)
+checks, split so that many checkpoints cost one pass over the log: verify_audit_chain() once (the
+log in itself), verify_checkpoint(checkpoint) for each (one index lookup per chain)."""
 
 from __future__ import annotations
 
@@ -48,23 +50,60 @@ def public_keys(settings: Settings, files: tuple[Path, ...] = ()) -> dict:
     return {key_id(k): k for k in keys}
 
 
-async def verify_checkpoints(settings: Settings, store: CheckpointStore, keys: dict, progress=None) -> list[Outcome]:
-    """One Outcome per stored checkpoint, oldest first. Local checks first (a checkpoint that fails
-    them is not sent to the database); the ledger's own refusals (MDBxx) are outcomes too. A lost
-    connection ends the run (psycopg.OperationalError)."""
+@dataclass
+class Report:
+    log: Outcome  # the audit log in itself (verify_audit_chain())
+    checkpoints: list[Outcome]  # oldest first
+
+    @property
+    def ok(self) -> bool:
+        return self.log.ok and all(o.ok for o in self.checkpoints)
+
+
+DETAILED = 3  # failed checkpoints whose every problem is listed (audit_problems: a pass over the log each)
+SHOWN = 5  # problems shown per entry
+
+
+async def verify_checkpoints(settings: Settings, store: CheckpointStore, keys: dict, progress=None) -> Report:
+    """The log in itself, then one Outcome per stored checkpoint. Local checks first (a checkpoint
+    that fails them is not sent to the database); the ledger's own refusals (MDBxx) are outcomes
+    too. A lost connection ends the run (psycopg.OperationalError)."""
     names = await asyncio.to_thread(store.names)
     if not names:
         raise ConfigurationError(f"no checkpoints in {store.location}")
-    task = progress.add_task("verifying", total=len(names)) if progress else None
+    task = progress.add_task("verifying", total=len(names) + 1) if progress else None
     outcomes = []
     conn = await db.connect(settings.auditor_dsn)
     async with conn:
+        whole = await db.row(conn, "verify_audit_chain")
+        if whole["ok"]:
+            log_outcome = Outcome("the audit log itself", "ok", f"{whole['rows_checked']} rows, {whole['seals_checked']} seals")
+            log_problems = set()
+        else:
+            found = await db.rows(conn, "audit_problems", checkpoint=None)
+            log_outcome = Outcome("the audit log itself", "database", _lines(found))
+            log_problems = {r["problem"] for r in found}
+        if progress:
+            progress.advance(task)
+        detailed = 0
         for name in names:
-            outcomes.append(await _verify_one(conn, store, name, keys))
+            outcome = await _verify_one(conn, store, name, keys, log_problems if detailed < DETAILED else None)
+            detailed += outcome.result == "database"
+            outcomes.append(outcome)
             if progress:
                 progress.advance(task)
     _check_growth(outcomes)
-    return outcomes
+    return Report(log_outcome, outcomes)
+
+
+def _lines(found: list[dict], skip: set[str] = frozenset()) -> str:
+    problems = [
+        f"{r['problem']} (audit row {r['audit_id']})" if r["audit_id"] is not None else r["problem"]
+        for r in found
+        if r["problem"] not in skip
+    ]
+    more = [f"and {len(problems) - SHOWN} more (memoriesdb.audit_problems() lists them)"] if len(problems) > SHOWN else []
+    return "\n".join(problems[:SHOWN] + more)
 
 
 def _check_growth(outcomes: list[Outcome]) -> None:
@@ -82,7 +121,9 @@ def _check_growth(outcomes: list[Outcome]) -> None:
             o.result = "went back" if o.ok else o.result
 
 
-async def _verify_one(conn, store: CheckpointStore, name: str, keys: dict) -> Outcome:
+async def _verify_one(conn, store: CheckpointStore, name: str, keys: dict, log_problems: set[str] | None) -> Outcome:
+    """log_problems: the log's own problems, to leave out of the checkpoint's when every problem is
+    listed; None: only the first problem (verify_checkpoint()'s), no further pass over the log."""
     try:
         checkpoint = check_record(await asyncio.to_thread(store.get, name), keys)
     except BadRecord as exc:
@@ -90,25 +131,27 @@ async def _verify_one(conn, store: CheckpointStore, name: str, keys: dict) -> Ou
     except OSError as exc:
         return Outcome(name, "unreadable", str(exc))
     try:
-        row = await db.row(conn, "verify_audit_checkpoint", checkpoint=Jsonb(checkpoint))
+        row = await db.row(conn, "verify_checkpoint", checkpoint=Jsonb(checkpoint))
     except psycopg.Error as exc:
         if conn.broken:
             raise
         return Outcome(name, "refused", str(ledger_error(exc)), checkpoint)
     if row["ok"]:
-        return Outcome(name, "ok", f"{row['rows_checked']} rows, {row['seals_checked']} seals", checkpoint)
-    # every problem, not only the first: a truncation shows in several chains at once
-    found = await db.rows(conn, "audit_problems", checkpoint=Jsonb(checkpoint))
-    problems = [f"{r['problem']} (audit row {r['audit_id']})" if r["audit_id"] is not None else r["problem"] for r in found] or [
-        row["problem"]
-    ]
-    more = (
-        [f"and {len(problems) - SHOWN} more (memoriesdb.audit_problems(checkpoint) lists them)"] if len(problems) > SHOWN else []
+        return Outcome(name, "ok", f"{len(checkpoint['chains'])} chain heads", checkpoint)
+    if log_problems is None:
+        return Outcome(
+            name,
+            "database",
+            f"{row['problem']}\n(the first problem; memoriesdb.audit_problems(checkpoint) lists all)",
+            checkpoint,
+        )
+    # every problem of this checkpoint (a cut shows in several chains at once), less the log's own
+    return Outcome(
+        name,
+        "database",
+        _lines(await db.rows(conn, "audit_problems", checkpoint=Jsonb(checkpoint)), log_problems) or row["problem"],
+        checkpoint,
     )
-    return Outcome(name, "database", "\n".join(problems[:SHOWN] + more), checkpoint)
-
-
-SHOWN = 5  # problems shown per checkpoint
 
 
 LABELS = {
@@ -123,7 +166,7 @@ LABELS = {
 }
 
 
-def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console) -> list[Outcome]:
+def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console) -> Report:
     """verify_checkpoints with a progress bar on console (shown while it runs), then the report."""
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -133,32 +176,38 @@ def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console
         console=console,
         transient=True,
     ) as progress:
-        outcomes = asyncio.run(verify_checkpoints(settings, store, keys, progress))
-    report(outcomes, store.location, console)
-    return outcomes
+        result = asyncio.run(verify_checkpoints(settings, store, keys, progress))
+    report(result, store.location, console)
+    return result
 
 
-def report(outcomes: list[Outcome], location: str, console: Console) -> None:
-    """One entry per checkpoint, oldest first: the result, the file, what was checked or what is wrong."""
-    console.print(f"[bold]checkpoints in {safe_text(location)}[/]")
+def report(result: Report, location: str, console: Console) -> None:
+    """The log in itself, then one entry per checkpoint, oldest first: the result, the file, what was
+    checked or what is wrong."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
-    for o in outcomes:
+    for o in [result.log, *result.checkpoints]:
         lines = [safe_text(line) for line in o.detail.split("\n") if line]
         cp = o.checkpoint  # None for one that failed its signature: its content is not the signer's
-        if o.ok:
-            checked = f"{len(cp['chains'])} chains, {safe_text(cp['audit_rows'])} audit rows; checked {lines[0]}"
-            text = f"{safe_text(o.name)}  {checked}"
+        if o.ok and cp:
+            text = f"{safe_text(o.name)}  {safe_text(cp['audit_rows'])} audit rows, {lines[0]} present"
+        elif o.ok:
+            text = f"{safe_text(o.name)}  {lines[0]} verified"
         else:
             text = "\n".join([safe_text(o.name), *(f"- {line}" for line in lines)])
         grid.add_row(LABELS.get(o.result, safe_text(o.result)), text)
+        if o is result.log:
+            grid.add_row("", f"[bold]checkpoints in {safe_text(location)}[/]")
     console.print(grid, highlight=False)
+    outcomes = result.checkpoints
     bad = [o for o in outcomes if not o.ok]
+    if not result.log.ok:
+        console.print("[red bold]the audit log itself does not verify[/]")
     if bad:
         console.print(f"[red bold]{len(bad)} of {len(outcomes)} checkpoints failed[/]")
-    else:
-        newest = outcomes[-1].checkpoint or {}
+    elif result.ok:
+        newest = max((o.checkpoint for o in outcomes), key=lambda c: str(c.get("taken_at")))
         taken, rows = safe_text(newest.get("taken_at")), safe_text(newest.get("audit_rows"))
         console.print(
             f"[green bold]all {len(outcomes)} checkpoints verified[/]: signatures, roots, and the log holds what each "

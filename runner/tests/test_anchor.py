@@ -487,6 +487,38 @@ def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_verify_audit_checks_the_log_in_itself_once(settings, admin_conn, make_user, key_path, tmp_path):
+    """An edited audit row (the chains' heads untouched): every checkpoint still holds, the log does
+    not verify; exit 3 and the row named. Put back, all pass."""
+    owner = make_user()
+    remember(admin_conn, owner, "edited later")
+    row = admin_conn.execute(
+        "SELECT id, application_name FROM memoriesdb.audit_log WHERE chain = %s ORDER BY id LIMIT 1", (owner,)
+    ).fetchone()
+    remember(admin_conn, owner, "after it")
+    store = tmp_path / "cps"
+    env = cli_env(settings, key_path, store)
+    assert cli(env, "anchor").returncode == 0 and cli(env, "anchor").returncode == 0
+
+    def edit(value):
+        with admin_conn.transaction():
+            admin_conn.execute("SET LOCAL session_replication_role = replica")
+            admin_conn.execute("UPDATE memoriesdb.audit_log SET application_name = %s WHERE id = %s", (value, row["id"]))
+
+    edit("rewritten by the superuser")
+    try:
+        out = cli(env, "verify-audit")
+    finally:
+        edit(row["application_name"])
+    assert out.returncode == 3, out.stdout + out.stderr
+    log_entry = entry(out.stdout, "the audit log itself")
+    assert log_entry.startswith("log differs") and f"audit row {row['id']}: contents do not match its hash" in log_entry
+    assert "the audit log itself does not verify" in out.stdout and "checkpoints failed" not in out.stdout
+    assert all(entry(out.stdout, f.name).startswith("ok ") for f in store.iterdir())
+    again = cli(env, "verify-audit")
+    assert again.returncode == 0 and "all 2 checkpoints verified" in again.stdout, again.stdout + again.stderr
+
+
 def test_the_anchor_loop_raises_the_alarm_when_the_history_goes_back(settings, admin_conn, make_user, key_path, tmp_path):
     """The worker's anchor compares each checkpoint with the one it stored before: a cut between
     two intervals is logged as an error and counted (memoriesdb_anchors_total{outcome="went_back"})."""
