@@ -215,6 +215,20 @@ class Anchor:
             raise RunnerError("audit_checkpoint() answered a root that is not the root of its chains: not signed")
         return checkpoint
 
+    def newest_stored(self) -> dict | None:
+        """The newest checkpoint in the store signed with this key (files someone else put there are
+        passed over: the last 10 are tried), or None; a store that cannot be read is no reason not to anchor."""
+        try:
+            names = self.store.names()
+        except Exception:
+            return None
+        for name in reversed(names[-10:]):
+            try:
+                return check_record(self.store.get(name), {self.key_id: self.key.public_key()})
+            except Exception:
+                continue
+        return None
+
     async def store_signed(self, checkpoint: dict) -> str:
         data = record_bytes(sign(checkpoint, self.key))
         return await asyncio.to_thread(self.store.put, new_name(), data)
@@ -242,7 +256,7 @@ async def run_anchor_loop(
     pool = db.make_pool(settings.dsn, max_size=1, timeout=settings.db_timeout_seconds)
     await pool.open(wait=False)
     stored = 0
-    last = None  # the checkpoint stored before: the next one must not undo it
+    last = await asyncio.to_thread(anchor.newest_stored)  # the checkpoint stored before: the next must not undo it
     log.info("anchor ready", store=anchor.store.location, key_id=anchor.key_id, interval_s=settings.anchor_interval_seconds)
 
     async def take():

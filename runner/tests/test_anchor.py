@@ -487,6 +487,31 @@ def test_verify_audit_reports_what_the_database_names(settings, admin_conn, make
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_a_restarted_anchor_compares_with_the_newest_checkpoint_in_its_store(settings, admin_conn, make_user, key_path, tmp_path):
+    """The cut happens while no anchor runs: the next one, started afresh, compares its first
+    checkpoint with the newest one stored under its key (a file signed by another key is not believed)."""
+    owner = make_user()
+    remember(admin_conn, owner, "one")
+    remember(admin_conn, owner, "two")
+    s = anchor_settings(settings, key_path, tmp_path / "cps")
+    assert asyncio.run(anc.run_anchor_loop(s, asyncio.Event(), until_empty=True)) == 1
+    with tail_cut(admin_conn, owner) as seal:
+        with capture_logs() as logs:
+            asyncio.run(anc.run_anchor_loop(s, asyncio.Event(), until_empty=True))
+    alarms = [e for e in logs if e["event"] == "the audit history went back since the last checkpoint"]
+    assert len(alarms) == 1 and f"chain {owner} is back at seal {seal['chain_seq'] - 1}" in " ".join(alarms[0]["problems"])
+    # the newest file is a forger's (another key, 10**9 audit rows): passed over, the one before it is compared with
+    forger = tmp_path / "forger.key"
+    anc.generate_key(forger)
+    newest = anc.Anchor(s).newest_stored()
+    forged = synthetic(0, ledger=newest["ledger"], audit_rows=10**9)
+    DirectoryStore(tmp_path / "cps").put(new_name(), anc.record_bytes(anc.sign(forged, anc.load_private_key(forger))))
+    assert anc.Anchor(s).newest_stored() == newest
+    with capture_logs() as logs:
+        asyncio.run(anc.run_anchor_loop(s, asyncio.Event(), until_empty=True))
+    assert not [e for e in logs if e["event"] == "the audit history went back since the last checkpoint"]
+
+
 def test_verify_audit_checks_the_log_in_itself_once(settings, admin_conn, make_user, key_path, tmp_path):
     """An edited audit row (the chains' heads untouched): every checkpoint still holds, the log does
     not verify; exit 3 and the row named. Put back, all pass."""
