@@ -26,6 +26,10 @@ DB_FAULTS = Counter(
 PROVIDER_UNREACHABLE = Counter(
     "memoriesdb_provider_unreachable_total", "Batches given back uncounted because the provider could not be reached"
 )
+BATCH_SPLITS = Counter(
+    "memoriesdb_batch_splits_total",
+    "Batches split in two because the provider refused them permanently for a reason that may be one input's",
+)
 READY_GAUGE = Gauge("memoriesdb_ready", "1 when /readyz answers 200")
 
 
