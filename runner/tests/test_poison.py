@@ -5,17 +5,22 @@ error. Real PostgreSQL, the fake Ollama server refusing chosen texts."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import uuid
 
 import numpy as np
+from click.testing import CliRunner
 
 from memoriesdb_runner import db
+from memoriesdb_runner.cli import main
 from memoriesdb_runner.providers import OllamaProvider
 from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.worker import EmbedWorker
 
 from .conftest import remember
 from .fake_ollama import vector_for
+from .test_cli import env_of
 
 POISON = "poison: \ufffe an input the model cannot embed"
 REFUSAL = "input cannot be embedded"
@@ -170,3 +175,71 @@ def test_leases_stay_renewed_while_bisecting(settings, admin_conn, user, fake_ol
     assert done == 7
     jobs = jobs_of(admin_conn, ids)
     assert list(jobs) == [ids[-1]] and jobs[ids[-1]]["dead_at"] is not None and jobs[ids[-1]]["attempts"] == 1
+
+
+def test_requeue_by_id_after_the_provider_is_fixed(settings, admin_conn, user, fake_ollama):
+    """The poison's dead job is listed by status with its error; once the provider takes the input,
+    `memoriesdb requeue ID` puts it back and it is embedded. IDs that are not dead are named, exit 2."""
+    uid, _ = user
+    ids = remember(admin_conn, uid, "mate one", POISON, "mate two")
+    fake_ollama.refuse = {POISON: REFUSAL}
+    assert asyncio.run(drain(settings)) == 2
+    poison_id = ids[1]
+    env = env_of(settings)
+
+    status = CliRunner().invoke(main, ["status", "--json"], env=env)
+    assert status.exit_code == 0, status.output
+    assert any(d["memory_id"] == str(poison_id) and REFUSAL in d["last_error"] for d in json.loads(status.output)["dead"])
+    human = CliRunner().invoke(main, ["status"], env=env)
+    assert "memoriesdb requeue" in human.output
+
+    fake_ollama.refuse = {}  # the provider is fixed (a new model version takes the input)
+    unknown = uuid.uuid4()
+    result = CliRunner().invoke(main, ["requeue", str(poison_id), str(ids[0]), str(unknown)], env=env)
+    assert result.exit_code == 2, result.output
+    assert "requeued 1 dead job" in result.stdout
+    assert f"{ids[0]}: not requeued: no job" in result.stderr and f"{unknown}: not requeued: no job" in result.stderr
+    job = jobs_of(admin_conn, [poison_id])[poison_id]
+    assert job["dead_at"] is None and job["attempts"] == 0
+
+    again = CliRunner().invoke(main, ["requeue", str(poison_id)], env=env)
+    assert again.exit_code == 2 and f"{poison_id}: not requeued: not dead" in again.stderr, "queued, not dead"
+    assert "requeued 0 dead jobs" in again.stdout
+
+    assert asyncio.run(drain(settings)) == 1
+    assert poison_id in embedded(admin_conn, ids) and not jobs_of(admin_conn, ids)
+    ok = CliRunner().invoke(main, ["requeue", "--all"], env=env)
+    assert ok.exit_code == 0 and "requeued " in ok.stdout
+
+
+def test_requeue_all_and_usage(settings, admin_conn, user, fake_ollama):
+    uid, _ = user
+    ids = remember(admin_conn, uid, POISON, "second refused", "fine")
+    fake_ollama.refuse = {POISON: REFUSAL, "second refused": "input too long"}
+    asyncio.run(drain(settings))
+    jobs = jobs_of(admin_conn, ids)
+    assert jobs[ids[0]]["last_error"].endswith(f'"{REFUSAL}"}}') and jobs[ids[1]]["last_error"].endswith('"input too long"}')
+    assert ids[2] not in jobs, "the batch-mate is embedded"
+    dead = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE dead_at IS NOT NULL").fetchone()["n"]
+    env = env_of(settings)
+
+    for args in (["requeue"], ["requeue", "--all", str(ids[0])]):
+        bad = CliRunner().invoke(main, args, env=env)
+        assert bad.exit_code == 2 and "ID...) or give --all" in bad.output, bad.output
+    assert CliRunner().invoke(main, ["requeue", "not-a-uuid"], env=env).exit_code == 2
+    assert all(j["dead_at"] is not None for j in jobs_of(admin_conn, ids).values()), "nothing requeued by a usage error"
+
+    result = CliRunner().invoke(main, ["requeue", "--all"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"requeued {dead} dead jobs" in result.stdout  # the fixture parks other tests' jobs as dead too
+    assert all(j["dead_at"] is None and j["attempts"] == 0 for j in jobs_of(admin_conn, ids).values())
+    assert (
+        admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE dead_at IS NOT NULL").fetchone()["n"]
+        == 0
+    )
+    admin_conn.execute("UPDATE memoriesdb.embedding_schedule SET dead_at = now() WHERE memory_id <> ALL(%s)", (ids,))
+    # the provider still refuses them: back to the dead letters, each with its own error again
+    asyncio.run(drain(settings))
+    jobs = jobs_of(admin_conn, ids)
+    assert all(j["dead_at"] is not None for j in jobs.values()) and len(jobs) == 2
+    assert "input too long" in jobs[ids[1]]["last_error"]
