@@ -151,6 +151,32 @@ def verify_audit(settings: Settings, location: str | None, public_key_files: tup
         sys.exit(3)
 
 
+WHY_NOT = {
+    "not_dead": "not dead (its job is queued or being embedded)",
+    "no_job": "no job (embedded already, forgotten, or no such memory)",
+}
+
+
+@main.command()
+@click.argument("ids", nargs=-1, type=click.UUID, metavar="[ID]...")
+@click.option("--all", "all_", is_flag=True, help="Put back every dead job.")
+@click.pass_obj
+def requeue(settings: Settings, ids: tuple, all_: bool) -> None:
+    """Put dead embedding jobs back in the queue: those of the memories ID..., or every one (--all).
+
+    A job is dead after a permanent provider error or its last allowed attempt (`status` lists them
+    with their errors); back in the queue it starts again from attempt 0. Prints how many were put
+    back, and for each ID that was not, why. Exit code 2 if any ID was not requeued."""
+    if all_ == bool(ids):
+        raise click.UsageError("name the memories whose dead jobs go back (ID...) or give --all, not both")
+    result = _run(status_report.requeue(settings, None if all_ else list(ids)))
+    click.echo(f"requeued {result['requeued']} dead job{'' if result['requeued'] == 1 else 's'}")
+    for row in result["not_requeued"]:
+        click.echo(f"{row['memory_id']}: not requeued: {WHY_NOT.get(row['outcome'], row['outcome'])}", err=True)
+    if result["not_requeued"]:
+        sys.exit(2)
+
+
 # --- user-facing commands: ingest, search ------------------------------------------
 
 user_options = [

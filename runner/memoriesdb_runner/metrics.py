@@ -32,6 +32,10 @@ ANCHORS = Counter(
     ["outcome"],
 )
 LAST_ANCHOR = Gauge("memoriesdb_last_anchor_timestamp_seconds", "Unix time of the last checkpoint stored")
+BATCH_SPLITS = Counter(
+    "memoriesdb_batch_splits_total",
+    "Batches split in two because the provider refused them permanently for a reason that may be one input's",
+)
 READY_GAUGE = Gauge("memoriesdb_ready", "1 when /readyz answers 200")
 
 

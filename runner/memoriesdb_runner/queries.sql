@@ -36,6 +36,12 @@ SELECT memoriesdb.release_embedding_jobs(%(memory_ids)s::uuid[], %(lease_ids)s::
 -- name: defer_embedding_jobs
 SELECT memoriesdb.defer_embedding_jobs(%(memory_ids)s::uuid[], %(lease_ids)s::uuid[], %(error)s, make_interval(secs => %(delay_seconds)s)) AS deferred;
 
+-- name: requeue_dead_embedding_jobs
+SELECT memoriesdb.requeue_dead_embedding_jobs() AS requeued;
+
+-- name: requeue_dead_embedding_jobs_by_id
+SELECT memory_id, outcome FROM memoriesdb.requeue_dead_embedding_jobs(%(memory_ids)s::uuid[]);
+
 -- name: reclaim_expired_embedding_leases
 SELECT memoriesdb.reclaim_expired_embedding_leases() AS reclaimed;
 
