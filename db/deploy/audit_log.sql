@@ -465,17 +465,25 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.check_checkpoint(jsonb) IS 'Internal: refuses (MDB25) what is not a checkpoint of format memoriesdb-checkpoint/1.';
 
-CREATE OR REPLACE FUNCTION memoriesdb.verify_audit_chain()
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_verdict(checkpoint jsonb)
 RETURNS TABLE (ok boolean, rows_checked bigint, seals_checked bigint, first_broken_id bigint, problem text)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT f.problem IS NULL, (SELECT count(*) FROM memoriesdb.audit_log), (SELECT count(*) FROM memoriesdb.audit_seals),
          f.audit_id, f.problem
     FROM (SELECT 1) AS one
-    LEFT JOIN LATERAL (SELECT x.audit_id, x.problem FROM memoriesdb_internal.audit_findings(NULL) AS x
+    LEFT JOIN LATERAL (SELECT x.audit_id, x.problem FROM memoriesdb_internal.audit_findings(checkpoint) AS x
                         ORDER BY x.audit_id NULLS LAST LIMIT 1) AS f ON true
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_verdict(jsonb) IS
+  'Internal: the row verify_audit_chain() returns: ok, what was checked, and the first problem (by audit row) audit_findings() names.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.verify_audit_chain()
+RETURNS TABLE (ok boolean, rows_checked bigint, seals_checked bigint, first_broken_id bigint, problem text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM memoriesdb_internal.audit_verdict(NULL) $$;
 COMMENT ON FUNCTION memoriesdb.verify_audit_chain() IS
   'Recomputes every audit row hash, every seal digest and every chain of seals (per owner, and the legacy chain). ok is true when nothing was edited, deleted, inserted or reordered behind the ledger; otherwise first_broken_id names the first broken audit row and problem says what is wrong. What cannot be seen from inside (the newest transactions removed whole, a chain rewritten consistently, TRUNCATE): verify_audit_chain(checkpoint) against a checkpoint kept outside.';
 
@@ -486,12 +494,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   PERFORM memoriesdb_internal.check_checkpoint(checkpoint);
-  RETURN QUERY
-    SELECT f.problem IS NULL, (SELECT count(*) FROM memoriesdb.audit_log), (SELECT count(*) FROM memoriesdb.audit_seals),
-           f.audit_id, f.problem
-      FROM (SELECT 1) AS one
-      LEFT JOIN LATERAL (SELECT x.audit_id, x.problem FROM memoriesdb_internal.audit_findings(checkpoint) AS x
-                          ORDER BY x.audit_id NULLS LAST LIMIT 1) AS f ON true;
+  RETURN QUERY SELECT * FROM memoriesdb_internal.audit_verdict(checkpoint);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.verify_audit_chain(jsonb) IS

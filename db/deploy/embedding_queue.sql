@@ -1,11 +1,13 @@
 -- Deploy memoriesdb:embedding_queue to pg
--- Reworked after @v0.3.0 (released version: embedding_queue@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: embedding_queue@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: embedding_queue@v0.2.0
 -- requires: worker_bounds
 -- Live functions of the embedding queue: Enqueue trigger, NOTIFY, and the worker API: claim, renew, complete, fail, release, reclaim, requeue, status.
 -- v0.3: a claim may take at most embedding_max_batch_size jobs for at most embedding_max_lease_seconds
 -- (config, worker_bounds.sql), and a live worker renews its leases (renew_embedding_leases) instead
 -- of asking for a long one.
+-- v0.5: requeue_dead_embedding_jobs(memory_ids) puts chosen dead jobs back, and says of each other id
+-- why it was not (not_dead, no_job); requeue_dead_embedding_jobs() still puts every dead job back.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework embedding_queue`.
 -- Run once, by embedding_queue@v0.1.0.sql: table embedding_schedule, its index, policy and the triggers on memories. (The function bodies in that file are the released
 -- versions, superseded by this file.)
@@ -393,6 +395,41 @@ AS $$
   SELECT count(*)::int FROM revived
 $$;
 COMMENT ON FUNCTION memoriesdb.requeue_dead_embedding_jobs() IS 'Operator: puts every dead job back in the queue (after fixing the provider); last_error is kept until the next attempt.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.requeue_dead_embedding_jobs(memory_ids uuid[])
+RETURNS TABLE (memory_id uuid, outcome text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  revived uuid[];
+BEGIN
+  IF requeue_dead_embedding_jobs.memory_ids IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'memory_ids must not be NULL',
+      DETAIL = 'requeue_dead_embedding_jobs(memory_ids) puts back the dead jobs of the memories named',
+      HINT = 'name the memories whose dead jobs go back, or call requeue_dead_embedding_jobs() to put back every dead job';
+  END IF;
+  WITH back AS (
+    UPDATE memoriesdb.embedding_schedule AS s SET dead_at = NULL, attempts = 0, run_after = now()
+     WHERE s.memory_id = ANY (requeue_dead_embedding_jobs.memory_ids) AND s.dead_at IS NOT NULL
+    RETURNING s.memory_id
+  )
+  SELECT coalesce(array_agg(b.memory_id), '{}') INTO revived FROM back AS b;
+  IF cardinality(revived) > 0 THEN   -- the enqueue NOTIFY fires on new content only: wake the workers here
+    PERFORM pg_notify('memoriesdb_embedding', '');
+  END IF;
+  RETURN QUERY   -- each id once, in the order first given; NULL elements name no memory
+  SELECT w.mid,
+         CASE WHEN w.mid = ANY (revived) THEN 'requeued'
+              WHEN EXISTS (SELECT 1 FROM memoriesdb.embedding_schedule AS s WHERE s.memory_id = w.mid) THEN 'not_dead'
+              ELSE 'no_job' END
+    FROM (SELECT u.mid, min(u.i) AS i FROM unnest(requeue_dead_embedding_jobs.memory_ids) WITH ORDINALITY AS u(mid, i)
+           WHERE u.mid IS NOT NULL GROUP BY u.mid) AS w
+   ORDER BY w.i;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.requeue_dead_embedding_jobs(uuid[]) IS
+  'Operator: puts the dead jobs of these memories back in the queue (attempts from 0, ready now; last_error kept until the next attempt) and wakes the workers. One row per distinct id, in the order given: requeued; not_dead (its job is queued or leased, not dead: nothing done); no_job (no job: already embedded, forgotten, or no such memory). MDB12 for a NULL array.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.embedding_queue_status()
 RETURNS TABLE (pending bigint, leased bigint, dead bigint, oldest_pending timestamptz)

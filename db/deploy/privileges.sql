@@ -125,6 +125,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interval), memoriesdb.embedding_queue_health(),
   memoriesdb.renew_embedding_leases(uuid[], uuid[], interval),
   memoriesdb.reclaim_expired_embedding_leases(), memoriesdb.requeue_dead_embedding_jobs(),
+  memoriesdb.requeue_dead_embedding_jobs(uuid[]),
   memoriesdb.dead_embedding_jobs(integer), memoriesdb.embedding_models(), memoriesdb.embedding_queue_status(),
   memoriesdb.run_vindexing(text), memoriesdb.vindexing_status(),
   memoriesdb.access_refusals(interval),

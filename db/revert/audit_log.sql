@@ -12,7 +12,7 @@ BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
 -- what per-owner chains added
-DROP FUNCTION memoriesdb.verify_receipt(jsonb, jsonb), memoriesdb.audit_receipts(uuid), memoriesdb.verify_checkpoint(jsonb),
+DROP FUNCTION memoriesdb.verify_receipt(jsonb, jsonb), memoriesdb.audit_receipts(uuid), memoriesdb.verify_checkpoint(jsonb), memoriesdb_internal.audit_verdict(jsonb),
   memoriesdb_internal.audit_checkpoint_findings(jsonb), memoriesdb_internal.audit_seal_at(text, bigint), memoriesdb_internal.audit_chain_end(text),
   memoriesdb.audit_problems(jsonb), memoriesdb.verify_audit_chain(jsonb), memoriesdb.audit_checkpoint(),
   memoriesdb_internal.check_checkpoint(jsonb), memoriesdb_internal.audit_findings(jsonb),

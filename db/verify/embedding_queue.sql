@@ -12,6 +12,7 @@ SELECT 'memoriesdb.renew_embedding_leases(uuid[], uuid[], interval)'::regprocedu
 SELECT 'memoriesdb_internal.checked_lease(interval)'::regprocedure;
 SELECT 'memoriesdb.reclaim_expired_embedding_leases()'::regprocedure;
 SELECT 'memoriesdb.requeue_dead_embedding_jobs()'::regprocedure;
+SELECT 'memoriesdb.requeue_dead_embedding_jobs(uuid[])'::regprocedure;
 SELECT 'memoriesdb.embedding_queue_status()'::regprocedure;
 SELECT 'memoriesdb.dead_embedding_jobs(integer)'::regprocedure;
 SELECT 'memoriesdb.embedding_models()'::regprocedure;

@@ -16,11 +16,13 @@ from .errors import ConfigurationError
 # Password-less logins for the demo and the tests on a trust-auth development server, created only
 # by the demo or `memoriesdb deploy --dev-logins`. Production creates its own logins with passwords
 # and grants them these roles (README). memoriesdb_client is an untrusted client (API keys only);
-# memoriesdb_server a trusted backend that provisions users and vouches for the user ids it sets.
+# memoriesdb_server a trusted backend that provisions users and vouches for the user ids it sets;
+# memoriesdb_inspector an auditor (verify-audit).
 LOCAL_LOGINS = {
     "memoriesdb_runner": "memoriesdb_worker",
     "memoriesdb_client": "memoriesdb_app",
     "memoriesdb_server": "memoriesdb_backend",
+    "memoriesdb_inspector": "memoriesdb_auditor",
 }
 
 

@@ -15,8 +15,11 @@ from rich.console import Console
 
 from . import admin
 from . import status as status_report
+from . import verify_audit as audit_check
+from .anchor import anchor_once, generate_key
+from .checkpoint_store import open_store
 from .demo import run_demo
-from .errors import RunnerError, ledger_error
+from .errors import ConfigurationError, RunnerError, ledger_error
 from .ingest import IngestResult, ingest_file
 from .logs import configure
 from .safety import plain_text, read_api_key, safe_text
@@ -74,12 +77,13 @@ def main(ctx: click.Context, json_logs: bool | None, log_level: str | None, env_
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["embed", "vindex", "all"]))
-@click.option("--until-empty", is_flag=True, help="Exit once the queue has no ready job.")
+@click.argument("kind", type=click.Choice(["embed", "vindex", "anchor", "all"]))
+@click.option("--until-empty", is_flag=True, help="Exit once the queue has no ready job (the anchor: after one checkpoint).")
 @click.pass_obj
 def worker(settings: Settings, kind: str, until_empty: bool) -> None:
-    """Run queue workers until SIGTERM: embed (embedding queue), vindex (memory_graph refreshes), or all."""
-    _run(run_workers(settings, {"embed", "vindex"} if kind == "all" else {kind}, until_empty=until_empty))
+    """Run workers until SIGTERM: embed (embedding queue), vindex (memory_graph refreshes), anchor (a signed
+    checkpoint every MEMORIESDB_ANCHOR_INTERVAL_SECONDS), or all (the anchor only if MEMORIESDB_ANCHOR_KEY_FILE is set)."""
+    _run(run_workers(settings, {"embed", "vindex", "anchor"} if kind == "all" else {kind}, until_empty=until_empty))
 
 
 @main.command()
@@ -92,6 +96,85 @@ def status(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps(data, default=str, indent=2))
     else:
         status_report.show(data, console)
+
+
+# --- checkpoints kept outside the database: anchor, anchor-keygen, verify-audit -----------
+
+
+@main.command()
+@click.pass_obj
+def anchor(settings: Settings) -> None:
+    """Take a checkpoint of the audit log (as the worker), sign it with MEMORIESDB_ANCHOR_KEY_FILE and
+    append it to MEMORIESDB_ANCHOR_STORE (a directory, or s3://bucket/prefix)."""
+    where, checkpoint = _run(anchor_once(settings))
+    click.echo(
+        f"{plain_text(where)}: root {plain_text(checkpoint['root'])}, {len(checkpoint['chains'])} chains, "
+        f"{plain_text(checkpoint['audit_rows'])} audit rows"
+    )
+
+
+@main.command("anchor-keygen")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def anchor_keygen(path: Path) -> None:
+    """Write a new Ed25519 signing key to PATH (PEM, mode 600) and its public key to PATH.pub; never
+    overwrites. Keep PATH away from the database's host and administrators; give PATH.pub to auditors."""
+    pub, kid = generate_key(path)
+    click.echo(f"private key: {path} (mode 600)\npublic key:  {pub}\nkey id:      {kid}")
+
+
+@main.command("verify-audit")
+@click.option(
+    "--checkpoints",
+    "location",
+    help="The checkpoint store: a directory or s3://bucket/prefix (default: MEMORIESDB_ANCHOR_STORE).",
+)
+@click.option(
+    "--public-key",
+    "public_key_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A public key (PEM) checkpoints may be signed with; repeat for rotated keys "
+    "(default: MEMORIESDB_ANCHOR_PUBLIC_KEY_FILE, else MEMORIESDB_ANCHOR_KEY_FILE's).",
+)
+@click.pass_obj
+def verify_audit(settings: Settings, location: str | None, public_key_files: tuple[Path, ...]) -> None:
+    """Check the audit log, and every stored checkpoint: its signature, its Merkle root, that the log (over
+    MEMORIESDB_AUDITOR_DSN) still holds what it committed to, and that it undoes no checkpoint before it.
+    Exit code 0: all verified; 3: the log or a checkpoint failed; 1: could not verify (configuration,
+    connection, no checkpoints); 2: bad usage."""
+    location = location or settings.anchor_store
+    if not location:
+        raise ConfigurationError("say where the checkpoints are: --checkpoints DIR (or MEMORIESDB_ANCHOR_STORE)")
+    keys = audit_check.public_keys(settings, public_key_files)
+    store = open_store(location, s3_endpoint_url=settings.anchor_s3_endpoint_url)
+    if not audit_check.run(settings, store, keys, console).ok:
+        sys.exit(3)
+
+
+WHY_NOT = {
+    "not_dead": "not dead (its job is queued or being embedded)",
+    "no_job": "no job (embedded already, forgotten, or no such memory)",
+}
+
+
+@main.command()
+@click.argument("ids", nargs=-1, type=click.UUID, metavar="[ID]...")
+@click.option("--all", "all_", is_flag=True, help="Put back every dead job.")
+@click.pass_obj
+def requeue(settings: Settings, ids: tuple, all_: bool) -> None:
+    """Put dead embedding jobs back in the queue: those of the memories ID..., or every one (--all).
+
+    A job is dead after a permanent provider error or its last allowed attempt (`status` lists them
+    with their errors); back in the queue it starts again from attempt 0. Prints how many were put
+    back, and for each ID that was not, why. Exit code 2 if any ID was not requeued."""
+    if all_ == bool(ids):
+        raise click.UsageError("name the memories whose dead jobs go back (ID...) or give --all, not both")
+    result = _run(status_report.requeue(settings, None if all_ else list(ids)))
+    click.echo(f"requeued {result['requeued']} dead job{'' if result['requeued'] == 1 else 's'}")
+    for row in result["not_requeued"]:
+        click.echo(f"{row['memory_id']}: not requeued: {WHY_NOT.get(row['outcome'], row['outcome'])}", err=True)
+    if result["not_requeued"]:
+        sys.exit(2)
 
 
 # --- user-facing commands: ingest, search ------------------------------------------
@@ -198,8 +281,9 @@ def search(
 @click.option(
     "--dev-logins",
     is_flag=True,
-    help="Also create the password-less development logins memoriesdb_runner (worker), memoriesdb_client (app) "
-    "and memoriesdb_server (backend) (only for a trust-auth development server; production creates its own logins, see README).",
+    help="Also create the password-less development logins memoriesdb_runner (worker), memoriesdb_client (app), "
+    "memoriesdb_server (backend) and memoriesdb_inspector (auditor) (only for a trust-auth development server; "
+    "production creates its own logins, see README).",
 )
 @click.pass_obj
 def deploy(settings: Settings, dev_logins: bool) -> None:

@@ -20,7 +20,14 @@ class TransientProviderError(RunnerError):
 
 
 class PermanentProviderError(RunnerError):
-    """Retrying will not help: unknown model, wrong dimension, bad request."""
+    """Retrying will not help: unknown model, wrong dimension, bad request. per_input=True: the refusal
+    may be about one of the inputs (HTTP 400, 413, 422, a missing, zero or NaN vector), so the worker
+    splits the batch to find which; False: it is about the request as a whole (401, 403, 404: no
+    key, no access, no such model), and every input of the batch would meet it."""
+
+    def __init__(self, message: str, per_input: bool = True):
+        super().__init__(message)
+        self.per_input = per_input
 
 
 class ConfigurationError(RunnerError):

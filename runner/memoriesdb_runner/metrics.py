@@ -26,6 +26,16 @@ DB_FAULTS = Counter(
 PROVIDER_UNREACHABLE = Counter(
     "memoriesdb_provider_unreachable_total", "Batches given back uncounted because the provider could not be reached"
 )
+ANCHORS = Counter(
+    "memoriesdb_anchors_total",
+    "Checkpoints taken, signed and stored (ok), or not (failed); stored ones that undo the one before (went_back)",
+    ["outcome"],
+)
+LAST_ANCHOR = Gauge("memoriesdb_last_anchor_timestamp_seconds", "Unix time of the last checkpoint stored")
+BATCH_SPLITS = Counter(
+    "memoriesdb_batch_splits_total",
+    "Batches split in two because the provider refused them permanently for a reason that may be one input's",
+)
 READY_GAUGE = Gauge("memoriesdb_ready", "1 when /readyz answers 200")
 
 

@@ -101,7 +101,11 @@ class _HTTPProvider:
                 retry_after=float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None,
             )
         if response.status_code >= 400:
-            raise PermanentProviderError(f"HTTP {response.status_code}: {response.text[:500]}")
+            # 400, 413, 422: the request's content (maybe one input of the batch); others (401, 403,
+            # 404 model not found): the request itself, whatever the inputs
+            raise PermanentProviderError(
+                f"HTTP {response.status_code}: {response.text[:500]}", per_input=response.status_code in (400, 413, 422)
+            )
         return response.json()
 
     async def dimension(self) -> int:

@@ -36,6 +36,12 @@ SELECT memoriesdb.release_embedding_jobs(%(memory_ids)s::uuid[], %(lease_ids)s::
 -- name: defer_embedding_jobs
 SELECT memoriesdb.defer_embedding_jobs(%(memory_ids)s::uuid[], %(lease_ids)s::uuid[], %(error)s, make_interval(secs => %(delay_seconds)s)) AS deferred;
 
+-- name: requeue_dead_embedding_jobs
+SELECT memoriesdb.requeue_dead_embedding_jobs() AS requeued;
+
+-- name: requeue_dead_embedding_jobs_by_id
+SELECT memory_id, outcome FROM memoriesdb.requeue_dead_embedding_jobs(%(memory_ids)s::uuid[]);
+
 -- name: reclaim_expired_embedding_leases
 SELECT memoriesdb.reclaim_expired_embedding_leases() AS reclaimed;
 
@@ -128,6 +134,19 @@ SET ROLE memoriesdb_auditor;
 
 -- name: verify_audit_chain
 SELECT ok, rows_checked, seals_checked, first_broken_id, problem FROM memoriesdb.verify_audit_chain();
+
+-- ---------------------------------------------------------------------------------------------
+-- Checkpoints (anchor.py, verify_audit.py): taken as memoriesdb_worker, verified as memoriesdb_auditor
+
+-- name: audit_checkpoint
+SELECT memoriesdb.audit_checkpoint() AS checkpoint;
+
+-- name: verify_checkpoint
+-- the checkpoint's part of verify_audit_chain(checkpoint); the log's part: verify_audit_chain() once
+SELECT ok, first_broken_id, problem FROM memoriesdb.verify_checkpoint(%(checkpoint)s::jsonb);
+
+-- name: audit_problems
+SELECT audit_id, problem FROM memoriesdb.audit_problems(%(checkpoint)s::jsonb);
 
 -- ---------------------------------------------------------------------------------------------
 -- Deployment helpers (admin.py), as the superuser; sqitch itself deploys the ledger

@@ -8,6 +8,7 @@ import signal
 import structlog
 
 from . import db, metrics
+from .anchor import Anchor, run_anchor_loop
 from .errors import TransientProviderError
 from .providers import make_provider
 from .settings import Settings
@@ -24,7 +25,15 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def run_workers(settings: Settings, kinds: set[str], *, until_empty: bool = False) -> None:
-    """The embed and/or vindex workers in one process until SIGTERM (or an empty queue), with /metrics if configured."""
+    """The embed and/or vindex workers and the anchor in one process until SIGTERM (or an empty queue),
+    with /metrics if configured. The anchor runs when asked for and a signing key is configured; a
+    missing or unsafe key or a bad store stops the start before any worker claims anything."""
+    anchor = None
+    if "anchor" in kinds:
+        if settings.anchor_key_file or kinds == {"anchor"}:
+            anchor = Anchor(settings)
+        else:
+            log.info("anchoring off: no MEMORIESDB_ANCHOR_KEY_FILE")
     stop = asyncio.Event()
     _stop_on_signals(stop)
     metrics.HEALTH.stale_after = settings.health_stale_seconds
@@ -35,6 +44,10 @@ async def run_workers(settings: Settings, kinds: set[str], *, until_empty: bool 
         jobs.append(run_embed_workers(settings, until_empty=until_empty, stop=stop))
     if "vindex" in kinds:
         jobs.append(run_vindex_worker(settings, stop, until_empty=until_empty))
+    if anchor is not None:
+        if kinds == {"anchor"}:
+            metrics.HEALTH.started()  # nothing else to start; a database fault still marks it unready
+        jobs.append(run_anchor_loop(settings, stop, until_empty=until_empty, anchor=anchor))
     await asyncio.gather(*jobs)
 
 

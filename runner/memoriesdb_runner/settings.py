@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # Connection of a trusted backend (role memoriesdb_backend): creates users and acts by user id (--user),
     # vouching for it; the demo provisions its users through it. Through PgBouncer.
     backend_dsn: str = "postgresql://memoriesdb_server@127.0.0.1:6432/memoriesdb"
+    # The auditor's connection (role memoriesdb_auditor), direct: `verify-audit` checks the log against
+    # each stored checkpoint. The development login memoriesdb_inspector is made by `deploy --dev-logins`.
+    auditor_dsn: str = "postgresql://memoriesdb_inspector@127.0.0.1:5432/memoriesdb"
     # Superuser connection the demo deploys with (sqitch), direct.
     admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/memoriesdb"
 
@@ -61,6 +64,18 @@ class Settings(BaseSettings):
     # How long a database call waits for a connection (and each connection attempt may take) before
     # it counts as a fault and is retried with backoff (0.5 s doubling to 10 s; never fatal).
     db_timeout_seconds: float = 5.0
+
+    # Checkpoints kept outside the database (`memoriesdb anchor`, and `worker all` every interval):
+    # the Ed25519 signing key (`memoriesdb anchor-keygen`; mode 600, never shown to the database;
+    # unset: `worker all` does not anchor), where signed checkpoints go (a directory, or
+    # s3://bucket/prefix with boto3's credentials and, for a server other than AWS, the endpoint URL).
+    anchor_key_file: Path | None = None
+    anchor_store: str | None = None
+    anchor_s3_endpoint_url: str | None = None
+    anchor_interval_seconds: float = Field(default=600.0, gt=0)
+    # The public key(s) verify-audit checks signatures with when --public-key is not given
+    # (unset: the public key of anchor_key_file).
+    anchor_public_key_file: Path | None = None
 
     metrics_port: int = 0  # 0: no metrics/health server
     # Where /metrics, /healthz and /readyz listen; 0.0.0.0 only when something outside must scrape

@@ -3,6 +3,8 @@ refused attempts and the last memory_graph refresh; collected as one dict, shown
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 from psycopg.rows import dict_row
 from rich.console import Console
@@ -46,6 +48,21 @@ async def pgbouncer_pools(settings: Settings) -> list[dict] | None:
     return [p for p in pools if p["database"] != "pgbouncer"]
 
 
+async def requeue(settings: Settings, memory_ids: list[uuid.UUID] | None) -> dict:
+    """`memoriesdb requeue`: every dead job back in the queue (memory_ids None), or those of these
+    memories. {"requeued": n, "not_requeued": [{"memory_id", "outcome"}, ...]}: outcome not_dead
+    (queued or leased, not dead) or no_job (embedded already, forgotten, or no such memory)."""
+    conn = await db.connect(settings.dsn)
+    async with conn:
+        if memory_ids is None:
+            return {"requeued": (await db.row(conn, "requeue_dead_embedding_jobs"))["requeued"], "not_requeued": []}
+        rows = await db.rows(conn, "requeue_dead_embedding_jobs_by_id", memory_ids=memory_ids)
+    return {
+        "requeued": sum(r["outcome"] == "requeued" for r in rows),
+        "not_requeued": [r for r in rows if r["outcome"] != "requeued"],
+    }
+
+
 def show(data: dict, console: Console) -> None:
     """The report as tables; every value from the database is escaped (safe_text): an error text a
     provider returned, a model name, is data, never Rich markup or terminal control."""
@@ -67,6 +84,7 @@ def show(data: dict, console: Console) -> None:
         for d in data["dead"]:
             t.add_row(str(d["memory_id"]), str(d["attempts"]), _when(d["dead_at"]), safe_text(d["last_error"]))
         console.print(t)
+        console.print("put them back with [bold]memoriesdb requeue ID...[/] or [bold]memoriesdb requeue --all[/]")
     t = Table("model", "memories", "newest", title="embeddings per model")
     for m in data["models"]:
         t.add_row(safe_text(m["model"]), str(m["memories"]), _when(m["newest"]))

@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
@@ -100,10 +101,19 @@ class LeaseKeeper:
 
     def __init__(self, worker: EmbedWorker, jobs: list[dict]):
         self._worker = worker
+        self._jobs = list(jobs)
         self._leases = _leases(jobs)
         self._held = len(jobs)
         self._done = asyncio.Event()
         self._task = asyncio.create_task(self._run())
+
+    def drop(self, jobs: list[dict]) -> None:
+        """Stop renewing these jobs (failed or deferred: their leases are given up), keep renewing the rest."""
+        gone = {j["memory_id"] for j in jobs}
+        kept = [j for j in self._jobs if j["memory_id"] not in gone]
+        self._held -= len(self._jobs) - len(kept)
+        self._jobs = kept
+        self._leases = _leases(kept)
 
     async def stop(self) -> None:
         """Stop renewing (the batch is completed, failed or released); a renewal in flight is
@@ -139,6 +149,20 @@ class LeaseKeeper:
                 # those jobs' completions will come back lease_lost
                 log.warning("leases lost while embedding", held=self._held, renewed=renewed)
                 self._held = renewed
+
+
+@dataclass
+class Outcome:
+    """What embedding one claimed batch came to, job by job: the jobs with their vectors, and the jobs
+    that failed, in groups that met the same error (one provider call's)."""
+
+    embedded: list[tuple[dict, np.ndarray]] = field(default_factory=list)
+    dead: list[tuple[list[dict], str]] = field(default_factory=list)  # a permanent error: dead letters
+    retry: list[tuple[list[dict], str]] = field(default_factory=list)  # transient, past the retries: backoff
+    deferred: list[dict] = field(default_factory=list)  # the provider could not be reached: uncounted
+    unreachable: TransientProviderError | None = None
+    calls: int = 0  # provider calls that answered or were tried (retries of one call not counted)
+    splits: int = 0  # batches split in two to isolate a permanent error
 
 
 class EmbedWorker:
@@ -218,7 +242,7 @@ class EmbedWorker:
         keeper = LeaseKeeper(self, jobs)  # renews the batch's leases until it is stored, failed or released
         handed_over = False
         try:
-            embed = asyncio.create_task(self._embed_with_retries([j["content"] for j in jobs]))
+            embed = asyncio.create_task(self._embed_isolating(jobs))
             if stop is not None:
                 stopper = asyncio.create_task(stop.wait())
                 while not (embed.done() or stopper.done()):  # a slow provider is no wedged loop: beat
@@ -233,25 +257,29 @@ class EmbedWorker:
                         await keeper.stop()
                         await self._release(jobs)
                         return len(jobs)
-            try:
-                vectors = await embed
-            except PermanentProviderError as exc:
-                await keeper.stop()
-                await self._fail(jobs, str(exc), permanent=True)
-                return len(jobs)
-            except TransientProviderError as exc:
-                await keeper.stop()
-                metrics.HEALTH.provider(False, str(exc)[:300])
-                if not exc.reached:  # no attempt: the provider never saw the batch
-                    await self._defer(jobs, str(exc))
-                    return len(jobs)
+            outcome = await embed
+            failed = [j for group, _ in outcome.dead + outcome.retry for j in group] + outcome.deferred
+            keeper.drop(failed)  # their leases are given up below; the embedded ones stay renewed
+            for group, error in outcome.dead:
+                await self._fail(group, error, permanent=True)
+            for group, error in outcome.retry:
+                await self._fail(group, error, permanent=False)
+            if outcome.deferred:  # no attempt: the provider never saw these jobs
+                await self._defer(outcome.deferred, str(outcome.unreachable))
+            if outcome.unreachable is not None:
+                metrics.HEALTH.provider(False, str(outcome.unreachable)[:300])
+            else:
                 self._unreachable = 0
-                await self._fail(jobs, f"gave up after {self.settings.max_retries} tries: {exc}", permanent=False)
+                if outcome.retry:
+                    metrics.HEALTH.provider(False, outcome.retry[-1][1][:300])
+                elif outcome.embedded:
+                    metrics.HEALTH.provider(True)
+            if not outcome.embedded:
                 return len(jobs)
-            self._unreachable = 0
-            metrics.HEALTH.provider(True)
             await self.flush()  # the leases are still renewed while the previous batch is stored
-            self._storing = asyncio.create_task(self._complete(jobs, vectors, started, keeper))
+            done = [j for j, _ in outcome.embedded]
+            vectors = np.stack([v for _, v in outcome.embedded])
+            self._storing = asyncio.create_task(self._complete(done, vectors, started, keeper))
             handed_over = True
             return len(jobs)
         finally:
@@ -281,6 +309,55 @@ class EmbedWorker:
             return rows
 
         return await db.retry_db("claim", call, stop=self._stop, log=log, beat=f"embed {self.name}")
+
+    async def _embed_isolating(self, jobs: list[dict]) -> Outcome:
+        """Embed a claimed batch in one provider call (transient errors retried with backoff). When the
+        provider refuses it permanently for a reason that may be one input's (per_input: HTTP 400, 413,
+        422, a bad vector), the batch is split in two and each half is embedded the same way, down to
+        single jobs: only the inputs refused on their own go dead, with their own error, and their
+        batch-mates are embedded. One poison input in a batch of n costs 2*ceil(log2 n) calls more
+        than the batch's one (12: at most 8 more); k of them about 2k*log2(n/k); an error that is in
+        fact the request's (every input refused) 2n-2 more. A refusal about the request as a whole
+        (401, 403, 404) is not split: the whole batch goes dead with it. Transient errors keep their
+        backoff: a group still failing after the retries goes back to the queue (fail, not permanent);
+        once the provider cannot be reached, the groups not yet embedded are deferred uncounted
+        without further calls. The LeaseKeeper renews the whole batch's leases meanwhile."""
+        outcome = Outcome()
+        todo = [jobs]  # a stack: the first half is embedded, or split further, before the second
+        while todo:
+            group = todo.pop()
+            if outcome.unreachable is not None:
+                outcome.deferred.extend(group)
+                continue
+            outcome.calls += 1
+            try:
+                vectors = await self._embed_with_retries([j["content"] for j in group])
+            except PermanentProviderError as exc:
+                if exc.per_input and len(group) > 1:
+                    half = (len(group) + 1) // 2
+                    todo += [group[half:], group[:half]]
+                    outcome.splits += 1
+                    metrics.BATCH_SPLITS.inc()
+                    log.info("permanent error for a batch; splitting it", jobs=len(group), error=str(exc)[:300])
+                    continue
+                outcome.dead.append((group, str(exc)))
+            except TransientProviderError as exc:
+                if not exc.reached:
+                    outcome.unreachable = exc
+                    outcome.deferred.extend(group)
+                else:
+                    outcome.retry.append((group, f"gave up after {self.settings.max_retries} tries: {exc}"))
+            else:
+                outcome.embedded.extend(zip(group, vectors, strict=True))
+        if outcome.splits:
+            log.warning(
+                "batch split to isolate inputs the provider refuses",
+                jobs=len(jobs),
+                provider_calls=outcome.calls,
+                dead=sum(len(g) for g, _ in outcome.dead),
+                embedded=len(outcome.embedded),
+            )
+        return outcome
 
     async def _embed_with_retries(self, texts: list[str]) -> np.ndarray:
         async for attempt in _retrying(self.settings.max_retries, self.settings.lease_seconds):

@@ -27,6 +27,12 @@ class FakeOllama:
         self.model = model
         self.delay = 0.0
         self.fail_next: list[tuple[int, dict]] = []  # (status, headers) consumed one per request
+        # per input text: a request holding one of these texts is refused with HTTP 400 and this
+        # message, every time (an input the model cannot embed, whatever its batch-mates)
+        self.refuse: dict[str, str] = {}
+        # per input text: (status, headers) consumed one per request holding the text, when no
+        # refused text is in it (a server failing while it works on this input: 500, 429, ...)
+        self.flaky: dict[str, list[tuple[int, dict]]] = {}
         self.calls: list[list[str]] = []
         self.headers: list[dict] = []
         self.lock = threading.Lock()
@@ -38,9 +44,24 @@ class FakeOllama:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                inputs = list(body["input"]) if isinstance(body["input"], list) else [body["input"]]
                 with outer.lock:
-                    outer.calls.append(list(body["input"]) if isinstance(body["input"], list) else [body["input"]])
+                    outer.calls.append(inputs)
                     failure = outer.fail_next.pop(0) if outer.fail_next else None
+                    refused = next((outer.refuse[t] for t in inputs if t in outer.refuse), None)
+                    if failure is None and refused is None:
+                        for t in inputs:
+                            if outer.flaky.get(t):
+                                failure = outer.flaky[t].pop(0)
+                                break
+                if refused is not None and failure is None:
+                    data = json.dumps({"error": refused}).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if failure:
                     status, headers = failure
                     self.send_response(status)

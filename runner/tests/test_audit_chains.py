@@ -55,7 +55,7 @@ def test_an_open_transaction_of_one_tenant_never_blocks_anothers_commit(database
 def test_eight_owners_writing_and_transferring_concurrently_keep_verifying_chains(database, make_user, admin_conn):
     users = [make_user() for _ in range(8)]
     keys = [_key(admin_conn, u) for u in users]
-    for i, u in enumerate(users):  # each accepts transfers from the one before it
+    for i, _u in enumerate(users):  # each accepts transfers from the one before it
         with psycopg.connect(database, autocommit=True) as conn, conn.transaction():
             conn.execute("SELECT memoriesdb.authenticate(%s)", (keys[i],))
             conn.execute("SELECT memoriesdb.accept_sender(%s)", (users[i - 1],))
@@ -82,9 +82,7 @@ def test_eight_owners_writing_and_transferring_concurrently_keep_verifying_chain
     for u in users:
         positions = [
             r["chain_seq"]
-            for r in admin_conn.execute(
-                "SELECT chain_seq FROM memoriesdb.audit_seals WHERE chain = %s ORDER BY chain_seq", (u,)
-            )
+            for r in admin_conn.execute("SELECT chain_seq FROM memoriesdb.audit_seals WHERE chain = %s ORDER BY chain_seq", (u,))
         ]
         assert positions == list(range(1, len(positions) + 1)), "each chain is numbered without gaps"
     pairs = admin_conn.execute(

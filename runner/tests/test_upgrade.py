@@ -225,12 +225,16 @@ def test_upgrade_from_v0_1_0(databases):
         assert legacy > 0, "the v0.1.0 seals are kept"
         chains = {
             r["chain"]
-            for r in conn.execute("SELECT DISTINCT chain FROM memoriesdb.audit_log WHERE memory_id = %s AND chain IS NOT NULL", (ids["m1"],))
+            for r in conn.execute(
+                "SELECT DISTINCT chain FROM memoriesdb.audit_log WHERE memory_id = %s AND chain IS NOT NULL", (ids["m1"],)
+            )
         }
         assert chains == {ids["alice"]}, "the revision after the upgrade is in alice's chain"
         with acting(conn, "memoriesdb_auditor"):
             checkpoint = conn.execute("SELECT memoriesdb.audit_checkpoint() AS cp").fetchone()["cp"]
             names = [c["chain"] for c in checkpoint["chains"]]
             assert "legacy" in names and str(ids["alice"]) in names, names
-            verified = conn.execute("SELECT * FROM memoriesdb.verify_audit_chain(%s)", (psycopg.types.json.Jsonb(checkpoint),)).fetchone()
+            verified = conn.execute(
+                "SELECT * FROM memoriesdb.verify_audit_chain(%s)", (psycopg.types.json.Jsonb(checkpoint),)
+            ).fetchone()
         assert verified["ok"], verified
