@@ -28,20 +28,6 @@ def normalise_query(text: str) -> str:
     return _WHITE_SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip(" ")
 
 
-async def _cached(conn, api_key: str | None, user_id: uuid.UUID | None, model: str, query: str):
-    """The user's cached vector of query, or None. One transaction of its own (the proof of an API key
-    lasts one transaction): no transaction stays open while the provider embeds on a miss. A query the
-    cache refuses (MDB26: too long for it) is embedded without the cache."""
-    try:
-        async with conn.transaction():
-            await db.become(conn, api_key, user_id)
-            return (await db.row(conn, "cached_query_vector", model=model, query=query))["v"]
-    except psycopg.Error as exc:
-        if exc.sqlstate != "MDB26":
-            raise
-        return None
-
-
 async def search_text(
     settings: Settings,
     text: str,
@@ -54,28 +40,39 @@ async def search_text(
 ) -> list[dict]:
     """The k memories most similar to text that the user may see (the ledger's search()). The query
     vector comes from the ledger's query cache (the user's own entries) when it holds one: then no
-    provider is built and none is called; on a miss the provider embeds the normalised text and the
-    vector is cached for the next identical search."""
+    provider is built and none is called, and the search runs in the lookup's transaction. On a miss
+    that transaction ends (none stays open while the provider embeds), the provider embeds the
+    normalised text, and a second transaction caches the vector and searches. A query the cache
+    refuses (MDB26: too long for it) is embedded and searched without the cache."""
     query = normalise_query(text) or text
     model = model_label(settings, provider)
     filter_json = json.dumps(filter_ or {})
+    cacheable = use_cache and bool(query.strip())
     conn = await db.connect(db.user_dsn(settings, api_key), autocommit=False)
     async with conn:
-        vector = await _cached(conn, api_key, user_id, model, query) if use_cache and query.strip() else None
-        cacheable = use_cache and query.strip() and vector is None
-        if vector is None:
-            own_provider = provider is None
-            provider = provider or make_provider(settings)
+        if cacheable:
             try:
-                vector = (await provider.embed([query]))[0]
-            finally:
-                if own_provider:
-                    await provider.aclose()
+                async with conn.transaction():
+                    await db.become(conn, api_key, user_id)
+                    vector = (await db.row(conn, "cached_query_vector", model=model, query=query))["v"]
+                    if vector is not None:
+                        return await db.rows(conn, "search", query=vector, k=k, filter=filter_json)
+            except psycopg.Error as exc:
+                if exc.sqlstate != "MDB26":
+                    raise
+                cacheable = False
+        own_provider = provider is None
+        provider = provider or make_provider(settings)
+        try:
+            vector = (await provider.embed([query]))[0]
+        finally:
+            if own_provider:
+                await provider.aclose()
         async with conn.transaction():
             await db.become(conn, api_key, user_id)
             if cacheable:
                 try:
-                    async with conn.transaction():  # a savepoint: a vector the cache refuses is searched with all the same
+                    async with conn.transaction():  # a savepoint: a vector the cache refuses is searched all the same
                         await db.row(conn, "cache_query_vector", model=model, query=query, v=vector)
                 except psycopg.Error as exc:
                     if exc.sqlstate != "MDB26":
