@@ -276,7 +276,8 @@ def main() -> None:
         "latencies in ms, client side (psycopg over TCP to localhost); "
         f"load average {os.getloadavg()[0]:.1f} at the end (other sessions share the machine).",
         "",
-        f"- deploy (incremental) {deploy_s:.1f} s, model load {load_s:.1f} s (in parallel with the database steps)",
+        f"- deploy ({'fresh' if args.fresh else 'incremental'}) {deploy_s:.1f} s, "
+        f"model load {load_s:.1f} s (in parallel with the database steps)",
         f"- a hit's lookup vs embedding the query: p50 {p_hit:.3f} ms vs {p_embed:.3f} ms ({p_embed / p_hit:.0f}x)",
         "",
         "| what | p50 ms | p99 ms | n | note |",
