@@ -1,0 +1,297 @@
+"""Where does remember()'s time go beyond a plain INSERT (issue 14, part 1)? On a scratch database (the deploying
+superuser switches one component off at a time, measures, switches it back), pgbench at 1 client times whole
+transactions (BEGIN, context, remember(), COMMIT) for a memoriesdb_backend login (vouched) and a memoriesdb_app login
+(proven: authenticate(api_key) first); a component's cost is the p50 with everything minus the p50 without it. The
+variants rotate over --rounds rounds; each delta is the median of the rounds' deltas. Then one run with
+track_functions = all gives each PL/pgSQL/SQL function's self time per remember().
+
+Usage: python bench/remember_profile.py [--transactions 1500] [--rounds 3] [--db mdb_bench_profile] [--keep]
+Writes bench/results/remember_profile.md (and prints it). Never on a database you care about: it rewrites functions
+and drops indexes while it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+OWNERS = 8
+
+
+def fn_off(sig: str, body: str, lang: str = "plpgsql") -> str:
+    """Replace a function's body in place (same signature, owner, grants)."""
+    return f"CREATE OR REPLACE FUNCTION {sig} AS $x$ {body} $x$ LANGUAGE {lang}"
+
+
+def ri(table: str, constraint: str) -> tuple[str, str]:
+    """Disable/enable the referencing-side RI trigger of one foreign key (superuser only)."""
+    q = (
+        "SELECT string_agg(format('ALTER TABLE %s {0} TRIGGER %I', t.tgrelid::regclass, t.tgname), '; ') "
+        "FROM pg_trigger t JOIN pg_constraint c ON c.oid = t.tgconstraint "
+        f"WHERE c.conname = '{constraint}' AND t.tgrelid = '{table}'::regclass"
+    )
+    return q.format("DISABLE"), q.format("ENABLE")
+
+
+# name: (what it is, apply SQL, revert SQL or None: the functions named in `restore` are put back as they were)
+VARIANTS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
+    "seal": (
+        "deferred seal trigger on audit_log (at COMMIT: lock, head, digest, seal insert)",
+        ["ALTER TABLE memoriesdb.audit_log DISABLE TRIGGER seal"],
+        ["ALTER TABLE memoriesdb.audit_log ENABLE TRIGGER seal"],
+        [],
+    ),
+    "audit": (
+        "audit triggers on memories and memory_revisions (2 audit rows, their hashes, and so the seal)",
+        [
+            "ALTER TABLE memoriesdb.memories DISABLE TRIGGER audit",
+            "ALTER TABLE memoriesdb.memory_revisions DISABLE TRIGGER audit",
+        ],
+        [
+            "ALTER TABLE memoriesdb.memories ENABLE TRIGGER audit",
+            "ALTER TABLE memoriesdb.memory_revisions ENABLE TRIGGER audit",
+        ],
+        [],
+    ),
+    "hash_row": (
+        "audit_hash_row (canonical form + SHA-256 of each audit row)",
+        [fn_off("memoriesdb_internal.audit_hash_row() RETURNS trigger", "BEGIN NEW.row_hash := '\\x00'; RETURN NEW; END")],
+        [],
+        ["memoriesdb_internal.audit_hash_row()"],
+    ),
+    "text_index": (
+        "text_index trigger (content_tsv, content_trgm)",
+        ["ALTER TABLE memoriesdb.memories DISABLE TRIGGER text_index"],
+        ["ALTER TABLE memoriesdb.memories ENABLE TRIGGER text_index"],
+        [],
+    ),
+    "text_indexes": (
+        "the trigram and full-text indexes of memories (maintenance of the two index entries)",
+        ["DROP INDEX memoriesdb.memories_content_trgm", "DROP INDEX memoriesdb.memories_content_tsv"],
+        [
+            "CREATE INDEX memories_content_trgm ON memoriesdb.memories USING gist "
+            "(coalesce(content_trgm, content) gist_trgm_ops)",
+            "CREATE INDEX memories_content_tsv ON memoriesdb.memories USING gin (content_tsv)",
+        ],
+        [],
+    ),
+    "enqueue": (
+        "enqueue_embedding trigger (embedding_schedule upsert, its stamp, FK check, NOTIFY)",
+        ["ALTER TABLE memoriesdb.memories DISABLE TRIGGER enqueue_embedding"],
+        ["ALTER TABLE memoriesdb.memories ENABLE TRIGGER enqueue_embedding"],
+        [],
+    ),
+    "stamp_ctx": (
+        "stamp_row's context check (current_user_id() in 3 stamps), replaced by reading app.current_user",
+        [
+            fn_off(
+                "memoriesdb_internal.stamp_row() RETURNS trigger",
+                "BEGIN IF TG_OP = 'INSERT' THEN NEW.created_at := now(); "
+                "NEW.created_by := current_setting('app.current_user')::uuid; END IF; NEW.updated_at := now(); "
+                "NEW.updated_by := current_setting('app.current_user')::uuid; RETURN NEW; END",
+            )
+        ],
+        [],
+        ["memoriesdb_internal.stamp_row()"],
+    ),
+    "checks": (
+        "check_content, check_metadata, check_json_size (3 settings() lookups)",
+        [
+            fn_off("memoriesdb_internal.check_content(content text) RETURNS void", "BEGIN END"),
+            fn_off("memoriesdb_internal.check_metadata(metadata jsonb) RETURNS void", "BEGIN END"),
+            fn_off(
+                "memoriesdb_internal.check_json_size(value jsonb, limit_key text, message text, hint text) "
+                "RETURNS void",
+                "BEGIN END",
+            ),
+        ],
+        [],
+        [
+            "memoriesdb_internal.check_content(text)",
+            "memoriesdb_internal.check_metadata(jsonb)",
+            "memoriesdb_internal.check_json_size(jsonb, text, text, text)",
+        ],
+    ),
+    "require_user": (
+        "require_user() (context + the user's existence)",
+        [
+            fn_off(
+                "memoriesdb_internal.require_user() RETURNS uuid",
+                "BEGIN RETURN current_setting('app.current_user')::uuid; END",
+            )
+        ],
+        [],
+        ["memoriesdb_internal.require_user()"],
+    ),
+    "fk": (
+        "foreign key checks (memories.owner_id, memory_revisions.memory_id, embedding_schedule.memory_id)",
+        [],
+        [],
+        [],
+    ),
+    "revision": (
+        "the memory_revisions row (insert, indexes, its stamp and audit row)",
+        [],
+        [],
+        ["memoriesdb.remember(text, jsonb)"],
+    ),
+    "rls": (
+        "row level security on memories, memory_revisions, audit_log, embedding_schedule (policies: true)",
+        [
+            f"ALTER TABLE memoriesdb.{t} NO FORCE ROW LEVEL SECURITY"
+            for t in ("memories", "memory_revisions", "audit_log", "embedding_schedule")
+        ],
+        [
+            f"ALTER TABLE memoriesdb.{t} FORCE ROW LEVEL SECURITY"
+            for t in ("memories", "memory_revisions", "audit_log", "embedding_schedule")
+        ],
+        [],
+    ),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--transactions", type=int, default=1500)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--db", default="mdb_bench_profile")
+    ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
+    ap.add_argument("--out", default=str(ROOT / "bench/results/remember_profile.md"))
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated variants (default: all)")
+    args = ap.parse_args()
+    db = args.db
+    logins = {"app": (f"{db}_app", "memoriesdb_app"), "be": (f"{db}_be", "memoriesdb_backend")}
+    admin = f"postgresql://postgres@{args.host}/postgres"
+    with psycopg.connect(admin, autocommit=True) as su:
+        su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        su.execute(f"CREATE DATABASE {db}")
+        for login, role in logins.values():
+            su.execute(f"DROP ROLE IF EXISTS {login}")
+            su.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
+    subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@{args.host}/{db}"], cwd=ROOT, check=True)
+    dsn = f"postgresql://postgres@{args.host}/{db}"
+    c = psycopg.connect(dsn, autocommit=True)
+    c.execute(f"""
+      CREATE SCHEMA bench;
+      CREATE TABLE bench.owners (n integer PRIMARY KEY, id uuid NOT NULL, api_key text NOT NULL);
+      INSERT INTO bench.owners SELECT g, u.id, memoriesdb.create_api_key(u.id, 'infinity')
+        FROM generate_series(1, {OWNERS}) AS g, LATERAL (SELECT memoriesdb.create_user('bench' || g) AS id) AS u;
+      GRANT USAGE ON SCHEMA bench TO {logins["app"][0]}, {logins["be"][0]};
+      GRANT SELECT ON bench.owners TO {logins["app"][0]}, {logins["be"][0]};""")
+    # variants whose SQL depends on the deployed catalog
+    fk = [ri("memoriesdb.memories", "memories_owner_id_fkey"),
+          ri("memoriesdb.memory_revisions", "memory_revisions_memory_id_fkey"),
+          ri("memoriesdb.embedding_schedule", "embedding_schedule_memory_id_fkey")]
+    VARIANTS["fk"] = (VARIANTS["fk"][0], [c.execute(d).fetchone()[0] for d, _ in fk],
+                      [c.execute(e).fetchone()[0] for _, e in fk], [])
+    remember_src = c.execute("SELECT pg_get_functiondef('memoriesdb.remember(text, jsonb)'::regprocedure)").fetchone()[0]
+    without_rev = remember_src.split("INSERT INTO memoriesdb.memory_revisions")[0] + "RETURN new_id;\nEND\n$function$\n"
+    VARIANTS["revision"] = (VARIANTS["revision"][0], [without_rev], [], VARIANTS["revision"][3])
+    originals = {}
+    for _, _, _, restore in VARIANTS.values():
+        for sig in restore:
+            originals[sig] = c.execute(f"SELECT pg_get_functiondef('{sig}'::regprocedure)").fetchone()[0]
+
+    scripts = {
+        "vouched": ("be", "SELECT set_config('app.current_user', o.id::text, true) FROM bench.owners AS o WHERE o.n = 1;"),
+        "proven": ("app", "SELECT memoriesdb.authenticate(o.api_key) FROM bench.owners AS o WHERE o.n = 1;"),
+    }
+    tmpd = Path(tempfile.mkdtemp())
+    for name, (_, ctx) in scripts.items():
+        (tmpd / f"{name}.sql").write_text(
+            f"BEGIN;\n{ctx}\nSELECT memoriesdb.remember('benchmark memory ' || random(), '{{\"src\": \"bench\"}}');\nEND;\n")
+
+    def p50(mode: str) -> float:
+        login = logins[scripts[mode][0]][0]
+        logdir = Path(tempfile.mkdtemp(dir=tmpd))
+        cmd = ["pgbench", "-n", "-M", "prepared", "-h", args.host, "-U", login, "-c", "1", "-t", str(args.transactions),
+               "-l", "--log-prefix", str(logdir / "tx"), "-f", str(tmpd / f"{mode}.sql"), db]
+        subprocess.run(cmd, check=True, capture_output=True)
+        lat = [int(line.split()[2]) for f in logdir.iterdir() for line in f.read_text().splitlines()]
+        return statistics.median(lat)
+
+    names = [n for n in VARIANTS if not args.only or n in args.only.split(",")]
+    deltas = {(n, m): [] for n in names for m in scripts}
+    full = {m: [] for m in scripts}
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for n in order:
+            _, apply, revert, restore = VARIANTS[n]
+            for m in scripts:
+                c.execute("CHECKPOINT")
+                base = p50(m)
+                with c.transaction():
+                    for s in apply:
+                        c.execute(s)
+                c.execute("CHECKPOINT")
+                off = p50(m)
+                with c.transaction():
+                    for s in revert:
+                        c.execute(s)
+                    for sig in restore:
+                        c.execute(originals[sig])
+                full[m].append(base)
+                deltas[(n, m)].append(base - off)
+    stats = {}
+    c.execute("ALTER DATABASE " + db + " SET track_functions = 'all'")
+    c.close()
+    c = psycopg.connect(dsn, autocommit=True)
+    for m in scripts:
+        c.execute("SELECT pg_stat_reset()")
+        p50(m)
+        c.execute("SELECT pg_stat_force_next_flush()")
+        import time
+        time.sleep(0.6)
+        stats[m] = c.execute(
+            "SELECT schemaname || '.' || funcname, calls, self_time, total_time FROM pg_stat_user_functions "
+            "ORDER BY self_time DESC").fetchall()
+    c.close()
+    if not args.keep:
+        with psycopg.connect(admin, autocommit=True) as su:
+            su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            for login, _ in logins.values():
+                su.execute(f"DROP ROLE IF EXISTS {login}")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    n = args.transactions
+    out = [
+        "# Where remember()'s time goes",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}, `bench/remember_profile.py` at {head.strip()}, {os.cpu_count()} cores. "
+        f"pgbench, 1 client, {n} transactions per measurement, {args.rounds} rounds; the whole transaction "
+        "(BEGIN, context, remember(), COMMIT) with everything, minus the same with one component switched off "
+        "(median of the rounds). Whole-transaction p50 with everything: "
+        + ", ".join(f"{m} {statistics.median(v):.0f} µs" for m, v in full.items()) + ".",
+        "",
+        "| component switched off | vouched µs | proven µs |",
+        "|---|---|---|",
+    ]
+    for nm in names:
+        out.append(f"| {nm}: {VARIANTS[nm][0]} | {statistics.median(deltas[(nm, 'vouched')]):.0f} "
+                   f"| {statistics.median(deltas[(nm, 'proven')]):.0f} |")
+    out += ["", f"Functions, track_functions = all ({n} transactions; per remember(); instrumented, so slower):", "",
+            "| function | calls | vouched self µs | vouched total µs | proven self µs | proven total µs |",
+            "|---|---|---|---|---|---|"]
+    pv = {r[0]: r for r in stats["proven"]}
+    for f, calls, self_t, tot in stats["vouched"]:
+        p = pv.get(f, (f, 0, 0.0, 0.0))
+        out.append(f"| {f} | {calls / n:g} | {self_t * 1000 / n:.0f} | {tot * 1000 / n:.0f} | {p[2] * 1000 / n:.0f} "
+                   f"| {p[3] * 1000 / n:.0f} |")
+    for f, calls, self_t, tot in stats["proven"]:
+        if f not in {r[0] for r in stats["vouched"]}:
+            out.append(f"| {f} | {calls / n:g} | – | – | {self_t * 1000 / n:.0f} | {tot * 1000 / n:.0f} |")
+    text_out = "\n".join(out) + "\n"
+    Path(args.out).write_text(text_out)
+    print(text_out)
+
+
+if __name__ == "__main__":
+    main()
