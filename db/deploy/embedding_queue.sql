@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:embedding_queue to pg
--- Reworked after @v0.3.0 (released version: embedding_queue@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: embedding_queue@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: embedding_queue@v0.2.0
 -- requires: worker_bounds
 -- Live functions of the embedding queue: Enqueue trigger, NOTIFY, and the worker API: claim, renew, complete, fail, release, reclaim, requeue, status.
@@ -19,6 +19,13 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  IF TG_OP = 'INSERT' THEN
+    -- a new memory has no job: a job references an existing memory (and goes with it), and
+    -- this memory's id was new. A plain INSERT: no speculative insertion, and the statement
+    -- trigger notify fires once (an upsert fires it for INSERT and for UPDATE)
+    INSERT INTO memoriesdb.embedding_schedule (memory_id, content_hash) VALUES (NEW.id, NEW.content_hash);
+    RETURN NULL;
+  END IF;
   INSERT INTO memoriesdb.embedding_schedule AS s (memory_id, content_hash)
   VALUES (NEW.id, NEW.content_hash)
   ON CONFLICT (memory_id) DO UPDATE

@@ -1,9 +1,17 @@
--- Revert memoriesdb:embedding_queue from pg
--- Back to the functions of embedding_queue as released in v0.3.0 (embedding_queue@v0.3.0.sql).
+-- Revert memoriesdb:embedding_queue from pg: restores the bodies of embedding_queue@v0.4.0
+-- Reworked after @v0.3.0 (released version: embedding_queue@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: embedding_queue@v0.2.0
+-- requires: worker_bounds
+-- Live functions of the embedding queue: Enqueue trigger, NOTIFY, and the worker API: claim, renew, complete, fail, release, reclaim, requeue, status.
+-- v0.3: a claim may take at most embedding_max_batch_size jobs for at most embedding_max_lease_seconds
+-- (config, worker_bounds.sql), and a live worker renews its leases (renew_embedding_leases) instead
+-- of asking for a long one.
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework embedding_queue`.
+-- Run once, by embedding_queue@v0.1.0.sql: table embedding_schedule, its index, policy and the triggers on memories. (The function bodies in that file are the released
+-- versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
-DROP FUNCTION memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interval);
-DROP FUNCTION memoriesdb.embedding_queue_health();
 
 -- enqueue ------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION memoriesdb_internal.enqueue_embedding() RETURNS trigger
@@ -71,6 +79,10 @@ DECLARE
   max_attempts integer := memoriesdb.setting('max_attempts')::int;
   max_batch integer := memoriesdb.setting('embedding_max_batch_size')::int;
   held interval;
+  ids uuid[];
+  leases uuid[];
+  hashes bytea[];
+  tries integer[];
 BEGIN
   IF batch_size IS NULL OR batch_size < 1 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'batch_size must be at least 1';
@@ -81,7 +93,9 @@ BEGIN
       HINT = format('claim at most %s jobs at a time (config embedding_max_batch_size)', coalesce(max_batch::text, '(not set)'));
   END IF;
   held := memoriesdb_internal.checked_lease(lease);
-  RETURN QUERY
+  -- the batch is leased first, then its contents are on the access log as this
+  -- worker login's read (one entry per claim), then returned: MDB22 (and no
+  -- lease, the claim rolls back) when the entry cannot be written
   WITH ready AS (
     SELECT s.memory_id FROM memoriesdb.embedding_schedule AS s
      WHERE s.dead_at IS NULL AND s.run_after <= now() AND s.attempts < max_attempts
@@ -92,16 +106,24 @@ BEGIN
   ), leased AS (
     UPDATE memoriesdb.embedding_schedule AS s
        SET lease_id = gen_random_uuid(), lease_until = now() + held, leased_hash = s.content_hash,
-           leased_by = worker, attempts = s.attempts + 1
+           leased_by = worker, leased_at = now(), attempts = s.attempts + 1
       FROM ready WHERE s.memory_id = ready.memory_id
     RETURNING s.memory_id, s.lease_id, s.leased_hash, s.attempts
   )
-  SELECT l.memory_id, l.lease_id, m.content, l.leased_hash, l.attempts
-    FROM leased AS l JOIN memoriesdb.memories AS m ON m.id = l.memory_id;
+  SELECT array_agg(l.memory_id ORDER BY l.memory_id), array_agg(l.lease_id ORDER BY l.memory_id),
+         array_agg(l.leased_hash ORDER BY l.memory_id), array_agg(l.attempts ORDER BY l.memory_id)
+    INTO ids, leases, hashes, tries
+    FROM leased AS l;
+  IF cardinality(ids) > 0 THEN
+    PERFORM memoriesdb_internal.log_read('claim_embedding_jobs', ids, NULL);
+  END IF;
+  RETURN QUERY
+  SELECT j.mid, j.lid, m.content, j.h, j.a
+    FROM unnest(ids, leases, hashes, tries) AS j(mid, lid, h, a) JOIN memoriesdb.memories AS m ON m.id = j.mid;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.claim_embedding_jobs(integer, interval, text) IS
-  'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content. A worker that dies loses nothing: once the lease expires another worker claims the job again. batch_size may be at most config embedding_max_batch_size and the lease at most embedding_max_lease_seconds (MDB12 past either): a worker that needs longer renews its leases with renew_embedding_leases().';
+  'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content, after writing one access log entry for the batch (function claim_embedding_jobs, the memory ids, the worker''s login; MDB22 and no claim when it cannot be written). A worker that dies loses nothing: once the lease expires another worker claims the job again. batch_size may be at most config embedding_max_batch_size and the lease at most embedding_max_lease_seconds (MDB12 past either): a worker that needs longer renews its leases with renew_embedding_leases().';
 
 CREATE OR REPLACE FUNCTION memoriesdb.renew_embedding_leases(memory_ids uuid[], lease_ids uuid[],
                                                  lease interval DEFAULT '5 minutes')
@@ -193,7 +215,7 @@ BEGIN
   END IF;
   -- the content changed after the claim: the job goes back to the queue
   UPDATE memoriesdb.embedding_schedule AS s
-     SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL,
+     SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
          attempts = 0, run_after = now()
    WHERE s.memory_id = job.memory_id;
   RETURN CASE WHEN stored = 1 THEN 'stored_requeued' ELSE 'stale' END;
@@ -249,7 +271,7 @@ BEGIN
   ), requeued AS (
     -- the content changed after the claim: back to the queue for the new content
     UPDATE memoriesdb.embedding_schedule AS s
-       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, attempts = 0, run_after = now()
+       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL, attempts = 0, run_after = now()
       FROM job AS j
      WHERE s.memory_id = j.memory_id AND NOT (j.content_hash = j.leased_hash AND j.memory_id IN (SELECT st.id FROM stored AS st))
     RETURNING s.memory_id
@@ -283,7 +305,7 @@ BEGIN
   IF permanent OR job.attempts >= memoriesdb.setting('max_attempts')::int THEN
     UPDATE memoriesdb.embedding_schedule AS s
        SET dead_at = now(), last_error = left(coalesce(error, 'unknown error'), 4000),
-           lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL
+           lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL
      WHERE s.memory_id = job.memory_id;
     RETURN 'dead';
   END IF;
@@ -291,7 +313,7 @@ BEGIN
   UPDATE memoriesdb.embedding_schedule AS s
      SET last_error = left(coalesce(error, 'unknown error'), 4000),
          run_after = now() + make_interval(secs => least(cap, base * 2 ^ (job.attempts - 1)) * (0.75 + random() / 2)),
-         lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL
+         lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL
    WHERE s.memory_id = job.memory_id;
   RETURN 'retry';
 END
@@ -305,7 +327,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   WITH released AS (
     UPDATE memoriesdb.embedding_schedule AS s
-       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL,
+       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
            attempts = greatest(s.attempts - 1, 0), run_after = now()
       FROM unnest(memory_ids, lease_ids) AS j(mid, lid)
      WHERE s.memory_id = j.mid AND s.lease_id = j.lid
@@ -315,13 +337,41 @@ $$;
 COMMENT ON FUNCTION memoriesdb.release_embedding_jobs(uuid[], uuid[]) IS
   'Worker: gives leased jobs back unworked (a worker stopping on SIGTERM); the attempt is not counted.';
 
+CREATE OR REPLACE FUNCTION memoriesdb.defer_embedding_jobs(memory_ids uuid[], lease_ids uuid[], error text,
+                                               delay interval DEFAULT '30 seconds')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  cap double precision := memoriesdb.setting('backoff_max_seconds')::float8;
+  secs double precision := greatest(0, least(coalesce(extract(epoch FROM delay)::float8, 0), cap));
+  deferred integer;
+BEGIN
+  IF cardinality(memory_ids) IS DISTINCT FROM cardinality(lease_ids) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'memory_ids and lease_ids must have the same length';
+  END IF;
+  -- the attempt the claim counted is taken back: the provider never saw these jobs
+  UPDATE memoriesdb.embedding_schedule AS s
+     SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
+         attempts = greatest(s.attempts - 1, 0), run_after = now() + make_interval(secs => secs),
+         last_error = left(coalesce(error, 'provider unreachable'), 4000)
+    FROM unnest(memory_ids, lease_ids) AS j(mid, lid)
+   WHERE s.memory_id = j.mid AND s.lease_id = j.lid;
+  GET DIAGNOSTICS deferred = ROW_COUNT;
+  RETURN deferred;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interval) IS
+  'Worker: gives leased jobs back when the provider could not be reached at all (connection refused, DNS failure, connect timeout): the attempt is not counted, so an outage of the provider does not turn jobs dead; the error is kept (status shows it) and the jobs wait delay (at most config backoff_max_seconds). Only leases still this claim''s; returns how many were deferred.';
+
 CREATE OR REPLACE FUNCTION memoriesdb.reclaim_expired_embedding_leases() RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
   WITH expired AS (
     UPDATE memoriesdb.embedding_schedule AS s
-       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL,
+       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
            dead_at = CASE WHEN s.attempts >= memoriesdb.setting('max_attempts')::int THEN now() END,
            last_error = CASE WHEN s.attempts >= memoriesdb.setting('max_attempts')::int
                              THEN format('lease expired on each of %s attempts (worker died or hung)', s.attempts)
@@ -356,6 +406,29 @@ AS $$
     FROM memoriesdb.embedding_schedule AS s
 $$;
 COMMENT ON FUNCTION memoriesdb.embedding_queue_status() IS 'Queue depths: pending (including expired leases), leased, dead; and the age of the oldest live job.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.embedding_queue_health()
+RETURNS TABLE (oldest_lease_at timestamptz, oldest_lease_age interval, oldest_lease_holder text,
+               holders bigint, last_error text, last_error_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH oldest AS (
+    SELECT s.leased_at, s.leased_by FROM memoriesdb.embedding_schedule AS s
+     WHERE s.lease_id IS NOT NULL AND s.lease_until >= now() AND s.dead_at IS NULL
+     ORDER BY s.leased_at NULLS LAST LIMIT 1
+  ), err AS (
+    SELECT s.last_error, s.updated_at FROM memoriesdb.embedding_schedule AS s
+     WHERE s.last_error IS NOT NULL ORDER BY s.updated_at DESC LIMIT 1
+  )
+  SELECT o.leased_at, now() - o.leased_at, o.leased_by,
+         (SELECT count(DISTINCT s.leased_by) FROM memoriesdb.embedding_schedule AS s
+           WHERE s.lease_id IS NOT NULL AND s.lease_until >= now() AND s.dead_at IS NULL),
+         e.last_error, e.updated_at
+    FROM (SELECT 1) AS one LEFT JOIN oldest AS o ON true LEFT JOIN err AS e ON true
+$$;
+COMMENT ON FUNCTION memoriesdb.embedding_queue_health() IS
+  'What makes a stuck worker visible (memoriesdb status): the oldest live lease (claimed when, how long ago, by which worker), how many workers hold leases, and the newest error a job carries (provider errors and unreachable providers) with when it was recorded. One row, NULLs when there is nothing to show.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.dead_embedding_jobs(max_rows integer DEFAULT 20)
 RETURNS TABLE (memory_id uuid, attempts integer, dead_at timestamptz, last_error text)
