@@ -1,9 +1,12 @@
 """Where does remember()'s time go beyond a plain INSERT (issue 14, part 1)? On a scratch database (the deploying
-superuser switches one component off at a time, measures, switches it back), pgbench at 1 client times whole
-transactions (BEGIN, context, remember(), COMMIT) for a memoriesdb_backend login (vouched) and a memoriesdb_app login
-(proven: authenticate(api_key) first); a component's cost is the p50 with everything minus the p50 without it. The
-variants rotate over --rounds rounds; each delta is the median of the rounds' deltas. Then one run with
-track_functions = all gives each PL/pgSQL/SQL function's self time per remember().
+superuser switches one component off at a time, measures, switches it back), one client runs whole transactions
+(BEGIN, context, remember(), COMMIT) for a memoriesdb_backend login (vouched) and a memoriesdb_app login (proven:
+authenticate(api_key) first), and the server process's CPU time (/proc/<pid>/schedstat) per transaction is measured:
+it moves less than the wall clock with whatever else runs on the machine, and each variant is measured A B B A
+(everything, switched off, switched off, everything) so a drift of the load cancels. A component's cost is the CPU time with
+everything minus the CPU time without it. The variants rotate over --rounds rounds; each delta is the median of the
+rounds' deltas. A plain INSERT of the same row is measured the same way, for reference. Then one run with
+track_functions = all gives each PL/pgSQL/SQL function's self time per remember(). Needs the server on this machine.
 
 Usage: python bench/remember_profile.py [--transactions 1500] [--rounds 3] [--db mdb_bench_profile] [--keep]
 Writes bench/results/remember_profile.md (and prints it). Never on a database you care about: it rewrites functions
@@ -210,51 +213,90 @@ def main() -> None:
         (tmpd / f"{name}.sql").write_text(
             f"BEGIN;\n{ctx}\nSELECT memoriesdb.remember('benchmark memory ' || random(), '{{\"src\": \"bench\"}}');\nEND;\n")
 
-    def p50(mode: str) -> float:
-        login = logins[scripts[mode][0]][0]
-        logdir = Path(tempfile.mkdtemp(dir=tmpd))
-        cmd = ["pgbench", "-n", "-M", "prepared", "-h", args.host, "-U", login, "-c", "1", "-t", str(args.transactions),
-               "-l", "--log-prefix", str(logdir / "tx"), "-f", str(tmpd / f"{mode}.sql"), db]
-        subprocess.run(cmd, check=True, capture_output=True)
-        lat = [int(line.split()[2]) for f in logdir.iterdir() for line in f.read_text().splitlines()]
-        return statistics.median(lat)
+    conns = {m: psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=logins[scripts[m][0]][0]), autocommit=True)
+             for m in scripts}
+    pids = {m: cn.execute("SELECT pg_backend_pid()").fetchone()[0] for m, cn in conns.items()}
+    arg = {m: c.execute(f"SELECT {'api_key' if m == 'proven' else 'id::text'} FROM bench.owners WHERE n = 1").fetchone()[0]
+           for m in scripts}
+
+    def cpu(mode: str) -> float:
+        """CPU time of the backend per transaction, in µs: what the server spends, whatever else runs on the
+        machine (the wall clock on a shared machine moves by more than the components measured)."""
+        cn = conns[mode]
+        ctx = ("SELECT memoriesdb.authenticate(%s)" if mode == "proven"
+               else "SELECT set_config('app.current_user', %s, true)")
+
+        def run(k: int) -> None:
+            for _ in range(k):
+                with cn.transaction():
+                    cn.execute(ctx, (arg[mode],))
+                    cn.execute("SELECT memoriesdb.remember('benchmark memory ' || random(), '{\"src\": \"bench\"}')")
+
+        run(20)  # plans, caches
+        stat = Path(f"/proc/{pids[mode]}/schedstat")
+        t0 = int(stat.read_text().split()[0])
+        run(args.transactions)
+        return (int(stat.read_text().split()[0]) - t0) / 1000 / args.transactions
+
+    c.execute("CREATE TABLE bench.plain (LIKE memoriesdb.memories INCLUDING DEFAULTS, PRIMARY KEY (id))")
+    c.execute(f"GRANT INSERT ON bench.plain TO {logins['app'][0]}")
+    uid = c.execute("SELECT id FROM bench.owners WHERE n = 1").fetchone()[0]
+    pc = psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=logins["app"][0]), autocommit=True)
+    ppid = pc.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    def plain_run(k: int) -> None:
+        for _ in range(k):
+            with pc.transaction():
+                pc.execute(
+                    "INSERT INTO bench.plain (owner_id, content, metadata, content_hash, created_at, created_by, "
+                    "updated_at, updated_by) SELECT %s, x.c, '{\"src\": \"bench\"}', sha256(convert_to(x.c, 'UTF8')), "
+                    "now(), %s, now(), %s FROM (SELECT 'benchmark memory ' || random() AS c) AS x", (uid, uid, uid))
+
+    plain_run(20)
+    t0 = int(Path(f"/proc/{ppid}/schedstat").read_text().split()[0])
+    plain_run(args.transactions)
+    plain_cpu = (int(Path(f"/proc/{ppid}/schedstat").read_text().split()[0]) - t0) / 1000 / args.transactions
+    pc.close()
 
     names = [n for n in VARIANTS if not args.only or n in args.only.split(",")]
     deltas = {(n, m): [] for n in names for m in scripts}
     full = {m: [] for m in scripts}
     for r in range(args.rounds):
         order = names[r % len(names):] + names[: r % len(names)]
-        for n in order:
-            _, apply, revert, restore = VARIANTS[n]
+        for nm in order:
+            _, apply, revert, restore = VARIANTS[nm]
             for m in scripts:
-                c.execute("CHECKPOINT")
-                base = p50(m)
+                # A B B A: the pair's mean difference cancels a drift of the machine's load
+                a1 = cpu(m)
                 with c.transaction():
                     for s in apply:
                         c.execute(s)
-                c.execute("CHECKPOINT")
-                off = p50(m)
+                b1 = cpu(m)
+                b2 = cpu(m)
                 with c.transaction():
                     for s in revert:
                         c.execute(s)
                     for sig in restore:
                         c.execute(originals[sig])
-                full[m].append(base)
-                deltas[(n, m)].append(base - off)
+                a2 = cpu(m)
+                full[m] += [a1, a2]
+                deltas[(nm, m)].append((a1 + a2 - b1 - b2) / 2)
     stats = {}
     c.execute("ALTER DATABASE " + db + " SET track_functions = 'all'")
-    c.close()
-    c = psycopg.connect(dsn, autocommit=True)
+    for m in scripts:  # new sessions, with track_functions = all
+        conns[m].close()
+        conns[m] = psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=logins[scripts[m][0]][0]), autocommit=True)
+        pids[m] = conns[m].execute("SELECT pg_backend_pid()").fetchone()[0]
     for m in scripts:
         c.execute("SELECT pg_stat_reset()")
-        p50(m)
-        c.execute("SELECT pg_stat_force_next_flush()")
-        import time
-        time.sleep(0.6)
+        cpu(m)
+        conns[m].execute("SELECT pg_stat_force_next_flush()")
         stats[m] = c.execute(
             "SELECT schemaname || '.' || funcname, calls, self_time, total_time FROM pg_stat_user_functions "
             "ORDER BY self_time DESC").fetchall()
     c.close()
+    for cn in conns.values():
+        cn.close()
     if not args.keep:
         with psycopg.connect(admin, autocommit=True) as su:
             su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -262,14 +304,16 @@ def main() -> None:
                 su.execute(f"DROP ROLE IF EXISTS {login}")
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     n = args.transactions
+    nt = n + 20  # with the warm-up
     out = [
         "# Where remember()'s time goes",
         "",
         f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}, `bench/remember_profile.py` at {head.strip()}, {os.cpu_count()} cores. "
-        f"pgbench, 1 client, {n} transactions per measurement, {args.rounds} rounds; the whole transaction "
-        "(BEGIN, context, remember(), COMMIT) with everything, minus the same with one component switched off "
-        "(median of the rounds). Whole-transaction p50 with everything: "
-        + ", ".join(f"{m} {statistics.median(v):.0f} µs" for m, v in full.items()) + ".",
+        f"1 client, {n} transactions per measurement, {args.rounds} rounds; the whole transaction "
+        "(BEGIN, context, remember(), COMMIT): the server process's CPU time per transaction with everything, minus "
+        "the same with one component switched off (median of the rounds). Whole transaction with everything: "
+        + ", ".join(f"{m} {statistics.median(v):.0f} µs" for m, v in full.items())
+        + f"; a plain INSERT of the same row (primary key only): {plain_cpu:.0f} µs.",
         "",
         "| component switched off | vouched µs | proven µs |",
         "|---|---|---|",
@@ -283,11 +327,11 @@ def main() -> None:
     pv = {r[0]: r for r in stats["proven"]}
     for f, calls, self_t, tot in stats["vouched"]:
         p = pv.get(f, (f, 0, 0.0, 0.0))
-        out.append(f"| {f} | {calls / n:g} | {self_t * 1000 / n:.0f} | {tot * 1000 / n:.0f} | {p[2] * 1000 / n:.0f} "
-                   f"| {p[3] * 1000 / n:.0f} |")
+        out.append(f"| {f} | {calls / nt:g} | {self_t * 1000 / nt:.0f} | {tot * 1000 / nt:.0f} | {p[2] * 1000 / nt:.0f} "
+                   f"| {p[3] * 1000 / nt:.0f} |")
     for f, calls, self_t, tot in stats["proven"]:
         if f not in {r[0] for r in stats["vouched"]}:
-            out.append(f"| {f} | {calls / n:g} | – | – | {self_t * 1000 / n:.0f} | {tot * 1000 / n:.0f} |")
+            out.append(f"| {f} | {calls / nt:g} | – | – | {self_t * 1000 / nt:.0f} | {tot * 1000 / nt:.0f} |")
     text_out = "\n".join(out) + "\n"
     Path(args.out).write_text(text_out)
     print(text_out)
