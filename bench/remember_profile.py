@@ -111,8 +111,7 @@ VARIANTS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
             fn_off("memoriesdb_internal.check_content(content text) RETURNS void", "BEGIN END"),
             fn_off("memoriesdb_internal.check_metadata(metadata jsonb) RETURNS void", "BEGIN END"),
             fn_off(
-                "memoriesdb_internal.check_json_size(value jsonb, limit_key text, message text, hint text) "
-                "RETURNS void",
+                "memoriesdb_internal.check_json_size(value jsonb, limit_key text, message text, hint text) RETURNS void",
                 "BEGIN END",
             ),
         ],
@@ -160,6 +159,40 @@ VARIANTS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
     ),
 }
 
+# Proposed changes (not deployed): the "switched off" state is the proposal; the delta is what it saves.
+R1 = open(Path(__file__).with_name("remember_profile_r1.sql")).read()
+VARIANTS["proposal: audit SQL helpers as PL/pgSQL"] = (
+    "audit_canonical, audit_strip, audit_seal_hash (audit_log.sql) as PL/pgSQL: their plans kept for the session "
+    "(bench/remember_profile_r1.sql)",
+    [R1],
+    [],
+    [
+        "memoriesdb_internal.audit_canonical(memoriesdb.audit_log)",
+        "memoriesdb_internal.audit_strip(jsonb)",
+        "memoriesdb_internal.audit_seal_hash(memoriesdb.audit_seals)",
+    ],
+)
+VARIANTS["proposal: text index fast path"] = (
+    "set_text_index_columns(): to_tsvector inline for content up to 64 kB (what content_tsvector() does then)",
+    [
+        """CREATE OR REPLACE FUNCTION memoriesdb_internal.set_text_index_columns() RETURNS trigger LANGUAGE plpgsql
+        SET search_path = pg_catalog, pg_temp AS $x$
+        BEGIN
+          IF TG_OP = 'INSERT' OR NEW.content IS DISTINCT FROM OLD.content THEN
+            NEW.content_tsv := CASE WHEN octet_length(NEW.content) <= 65536 THEN to_tsvector('english'::regconfig, NEW.content)
+                                    ELSE memoriesdb_internal.content_tsvector(NEW.content) END;
+            NEW.content_trgm := memoriesdb_internal.trgm_prefix(NEW.content);
+          ELSE
+            NEW.content_tsv := OLD.content_tsv;
+            NEW.content_trgm := OLD.content_trgm;
+          END IF;
+          RETURN NEW;
+        END $x$"""
+    ],
+    [],
+    ["memoriesdb_internal.set_text_index_columns()"],
+)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -191,11 +224,17 @@ def main() -> None:
       GRANT USAGE ON SCHEMA bench TO {logins["app"][0]}, {logins["be"][0]};
       GRANT SELECT ON bench.owners TO {logins["app"][0]}, {logins["be"][0]};""")
     # variants whose SQL depends on the deployed catalog
-    fk = [ri("memoriesdb.memories", "memories_owner_id_fkey"),
-          ri("memoriesdb.memory_revisions", "memory_revisions_memory_id_fkey"),
-          ri("memoriesdb.embedding_schedule", "embedding_schedule_memory_id_fkey")]
-    VARIANTS["fk"] = (VARIANTS["fk"][0], [c.execute(d).fetchone()[0] for d, _ in fk],
-                      [c.execute(e).fetchone()[0] for _, e in fk], [])
+    fk = [
+        ri("memoriesdb.memories", "memories_owner_id_fkey"),
+        ri("memoriesdb.memory_revisions", "memory_revisions_memory_id_fkey"),
+        ri("memoriesdb.embedding_schedule", "embedding_schedule_memory_id_fkey"),
+    ]
+    VARIANTS["fk"] = (
+        VARIANTS["fk"][0],
+        [c.execute(d).fetchone()[0] for d, _ in fk],
+        [c.execute(e).fetchone()[0] for _, e in fk],
+        [],
+    )
     remember_src = c.execute("SELECT pg_get_functiondef('memoriesdb.remember(text, jsonb)'::regprocedure)").fetchone()[0]
     without_rev = remember_src.split("INSERT INTO memoriesdb.memory_revisions")[0] + "RETURN new_id;\nEND\n$function$\n"
     VARIANTS["revision"] = (VARIANTS["revision"][0], [without_rev], [], VARIANTS["revision"][3])
@@ -211,20 +250,23 @@ def main() -> None:
     tmpd = Path(tempfile.mkdtemp())
     for name, (_, ctx) in scripts.items():
         (tmpd / f"{name}.sql").write_text(
-            f"BEGIN;\n{ctx}\nSELECT memoriesdb.remember('benchmark memory ' || random(), '{{\"src\": \"bench\"}}');\nEND;\n")
+            f"BEGIN;\n{ctx}\nSELECT memoriesdb.remember('benchmark memory ' || random(), '{{\"src\": \"bench\"}}');\nEND;\n"
+        )
 
-    conns = {m: psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=logins[scripts[m][0]][0]), autocommit=True)
-             for m in scripts}
+    conns = {
+        m: psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=logins[scripts[m][0]][0]), autocommit=True) for m in scripts
+    }
     pids = {m: cn.execute("SELECT pg_backend_pid()").fetchone()[0] for m, cn in conns.items()}
-    arg = {m: c.execute(f"SELECT {'api_key' if m == 'proven' else 'id::text'} FROM bench.owners WHERE n = 1").fetchone()[0]
-           for m in scripts}
+    arg = {
+        m: c.execute(f"SELECT {'api_key' if m == 'proven' else 'id::text'} FROM bench.owners WHERE n = 1").fetchone()[0]
+        for m in scripts
+    }
 
     def cpu(mode: str) -> float:
         """CPU time of the backend per transaction, in µs: what the server spends, whatever else runs on the
         machine (the wall clock on a shared machine moves by more than the components measured)."""
         cn = conns[mode]
-        ctx = ("SELECT memoriesdb.authenticate(%s)" if mode == "proven"
-               else "SELECT set_config('app.current_user', %s, true)")
+        ctx = "SELECT memoriesdb.authenticate(%s)" if mode == "proven" else "SELECT set_config('app.current_user', %s, true)"
 
         def run(k: int) -> None:
             for _ in range(k):
@@ -250,7 +292,9 @@ def main() -> None:
                 pc.execute(
                     "INSERT INTO bench.plain (owner_id, content, metadata, content_hash, created_at, created_by, "
                     "updated_at, updated_by) SELECT %s, x.c, '{\"src\": \"bench\"}', sha256(convert_to(x.c, 'UTF8')), "
-                    "now(), %s, now(), %s FROM (SELECT 'benchmark memory ' || random() AS c) AS x", (uid, uid, uid))
+                    "now(), %s, now(), %s FROM (SELECT 'benchmark memory ' || random() AS c) AS x",
+                    (uid, uid, uid),
+                )
 
     plain_run(20)
     t0 = int(Path(f"/proc/{ppid}/schedstat").read_text().split()[0])
@@ -262,7 +306,7 @@ def main() -> None:
     deltas = {(n, m): [] for n in names for m in scripts}
     full = {m: [] for m in scripts}
     for r in range(args.rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for nm in order:
             _, apply, revert, restore = VARIANTS[nm]
             for m in scripts:
@@ -293,7 +337,8 @@ def main() -> None:
         conns[m].execute("SELECT pg_stat_force_next_flush()")
         stats[m] = c.execute(
             "SELECT schemaname || '.' || funcname, calls, self_time, total_time FROM pg_stat_user_functions "
-            "ORDER BY self_time DESC").fetchall()
+            "ORDER BY self_time DESC"
+        ).fetchall()
     c.close()
     for cn in conns.values():
         cn.close()
@@ -319,16 +364,24 @@ def main() -> None:
         "|---|---|---|",
     ]
     for nm in names:
-        out.append(f"| {nm}: {VARIANTS[nm][0]} | {statistics.median(deltas[(nm, 'vouched')]):.0f} "
-                   f"| {statistics.median(deltas[(nm, 'proven')]):.0f} |")
-    out += ["", f"Functions, track_functions = all ({n} transactions; per remember(); instrumented, so slower):", "",
-            "| function | calls | vouched self µs | vouched total µs | proven self µs | proven total µs |",
-            "|---|---|---|---|---|---|"]
+        out.append(
+            f"| {nm}: {VARIANTS[nm][0]} | {statistics.median(deltas[(nm, 'vouched')]):.0f} "
+            f"| {statistics.median(deltas[(nm, 'proven')]):.0f} |"
+        )
+    out += [
+        "",
+        f"Functions, track_functions = all ({n} transactions; per remember(); instrumented, so slower):",
+        "",
+        "| function | calls | vouched self µs | vouched total µs | proven self µs | proven total µs |",
+        "|---|---|---|---|---|---|",
+    ]
     pv = {r[0]: r for r in stats["proven"]}
     for f, calls, self_t, tot in stats["vouched"]:
         p = pv.get(f, (f, 0, 0.0, 0.0))
-        out.append(f"| {f} | {calls / nt:g} | {self_t * 1000 / nt:.0f} | {tot * 1000 / nt:.0f} | {p[2] * 1000 / nt:.0f} "
-                   f"| {p[3] * 1000 / nt:.0f} |")
+        out.append(
+            f"| {f} | {calls / nt:g} | {self_t * 1000 / nt:.0f} | {tot * 1000 / nt:.0f} | {p[2] * 1000 / nt:.0f} "
+            f"| {p[3] * 1000 / nt:.0f} |"
+        )
     for f, calls, self_t, tot in stats["proven"]:
         if f not in {r[0] for r in stats["vouched"]}:
             out.append(f"| {f} | {calls / nt:g} | – | – | {self_t * 1000 / nt:.0f} | {tot * 1000 / nt:.0f} |")
