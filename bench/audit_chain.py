@@ -22,6 +22,7 @@ at the end unless --keep).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import statistics
@@ -80,6 +81,12 @@ SCRIPTS = {
 LOGIN = {"plain": "app", "indexed": "app", "proven": "app", "vouched": "be"}
 
 
+def drop_db(su: psycopg.Connection, db: str) -> None:
+    """DROP DATABASE, and the access log's logger role the ledger made for it (cluster-wide, named after the db)."""
+    su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    su.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{hashlib.md5(db.encode()).hexdigest()[:12]}")
+
+
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
@@ -111,7 +118,7 @@ def main() -> None:
     logins = {"app": (f"{db}_app", "memoriesdb_app"), "be": (f"{db}_be", "memoriesdb_backend")}
     admin = f"postgresql://postgres@{args.host}/postgres"
     with psycopg.connect(admin, autocommit=True) as su:
-        su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        drop_db(su, db)
         su.execute(f"CREATE DATABASE {db}")
         for login, role in logins.values():
             su.execute(f"DROP ROLE IF EXISTS {login}")
@@ -154,7 +161,7 @@ def main() -> None:
             written = c.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0]
     if not args.keep:
         with psycopg.connect(admin, autocommit=True) as su:
-            su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            drop_db(su, db)
             for login, _ in logins.values():
                 su.execute(f"DROP ROLE IF EXISTS {login}")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from audit_chain import LOGIN, OWNERS, SCRIPTS, SETUP
+from audit_chain import LOGIN, OWNERS, SCRIPTS, SETUP, drop_db
 
 MODES = ["plain", "vouched", "proven"]
 
@@ -55,7 +55,7 @@ def main() -> None:
     for name, (checkout, extra) in ledgers.items():
         db = f"{args.prefix}_{name}"
         with psycopg.connect(admin, autocommit=True) as su:
-            su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            drop_db(su, db)
             su.execute(f"CREATE DATABASE {db}")
         subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@{args.host}/{db}"], cwd=checkout, check=True)
         with psycopg.connect(f"postgresql://postgres@{args.host}/{db}", autocommit=True) as c:
@@ -109,7 +109,7 @@ def main() -> None:
                         tps[(lg, m)].append(float(out.split("tps = ")[1].split()[0]))
     with psycopg.connect(admin, autocommit=True) as su:
         for lg in ledgers:
-            su.execute(f"DROP DATABASE IF EXISTS {args.prefix}_{lg} WITH (FORCE)")
+            drop_db(su, f"{args.prefix}_{lg}")
         for login, _ in logins.values():
             su.execute(f"DROP ROLE IF EXISTS {login}")
     med = statistics.median
@@ -188,7 +188,7 @@ def cpu_ab(args, ledgers, logins) -> None:
         cn.close()
     with psycopg.connect(f"postgresql://postgres@{args.host}/postgres", autocommit=True) as su:
         for lg in ledgers:
-            su.execute(f"DROP DATABASE IF EXISTS {args.prefix}_{lg} WITH (FORCE)")
+            drop_db(su, f"{args.prefix}_{lg}")
         for login, _ in logins.values():
             su.execute(f"DROP ROLE IF EXISTS {login}")
     med = statistics.median

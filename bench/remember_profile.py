@@ -25,6 +25,8 @@ from pathlib import Path
 
 import psycopg
 
+from audit_chain import drop_db
+
 ROOT = Path(__file__).resolve().parents[1]
 OWNERS = 8
 
@@ -208,7 +210,7 @@ def main() -> None:
     logins = {"app": (f"{db}_app", "memoriesdb_app"), "be": (f"{db}_be", "memoriesdb_backend")}
     admin = f"postgresql://postgres@{args.host}/postgres"
     with psycopg.connect(admin, autocommit=True) as su:
-        su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        drop_db(su, db)
         su.execute(f"CREATE DATABASE {db}")
         for login, role in logins.values():
             su.execute(f"DROP ROLE IF EXISTS {login}")
@@ -344,7 +346,7 @@ def main() -> None:
         cn.close()
     if not args.keep:
         with psycopg.connect(admin, autocommit=True) as su:
-            su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            drop_db(su, db)
             for login, _ in logins.values():
                 su.execute(f"DROP ROLE IF EXISTS {login}")
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
