@@ -127,6 +127,8 @@ def main() -> None:
     dsn = f"postgresql://postgres@{args.host}/{db}"
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(SETUP)
+        for login, _ in logins.values():  # the bounds every ledger login gets (see memoriesdb.unbounded_logins())
+            c.execute("SELECT memoriesdb.configure_login(%s)", (login,))
         for login, _ in logins.values():
             c.execute(f"GRANT USAGE ON SCHEMA bench TO {login}")
             c.execute(f"GRANT SELECT ON bench.owners TO {login}")

@@ -62,6 +62,8 @@ def main() -> None:
             if extra:
                 c.execute((checkout / extra).read_text())
             c.execute(SETUP)
+            for login, _ in logins.values():  # the bounds every ledger login gets
+                c.execute("SELECT memoriesdb.configure_login(%s)", (login,))
             for login, _ in logins.values():
                 c.execute(f"GRANT USAGE ON SCHEMA bench TO {login}")
                 c.execute(f"GRANT SELECT ON bench.owners TO {login}")

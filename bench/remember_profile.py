@@ -225,6 +225,9 @@ def main() -> None:
         FROM generate_series(1, {OWNERS}) AS g, LATERAL (SELECT memoriesdb.create_user('bench' || g) AS id) AS u;
       GRANT USAGE ON SCHEMA bench TO {logins["app"][0]}, {logins["be"][0]};
       GRANT SELECT ON bench.owners TO {logins["app"][0]}, {logins["be"][0]};""")
+    for login, _ in logins.values():  # the bounds every ledger login gets
+        c.execute("SELECT memoriesdb.configure_login(%s)", (login,))
+
     # variants whose SQL depends on the deployed catalog
     fk = [
         ri("memoriesdb.memories", "memories_owner_id_fkey"),
