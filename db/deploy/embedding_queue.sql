@@ -21,6 +21,13 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  IF TG_OP = 'INSERT' THEN
+    -- a new memory has no job: a job references an existing memory (and goes with it), and
+    -- this memory's id was new. A plain INSERT: no speculative insertion, and the statement
+    -- trigger notify fires once (an upsert fires it for INSERT and for UPDATE)
+    INSERT INTO memoriesdb.embedding_schedule (memory_id, content_hash) VALUES (NEW.id, NEW.content_hash);
+    RETURN NULL;
+  END IF;
   INSERT INTO memoriesdb.embedding_schedule AS s (memory_id, content_hash)
   VALUES (NEW.id, NEW.content_hash)
   ON CONFLICT (memory_id) DO UPDATE

@@ -1,10 +1,13 @@
--- Revert memoriesdb:api_memories from pg
--- Back to the functions of api_memories as released in v0.3.0 (api_memories@v0.3.0.sql).
+-- Revert memoriesdb:api_memories from pg: restores the bodies of api_memories@v0.4.0
+-- Reworked after @v0.3.0 (released version: api_memories@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: api_memories@v0.2.0
+-- requires: input_limits
+-- Live functions of the memory API: remember, revise, forget (writes, as the owner role) and recall, verify, provenance (reads, as memoriesdb_reader).
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework api_memories`.
+-- api_memories@v0.1.0.sql and api_memories@v0.2.0.sql are released versions of this change (history, superseded by this file).
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
-DROP FUNCTION memoriesdb.list_memories();
-
-DROP FUNCTION IF EXISTS memoriesdb.remember_once(text, jsonb, text);
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.check_content(content text) RETURNS void
 LANGUAGE plpgsql STABLE
@@ -214,11 +217,15 @@ AS $$
 DECLARE
   log_ids uuid[] := ARRAY[provenance.memory_id];
   log_query bytea;   -- none: not a search
+  viewer uuid := memoriesdb.current_user_id();
+  owner uuid;
 BEGIN
-  PERFORM 1 FROM memoriesdb.memories AS m WHERE m.id = provenance.memory_id;
+  SELECT m.owner_id INTO owner FROM memoriesdb.memories AS m WHERE m.id = provenance.memory_id;
   IF NOT FOUND THEN PERFORM memoriesdb_internal.raise_not_found('memory', provenance.memory_id); END IF;
-  RETURN QUERY
-    SELECT e.event, e.at, e.actor, e.revision, e.content_hash, e.from_owner, e.to_owner, e.note
+  RETURN QUERY   -- user ids the caller does not deal with are shown as pseudonyms (disclosed_user())
+    SELECT e.event, e.at, memoriesdb_internal.disclosed_user(e.actor, viewer, owner), e.revision, e.content_hash,
+           memoriesdb_internal.disclosed_user(e.from_owner, viewer, owner),
+           memoriesdb_internal.disclosed_user(e.to_owner, viewer, owner), e.note
       FROM (SELECT CASE WHEN r.revision = 1 THEN 'created' ELSE 'revised' END AS event,
                    r.created_at AS at, r.created_by AS actor, r.revision, r.content_hash,
                    NULL::uuid AS from_owner, NULL::uuid AS to_owner, NULL::text AS note
@@ -231,7 +238,69 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.provenance(uuid) IS
-  'The chain of custody of a visible memory, oldest first: its creation (creator, hash), every revision (who, revision number, new hash) and every transfer (from, to, by, note). One access log entry per call; a refusal is logged too.';
+  'The chain of custody of a visible memory, oldest first: its creation (creator, hash), every revision (who, revision number, new hash) and every transfer (from, to, by, note). A user the caller does not deal with (not itself, the owner, or someone it shared or transferred with) appears as a pseudonym (stable per caller), never by id. One access log entry per call; a refusal is logged too.';
 ALTER FUNCTION memoriesdb.provenance(uuid) OWNER TO memoriesdb_reader;
+
+-- What exists and whose it is, without contents: the list a client used to
+-- SELECT from the table. Owned by memoriesdb_reader, so row-level security
+-- decides what it lists, exactly as for recall(). No hash (a hash lets a grantee
+-- test guesses of a text offline, unlogged; recall() and verify() return it, logged).
+CREATE OR REPLACE FUNCTION memoriesdb.list_memories()
+RETURNS TABLE (id uuid, owned boolean, permission text, revision integer, embedded boolean,
+               created_at timestamptz, updated_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT m.id, m.owner_id = u.uid,
+         CASE WHEN m.owner_id = u.uid THEN 'owner'
+              ELSE (SELECT max(g.permission) FROM memoriesdb.memory_grants AS g
+                     WHERE g.memory_id = m.id AND g.grantee_id = u.uid
+                       AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())) END,
+         m.revision, m.embedding IS NOT NULL, m.created_at, m.updated_at
+    FROM memoriesdb.memories AS m, (SELECT memoriesdb.current_user_id() AS uid) AS u
+   ORDER BY m.created_at, m.id
+$$;
+COMMENT ON FUNCTION memoriesdb.list_memories() IS
+  'The memories the context user may see (owned, or shared and not expired): id, whether the caller owns it, permission (owner, write or read), revision, whether it has an embedding, timestamps. No content, metadata or hash: those only through the logged reads (recall, verify, search…). Not logged itself (it returns no content). Row-level security decides, as for recall().';
+ALTER FUNCTION memoriesdb.list_memories() OWNER TO memoriesdb_reader;
+-- Idempotent remember (issue 18): a retried or repeated call with the same key stores nothing twice.
+SET LOCAL ROLE memoriesdb_owner;
+CREATE OR REPLACE FUNCTION memoriesdb.remember_once(content text, metadata jsonb, idempotency_key text)
+RETURNS TABLE (memory_id uuid, created boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb_internal.require_user();
+  new_id uuid;
+BEGIN
+  IF idempotency_key IS NULL OR char_length(idempotency_key) NOT BETWEEN 1 AND 200 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB29', MESSAGE = 'invalid idempotency key',
+      DETAIL = format('%s characters', coalesce(char_length(idempotency_key)::text, 'NULL')),
+      HINT = 'use 1 to 200 characters, e.g. a hex SHA-256 of what identifies the call';
+  END IF;
+  SELECT k.memory_id INTO memory_id FROM memoriesdb.idempotency_keys AS k
+   WHERE k.owner_id = uid AND k.key = remember_once.idempotency_key;
+  IF FOUND THEN
+    created := false;  -- memory_id NULL: stored once, forgotten since
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  new_id := memoriesdb.remember(content, metadata);
+  INSERT INTO memoriesdb.idempotency_keys (owner_id, key, memory_id)
+  VALUES (uid, remember_once.idempotency_key, new_id)
+  ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO NOTHING;
+  IF NOT FOUND THEN  -- a concurrent call with the same key committed first: this call's memory must not stay
+    RAISE EXCEPTION USING ERRCODE = 'MDB28', MESSAGE = 'idempotency key used by a concurrent call',
+      DETAIL = 'another transaction stored a memory under the same key while this one was running',
+      HINT = 'call again: the retry returns the memory the other call stored (created = false)';
+  END IF;
+  memory_id := new_id;
+  created := true;
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.remember_once(text, jsonb, text) IS
+  'remember() at most once per (context user, idempotency_key): the first call stores the memory and returns (its id, true); every later call with the same key returns (that id, false) and stores nothing, whatever content it passes (memory_id NULL if the memory was forgotten since: it is not brought back). For clients that retry or re-run, e.g. `memoriesdb ingest`. MDB29 for a key that is NULL, empty or over 200 characters; MDB28 when a concurrent transaction stored the same key first (this call stores nothing; calling again returns its memory); otherwise the errors of remember().';
 
 COMMIT;

@@ -1,6 +1,6 @@
 -- remember, recall, revise, forget, verify, provenance: behaviour and bad input.
 BEGIN;
-SELECT plan(37);
+SELECT plan(41);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.act_as(:'alice');
@@ -29,7 +29,20 @@ SELECT lives_ok($$ SELECT memoriesdb.remember(repeat('x', 1048576)) $$, 'content
 SELECT throws_ok($$ SELECT memoriesdb.remember('x', '[1,2]') $$, 'MDB06', 'metadata must be a JSON object', 'array metadata is refused');
 SELECT throws_ok($$ SELECT memoriesdb.remember('x', '"s"') $$, 'MDB06', 'metadata must be a JSON object', 'scalar metadata is refused');
 SELECT throws_ok($$ SELECT memoriesdb.remember('x', NULL) $$, 'MDB06', 'metadata must be a JSON object', 'NULL metadata is refused');
+-- several faults at once: the first check in the order content, metadata, metadata size names the fault
+SELECT throws_ok($$ SELECT memoriesdb.remember(NULL, '[1]') $$, 'MDB05', 'content is empty', 'empty content and array metadata: the content is named');
+SELECT throws_ok($$ SELECT memoriesdb.remember(repeat('x', 1048577), NULL) $$, 'MDB05', 'content too large', 'oversized content and NULL metadata: the content is named');
+SELECT throws_ok($$ SELECT memoriesdb.remember('x', jsonb_build_array(repeat('x', 70000))) $$, 'MDB06', 'metadata must be a JSON object',
+  'oversized array metadata: its kind is named before its size');
 SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), :n_before::bigint + 1, 'failed calls wrote nothing');
+-- the content bound is read from the settings at every call
+SELECT tests.clear_context();
+UPDATE memoriesdb.config SET value = '4' WHERE key = 'max_content_bytes';
+SELECT tests.act_as(:'alice');
+SELECT throws_ok($$ SELECT memoriesdb.remember('12345') $$, 'MDB05', 'content too large', 'a lowered max_content_bytes applies at once');
+SELECT tests.clear_context();
+UPDATE memoriesdb.config SET value = '1048576' WHERE key = 'max_content_bytes';
+SELECT tests.act_as(:'alice');
 
 -- revise
 SELECT is(memoriesdb.revise(:'m1', 'The sky is very blue'), 2, 'revise returns the new revision');

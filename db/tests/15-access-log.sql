@@ -2,7 +2,7 @@
 -- the rollback their error causes; owners read their memories' history, nobody
 -- else's; nobody changes it.
 BEGIN;
-SELECT plan(53);
+SELECT plan(57);
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
@@ -117,9 +117,11 @@ SELECT ok(EXISTS (SELECT 1 FROM log WHERE function = 'authenticate' AND sqlstate
 SELECT tests.act_as(NULL);
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a1'), 'MDB03', NULL, 'no context: no recall');
 SELECT throws_ok(format('SELECT memoriesdb.forget(%L)', :'a1'), 'MDB01', NULL, 'no context: no forget');
+SELECT throws_ok($$ SELECT memoriesdb.remember('from no one') $$, 'MDB01', 'no user context', 'no context: no remember');
 SELECT count(*) FROM memoriesdb.search(tests.axis(1), 5);
 SELECT tests.act_as('00000000-0000-4000-8000-00000000f04d');
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a1'), 'MDB03', NULL, 'a context naming no user: no recall');
+SELECT throws_ok($$ SELECT memoriesdb.remember('from a ghost') $$, 'MDB02', 'unknown user', 'a context naming no user: no remember');
 SELECT tests.act_as(:'bob');
 SELECT gen_random_uuid() AS ghost \gset
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'ghost'), 'MDB03', 'memory not found', 'an unknown id: the same error as another''s memory');
@@ -127,6 +129,10 @@ SELECT tests.clear_context(), memoriesdb.flush_access_log();
 SELECT results_eq(format($$ SELECT * FROM pg_temp.entries(%L) WHERE actor IS NULL $$, :'a1'),
   $$ VALUES ('recall'::text, NULL::uuid, 'MDB03'::text) $$, 'a refused call with no context is recorded with no actor');
 SELECT ok(EXISTS (SELECT 1 FROM log WHERE function = 'forget' AND actor IS NULL AND sqlstate = 'MDB01'), 'so is a write with no context (MDB01)');
+SELECT ok(EXISTS (SELECT 1 FROM log WHERE function = 'remember' AND actor IS NULL AND sqlstate = 'MDB01'),
+  'so is a remember with no context (MDB01), refused by its one-step check of the context');
+SELECT ok(EXISTS (SELECT 1 FROM log WHERE function = 'remember' AND actor = '00000000-0000-4000-8000-00000000f04d' AND sqlstate = 'MDB02'),
+  'and a remember for a context naming no user (MDB02), with the uuid it claimed');
 SELECT ok(EXISTS (SELECT 1 FROM log WHERE function = 'search' AND actor IS NULL AND sqlstate IS NULL AND memory_ids = '{}'),
   'a search with no context is a read of nothing, with no actor');
 SELECT results_eq(format($$ SELECT * FROM pg_temp.entries(%L) WHERE actor = '00000000-0000-4000-8000-00000000f04d' $$, :'a1'),

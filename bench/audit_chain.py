@@ -1,0 +1,213 @@
+"""What does remember() cost beyond a plain INSERT of the same row (issue 14, part 1)? One run, one fresh database,
+pgbench (C clients, prepared statements, each transaction timed whole: BEGIN, context, call, COMMIT):
+
+  plain    INSERT of the same row (memories' columns, content hash computed in SQL) into a table with a primary key
+           and nothing else: no trigger, no foreign key, no other index (the baseline of the issue's goals)
+  indexed  the same INSERT into a table with memories' indexes too (trigram, full-text, owner, HNSW): what the
+           row costs the indexes any ledger would keep (information: not a goal)
+  proven   a memoriesdb_app login: authenticate(api_key) then remember(), in each transaction (how clients do it)
+  vouched  a memoriesdb_backend login: set_config('app.current_user', <uuid>, true) then remember()
+
+each at 1 client (one owner: latency p50/p95 from pgbench's per-transaction log, and tps) and at 8 clients, each
+client writing for its own owner (tps). Modes run in turn, `--rounds` times, in a rotating order; latencies are
+pooled over rounds, tps is the median of the rounds. Ratios against plain are the goals: remember p50 <= 2x plain,
+8 writers >= 0.5x plain throughput. Ends with verify_audit_chain() over everything written.
+
+Usage: python bench/audit_chain.py [--seconds 5] [--rounds 3] [--transactions N (per client per run, instead of
+--seconds: the smoke run, e.g. --transactions 20 --rounds 1)] [--db mdb_bench_audit] [--out FILE] [--keep]
+Writes bench/results/audit_chain.md (and prints it); uses database --db and logins <db>_app, <db>_be (dropped
+at the end unless --keep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+OWNERS = 8
+CONTENT = "'benchmark memory ' || random()"
+
+SETUP = f"""
+CREATE SCHEMA bench;
+CREATE TABLE bench.owners (n integer PRIMARY KEY, id uuid NOT NULL, api_key text NOT NULL);
+INSERT INTO bench.owners
+  SELECT g, u.id, memoriesdb.create_api_key(u.id, 'infinity')
+    FROM generate_series(1, {OWNERS}) AS g, LATERAL (SELECT memoriesdb.create_user('bench' || g) AS id) AS u;
+CREATE TABLE bench.plain (LIKE memoriesdb.memories INCLUDING DEFAULTS, PRIMARY KEY (id));
+CREATE TABLE bench.indexed (LIKE memoriesdb.memories INCLUDING DEFAULTS INCLUDING INDEXES);
+"""
+
+PLAIN = """\\set u :client_id + 1
+BEGIN;
+INSERT INTO bench.{table} (owner_id, content, metadata, content_hash, created_at, created_by, updated_at, updated_by{extra})
+  SELECT o.id, x.c, '{{"src": "bench"}}', sha256(convert_to(x.c, 'UTF8')), now(), o.id, now(), o.id{extra_val}
+    FROM bench.owners AS o, (SELECT {content} AS c) AS x WHERE o.n = :u;
+END;
+"""
+
+REMEMBER = """\\set u :client_id + 1
+BEGIN;
+{context}
+SELECT memoriesdb.remember({content}, '{{"src": "bench"}}');
+END;
+"""
+
+SCRIPTS = {
+    "plain": PLAIN.format(table="plain", extra="", extra_val="", content=CONTENT),
+    "indexed": PLAIN.format(
+        table="indexed",
+        extra=", content_tsv",
+        extra_val=", to_tsvector('english', x.c)",
+        content=CONTENT,
+    ),
+    "proven": REMEMBER.format(
+        context="SELECT memoriesdb.authenticate(o.api_key) FROM bench.owners AS o WHERE o.n = :u;", content=CONTENT
+    ),
+    "vouched": REMEMBER.format(
+        context="SELECT set_config('app.current_user', o.id::text, true) FROM bench.owners AS o WHERE o.n = :u;",
+        content=CONTENT,
+    ),
+}
+LOGIN = {"plain": "app", "indexed": "app", "proven": "app", "vouched": "be"}
+
+
+def drop_db(su: psycopg.Connection, db: str) -> None:
+    """DROP DATABASE, and the access log's logger role the ledger made for it (cluster-wide, named after the db)."""
+    su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    su.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{hashlib.md5(db.encode()).hexdigest()[:12]}")
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def pgbench(args, db: str, login: str, script: Path, clients: int, logdir: Path | None) -> str:
+    cmd = ["pgbench", "-n", "-M", "prepared", "-h", args.host, "-U", login, "-c", str(clients), "-j", str(min(clients, 2))]
+    cmd += ["-t", str(args.transactions)] if args.transactions else ["-T", str(args.seconds)]
+    if logdir:
+        cmd += ["-l", "--log-prefix", str(logdir / "tx")]
+    cmd += ["-f", str(script), db]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0 or re.search(r"number of failed transactions: [1-9]", r.stdout):
+        raise SystemExit(f"pgbench failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5, help="per run (one mode, one client count)")
+    ap.add_argument("--transactions", type=int, default=0, help="per client per run, instead of --seconds")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--db", default="mdb_bench_audit")
+    ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
+    ap.add_argument("--out", default=str(ROOT / "bench/results/audit_chain.md"))
+    ap.add_argument("--keep", action="store_true", help="keep the database and the logins")
+    args = ap.parse_args()
+    db = args.db
+    logins = {"app": (f"{db}_app", "memoriesdb_app"), "be": (f"{db}_be", "memoriesdb_backend")}
+    admin = f"postgresql://postgres@{args.host}/postgres"
+    with psycopg.connect(admin, autocommit=True) as su:
+        drop_db(su, db)
+        su.execute(f"CREATE DATABASE {db}")
+        for login, role in logins.values():
+            su.execute(f"DROP ROLE IF EXISTS {login}")
+            su.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
+    subprocess.run(["sqitch", "--quiet", "deploy", "--no-verify", f"db:pg://postgres@{args.host}/{db}"], cwd=ROOT, check=True)
+    dsn = f"postgresql://postgres@{args.host}/{db}"
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(SETUP)
+        for login, _ in logins.values():  # the bounds every ledger login gets (see memoriesdb.unbounded_logins())
+            c.execute("SELECT memoriesdb.configure_login(%s)", (login,))
+        for login, _ in logins.values():
+            c.execute(f"GRANT USAGE ON SCHEMA bench TO {login}")
+            c.execute(f"GRANT SELECT ON bench.owners TO {login}")
+            c.execute(f"GRANT INSERT ON bench.plain, bench.indexed TO {login}")
+        pg_version = c.execute("SHOW server_version").fetchone()[0]
+
+    lat: dict[str, list[float]] = {m: [] for m in SCRIPTS}
+    round_p50: dict[str, list[float]] = {m: [] for m in SCRIPTS}
+    tps: dict[tuple[str, int], list[float]] = {(m, n): [] for m in SCRIPTS for n in (1, OWNERS)}
+    modes = list(SCRIPTS)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        for name, body in SCRIPTS.items():
+            (tmpd / f"{name}.sql").write_text(body)
+        with psycopg.connect(dsn, autocommit=True) as c:
+            for r in range(args.rounds):
+                order = modes[r % len(modes) :] + modes[: r % len(modes)]
+                for m in order:
+                    for n in (1, OWNERS):
+                        c.execute("CHECKPOINT")
+                        logdir = tmpd / f"log_{m}_{r}_{n}"
+                        logdir.mkdir()
+                        out = pgbench(args, db, logins[LOGIN[m]][0], tmpd / f"{m}.sql", n, logdir if n == 1 else None)
+                        tps[(m, n)].append(float(re.search(r"tps = ([0-9.]+)", out).group(1)))
+                        if n == 1:
+                            for f in logdir.iterdir():  # client_id transaction_no time(us) script_no epoch us
+                                this = [int(line.split()[2]) / 1000 for line in f.read_text().splitlines()]
+                                lat[m] += this
+                                round_p50[m].append(statistics.median(this))
+        with psycopg.connect(dsn, autocommit=True) as c:
+            ok = c.execute("SELECT ok, rows_checked FROM memoriesdb.verify_audit_chain()").fetchone()
+            written = c.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0]
+    if not args.keep:
+        with psycopg.connect(admin, autocommit=True) as su:
+            drop_db(su, db)
+            for login, _ in logins.values():
+                su.execute(f"DROP ROLE IF EXISTS {login}")
+
+    p50 = {m: statistics.median(lat[m]) for m in modes}
+    p95 = {m: pct(lat[m], 0.95) for m in modes}
+    t = {k: statistics.median(v) for k, v in tps.items()}
+    # the ratios: medians of the rounds' ratios (a round's modes ran close together, under the same load)
+    rp = {m: statistics.median([a / b for a, b in zip(round_p50[m], round_p50["plain"], strict=True)]) for m in modes}
+    rt = {m: statistics.median([a / b for a, b in zip(tps[(m, OWNERS)], tps[("plain", OWNERS)], strict=True)]) for m in modes}
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    run = f"{args.transactions} transactions per client" if args.transactions else f"{args.seconds} s"
+    out = [
+        "# remember() against a plain INSERT of the same row (issue 14, part 1)",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}, `bench/audit_chain.py` at {head.strip() or '?'}, PostgreSQL "
+        f"{pg_version}, {os.cpu_count()} cores; one fresh database; pgbench (prepared statements), {run} per run, "
+        f"{args.rounds} round(s) in rotating order; each transaction timed whole (BEGIN, context, call, COMMIT). "
+        f"1 client: one owner; {OWNERS} clients: each writes for its own owner. "
+        "plain: INSERT of memories' columns into a table with a primary key only (the goals' baseline); indexed: the "
+        "same into a table with memories' indexes; proven: a memoriesdb_app login, authenticate(api_key) + remember(); "
+        "vouched: a memoriesdb_backend login, set_config(app.current_user) + remember(). Ratios: medians of the "
+        "rounds' ratios. Wall-clock numbers on a shared machine move with its load: see bench/remember_ab.py --cpu "
+        "for the server's CPU time per transaction.",
+        "",
+        "| mode | p50 ms (1 client) | p95 ms | tps 1 client | tps 8 writers, 8 owners | p50 / plain p50 | tps 8 / plain tps 8 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in modes:
+        out.append(f"| {m} | {p50[m]:.3f} | {p95[m]:.3f} | {t[(m, 1)]:.0f} | {t[(m, OWNERS)]:.0f} | {rp[m]:.2f} | {rt[m]:.2f} |")
+    goal = lambda m: (  # noqa: E731
+        f"{m}: p50 {rp[m]:.2f}x plain (goal <= 2: {'met' if rp[m] <= 2 else 'NOT met'}), "
+        f"8-writer throughput {rt[m]:.2f}x plain "
+        f"(goal >= 0.5: {'met' if rt[m] >= 0.5 else 'NOT met'})"
+    )
+    out += [
+        "",
+        "Goals: " + goal("proven") + "; " + goal("vouched") + ".",
+        "",
+        f"Memories written: {written}; verify_audit_chain() afterwards: ok = {ok[0]} over {ok[1]} audit rows.",
+    ]
+    text_out = "\n".join(out) + "\n"
+    Path(args.out).write_text(text_out)
+    print(text_out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+-- Verify memoriesdb:config on pg
+BEGIN;
+SELECT 'memoriesdb.setting(text)'::regprocedure;
+ROLLBACK;
