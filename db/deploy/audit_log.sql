@@ -18,19 +18,21 @@ SET LOCAL ROLE memoriesdb_owner;
 -- stays null) with the timestamp as integer microseconds since the epoch, so
 -- the hash does not depend on TimeZone, DateStyle or dump/restore.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_canonical(a memoriesdb.audit_log) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   -- fields added later are appended only to the rows that have them, so a row keeps
   -- the canonical form, and the hash, it was sealed with: login and vouched_by (v0.4),
   -- chain (v0.5: a row of a per-owner chain always carries all three)
-  SELECT convert_to((jsonb_build_array(
+  RETURN convert_to((jsonb_build_array(
     a.id, (extract(epoch FROM a.created_at) * 1000000)::bigint, a.created_by, a.db_role,
     a.application_name, a.txid::text, a.table_name, a.row_id, a.memory_id, a.op,
     a.old_row, a.new_row)
     || CASE WHEN a.chain IS NOT NULL THEN jsonb_build_array(a.login, a.vouched_by, a.chain)
             WHEN a.login IS NOT NULL OR a.vouched_by IS NOT NULL
-            THEN jsonb_build_array(a.login, a.vouched_by) ELSE '[]'::jsonb END)::text, 'UTF8')
+            THEN jsonb_build_array(a.login, a.vouched_by) ELSE '[]'::jsonb END)::text, 'UTF8');
+END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_canonical(memoriesdb.audit_log) IS
   'The bytes an audit row''s row_hash is the SHA-256 of. Independent of session settings. login and vouched_by are part of it when present (rows from v0.4 on), chain for rows of per-owner chains (v0.5 on).';
@@ -60,17 +62,19 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.refuse_change() IS 'Trigger: refuses UPDATE, DELETE and TRUNCATE on the append-only tables (statement level, so it fires even when no row matches).';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal_hash(s memoriesdb.audit_seals) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   -- a seal of a per-owner chain also covers when it was sealed, its chain, its
   -- position and its peers; a legacy seal keeps the form it was sealed with
-  SELECT sha256(convert_to((jsonb_build_array(s.seq, s.txid::text, s.first_id, s.last_id, s.row_count,
+  RETURN sha256(convert_to((jsonb_build_array(s.seq, s.txid::text, s.first_id, s.last_id, s.row_count,
            encode(s.rows_digest, 'hex'), encode(s.prev_hash, 'hex'))
     || CASE WHEN s.chain IS NOT NULL
             THEN jsonb_build_array((extract(epoch FROM s.created_at) * 1000000)::bigint, s.chain, s.chain_seq,
                                    coalesce(s.peers, '[]'::jsonb))
-            ELSE '[]'::jsonb END)::text, 'UTF8'))
+            ELSE '[]'::jsonb END)::text, 'UTF8'));
+END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_seal_hash(memoriesdb.audit_seals) IS
   'The seal_hash a seal must carry. For per-owner chains it covers created_at, chain, chain_seq and peers too.';
@@ -173,30 +177,34 @@ COMMENT ON FUNCTION memoriesdb_internal.audit_seal() IS
   'Trigger (deferred constraint trigger on audit_log, fires at COMMIT): seals the transaction''s audit rows once, through audit_seal_now().';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_strip(j jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   -- embeddings are replaced by their SHA-256 and derived search columns left
   -- out, so the log stays lean
-  SELECT CASE WHEN j ? 'embedding'
+  RETURN CASE WHEN j ? 'embedding'
     THEN (j - 'embedding' - 'content_tsv' - 'content_trgm') || jsonb_build_object('embedding_sha256',
            CASE WHEN j->>'embedding' IS NOT NULL THEN encode(sha256(convert_to(j->>'embedding', 'UTF8')), 'hex') END)
-    ELSE j - 'content_tsv' - 'content_trgm' END
+    ELSE j - 'content_tsv' - 'content_trgm' END;
+END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_strip(jsonb) IS
   'Internal: a row image as the audit log keeps it: the embedding replaced by its SHA-256, derived search columns (content_tsv, content_trgm) left out.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_chain_of(memory_id uuid) RETURNS uuid
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   -- the memory's owner; a memory removed in this statement (rows deleted with it by
   -- forget()): the owner its last audited image names
-  SELECT coalesce(
+  RETURN coalesce(
     (SELECT m.owner_id FROM memoriesdb.memories AS m WHERE m.id = audit_chain_of.memory_id),
     (SELECT (coalesce(a.new_row, a.old_row)->>'owner_id')::uuid FROM memoriesdb.audit_log AS a
       WHERE a.memory_id = audit_chain_of.memory_id AND a.table_name = 'memories'
-      ORDER BY a.id DESC LIMIT 1))
+      ORDER BY a.id DESC LIMIT 1));
+END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_chain_of(uuid) IS
   'Internal: the chain of an audit row about a memory: the memory''s owner (for a memory just removed, the owner its last audit row names).';
