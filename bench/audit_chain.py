@@ -87,6 +87,21 @@ def drop_db(su: psycopg.Connection, db: str) -> None:
     su.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{hashlib.md5(db.encode()).hexdigest()[:12]}")
 
 
+def fresh_ledger(host: str, db: str, verify: bool = True) -> dict[str, tuple[str, str]]:
+    """A fresh database with the ledger deployed from this checkout and two logins, <db>_app (memoriesdb_app) and
+    <db>_be (memoriesdb_backend): {"app": (login, role), "be": (login, role)}."""
+    logins = {"app": (f"{db}_app", "memoriesdb_app"), "be": (f"{db}_be", "memoriesdb_backend")}
+    with psycopg.connect(f"postgresql://postgres@{host}/postgres", autocommit=True) as su:
+        drop_db(su, db)
+        su.execute(f"CREATE DATABASE {db}")
+        for login, role in logins.values():
+            su.execute(f"DROP ROLE IF EXISTS {login}")
+            su.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
+    deploy = ["sqitch", "--quiet", "deploy"] + ([] if verify else ["--no-verify"]) + [f"db:pg://postgres@{host}/{db}"]
+    subprocess.run(deploy, cwd=ROOT, check=True)
+    return logins
+
+
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
@@ -115,15 +130,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the database and the logins")
     args = ap.parse_args()
     db = args.db
-    logins = {"app": (f"{db}_app", "memoriesdb_app"), "be": (f"{db}_be", "memoriesdb_backend")}
+    logins = fresh_ledger(args.host, db, verify=False)
     admin = f"postgresql://postgres@{args.host}/postgres"
-    with psycopg.connect(admin, autocommit=True) as su:
-        drop_db(su, db)
-        su.execute(f"CREATE DATABASE {db}")
-        for login, role in logins.values():
-            su.execute(f"DROP ROLE IF EXISTS {login}")
-            su.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
-    subprocess.run(["sqitch", "--quiet", "deploy", "--no-verify", f"db:pg://postgres@{args.host}/{db}"], cwd=ROOT, check=True)
     dsn = f"postgresql://postgres@{args.host}/{db}"
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(SETUP)

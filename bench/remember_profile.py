@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from audit_chain import drop_db
+from audit_chain import drop_db, fresh_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 OWNERS = 8
@@ -207,15 +207,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated variants (default: all)")
     args = ap.parse_args()
     db = args.db
-    logins = {"app": (f"{db}_app", "memoriesdb_app"), "be": (f"{db}_be", "memoriesdb_backend")}
+    logins = fresh_ledger(args.host, db)
     admin = f"postgresql://postgres@{args.host}/postgres"
-    with psycopg.connect(admin, autocommit=True) as su:
-        drop_db(su, db)
-        su.execute(f"CREATE DATABASE {db}")
-        for login, role in logins.values():
-            su.execute(f"DROP ROLE IF EXISTS {login}")
-            su.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
-    subprocess.run(["sqitch", "--quiet", "deploy", f"db:pg://postgres@{args.host}/{db}"], cwd=ROOT, check=True)
     dsn = f"postgresql://postgres@{args.host}/{db}"
     c = psycopg.connect(dsn, autocommit=True)
     c.execute(f"""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+from .concurrency import run_in_threads
 
 
 def _key(admin_conn, uid) -> str:
@@ -59,25 +60,17 @@ def test_eight_owners_writing_and_transferring_concurrently_keep_verifying_chain
         with psycopg.connect(database, autocommit=True) as conn, conn.transaction():
             conn.execute("SELECT memoriesdb.authenticate(%s)", (keys[i],))
             conn.execute("SELECT memoriesdb.accept_sender(%s)", (users[i - 1],))
-    errors: list[Exception] = []
 
     def writer(n: int) -> None:
-        try:
-            with psycopg.connect(database, autocommit=True, row_factory=dict_row) as conn:
-                for i in range(25):
-                    with conn.transaction():
-                        conn.execute("SELECT memoriesdb.authenticate(%s)", (keys[n],))
-                        mid = conn.execute("SELECT memoriesdb.remember(%s) AS id", (f"owner {n} memory {i}",)).fetchone()["id"]
-                        if i % 5 == 0:  # a transfer seals two chains at once
-                            conn.execute("SELECT memoriesdb.transfer(%s, %s, 'passing it on')", (mid, users[(n + 1) % 8]))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        with psycopg.connect(database, autocommit=True, row_factory=dict_row) as conn:
+            for i in range(25):
+                with conn.transaction():
+                    conn.execute("SELECT memoriesdb.authenticate(%s)", (keys[n],))
+                    mid = conn.execute("SELECT memoriesdb.remember(%s) AS id", (f"owner {n} memory {i}",)).fetchone()["id"]
+                    if i % 5 == 0:  # a transfer seals two chains at once
+                        conn.execute("SELECT memoriesdb.transfer(%s, %s, 'passing it on')", (mid, users[(n + 1) % 8]))
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(writer, 8)
     assert not errors, errors
     for u in users:
         positions = [

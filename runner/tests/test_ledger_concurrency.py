@@ -10,28 +10,22 @@ import psycopg.types.json
 import pytest
 from psycopg.rows import dict_row
 
+from .concurrency import run_in_threads
+
 
 def test_audit_chain_holds_under_concurrent_writers(database, user, admin_conn):
     uid, key = user
     seals_before = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.audit_seals").fetchone()["n"]
-    errors: list[Exception] = []
 
     def writer(n: int) -> None:
-        try:
-            with psycopg.connect(database, autocommit=True) as conn:
-                for i in range(40):
-                    with conn.transaction():
-                        conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
-                        conn.execute("SELECT memoriesdb.remember(%s)", (f"writer {n} memory {i}",))
-                        conn.execute("SELECT memoriesdb.remember(%s)", (f"writer {n} memory {i} bis",))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        with psycopg.connect(database, autocommit=True) as conn:
+            for i in range(40):
+                with conn.transaction():
+                    conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+                    conn.execute("SELECT memoriesdb.remember(%s)", (f"writer {n} memory {i}",))
+                    conn.execute("SELECT memoriesdb.remember(%s)", (f"writer {n} memory {i} bis",))
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(writer, 8)
     assert not errors, errors
     seals = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.audit_seals").fetchone()["n"] - seals_before
     assert seals == 8 * 40, "one seal per committed transaction"
