@@ -42,16 +42,25 @@ step "schema snapshot (after a schema change: scripts/schema_snapshot.sh $DB --u
 bash scripts/schema_snapshot.sh "$DB" --check
 
 step "revert to each tag gives back that tag's schema; deploying again gives back HEAD's"
+# On a database of its own: a revert drops columns audit rows were hashed with (login, vouched_by, chain), so
+# rows written since that tag no longer verify after it (README: Backup, restore, upgrade); the pgTAP suite
+# below runs on $DB, whose history stays whole.
+REV="${DB}_revert"
+create_db "$REV"
+sqitch deploy "$TARGET/$REV" >/dev/null
 grep -o '^@v[0-9.]*' sqitch.plan | while read -r tag; do
   create_db "${DB}_tag"
   sqitch deploy --to "$tag" "$TARGET/${DB}_tag" >/dev/null
   bash scripts/schema_snapshot.sh "${DB}_tag" > "$TMPDIR_SNAP/tag.snapshot"
   drop_db "${DB}_tag"
-  sqitch revert -y --to "$tag" "$TARGET/$DB" >/dev/null
-  bash scripts/schema_snapshot.sh "$DB" | diff -u "$TMPDIR_SNAP/tag.snapshot" - && echo "revert to $tag = fresh $tag"
-  sqitch deploy "$TARGET/$DB" >/dev/null
-  bash scripts/schema_snapshot.sh "$DB" --check && echo "deploy again = HEAD"
+  sqitch revert -y --to "$tag" "$TARGET/$REV" >/dev/null
+  bash scripts/schema_snapshot.sh "$REV" | diff -u "$TMPDIR_SNAP/tag.snapshot" - || { echo "revert to $tag differs from a fresh $tag"; exit 1; }
+  echo "revert to $tag = fresh $tag"
+  sqitch deploy "$TARGET/$REV" >/dev/null
+  bash scripts/schema_snapshot.sh "$REV" --check || exit 1
+  echo "deploy again = HEAD"
 done
+drop_db "$REV"
 
 step "lint: plpgsql_check over every PL/pgSQL routine of the ledger"
 bash scripts/plpgsql_check.sh "$DB"
