@@ -561,14 +561,18 @@ BEGIN
                               'sealed_at', to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                               'memory_id', audit_receipts.memory_id)
       FROM memoriesdb.audit_seals AS s
-     WHERE EXISTS (SELECT 1 FROM memoriesdb.audit_log AS a
+     -- the caller's own chain (and the legacy one) only: a memory transferred to her has earlier
+     -- seals in its former owners' chains, which would name them (their user ids, their seal
+     -- counts, their times) and which verify_receipt() does not let her verify anyway
+     WHERE (s.chain = uid OR s.chain IS NULL)
+       AND EXISTS (SELECT 1 FROM memoriesdb.audit_log AS a
                     WHERE a.memory_id = audit_receipts.memory_id AND a.txid = s.txid
                       AND a.chain IS NOT DISTINCT FROM s.chain AND a.id BETWEEN s.first_id AND s.last_id)
      ORDER BY s.created_at, s.seq;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.audit_receipts(uuid) IS
-  'The receipts of every sealed write about a memory the caller owns (its creation, revisions, grants, transfers…), oldest first: chain, seq, seal_hash, txid, sealed_at. Keep them: verify_receipt(receipt, checkpoint) proves later that the write is still in the history a checkpoint commits to, even against a superuser. Another user''s memory: not found (MDB03 or MDB04 as for every API function).';
+  'The receipts of every sealed write about a memory the caller owns (its creation, revisions, grants, transfers…) in her own chain (or the legacy one; not the seals of its former owners'' chains before a transfer to her), oldest first: chain, seq, seal_hash, txid, sealed_at. Keep them: verify_receipt(receipt, checkpoint) proves later that the write is still in the history a checkpoint commits to, even against a superuser. Another user''s memory: not found (MDB03 or MDB04 as for every API function).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.verify_receipt(receipt jsonb, checkpoint jsonb)
 RETURNS TABLE (ok boolean, problem text)
