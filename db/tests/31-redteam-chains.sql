@@ -1,7 +1,7 @@
 -- Red team of issue 14 (per-owner chains, checkpoints, receipts): attacks on what landed, each
 -- asserting the defence. `todo` marks what is not fixed (see the red team's report).
 BEGIN;
-SELECT plan(7);
+SELECT plan(10);
 SET CONSTRAINTS ALL IMMEDIATE;
 
 SELECT tests.create_user('rt_ann') AS ann \gset
@@ -28,6 +28,8 @@ SELECT is((SELECT count(*) FROM memoriesdb.audit_receipts(:'m') AS r WHERE r->>'
   'attack 1: every receipt cat gets is of her own chain (the only ones verify_receipt lets her verify)');
 SELECT cmp_ok((SELECT count(*) FROM memoriesdb.audit_receipts(:'m')), '>=', 1::bigint,
   'attack 1: cat still gets the receipts of her own writes about the memory (the transfer to her)');
+SELECT memoriesdb.remember('cat''s deal: ben owes her 100', '{}') AS deal \gset
+SELECT r AS deal_rcpt FROM memoriesdb.audit_receipts(:'deal') AS r ORDER BY (r->>'seq')::bigint LIMIT 1 \gset
 SELECT memoriesdb.remember('cat''s own, her chain''s newest seal', '{}');
 SELECT tests.clear_context();
 
@@ -55,6 +57,36 @@ SELECT results_eq(format($$ SELECT ok FROM memoriesdb.verify_audit_chain(%L) $$,
   'attack 2: tail cut + one function redefined: verify_audit_chain(checkpoint) still names the cut');
 SELECT results_eq(format($$ SELECT ok FROM memoriesdb.verify_checkpoint(%L) $$, :'cp'), $$ VALUES (false) $$,
   'attack 2: ... and so does verify_checkpoint (what memoriesdb verify-audit calls per checkpoint)');
+ROLLBACK TO SAVEPOINT tamper;
+
+-- 3. the receipt's seal kept, the write's audit rows deleted or edited: verify_receipt proved only
+-- the seal, not the write it seals (fixed: it recomputes the seal's rows)
+SELECT tests.act_as(:'cat');
+SELECT results_eq(format($$ SELECT ok FROM memoriesdb.verify_receipt(%L, %L) $$, :'deal_rcpt', :'cp'), $$ VALUES (true) $$,
+  'attack 3, control: cat''s receipt of her deal verifies');
+SELECT tests.clear_context();
+SAVEPOINT tamper;
+ALTER TABLE memoriesdb.audit_log DISABLE TRIGGER append_only;
+DELETE FROM memoriesdb.audit_log a USING memoriesdb.audit_seals s
+ WHERE s.chain = :'cat' AND s.chain_seq = (:'deal_rcpt'::jsonb->>'seq')::bigint
+   AND a.txid = s.txid AND a.chain = s.chain AND a.id BETWEEN s.first_id AND s.last_id;
+ALTER TABLE memoriesdb.audit_log ENABLE TRIGGER append_only;
+SELECT tests.act_as(:'cat');
+SELECT results_eq(format($$ SELECT ok, problem ~ 'audit rows remain' FROM memoriesdb.verify_receipt(%L, %L) $$, :'deal_rcpt', :'cp'),
+  $$ VALUES (false, true) $$, 'attack 3: the write''s audit rows deleted, its seal kept: her receipt no longer verifies');
+SELECT tests.clear_context();
+ROLLBACK TO SAVEPOINT tamper;
+SAVEPOINT tamper;
+ALTER TABLE memoriesdb.audit_log DISABLE TRIGGER append_only;
+UPDATE memoriesdb.audit_log a SET new_row = jsonb_set(a.new_row, '{content}', '"cat''s deal: ben owes her 1"')
+  FROM memoriesdb.audit_seals s
+ WHERE s.chain = :'cat' AND s.chain_seq = (:'deal_rcpt'::jsonb->>'seq')::bigint
+   AND a.txid = s.txid AND a.chain = s.chain AND a.id BETWEEN s.first_id AND s.last_id AND a.new_row ? 'content';
+ALTER TABLE memoriesdb.audit_log ENABLE TRIGGER append_only;
+SELECT tests.act_as(:'cat');
+SELECT results_eq(format($$ SELECT ok, problem ~ 'edited' FROM memoriesdb.verify_receipt(%L, %L) $$, :'deal_rcpt', :'cp'),
+  $$ VALUES (false, true) $$, 'attack 3: the write''s audit row edited, its seal kept: her receipt no longer verifies');
+SELECT tests.clear_context();
 ROLLBACK TO SAVEPOINT tamper;
 
 SELECT * FROM finish();
