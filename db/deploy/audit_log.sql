@@ -557,7 +557,7 @@ BEGIN
   PERFORM memoriesdb_internal.require_owner(audit_receipts.memory_id, uid, 'fetch the receipts of');
   RETURN QUERY
     SELECT jsonb_build_object('chain', memoriesdb_internal.audit_chain_name(s.chain), 'seq', coalesce(s.chain_seq, s.seq),
-                              'seal_hash', encode(s.seal_hash, 'hex'), 'txid', s.txid::text,
+                              'seal_hash', encode(s.seal_hash, 'hex'),   -- no txid: the cluster's transaction counter
                               'sealed_at', to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                               'memory_id', audit_receipts.memory_id)
       FROM memoriesdb.audit_seals AS s
@@ -572,7 +572,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.audit_receipts(uuid) IS
-  'The receipts of every sealed write about a memory the caller owns (its creation, revisions, grants, transfers…) in her own chain (or the legacy one; not the seals of its former owners'' chains before a transfer to her), oldest first: chain, seq, seal_hash, txid, sealed_at. Keep them: verify_receipt(receipt, checkpoint) proves later that the write is still in the history a checkpoint commits to, even against a superuser. Another user''s memory: not found (MDB03 or MDB04 as for every API function).';
+  'The receipts of every sealed write about a memory the caller owns (its creation, revisions, grants, transfers…) in her own chain (or the legacy one; not the seals of its former owners'' chains before a transfer to her), oldest first: chain, seq, seal_hash, sealed_at (not the txid: the distance between two of them would count every tenant''s transactions in between). Keep them: verify_receipt(receipt, checkpoint) proves later that the write is still in the history a checkpoint commits to, even against a superuser. Another user''s memory: not found (MDB03 or MDB04 as for every API function).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.verify_receipt(receipt jsonb, checkpoint jsonb)
 RETURNS TABLE (ok boolean, problem text)

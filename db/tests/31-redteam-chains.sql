@@ -1,7 +1,7 @@
 -- Red team of issue 14 (per-owner chains, checkpoints, receipts): attacks on what landed, each
 -- asserting the defence. `todo` marks what is not fixed (see the red team's report).
 BEGIN;
-SELECT plan(10);
+SELECT plan(11);
 SET CONSTRAINTS ALL IMMEDIATE;
 
 SELECT tests.create_user('rt_ann') AS ann \gset
@@ -31,6 +31,8 @@ SELECT cmp_ok((SELECT count(*) FROM memoriesdb.audit_receipts(:'m')), '>=', 1::b
 SELECT memoriesdb.remember('cat''s deal: ben owes her 100', '{}') AS deal \gset
 SELECT r AS deal_rcpt FROM memoriesdb.audit_receipts(:'deal') AS r ORDER BY (r->>'seq')::bigint LIMIT 1 \gset
 SELECT memoriesdb.remember('cat''s own, her chain''s newest seal', '{}');
+SELECT is((SELECT count(*) FROM memoriesdb.audit_receipts(:'deal') AS r WHERE r ? 'txid'), 0::bigint,
+  'attack 1b: a receipt carries no txid (two receipts'' txids would count every tenant''s write transactions in between)');
 SELECT tests.clear_context();
 
 -- 2. a superuser who cuts a chain's tail and redefines one internal verification function:
