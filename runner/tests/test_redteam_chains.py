@@ -71,6 +71,22 @@ def test_a_tenant_cannot_hold_another_tenants_chain(database, admin_conn, make_u
     assert took < 1, f"bob's commit waited {took:.1f} s for alice's open transaction"
 
 
+@pytest.mark.xfail(strict=True, reason="not fixed: the common chain (users, config) is one lock for every backend and admin")
+def test_a_backend_cannot_hold_the_common_chain(database):
+    """A backend login creates a user (a row of the common chain), fires the seal at once and keeps
+    its transaction open: every other backend's create_user() (and every config change) waits."""
+    backend_dsn = f"postgresql://memoriesdb_server@{HOST}:{PORT}/{DB}"
+    with psycopg.connect(backend_dsn) as holder, psycopg.connect(backend_dsn, autocommit=True) as other:
+        holder.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        holder.execute("SELECT memoriesdb.create_user(%s, NULL)", (f"rt{time.time_ns()}",))
+        other.execute("SET lock_timeout = '2s'")
+        started = time.monotonic()
+        other.execute("SELECT memoriesdb.create_user(%s, NULL)", (f"rt{time.time_ns()}b",))  # LockNotAvailable after 2 s
+        took = time.monotonic() - started
+        holder.rollback()
+    assert took < 1, f"another backend's create_user() waited {took:.1f} s"
+
+
 @pytest.mark.xfail(strict=True, reason="not fixed: login bounds are role defaults (ALTER ROLE ... SET), any session may SET them off")
 def test_an_app_login_cannot_lift_its_own_time_bounds(database):
     """The README bounds the hold above by the app login's idle_in_transaction_session_timeout (60 s):
