@@ -5,6 +5,7 @@ team's report), so the test starts to pass, and must be unmarked, the day it is 
 from __future__ import annotations
 
 import time
+
 import psycopg
 import pytest
 
@@ -36,8 +37,11 @@ def _victim_commit_seconds(database_key: str, lock_timeout: str = "2s") -> float
         return time.monotonic() - started
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: a cross-owner write sealed early (SET CONSTRAINTS ALL IMMEDIATE) "
-                   "holds the other owner's chain head row until the attacker's transaction ends")
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed: a cross-owner write sealed early (SET CONSTRAINTS ALL IMMEDIATE) "
+    "holds the other owner's chain head row until the attacker's transaction ends",
+)
 @pytest.mark.parametrize("how", ["write_grant", "transfer"])
 def test_a_tenant_cannot_hold_another_tenants_chain(database, admin_conn, make_user, how):
     """alice (an app login with her API key) writes once into bob's chain (a revision of his memory he
@@ -57,8 +61,10 @@ def test_a_tenant_cannot_hold_another_tenants_chain(database, admin_conn, make_u
         _as(admin_conn, bob, "SELECT memoriesdb.accept_sender(%s)", alice)
         gift = _as(admin_conn, alice, "SELECT memoriesdb.remember('a gift for bob') AS id")["id"]
         attack = ("SELECT memoriesdb.transfer(%s, %s, 'gift')", (gift, bob))
-    head_locks = ("SELECT count(*) AS n FROM pg_locks WHERE pid = %s "
-                  "AND relation = 'memoriesdb_internal.audit_chain_heads'::regclass AND mode = 'RowShareLock'")
+    head_locks = (
+        "SELECT count(*) AS n FROM pg_locks WHERE pid = %s "
+        "AND relation = 'memoriesdb_internal.audit_chain_heads'::regclass AND mode = 'RowShareLock'"
+    )
     with psycopg.connect(APP_DSN) as holder:
         holder.execute("SET CONSTRAINTS ALL IMMEDIATE")  # any login may: the seal fires at the statement's end
         holder.execute("SELECT memoriesdb.authenticate(%s)", (alice_key,))
@@ -87,7 +93,9 @@ def test_a_backend_cannot_hold_the_common_chain(database):
     assert took < 1, f"another backend's create_user() waited {took:.1f} s"
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: login bounds are role defaults (ALTER ROLE ... SET), any session may SET them off")
+@pytest.mark.xfail(
+    strict=True, reason="not fixed: login bounds are role defaults (ALTER ROLE ... SET), any session may SET them off"
+)
 def test_an_app_login_cannot_lift_its_own_time_bounds(database):
     """The README bounds the hold above by the app login's idle_in_transaction_session_timeout (60 s):
     the session itself sets it (and statement_timeout, lock_timeout) to 0, i.e. no bound."""
