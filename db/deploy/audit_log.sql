@@ -557,18 +557,22 @@ BEGIN
   PERFORM memoriesdb_internal.require_owner(audit_receipts.memory_id, uid, 'fetch the receipts of');
   RETURN QUERY
     SELECT jsonb_build_object('chain', memoriesdb_internal.audit_chain_name(s.chain), 'seq', coalesce(s.chain_seq, s.seq),
-                              'seal_hash', encode(s.seal_hash, 'hex'), 'txid', s.txid::text,
+                              'seal_hash', encode(s.seal_hash, 'hex'),   -- no txid: the cluster's transaction counter
                               'sealed_at', to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                               'memory_id', audit_receipts.memory_id)
       FROM memoriesdb.audit_seals AS s
-     WHERE EXISTS (SELECT 1 FROM memoriesdb.audit_log AS a
+     -- the caller's own chain (and the legacy one) only: a memory transferred to her has earlier
+     -- seals in its former owners' chains, which would name them (their user ids, their seal
+     -- counts, their times) and which verify_receipt() does not let her verify anyway
+     WHERE (s.chain = uid OR s.chain IS NULL)
+       AND EXISTS (SELECT 1 FROM memoriesdb.audit_log AS a
                     WHERE a.memory_id = audit_receipts.memory_id AND a.txid = s.txid
                       AND a.chain IS NOT DISTINCT FROM s.chain AND a.id BETWEEN s.first_id AND s.last_id)
      ORDER BY s.created_at, s.seq;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.audit_receipts(uuid) IS
-  'The receipts of every sealed write about a memory the caller owns (its creation, revisions, grants, transfers…), oldest first: chain, seq, seal_hash, txid, sealed_at. Keep them: verify_receipt(receipt, checkpoint) proves later that the write is still in the history a checkpoint commits to, even against a superuser. Another user''s memory: not found (MDB03 or MDB04 as for every API function).';
+  'The receipts of every sealed write about a memory the caller owns (its creation, revisions, grants, transfers…) in her own chain (or the legacy one; not the seals of its former owners'' chains before a transfer to her), oldest first: chain, seq, seal_hash, sealed_at (not the txid: the distance between two of them would count every tenant''s transactions in between). Keep them: verify_receipt(receipt, checkpoint) proves later that the write is still in the history a checkpoint commits to, even against a superuser. Another user''s memory: not found (MDB03 or MDB04 as for every API function).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.verify_receipt(receipt jsonb, checkpoint jsonb)
 RETURNS TABLE (ok boolean, problem text)
@@ -628,11 +632,29 @@ BEGIN
       END INTO bad
       FROM path AS w;
   END IF;
+  IF bad IS NULL THEN
+    -- and the write itself: the audit rows the receipt's seal covers are all there, unedited, in
+    -- their order (a seal kept while its rows were deleted or edited no longer proves the write)
+    SELECT CASE
+      WHEN g.n <> s.row_count OR g.digest IS DISTINCT FROM s.rows_digest
+        THEN format('chain %s, seal %s: %s of its %s audit rows remain, or not as sealed (the write was removed or rewritten)',
+                    chain_name, pos, g.n, s.row_count)
+      WHEN g.edited > 0 THEN format('chain %s, seal %s: %s of its audit rows were edited (the write was rewritten)', chain_name, pos, g.edited)
+      END INTO bad
+      FROM (SELECT t.* FROM memoriesdb.audit_seals AS t WHERE chain_name = 'legacy' AND t.chain IS NULL AND t.seq = pos
+            UNION ALL
+            SELECT t.* FROM memoriesdb.audit_seals AS t WHERE t.chain = chain_id AND t.chain_seq = pos) AS s
+      CROSS JOIN LATERAL (
+        SELECT count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest,
+               count(*) FILTER (WHERE a.row_hash IS DISTINCT FROM sha256(memoriesdb_internal.audit_canonical(a))) AS edited
+          FROM memoriesdb.audit_log AS a
+         WHERE a.txid = s.txid AND a.chain IS NOT DISTINCT FROM s.chain AND a.id BETWEEN s.first_id AND s.last_id) AS g;
+  END IF;
   RETURN QUERY SELECT bad IS NULL, bad;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.verify_receipt(jsonb, jsonb) IS
-  'Proves a write is still in the history a checkpoint commits to: the receipt''s seal is still at its position with its hash, every seal from it to the checkpoint''s head of that chain is intact and hash-linked, and the head is the checkpointed one. A user verifies receipts of its own chain; the auditor any. MDB25 for what is not a receipt or checkpoint.';
+  'Proves a write is still in the history a checkpoint commits to: the receipt''s seal is still at its position with its hash, the audit rows it covers are all there and unedited, every seal from it to the checkpoint''s head of that chain is intact and hash-linked, and the head is the checkpointed one. A user verifies receipts of its own chain; the auditor any. MDB25 for what is not a receipt or checkpoint.';
 
 -- The per-chain seals take their seq from memoriesdb_internal.audit_seal_seq (audit_chains.sql), but a
 -- run-once change deployed between audit_chains and this change (say one adding config rows, which are
