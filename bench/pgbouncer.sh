@@ -3,16 +3,35 @@
 # transaction, as memoriesdb_app) at 50 concurrent clients:
 #   direct to PostgreSQL (the baseline), through PgBouncer as shipped
 #   (server_reset_query_always = 1), and through PgBouncer without the reset.
-# Usage: bench/pgbouncer.sh [seconds per run, default 20]. Writes bench/results/pgbouncer.md.
+# Usage: bench/pgbouncer.sh [seconds per run, default 20]. Writes bench/results/pgbouncer.md (or $BENCH_OUT).
+#        bench/pgbouncer.sh --smoke   (1 s runs, results to a temporary file: checks that it still runs)
+# Database ${BENCH_DB:-memoriesdb_bench_pool} (dropped at the end, with its logger role), PgBouncer on port
+# ${BENCH_PGBOUNCER_PORT:-6440}; the runner's CLI with ${PYTHON:-.venv/bin/python} (PYTHONPATH=runner).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=${1:-20}
+if [ "${1:-}" = --smoke ]; then
+  SECS=1 OUT=${BENCH_OUT:-$(mktemp --suffix=.md)}
+else
+  SECS=${1:-20} OUT=${BENCH_OUT:-bench/results/pgbouncer.md}
+fi
 export PGHOST=${PGHOST:-127.0.0.1} PGUSER=postgres
-DB=memoriesdb_bench_pool
-OUT=bench/results/pgbouncer.md
-psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" 2>/dev/null
+DB=${BENCH_DB:-memoriesdb_bench_pool}
+PORT=${BENCH_PGBOUNCER_PORT:-6440}
+PY=${PYTHON:-.venv/bin/python}
+drop_db() {  # the database and its access-log logger role (cluster-wide, named after the database)
+  psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<'SQL'
+SET client_min_messages = warning;
+SELECT 'memoriesdb_log_' || left(md5(:'db'), 12) AS logger \gset
+DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+DROP ROLE IF EXISTS :"logger";
+SQL
+}
+drop_db "$DB"
+tmp=$(mktemp -d)
+trap 'scripts/pgbouncer.sh stop "$PORT" >/dev/null 2>&1 || true; rm -rf "$tmp"; drop_db "$DB"' EXIT
+psql -qX -d postgres -c "CREATE DATABASE $DB"
 sqitch --quiet deploy "db:pg://postgres@$PGHOST/$DB" >/dev/null
-MEMORIESDB_ADMIN_DSN="postgresql://postgres@$PGHOST/$DB" .venv/bin/memoriesdb --log-level WARNING deploy >/dev/null   # local logins
+MEMORIESDB_ADMIN_DSN="postgresql://postgres@$PGHOST/$DB" PYTHONPATH=runner "$PY" -m memoriesdb_runner.cli --log-level WARNING deploy >/dev/null   # local logins
 psql -qX -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
 CREATE SCHEMA bench;
 CREATE TABLE bench.users AS SELECT g AS n, memoriesdb.create_user('pool' || g) AS id FROM generate_series(1, 50) g;
@@ -30,7 +49,6 @@ GRANT USAGE ON SCHEMA bench TO memoriesdb_app;
 GRANT SELECT ON ALL TABLES IN SCHEMA bench TO memoriesdb_app;
 ANALYZE;
 SQL
-tmp=$(mktemp -d)
 cat > "$tmp/mix.sql" <<'SQL'
 \set u random(1, 50)
 \set k random(1, 200)
@@ -42,13 +60,13 @@ SELECT count(*) FROM memoriesdb.search((SELECT v FROM bench.q WHERE n = :u), 10)
 END;
 SQL
 run() { pgbench -n -T "$SECS" -c 50 -j 2 -h 127.0.0.1 -p "$1" -U memoriesdb_server -f "$tmp/mix.sql" "$DB" 2>/dev/null | awk '/^tps/ {print $3}'; }
-scripts/pgbouncer.sh start 6440 >/dev/null
+scripts/pgbouncer.sh start "$PORT" >/dev/null
 direct=$(run 5432)
-shipped=$(run 6440)
-sed -i 's/^server_reset_query_always = 1/server_reset_query_always = 0/' .run/pgbouncer-6440/pgbouncer.ini
-psql -qX -h 127.0.0.1 -p 6440 -U postgres pgbouncer -c RELOAD
-noreset=$(run 6440)
-scripts/pgbouncer.sh stop 6440
+shipped=$(run "$PORT")
+sed -i 's/^server_reset_query_always = 1/server_reset_query_always = 0/' ".run/pgbouncer-$PORT/pgbouncer.ini"
+psql -qX -h 127.0.0.1 -p "$PORT" -U postgres pgbouncer -c RELOAD
+noreset=$(run "$PORT")
+scripts/pgbouncer.sh stop "$PORT"
 {
   printf '# PgBouncer: direct vs pooled\n\n%s; 50 clients, %s s per run, API mix per transaction: remember + recall + search (k=10, 10,000 memories of 50 users); pgbench as memoriesdb_server (a backend login vouching for its users with set_config) on this machine (%s cores); PgBouncer default_pool_size = 8.\n\n' "$(date -u +%FT%TZ)" "$SECS" "$(nproc)"
   printf '| path | tps | vs direct |\n|---|---|---|\n'
@@ -57,5 +75,4 @@ scripts/pgbouncer.sh stop 6440
   printf '| PgBouncer without the reset (unsafe: session SETs leak) | %.0f | %.2f |\n' "$noreset" "$(echo "$noreset/$direct" | bc -l)"
   printf '\ncost of the reset: shipped / no reset = %.2f\n' "$(echo "$shipped/$noreset" | bc -l)"
 } > "$OUT"
-rm -rf "$tmp"
 cat "$OUT"
