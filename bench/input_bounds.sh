@@ -23,7 +23,8 @@ fi
 export PGHOST=${PGHOST:-127.0.0.1} PGUSER=${PGUSER:-postgres}
 PREFIX=${BENCH_DB_PREFIX:-memoriesdb_bench_input}
 BASE=${PREFIX}_base HEAD=${PREFIX}_head UPG=${PREFIX}_upgrade
-# a database and its access-log logger role (cluster-wide, named after the database)
+# a database and its access-log logger role (cluster-wide, named after the database); the upgrade copy first: it
+# holds grants to its template's logger
 drop_db() {
   psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<'SQL'
 SET client_min_messages = warning;
@@ -32,7 +33,7 @@ DROP DATABASE IF EXISTS :"db" WITH (FORCE);
 DROP ROLE IF EXISTS :"logger";
 SQL
 }
-for db in "$BASE" "$HEAD" "$UPG"; do drop_db "$db"; done
+for db in "$UPG" "$HEAD" "$BASE"; do drop_db "$db"; done
 psql -qX -d postgres -c "CREATE DATABASE $BASE" -c "CREATE DATABASE $HEAD"
 sqitch --quiet deploy --to @v0.2.0 "db:pg://$PGUSER@$PGHOST/$BASE" >/dev/null
 sqitch --quiet deploy "db:pg://$PGUSER@$PGHOST/$HEAD" >/dev/null
@@ -64,7 +65,7 @@ load "$HEAD"
 psql -qX -d postgres -c "CREATE DATABASE $UPG TEMPLATE $BASE"
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; for db in "$BASE" "$HEAD" "$UPG"; do drop_db "$db"; done' EXIT
+trap 'rm -rf "$tmp"; for db in "$UPG" "$HEAD" "$BASE"; do drop_db "$db"; done' EXIT
 cat > "$tmp/remember.sql" <<'SQL'
 \set u random(1, 20)
 \set w random(1, 1990)
