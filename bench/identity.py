@@ -20,8 +20,8 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import psycopg

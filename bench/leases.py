@@ -26,11 +26,11 @@ from pathlib import Path
 
 import psycopg
 
+from audit_chain import drop_db  # noqa: E402
 from memoriesdb_runner import admin, worker
 from memoriesdb_runner.logs import configure
 from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.settings import Settings
-from audit_chain import drop_db  # noqa: E402
 from runner import ZeroCostProvider, load  # bench/runner.py (this script's directory is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,8 @@
      the ratio 2/1 is the runner's overhead;
   3. queue throughput with a zero-cost provider (constant vectors): jobs/s of claim + complete.
 Usage: PYTHONPATH=runner .venv/bin/python bench/runner.py [--n 2000] [--zero-n 20000] [--db memoriesdb_bench_runner]
-       [--out FILE] [--keep] [--smoke (64 memories, 200 zero-cost jobs; results to a temporary file unless --out)]
+       [--out FILE] [--keep] [--smoke (64 memories, 200 zero-cost jobs, the zero-cost provider in place of the model;
+       results to a temporary file unless --out)]
 Writes bench/results/runner.md. Drops and recreates database --db; drops it (and its logger role) at the end
 unless --keep.
 """
@@ -48,6 +49,9 @@ class ZeroCostProvider:
     async def aclose(self):
         pass
 
+    def encode(self, texts):  # LocalProvider's synchronous call (the raw baseline)
+        return np.tile(self.v, (len(texts), 1))
+
 
 def load(admin_dsn: str, texts: list[str]) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as c:
@@ -90,7 +94,8 @@ def main() -> None:
     )
     configure("WARNING")
 
-    provider = LocalProvider(settings)
+    # --smoke: the zero-cost provider in place of the model (importing torch alone costs 10 s of CPU)
+    provider = ZeroCostProvider(384) if args.smoke else LocalProvider(settings)
     texts = [f"baseline memory number {i} about {i * 7919 % 1000}" for i in range(args.n)]
     provider.encode(texts[:64])  # warm up
     t = time.perf_counter()
