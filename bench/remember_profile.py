@@ -9,7 +9,7 @@ rounds' deltas. A plain INSERT of the same row is measured the same way, for ref
 track_functions = all gives each PL/pgSQL/SQL function's self time per remember(). Needs the server on this machine.
 
 Usage: python bench/remember_profile.py [--transactions 1500] [--rounds 3] [--db mdb_bench_profile] [--keep] [--out FILE]
-       [--smoke (30 transactions, 1 round; results to a temporary file unless --out)]
+       [--smoke (10 transactions, 1 round; results to a temporary file unless --out)]
 Writes bench/results/remember_profile.md (and prints it). Never on a database you care about: it rewrites functions
 and drops indexes while it measures.
 """
@@ -209,7 +209,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
     if args.smoke:
-        args.transactions, args.rounds = 30, 1
+        args.transactions, args.rounds = 10, 1
     args.out = args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else str(ROOT / "bench/results/remember_profile.md"))
     db = args.db
     logins = fresh_ledger(args.host, db)

@@ -61,6 +61,7 @@ d = sys.argv[1]; admin.deploy(d); admin.ensure_local_logins(d)" "postgresql://$P
   smoke audit_chain py bench/audit_chain.py --transactions 20 --rounds 1 --db "${P}_audit" --out "$(out audit_chain)"
   smoke remember_ab py bench/remember_ab.py --smoke --prefix "${P}_ab" --out "$(out remember_ab)"
   smoke runner py bench/runner.py --smoke --db "${P}_runner" --out "$(out runner)"
+  smoke leases py bench/leases.py --smoke --db "${P}_leases" --out "$(out leases)"
 }
 lane2() {
   smoke search_bounds py bench/search_bounds.py --smoke --db "${P}_sbounds" --out "$(out search_bounds)"
@@ -73,7 +74,6 @@ lane3() {
   smoke input_bounds env BENCH_DB_PREFIX="${P}_input" BENCH_OUT="$(out input_bounds)" bash bench/input_bounds.sh --smoke
   smoke pgbouncer env BENCH_DB="${P}_pool" BENCH_OUT="$(out pgbouncer)" PYTHON="$PY" bash bench/pgbouncer.sh --smoke
   smoke ingest_memory py bench/ingest_memory.py --smoke --db "${P}_ingest" --out "$(out ingest_memory)"
-  smoke leases py bench/leases.py --smoke --db "${P}_leases" --out "$(out leases)"
 }
 lane1 &
 lane2 &
@@ -82,7 +82,7 @@ wait
 
 failed=()
 for name in shared-ledger fail_closed_recall refusal_storm query_cache search access_log audit_chain remember_ab runner \
-  search_bounds bounds identity offers remember_profile input_bounds pgbouncer ingest_memory leases; do
+  leases search_bounds bounds identity offers remember_profile input_bounds pgbouncer ingest_memory; do
   [ -f "$TMP/$name.status" ] || continue
   cat "$TMP/$name.status"
   grep -q '^FAIL' "$TMP/$name.status" && failed+=("$name")
