@@ -9,9 +9,11 @@ access_log_reads = 'autonomous' (the default) and 'transactional'. Refused path:
 tenant's memory (an autonomous write through dblink) against a granted recall()
 of one's own, both in fresh and in warm sessions.
 
-Usage: .venv/bin/python bench/search.py   # once: builds memoriesdb_bench_search
-       .venv/bin/python bench/access_log.py [--queries 400]
-Writes bench/results/access_log.md (and prints it).
+Usage: .venv/bin/python bench/search.py --keep   # once: builds memoriesdb_bench_search
+       .venv/bin/python bench/access_log.py [--queries 400] [--db NAME] [--out FILE] [--smoke (20 queries, results to
+       a temporary file unless --out; on a --smoke --keep database of bench/search.py)]
+Writes bench/results/access_log.md (and prints it). The calls run as memoriesdb_backend (identity vouched with
+set_config, as a backend does; app logins must authenticate()).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import random
 import statistics
 import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +59,7 @@ def interleaved(dsn, owner, a_sql, b_sql, params_list, rounds=2) -> tuple[list[f
     rnd = random.Random(1)
     with psycopg.connect(dsn) as conn:
         register_vector(conn)
-        conn.execute("SET ROLE memoriesdb_app")
+        conn.execute("SET ROLE memoriesdb_backend")
         conn.commit()
         for _ in range(3):  # warm-up: plans, caches, the logger's connection
             timed(conn, owner, a_sql, params_list[0])
@@ -81,7 +84,7 @@ def cpu_per_call(dsn, owner, sql, params_list) -> tuple[float, float]:
     with psycopg.connect(dsn) as conn:
         register_vector(conn)
         me = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-        conn.execute("SET ROLE memoriesdb_app")
+        conn.execute("SET ROLE memoriesdb_backend")
         conn.commit()
         timed(conn, owner, sql, params_list[0])  # warm-up; opens the logger's connection if sql logs
         with psycopg.connect(dsn, autocommit=True) as su:
@@ -102,8 +105,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--db", default="memoriesdb_bench_search")
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
+    ap.add_argument("--out", default="")
+    ap.add_argument("--smoke", action="store_true", help="20 queries: checks that the benchmark still runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.queries = 20
+    args.out = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/access_log.md"))
     dsn = f"postgresql://postgres@{args.host}/{args.db}"
     try:
         psycopg.connect(dsn).close()
@@ -188,7 +196,7 @@ def run(dsn, args, large, small, own, other, qs) -> None:
     for _ in range(40):  # a fresh session each time: the first refusal opens the logger's connection
         for m, out in ((other, cold_refused), (own, cold_granted)):
             with psycopg.connect(dsn) as conn:
-                conn.execute("SET ROLE memoriesdb_app")
+                conn.execute("SET ROLE memoriesdb_backend")
                 conn.commit()
                 out.append(timed(conn, small[0], recall, {"m": m}))
     ratio_row(
@@ -205,7 +213,7 @@ def run(dsn, args, large, small, own, other, qs) -> None:
             "ORDER BY id DESC LIMIT 1000) AS l WHERE l.function = 'search'"
         ).fetchone()[0]
 
-    out = ROOT / "bench" / "results" / "access_log.md"
+    out = args.out
     lines = [
         "# Access log benchmark\n",
         f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; database {args.db} (bench/search.py's data), "
@@ -231,6 +239,7 @@ def run(dsn, args, large, small, own, other, qs) -> None:
     )
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
+    print(f"(written to {out})")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,20 @@
 p50/p99 on a ledger deployed at a baseline tag (default @v0.2.0) and one at HEAD, with the same
 data, measured in the same run, interleaved call by call (so both see the same machine load).
 
-Usage: .venv/bin/python bench/bounds.py [--base @v0.2.0] [--memories 5000] [--calls 400]
-Writes bench/results/bounds.md (and prints it). Uses databases memoriesdb_bench_bounds_{base,head}.
+Usage: .venv/bin/python bench/bounds.py [--base @v0.2.0] [--memories 5000] [--calls 400] [--db memoriesdb_bench_bounds]
+       [--out FILE] [--keep] [--smoke (50 memories, 10 calls; results to a temporary file unless --out)]
+Writes bench/results/bounds.md (and prints it). Uses databases <db>_{base,head}, dropped (with their logger roles) at
+the end unless --keep. The calls run as memoriesdb_backend (set_config) on a ledger where identity is proven
+(app logins must authenticate()), as memoriesdb_app on older ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,11 +75,18 @@ def main() -> None:
     ap.add_argument("--memories", type=int, default=5000)
     ap.add_argument("--calls", type=int, default=400)
     ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
+    ap.add_argument("--db", default="memoriesdb_bench_bounds")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--keep", action="store_true", help="keep the two databases")
+    ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.memories, args.calls = 50, 10
+    out_file = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/bounds.md"))
     ledgers = {
-        "base": build(args.host, "memoriesdb_bench_bounds_base", args.base, args.memories, args.dim),
-        "head": build(args.host, "memoriesdb_bench_bounds_head", None, args.memories, args.dim),
+        "base": build(args.host, f"{args.db}_base", args.base, args.memories, args.dim),
+        "head": build(args.host, f"{args.db}_head", None, args.memories, args.dim),
     }
     calls = {
         "remember": lambda c, rng: c.execute("SELECT memoriesdb.remember(%s)", (text(rng),)),
@@ -88,7 +100,8 @@ def main() -> None:
     for k, (dsn, _uid) in ledgers.items():
         conns[k] = psycopg.connect(dsn, autocommit=True)
         register_vector(conns[k])
-        conns[k].execute("SET ROLE memoriesdb_app")
+        proven = conns[k].execute("SELECT to_regprocedure('memoriesdb.authenticate(text)') IS NOT NULL").fetchone()[0]
+        conns[k].execute("SET ROLE memoriesdb_backend" if proven else "SET ROLE memoriesdb_app")
     rng = np.random.default_rng(9)
     for i in range(args.calls):
         for name, call in calls.items():
@@ -102,6 +115,12 @@ def main() -> None:
                 times[(k, name)].append((time.perf_counter() - t) * 1000)
     for c in conns.values():
         c.close()
+    if not args.keep:
+        from audit_chain import drop_db  # this script's directory is on sys.path
+
+        with psycopg.connect(f"postgresql://postgres@{args.host}/postgres", autocommit=True) as su:
+            for k in ledgers:
+                drop_db(su, f"{args.db}_{k}")
     out = [
         "# The bounds on the normal path",
         "",
@@ -119,8 +138,9 @@ def main() -> None:
             f"{statistics.median(h) / statistics.median(b):.2f} | {p99(b):.2f} | {p99(h):.2f} |"
         )
     text_out = "\n".join(out) + "\n"
-    (ROOT / "bench/results/bounds.md").write_text(text_out)
+    out_file.write_text(text_out)
     print(text_out)
+    print(f"(written to {out_file})")
 
 
 if __name__ == "__main__":

@@ -7,25 +7,28 @@ transaction (context, call, COMMIT), over real non-superuser logins, in the same
   proven   this checkout: a memoriesdb_app login calls authenticate(api_key) (throttle check, key lookup,
            the proof minted), then every policy and trigger verifies the proof (HMAC-SHA-256)
 
-Usage: .venv/bin/python bench/identity.py [--base @v0.3.0] [--memories 3000] [--calls 300]
-Writes bench/results/identity.md (and prints it). Uses databases mdb_id_bench_{base,head} and the logins
-mdb_id_bench_app, mdb_id_bench_be (created and dropped here).
+Usage: .venv/bin/python bench/identity.py [--base @v0.3.0] [--memories 3000] [--calls 300] [--db mdb_id_bench]
+       [--out FILE] [--keep] [--smoke (50 memories, 10 calls; results to a temporary file unless --out)]
+Writes bench/results/identity.md (and prints it). Uses databases <db>_{base,head} (dropped with their logger roles
+at the end unless --keep) and the logins <db>_app, <db>_be (created, bounded with configure_login, and dropped here).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
+from audit_chain import drop_db
 from bounds import ROOT, build, p99, text
-
-LOGINS = {"mdb_id_bench_app": "memoriesdb_app", "mdb_id_bench_be": "memoriesdb_backend"}
 
 
 def main() -> None:
@@ -34,16 +37,26 @@ def main() -> None:
     ap.add_argument("--memories", type=int, default=3000)
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
+    ap.add_argument("--db", default="mdb_id_bench")
+    ap.add_argument("--out", default="")
     ap.add_argument("--keep", action="store_true", help="keep the two databases")
+    ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
-    base_dsn, base_uid = build(args.host, "mdb_id_bench_base", args.base, args.memories, args.dim)
-    head_dsn, head_uid = build(args.host, "mdb_id_bench_head", None, args.memories, args.dim)
+    if args.smoke:
+        args.memories, args.calls = 50, 10
+    out_file = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/identity.md"))
+    app_login, be_login = f"{args.db}_app", f"{args.db}_be"
+    logins = {app_login: "memoriesdb_app", be_login: "memoriesdb_backend"}
+    base_dsn, base_uid = build(args.host, f"{args.db}_base", args.base, args.memories, args.dim)
+    head_dsn, head_uid = build(args.host, f"{args.db}_head", None, args.memories, args.dim)
     with psycopg.connect(f"postgresql://postgres@{args.host}/postgres", autocommit=True) as su:
-        for login, role in LOGINS.items():
+        for login, role in logins.items():
             su.execute(f"DROP ROLE IF EXISTS {login}")
             su.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
     with psycopg.connect(head_dsn, autocommit=True) as su:
+        for login in logins:  # the bounds every ledger login gets (see memoriesdb.unbounded_logins())
+            su.execute("SELECT memoriesdb.configure_login(%s)", (login,))
         key = su.execute("SELECT memoriesdb.create_api_key(%s, 'infinity')", (head_uid,)).fetchone()[0]
     with psycopg.connect(base_dsn, autocommit=True) as su:
         base_key = su.execute("SELECT memoriesdb.create_api_key(%s)", (base_uid,)).fetchone()[0]
@@ -54,10 +67,10 @@ def main() -> None:
         return c
 
     modes = {  # name: (connection, how the transaction gets its context)
-        "base": (connect(base_dsn, "mdb_id_bench_app"), "SELECT set_config('app.current_user', %s, true)", base_uid),
-        "base_key": (connect(base_dsn, "mdb_id_bench_app"), "SELECT memoriesdb.authenticate(%s)", base_key),
-        "vouched": (connect(head_dsn, "mdb_id_bench_be"), "SELECT set_config('app.current_user', %s, true)", head_uid),
-        "proven": (connect(head_dsn, "mdb_id_bench_app"), "SELECT memoriesdb.authenticate(%s)", key),
+        "base": (connect(base_dsn, app_login), "SELECT set_config('app.current_user', %s, true)", base_uid),
+        "base_key": (connect(base_dsn, app_login), "SELECT memoriesdb.authenticate(%s)", base_key),
+        "vouched": (connect(head_dsn, be_login), "SELECT set_config('app.current_user', %s, true)", head_uid),
+        "proven": (connect(head_dsn, app_login), "SELECT memoriesdb.authenticate(%s)", key),
     }
     calls = {
         "remember": lambda c, rng: c.execute("SELECT memoriesdb.remember(%s)", (text(rng),)),
@@ -81,11 +94,11 @@ def main() -> None:
     for c, _, _ in modes.values():
         c.close()
     with psycopg.connect(f"postgresql://postgres@{args.host}/postgres", autocommit=True) as su:
-        for login in LOGINS:
-            su.execute(f"DROP ROLE IF EXISTS {login}")
         if not args.keep:
-            for db in ("mdb_id_bench_base", "mdb_id_bench_head"):
-                su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            for db in (f"{args.db}_base", f"{args.db}_head"):
+                drop_db(su, db)
+        for login in logins:
+            su.execute(f"DROP ROLE IF EXISTS {login}")
     out = [
         "# The cost of a proven context",
         "",
@@ -110,8 +123,9 @@ def main() -> None:
             f"| {p99(b):.2f} | {p99(bk):.2f} | {p99(v):.2f} | {p99(p):.2f} |"
         )
     text_out = "\n".join(out) + "\n"
-    (ROOT / "bench/results/identity.md").write_text(text_out)
+    out_file.write_text(text_out)
     print(text_out)
+    print(f"(written to {out_file})")
 
 
 if __name__ == "__main__":

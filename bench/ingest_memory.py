@@ -11,9 +11,10 @@ it stops right after its first step, reading the whole file into memory, which i
 interrupted (SIGINT, as Ctrl-C) after SECONDS of streaming, its memory being flat from the first batch.
 
 Usage: .venv/bin/python bench/ingest_memory.py [--mb 200] [--line-bytes 4000] [--before DIR] [--db NAME]
-                                               [--short-lines SECONDS] [--out FILE]
+                                               [--short-lines SECONDS] [--out FILE] [--smoke]
 Writes bench/results/ingest_memory.md (--short-lines: appends to it). Drops and creates database NAME
-(default memoriesdb_bench_ingest).
+(default memoriesdb_bench_ingest), and drops it (with its logger role) at the end.
+--smoke: a 1 MB file, results to a temporary file unless --out (checks that the benchmark still runs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -34,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "runner"))
 
 from memoriesdb_runner import admin  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from audit_chain import drop_db  # noqa: E402
 
 
 def make_file(path: Path, mb: int, line_bytes: int) -> int:
@@ -72,9 +77,14 @@ def main() -> None:
     ap.add_argument("--line-bytes", type=int, default=4000)
     ap.add_argument("--before", type=Path, help="directory containing the older memoriesdb_runner package")
     ap.add_argument("--db", default="memoriesdb_bench_ingest")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/ingest_memory.md")
+    ap.add_argument("--out", type=Path)
     ap.add_argument("--short-lines", type=float, metavar="SECONDS")
+    ap.add_argument("--smoke", action="store_true", help="a 1 MB file: checks that the benchmark still runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.mb = 1
+    if args.out is None:
+        args.out = Path(tempfile.mkstemp(suffix=".md")[1]) if args.smoke else ROOT / "bench/results/ingest_memory.md"
     if args.short_lines:
         return short_lines(args)
     host = "127.0.0.1:5432"
@@ -104,7 +114,7 @@ def main() -> None:
             rows.append((label, rss, secs, code_, stored, uid, key))
     file.unlink()
     with psycopg.connect(f"postgresql://postgres@{host}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+        drop_db(conn, args.db)
     lines = [
         "# `memoriesdb ingest`: peak memory (issue 18)",
         "",
@@ -153,7 +163,7 @@ def short_lines(args) -> None:
         print(rows[-1], last, flush=True)
     file.unlink()
     with psycopg.connect(f"postgresql://postgres@{host}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+        drop_db(conn, args.db)
     lines = [
         "",
         f"## Short lines: {size_mb:.0f} MB of {n} lines of {args.line_bytes} bytes",

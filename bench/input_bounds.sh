@@ -10,16 +10,30 @@
 #   long content remember() of 48 kB of random words (v0.2.0: refused with an internal error)
 # pgbench runs alternate between the two databases, twice each.
 # Usage: bench/input_bounds.sh [seconds per run, default 10] [memories, default 20000]
-# Databases: ${BENCH_DB_PREFIX:-memoriesdb_bench_input}_{base,head,upgrade}. Writes bench/results/input_bounds.md.
+#        bench/input_bounds.sh --smoke   (1 s runs, 200 memories, results to a temporary file: checks that it still runs)
+# Databases: ${BENCH_DB_PREFIX:-memoriesdb_bench_input}_{base,head,upgrade}, dropped at the end (with their logger
+# roles). Writes bench/results/input_bounds.md (or $BENCH_OUT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=${1:-10}
-N=${2:-20000}
+if [ "${1:-}" = --smoke ]; then
+  SECS=1 N=200 OUT=${BENCH_OUT:-$(mktemp --suffix=.md)}
+else
+  SECS=${1:-10} N=${2:-20000} OUT=${BENCH_OUT:-bench/results/input_bounds.md}
+fi
 export PGHOST=${PGHOST:-127.0.0.1} PGUSER=${PGUSER:-postgres}
 PREFIX=${BENCH_DB_PREFIX:-memoriesdb_bench_input}
 BASE=${PREFIX}_base HEAD=${PREFIX}_head UPG=${PREFIX}_upgrade
-OUT=bench/results/input_bounds.md
-for db in "$BASE" "$HEAD" "$UPG"; do psql -qX -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"; done
+# a database and its access-log logger role (cluster-wide, named after the database); the upgrade copy first: it
+# holds grants to its template's logger
+drop_db() {
+  psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<'SQL'
+SET client_min_messages = warning;
+SELECT 'memoriesdb_log_' || left(md5(:'db'), 12) AS logger \gset
+DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+DROP ROLE IF EXISTS :"logger";
+SQL
+}
+for db in "$UPG" "$HEAD" "$BASE"; do drop_db "$db"; done
 psql -qX -d postgres -c "CREATE DATABASE $BASE" -c "CREATE DATABASE $HEAD"
 sqitch --quiet deploy --to @v0.2.0 "db:pg://$PGUSER@$PGHOST/$BASE" >/dev/null
 sqitch --quiet deploy "db:pg://$PGUSER@$PGHOST/$HEAD" >/dev/null
@@ -51,7 +65,7 @@ load "$HEAD"
 psql -qX -d postgres -c "CREATE DATABASE $UPG TEMPLATE $BASE"
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"; for db in "$UPG" "$HEAD" "$BASE"; do drop_db "$db"; done' EXIT
 cat > "$tmp/remember.sql" <<'SQL'
 \set u random(1, 20)
 \set w random(1, 1990)

@@ -7,8 +7,10 @@
      batch, renewing every lease/3) against the same runner with the keeper replaced by a no-op
      (the baseline), alternated; with the default lease a batch shorter than lease/3 sends no
      renewal at all, so this measures the keeper's bookkeeping.
-Usage: .venv/bin/python bench/leases.py [--db memoriesdb_bench_leases] [--rounds 200] [--n 5000] [--drains 8]
-Writes bench/results/leases.md (and prints it). Drops and recreates the database given.
+Usage: PYTHONPATH=runner .venv/bin/python bench/leases.py [--db memoriesdb_bench_leases] [--rounds 200] [--n 5000]
+       [--drains 8] [--out FILE] [--keep] [--smoke (5 rounds, 64 jobs, 2 drains; results to a temporary file unless --out)]
+Writes bench/results/leases.md (and prints it). Drops and recreates the database given; drops it (and its logger role)
+at the end unless --keep.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import argparse
 import asyncio
 import os
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
+from audit_chain import drop_db  # noqa: E402
 from memoriesdb_runner import admin, worker
 from memoriesdb_runner.logs import configure
 from memoriesdb_runner.service import run_embed_workers
@@ -36,6 +40,9 @@ class NoKeeper:
     """The baseline: the runner as it was before the heartbeat."""
 
     def __init__(self, worker, jobs):
+        pass
+
+    def drop(self, jobs) -> None:  # LeaseKeeper's interface: stop renewing these (there is nothing to stop)
         pass
 
     async def stop(self) -> None:
@@ -81,7 +88,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--drains", type=int, default=8)
+    ap.add_argument("--out", default="")
+    ap.add_argument("--keep", action="store_true", help="keep the database")
+    ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.n, args.drains = 5, 64, 2
+    out = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/leases.md"))
     admin_dsn = f"postgresql://postgres@127.0.0.1/{args.db}"
     with psycopg.connect("postgresql://postgres@127.0.0.1/postgres", autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
@@ -123,9 +136,12 @@ def main() -> None:
         f"| with the lease keeper | {keep:.2f} | {args.n / keep:.0f} |",
         f"\nwith / without, median of the {args.drains} adjacent pairs = **{ratio:.3f}**",
     ]
-    out = ROOT / "bench" / "results" / "leases.md"
+    if not args.keep:
+        with psycopg.connect("postgresql://postgres@127.0.0.1/postgres", autocommit=True) as c:
+            drop_db(c, args.db)
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
+    print(f"(written to {out})")
 
 
 if __name__ == "__main__":

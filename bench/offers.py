@@ -8,14 +8,20 @@ tenant has --pending memories on both ledgers; on HEAD they are offered to the t
 cost the reads nothing.
 
 Usage: .venv/bin/python bench/offers.py [--base @v0.3.0] [--memories 3000] [--shared 2000] [--pending 1000] [--calls 400]
-Writes bench/results/offers.md (and prints it). Uses databases mdb_of_bench_{base,head} (dropped at the end).
+       [--db mdb_of_bench] [--out FILE] [--smoke (30 memories, 20 shared, 10 pending, 10 calls; results to a
+       temporary file unless --out)]
+Writes bench/results/offers.md (and prints it). Uses databases <db>_{base,head} (dropped at the end). The calls run
+as memoriesdb_backend (set_config) on a ledger where identity is proven (app logins must authenticate()), as
+memoriesdb_app on older ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime
 from hashlib import md5
@@ -96,9 +102,14 @@ def build(host: str, db: str, to: str | None, args: argparse.Namespace) -> tuple
                     "SELECT memoriesdb.complete_embedding_jobs(%s, %s, %s, 'bench')",
                     ([j[0] for j in jobs], [j[1] for j in jobs], [v / np.linalg.norm(v) for v in vecs]),
                 )
-        with c.transaction():  # what the tenant sees, under row-level security
-            c.execute("SET LOCAL ROLE memoriesdb_app")
+        # what the tenant sees, under row-level security: as the app on ledgers where it could read the table; on
+        # later ones as memoriesdb_reader (which the same policies bind) under a backend's vouched context
+        app_reads = c.execute("SELECT has_table_privilege('memoriesdb_app', 'memoriesdb.memories', 'SELECT')").fetchone()[0]
+        with c.transaction():
+            c.execute("SET LOCAL ROLE memoriesdb_app" if app_reads else "SET LOCAL ROLE memoriesdb_backend")
             act(c, uid)
+            if not app_reads:
+                c.execute("SET LOCAL ROLE memoriesdb_reader")
             visible = c.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0]
         assert visible == args.memories + args.shared, (db, visible)
         c.execute("ANALYZE")
@@ -119,9 +130,15 @@ def main() -> None:
     ap.add_argument("--pending", type=int, default=1000)
     ap.add_argument("--calls", type=int, default=400)
     ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
+    ap.add_argument("--db", default="mdb_of_bench")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
-    names = {"base": "mdb_of_bench_base", "head": "mdb_of_bench_head"}
+    if args.smoke:
+        args.memories, args.shared, args.pending, args.calls = 30, 20, 10, 10
+    out_file = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/offers.md"))
+    names = {"base": f"{args.db}_base", "head": f"{args.db}_head"}
     ledgers = {"base": build(args.host, names["base"], args.base, args), "head": build(args.host, names["head"], None, args)}
     calls = {
         "search": lambda c, rng: c.execute(
@@ -134,7 +151,8 @@ def main() -> None:
     for k, (dsn, _uid) in ledgers.items():
         conns[k] = psycopg.connect(dsn, autocommit=True)
         register_vector(conns[k])
-        conns[k].execute("SET ROLE memoriesdb_app")
+        proven = conns[k].execute("SELECT to_regprocedure('memoriesdb.authenticate(text)') IS NOT NULL").fetchone()[0]
+        conns[k].execute("SET ROLE memoriesdb_backend" if proven else "SET ROLE memoriesdb_app")
     rng = np.random.default_rng(9)
     for i in range(args.calls):
         for name, call in calls.items():
@@ -177,8 +195,9 @@ def main() -> None:
         "identical read paths.",
     ]
     text_out = "\n".join(out) + "\n"
-    (ROOT / "bench/results/offers.md").write_text(text_out)
+    out_file.write_text(text_out)
     print(text_out)
+    print(f"(written to {out_file})")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ deployed at a baseline (every refusal one row) and on HEAD (rows up to the burst
 threshold per bucket, the rest counted in access_refusal_bursts). Also the p50 of a
 granted recall() (its entry waited for on HEAD, pipelined at the baseline).
 
-Usage: .venv/bin/python bench/refusal_storm.py --db mdb_base --db mdb_head [--n 10000]
-(each database already deployed; the app login memoriesdb_client must exist).
+Usage: .venv/bin/python bench/refusal_storm.py --db mdb_base --db mdb_head [--n 10000] [--smoke (50 refusals,
+20 granted calls; one --db will do)]
+(each database already deployed; the local logins must exist: memoriesdb_runner.admin.ensure_local_logins).
 Prints a markdown table; --out writes it to a file as well.
 """
 
@@ -19,7 +20,15 @@ import uuid
 import psycopg
 
 
-def one(db: str, n: int, host: str) -> dict:
+def caller_login(admin: psycopg.Connection) -> str:
+    """The login whose calls are timed, vouching for the user with set_config: on a ledger where identity is
+    proven (memoriesdb.authenticate exists) app logins may not, so the backend's local login memoriesdb_server;
+    on older ledgers the app's memoriesdb_client, as these benchmarks first ran."""
+    proven = admin.execute("SELECT to_regprocedure('memoriesdb.authenticate(text)') IS NOT NULL").fetchone()[0]
+    return "memoriesdb_server" if proven else "memoriesdb_client"
+
+
+def one(db: str, n: int, host: str, granted_calls: int = 500) -> dict:
     admin = psycopg.connect(f"postgresql://postgres@{host}/{db}", autocommit=True)
     uid = admin.execute("SELECT memoriesdb.create_user(%s)", (f"storm{uuid.uuid4().hex[:8]}",)).fetchone()[0]
     with admin.transaction():
@@ -27,7 +36,7 @@ def one(db: str, n: int, host: str) -> dict:
         mine = admin.execute("SELECT memoriesdb.remember('a memory of my own')").fetchone()[0]
     rows_before = admin.execute("SELECT count(*) FROM memoriesdb.access_log").fetchone()[0]
     has_bursts = admin.execute("SELECT to_regclass('memoriesdb.access_refusal_bursts') IS NOT NULL").fetchone()[0]
-    app = psycopg.connect(f"postgresql://memoriesdb_client@{host}/{db}")
+    app = psycopg.connect(f"postgresql://{caller_login(admin)}@{host}/{db}")
     t0 = time.perf_counter()
     for _ in range(n):
         app.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
@@ -38,7 +47,7 @@ def one(db: str, n: int, host: str) -> dict:
         app.rollback()
     storm = time.perf_counter() - t0
     granted = []
-    for _ in range(500):
+    for _ in range(granted_calls):
         t = time.perf_counter()
         app.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
         app.execute("SELECT content FROM memoriesdb.recall(%s)", (mine,)).fetchall()
@@ -46,7 +55,7 @@ def one(db: str, n: int, host: str) -> dict:
         granted.append(time.perf_counter() - t)
     app.execute("SELECT memoriesdb.flush_access_log()")
     app.close()
-    rows = admin.execute("SELECT count(*) FROM memoriesdb.access_log").fetchone()[0] - rows_before - 500
+    rows = admin.execute("SELECT count(*) FROM memoriesdb.access_log").fetchone()[0] - rows_before - granted_calls
     aggregated = 0
     if has_bursts:
         aggregated = admin.execute(
@@ -70,7 +79,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--host", default="127.0.0.1:5432")
     ap.add_argument("--out")
+    ap.add_argument("--smoke", action="store_true", help="50 refusals: checks that the benchmark still runs")
     a = ap.parse_args()
+    if a.smoke:
+        a.n = 50
     lines = [
         f"# Refusal storm: {a.n} refused recall()s by one login, one session",
         "",
@@ -79,7 +91,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     for db in a.db:
-        r = one(db, a.n, a.host)
+        r = one(db, a.n, a.host, 20 if a.smoke else 500)
         lines.append(
             f"| {r['db']} | {r['seconds']:.1f} | {r['per_refusal_ms']:.2f} | {r['rows']} | {r['aggregated']} |"
             f" {r['rows'] + r['aggregated']} | {r['granted_p50_ms']:.2f} |"

@@ -3,6 +3,8 @@ applied, e.g. a proposal), measured interleaved in short runs so that the load o
 
   python bench/remember_ab.py --ledger before=/tmp/old-checkout --ledger after=. [--ledger r1=.:bench/x.sql]
          [--seconds 1] [--rounds 8] [--prefix mdb_ab] [--out FILE]
+  python bench/remember_ab.py --smoke [--prefix P]   (this checkout alone, one round of 1 s runs: checks that the
+         benchmark still runs)
 
 Each round runs, for every ledger in turn (rotating order): plain INSERT, vouched and proven remember() at 1 client
 (p50 of pgbench's per-transaction log) and at 8 clients for 8 owners (tps). Reported: medians over rounds, and
@@ -26,7 +28,7 @@ MODES = ["plain", "vouched", "proven"]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ledger", action="append", required=True, help="name=checkout[:extra.sql]")
+    ap.add_argument("--ledger", action="append", help="name=checkout[:extra.sql]")
     ap.add_argument("--seconds", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--prefix", default="mdb_ab")
@@ -40,7 +42,13 @@ def main() -> None:
         help="instead of pgbench: the server process's CPU time per transaction (/proc/<pid>/schedstat), "
         "N transactions per ledger and mode per round, one client (steadier on a busy machine)",
     )
+    ap.add_argument("--smoke", action="store_true", help="one round of 1 s runs (default ledger: this checkout)")
     args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.seconds, args.cpu = 1, 1, min(args.cpu, 20)
+        args.ledger = args.ledger or [f"head={Path(__file__).resolve().parents[1]}"]
+    if not args.ledger:
+        ap.error("--ledger is required (or --smoke)")
     ledgers = {}
     for spec in args.ledger:
         name, rest = spec.split("=", 1)

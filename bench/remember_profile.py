@@ -8,7 +8,8 @@ everything minus the CPU time without it. The variants rotate over --rounds roun
 rounds' deltas. A plain INSERT of the same row is measured the same way, for reference. Then one run with
 track_functions = all gives each PL/pgSQL/SQL function's self time per remember(). Needs the server on this machine.
 
-Usage: python bench/remember_profile.py [--transactions 1500] [--rounds 3] [--db mdb_bench_profile] [--keep]
+Usage: python bench/remember_profile.py [--transactions 1500] [--rounds 3] [--db mdb_bench_profile] [--keep] [--out FILE]
+       [--smoke (10 transactions, 1 round; results to a temporary file unless --out)]
 Writes bench/results/remember_profile.md (and prints it). Never on a database you care about: it rewrites functions
 and drops indexes while it measures.
 """
@@ -202,10 +203,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--db", default="mdb_bench_profile")
     ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
-    ap.add_argument("--out", default=str(ROOT / "bench/results/remember_profile.md"))
+    ap.add_argument("--out", default="")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated variants (default: all)")
+    ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.transactions, args.rounds = 10, 1
+    args.out = args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else str(ROOT / "bench/results/remember_profile.md"))
     db = args.db
     logins = fresh_ledger(args.host, db)
     admin = f"postgresql://postgres@{args.host}/postgres"

@@ -3,8 +3,11 @@
   2. the same N texts through the full queue: remember() -> worker (claim, embed, complete);
      the ratio 2/1 is the runner's overhead;
   3. queue throughput with a zero-cost provider (constant vectors): jobs/s of claim + complete.
-Usage: .venv/bin/python bench/runner.py [--n 2000] [--zero-n 20000]
-Writes bench/results/runner.md. Uses database memoriesdb_bench_runner.
+Usage: PYTHONPATH=runner .venv/bin/python bench/runner.py [--n 2000] [--zero-n 20000] [--db memoriesdb_bench_runner]
+       [--out FILE] [--keep] [--smoke (64 memories, 200 zero-cost jobs, the zero-cost provider in place of the model;
+       results to a temporary file unless --out)]
+Writes bench/results/runner.md. Drops and recreates database --db; drops it (and its logger role) at the end
+unless --keep.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +49,9 @@ class ZeroCostProvider:
     async def aclose(self):
         pass
 
+    def encode(self, texts):  # LocalProvider's synchronous call (the raw baseline)
+        return np.tile(self.v, (len(texts), 1))
+
 
 def load(admin_dsn: str, texts: list[str]) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as c:
@@ -59,8 +66,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--zero-n", type=int, default=20000)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--db", default="memoriesdb_bench_runner")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--keep", action="store_true", help="keep the database")
+    ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
-    db = "memoriesdb_bench_runner"
+    if args.smoke:
+        args.n, args.zero_n = 64, 200
+    out = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/runner.md"))
+    db = args.db
     admin_dsn = f"postgresql://postgres@127.0.0.1/{db}"
     with psycopg.connect("postgresql://postgres@127.0.0.1/postgres", autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -80,7 +94,8 @@ def main() -> None:
     )
     configure("WARNING")
 
-    provider = LocalProvider(settings)
+    # --smoke: the zero-cost provider in place of the model (importing torch alone costs 10 s of CPU)
+    provider = ZeroCostProvider(384) if args.smoke else LocalProvider(settings)
     texts = [f"baseline memory number {i} about {i * 7919 % 1000}" for i in range(args.n)]
     provider.encode(texts[:64])  # warm up
     t = time.perf_counter()
@@ -103,7 +118,11 @@ def main() -> None:
         done = asyncio.run(run_embed_workers(s2, until_empty=True, install_signals=False, provider=zero))
         rows.append((batch, conc, done, time.perf_counter() - t))
 
-    out = ROOT / "bench" / "results" / "runner.md"
+    if not args.keep:
+        from audit_chain import drop_db  # this script's directory is on sys.path
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1/postgres", autocommit=True) as c:
+            drop_db(c, db)
     lines = [
         "# Runner benchmark\n",
         f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; {args.n} memories, batch {args.batch}, "
@@ -121,6 +140,7 @@ def main() -> None:
         lines.append(f"| {batch} | {conc} | {done} | {secs:.2f} | {done / secs:.0f} |")
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
+    print(f"(written to {out})")
 
 
 if __name__ == "__main__":

@@ -2,16 +2,22 @@
 clustered vectors; p50/p99 latency and recall@10 of search() and search_hybrid()
 for a large and a small tenant, against exact search over what each may see.
 
-Usage: .venv/bin/python bench/search.py [--n 100000] [--dim 384] [--queries 200]
-Writes bench/results/search.md (and prints it). Deploys into database memoriesdb_bench_search.
+Usage: .venv/bin/python bench/search.py [--n 100000] [--dim 384] [--queries 200] [--db NAME] [--out FILE] [--keep]
+       [--smoke (N = 2000, 10 queries, results to a temporary file unless --out)]
+Writes bench/results/search.md (and prints it). Deploys into database --db (memoriesdb_bench_search), dropped at the
+end (and its logger role) unless --keep: bench/access_log.py reads it, so run this one with --keep first.
+The app's calls run as memoriesdb_backend (identity vouched with set_config, as a backend does); the baselines run
+as the superuser on their own connection (clients cannot read the table).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import subprocess
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -42,8 +48,14 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--clusters", type=int, default=200)
     ap.add_argument("--db", default="memoriesdb_bench_search")
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
+    ap.add_argument("--out", default="")
+    ap.add_argument("--keep", action="store_true", help="keep the database (bench/access_log.py uses it)")
+    ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.queries, args.clusters = 2000, 10, 20
+    out = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/search.md"))
     rng = np.random.default_rng(7)
     admin = f"postgresql://postgres@{args.host}/postgres"
     dsn = f"postgresql://postgres@{args.host}/{args.db}"
@@ -138,18 +150,20 @@ def main() -> None:
     )
     texts = [f"{rng.choice(WORDS)} {rng.choice(WORDS)}" for _ in range(args.queries)]
 
-    def run(owner, sql, params_of, exact_sql=None):
+    def run(owner, sql, params_of, exact_sql=None, superuser=False):
         lat, recalls = [], []
         with psycopg.connect(dsn, autocommit=False) as app, psycopg.connect(dsn, autocommit=True) as su:
             register_vector(app)
             register_vector(su)
-            app.execute("SET ROLE memoriesdb_app")
+            if not superuser:  # a backend: vouches for the user with set_config (app logins must authenticate())
+                app.execute("SET ROLE memoriesdb_backend")
             app.commit()
             for i, q in enumerate(queries):
                 params = params_of(i, q)
                 t = time.perf_counter()
                 with app.transaction():
-                    app.execute("SELECT set_config('app.current_user', %s, true)", (str(owner),))
+                    if not superuser:
+                        app.execute("SELECT set_config('app.current_user', %s, true)", (str(owner),))
                     got = [r[0] for r in app.execute(sql, params).fetchall()]
                 lat.append((time.perf_counter() - t) * 1000)
                 if exact_sql:
@@ -173,7 +187,7 @@ def main() -> None:
         rows.append((f"search, {label} tenant ({n} memories)", p50, p99, rec))
         p50, p99, _ = run(owner, hyb, p)
         rows.append((f"search_hybrid, {label} tenant", p50, p99, None))
-        p50, p99, _ = run(owner, exact.replace("%(owner)s", f"'{owner}'"), p)
+        p50, p99, _ = run(owner, exact.replace("%(owner)s", f"'{owner}'"), p, superuser=True)
         rows.append((f"baseline: exact scan of the {label} tenant's rows (superuser SQL, no RLS)", p50, p99, 1.0))
     # why the small-tenant plan exists: the same search forced onto the HNSW index
     with psycopg.connect(dsn, autocommit=True) as c:
@@ -181,7 +195,10 @@ def main() -> None:
     p50, p99, rec = run(users[1], vec, lambda i, q: {"q": q}, exact)
     rows.append(("search, small tenant forced onto HNSW + iterative scan (search_exact_max = 0)", p50, p99, rec))
 
-    out = ROOT / "bench" / "results" / "search.md"
+    if not args.keep:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+            c.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{hashlib.md5(args.db.encode()).hexdigest()[:12]}")
     lines = [
         "# Search benchmark\n",
         f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}; N = {args.n} memories, dim {args.dim}, "
@@ -196,6 +213,7 @@ def main() -> None:
         lines.append(f"| {what} | {p50:.2f} | {p99:.2f} | {'' if rec is None else f'{rec:.3f}'} |")
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
+    print(f"(written to {out})")
 
 
 if __name__ == "__main__":

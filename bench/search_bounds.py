@@ -14,8 +14,12 @@ search_text does not read). Then:
     1000 characters of it (the exact plan scores them all): what one search may still cost.
   - how long a pg_cancel_backend() takes to end the attacker's search.
 
-Usage: /work/main/.venv/bin/python bench/search_bounds.py [--n 100000] [--queries 200] [--db mdb_srch_bench]
-Writes bench/results/search_bounds.md (and prints it). Databases: <db>_base and <db>_head.
+Usage: /work/main/.venv/bin/python bench/search_bounds.py [--n 100000] [--queries 200] [--db mdb_srch_bench] [--out FILE]
+       [--keep] [--smoke (N = 2000, 5 queries, 1 slow one, 1 worst case, one cancel; results to a temporary file unless
+       --out; the worst case of 50 memories, not 1999)]
+Writes bench/results/search_bounds.md (and prints it). Databases: <db>_base and <db>_head, dropped (with their logger
+roles) at the end unless --keep. The searches run as memoriesdb_backend (set_config) on a ledger where identity is
+proven (app logins must authenticate()), as memoriesdb_app on older ones.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hashlib
 import os
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -87,7 +92,7 @@ def row(owner: uuid.UUID, content: str, now: datetime, meta: dict) -> list:
     return [uuid.uuid4(), owner, content, Jsonb(meta), hashlib.sha256(content.encode()).digest(), 1, now, owner, now, owner]
 
 
-def build(host: str, db: str, to: str | None, n: int, with_worst: bool) -> dict:
+def build(host: str, db: str, to: str | None, n: int, with_worst: bool, worst_rows: int = 1999) -> dict:
     """A fresh ledger with the data set; returns the tenants' ids by role."""
     with psycopg.connect(f"postgresql://postgres@{host}/postgres", autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -116,7 +121,7 @@ def build(host: str, db: str, to: str | None, n: int, with_worst: bool) -> dict:
             with conn.transaction():
                 conn.execute("SELECT set_config('app.current_user', %s, true)", (str(ids["worst_one"]),))
                 conn.execute("SELECT memoriesdb.remember(%s)", ("ab " * 333_333,))
-            copy_rows(conn, (row(ids["worst_many"], ("ab " * 334)[:1000], now, {}) for _ in range(1999)))
+            copy_rows(conn, (row(ids["worst_many"], ("ab " * 334)[:1000], now, {}) for _ in range(worst_rows)))
         derived = conn.execute(
             "SELECT count(*) FROM pg_attribute WHERE attrelid = 'memoriesdb.memories'::regclass AND attname = 'content_trgm'"
         ).fetchone()[0]
@@ -132,6 +137,12 @@ def build(host: str, db: str, to: str | None, n: int, with_worst: bool) -> dict:
     return ids
 
 
+def caller_role(conn: psycopg.Connection) -> str:
+    """The role whose searches are timed: one that may vouch for a user with set_config."""
+    proven = conn.execute("SELECT to_regprocedure('memoriesdb.authenticate(text)') IS NOT NULL").fetchone()[0]
+    return "memoriesdb_backend" if proven else "memoriesdb_app"
+
+
 def remember_big(host: str, db: str, owner: uuid.UUID, content: str) -> None:
     with psycopg.connect(f"postgresql://postgres@{host}/{db}", autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT set_config('app.current_user', %s, true)", (str(owner),))
@@ -143,7 +154,7 @@ class App:
 
     def __init__(self, host: str, db: str):
         self.conn = psycopg.connect(f"postgresql://postgres@{host}/{db}", autocommit=False)
-        self.conn.execute("SET ROLE memoriesdb_app")
+        self.conn.execute(f"SET ROLE {caller_role(self.conn)}")
         self.conn.commit()
 
     def search(self, owner: uuid.UUID, query: str) -> float:
@@ -175,12 +186,12 @@ ONCE = "SELECT count(*) FROM memoriesdb.search_text(%s)"
 def cancel_latency(host: str, db: str, owner: uuid.UUID, query: str, after_s: float, sql: str = REPEATED) -> float:
     """Seconds from pg_cancel_backend(), after_s into the statement, to its end."""
     conn = psycopg.connect(f"postgresql://postgres@{host}/{db}", autocommit=True)
-    pid, ended = conn.info.backend_pid, {}
+    pid, ended, role = conn.info.backend_pid, {}, caller_role(conn)
 
     def run() -> None:
         try:
             with conn.transaction():
-                conn.execute("SET LOCAL ROLE memoriesdb_app")
+                conn.execute(f"SET LOCAL ROLE {role}")
                 conn.execute("SELECT set_config('app.current_user', %s, true)", (str(owner),))
                 conn.execute(sql, (query,))
         except psycopg.errors.QueryCanceled:
@@ -206,14 +217,22 @@ def main() -> None:
     ap.add_argument("--worst-many-calls", type=int, default=5, help="calls of the 1999-memory worst case (seconds each)")
     ap.add_argument("--base", default="@v0.2.0")
     ap.add_argument("--db", default="mdb_srch_bench")
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"))
+    ap.add_argument("--out", default="")
+    ap.add_argument("--keep", action="store_true", help="keep the two databases")
+    ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
+    worst_one_calls, worst_rows, offsets = 50, 1999, (0.3, 0.7, 1.1, 1.5, 1.9)  # offsets: over the baseline's 2-3 s call
+    if args.smoke:
+        args.n, args.queries, args.slow_queries, args.worst_many_calls = 2000, 5, 1, 1
+        worst_one_calls, worst_rows, offsets = 3, 50, (0.3,)
+    out = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/search_bounds.md"))
     dbs = {"base": f"{args.db}_base", "head": f"{args.db}_head"}
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     ids = {
         "base": build(args.host, dbs["base"], args.base, args.n, False),
-        "head": build(args.host, dbs["head"], None, args.n, True),
+        "head": build(args.host, dbs["head"], None, args.n, True, worst_rows),
     }
     load_s = time.perf_counter() - t0
     rng = np.random.default_rng(11)
@@ -244,8 +263,8 @@ def main() -> None:
             ("the attacker (100 memories + 1 MB): 1000-character query at every bound", {"base": both["base"], **head})
         )
         for tenant, what, calls in (
-            ("worst_one", '1 MB of "ab ab ..."', 50),
-            ("worst_many", '1999 memories of 1000 characters of "ab ab ..."', args.worst_many_calls),
+            ("worst_one", '1 MB of "ab ab ..."', worst_one_calls),
+            ("worst_many", f'{worst_rows} memories of 1000 characters of "ab ab ..."', args.worst_many_calls),
         ):
             owner = {"head": ids["head"][tenant]}
             results.append(
@@ -254,7 +273,6 @@ def main() -> None:
                     interleaved(apps, owner, [worst] * calls, ("head",)),
                 )
             )
-        offsets = (0.3, 0.7, 1.1, 1.5, 1.9)  # spread over the baseline's 2-3 s call
         cancel = {k: [cancel_latency(args.host, dbs[k], ids[k]["attacker"], attack[0], after) for after in offsets] for k in dbs}
         cancel_many = [cancel_latency(args.host, dbs["head"], ids["head"]["worst_many"], worst, after, ONCE) for after in offsets]
     finally:
@@ -264,6 +282,11 @@ def main() -> None:
         index_mb = c.execute("SELECT pg_relation_size('memoriesdb.memories_content_trgm') / 1e6").fetchone()[0]
     with psycopg.connect(f"postgresql://postgres@{args.host}/{dbs['base']}") as c:
         base_index_mb = c.execute("SELECT pg_relation_size('memoriesdb.memories_content_trgm') / 1e6").fetchone()[0]
+    if not args.keep:
+        with psycopg.connect(f"postgresql://postgres@{args.host}/postgres", autocommit=True) as su:
+            for db in dbs.values():
+                su.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                su.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{hashlib.md5(db.encode()).hexdigest()[:12]}")
 
     def cell(r: dict, k: str) -> str:
         return f"{r[k][0]:.2f} / {r[k][1]:.2f} ({r[k][2]})" if k in r else "not run (see below)"
@@ -286,16 +309,16 @@ def main() -> None:
         f"| pg_cancel_backend() {len(offsets)} times, {offsets[0]}-{offsets[-1]} s into the attacker's searches: "
         f"seconds until the statement ends, median / max | {statistics.median(cancel['base']):.3f} / {max(cancel['base']):.3f} s "
         f"| {statistics.median(cancel['head']):.3f} / {max(cancel['head']):.3f} s | |",
-        f"| the same, into one search of the 1999-memory worst case | not run | {statistics.median(cancel_many):.3f} / "
+        f"| the same, into one search of the {worst_rows}-memory worst case | not run | {statistics.median(cancel_many):.3f} / "
         f"{max(cancel_many):.3f} s | |",
         "",
         f"The attacker's query on {args.base} was run {args.slow_queries} times only (each call reads all of the 1 MB memory).",
         f'The worst-case rows are not run on {args.base}: there one word similarity over 1 MB of "ab ab ..." runs for',
         'minutes (9.5 min with the query "ab", measured once by hand) and answers no cancel meanwhile.',
     ]
-    out = ROOT / "bench" / "results" / "search_bounds.md"
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
+    print(f"(written to {out})")
 
 
 if __name__ == "__main__":

@@ -84,8 +84,7 @@ if [ -d runner/tests ] && ls runner/tests/test_*.py >/dev/null 2>&1; then
   MEMORIESDB_PYTEST_DB="${DB}_pytest" .venv/bin/python -m pytest -q runner/tests
 fi
 
-step "benchmark smoke run (bench/audit_chain.py with a tiny N: a benchmark cannot rot unnoticed)"
-.venv/bin/python bench/audit_chain.py --transactions 20 --rounds 1 --db "${DB}_bench" --out "$TMPDIR_SNAP/audit_chain.md" >/dev/null
-echo "ok"
+step "benchmark smoke runs (scripts/bench_smoke.sh: every bench/ script with a tiny N, so none can rot unnoticed)"
+BENCH_SMOKE_PREFIX="${DB}_bench" bash scripts/bench_smoke.sh
 
 step "all tests passed"
