@@ -23,16 +23,9 @@ fi
 export PGHOST=${PGHOST:-127.0.0.1} PGUSER=${PGUSER:-postgres}
 PREFIX=${BENCH_DB_PREFIX:-memoriesdb_bench_input}
 BASE=${PREFIX}_base HEAD=${PREFIX}_head UPG=${PREFIX}_upgrade
-# a database and its access-log logger role (cluster-wide, named after the database); the upgrade copy first: it
-# holds grants to its template's logger
-drop_db() {
-  psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<'SQL'
-SET client_min_messages = warning;
-SELECT 'memoriesdb_log_' || left(md5(:'db'), 12) AS logger \gset
-DROP DATABASE IF EXISTS :"db" WITH (FORCE);
-DROP ROLE IF EXISTS :"logger";
-SQL
-}
+# shellcheck source=scripts/db_lib.sh
+source scripts/db_lib.sh   # drop_db, create_db
+# the upgrade copy first: it holds grants to its template's logger
 for db in "$UPG" "$HEAD" "$BASE"; do drop_db "$db"; done
 psql -qX -d postgres -c "CREATE DATABASE $BASE" -c "CREATE DATABASE $HEAD"
 sqitch --quiet deploy --to @v0.2.0 "db:pg://$PGUSER@$PGHOST/$BASE" >/dev/null

@@ -19,14 +19,8 @@ export PGHOST=${PGHOST:-127.0.0.1} PGUSER=postgres
 DB=${BENCH_DB:-memoriesdb_bench_pool}
 PORT=${BENCH_PGBOUNCER_PORT:-6440}
 PY=${PYTHON:-.venv/bin/python}
-drop_db() {  # the database and its access-log logger role (cluster-wide, named after the database)
-  psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<'SQL'
-SET client_min_messages = warning;
-SELECT 'memoriesdb_log_' || left(md5(:'db'), 12) AS logger \gset
-DROP DATABASE IF EXISTS :"db" WITH (FORCE);
-DROP ROLE IF EXISTS :"logger";
-SQL
-}
+# shellcheck source=scripts/db_lib.sh
+source scripts/db_lib.sh   # drop_db, create_db
 drop_db "$DB"
 tmp=$(mktemp -d)
 trap 'scripts/pgbouncer.sh stop "$PORT" >/dev/null 2>&1 || true; rm -rf "$tmp"; drop_db "$DB"' EXIT

@@ -18,14 +18,8 @@ P=${BENCH_SMOKE_PREFIX:-memoriesdb_bench_smoke}
 SHARED=${P}_shared   # one ledger deployed once (local logins included) for the scripts that take an existing one
 TMP=$(mktemp -d)
 
-drop_db() {  # the database and its access-log logger role (cluster-wide, named after the database)
-  psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<'SQL'
-SET client_min_messages = warning;
-SELECT 'memoriesdb_log_' || left(md5(:'db'), 12) AS logger \gset
-DROP DATABASE IF EXISTS :"db" WITH (FORCE);
-DROP ROLE IF EXISTS :"logger";
-SQL
-}
+# shellcheck source=scripts/db_lib.sh
+source scripts/db_lib.sh   # drop_db, create_db
 trap 'drop_db "$SHARED"; drop_db "${P}_search"; rm -rf "$TMP"' EXIT
 
 smoke() {  # smoke NAME COMMAND...: runs it; its line of result in $TMP/NAME.status

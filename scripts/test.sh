@@ -13,17 +13,8 @@ DB2=${DB}_second
 TARGET="db:pg://$PGUSER@$PGHOST:$PGPORT"
 TMPDIR_SNAP=$(mktemp -d); trap 'rm -rf "$TMPDIR_SNAP"' EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-# DROP DATABASE leaves the database's access-log logger LOGIN role behind (roles are
-# cluster-wide): drop_db drops both. Names go through psql variables, quoted as identifiers.
-drop_db() {
-  psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<'SQL'
-SET client_min_messages = warning;
-SELECT 'memoriesdb_log_' || left(md5(:'db'), 12) AS logger \gset
-DROP DATABASE IF EXISTS :"db" WITH (FORCE);
-DROP ROLE IF EXISTS :"logger";
-SQL
-}
-create_db() { drop_db "$1"; psql -qX -v ON_ERROR_STOP=1 -d postgres -v db="$1" <<< 'CREATE DATABASE :"db";'; }
+# shellcheck source=scripts/db_lib.sh
+source scripts/db_lib.sh   # drop_db, create_db
 
 step "lint (scripts/lint.sh: ruff check and format, shellcheck, hadolint)"
 bash scripts/lint.sh
