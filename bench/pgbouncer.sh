@@ -21,10 +21,9 @@ PORT=${BENCH_PGBOUNCER_PORT:-6440}
 PY=${PYTHON:-.venv/bin/python}
 # shellcheck source=scripts/db_lib.sh
 source scripts/db_lib.sh   # drop_db, create_db
-drop_db "$DB"
+create_db "$DB"
 tmp=$(mktemp -d)
 trap 'scripts/pgbouncer.sh stop "$PORT" >/dev/null 2>&1 || true; rm -rf "$tmp"; drop_db "$DB"' EXIT
-psql -qX -d postgres -c "CREATE DATABASE $DB"
 sqitch --quiet deploy "db:pg://postgres@$PGHOST/$DB" >/dev/null
 MEMORIESDB_ADMIN_DSN="postgresql://postgres@$PGHOST/$DB" PYTHONPATH=runner "$PY" -m memoriesdb_runner.cli --log-level WARNING deploy >/dev/null   # local logins
 psql -qX -v ON_ERROR_STOP=1 -v k="$K" -d "$DB" <<'SQL'

@@ -301,14 +301,19 @@ def test_setup_finds_a_local_cpu_wheel_or_uses_the_cpu_index(tmp_path, wheel, fo
     assert "work=$(mktemp -d)\n  trap 'rm -rf \"$work\"' EXIT" in setup, "the trixie source directory is removed on failure too"
 
 
-def test_test_sh_quotes_database_names(tmp_path):
-    text = (ROOT / "scripts/test.sh").read_text()
+@pytest.mark.parametrize("script", ["scripts/test.sh", "scripts/bench_smoke.sh", "bench/input_bounds.sh", "bench/pgbouncer.sh"])
+def test_scripts_take_drop_db_from_db_lib(script):
+    text = (ROOT / script).read_text()
+    assert "source scripts/db_lib.sh" in text and "drop_db() {" not in text, "one drop_db, in scripts/db_lib.sh"
     assert not re.search(r"DATABASE[^\n]*\$\{?(DB|d)\b", text), "a database name interpolated into SQL"
-    # the helper itself, against the real server, with a name that would break (or inject into) unquoted SQL
+
+
+def test_db_lib_quotes_database_names(tmp_path):
+    text = (ROOT / "scripts/db_lib.sh").read_text()
+    assert not re.search(r"DATABASE[^\n]*\$\{?(DB|d|1)\b", text), "a database name interpolated into SQL"
+    # the helpers themselves, against the real server, with a name that would break (or inject into) unquoted SQL
     db = f'{PREFIX}we"ird; name'
-    helpers = _function("scripts/test.sh", "drop_db") + next(
-        line for line in text.splitlines() if line.startswith("create_db() {")
-    )
+    helpers = text
     env = {**os.environ, "PGHOST": HOST, "PGPORT": PORT, "PGUSER": "postgres"}
     with superuser() as c:
         c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(logger_role(db))))  # as a deploy would leave it
