@@ -4,7 +4,7 @@
 # databases (and their logger roles, and its logins) dropped at the end. A benchmark that no longer
 # runs against this checkout fails here, so none can rot unnoticed. One line per script; exits
 # non-zero if any failed (each failure's last output lines are shown). The scripts run one after another
-# (about 8 minutes on 2 cores, mostly deploys): deploys side by side race on the cluster-wide roles.
+# (393 s on 2 cores, mostly deploys): deploys side by side race on the cluster-wide roles.
 #
 # Usage: scripts/bench_smoke.sh [name ...]   (default: all; a name is a file of bench/ without extension;
 #        access_log needs search in the same run)
