@@ -129,7 +129,8 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.dead_embedding_jobs(integer), memoriesdb.embedding_models(), memoriesdb.embedding_queue_status(),
   memoriesdb.run_vindexing(text), memoriesdb.vindexing_status(),
   memoriesdb.access_refusals(interval),
-  memoriesdb.audit_checkpoint()   -- memoriesdb anchor (worker all): signs it outside the database
+  memoriesdb.audit_checkpoint(),  -- memoriesdb anchor (worker all): signs it outside the database
+  memoriesdb.audit_seal_pending(integer)   -- after each batch, and before each checkpoint
   TO memoriesdb_worker;
 
 -- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
@@ -139,7 +140,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
   memoriesdb.verify_audit_chain(jsonb), memoriesdb.audit_problems(jsonb), memoriesdb.audit_checkpoint(),
   memoriesdb.verify_checkpoint(jsonb),
-  memoriesdb.verify_receipt(jsonb, jsonb),
+  memoriesdb.verify_receipt(jsonb, jsonb), memoriesdb.audit_seal_pending(integer),
   memoriesdb.access_refusals(interval), memoriesdb.flush_access_log()
   TO memoriesdb_auditor;
 
