@@ -100,17 +100,34 @@ def test_a_backend_cannot_hold_the_common_chain(database, admin_conn):
     _sealed_after_the_hold(admin_conn)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="not fixed: login bounds are role defaults (ALTER ROLE ... SET), any session may SET them off"
+@pytest.mark.parametrize(
+    "lift", ["idle_in_transaction_session_timeout = 0", "statement_timeout = 0", "lock_timeout = '1h'"]
 )
-def test_an_app_login_cannot_lift_its_own_time_bounds(database):
-    """The README bounds the hold above by the app login's idle_in_transaction_session_timeout (60 s):
-    the session itself sets it (and statement_timeout, lock_timeout) to 0, i.e. no bound."""
+def test_an_app_login_that_lifts_its_time_bounds_gets_no_context(database, admin_conn, make_user, lift):
+    """The login bounds are role defaults (configure_login()), and PostgreSQL lets any session SET its
+    own: the red team set idle_in_transaction_session_timeout and statement_timeout to 0 and held a
+    transaction for as long as it liked. A setting cannot be locked; the context can be withheld:
+    authenticate() refuses (MDB15, on the access log) a session whose bounds are off or above
+    config login_bounds, so no API work runs unbounded; RESET and it works again. (What such a
+    session can still hold after authenticating first: its own rows, and chains, which nobody waits
+    for since v0.5: test_a_tenant_cannot_hold_another_tenants_chain; PgBouncer's
+    idle_transaction_timeout bounds it from outside.)"""
+    key = _key(admin_conn, make_user())
     with psycopg.connect(APP_DSN, autocommit=True) as conn:
-        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] != "0"
-        conn.execute("SET idle_in_transaction_session_timeout = 0")
-        conn.execute("SET statement_timeout = 0")
-        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] != "0", "the app login lifted its bound"
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] != "0", "the login is bounded"
+        conn.execute(f"SET {lift}")
+        with pytest.raises(psycopg.Error) as refused, conn.transaction():
+            conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+        assert refused.value.sqlstate == "MDB15", refused.value
+        assert lift.split(" =")[0] in refused.value.diag.message_detail
+        conn.execute("RESET ALL")
+        with conn.transaction():
+            conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+            conn.execute("SELECT memoriesdb.remember('bounded again')")
+    n = admin_conn.execute(
+        "SELECT count(*) AS n FROM memoriesdb.access_log WHERE function = 'authenticate' AND sqlstate = 'MDB15'"
+    ).fetchone()["n"]
+    assert n >= 1, "the refusal is on the access log"
 
 
 def test_receipts_of_a_transferred_memory_name_only_the_callers_chain(database, admin_conn, make_user):
