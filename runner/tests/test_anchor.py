@@ -683,12 +683,14 @@ def test_anchor_to_s3_and_verify_from_it(settings, admin_conn, user, key_path, s
 def verification_replaced(admin_conn):
     """As a superuser: the ledger's verifying functions replaced by ones that find nothing (red team,
     31-redteam-chains.sql attack 2); the originals put back on leaving."""
-    names = ["memoriesdb_internal.audit_checkpoint_findings(jsonb)", "memoriesdb_internal.audit_findings(jsonb)"]
-    originals = [admin_conn.execute("SELECT pg_get_functiondef(%s::regprocedure) AS d", (n,)).fetchone()["d"] for n in names]
+    names = ["memoriesdb_internal.audit_checkpoint_findings", "memoriesdb_internal.audit_findings"]
+    originals = [
+        admin_conn.execute("SELECT pg_get_functiondef(%s::regprocedure) AS d", (f"{n}(jsonb)",)).fetchone()["d"] for n in names
+    ]
     with admin_conn.transaction():
         for n in names:
             admin_conn.execute(
-                f"CREATE OR REPLACE FUNCTION {n} RETURNS TABLE (audit_id bigint, problem text) LANGUAGE sql STABLE "
+                f"CREATE OR REPLACE FUNCTION {n}(checkpoint jsonb) RETURNS TABLE (audit_id bigint, problem text) LANGUAGE sql STABLE "
                 "SET search_path = pg_catalog, pg_temp AS $$ SELECT NULL::bigint, NULL::text WHERE false $$"
             )
     try:
