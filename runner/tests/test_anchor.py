@@ -690,8 +690,8 @@ def verification_replaced(admin_conn):
     with admin_conn.transaction():
         for n in names:
             admin_conn.execute(
-                f"CREATE OR REPLACE FUNCTION {n}(checkpoint jsonb) RETURNS TABLE (audit_id bigint, problem text) LANGUAGE sql STABLE "
-                "SET search_path = pg_catalog, pg_temp AS $$ SELECT NULL::bigint, NULL::text WHERE false $$"
+                f"CREATE OR REPLACE FUNCTION {n}(checkpoint jsonb) RETURNS TABLE (audit_id bigint, problem text) "
+                "LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT NULL::bigint, NULL::text WHERE false $$"
             )
     try:
         yield
