@@ -183,8 +183,8 @@ DECLARE
   tok text;
   unit text := '';
   depth integer := 0;
-  pos_units text[] := '{}';
-  neg_units text[] := '{}';
+  pos_units text[] := '{}'::text[];
+  neg_units text[] := '{}'::text[];
   anyq tsquery;
   excl tsquery;       -- the negated words: a memory holding one is no candidate, by trigrams either
   lexemes text[];
