@@ -23,7 +23,8 @@
 -- by nearest neighbour for every query (its cost grew with the whole table: a question's
 -- KNN visited most of the index): its full-text matches come from the GIN index within the
 -- caller's own rows and grants, and only a keyword query that found fewer than k adds the
--- KNN's candidates. Both plans score the same candidates alike, to the same scores.
+-- KNN's candidates. Without a filter both plans give the same rows, to the same scores (a
+-- filter: the exact scan counts a word's rarity among the rows that pass it).
 --
 -- What one search may cost. pg_trgm's word_similarity() is quadratic in the length of
 -- the text it reads (1 MB of "ab ab ..." and the query "ab": 9.5 minutes) and
