@@ -362,7 +362,7 @@ ALTER FUNCTION memoriesdb.search_text(text, integer, jsonb) OWNER TO memoriesdb_
 
 CREATE OR REPLACE FUNCTION memoriesdb.search_hybrid(query text, query_vector public.vector, k integer DEFAULT 10,
                                                     filter jsonb DEFAULT '{}', vector_weight real DEFAULT 1,
-                                                    text_weight real DEFAULT 1, rrf_k integer DEFAULT 60)
+                                                    text_weight real DEFAULT 1, rrf_k integer DEFAULT 2)
 RETURNS TABLE (id uuid, score real, vector_rank integer, text_rank integer, similarity real,
                content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -385,7 +385,7 @@ BEGIN
      OR (vector_weight = 0 AND text_weight = 0) OR rrf_k < 1 OR rrf_k > 1000000 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'invalid fusion parameters',
       DETAIL = format('vector_weight %s, text_weight %s, rrf_k %s', vector_weight, text_weight, rrf_k),
-      HINT = 'weights are finite, >= 0 and not both 0; rrf_k is between 1 and 1000000 (60 is the usual choice)';
+      HINT = 'weights are finite, >= 0 and not both 0; rrf_k is between 1 and 1000000 (the default, 2, lets the top of either ranking lead)';
   END IF;
   depth := least(1000, greatest(4 * k, 40));   -- how deep each ranking is read before fusing
   -- each ranking carries its rows, so nothing is read twice
@@ -413,7 +413,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer) IS
-  'Fuses search() and search_text() by reciprocal rank fusion: score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank), so an exact phrase and a paraphrase both surface. Weights finite and >= 0 (not both 0), rrf_k between 1 and 1000000, else MDB12; the text query is bounded as in search_text(). Same visibility and filter. Row-level security decides (it runs as memoriesdb_reader). One access log entry per call.';
+  'Fuses search() and search_text() by reciprocal rank fusion: score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank), so an exact phrase and a paraphrase both surface. rrf_k defaults to 2: with two rankings a small constant lets the top of either lead (60, the usual default for fusing many runs, flattens the ranks so that a row middling in both beats one that is first in one; measured in bench/results/search_quality.md). Weights finite and >= 0 (not both 0), rrf_k between 1 and 1000000, else MDB12; the text query is bounded as in search_text(). Same visibility and filter. Row-level security decides (it runs as memoriesdb_reader). One access log entry per call.';
 ALTER FUNCTION memoriesdb.search_hybrid(text, vector, integer, jsonb, real, real, integer) OWNER TO memoriesdb_reader;
 
 COMMIT;

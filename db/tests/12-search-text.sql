@@ -31,8 +31,8 @@ SELECT results_eq($$ SELECT content FROM memoriesdb.search_hybrid('vacuum', test
   'hybrid: the memory in both rankings first, then the best vector match');
 SELECT results_eq($$ SELECT vector_rank, text_rank FROM memoriesdb.search_hybrid('vacuum', tests.axis(1), 10) WHERE content LIKE 'Her cat%' $$,
   $$ VALUES (2, 1) $$, 'the fused row carries both ranks');
-SELECT ok((SELECT abs(score - (1.0/62 + 1.0/61)) < 1e-6 FROM memoriesdb.search_hybrid('vacuum', tests.axis(1), 10) WHERE content LIKE 'Her cat%'),
-  'score = 1/(60 + vector rank) + 1/(60 + text rank)');
+SELECT ok((SELECT abs(score - (1.0/4 + 1.0/3)) < 1e-6 FROM memoriesdb.search_hybrid('vacuum', tests.axis(1), 10) WHERE content LIKE 'Her cat%'),
+  'score = 1/(2 + vector rank) + 1/(2 + text rank): rrf_k defaults to 2 (bench/results/search_quality.md)');
 SELECT results_eq($$ SELECT content FROM memoriesdb.search_hybrid('vacuum', tests.axis(1), 1, '{}', 0, 1) $$,
   ARRAY['Her cat hates the vacuum cleaner'], 'weights: text only');
 SELECT results_eq($$ SELECT content FROM memoriesdb.search_hybrid('vacuum', tests.axis(1), 1, '{}', 1, 0) $$,
