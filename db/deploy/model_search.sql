@@ -81,12 +81,12 @@ BEGIN
   IF model IS NULL THEN RETURN NULL; END IF;
   SELECT * INTO m FROM memoriesdb.embedding_models AS em WHERE em.name = model;
   IF m.id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB15', MESSAGE = 'no such embedding model',
+    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model',
       DETAIL = format('no model is named %L', model),
       HINT = 'name a registered model (memoriesdb models list), or none for the active one';
   END IF;
   IF m.state = 'retired' THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'a retired model has no vectors to search',
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model has no vectors to search',
       DETAIL = format('model %L was retired at %s', m.name, m.retired_at),
       HINT = 'search with the active model (no model) or one that is filling, paused or active';
   END IF;
@@ -95,7 +95,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.search_model(text) IS
-  'Internal: the model a search names: NULL for none or the active model (searched through memories.embedding), else its registry row; MDB15 for no such model, MDB30 for a retired one.';
+  'Internal: the model a search names: NULL for none or the active model (searched through memories.embedding), else its registry row; MDB16 for no such model, MDB31 for a retired one.';
 ALTER FUNCTION memoriesdb_internal.search_model(text) OWNER TO memoriesdb_reader;
 
 CREATE OR REPLACE FUNCTION memoriesdb.search(query public.vector, model text, k integer DEFAULT 10, filter jsonb DEFAULT '{}',
@@ -129,7 +129,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.search(public.vector, text, integer, jsonb, real) IS
-  'search() with the embedding model named (the query vector must be that model''s, of its dimension: MDB11 otherwise): NULL or the active model searches as search(query, k, ...) does; a filling or paused model searches the vectors it has so far. MDB15 for no such model, MDB30 for a retired one. Same visibility, filter and access log entry as search().';
+  'search() with the embedding model named (the query vector must be that model''s, of its dimension: MDB11 otherwise): NULL or the active model searches as search(query, k, ...) does; a filling or paused model searches the vectors it has so far. MDB16 for no such model, MDB31 for a retired one. Same visibility, filter and access log entry as search().';
 ALTER FUNCTION memoriesdb.search(public.vector, text, integer, jsonb, real) OWNER TO memoriesdb_reader;
 
 CREATE OR REPLACE FUNCTION memoriesdb.search_hybrid(query text, query_vector public.vector, model text, k integer DEFAULT 10,
@@ -189,7 +189,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.search_hybrid(text, public.vector, text, integer, jsonb, real, real, integer) IS
-  'search_hybrid() with the embedding model named for the vector ranking (query_vector must be that model''s): NULL or the active model fuses as search_hybrid(query, query_vector, k, ...) does; a filling or paused model ranks the vectors it has so far. MDB15 for no such model, MDB30 for a retired one; otherwise as search_hybrid().';
+  'search_hybrid() with the embedding model named for the vector ranking (query_vector must be that model''s): NULL or the active model fuses as search_hybrid(query, query_vector, k, ...) does; a filling or paused model ranks the vectors it has so far. MDB16 for no such model, MDB31 for a retired one; otherwise as search_hybrid().';
 ALTER FUNCTION memoriesdb.search_hybrid(text, public.vector, text, integer, jsonb, real, real, integer) OWNER TO memoriesdb_reader;
 
 COMMIT;

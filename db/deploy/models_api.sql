@@ -5,8 +5,8 @@
 -- pause_model(), resume_model(), retire_model(), model_progress(). For the operator (the runner's
 -- `memoriesdb models ...`, role memoriesdb_worker, as requeue_dead_embedding_jobs()).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework models_api`.
--- Errors: MDB15 no such model; MDB16 a model definition refused; MDB30 the model's state forbids it;
--- MDB31 activation refused: the model has not embedded every memory's current content.
+-- Errors: MDB16 no such model; MDB30 a model definition refused; MDB31 the model's state forbids it;
+-- MDB32 activation refused: the model has not embedded every memory's current content.
 -- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
@@ -20,14 +20,14 @@ DECLARE
 BEGIN
   SELECT * INTO m FROM memoriesdb.embedding_models AS em WHERE em.name = model_name;
   IF m.id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB15', MESSAGE = 'no such embedding model',
+    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model',
       DETAIL = format('no model is named %L', model_name),
       HINT = 'memoriesdb models list (model_progress()) names the registered models; add_model() registers one';
   END IF;
   RETURN m;
 END
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.model_named(text) IS 'Internal: the registry row of a model by name; MDB15 when there is none.';
+COMMENT ON FUNCTION memoriesdb_internal.model_named(text) IS 'Internal: the registry row of a model by name; MDB16 when there is none.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.model_index_name(model_id uuid) RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -45,22 +45,22 @@ DECLARE
   queued bigint;
 BEGIN
   IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'invalid model name',
+    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'invalid model name',
       DETAIL = format('name %L', name),
       HINT = 'a model name is 1 to 200 characters: letters, digits and . _ : / @ + -, starting with a letter or digit (the provider''s model name)';
   END IF;
   IF provider IS NULL OR provider NOT IN ('local', 'ollama', 'openai', 'configured') THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'invalid provider',
+    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'invalid provider',
       DETAIL = format('provider %L', provider),
       HINT = 'provider is local, ollama or openai (the runner''s providers), or configured (each worker''s own MEMORIESDB_PROVIDER)';
   END IF;
   IF dimension IS NULL OR dimension < 1 OR dimension > 2000 THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'invalid dimension',
+    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'invalid dimension',
       DETAIL = format('dimension %s', dimension),
       HINT = 'the model''s vector dimension, 1 to 2000 (the HNSW index limit)';
   END IF;
   IF EXISTS (SELECT 1 FROM memoriesdb.embedding_models AS em WHERE em.name = add_model.name) THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'model already registered',
+    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'model already registered',
       DETAIL = format('a model named %L exists (state %s)', add_model.name,
                       (SELECT em.state FROM memoriesdb.embedding_models AS em WHERE em.name = add_model.name)),
       HINT = 'model_progress() shows it; a retired model''s name is not reused';
@@ -79,7 +79,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.add_model(text, text, integer) IS
-  'Operator: registers an embedding model (state filling), makes its partial HNSW index (memoriesdb_internal.model_index_name(id)) and queues a job for every memory, which the running workers embed with it beside the active model (memoriesdb reembed --wait follows them). Returns the model id and the jobs queued. MDB16 for an invalid name, provider (local, ollama, openai, configured) or dimension (1..2000), or a name already registered.';
+  'Operator: registers an embedding model (state filling), makes its partial HNSW index (memoriesdb_internal.model_index_name(id)) and queues a job for every memory, which the running workers embed with it beside the active model (memoriesdb reembed --wait follows them). Returns the model id and the jobs queued. MDB30 for an invalid name, provider (local, ollama, openai, configured) or dimension (1..2000), or a name already registered.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.activate_model(name text)
 RETURNS TABLE (model text, previous text, memories bigint)
@@ -103,7 +103,7 @@ BEGIN
     RETURN;
   END IF;
   IF target.state = 'retired' THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'a retired model cannot be activated',
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model cannot be activated',
       DETAIL = format('model %L was retired at %s; its vectors are gone', target.name, target.retired_at),
       HINT = 'register the model again under another name with add_model() and let it fill';
   END IF;
@@ -111,7 +111,7 @@ BEGIN
     FROM memoriesdb.memories AS m
     LEFT JOIN memoriesdb.embeddings AS e ON e.memory_id = m.id AND e.model_id = target.id;
   IF missing > 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'the model has not embedded every memory',
+    RAISE EXCEPTION USING ERRCODE = 'MDB32', MESSAGE = 'the model has not embedded every memory',
       DETAIL = format('model %L: %s of %s memories have no vector of their current content (state %s)', target.name, missing, total, target.state),
       HINT = CASE WHEN target.state = 'paused' THEN 'resume_model() and wait until model_progress() shows it done (memoriesdb reembed --wait)'
                   ELSE 'wait until model_progress() shows it done (memoriesdb reembed --wait); dead jobs go back with requeue_dead_embedding_jobs()' END;
@@ -146,7 +146,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.activate_model(text) IS
-  'Operator: makes a model the active one, atomically (one transaction): search() and search_hybrid() without a model, and the graph, use it from the commit on. Refused (MDB31) unless it holds a vector of the current content of every memory; MDB30 for a retired model; MDB15 for no such model. The previous active model becomes paused (its vectors kept: resume_model() keeps it current, retire_model() drops it). memories.embedding is rewritten with the new model''s vectors (one audited row per memory); a model of another dimension retypes the column and rebuilds its HNSW index, which blocks searches until the commit. Returns the model, the previous one and how many memories now carry its vector.';
+  'Operator: makes a model the active one, atomically (one transaction): search() and search_hybrid() without a model, and the graph, use it from the commit on. Refused (MDB32) unless it holds a vector of the current content of every memory; MDB31 for a retired model; MDB16 for no such model. The previous active model becomes paused (its vectors kept: resume_model() keeps it current, retire_model() drops it). memories.embedding is rewritten with the new model''s vectors (one audited row per memory); a model of another dimension retypes the column and rebuilds its HNSW index, which blocks searches until the commit. Returns the model, the previous one and how many memories now carry its vector.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.pause_model(name text) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -159,7 +159,7 @@ BEGIN
   target := memoriesdb_internal.model_named(pause_model.name);
   IF target.state = 'paused' THEN RETURN 'paused'; END IF;
   IF target.state <> 'filling' THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = format('a %s model cannot be paused', target.state),
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = format('a %s model cannot be paused', target.state),
       DETAIL = format('model %L is %s; only a filling model pauses', target.name, target.state),
       HINT = CASE WHEN target.state = 'active' THEN 'activate another model first (the active one embeds every new memory)'
                   ELSE 'a retired model has no jobs' END;
@@ -169,7 +169,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.pause_model(text) IS
-  'Operator: stops the workers from claiming a filling model''s jobs (leases already out finish). New memories and new content still queue its jobs, so resume_model() loses nothing. MDB30 for the active or a retired model, MDB15 for no such model. Returns the new state.';
+  'Operator: stops the workers from claiming a filling model''s jobs (leases already out finish). New memories and new content still queue its jobs, so resume_model() loses nothing. MDB31 for the active or a retired model, MDB16 for no such model. Returns the new state.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.resume_model(name text) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -182,7 +182,7 @@ BEGIN
   target := memoriesdb_internal.model_named(resume_model.name);
   IF target.state IN ('filling', 'active') THEN RETURN target.state; END IF;
   IF target.state = 'retired' THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'a retired model cannot be resumed',
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model cannot be resumed',
       DETAIL = format('model %L was retired at %s; its vectors are gone', target.name, target.retired_at),
       HINT = 'register the model again under another name with add_model()';
   END IF;
@@ -192,7 +192,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.resume_model(text) IS
-  'Operator: a paused model fills again (its queued jobs are claimed from now on; the workers are woken). A filling or active model is left as it is. MDB30 for a retired model, MDB15 for no such model. Returns the new state.';
+  'Operator: a paused model fills again (its queued jobs are claimed from now on; the workers are woken). A filling or active model is left as it is. MDB31 for a retired model, MDB16 for no such model. Returns the new state.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.retire_model(name text)
 RETURNS TABLE (vectors bigint, jobs bigint)
@@ -207,7 +207,7 @@ BEGIN
   LOCK TABLE memoriesdb.embedding_models IN SHARE ROW EXCLUSIVE MODE;
   target := memoriesdb_internal.model_named(retire_model.name);
   IF target.state = 'active' THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'the active model cannot be retired',
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'the active model cannot be retired',
       DETAIL = format('model %L is the one search uses', target.name),
       HINT = 'activate another (complete) model first with activate_model()';
   END IF;
@@ -225,7 +225,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.retire_model(text) IS
-  'Operator: drops a model that is not active: its vectors, its HNSW index and its jobs; the registry row stays (state retired) as history, its name is not reused. MDB30 for the active model, MDB15 for no such model. Returns how many vectors and jobs were dropped (0, 0 when already retired).';
+  'Operator: drops a model that is not active: its vectors, its HNSW index and its jobs; the registry row stays (state retired) as history, its name is not reused. MDB31 for the active model, MDB16 for no such model. Returns how many vectors and jobs were dropped (0, 0 when already retired).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.model_progress()
 RETURNS TABLE (model text, provider text, dimension integer, state text, done bigint, total bigint,

@@ -110,7 +110,7 @@ def test_activate_switches_search(settings, admin_conn, user):
     add(settings, "alt", 16)
     with pytest.raises(psycopg.Error) as err:  # not complete yet
         asyncio.run(model_registry.call(settings, "activate_model", name="alt"))
-    assert err.value.sqlstate == "MDB31"
+    assert err.value.sqlstate == "MDB32"
     drain(settings)
     before = admin_conn.execute("SELECT name FROM memoriesdb.embedding_models WHERE state = 'active'").fetchone()["name"]
     row = asyncio.run(model_registry.call(settings, "activate_model", name="alt"))
@@ -129,7 +129,7 @@ def test_activate_switches_search(settings, admin_conn, user):
     assert dropped["vectors"] >= 1
     with pytest.raises(psycopg.Error) as err:
         search(admin_conn, uid, vector_for("switch me over", 384), before)
-    assert err.value.sqlstate == "MDB30"
+    assert err.value.sqlstate == "MDB31"
 
 
 def test_pause_and_resume(settings, admin_conn, user, fake_ollama):
@@ -190,7 +190,7 @@ def test_models_commands(settings, admin_conn, user):
     added = CliRunner().invoke(main, ["models", "add", "cli", "--provider", "ollama", "--dim", "8"], env=env)
     assert added.exit_code == 0, added.output
     refused = CliRunner().invoke(main, ["models", "activate", "cli"], env=env)
-    assert refused.exit_code == 1 and "MDB31" in refused.output + (refused.stderr if refused.stderr_bytes else "")
+    assert refused.exit_code == 1 and "MDB32" in refused.output + (refused.stderr if refused.stderr_bytes else "")
     drain(settings)
     waited = CliRunner().invoke(main, ["reembed", "cli", "--wait", "--timeout", "30"], env=env)
     assert waited.exit_code == 0, waited.output

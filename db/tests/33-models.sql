@@ -47,15 +47,15 @@ SELECT is((SELECT embedding FROM memoriesdb.memories WHERE id = :'m1'), tests.ax
 
 -- add_model: refusals, then a filling model with a job per memory
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
-SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('bad name!', 'ollama', 4) $$, 'MDB16', 'invalid model name', 'a model name is checked');
-SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('m4', 'nope', 4) $$, 'MDB16', 'invalid provider', 'the provider is checked');
-SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('m4', 'ollama', 0) $$, 'MDB16', 'invalid dimension', 'the dimension is checked');
-SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('m4', 'ollama', 2001) $$, 'MDB16', 'invalid dimension', 'at most 2000 dimensions (HNSW)');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('bad name!', 'ollama', 4) $$, 'MDB30', 'invalid model name', 'a model name is checked');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('m4', 'nope', 4) $$, 'MDB30', 'invalid provider', 'the provider is checked');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('m4', 'ollama', 0) $$, 'MDB30', 'invalid dimension', 'the dimension is checked');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('m4', 'ollama', 2001) $$, 'MDB30', 'invalid dimension', 'at most 2000 dimensions (HNSW)');
 SELECT tests.clear_context();
 SELECT count(*) AS n FROM memoriesdb.memories \gset
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
 SELECT is((SELECT jobs FROM memoriesdb.add_model('m4', 'ollama', 4)), :'n'::bigint, 'add_model queues a job per memory');
-SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('m4', 'openai', 8) $$, 'MDB16', 'model already registered', 'a name is registered once');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.add_model('m4', 'openai', 8) $$, 'MDB30', 'model already registered', 'a name is registered once');
 SELECT tests.clear_context();
 SELECT id AS m4 FROM memoriesdb.embedding_models WHERE name = 'm4' \gset
 SELECT throws_ok($$ UPDATE memoriesdb.embedding_models SET state = 'active', activated_at = now() WHERE name = 'm4' $$,
@@ -80,7 +80,7 @@ SELECT results_eq($$ SELECT count(*), min(model), min(provider), min(dimension) 
 SELECT throws_ok(format($$ SELECT * FROM memoriesdb.complete_embedding_jobs(ARRAY[%L]::uuid[], ARRAY[%L]::uuid[], ARRAY[%L]::vector[], 'm4') $$,
     :'m1', (SELECT lease_id FROM c2 WHERE memory_id = :'m1'), tests.axis(1)),
   'MDB11', 'embedding has the wrong dimension', 'a vector must have its job''s model''s dimension');
-SELECT throws_ok($$ SELECT * FROM memoriesdb.activate_model('m4') $$, 'MDB31', 'the model has not embedded every memory',
+SELECT throws_ok($$ SELECT * FROM memoriesdb.activate_model('m4') $$, 'MDB32', 'the model has not embedded every memory',
   'a model that is not complete cannot be activated');
 SELECT results_eq(format($$ SELECT outcome FROM memoriesdb.complete_embedding_jobs(ARRAY[%L, %L, %L]::uuid[], ARRAY[%L, %L, %L]::uuid[],
       ARRAY[%L, %L, %L]::vector[], 'm4') $$, :'m1', :'m2', :'m3',
@@ -102,7 +102,7 @@ SELECT is((SELECT id FROM memoriesdb.search(tests.axis(1), :'base', 1)), :'m1'::
 SELECT is((SELECT id FROM memoriesdb.search_hybrid('bananas', pg_temp.ax(2, 4), 'm4', 1)), :'m2'::uuid, 'search_hybrid() by model');
 SELECT throws_ok($$ SELECT * FROM memoriesdb.search(tests.axis(1), 'm4') $$, 'MDB11', 'embedding has the wrong dimension',
   'the query vector must be the named model''s');
-SELECT throws_ok($$ SELECT * FROM memoriesdb.search(tests.axis(1), 'nope') $$, 'MDB15', 'no such embedding model', 'an unknown model is refused');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.search(tests.axis(1), 'nope') $$, 'MDB16', 'no such embedding model', 'an unknown model is refused');
 SELECT ok((SELECT count(*) FROM memoriesdb.access_history(:'m3') WHERE function = 'search') >= 1, 'a search by model is on the access log');
 
 -- only content re-embeds, and every model
@@ -115,7 +115,7 @@ SELECT tests.clear_context();
 SELECT is((SELECT count(*) FROM memoriesdb.embedding_schedule WHERE memory_id = :'m1' AND dead_at IS NULL), 2::bigint,
   'new content re-queues the memory for every model');
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
-SELECT is((pg_temp.error_of($$ SELECT * FROM memoriesdb.activate_model('m4') $$))[1:2], ARRAY['MDB31', 'the model has not embedded every memory'],
+SELECT is((pg_temp.error_of($$ SELECT * FROM memoriesdb.activate_model('m4') $$))[1:2], ARRAY['MDB32', 'the model has not embedded every memory'],
   'a changed memory makes the model incomplete again');
 SELECT ok((SELECT e[3] LIKE '%1 of%' AND e[4] IS NOT NULL FROM pg_temp.error_of($$ SELECT * FROM memoriesdb.activate_model('m4') $$) AS e),
   'the refusal says how many memories are missing, and what to do');
@@ -140,7 +140,7 @@ SELECT tests.clear_context();
 
 -- pause and resume
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
-SELECT throws_ok($$ SELECT memoriesdb.pause_model('m4') $$, 'MDB30', 'a active model cannot be paused', 'the active model cannot be paused');
+SELECT throws_ok($$ SELECT memoriesdb.pause_model('m4') $$, 'MDB31', 'a active model cannot be paused', 'the active model cannot be paused');
 SELECT is(memoriesdb.resume_model(:'base'), 'filling', 'a paused model resumes filling');
 SELECT is(memoriesdb.pause_model(:'base'), 'paused', 'a filling model pauses');
 SELECT tests.clear_context();
@@ -154,7 +154,7 @@ SELECT results_eq($$ SELECT memory_id, model FROM memoriesdb.claim_model_embeddi
   format($$ VALUES (%L::uuid, %L::text) $$, :'m5', :'base'), 'after resume_model() they are');
 
 -- retirement
-SELECT throws_ok($$ SELECT * FROM memoriesdb.retire_model('m4') $$, 'MDB30', 'the active model cannot be retired', 'the active model stays');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.retire_model('m4') $$, 'MDB31', 'the active model cannot be retired', 'the active model stays');
 SELECT is((SELECT jobs FROM memoriesdb.add_model('tiny', 'openai', 2)), :'n'::bigint + 2, 'another model');
 SELECT results_eq($$ SELECT vectors, jobs FROM memoriesdb.retire_model('tiny') $$, format($$ VALUES (0::bigint, %s::bigint) $$, :'n'::bigint + 2),
   'retire_model() drops its jobs and vectors');
@@ -163,11 +163,11 @@ SELECT is((SELECT count(*) FROM pg_indexes WHERE schemaname = 'memoriesdb' AND t
   '... and its index (m4''s stays)');
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
 SELECT is((SELECT vectors FROM memoriesdb.retire_model(:'base')), 3::bigint, 'the old model is retired with its vectors');
-SELECT throws_ok(format($$ SELECT * FROM memoriesdb.activate_model(%L) $$, :'base'), 'MDB30', 'a retired model cannot be activated',
+SELECT throws_ok(format($$ SELECT * FROM memoriesdb.activate_model(%L) $$, :'base'), 'MDB31', 'a retired model cannot be activated',
   'a retired model cannot come back');
-SELECT throws_ok($$ SELECT * FROM memoriesdb.activate_model('nope') $$, 'MDB15', 'no such embedding model', 'activate_model(): no such model');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.activate_model('nope') $$, 'MDB16', 'no such embedding model', 'activate_model(): no such model');
 SELECT tests.act_as(:'u');
-SELECT throws_ok(format($$ SELECT * FROM memoriesdb.search(pg_temp.ax(1, 4), %L) $$, :'base'), 'MDB30', 'a retired model has no vectors to search',
+SELECT throws_ok(format($$ SELECT * FROM memoriesdb.search(pg_temp.ax(1, 4), %L) $$, :'base'), 'MDB31', 'a retired model has no vectors to search',
   'a retired model cannot be searched');
 
 SELECT * FROM finish();
