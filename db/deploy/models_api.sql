@@ -35,6 +35,21 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'embeddings_model_' || replace(model_id::text, '-', '') $$;
 COMMENT ON FUNCTION memoriesdb_internal.model_index_name(uuid) IS 'Internal: the name of a model''s partial HNSW index on memoriesdb.embeddings.';
 
+-- A model's HNSW index is where it is searched: on memories.embedding (the mirror) while it is active,
+-- on memoriesdb.embeddings otherwise. Two would cost every store of the active model two HNSW inserts.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.create_model_index(model_id uuid, dimension integer) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- the column is an untyped vector: the index is on the model's dimension, for its rows only
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON memoriesdb.embeddings USING hnsw ((embedding::public.vector(%s)) public.vector_cosine_ops) WHERE model_id = %L::uuid',
+                 memoriesdb_internal.model_index_name(model_id), dimension, model_id);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.create_model_index(uuid, integer) IS
+  'Internal: makes a model''s partial HNSW index on memoriesdb.embeddings (model_index_name()) unless it exists: for a model that is not active (the active one is searched through memories.embedding and its index).';
+
 CREATE OR REPLACE FUNCTION memoriesdb.add_model(name text, provider text, dimension integer)
 RETURNS TABLE (model_id uuid, jobs bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -68,9 +83,7 @@ BEGIN
   INSERT INTO memoriesdb.embedding_models AS em (name, provider, dimension, state)
   VALUES (add_model.name, add_model.provider, add_model.dimension, 'filling')
   RETURNING em.id INTO new_id;
-  -- its own HNSW index: the column is an untyped vector, the index is on the model's dimension
-  EXECUTE format('CREATE INDEX %I ON memoriesdb.embeddings USING hnsw ((embedding::public.vector(%s)) public.vector_cosine_ops) WHERE model_id = %L::uuid',
-                 memoriesdb_internal.model_index_name(new_id), add_model.dimension, new_id);
+  PERFORM memoriesdb_internal.create_model_index(new_id, add_model.dimension);   -- its own HNSW index
   -- a job per memory (the workers are woken by the queue's notify trigger)
   INSERT INTO memoriesdb.embedding_schedule (memory_id, model_id, content_hash)
   SELECT m.id, new_id, m.content_hash FROM memoriesdb.memories AS m;
@@ -118,6 +131,9 @@ BEGIN
   END IF;
   UPDATE memoriesdb.embedding_models AS em SET state = 'paused' WHERE em.state = 'active';
   UPDATE memoriesdb.embedding_models AS em SET state = 'active', activated_at = now() WHERE em.id = target.id;
+  -- searched through the mirror from now on: its index on embeddings would only slow its stores
+  -- (the previous model's index is made again when it is resumed)
+  EXECUTE format('DROP INDEX IF EXISTS memoriesdb.%I', memoriesdb_internal.model_index_name(target.id));
   -- the mirror: memories.embedding holds the active model's vectors (search(), the graph)
   SELECT a.atttypmod INTO column_dim FROM pg_catalog.pg_attribute AS a
    WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding';
@@ -146,7 +162,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.activate_model(text) IS
-  'Operator: makes a model the active one, atomically (one transaction): search() and search_hybrid() without a model, and the graph, use it from the commit on. Refused (MDB32) unless it holds a vector of the current content of every memory; MDB31 for a retired model; MDB16 for no such model. The previous active model becomes paused (its vectors kept: resume_model() keeps it current, retire_model() drops it). memories.embedding is rewritten with the new model''s vectors (one audited row per memory); a model of another dimension retypes the column and rebuilds its HNSW index, which blocks searches until the commit. Returns the model, the previous one and how many memories now carry its vector.';
+  'Operator: makes a model the active one, atomically (one transaction): search() and search_hybrid() without a model, and the graph, use it from the commit on. Refused (MDB32) unless it holds a vector of the current content of every memory; MDB31 for a retired model; MDB16 for no such model. The previous active model becomes paused (its vectors kept: resume_model() keeps it current and makes its HNSW index on embeddings again, retire_model() drops it); the new one''s index on embeddings is dropped (memories.embedding''s serves it). memories.embedding is rewritten with the new model''s vectors (one audited row per memory); a model of another dimension retypes the column and rebuilds its HNSW index, which blocks searches until the commit. Returns the model, the previous one and how many memories now carry its vector.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.pause_model(name text) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -187,12 +203,13 @@ BEGIN
       HINT = 'register the model again under another name with add_model()';
   END IF;
   UPDATE memoriesdb.embedding_models AS em SET state = 'filling' WHERE em.id = target.id;
+  PERFORM memoriesdb_internal.create_model_index(target.id, target.dimension);   -- a model activated once has none
   PERFORM pg_notify('memoriesdb_embedding', '');   -- its jobs are ready now: wake the workers
   RETURN 'filling';
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.resume_model(text) IS
-  'Operator: a paused model fills again (its queued jobs are claimed from now on; the workers are woken). A filling or active model is left as it is. MDB31 for a retired model, MDB16 for no such model. Returns the new state.';
+  'Operator: a paused model fills again (its queued jobs are claimed from now on; the workers are woken; its HNSW index on embeddings is made if it has none, as after it was active). A filling or active model is left as it is. MDB31 for a retired model, MDB16 for no such model. Returns the new state.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.retire_model(name text)
 RETURNS TABLE (vectors bigint, jobs bigint)

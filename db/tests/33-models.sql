@@ -1,7 +1,7 @@
 -- Versioned embeddings (issue 15): the model registry, jobs per (memory, model), activation, pause and
 -- resume, retirement, search by model. The upgrade's copy of the stored vectors: runner/tests/test_models.py.
 BEGIN;
-SELECT plan(57);
+SELECT plan(58);
 
 CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
@@ -134,6 +134,8 @@ SELECT results_eq($$ SELECT name, state FROM memoriesdb.embedding_models WHERE s
 SELECT results_eq(format($$ SELECT embedding::text, embedding_model FROM memoriesdb.memories WHERE id = %L $$, :'m1'),
   $$ VALUES ('[0,0,0,1]'::text, 'm4'::text) $$, 'memories.embedding now mirrors the new model');
 SELECT is(memoriesdb.setting('embedding_dim')::int, 4, 'the column took the new model''s dimension');
+SELECT is((SELECT count(*) FROM pg_indexes WHERE indexname = memoriesdb_internal.model_index_name(:'m4')), 0::bigint,
+  'the active model has no index on embeddings (memories.embedding''s serves it)');
 SELECT tests.act_as(:'u');
 SELECT is((SELECT id FROM memoriesdb.search(pg_temp.ax(2, 4), 1)), :'m2'::uuid, 'search() without a model now uses the new model');
 SELECT tests.clear_context();
@@ -160,7 +162,7 @@ SELECT results_eq($$ SELECT vectors, jobs FROM memoriesdb.retire_model('tiny') $
   'retire_model() drops its jobs and vectors');
 SELECT tests.clear_context();
 SELECT is((SELECT count(*) FROM pg_indexes WHERE schemaname = 'memoriesdb' AND tablename = 'embeddings' AND indexdef LIKE '%USING hnsw%'), 1::bigint,
-  '... and its index (m4''s stays)');
+  '... and its index (the resumed base model''s is made again)');
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
 SELECT is((SELECT vectors FROM memoriesdb.retire_model(:'base')), 3::bigint, 'the old model is retired with its vectors');
 SELECT throws_ok(format($$ SELECT * FROM memoriesdb.activate_model(%L) $$, :'base'), 'MDB31', 'a retired model cannot be activated',
