@@ -2,6 +2,7 @@
 -- Reworked after @v0.4.0 (released version: audit_log@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: audit_log@v0.4.0
 -- requires: audit_chains
+-- requires: audit_pending
 -- requires: internal_schema
 -- Live functions of the audit log and its hash chains: row hashing, per-owner chains sealed per transaction,
 -- append-only enforcement, verification (with or without a checkpoint kept outside), checkpoints, receipts.
@@ -102,18 +103,100 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT coalesce(chain::text, 'legacy'
 COMMENT ON FUNCTION memoriesdb_internal.audit_chain_name(uuid) IS
   'Internal: a chain''s name in checkpoints and receipts: the owner''s uuid, or legacy for the single chain of the rows written before per-owner chains.';
 
+-- a chain's lock: its head row, taken without waiting. NULL when another transaction holds it (its
+-- seal fired early and it is still open, say): the caller's rows of that chain then wait in
+-- audit_pending instead of the caller waiting for that transaction.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_lock_chain(c uuid) RETURNS memoriesdb_internal.audit_chain_heads
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  h memoriesdb_internal.audit_chain_heads;
+  was text;
+BEGIN
+  SELECT * INTO h FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c FOR UPDATE SKIP LOCKED;
+  IF FOUND THEN RETURN h; END IF;
+  IF EXISTS (SELECT 1 FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c) THEN
+    RETURN NULL;                                   -- held by another transaction
+  END IF;
+  -- the chain's first seal: its head row. Another open transaction inserting it too would make this
+  -- insert wait for its end: a short lock_timeout turns that wait into "held by another"
+  was := current_setting('lock_timeout');
+  PERFORM set_config('lock_timeout', '100ms', true);
+  BEGIN
+    INSERT INTO memoriesdb_internal.audit_chain_heads (chain, chain_seq, seal_hash)
+    VALUES (c, 0, memoriesdb_internal.audit_genesis(c)) ON CONFLICT DO NOTHING;
+  EXCEPTION WHEN lock_not_available THEN
+    PERFORM set_config('lock_timeout', was, true);
+    RETURN NULL;
+  END;
+  PERFORM set_config('lock_timeout', was, true);
+  SELECT * INTO h FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c FOR UPDATE SKIP LOCKED;
+  RETURN h;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_lock_chain(uuid) IS
+  'Internal: locks a chain (its row in audit_chain_heads, created at its first seal) without waiting and returns its head; NULL when another transaction holds it.';
+
+-- the seals waiting for chain c (committed transactions' rows, audit_pending), oldest first, as the
+-- next seals of c after head; the caller holds c's lock. Returns the new head.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_adopt(c uuid, head memoriesdb_internal.audit_chain_heads, max_seals integer)
+RETURNS memoriesdb_internal.audit_chain_heads
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p record;
+  g record;
+  s memoriesdb.audit_seals;
+BEGIN
+  FOR p IN SELECT ap.txid FROM memoriesdb_internal.audit_pending AS ap
+            WHERE ap.chain = c ORDER BY ap.created_at, ap.txid LIMIT max_seals
+  LOOP
+    SELECT min(a.id) AS first_id, max(a.id) AS last_id, count(*)::integer AS n,
+           sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest INTO g
+      FROM memoriesdb.audit_log AS a
+     WHERE a.txid = p.txid AND a.chain = c
+       AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                        WHERE q.txid = p.txid AND q.chain = c AND a.id BETWEEN q.first_id AND q.last_id);
+    IF g.n > 0 THEN
+      s := ROW(nextval('memoriesdb_internal.audit_seal_seq'), p.txid, g.first_id, g.last_id, g.n, g.digest,
+               head.seal_hash, NULL, clock_timestamp(), c, head.chain_seq + 1, NULL)::memoriesdb.audit_seals;
+      -- the transaction's seals in its other chains that name this one as sealed later (with their
+      -- position), and its other chains still waiting (none yet)
+      SELECT jsonb_agg(jsonb_build_object('chain', o.chain, 'seq', o.seq) ORDER BY o.chain, o.seq) INTO s.peers
+        FROM (SELECT q.chain, q.chain_seq AS seq FROM memoriesdb.audit_seals AS q
+               WHERE q.txid = p.txid AND q.chain IS NOT NULL AND q.chain <> c
+                 AND q.peers @> jsonb_build_array(jsonb_build_object('chain', c, 'seq', NULL))
+              UNION
+              SELECT w.chain, NULL FROM memoriesdb_internal.audit_pending AS w
+               WHERE w.txid = p.txid AND w.chain <> c) AS o;
+      s.seal_hash := memoriesdb_internal.audit_seal_hash(s);
+      INSERT INTO memoriesdb.audit_seals SELECT s.*;
+      head.chain_seq := s.chain_seq;
+      head.seal_hash := s.seal_hash;
+    END IF;
+    DELETE FROM memoriesdb_internal.audit_pending AS ap WHERE ap.chain = c AND ap.txid = p.txid;
+  END LOOP;
+  RETURN head;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_adopt(uuid, memoriesdb_internal.audit_chain_heads, integer) IS
+  'Internal: seals up to max_seals of the waiting (chain, transaction) pairs of chain c, oldest first, each as the next seal of c naming the transaction''s seals in other chains (peers; seq null for one still waiting). The caller holds c''s lock; returns the new head (not yet written to audit_chain_heads).';
+
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal_now(x xid8) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   g record;
-  head record;
+  head memoriesdb_internal.audit_chain_heads;
   s memoriesdb.audit_seals;
   seals memoriesdb.audit_seals[] := ARRAY[]::memoriesdb.audit_seals[];
+  waiting boolean := EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.txid = x);
 BEGIN
-  -- one seal per chain the transaction wrote to, in ascending chain order (two
-  -- transactions locking the same chains wait for each other, never deadlock)
+  -- one seal per chain the transaction wrote to, in ascending chain order; a chain another
+  -- transaction holds is not waited for: its rows wait in audit_pending for the chain's next sealer
   FOR g IN
     SELECT a.chain, min(a.id) AS first_id, max(a.id) AS last_id, count(*)::integer AS n,
            sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
@@ -121,28 +204,31 @@ BEGIN
      WHERE a.txid = x AND a.chain IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS p
                         WHERE p.txid = x AND p.chain = a.chain AND a.id BETWEEN p.first_id AND p.last_id)
+       AND NOT EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.chain = a.chain AND w.txid = x)
      GROUP BY a.chain ORDER BY a.chain
   LOOP
-    -- the chain's lock: its head row, held from here to the end of COMMIT; no
-    -- other chain's writers wait for it
-    SELECT h.chain_seq, h.seal_hash INTO head
-      FROM memoriesdb_internal.audit_chain_heads AS h WHERE h.chain = g.chain FOR UPDATE;
-    IF NOT FOUND THEN
-      INSERT INTO memoriesdb_internal.audit_chain_heads (chain, chain_seq, seal_hash)
-      VALUES (g.chain, 0, memoriesdb_internal.audit_genesis(g.chain)) ON CONFLICT DO NOTHING;
-      SELECT h.chain_seq, h.seal_hash INTO head
-        FROM memoriesdb_internal.audit_chain_heads AS h WHERE h.chain = g.chain FOR UPDATE;
+    head := memoriesdb_internal.audit_lock_chain(g.chain);
+    IF head.chain IS NULL THEN
+      INSERT INTO memoriesdb_internal.audit_pending (chain, txid) VALUES (g.chain, x) ON CONFLICT DO NOTHING;
+      waiting := true;
+      CONTINUE;
+    END IF;
+    -- the lock held: first the chain's waiting seals of committed transactions (a few; the rest
+    -- for the next sealer or audit_seal_pending())
+    IF EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.chain = g.chain) THEN
+      head := memoriesdb_internal.audit_adopt(g.chain, head, 16);
     END IF;
     s := ROW(nextval('memoriesdb_internal.audit_seal_seq'), x, g.first_id, g.last_id, g.n, g.digest,
              head.seal_hash, NULL, clock_timestamp(), g.chain, head.chain_seq + 1, NULL)::memoriesdb.audit_seals;
     seals := seals || s;
   END LOOP;
-  IF cardinality(seals) = 0 THEN RETURN; END IF;
   FOR i IN 1 .. cardinality(seals) LOOP
     s := seals[i];
-    IF cardinality(seals) > 1 THEN   -- the others of this transaction, e.g. both owners of a transfer
-      SELECT jsonb_agg(jsonb_build_object('chain', o.chain, 'seq', o.chain_seq) ORDER BY o.chain)
-        INTO s.peers FROM unnest(seals) AS o WHERE o.chain <> s.chain;
+    IF cardinality(seals) > 1 OR waiting THEN   -- the others of this transaction, e.g. both owners of a transfer
+      SELECT jsonb_agg(jsonb_build_object('chain', o.chain, 'seq', o.seq) ORDER BY o.chain) INTO s.peers
+        FROM (SELECT o.chain, o.chain_seq AS seq FROM unnest(seals) AS o WHERE o.chain <> s.chain
+              UNION ALL   -- its chains that wait (now, or since a seal fired earlier in it)
+              SELECT w.chain, NULL FROM memoriesdb_internal.audit_pending AS w WHERE w.txid = x) AS o;
     END IF;
     s.seal_hash := memoriesdb_internal.audit_seal_hash(s);
     INSERT INTO memoriesdb.audit_seals SELECT s.*;
@@ -157,17 +243,18 @@ EXCEPTION WHEN unique_violation THEN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_seal_now(xid8) IS
-  'Internal: seals transaction x''s unsealed audit rows, one seal per chain they belong to, each chained to its chain''s head and naming the others (peers).';
+  'Internal: seals transaction x''s unsealed audit rows, one seal per chain they belong to, each chained to its chain''s head and naming the others (peers). A chain held by another transaction is not waited for: its rows wait in audit_pending (a peer with seq null) for the chain''s next sealer. Before its own seal of a chain, seals up to 16 of the chain''s waiting ones.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  -- fires once per audit row at COMMIT; the first firing seals them all
+  -- fires once per audit row at COMMIT; the first firing seals them all (or lists them as waiting)
   IF NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS s
                   WHERE s.txid = NEW.txid AND s.chain IS NOT DISTINCT FROM NEW.chain
-                    AND NEW.id BETWEEN s.first_id AND s.last_id) THEN
+                    AND NEW.id BETWEEN s.first_id AND s.last_id)
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.chain = NEW.chain AND w.txid = NEW.txid) THEN
     PERFORM memoriesdb_internal.audit_seal_now(NEW.txid);
   END IF;
   RETURN NULL;
@@ -175,6 +262,36 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_seal() IS
   'Trigger (deferred constraint trigger on audit_log, fires at COMMIT): seals the transaction''s audit rows once, through audit_seal_now().';
+
+CREATE OR REPLACE FUNCTION memoriesdb.audit_seal_pending(max_seals integer DEFAULT 1000) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c uuid;
+  head memoriesdb_internal.audit_chain_heads;
+  before bigint;
+  done integer := 0;
+BEGIN
+  IF max_seals IS NULL OR max_seals < 1 OR max_seals > 100000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB05', MESSAGE = 'max_seals out of range',
+      DETAIL = format('max_seals = %s', coalesce(max_seals::text, 'NULL')), HINT = 'between 1 and 100000';
+  END IF;
+  FOR c IN SELECT DISTINCT w.chain FROM memoriesdb_internal.audit_pending AS w ORDER BY w.chain LOOP
+    EXIT WHEN done >= max_seals;
+    head := memoriesdb_internal.audit_lock_chain(c);
+    CONTINUE WHEN head.chain IS NULL;              -- held by another transaction: its sealer's turn
+    before := head.chain_seq;
+    head := memoriesdb_internal.audit_adopt(c, head, max_seals - done);
+    done := done + (head.chain_seq - before)::integer;
+    UPDATE memoriesdb_internal.audit_chain_heads AS h SET chain_seq = head.chain_seq, seal_hash = head.seal_hash
+     WHERE h.chain = c;
+  END LOOP;
+  RETURN done;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.audit_seal_pending(integer) IS
+  'Seals up to max_seals audit-row groups that wait for their chain (committed while another transaction held the chain), each chain in its order; a chain still held is skipped. Returns how many seals it wrote. The runner''s worker calls it after each batch and memoriesdb anchor before each checkpoint; call it until it returns 0 to seal everything. MDB05 for max_seals outside 1..100000.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_strip(j jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -401,12 +518,14 @@ AS $$
     FROM memoriesdb.audit_log AS a
    WHERE a.row_hash IS DISTINCT FROM sha256(memoriesdb_internal.audit_canonical(a))
   UNION ALL
-  -- 2. a committed row no seal covers (inserted behind the ledger's back)
+  -- 2. a committed row no seal covers (inserted behind the ledger's back), unless its chain was held
+  -- at its commit and it waits for the chain's next sealer (audit_pending)
   SELECT a.id, format('audit row %s: not covered by any seal (inserted outside the ledger)', a.id)
     FROM memoriesdb.audit_log AS a
    WHERE NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS s
                       WHERE s.txid = a.txid AND s.chain IS NOT DISTINCT FROM a.chain
                         AND a.id BETWEEN s.first_id AND s.last_id)
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.chain = a.chain AND w.txid = a.txid)
   UNION ALL
   -- 3. a seal whose rows are no longer all there, or in another order
   SELECT s.first_id, format('audit rows %s..%s (seal %s of chain %s): %s of %s rows remain or their order changed (deleted or reordered)',
@@ -437,15 +556,22 @@ AS $$
    WHERE c.seal_hash IS DISTINCT FROM c.expect_hash OR c.pos <> c.expect_pos
       OR c.prev_hash IS DISTINCT FROM c.expect_prev
   UNION ALL
-  -- 5. the seals of one transaction name each other: neither side of a transfer goes alone
+  -- 5. the seals of one transaction name each other: neither side of a transfer goes alone. A peer
+  -- sealed later (its chain was held at the commit) is named without its position (seq null) by the
+  -- seals made before it, and names them with theirs; until it is sealed it waits in audit_pending.
   SELECT s.first_id, format('seal %s of chain %s: its peer, seal %s of chain %s, is missing or does not name it back',
-                            s.chain_seq, s.chain, p->>'seq', p->>'chain')
+                            s.chain_seq, s.chain, coalesce(p->>'seq', '(sealed later)'), p->>'chain')
     FROM memoriesdb.audit_seals AS s
     CROSS JOIN LATERAL jsonb_array_elements(s.peers) AS p
    WHERE s.peers IS NOT NULL
      AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
-                      WHERE q.chain::text = p->>'chain' AND q.chain_seq::text = p->>'seq' AND q.txid = s.txid
-                        AND q.peers @> jsonb_build_array(jsonb_build_object('chain', s.chain, 'seq', s.chain_seq)))
+                      WHERE q.chain::text = p->>'chain' AND q.txid = s.txid
+                        AND (p->'seq' = 'null'::jsonb OR q.chain_seq::text = p->>'seq')
+                        AND (q.peers @> jsonb_build_array(jsonb_build_object('chain', s.chain, 'seq', s.chain_seq))
+                             OR q.peers @> jsonb_build_array(jsonb_build_object('chain', s.chain, 'seq', NULL))))
+     AND NOT (p->'seq' = 'null'::jsonb
+              AND EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w
+                           WHERE w.chain::text = p->>'chain' AND w.txid = s.txid))
   UNION ALL
   SELECT c.audit_id, c.problem FROM memoriesdb_internal.audit_checkpoint_findings(checkpoint) AS c WHERE checkpoint IS NOT NULL
 $$;

@@ -138,7 +138,8 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.add_model(text, text, integer), memoriesdb.activate_model(text), memoriesdb.pause_model(text),
   memoriesdb.resume_model(text), memoriesdb.retire_model(text), memoriesdb.model_progress(),
   memoriesdb.access_refusals(interval),
-  memoriesdb.audit_checkpoint()   -- memoriesdb anchor (worker all): signs it outside the database
+  memoriesdb.audit_checkpoint(),  -- memoriesdb anchor (worker all): signs it outside the database
+  memoriesdb.audit_seal_pending(integer)   -- after each batch, and before each checkpoint
   TO memoriesdb_worker;
 
 -- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
@@ -148,7 +149,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),
   memoriesdb.verify_audit_chain(jsonb), memoriesdb.audit_problems(jsonb), memoriesdb.audit_checkpoint(),
   memoriesdb.verify_checkpoint(jsonb),
-  memoriesdb.verify_receipt(jsonb, jsonb),
+  memoriesdb.verify_receipt(jsonb, jsonb), memoriesdb.audit_seal_pending(integer),
   memoriesdb.access_refusals(interval), memoriesdb.flush_access_log()
   TO memoriesdb_auditor;
 

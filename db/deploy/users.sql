@@ -1,6 +1,6 @@
 -- Deploy memoriesdb:users to pg
--- Reworked after @v0.3.0 (released version: users@v0.3.0.sql); changes since are listed in sqitch.plan.
--- requires: users@v0.1.0
+-- Reworked after @v0.4.0 (released version: users@v0.4.0.sql); changes since are listed in sqitch.plan.
+-- requires: users@v0.4.0
 -- requires: internal_schema
 -- Live functions of users, API keys and authentication: create_user(), create_api_key(), revoke_api_key(), authenticate(); require_user() for every write.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework users`.
@@ -245,6 +245,28 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.check_auth_throttle(bytea) IS
   'Internal: MDB14 (the key unchecked), saying which limit and when to retry, when the login has max_failures_per_login failed authentications in the last window_seconds (config auth_throttle), or when the key prefix has max_failures_per_key_prefix failures in the window and this login is one of those that failed on it. authenticate() counts both in one query and calls this only when a limit is reached.';
 
+CREATE OR REPLACE FUNCTION memoriesdb_internal.lifted_bounds() RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  lifted text;
+BEGIN
+  -- an app login's time bounds as configure_login() set them (config login_bounds): each must still
+  -- be on, and no longer than its bound, in this session
+  SELECT string_agg(format('%s = %s (its bound: %s)', b.name, current_setting(b.name), b.bound), ', ' ORDER BY b.name)
+    INTO lifted
+    FROM memoriesdb.config AS c
+    CROSS JOIN LATERAL jsonb_each_text(c.value->'memoriesdb_app') AS b(name, bound)
+   WHERE c.key = 'login_bounds'
+     AND b.name IN ('statement_timeout', 'idle_in_transaction_session_timeout', 'lock_timeout')
+     AND (current_setting(b.name)::interval = interval '0' OR current_setting(b.name)::interval > b.bound::interval);
+  RETURN lifted;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.lifted_bounds() IS
+  'Internal: which of the memoriesdb_app time bounds (config login_bounds: statement_timeout, idle_in_transaction_session_timeout, lock_timeout) this session has off or above its bound, as text; NULL when all are in force.';
+
 CREATE OR REPLACE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -256,7 +278,19 @@ DECLARE
   n_login integer;
   n_prefix integer;
   mine integer;
+  lifted text;
 BEGIN
+  -- an app login whose session SET its time bounds off (or longer) gets no context: no API work runs
+  -- unbounded (a backend's, or a superuser's, sessions are trusted with their own)
+  IF NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
+    lifted := memoriesdb_internal.lifted_bounds();
+    IF lifted IS NOT NULL THEN
+      PERFORM memoriesdb_internal.record_refusal('MDB15', NULL);
+      RAISE EXCEPTION USING ERRCODE = 'MDB15', MESSAGE = 'session time bounds lifted',
+        DETAIL = lifted,
+        HINT = 'RESET them (the login''s bounds come from memoriesdb.configure_login(); an unconfigured login has none: an administrator runs configure_login(login))';
+    END IF;
+  END IF;
   -- the throttle, before the key is checked: both counts in one query (the two
   -- partial indexes on the access log's failed authentications)
   SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8')), c.value
@@ -300,6 +334,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.authenticate(text) IS
-  'Checks an API key and makes its user the context of the current transaction only: sets app.current_user and app.current_user_proof (an HMAC only the database can compute, bound to this session and this transaction). MDB10 for a wrong, revoked or expired key (each failure recorded durably and counted); MDB14, before the key is checked, when failures exceed config auth_throttle. The only way for a memoriesdb_app login to act as a user. Call it first in every transaction.';
+  'Checks an API key and makes its user the context of the current transaction only: sets app.current_user and app.current_user_proof (an HMAC only the database can compute, bound to this session and this transaction). MDB10 for a wrong, revoked or expired key (each failure recorded durably and counted); MDB14, before the key is checked, when failures exceed config auth_throttle. MDB15 for an app login whose session has a time bound (statement_timeout, idle_in_transaction_session_timeout, lock_timeout) off or above config login_bounds. The only way for a memoriesdb_app login to act as a user. Call it first in every transaction.';
 
 COMMIT;

@@ -11,6 +11,10 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+-- what seals that wait for their chain added
+DROP FUNCTION memoriesdb.audit_seal_pending(integer),
+  memoriesdb_internal.audit_adopt(uuid, memoriesdb_internal.audit_chain_heads, integer),
+  memoriesdb_internal.audit_lock_chain(uuid);
 -- what per-owner chains added
 DROP FUNCTION memoriesdb.verify_receipt(jsonb, jsonb), memoriesdb.audit_receipts(uuid), memoriesdb.verify_checkpoint(jsonb), memoriesdb_internal.audit_verdict(jsonb),
   memoriesdb_internal.audit_checkpoint_findings(jsonb), memoriesdb_internal.audit_seal_at(text, bigint), memoriesdb_internal.audit_chain_end(text),

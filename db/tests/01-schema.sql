@@ -121,7 +121,7 @@ SELECT is_empty($$
 
 -- what clients may call (privileges decide who) and the machinery no client may reach
 SELECT functions_are('memoriesdb', ARRAY[
-  'current_user_id', 'verify_audit_chain', 'audit_head', 'audit_checkpoint', 'audit_problems', 'audit_receipts', 'verify_receipt', 'verify_checkpoint', 'setting', 'create_user', 'create_api_key',
+  'current_user_id', 'verify_audit_chain', 'audit_head', 'audit_checkpoint', 'audit_seal_pending', 'audit_problems', 'audit_receipts', 'verify_receipt', 'verify_checkpoint', 'setting', 'create_user', 'create_api_key',
   'revoke_api_key', 'authenticate', 'api_keys_list', 'context_proven', 'claim_embedding_jobs', 'claim_model_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
   'fail_embedding_job', 'release_embedding_jobs', 'renew_embedding_leases', 'reclaim_expired_embedding_leases',
   'requeue_dead_embedding_jobs', 'defer_embedding_jobs', 'embedding_queue_health',
@@ -139,7 +139,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[
   'raise_not_found', 'stamp_row', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
-  'audit_genesis', 'audit_common_chain', 'audit_chain_name', 'audit_chain_of', 'audit_merkle_root', 'audit_findings', 'check_checkpoint', 'audit_seal_at', 'audit_chain_end', 'audit_checkpoint_findings', 'audit_verdict', 'audit_seal_now', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'access_level',
+  'audit_genesis', 'audit_common_chain', 'audit_chain_name', 'audit_chain_of', 'audit_merkle_root', 'audit_findings', 'check_checkpoint', 'audit_seal_at', 'audit_chain_end', 'audit_checkpoint_findings', 'audit_verdict', 'audit_seal_now', 'audit_lock_chain', 'audit_adopt', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'lifted_bounds', 'access_level',
   'enqueue_embedding', 'notify_embedding', 'checked_lease', 'check_embedding', 'enqueue_vindexing', 'check_content', 'check_metadata',
   'check_json_size', 'trgm_prefix', 'content_tsvector', 'set_text_index_columns',
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter',

@@ -51,7 +51,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY
     'memoriesdb.embedding_models', 'memoriesdb.embedding_queue_status', 'memoriesdb.fail_embedding_job',
     'memoriesdb.reclaim_expired_embedding_leases', 'memoriesdb.release_embedding_jobs',
     'memoriesdb.renew_embedding_leases', 'memoriesdb.requeue_dead_embedding_jobs', 'memoriesdb.run_vindexing', 'memoriesdb.setting',
-    'memoriesdb.vindexing_status', 'memoriesdb.audit_checkpoint',
+    'memoriesdb.vindexing_status', 'memoriesdb.audit_checkpoint', 'memoriesdb.audit_seal_pending',
     'memoriesdb.claim_model_embedding_jobs', 'memoriesdb.add_model', 'memoriesdb.activate_model', 'memoriesdb.pause_model',
     'memoriesdb.resume_model', 'memoriesdb.retire_model', 'memoriesdb.model_progress'],
   'memoriesdb_worker executes exactly these functions');
@@ -61,7 +61,7 @@ SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_worker') $$, 'me
 SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRAY[
     'memoriesdb.access_refusals', 'memoriesdb.audit_head', 'memoriesdb.context_proven', 'memoriesdb.current_user_id',
     'memoriesdb.flush_access_log', 'memoriesdb.setting', 'memoriesdb.verify_audit_chain',
-    'memoriesdb.audit_checkpoint', 'memoriesdb.audit_problems', 'memoriesdb.verify_receipt', 'memoriesdb.verify_checkpoint'],
+    'memoriesdb.audit_checkpoint', 'memoriesdb.audit_problems', 'memoriesdb.verify_receipt', 'memoriesdb.verify_checkpoint', 'memoriesdb.audit_seal_pending'],
   'memoriesdb_auditor executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
     'memoriesdb.access_log', 'memoriesdb.access_refusal_bursts', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],

@@ -21,6 +21,11 @@ CREATE FUNCTION tests.vouched_by() RETURNS name LANGUAGE sql SECURITY DEFINER AS
 SELECT 'mdb_id_app_' || substr(md5(random()::text), 1, 8) AS app, 'mdb_id_be_' || substr(md5(random()::text), 1, 8) AS be \gset
 CREATE ROLE :"app" LOGIN IN ROLE memoriesdb_app;
 CREATE ROLE :"be" LOGIN IN ROLE memoriesdb_backend;
+-- SET SESSION AUTHORIZATION keeps this session's settings, not the login's bounds (configure_login()):
+-- the app login's bounds, or authenticate() refuses the context (MDB15)
+SET LOCAL statement_timeout = '30s';
+SET LOCAL idle_in_transaction_session_timeout = '60s';
+SET LOCAL lock_timeout = '10s';
 
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset

@@ -17,6 +17,11 @@ END $$;
 
 SELECT 'mdb_rt_app_' || substr(md5(random()::text), 1, 8) AS app \gset
 CREATE ROLE :"app" LOGIN IN ROLE memoriesdb_app;
+-- SET SESSION AUTHORIZATION keeps this session's settings, not the login's bounds (configure_login()):
+-- the app login's bounds, or authenticate() refuses the context (MDB15)
+SET LOCAL statement_timeout = '30s';
+SET LOCAL idle_in_transaction_session_timeout = '60s';
+SET LOCAL lock_timeout = '10s';
 
 SELECT tests.create_user('rt_alice') AS alice \gset
 SELECT tests.create_user('rt_bob') AS bob \gset

@@ -208,6 +208,11 @@ class Anchor:
         self.store = store
 
     async def take(self, conn) -> dict:
+        # first what waits for its chain, so the checkpoint covers every committed write it can
+        # (each call its own transaction; a chain still held stays for the next checkpoint)
+        for _ in range(100):
+            if not (await db.row(conn, "audit_seal_pending", max_seals=1000))["sealed"]:
+                break
         checkpoint = (await db.row(conn, "audit_checkpoint"))["checkpoint"]
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
             raise RunnerError(f"audit_checkpoint() answered an unknown format: {str(checkpoint)[:100]}")

@@ -169,6 +169,10 @@ SELECT ok, rows_checked, seals_checked, first_broken_id, problem FROM memoriesdb
 -- name: audit_checkpoint
 SELECT memoriesdb.audit_checkpoint() AS checkpoint;
 
+-- name: audit_seal_pending
+-- the audit rows that waited for their chain (held by another transaction at their commit), sealed
+SELECT memoriesdb.audit_seal_pending(%(max_seals)s) AS sealed;
+
 -- name: verify_checkpoint
 -- the checkpoint's part of verify_audit_chain(checkpoint); the log's part: verify_audit_chain() once
 SELECT ok, first_broken_id, problem FROM memoriesdb.verify_checkpoint(%(checkpoint)s::jsonb);

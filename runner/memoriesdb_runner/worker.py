@@ -440,6 +440,8 @@ class EmbedWorker:
                 )
         finally:
             await keeper.stop()
+        # the batch's audit rows of a chain someone held at its commit waited for it: seal those now
+        await self._db("seal", "audit_seal_pending", max_seals=1000)
         for row in rows:
             metrics.JOBS.labels(row["outcome"]).inc()
         self.done += sum(r["outcome"].startswith("stored") for r in rows)

@@ -44,12 +44,23 @@ def test_an_open_transaction_of_one_tenant_never_blocks_anothers_commit(database
             other.execute("SELECT memoriesdb.remember('bob commits meanwhile')")
         assert time.monotonic() - started < 2, "bob's commit waited for alice's open transaction"
 
-        # the lock is real: alice's own second session waits for her first one
-        other.execute("SET lock_timeout = '300ms'")
-        with pytest.raises(psycopg.errors.LockNotAvailable), other.transaction():
+        # the lock is real, and not waited for: alice's own second session commits at once, its rows
+        # wait for her chain (audit_pending) ...
+        waiting = "SELECT count(*) AS n FROM memoriesdb_internal.audit_pending WHERE chain = %s"
+        started = time.monotonic()
+        with other.transaction():
             other.execute("SELECT memoriesdb.authenticate(%s)", (alice_key,))
             other.execute("SELECT memoriesdb.remember('alice, second session')")
+        assert time.monotonic() - started < 2, "alice's second session waited for her first one"
+        assert admin_conn.execute(waiting, (alice,)).fetchone()["n"] == 1
+        assert _verify(admin_conn)["ok"], "rows that wait for their chain are not rows inserted behind the ledger"
         holder.commit()
+        # ... until her chain's next sealer (her next write) seals them, in order, before its own
+        with other.transaction():
+            other.execute("SELECT memoriesdb.authenticate(%s)", (alice_key,))
+            other.execute("SELECT memoriesdb.remember('alice, once her chain is free')")
+        assert admin_conn.execute(waiting, (alice,)).fetchone()["n"] == 0
+    assert admin_conn.execute(seals, (alice,)).fetchone()["n"] >= before + 3  # hers, the waiting one, the next
     assert _verify(admin_conn)["ok"]
 
 
@@ -72,6 +83,10 @@ def test_eight_owners_writing_and_transferring_concurrently_keep_verifying_chain
 
     errors = run_in_threads(writer, 8)
     assert not errors, errors
+    # a receiver's chain held by its owner's own commit at that moment: the transfer's row in it waited
+    # for the chain instead; the worker (or the owner's next write) seals it
+    admin_conn.execute("SELECT memoriesdb.audit_seal_pending()")
+    assert admin_conn.execute("SELECT count(*) AS n FROM memoriesdb_internal.audit_pending").fetchone()["n"] == 0
     for u in users:
         positions = [
             r["chain_seq"]

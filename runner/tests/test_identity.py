@@ -27,6 +27,7 @@ def logins(admin_conn):
     for kind, name in names.items():
         role = "memoriesdb_backend" if kind == "backend" else "memoriesdb_app"
         admin_conn.execute(f"CREATE ROLE {name} LOGIN IN ROLE {role}")
+        admin_conn.execute("SELECT memoriesdb.configure_login(%s)", (name,))  # its time bounds (authenticate() checks them)
     yield names
     for name in names.values():
         admin_conn.execute(f"DROP ROLE IF EXISTS {name}")

@@ -20,6 +20,7 @@ from .conftest import DB, HOST, PORT, logger_role
 def app_login(admin_conn):
     name = f"mdb_rt_app_{uuid.uuid4().hex[:8]}"
     admin_conn.execute(f"CREATE ROLE {name} LOGIN IN ROLE memoriesdb_app")
+    admin_conn.execute("SELECT memoriesdb.configure_login(%s)", (name,))  # its time bounds (authenticate() checks them)
     yield name
     admin_conn.execute(f"DROP ROLE IF EXISTS {name}")
 

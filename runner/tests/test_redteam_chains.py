@@ -1,5 +1,6 @@
 """Red team of issue 14 (per-owner audit chains): attacks that need two sessions. Each test performs
-the attack and asserts the defence; xfail(strict) marks a defence that is missing (see the red
+the attack and asserts the defence (a chain another transaction holds is not waited for: the commit's
+rows of it wait in audit_pending and are sealed afterwards); xfail(strict) marks a defence that is missing (see the red
 team's report), so the test starts to pass, and must be unmarked, the day it is fixed."""
 
 from __future__ import annotations
@@ -37,11 +38,16 @@ def _victim_commit_seconds(database_key: str, lock_timeout: str = "2s") -> float
         return time.monotonic() - started
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: a cross-owner write sealed early (SET CONSTRAINTS ALL IMMEDIATE) "
-    "holds the other owner's chain head row until the attacker's transaction ends",
-)
+def _sealed_after_the_hold(admin_conn) -> None:
+    """What waited while the chain was held is sealed afterwards, in order, and the history verifies."""
+    waiting = "SELECT count(*) AS n FROM memoriesdb_internal.audit_pending"
+    assert admin_conn.execute(waiting).fetchone()["n"] >= 1, "the victim's rows wait for their chain"
+    assert admin_conn.execute("SELECT memoriesdb.audit_seal_pending() AS n").fetchone()["n"] >= 1
+    assert admin_conn.execute(waiting).fetchone()["n"] == 0
+    v = admin_conn.execute("SELECT * FROM memoriesdb.verify_audit_chain()").fetchone()
+    assert v["ok"], v["problem"]
+
+
 @pytest.mark.parametrize("how", ["write_grant", "transfer"])
 def test_a_tenant_cannot_hold_another_tenants_chain(database, admin_conn, make_user, how):
     """alice (an app login with her API key) writes once into bob's chain (a revision of his memory he
@@ -72,13 +78,13 @@ def test_a_tenant_cannot_hold_another_tenants_chain(database, admin_conn, make_u
         # alice's still open transaction sealed bob's chain: it holds the chain heads' row locks
         pid = holder.info.backend_pid
         assert admin_conn.execute(head_locks, (pid,)).fetchone()["n"] > 0
-        took = _victim_commit_seconds(bob_key)  # LockNotAvailable: bob waited 2 s and gave up
+        took = _victim_commit_seconds(bob_key)  # (before v0.5's waiting seals) LockNotAvailable after 2 s
         holder.rollback()
     assert took < 1, f"bob's commit waited {took:.1f} s for alice's open transaction"
+    _sealed_after_the_hold(admin_conn)
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: the common chain (users, config) is one lock for every backend and admin")
-def test_a_backend_cannot_hold_the_common_chain(database):
+def test_a_backend_cannot_hold_the_common_chain(database, admin_conn):
     """A backend login creates a user (a row of the common chain), fires the seal at once and keeps
     its transaction open: every other backend's create_user() (and every config change) waits."""
     backend_dsn = f"postgresql://memoriesdb_server@{HOST}:{PORT}/{DB}"
@@ -91,19 +97,37 @@ def test_a_backend_cannot_hold_the_common_chain(database):
         took = time.monotonic() - started
         holder.rollback()
     assert took < 1, f"another backend's create_user() waited {took:.1f} s"
+    _sealed_after_the_hold(admin_conn)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="not fixed: login bounds are role defaults (ALTER ROLE ... SET), any session may SET them off"
+@pytest.mark.parametrize(
+    "lift", ["idle_in_transaction_session_timeout = 0", "statement_timeout = 0", "lock_timeout = '1h'"]
 )
-def test_an_app_login_cannot_lift_its_own_time_bounds(database):
-    """The README bounds the hold above by the app login's idle_in_transaction_session_timeout (60 s):
-    the session itself sets it (and statement_timeout, lock_timeout) to 0, i.e. no bound."""
+def test_an_app_login_that_lifts_its_time_bounds_gets_no_context(database, admin_conn, make_user, lift):
+    """The login bounds are role defaults (configure_login()), and PostgreSQL lets any session SET its
+    own: the red team set idle_in_transaction_session_timeout and statement_timeout to 0 and held a
+    transaction for as long as it liked. A setting cannot be locked; the context can be withheld:
+    authenticate() refuses (MDB15, on the access log) a session whose bounds are off or above
+    config login_bounds, so no API work runs unbounded; RESET and it works again. (What such a
+    session can still hold after authenticating first: its own rows, and chains, which nobody waits
+    for since v0.5: test_a_tenant_cannot_hold_another_tenants_chain; PgBouncer's
+    idle_transaction_timeout bounds it from outside.)"""
+    key = _key(admin_conn, make_user())
     with psycopg.connect(APP_DSN, autocommit=True) as conn:
-        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] != "0"
-        conn.execute("SET idle_in_transaction_session_timeout = 0")
-        conn.execute("SET statement_timeout = 0")
-        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] != "0", "the app login lifted its bound"
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] != "0", "the login is bounded"
+        conn.execute(f"SET {lift}")
+        with pytest.raises(psycopg.Error) as refused, conn.transaction():
+            conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+        assert refused.value.sqlstate == "MDB15", refused.value
+        assert lift.split(" =")[0] in refused.value.diag.message_detail
+        conn.execute("RESET ALL")
+        with conn.transaction():
+            conn.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+            conn.execute("SELECT memoriesdb.remember('bounded again')")
+    n = admin_conn.execute(
+        "SELECT count(*) AS n FROM memoriesdb.access_log WHERE function = 'authenticate' AND sqlstate = 'MDB15'"
+    ).fetchone()["n"]
+    assert n >= 1, "the refusal is on the access log"
 
 
 def test_receipts_of_a_transferred_memory_name_only_the_callers_chain(database, admin_conn, make_user):
