@@ -101,9 +101,15 @@ SELECT m.id, em.id, coalesce(m.embedded_hash, m.content_hash), m.embedding   -- 
   FROM memoriesdb.memories AS m, memoriesdb.embedding_models AS em
  WHERE m.embedding IS NOT NULL AND em.state = 'active';
 
-ALTER TABLE memoriesdb.embedding_schedule ADD COLUMN model_id uuid REFERENCES memoriesdb.embedding_models;
-UPDATE memoriesdb.embedding_schedule SET model_id = (SELECT em.id FROM memoriesdb.embedding_models AS em WHERE em.state = 'active');
-ALTER TABLE memoriesdb.embedding_schedule ALTER COLUMN model_id SET NOT NULL,
+-- the existing jobs become the active model's through the column's default, not an UPDATE: no row of
+-- the queue changes (its stamp trigger would restamp every one)
+DO $$
+BEGIN
+  EXECUTE format('ALTER TABLE memoriesdb.embedding_schedule ADD COLUMN model_id uuid NOT NULL DEFAULT %L REFERENCES memoriesdb.embedding_models',
+                 (SELECT em.id FROM memoriesdb.embedding_models AS em WHERE em.state = 'active'));
+END
+$$;
+ALTER TABLE memoriesdb.embedding_schedule ALTER COLUMN model_id DROP DEFAULT,
   DROP CONSTRAINT embedding_schedule_pkey, ADD PRIMARY KEY (memory_id, model_id);
 COMMENT ON COLUMN memoriesdb.embedding_schedule.model_id IS 'The model this job embeds the memory with: one job per (memory, model) for every model that is not retired.';
 -- a claim takes the active model's ready jobs first, then the filling models'
