@@ -59,6 +59,7 @@ d = sys.argv[1]; admin.deploy(d); admin.ensure_local_logins(d)" "postgresql://$P
 }
 lane2() {
   smoke search_bounds py bench/search_bounds.py --smoke --db "${P}_sbounds" --out "$(out search_bounds)"
+  smoke search_quality py bench/search_quality.py --smoke --db "${P}_quality" --out "$(out search_quality)"
   smoke bounds py bench/bounds.py --smoke --db "${P}_bounds" --out "$(out bounds)"
   smoke identity py bench/identity.py --smoke --db "${P}_id" --out "$(out identity)"
   smoke offers py bench/offers.py --smoke --db "${P}_offers" --out "$(out offers)"
@@ -77,7 +78,7 @@ lane3
 
 failed=()
 for name in shared-ledger fail_closed_recall refusal_storm query_cache search access_log audit_chain remember_ab runner \
-  leases search_bounds bounds identity offers remember_profile input_bounds pgbouncer ingest_memory; do
+  leases search_bounds search_quality bounds identity offers remember_profile input_bounds pgbouncer ingest_memory; do
   [ -f "$TMP/$name.status" ] || continue
   cat "$TMP/$name.status"
   grep -q '^FAIL' "$TMP/$name.status" && failed+=("$name")

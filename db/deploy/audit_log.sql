@@ -195,6 +195,8 @@ DECLARE
   seals memoriesdb.audit_seals[] := ARRAY[]::memoriesdb.audit_seals[];
   waiting boolean := EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.txid = x);
 BEGIN
+  -- (no EXCEPTION block, no subtransaction per commit: a chain's head row is locked, so two seals
+  -- cannot claim one position; under REPEATABLE READ the lock itself raises 40001)
   -- one seal per chain the transaction wrote to, in ascending chain order; a chain another
   -- transaction holds is not waited for: its rows wait in audit_pending for the chain's next sealer
   FOR g IN
@@ -235,11 +237,6 @@ BEGIN
     UPDATE memoriesdb_internal.audit_chain_heads AS h SET chain_seq = s.chain_seq, seal_hash = s.seal_hash
      WHERE h.chain = s.chain;
   END LOOP;
-EXCEPTION WHEN unique_violation THEN
-  -- only under REPEATABLE READ / SERIALIZABLE: the snapshot predates the head
-  RAISE EXCEPTION USING ERRCODE = '40001',
-    MESSAGE = 'could not seal the audit log: another transaction sealed the same chain first',
-    HINT = 'retry the transaction';
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_seal_now(xid8) IS
@@ -348,8 +345,18 @@ BEGIN
      AND NOT memoriesdb.context_proven(current_setting('app.current_user', true), current_setting('app.current_user_proof', true)) THEN
     vouched := session_user;
   END IF;
-  IF TG_OP <> 'INSERT' THEN o := memoriesdb_internal.audit_strip(to_jsonb(OLD)); END IF;
-  IF TG_OP <> 'DELETE' THEN n := memoriesdb_internal.audit_strip(to_jsonb(NEW)); END IF;
+  IF TG_OP <> 'INSERT' THEN o := to_jsonb(OLD); END IF;
+  IF TG_OP <> 'DELETE' THEN n := to_jsonb(NEW); END IF;
+  IF TG_TABLE_NAME = 'memories' THEN   -- audit_strip(), inline
+    IF o IS NOT NULL THEN
+      o := (o - 'embedding' - 'content_tsv' - 'content_trgm') || jsonb_build_object('embedding_sha256',
+             CASE WHEN o->>'embedding' IS NOT NULL THEN encode(sha256(convert_to(o->>'embedding', 'UTF8')), 'hex') END);
+    END IF;
+    IF n IS NOT NULL THEN
+      n := (n - 'embedding' - 'content_tsv' - 'content_trgm') || jsonb_build_object('embedding_sha256',
+             CASE WHEN n->>'embedding' IS NOT NULL THEN encode(sha256(convert_to(n->>'embedding', 'UTF8')), 'hex') END);
+    END IF;
+  END IF;
   r := coalesce(n, o);
   -- the chain: the owner the row is about as it was before the change (a transfer's
   -- UPDATE of the memory stays in the giver's chain; the transfer row is the receiver's)
@@ -785,8 +792,8 @@ COMMENT ON FUNCTION memoriesdb.verify_receipt(jsonb, jsonb) IS
 -- The per-chain seals take their seq from memoriesdb_internal.audit_seal_seq (audit_chains.sql), but a
 -- run-once change deployed between audit_chains and this change (say one adding config rows, which are
 -- audited) is sealed by the v0.4.0 functions, which take the last seq + 1 and leave the sequence behind:
--- the first seal of this version would then collide (unique_violation, raised as 40001 "another
--- transaction sealed the same chain first", on every audited write). Past them, as the deploying
+-- the first seal of this version would then collide (unique_violation on audit_seals' seq, on every
+-- audited write). Past them, as the deploying
 -- superuser (the seals are under forced row-level security); nothing when the sequence is ahead.
 RESET ROLE;
 SELECT pg_catalog.setval('memoriesdb_internal.audit_seal_seq', m.top)

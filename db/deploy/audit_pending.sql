@@ -23,4 +23,11 @@ ALTER TABLE memoriesdb_internal.audit_pending ENABLE ROW LEVEL SECURITY, FORCE R
 CREATE INDEX audit_pending_txid ON memoriesdb_internal.audit_pending (txid);  -- a transaction's other chains (peers)
 CREATE POLICY audit_pending_owner ON memoriesdb_internal.audit_pending TO memoriesdb_owner USING (true) WITH CHECK (true);
 
+-- what an auditor verifying outside the database (memoriesdb verify-audit --recompute) needs to tell
+-- rows that wait for their seal from rows inserted behind the ledger
+CREATE VIEW memoriesdb.audit_waiting AS
+  SELECT w.chain, w.txid, w.created_at AS since FROM memoriesdb_internal.audit_pending AS w;
+COMMENT ON VIEW memoriesdb.audit_waiting IS
+  'The (chain, transaction) pairs whose audit rows are committed and wait for their seal (their chain was held at their commit): memoriesdb_internal.audit_pending, for the auditor.';
+
 COMMIT;

@@ -143,7 +143,7 @@ GRANT EXECUTE ON FUNCTION
   TO memoriesdb_worker;
 
 -- 5. memoriesdb_auditor: the whole audit log, its chain, and the access log.
-GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.access_log, memoriesdb.access_refusal_bursts TO memoriesdb_auditor;
+GRANT SELECT ON memoriesdb.audit_log, memoriesdb.audit_seals, memoriesdb.audit_waiting, memoriesdb.access_log, memoriesdb.access_refusal_bursts TO memoriesdb_auditor;
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb.verify_audit_chain(), memoriesdb.audit_head(),

@@ -1,16 +1,30 @@
 -- Deploy memoriesdb:search_text_fn to pg
--- Reworked after @v0.3.0 (released version: search_text_fn@v0.3.0.sql); changes since are listed in sqitch.plan.
--- requires: search_text_fn@v0.2.0
--- requires: internal_schema
--- requires: text_index_columns
+-- Reworked after @v0.4.0 (released version: search_text_fn@v0.4.0.sql); changes since are listed in sqitch.plan.
+-- requires: search_text_fn@v0.4.0
 -- Live functions of text and hybrid search: search_text() over text_ranking(), search_hybrid() fusing both rankings;
 -- what the text indexes hold of a memory: trgm_prefix() (memories.content_trgm) and content_tsvector() (memories.content_tsv).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_text_fn`.
 -- Run once, by search_text_fn@v0.1.0.sql: column content_tsv, the trigram and full-text indexes, settings; by
 -- text_index_columns.sql and text_index_bounds.sql: column content_trgm, the trigram index on coalesce(content_trgm,
 -- content), content_tsv kept by a trigger; by search_bounds.sql: the bounds' settings. (The function
--- bodies in search_text_fn@v0.1.0.sql and search_text_fn@v0.2.0.sql are released versions, superseded by this file.)
+-- bodies in search_text_fn@v0.*.sql are released versions, superseded by this file.)
 -- Who may execute what: privileges.sql.
+--
+-- (v0.5) Ranking on conversations (issue 16; measured by bench/search_quality.py). A question
+-- rarely holds every word of the turn that answers it, and websearch_to_tsquery() ANDs them
+-- all: a memory is now a full-text candidate when it holds ANY word (or quoted phrase) of the
+-- query, a negated word still excluding it, and candidates are ranked by BM25 (k1 = 1.2,
+-- b = 0.5) computed over the caller's own visible rows: a word's rarity (idf) is counted
+-- among the memories the caller may see, never over other tenants' rows (which would leak
+-- their statistics and mis-rank). A question (more than 3 words) then re-ranks its best
+-- greatest(4 k, 100) by BM25 with half their trigram word similarity; a keyword query (at
+-- most 3 words) that finds fewer than k memories by full text adds those of word similarity
+-- >= search_text_threshold (typos). The large-caller plan no longer walks the trigram index
+-- by nearest neighbour for every query (its cost grew with the whole table: a question's
+-- KNN visited most of the index): its full-text matches come from the GIN index within the
+-- caller's own rows and grants, and only a keyword query that found fewer than k adds the
+-- KNN's candidates. Without a filter both plans give the same rows, to the same scores (a
+-- filter: the exact scan counts a word's rarity among the rows that pass it).
 --
 -- What one search may cost. pg_trgm's word_similarity() is quadratic in the length of
 -- the text it reads (1 MB of "ab ab ..." and the query "ab": 9.5 minutes) and
@@ -24,6 +38,8 @@
 -- refused (MDB12) past search_text_max_query_chars characters, search_text_max_query_words
 -- words or search_text_max_phrase_ops phrase operators. One candidate then costs a few
 -- milliseconds at most, and the executor's own checks between rows answer interrupts.
+-- BM25 reads the full-text vector of the same window (a memory's term counts past it add
+-- nothing), at most search_text_max_query_words lexemes of it.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -114,26 +130,34 @@ COMMENT ON FUNCTION memoriesdb_internal.set_text_index_columns() IS
 -- Full-text candidates for a large caller. @@ is not LEAKPROOF, so under RLS
 -- PostgreSQL must apply the policy before it and cannot use the GIN index; this
 -- SECURITY DEFINER helper applies the same visibility rule itself (the caller's
--- own memories and unexpired grants, for the context user only) and so can.
+-- own memories and unexpired grants, for the context user only) and so can. (v0.5) The
+-- owner's rows and the granted ones are read apart, so the GIN bitmap can be ANDed with the
+-- owner_id index's and only the caller's matching rows are fetched: the work grows with the
+-- caller's matches, not with the table's. Every match up to n, unranked: the BM25 of
+-- text_ranking() needs all of them (a word's rarity is counted among them). With no
+-- filter, matches_filter() (a function call a row: 2,000 matches took 33 ms instead of 4)
+-- is not called.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.fulltext_candidates(tsq tsquery, n integer, f jsonb, linked uuid[]) RETURNS uuid[]
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
   SELECT array_agg(c.id) FROM (
-    SELECT m.id FROM memoriesdb.memories AS m
-     WHERE m.content_tsv @@ tsq
-       AND (m.owner_id = (SELECT memoriesdb.current_user_id())   -- once per query: it verifies a proof
-            OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
-                        WHERE g.memory_id = m.id AND g.grantee_id = (SELECT memoriesdb.current_user_id())
-                          AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())))
-       AND memoriesdb_internal.matches_filter(m, f, (SELECT memoriesdb.current_user_id()), linked)
-     ORDER BY ts_rank_cd(CASE WHEN m.content_trgm IS NULL THEN m.content_tsv   -- the window is all of it
-                              ELSE to_tsvector('english'::regconfig, m.content_trgm) END, tsq, 32) DESC
+    SELECT x.id FROM (
+      SELECT m.id FROM memoriesdb.memories AS m
+       WHERE m.owner_id = (SELECT memoriesdb.current_user_id())   -- once per query: it verifies a proof
+         AND m.content_tsv @@ tsq
+         AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT memoriesdb.current_user_id()), linked))
+      UNION
+      SELECT m.id FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
+       WHERE g.grantee_id = (SELECT memoriesdb.current_user_id())
+         AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
+         AND m.content_tsv @@ tsq
+         AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT memoriesdb.current_user_id()), linked))) AS x
      LIMIT n) AS c
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]) IS
-  'Internal: ids of the n best full-text matches the context user may see (by the GIN index, which RLS would rule out), ranked by the full-text rank of their window (coalesce(content_trgm, content)), as text_ranking() ranks them. search_text() re-reads them under RLS.';
+  'Internal: ids of the full-text matches the context user may see (its own memories by the GIN and owner_id indexes, then its unexpired grants), at most n of them, unranked: text_ranking() scores them all by BM25 under RLS.';
 
 RESET ROLE;   -- replaced as the deploying superuser; ownership set below, in this transaction
 
@@ -152,10 +176,23 @@ DECLARE
   max_chars integer := memoriesdb.setting('search_text_max_query_chars')::integer;
   max_words integer := memoriesdb.setting('search_text_max_query_words')::integer;
   max_phrase_ops integer := memoriesdb.setting('search_text_max_phrase_ops')::integer;
+  exact_max bigint := memoriesdb.setting('search_text_exact_max')::bigint;
   words integer;
   phrase_ops integer;
   visible bigint;
-  matching uuid[];
+  -- the query's words, any of which makes a candidate
+  tok text;
+  unit text := '';
+  depth integer := 0;
+  pos_units text[] := '{}'::text[];
+  neg_units text[] := '{}'::text[];
+  anyq tsquery;
+  excl tsquery;       -- the negated words: a memory holding one is no candidate, by trigrams either
+  lexemes text[];
+  trigrams boolean;   -- a keyword query matching fewer than k memories: trigram candidates (typos)
+  question boolean;   -- more than 3 words: the best by BM25 re-ranked with word similarity
+  cand uuid[];
+  n bigint;           -- the rows a word's rarity is counted among
 BEGIN
   IF query IS NULL OR btrim(query) = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'query is empty';
@@ -186,56 +223,114 @@ BEGIN
       HINT = 'quote shorter phrases: each word after the first of a quoted phrase or a hyphenated word counts (config search_text_max_phrase_ops)';
   END IF;
   IF uid IS NULL THEN RETURN; END IF;
-  visible := memoriesdb_internal.visible_count(memoriesdb.setting('search_text_exact_max')::bigint);
-  -- score: trigram word similarity (typo-tolerant), plus the full-text rank mapped into
-  -- [0, 1) (normalisation 32), so an exact phrase outranks a near miss; both read the
-  -- window coalesce(content_trgm, content) (within it, a memory is read whole, its rank
-  -- from the stored content_tsv), while a full-text match anywhere still qualifies it
-  IF visible <= memoriesdb.setting('search_text_exact_max')::bigint THEN
-    RETURN QUERY
-      SELECT s.id, s.score, s.content, s.metadata, s.owner_id, s.created_by, s.created_at
-        FROM (SELECT m.*, (public.word_similarity(query, coalesce(m.content_trgm, m.content))
-                           + CASE WHEN m.content_tsv @@ tsq
-                                  THEN ts_rank_cd(CASE WHEN m.content_trgm IS NULL THEN m.content_tsv
-                                                       ELSE to_tsvector('english'::regconfig, m.content_trgm) END, tsq, 32)
-                                  ELSE 0 END)::real AS score
-                FROM memoriesdb_internal.visible_memories(uid) AS m
-               WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
-              OFFSET 0) AS s   -- not flattened: the score is computed once a row, not again for the sort
-       WHERE s.score >= threshold OR s.content_tsv @@ tsq
-       ORDER BY s.score DESC, s.id
-       LIMIT k;
+
+  -- Any word: the operands of the query's top level (a word, a quoted or hyphenated phrase,
+  -- a negated one), read from its text form at most max_words + max_phrase_ops tokens long,
+  -- are ORed, and the negated ones still ANDed: 'carolin' & 'support' & 'group' & !'bar'
+  -- becomes ( 'carolin' ) | ( 'support' ) | ( 'group' ) & !'bar'. A phrase stays a phrase.
+  FOR tok IN SELECT t[1] FROM regexp_matches(tsq::text, '(''(?:[^'']|'''')*''(?::[*A-D]+)?|<[0-9-]+>|[&|!()])', 'g') AS t LOOP
+    IF depth = 0 AND tok IN ('&', '|') THEN
+      IF unit LIKE ' !%' THEN neg_units := neg_units || unit; ELSIF unit <> '' THEN pos_units := pos_units || unit; END IF;
+      unit := '';
+    ELSE
+      depth := depth + CASE tok WHEN '(' THEN 1 WHEN ')' THEN -1 ELSE 0 END;
+      unit := unit || ' ' || tok;
+    END IF;
+  END LOOP;
+  IF unit LIKE ' !%' THEN neg_units := neg_units || unit; ELSIF unit <> '' THEN pos_units := pos_units || unit; END IF;
+  IF cardinality(pos_units) = 0 THEN
+    anyq := tsq;   -- no word to look for (only stop words, or only negated ones): as before
   ELSE
-    -- large callers: candidates from the indexes only: the nearest by word similarity
-    -- (GiST KNN, which walks on past rows the policy hides, its distance re-checked on the
-    -- window only) and the full-text matches (GIN), then scored and ranked as above. The
-    -- full-text ones into a variable first: inside the query, unnest(fulltext_candidates())
-    -- ran twice, once more when the planner estimated how many rows unnest() returns.
-    matching := memoriesdb_internal.fulltext_candidates(tsq, 4 * k, f, linked);
-    RETURN QUERY
-      WITH candidates AS (
-        (SELECT m.id FROM memoriesdb.memories AS m
-          WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
-          ORDER BY query OPERATOR(public.<<->) coalesce(m.content_trgm, m.content)   -- the index's expression
-          LIMIT 4 * k)
-        UNION
-        SELECT unnest(matching))
-      SELECT s.id, s.score, s.content, s.metadata, s.owner_id, s.created_by, s.created_at
-        FROM (SELECT m.*, (public.word_similarity(query, coalesce(m.content_trgm, m.content))
-                           + CASE WHEN m.content_tsv @@ tsq
-                                  THEN ts_rank_cd(CASE WHEN m.content_trgm IS NULL THEN m.content_tsv
-                                                       ELSE to_tsvector('english'::regconfig, m.content_trgm) END, tsq, 32)
-                                  ELSE 0 END)::real AS score
-                FROM candidates AS c JOIN memoriesdb.memories AS m ON m.id = c.id
-              OFFSET 0) AS s   -- not flattened: the score is computed once a row, not again for the sort
-       WHERE s.score >= threshold OR s.content_tsv @@ tsq
-       ORDER BY s.score DESC, s.id
-       LIMIT k;
+    anyq := (SELECT string_agg(x, ' & ')
+               FROM unnest(ARRAY['(' || array_to_string(pos_units, ') | (') || ')'] || neg_units) AS x)::tsquery;
   END IF;
+  IF cardinality(neg_units) > 0 THEN
+    excl := (SELECT string_agg('(' || substr(x, 3) || ')', ' | ') FROM unnest(neg_units) AS x)::tsquery;   -- ' !X' -> (X)
+  END IF;
+  -- the words BM25 counts: those of the ORed operands, unquoted ('it''s' -> it's)
+  lexemes := ARRAY(SELECT DISTINCT replace(replace(l[1], '''''', ''''), '\\', '\')
+                     FROM unnest(pos_units) AS u, regexp_matches(u, '''((?:[^'']|'''')*)''', 'g') AS l);
+  trigrams := cardinality(lexemes) <= 3;
+  question := NOT trigrams;
+
+  visible := memoriesdb_internal.visible_count(exact_max);
+  IF visible <= exact_max THEN
+    -- a small caller: every row it may see, by the owner_id and grantee indexes (under RLS);
+    -- n: how many there are (with the filter), for the words' rarity
+    SELECT coalesce(array_agg(m.id) FILTER (WHERE m.content_tsv @@ anyq), '{}'), count(*) INTO cand, n
+      FROM memoriesdb_internal.visible_memories(uid) AS m
+     WHERE f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, uid, linked);
+    -- a keyword query that found fewer than k: those near it by word similarity too (typos)
+    trigrams := trigrams AND cardinality(cand) < k;
+    IF trigrams THEN
+      cand := cand || ARRAY(SELECT m.id FROM memoriesdb_internal.visible_memories(uid) AS m
+                             WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
+                               AND public.word_similarity(query, coalesce(m.content_trgm, m.content)) >= threshold);
+    END IF;
+  ELSE
+    -- a large caller: its full-text matches by the GIN index within its own rows and grants
+    -- (fulltext_candidates: the policy's rule, applied by the helper), all of them up to
+    -- 50,000 (past that, which ones is unspecified); a keyword query that found fewer than k
+    -- adds the nearest by word similarity (GiST KNN, which walks on past rows the policy
+    -- hides, its distance re-checked on the window only), which typos need. A question does
+    -- not: the KNN of a question-length query visits most of the index (its cost grew with
+    -- the table), and one misspelt word of several costs a question little once any word counts.
+    cand := coalesce(memoriesdb_internal.fulltext_candidates(anyq, 50000, f, linked), '{}');
+    trigrams := trigrams AND cardinality(cand) < k;
+    IF trigrams THEN
+      cand := cand || ARRAY(SELECT m.id FROM memoriesdb.memories AS m
+                             WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
+                             ORDER BY query OPERATOR(public.<<->) coalesce(m.content_trgm, m.content)   -- the index's expression
+                             LIMIT 4 * k);
+    END IF;
+    n := greatest(memoriesdb_internal.visible_count(50000), (SELECT count(DISTINCT u) FROM unnest(cand) AS u));
+  END IF;
+
+  -- score: BM25 (k1 = 1.2, b = 0.5: short turns, whose length says little) of the window's
+  -- full-text vector (only the query's words of it: setweight marks them, ts_filter keeps
+  -- them) mapped into [0, 1) as bm25 / (bm25 + 1); for a question, the best
+  -- greatest(4 k, 100) by BM25 also get half their trigram word similarity (shared
+  -- phrases and word forms the stemmer misses: recall@5 0.69 -> 0.87 on
+  -- bench/search_quality.py's questions), so score is in [0, 1.5); a memory none of whose
+  -- words are in its window scores its word similarity alone (a keyword query's typos).
+  -- Not the sum for a keyword query: a longer word's similarity outranked a rarer word,
+  -- and every memory holding a one-word query had the same similarity. A candidate is read again
+  -- here under RLS, so a row the caller may not see is never scored.
+  RETURN QUERY
+    WITH c AS MATERIALIZED (   -- the candidates, read again under RLS (by a bitmap of their ids)
+      SELECT m.id, m.content_tsv @@ anyq AS hit, coalesce(m.content_tsv @@ excl, false) AS excluded,
+             CASE WHEN m.content_trgm IS NULL THEN m.content_tsv   -- the window is all of it
+                  ELSE to_tsvector('english'::regconfig, m.content_trgm) END AS win,
+             CASE WHEN trigrams THEN public.word_similarity(query, coalesce(m.content_trgm, m.content)) ELSE 0 END AS sim
+        FROM memoriesdb.memories AS m
+       WHERE m.id = ANY (cand)),
+    t AS (SELECT c.id, w.lexeme, greatest(cardinality(w.positions), 1)::float8 AS tf, length(c.win)::float8 AS dl
+            FROM c, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w
+           WHERE c.hit),
+    d AS (SELECT t.lexeme, ln(1 + (n - count(*) + 0.5)::float8 / (count(*) + 0.5)) AS idf FROM t GROUP BY t.lexeme),
+    a AS (SELECT avg(length(c.win))::float8 AS avgdl FROM c WHERE c.hit),
+    b AS (SELECT t.id, sum(d.idf * t.tf * 2.2 / (t.tf + 1.2 * (0.5 + 0.5 * t.dl / a.avgdl))) AS bm25
+            FROM t JOIN d ON d.lexeme = t.lexeme, a
+           GROUP BY t.id),
+    -- the best by BM25 (then, of the trigram candidates, by similarity): for a question the
+    -- greatest(4 k, 100) it re-ranks, else the k it keeps (any of the top k by score is among them)
+    top AS (SELECT c.id, c.sim, b.bm25
+              FROM c LEFT JOIN b ON b.id = c.id
+             WHERE c.hit OR (c.sim >= threshold AND NOT c.excluded)
+             ORDER BY b.bm25 DESC NULLS LAST, c.sim DESC, c.id
+             LIMIT CASE WHEN question THEN greatest(4 * k, 100) ELSE k END)
+    SELECT m.id, (CASE WHEN x.bm25 IS NULL THEN x.sim
+                       ELSE x.bm25 / (x.bm25 + 1)
+                            + CASE WHEN question THEN 0.5 * public.word_similarity(query, coalesce(m.content_trgm, m.content)) ELSE 0 END
+                  END)::real AS score,
+           m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+      FROM top AS x JOIN memoriesdb.memories AS m ON m.id = x.id
+     ORDER BY 2 DESC, 1
+     LIMIT k;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.text_ranking(text, integer, jsonb) IS
-  'Internal: the text ranking behind search_text(), without the access log entry; search_text() and search_hybrid() call it, nothing else may. Reads the window of each memory (coalesce(content_trgm, content): its first search_text_window_chars characters); refuses (MDB12) a query longer than search_text_max_query_chars, of more than search_text_max_query_words words or with more than search_text_max_phrase_ops phrase operators. Runs as memoriesdb_reader under row-level security.';
+  'Internal: the text ranking behind search_text(), without the access log entry; search_text() and search_hybrid() call it, nothing else may. Candidates: the visible memories holding any word or quoted phrase of the query (a negated one excludes), and for a keyword query of at most 3 words that finds fewer than k those of trigram word similarity >= search_text_threshold; ranked by BM25 (k1 1.2, b 0.5) over the caller''s visible rows, mapped into [0, 1), a question''s best greatest(4 k, 100) plus half their word similarity, a trigram-only candidate by its similarity. Small callers (search_text_exact_max) are scanned whole, large ones read by the GIN index within their own rows and grants; both score alike. Reads the window of each memory (coalesce(content_trgm, content): its first search_text_window_chars characters); refuses (MDB12) a query longer than search_text_max_query_chars, of more than search_text_max_query_words words or with more than search_text_max_phrase_ops phrase operators. Runs as memoriesdb_reader under row-level security.';
 ALTER FUNCTION memoriesdb_internal.text_ranking(text, integer, jsonb) OWNER TO memoriesdb_reader;
 
 CREATE OR REPLACE FUNCTION memoriesdb.search_text(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')
@@ -262,7 +357,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.search_text(text, integer, jsonb) IS
-  'The k visible memories that best match query as text: pg_trgm word similarity (typos still match) plus the full-text rank (english stemming) when the words match, both over the first search_text_window_chars characters of a memory (a full-text match anywhere still finds it). score is in [0, 2). A query longer than search_text_max_query_chars, of more than search_text_max_query_words words (stop words aside) or with more than search_text_max_phrase_ops phrase operators is refused (MDB12). Same visibility and filter as search(). Row-level security decides (it runs as memoriesdb_reader). One access log entry per call.';
+  'The k visible memories that best match query as text: those holding any of its words (english stemming; a quoted phrase as a phrase, a -word excludes), ranked by BM25 over the memories the caller may see (no other tenant''s statistics), mapped into [0, 1); a question (more than 3 words) adds half the pg_trgm word similarity of its best candidates; a keyword query (at most 3 words) that finds fewer than k adds memories by word similarity (typos still match), scored by it. Both read the first search_text_window_chars characters of a memory (a full-text match anywhere still finds it). score is in [0, 2). A query longer than search_text_max_query_chars, of more than search_text_max_query_words words (stop words aside) or with more than search_text_max_phrase_ops phrase operators is refused (MDB12). Same visibility and filter as search(). Row-level security decides (it runs as memoriesdb_reader). One access log entry per call.';
 ALTER FUNCTION memoriesdb.search_text(text, integer, jsonb) OWNER TO memoriesdb_reader;
 
 CREATE OR REPLACE FUNCTION memoriesdb.search_hybrid(query text, query_vector public.vector, k integer DEFAULT 10,

@@ -1,5 +1,29 @@
--- Revert memoriesdb:search_text_fn from pg
--- Back to the functions of search_text_fn as released in v0.3.0 (search_text_fn@v0.3.0.sql).
+-- Revert memoriesdb:search_text_fn from pg: restores the bodies of search_text_fn@v0.4.0
+-- Reworked after @v0.3.0 (released version: search_text_fn@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: search_text_fn@v0.2.0
+-- requires: internal_schema
+-- requires: text_index_columns
+-- Live functions of text and hybrid search: search_text() over text_ranking(), search_hybrid() fusing both rankings;
+-- what the text indexes hold of a memory: trgm_prefix() (memories.content_trgm) and content_tsvector() (memories.content_tsv).
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_text_fn`.
+-- Run once, by search_text_fn@v0.1.0.sql: column content_tsv, the trigram and full-text indexes, settings; by
+-- text_index_columns.sql and text_index_bounds.sql: column content_trgm, the trigram index on coalesce(content_trgm,
+-- content), content_tsv kept by a trigger; by search_bounds.sql: the bounds' settings. (The function
+-- bodies in search_text_fn@v0.1.0.sql and search_text_fn@v0.2.0.sql are released versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
+--
+-- What one search may cost. pg_trgm's word_similarity() is quadratic in the length of
+-- the text it reads (1 MB of "ab ab ..." and the query "ab": 9.5 minutes) and
+-- ts_rank_cd() grows with the words of the query and the square of a phrase, and neither
+-- checks for interrupts: while one call ran, its backend answered no cancel and no
+-- statement_timeout, and the KNN scan of every large caller re-checked its distance to
+-- such a memory (other tenants' rows too: the policy filters after the index scan). So the
+-- ranking reads a window of each memory, coalesce(content_trgm, content): the content when
+-- it has at most search_text_window_chars characters, else its first that many (the same
+-- text the trigram index holds, so the KNN's re-check reads no more), and a query is
+-- refused (MDB12) past search_text_max_query_chars characters, search_text_max_query_words
+-- words or search_text_max_phrase_ops phrase operators. One candidate then costs a few
+-- milliseconds at most, and the executor's own checks between rows answer interrupts.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -99,11 +123,11 @@ AS $$
   SELECT array_agg(c.id) FROM (
     SELECT m.id FROM memoriesdb.memories AS m
      WHERE m.content_tsv @@ tsq
-       AND (m.owner_id = memoriesdb.current_user_id()
+       AND (m.owner_id = (SELECT memoriesdb.current_user_id())   -- once per query: it verifies a proof
             OR EXISTS (SELECT 1 FROM memoriesdb.memory_grants AS g
-                        WHERE g.memory_id = m.id AND g.grantee_id = memoriesdb.current_user_id()
+                        WHERE g.memory_id = m.id AND g.grantee_id = (SELECT memoriesdb.current_user_id())
                           AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())))
-       AND memoriesdb_internal.matches_filter(m, f, memoriesdb.current_user_id(), linked)
+       AND memoriesdb_internal.matches_filter(m, f, (SELECT memoriesdb.current_user_id()), linked)
      ORDER BY ts_rank_cd(CASE WHEN m.content_trgm IS NULL THEN m.content_tsv   -- the window is all of it
                               ELSE to_tsvector('english'::regconfig, m.content_trgm) END, tsq, 32) DESC
      LIMIT n) AS c
@@ -223,10 +247,15 @@ AS $$
 DECLARE
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, NULL, k, filter);
+  viewer uuid;   -- the caller, read only for a memory that changed hands
 BEGIN
   FOR id, score, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb_internal.text_ranking(query, k, filter) LOOP
     log_ids := log_ids || id;
+    IF created_by <> owner_id THEN   -- a memory that changed hands: its creator only if the caller deals with them
+      viewer := coalesce(viewer, memoriesdb.current_user_id());
+      created_by := memoriesdb_internal.disclosed_user(created_by, viewer, owner_id);
+    END IF;
     RETURN NEXT;
   END LOOP;
   PERFORM memoriesdb_internal.record_read('search_text', log_ids, log_query);
@@ -247,6 +276,7 @@ SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive quer
 AS $$
 DECLARE
   depth integer;
+  viewer uuid;   -- the caller, read only for a memory that changed hands
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, query_vector, k, filter, concat_ws(',', vector_weight, text_weight, rrf_k));
 BEGIN
@@ -278,6 +308,10 @@ BEGIN
      LIMIT k
   LOOP
     log_ids := log_ids || id;
+    IF created_by <> owner_id THEN   -- a memory that changed hands: its creator only if the caller deals with them
+      viewer := coalesce(viewer, memoriesdb.current_user_id());
+      created_by := memoriesdb_internal.disclosed_user(created_by, viewer, owner_id);
+    END IF;
     RETURN NEXT;
   END LOOP;
   PERFORM memoriesdb_internal.record_read('search_hybrid', log_ids, log_query);

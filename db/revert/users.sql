@@ -10,6 +10,9 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+-- what v0.5 added
+DROP FUNCTION memoriesdb_internal.lifted_bounds();
+
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

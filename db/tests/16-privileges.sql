@@ -64,7 +64,8 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_auditor') $$, ARRA
     'memoriesdb.audit_checkpoint', 'memoriesdb.audit_problems', 'memoriesdb.verify_receipt', 'memoriesdb.verify_checkpoint', 'memoriesdb.audit_seal_pending'],
   'memoriesdb_auditor executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_auditor') $$, ARRAY[
-    'memoriesdb.access_log', 'memoriesdb.access_refusal_bursts', 'memoriesdb.audit_log', 'memoriesdb.audit_seals'],
+    'memoriesdb.access_log', 'memoriesdb.access_refusal_bursts', 'memoriesdb.audit_log', 'memoriesdb.audit_seals',
+    'memoriesdb.audit_waiting'],
   'memoriesdb_auditor selects exactly these tables and columns');
 
 -- public: PUBLIC, i.e. every login

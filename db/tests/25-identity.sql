@@ -3,7 +3,7 @@
 -- superuser counts as a member of every role, memoriesdb_backend included.
 -- Replay across transactions and sessions: runner/tests/test_identity.py.
 BEGIN;
-SELECT plan(51);
+SELECT plan(54);
 
 -- pgTAP keeps its state in temporary tables of this session: let the logins write them
 DO $$
@@ -94,6 +94,17 @@ SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'akey2'), 'MDB10'
 RESET SESSION AUTHORIZATION;   -- the test reads alice's key id from the table (no client can)
 SELECT id AS akey_id FROM memoriesdb.api_keys WHERE key_prefix = left(:'akey', 12) \gset
 SET SESSION AUTHORIZATION :"app";
+-- a session that lifted one of its time bounds gets no context (MDB15), whichever bound and however
+SET LOCAL statement_timeout = 0;
+SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'bkey'), 'MDB15', 'session time bounds lifted',
+  'app login: statement_timeout off, no context');
+SET LOCAL statement_timeout = '30s';
+SET LOCAL lock_timeout = '1h';
+SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'bkey'), 'MDB15', 'session time bounds lifted',
+  'app login: lock_timeout above its bound (10s), no context');
+SET LOCAL lock_timeout = '10000';   -- milliseconds: 10 s, the bound itself
+SET LOCAL idle_in_transaction_session_timeout = '59s';
+SELECT lives_ok(format('SELECT memoriesdb.authenticate(%L)', :'bkey'), 'app login: bounds at or below the configured ones are fine');
 SELECT memoriesdb.authenticate(:'bkey');
 SELECT throws_ok(format('SELECT memoriesdb.revoke_api_key(%L::uuid)', :'akey_id'),
   'MDB10', 'api key not found', 'bob cannot revoke alice''s key by id');

@@ -54,7 +54,7 @@ SELECT results_eq(format($$ SELECT ok FROM memoriesdb.verify_checkpoint(%L) $$, 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_checkpoint_findings(checkpoint jsonb)
 RETURNS TABLE (audit_id bigint, problem text) LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT NULL::bigint, NULL::text WHERE false $$;
-SELECT todo('verification runs inside the database it verifies: a superuser replaces it (no fix inside the database: verify-audit must recompute outside)', 2);
+SELECT todo('verification runs inside the database it verifies: a superuser replaces it (no fix inside the database: memoriesdb verify-audit --recompute recomputes outside, test_anchor.py)', 2);
 SELECT results_eq(format($$ SELECT ok FROM memoriesdb.verify_audit_chain(%L) $$, :'cp'), $$ VALUES (false) $$,
   'attack 2: tail cut + one function redefined: verify_audit_chain(checkpoint) still names the cut');
 SELECT results_eq(format($$ SELECT ok FROM memoriesdb.verify_checkpoint(%L) $$, :'cp'), $$ VALUES (false) $$,

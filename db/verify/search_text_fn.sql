@@ -17,6 +17,9 @@ SELECT 1/(char_length(memoriesdb_internal.trgm_prefix(repeat('ab ', 1000)))
           = least(coalesce(memoriesdb.setting('search_text_window_chars')::int, 1000), 1732))::int;
 SELECT 1/(strpos(prosrc, 'search_text_max_query_chars') > 0 AND strpos(prosrc, 'content_trgm') > 0)::int
   FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb_internal.text_ranking(text, integer, jsonb)'::regprocedure;
+-- (v0.5) any word of the query, ranked by BM25 over the caller's rows
+SELECT 1/(strpos(prosrc, 'ts_filter(setweight(') > 0 AND strpos(prosrc, 'pos_units') > 0)::int
+  FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb_internal.text_ranking(text, integer, jsonb)'::regprocedure;
 SELECT 1/(strpos(prosrc, '''Infinity''::real') > 0)::int
   FROM pg_catalog.pg_proc WHERE oid = 'memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer)'::regprocedure;
 SELECT 1/(memoriesdb_internal.content_tsvector('an ordinary memory') = to_tsvector('english'::regconfig, 'an ordinary memory'))::int;

@@ -137,8 +137,14 @@ def anchor_keygen(path: Path) -> None:
     help="A public key (PEM) checkpoints may be signed with; repeat for rotated keys "
     "(default: MEMORIESDB_ANCHOR_PUBLIC_KEY_FILE, else MEMORIESDB_ANCHOR_KEY_FILE's).",
 )
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Call none of the ledger's functions: read the audit log with SELECTs and recompute every hash here "
+    "(for a server whose superuser you do not trust: it could have replaced the verifying functions).",
+)
 @click.pass_obj
-def verify_audit(settings: Settings, location: str | None, public_key_files: tuple[Path, ...]) -> None:
+def verify_audit(settings: Settings, location: str | None, public_key_files: tuple[Path, ...], recompute: bool) -> None:
     """Check the audit log, and every stored checkpoint: its signature, its Merkle root, that the log (over
     MEMORIESDB_AUDITOR_DSN) still holds what it committed to, and that it undoes no checkpoint before it.
     Exit code 0: all verified; 3: the log or a checkpoint failed; 1: could not verify (configuration,
@@ -148,7 +154,7 @@ def verify_audit(settings: Settings, location: str | None, public_key_files: tup
         raise ConfigurationError("say where the checkpoints are: --checkpoints DIR (or MEMORIESDB_ANCHOR_STORE)")
     keys = audit_check.public_keys(settings, public_key_files)
     store = open_store(location, s3_endpoint_url=settings.anchor_s3_endpoint_url)
-    if not audit_check.run(settings, store, keys, console).ok:
+    if not audit_check.run(settings, store, keys, console, recompute=recompute).ok:
         sys.exit(3)
 
 

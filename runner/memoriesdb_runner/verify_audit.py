@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import db
+from . import audit_recompute, db
 from .anchor import BadRecord, check_record, key_id, load_private_key, load_public_key, public_key_path, went_back
 from .checkpoint_store import CheckpointStore
 from .errors import ConfigurationError, ledger_error
@@ -64,16 +64,22 @@ DETAILED = 3  # failed checkpoints whose every problem is listed (audit_problems
 SHOWN = 5  # problems shown per entry
 
 
-async def verify_checkpoints(settings: Settings, store: CheckpointStore, keys: dict, progress=None) -> Report:
+async def verify_checkpoints(
+    settings: Settings, store: CheckpointStore, keys: dict, progress=None, *, recompute: bool = False
+) -> Report:
     """The log in itself, then one Outcome per stored checkpoint. Local checks first (a checkpoint
     that fails them is not sent to the database); the ledger's own refusals (MDBxx) are outcomes
-    too. A lost connection ends the run (psycopg.OperationalError)."""
+    too. A lost connection ends the run (psycopg.OperationalError). recompute: no function of the
+    ledger is called; the log is read with SELECTs and every hash recomputed here (audit_recompute)."""
     names = await asyncio.to_thread(store.names)
     if not names:
         raise ConfigurationError(f"no checkpoints in {store.location}")
     task = progress.add_task("verifying", total=len(names) + 1) if progress else None
     outcomes = []
     conn = await db.connect(settings.auditor_dsn)
+    if recompute:
+        async with conn:
+            return await _recomputed(conn, store, names, keys, progress, task)
     async with conn:
         whole = await db.row(conn, "verify_audit_chain")
         if whole["ok"]:
@@ -92,6 +98,40 @@ async def verify_checkpoints(settings: Settings, store: CheckpointStore, keys: d
             outcomes.append(outcome)
             if progress:
                 progress.advance(task)
+    _check_growth(outcomes)
+    return Report(log_outcome, outcomes)
+
+
+async def _recomputed(conn, store: CheckpointStore, names: list[str], keys: dict, progress, task) -> Report:
+    """verify-audit --recompute: the log recomputed here once, then each checkpoint's signature, root
+    and chain heads against it; the database answers SELECTs only."""
+    computed = await audit_recompute.fetch_and_recompute(conn)
+    waiting = f", {computed.waiting} waiting for their seal" if computed.waiting else ""
+    if computed.ok:
+        log_outcome = Outcome(
+            "the audit log itself (recomputed here)", "ok", f"{computed.rows} rows, {computed.seals} seals{waiting}"
+        )
+    else:
+        found = [{"audit_id": i, "problem": p} for i, p in computed.problems]
+        log_outcome = Outcome("the audit log itself (recomputed here)", "database", _lines(found))
+    if progress:
+        progress.advance(task)
+    outcomes = []
+    for name in names:
+        try:
+            checkpoint = check_record(await asyncio.to_thread(store.get, name), keys)
+        except BadRecord as exc:
+            outcomes.append(Outcome(name, exc.kind, str(exc)))
+        except OSError as exc:
+            outcomes.append(Outcome(name, "unreadable", str(exc)))
+        else:
+            found = computed.against(checkpoint)
+            if found:
+                outcomes.append(Outcome(name, "database", _lines([{"audit_id": None, "problem": p} for p in found]), checkpoint))
+            else:
+                outcomes.append(Outcome(name, "ok", f"{len(checkpoint['chains'])} chain heads", checkpoint))
+        if progress:
+            progress.advance(task)
     _check_growth(outcomes)
     return Report(log_outcome, outcomes)
 
@@ -166,7 +206,7 @@ LABELS = {
 }
 
 
-def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console) -> Report:
+def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console, *, recompute: bool = False) -> Report:
     """verify_checkpoints with a progress bar on console (shown while it runs), then the report."""
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -176,7 +216,7 @@ def run(settings: Settings, store: CheckpointStore, keys: dict, console: Console
         console=console,
         transient=True,
     ) as progress:
-        result = asyncio.run(verify_checkpoints(settings, store, keys, progress))
+        result = asyncio.run(verify_checkpoints(settings, store, keys, progress, recompute=recompute))
     report(result, store.location, console)
     return result
 

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from psycopg.types.json import Jsonb
 from structlog.testing import capture_logs
 
 from memoriesdb_runner import anchor as anc
@@ -676,3 +677,63 @@ def test_anchor_to_s3_and_verify_from_it(settings, admin_conn, user, key_path, s
     assert out.returncode == 0 and "all 2 checkpoints verified" in out.stdout, out.stdout + out.stderr
     assert cli(env, "anchor").returncode == 0
     assert len(open_store(location, s3_endpoint_url=s3_endpoint).names()) == 3
+
+
+@contextlib.contextmanager
+def verification_replaced(admin_conn):
+    """As a superuser: the ledger's verifying functions replaced by ones that find nothing (red team,
+    31-redteam-chains.sql attack 2); the originals put back on leaving."""
+    names = ["memoriesdb_internal.audit_checkpoint_findings", "memoriesdb_internal.audit_findings"]
+    originals = [
+        admin_conn.execute("SELECT pg_get_functiondef(%s::regprocedure) AS d", (f"{n}(jsonb)",)).fetchone()["d"] for n in names
+    ]
+    with admin_conn.transaction():
+        for n in names:
+            admin_conn.execute(
+                f"CREATE OR REPLACE FUNCTION {n}(checkpoint jsonb) RETURNS TABLE (audit_id bigint, problem text) "
+                "LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT NULL::bigint, NULL::text WHERE false $$"
+            )
+    try:
+        yield
+    finally:
+        with admin_conn.transaction():
+            for d in originals:
+                admin_conn.execute(d)
+
+
+def test_verify_audit_recompute_is_not_fooled_by_replaced_functions(settings, admin_conn, make_user, key_path, tmp_path):
+    """A superuser cuts the tail of a chain after a checkpoint and replaces the verifying functions:
+    verify-audit (the database's verdict) says ok; verify-audit --recompute (SELECTs only, every hash
+    recomputed in the runner) names the cut. An edited row is named too; put back, it passes again."""
+    owner = make_user()
+    remember(admin_conn, owner, "kept")
+    remember(admin_conn, owner, "to be deleted by the superuser")
+    store = tmp_path / "cps"
+    env = cli_env(settings, key_path, store)
+    assert cli(env, "anchor").returncode == 0
+    out = cli(env, "verify-audit", "--recompute")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "recomputed here" in out.stdout and "all 1 checkpoints verified" in out.stdout
+    with tail_cut(admin_conn, owner) as seal, verification_replaced(admin_conn):
+        fooled = cli(env, "verify-audit")
+        assert fooled.returncode == 0, "the attack: the database's own verdict is ok"
+        out = cli(env, "verify-audit", "--recompute")
+        assert out.returncode == 3, out.stdout + out.stderr
+        assert f"chain {owner}: no seal {seal['chain_seq']}" in " ".join(out.stdout.split()), out.stdout
+    with admin_conn.transaction():
+        admin_conn.execute("SET LOCAL session_replication_role = replica")
+        row = admin_conn.execute(
+            "SELECT id, new_row FROM memoriesdb.audit_log WHERE chain = %s AND table_name = 'memories' ORDER BY id LIMIT 1",
+            (owner,),
+        ).fetchone()
+        admin_conn.execute(
+            "UPDATE memoriesdb.audit_log SET new_row = jsonb_set(new_row, '{content}', '\"edited\"') WHERE id = %s", (row["id"],)
+        )
+    try:
+        out = cli(env, "verify-audit", "--recompute")
+        assert out.returncode == 3 and f"audit row {row['id']}: contents do not match its hash" in out.stdout, out.stdout
+    finally:
+        with admin_conn.transaction():
+            admin_conn.execute("SET LOCAL session_replication_role = replica")
+            admin_conn.execute("UPDATE memoriesdb.audit_log SET new_row = %s WHERE id = %s", (Jsonb(row["new_row"]), row["id"]))
+    assert cli(env, "verify-audit", "--recompute").returncode == 0

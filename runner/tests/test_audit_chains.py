@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import psycopg
-import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 

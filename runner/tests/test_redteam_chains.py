@@ -100,9 +100,7 @@ def test_a_backend_cannot_hold_the_common_chain(database, admin_conn):
     _sealed_after_the_hold(admin_conn)
 
 
-@pytest.mark.parametrize(
-    "lift", ["idle_in_transaction_session_timeout = 0", "statement_timeout = 0", "lock_timeout = '1h'"]
-)
+@pytest.mark.parametrize("lift", ["idle_in_transaction_session_timeout = 0", "statement_timeout = 0", "lock_timeout = '1h'"])
 def test_an_app_login_that_lifts_its_time_bounds_gets_no_context(database, admin_conn, make_user, lift):
     """The login bounds are role defaults (configure_login()), and PostgreSQL lets any session SET its
     own: the red team set idle_in_transaction_session_timeout and statement_timeout to 0 and held a
