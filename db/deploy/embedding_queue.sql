@@ -2,12 +2,17 @@
 -- Reworked after @v0.4.0 (released version: embedding_queue@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: embedding_queue@v0.2.0
 -- requires: worker_bounds
+-- requires: embedding_models
 -- Live functions of the embedding queue: Enqueue trigger, NOTIFY, and the worker API: claim, renew, complete, fail, release, reclaim, requeue, status.
 -- v0.3: a claim may take at most embedding_max_batch_size jobs for at most embedding_max_lease_seconds
 -- (config, worker_bounds.sql), and a live worker renews its leases (renew_embedding_leases) instead
 -- of asking for a long one.
 -- v0.5: requeue_dead_embedding_jobs(memory_ids) puts chosen dead jobs back, and says of each other id
 -- why it was not (not_dead, no_job); requeue_dead_embedding_jobs() still puts every dead job back.
+-- v0.5 (versioned embeddings, embedding_models.sql): one job per (memory, model) for every model not
+-- retired; claim_model_embedding_jobs() hands out the jobs of the active and filling models with their
+-- model (claim_embedding_jobs() the active model's only, for workers older than v0.5); completions
+-- store into embeddings, and into memories.embedding (the mirror) for the active model's jobs.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework embedding_queue`.
 -- Run once, by embedding_queue@v0.1.0.sql: table embedding_schedule, its index, policy and the triggers on memories. (The function bodies in that file are the released
 -- versions, superseded by this file.)
@@ -25,19 +30,21 @@ BEGIN
     -- a new memory has no job: a job references an existing memory (and goes with it), and
     -- this memory's id was new. A plain INSERT: no speculative insertion, and the statement
     -- trigger notify fires once (an upsert fires it for INSERT and for UPDATE)
-    INSERT INTO memoriesdb.embedding_schedule (memory_id, content_hash) VALUES (NEW.id, NEW.content_hash);
+    INSERT INTO memoriesdb.embedding_schedule (memory_id, model_id, content_hash)
+    SELECT NEW.id, em.id, NEW.content_hash FROM memoriesdb.embedding_models AS em WHERE em.state <> 'retired';
     RETURN NULL;
   END IF;
-  INSERT INTO memoriesdb.embedding_schedule AS s (memory_id, content_hash)
-  VALUES (NEW.id, NEW.content_hash)
-  ON CONFLICT (memory_id) DO UPDATE
+  -- new content: every model not retired embeds it again (a paused model's job waits for resume_model())
+  INSERT INTO memoriesdb.embedding_schedule AS s (memory_id, model_id, content_hash)
+  SELECT NEW.id, em.id, NEW.content_hash FROM memoriesdb.embedding_models AS em WHERE em.state <> 'retired'
+  ON CONFLICT (memory_id, model_id) DO UPDATE
      SET content_hash = EXCLUDED.content_hash, attempts = 0, run_after = now(),
          last_error = NULL, dead_at = NULL;
   RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.enqueue_embedding() IS
-  'Trigger: a new memory or new content puts (or refreshes) the memory''s one embedding job. A job already leased keeps its lease; its completion will find the content changed and re-queue it.';
+  'Trigger: a new memory or new content puts (or refreshes) one embedding job per model that is not retired (active, filling, paused). A job already leased keeps its lease; its completion will find the content changed and re-queue it. Metadata-only revisions do not fire it.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.notify_embedding() RETURNS trigger
 LANGUAGE plpgsql
@@ -106,9 +113,10 @@ BEGIN
   -- worker login's read (one entry per claim), then returned: MDB22 (and no
   -- lease, the claim rolls back) when the entry cannot be written
   WITH ready AS (
-    SELECT s.memory_id FROM memoriesdb.embedding_schedule AS s
+    SELECT s.memory_id, s.model_id FROM memoriesdb.embedding_schedule AS s
      WHERE s.dead_at IS NULL AND s.run_after <= now() AND s.attempts < max_attempts
        AND (s.lease_until IS NULL OR s.lease_until < now())   -- an expired lease is free again
+       AND s.model_id = (SELECT em.id FROM memoriesdb.embedding_models AS em WHERE em.state = 'active')
      ORDER BY s.run_after
      LIMIT batch_size
      FOR UPDATE SKIP LOCKED
@@ -116,7 +124,7 @@ BEGIN
     UPDATE memoriesdb.embedding_schedule AS s
        SET lease_id = gen_random_uuid(), lease_until = now() + held, leased_hash = s.content_hash,
            leased_by = worker, leased_at = now(), attempts = s.attempts + 1
-      FROM ready WHERE s.memory_id = ready.memory_id
+      FROM ready WHERE s.memory_id = ready.memory_id AND s.model_id = ready.model_id
     RETURNING s.memory_id, s.lease_id, s.leased_hash, s.attempts
   )
   SELECT array_agg(l.memory_id ORDER BY l.memory_id), array_agg(l.lease_id ORDER BY l.memory_id),
@@ -132,7 +140,73 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.claim_embedding_jobs(integer, interval, text) IS
-  'Worker: leases up to batch_size ready jobs (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content, after writing one access log entry for the batch (function claim_embedding_jobs, the memory ids, the worker''s login; MDB22 and no claim when it cannot be written). A worker that dies loses nothing: once the lease expires another worker claims the job again. batch_size may be at most config embedding_max_batch_size and the lease at most embedding_max_lease_seconds (MDB12 past either): a worker that needs longer renews its leases with renew_embedding_leases().';
+  'Worker (before v0.5; claim_model_embedding_jobs() names each job''s model): leases up to batch_size ready jobs of the active model (FOR UPDATE SKIP LOCKED, so concurrent workers never share a job) and returns their content, after writing one access log entry for the batch (function claim_embedding_jobs, the memory ids, the worker''s login; MDB22 and no claim when it cannot be written). A worker that dies loses nothing: once the lease expires another worker claims the job again. batch_size may be at most config embedding_max_batch_size and the lease at most embedding_max_lease_seconds (MDB12 past either): a worker that needs longer renews its leases with renew_embedding_leases().';
+
+CREATE OR REPLACE FUNCTION memoriesdb.claim_model_embedding_jobs(batch_size integer DEFAULT 32,
+                                               lease interval DEFAULT '5 minutes',
+                                               worker text DEFAULT NULL,
+                                               models text[] DEFAULT NULL)
+RETURNS TABLE (memory_id uuid, lease_id uuid, content text, content_hash bytea, attempts integer,
+               model text, provider text, dimension integer)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  max_attempts integer := memoriesdb.setting('max_attempts')::int;
+  max_batch integer := memoriesdb.setting('embedding_max_batch_size')::int;
+  held interval;
+  picked record;
+  ids uuid[] := '{}'::uuid[];
+  mids uuid[] := '{}'::uuid[];
+  m record;
+BEGIN
+  IF batch_size IS NULL OR batch_size < 1 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'batch_size must be at least 1';
+  END IF;
+  IF max_batch IS NULL OR batch_size > max_batch THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'batch_size is larger than a claim may take',
+      DETAIL = format('asked for %s jobs; the cap is %s', batch_size, coalesce(max_batch::text, 'not set')),
+      HINT = format('claim at most %s jobs at a time (config embedding_max_batch_size)', coalesce(max_batch::text, '(not set)'));
+  END IF;
+  held := memoriesdb_internal.checked_lease(lease);
+  -- model by model, the active one first (new memories become searchable while a new model
+  -- fills), then the filling ones; paused and retired models' jobs are never claimed
+  FOR m IN SELECT em.id FROM memoriesdb.embedding_models AS em
+            WHERE em.state IN ('active', 'filling') AND (models IS NULL OR em.name = ANY (models))
+            ORDER BY em.state = 'active' DESC, em.created_at, em.id LOOP
+    EXIT WHEN cardinality(ids) >= batch_size;
+    FOR picked IN
+      WITH ready AS (
+        SELECT s.memory_id, s.model_id FROM memoriesdb.embedding_schedule AS s
+         WHERE s.model_id = m.id AND s.dead_at IS NULL AND s.run_after <= now() AND s.attempts < max_attempts
+           AND (s.lease_until IS NULL OR s.lease_until < now())
+         ORDER BY s.run_after
+         LIMIT batch_size - cardinality(ids)
+         FOR UPDATE SKIP LOCKED)
+      UPDATE memoriesdb.embedding_schedule AS s
+         SET lease_id = gen_random_uuid(), lease_until = now() + held, leased_hash = s.content_hash,
+             leased_by = worker, leased_at = now(), attempts = s.attempts + 1
+        FROM ready WHERE s.memory_id = ready.memory_id AND s.model_id = ready.model_id
+      RETURNING s.memory_id, s.model_id
+    LOOP
+      ids := ids || picked.memory_id;
+      mids := mids || picked.model_id;
+    END LOOP;
+  END LOOP;
+  IF cardinality(ids) > 0 THEN   -- one access log entry per claim, as claim_embedding_jobs()
+    PERFORM memoriesdb_internal.log_read('claim_embedding_jobs', ARRAY(SELECT DISTINCT u FROM unnest(ids) AS u), NULL);
+  END IF;
+  RETURN QUERY
+  SELECT s.memory_id, s.lease_id, mem.content, s.leased_hash, s.attempts, em.name, em.provider, em.dimension
+    FROM unnest(ids, mids) AS j(mid, model_id)
+    JOIN memoriesdb.embedding_schedule AS s ON s.memory_id = j.mid AND s.model_id = j.model_id
+    JOIN memoriesdb.embedding_models AS em ON em.id = j.model_id
+    JOIN memoriesdb.memories AS mem ON mem.id = j.mid
+   ORDER BY em.id, s.memory_id;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.claim_model_embedding_jobs(integer, interval, text, text[]) IS
+  'Worker: as claim_embedding_jobs(), for every model a worker serves: leases up to batch_size ready jobs of the active model first, then of the filling models (models: only these names; NULL: all), and returns each with its model''s name, provider and dimension. Paused and retired models'' jobs are never claimed. One access log entry per claim (function claim_embedding_jobs). MDB12 past the batch or lease caps.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.renew_embedding_leases(memory_ids uuid[], lease_ids uuid[],
                                                  lease interval DEFAULT '5 minutes')
@@ -161,23 +235,20 @@ $$;
 COMMENT ON FUNCTION memoriesdb.renew_embedding_leases(uuid[], uuid[], interval) IS
   'Worker heartbeat: extends the leases of a claim still being worked on to lease from now (at most config embedding_max_lease_seconds, MDB12 past it). Only leases that are still this claim''s are renewed: the matching lease_id, not yet expired. Returns how many were renewed; fewer than asked means the others were lost (expired, re-claimed, released, or the memory forgotten).';
 
-CREATE OR REPLACE FUNCTION memoriesdb_internal.check_embedding(embedding public.vector) RETURNS void
+CREATE OR REPLACE FUNCTION memoriesdb_internal.check_embedding(embedding public.vector, dim integer) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  dim integer;
   norm double precision;
 BEGIN
-  SELECT a.atttypmod INTO dim FROM pg_catalog.pg_attribute AS a
-   WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding';
   IF embedding IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB11', MESSAGE = 'embedding is NULL';
   END IF;
   IF public.vector_dims(embedding) <> dim THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB11', MESSAGE = 'embedding has the wrong dimension',
       DETAIL = format('expected %s dimensions, got %s', dim, public.vector_dims(embedding)),
-      HINT = 'the model must match the dimension chosen at deploy time (sqitch variable embedding_dim)';
+      HINT = 'the vector must come from the model the job names, of its dimension (model_progress())';
   END IF;
   norm := public.vector_norm(embedding);
   IF norm = 0 THEN
@@ -188,8 +259,23 @@ BEGIN
   END IF;
 END
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.check_embedding(public.vector, integer) IS
+  'Raises MDB11 unless the vector has dim dimensions (its model''s), is finite and is not zero.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.check_embedding(embedding public.vector) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  dim integer;
+BEGIN
+  SELECT a.atttypmod INTO dim FROM pg_catalog.pg_attribute AS a
+   WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding';
+  PERFORM memoriesdb_internal.check_embedding(embedding, dim);
+END
+$$;
 COMMENT ON FUNCTION memoriesdb_internal.check_embedding(public.vector) IS
-  'Raises MDB11 unless the vector has the deployed dimension, is finite and is not zero.';
+  'Raises MDB11 unless the vector has the dimension of memories.embedding (the active model''s), is finite and is not zero.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.complete_embedding_job(memory_id uuid, lease_id uuid,
                                                  embedding public.vector, model text)
@@ -198,40 +284,20 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  job memoriesdb.embedding_schedule;
-  stored integer;
+  dim integer;
 BEGIN
-  SELECT * INTO job FROM memoriesdb.embedding_schedule AS s
-   WHERE s.memory_id = complete_embedding_job.memory_id AND s.lease_id = complete_embedding_job.lease_id
-   FOR UPDATE;
-  IF job.memory_id IS NULL THEN
+  SELECT em.dimension INTO dim FROM memoriesdb.embedding_schedule AS s JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
+   WHERE s.memory_id = complete_embedding_job.memory_id AND s.lease_id = complete_embedding_job.lease_id;
+  IF dim IS NULL THEN
     RETURN 'lease_lost';   -- expired and re-leased, released, or the memory was forgotten
   END IF;
-  PERFORM memoriesdb_internal.check_embedding(complete_embedding_job.embedding);
-  IF complete_embedding_job.model IS NULL OR btrim(complete_embedding_job.model) = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required';
-  END IF;
-  -- stored only if the content is still the one that was embedded
-  UPDATE memoriesdb.memories AS m
-     SET embedding = public.l2_normalize(complete_embedding_job.embedding),
-         embedding_model = complete_embedding_job.model,
-         embedded_at = now(), embedded_hash = job.leased_hash
-   WHERE m.id = job.memory_id AND m.content_hash = job.leased_hash;
-  GET DIAGNOSTICS stored = ROW_COUNT;
-  IF stored = 1 AND job.content_hash = job.leased_hash THEN
-    DELETE FROM memoriesdb.embedding_schedule AS s WHERE s.memory_id = job.memory_id;
-    RETURN 'stored';
-  END IF;
-  -- the content changed after the claim: the job goes back to the queue
-  UPDATE memoriesdb.embedding_schedule AS s
-     SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
-         attempts = 0, run_after = now()
-   WHERE s.memory_id = job.memory_id;
-  RETURN CASE WHEN stored = 1 THEN 'stored_requeued' ELSE 'stale' END;
+  PERFORM memoriesdb_internal.check_embedding(complete_embedding_job.embedding, dim);
+  RETURN (SELECT c.outcome FROM memoriesdb.complete_embedding_jobs(ARRAY[complete_embedding_job.memory_id],
+            ARRAY[complete_embedding_job.lease_id], ARRAY[complete_embedding_job.embedding], complete_embedding_job.model) AS c);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text) IS
-  'Worker: stores a leased job''s embedding (L2-normalised) with its model name, only if the memory''s content hash still matches the one claimed; otherwise the vector is discarded and the job re-queued (stale). Returns stored, stored_requeued, stale or lease_lost. MDB11 for a wrong-dimension, NaN or zero vector.';
+  'Worker: complete_embedding_jobs() for one job: stores a leased job''s embedding (L2-normalised) for the job''s model, only if the memory''s content hash still matches the one claimed; otherwise the vector is discarded and the job re-queued (stale). Returns stored, stored_requeued, stale or lease_lost. MDB11 for a vector not of the model''s dimension, NaN or zero.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.complete_embedding_jobs(memory_ids uuid[], lease_ids uuid[],
                                                   embeddings public.vector[], model text)
@@ -241,6 +307,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   bad integer;
+  bad_dim integer;
 BEGIN
   IF cardinality(memory_ids) IS DISTINCT FROM cardinality(lease_ids)
      OR cardinality(memory_ids) IS DISTINCT FROM cardinality(embeddings) THEN
@@ -249,52 +316,69 @@ BEGIN
   IF model IS NULL OR btrim(model) = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required';
   END IF;
-  -- every vector checked first (MDB11 names the first bad one); then the whole
-  -- batch in four set-based statements instead of four per job
-  SELECT min(u.i)::integer INTO bad FROM unnest(embeddings) WITH ORDINALITY AS u(e, i)
-   WHERE u.e IS NULL OR public.vector_dims(u.e) <> (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
-                                                   WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding')
-      OR public.vector_norm(u.e) IN (0, 'NaN'::float8, 'Infinity'::float8);
+  -- every vector checked first against its job's model (MDB11 names the first bad one; a job whose
+  -- lease is gone against memories.embedding's); then the whole batch in a few set-based statements
+  SELECT u.i::integer, coalesce(em.dimension, (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
+                                                  WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding'))
+    INTO bad, bad_dim
+    FROM unnest(memory_ids, lease_ids, embeddings) WITH ORDINALITY AS u(mid, lid, e, i)
+    LEFT JOIN memoriesdb.embedding_schedule AS s ON s.memory_id = u.mid AND s.lease_id = u.lid
+    LEFT JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
+   WHERE u.e IS NULL
+      OR public.vector_dims(u.e) <> coalesce(em.dimension, (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
+                                                            WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding'))
+      OR public.vector_norm(u.e) IN (0, 'NaN'::float8, 'Infinity'::float8)
+   ORDER BY u.i LIMIT 1;
   IF bad IS NOT NULL THEN
-    PERFORM memoriesdb_internal.check_embedding(embeddings[bad]);
+    PERFORM memoriesdb_internal.check_embedding(embeddings[bad], bad_dim);
   END IF;
   RETURN QUERY
   WITH input AS (
     SELECT u.mid, u.lid, u.emb FROM unnest(memory_ids, lease_ids, embeddings) AS u(mid, lid, emb)
   ), job AS (
-    SELECT s.memory_id, s.content_hash, s.leased_hash, i.emb
+    SELECT i.lid, s.memory_id, s.model_id, s.content_hash, s.leased_hash, public.l2_normalize(i.emb) AS emb, em.state = 'active' AS active
       FROM memoriesdb.embedding_schedule AS s JOIN input AS i ON i.mid = s.memory_id AND i.lid = s.lease_id
+      JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
      FOR UPDATE OF s
-  ), stored AS (
+  ), fresh AS (
     -- stored only if the content is still the one that was embedded
+    SELECT j.* FROM job AS j JOIN memoriesdb.memories AS m ON m.id = j.memory_id AND m.content_hash = j.leased_hash
+  ), kept AS (
+    INSERT INTO memoriesdb.embeddings AS e (memory_id, model_id, content_hash, embedding)
+    SELECT f.memory_id, f.model_id, f.leased_hash, f.emb FROM fresh AS f
+    ON CONFLICT ON CONSTRAINT embeddings_pkey DO UPDATE SET content_hash = EXCLUDED.content_hash, embedding = EXCLUDED.embedding
+    RETURNING e.memory_id
+  ), mirrored AS (
+    -- the active model's vector is also memories.embedding, which search() and the graph read
     UPDATE memoriesdb.memories AS m
-       SET embedding = public.l2_normalize(j.emb), embedding_model = model, embedded_at = now(), embedded_hash = j.leased_hash
-      FROM job AS j
-     WHERE m.id = j.memory_id AND m.content_hash = j.leased_hash
+       SET embedding = f.emb, embedding_model = model, embedded_at = now(), embedded_hash = f.leased_hash
+      FROM fresh AS f
+     WHERE f.active AND m.id = f.memory_id AND m.content_hash = f.leased_hash
     RETURNING m.id
   ), finished AS (
     DELETE FROM memoriesdb.embedding_schedule AS s
-     USING job AS j
-     WHERE s.memory_id = j.memory_id AND j.content_hash = j.leased_hash AND j.memory_id IN (SELECT st.id FROM stored AS st)
-    RETURNING s.memory_id
+     USING fresh AS f
+     WHERE s.memory_id = f.memory_id AND s.model_id = f.model_id AND f.content_hash = f.leased_hash
+    RETURNING s.memory_id, s.model_id
   ), requeued AS (
     -- the content changed after the claim: back to the queue for the new content
     UPDATE memoriesdb.embedding_schedule AS s
        SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL, attempts = 0, run_after = now()
       FROM job AS j
-     WHERE s.memory_id = j.memory_id AND NOT (j.content_hash = j.leased_hash AND j.memory_id IN (SELECT st.id FROM stored AS st))
-    RETURNING s.memory_id
+     WHERE s.memory_id = j.memory_id AND s.model_id = j.model_id
+       AND NOT EXISTS (SELECT 1 FROM fresh AS f WHERE f.memory_id = j.memory_id AND f.model_id = j.model_id AND f.content_hash = f.leased_hash)
+    RETURNING s.memory_id, s.model_id
   )
   SELECT i.mid,
-         CASE WHEN i.mid IN (SELECT f.memory_id FROM finished AS f) THEN 'stored'
-              WHEN i.mid IN (SELECT st.id FROM stored AS st) THEN 'stored_requeued'
-              WHEN i.mid IN (SELECT r.memory_id FROM requeued AS r) THEN 'stale'
-              ELSE 'lease_lost' END
-    FROM input AS i;
+         CASE WHEN j.lid IS NULL THEN 'lease_lost'
+              WHEN EXISTS (SELECT 1 FROM finished AS f WHERE f.memory_id = j.memory_id AND f.model_id = j.model_id) THEN 'stored'
+              WHEN EXISTS (SELECT 1 FROM fresh AS f WHERE f.lid = j.lid) THEN 'stored_requeued'
+              ELSE 'stale' END
+    FROM input AS i LEFT JOIN job AS j ON j.lid = i.lid AND j.memory_id = i.mid;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text) IS
-  'Worker: complete_embedding_job() for a whole batch in one round trip and a few set-based statements; returns each job''s outcome (stored, stored_requeued, stale, lease_lost). MDB11 for any bad vector (nothing of the batch is stored then).';
+  'Worker: stores a batch of leased jobs'' vectors (L2-normalised) in one round trip: into embeddings for each job''s model, and for the active model''s jobs also into memories.embedding with embedding_model = model (the name the worker embedded with). Only where the memory''s content hash is still the one claimed; otherwise the vector is discarded and the job re-queued. Returns each job''s outcome (stored, stored_requeued, stale, lease_lost). MDB11 for any vector not of its model''s dimension, NaN or zero (nothing of the batch is stored then).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.fail_embedding_job(memory_id uuid, lease_id uuid, error text,
                                              permanent boolean DEFAULT false)
@@ -315,7 +399,7 @@ BEGIN
     UPDATE memoriesdb.embedding_schedule AS s
        SET dead_at = now(), last_error = left(coalesce(error, 'unknown error'), 4000),
            lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL
-     WHERE s.memory_id = job.memory_id;
+     WHERE s.memory_id = job.memory_id AND s.model_id = job.model_id;
     RETURN 'dead';
   END IF;
   -- exponential backoff with jitter: base * 2^(attempts-1), capped
@@ -323,7 +407,7 @@ BEGIN
      SET last_error = left(coalesce(error, 'unknown error'), 4000),
          run_after = now() + make_interval(secs => least(cap, base * 2 ^ (job.attempts - 1)) * (0.75 + random() / 2)),
          lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL
-   WHERE s.memory_id = job.memory_id;
+   WHERE s.memory_id = job.memory_id AND s.model_id = job.model_id;
   RETURN 'retry';
 END
 $$;

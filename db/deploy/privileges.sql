@@ -4,6 +4,8 @@
 -- requires: embedding_queue
 -- requires: api_history
 -- requires: query_cache
+-- requires: models_api
+-- requires: model_search
 -- The security model in one place: everything any role other than an object's
 -- owner may do in this database. Re-deployable: it first takes every privilege
 -- back, then grants exactly what is listed here, so the list below is the whole
@@ -93,6 +95,9 @@ GRANT EXECUTE ON FUNCTION
   -- search
   memoriesdb.search(public.vector, integer, jsonb, real), memoriesdb.search_text(text, integer, jsonb),
   memoriesdb.search_hybrid(text, public.vector, integer, jsonb, real, real, integer),
+  -- search by a named embedding model (model_search.sql)
+  memoriesdb.search(public.vector, text, integer, jsonb, real),
+  memoriesdb.search_hybrid(text, public.vector, text, integer, jsonb, real, real, integer),
   -- access log
   memoriesdb.access_history(uuid, timestamptz), memoriesdb.flush_access_log(),
   -- the query-vector cache (query_cache.sql): the context user's own entries only
@@ -119,6 +124,7 @@ GRANT EXECUTE ON FUNCTION memoriesdb.create_user(text, text) TO memoriesdb_backe
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb.claim_embedding_jobs(integer, interval, text),
+  memoriesdb.claim_model_embedding_jobs(integer, interval, text, text[]),
   memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text),
   memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text),
   memoriesdb.fail_embedding_job(uuid, uuid, text, boolean), memoriesdb.release_embedding_jobs(uuid[], uuid[]),
@@ -128,6 +134,9 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.requeue_dead_embedding_jobs(uuid[]),
   memoriesdb.dead_embedding_jobs(integer), memoriesdb.embedding_models(), memoriesdb.embedding_queue_status(),
   memoriesdb.run_vindexing(text), memoriesdb.vindexing_status(),
+  -- the model registry (models_api.sql): the runner's `memoriesdb models ...` and `reembed`
+  memoriesdb.add_model(text, text, integer), memoriesdb.activate_model(text), memoriesdb.pause_model(text),
+  memoriesdb.resume_model(text), memoriesdb.retire_model(text), memoriesdb.model_progress(),
   memoriesdb.access_refusals(interval),
   memoriesdb.audit_checkpoint(),  -- memoriesdb anchor (worker all): signs it outside the database
   memoriesdb.audit_seal_pending(integer)   -- after each batch, and before each checkpoint
@@ -148,7 +157,8 @@ GRANT EXECUTE ON FUNCTION
 --    and their relations, bound by the same policies as the application, and
 --    the helpers the read functions call.
 GRANT SELECT ON memoriesdb.memories, memoriesdb.memory_revisions, memoriesdb.memory_grants,
-                memoriesdb.memory_transfers, memoriesdb.memory_edges, memoriesdb.edge_types TO memoriesdb_reader;
+                memoriesdb.memory_transfers, memoriesdb.memory_edges, memoriesdb.edge_types,
+                memoriesdb.embeddings, memoriesdb.embedding_models TO memoriesdb_reader;
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
   memoriesdb_internal.raise_not_found(text, uuid), memoriesdb_internal.record_refusal(text, uuid),
@@ -156,6 +166,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.record_read(text, uuid[], bytea),
   memoriesdb_internal.query_fingerprint(text, public.vector, integer, jsonb, text),
   memoriesdb_internal.check_query_vector(public.vector), memoriesdb_internal.check_embedding(public.vector),
+  memoriesdb_internal.check_embedding(public.vector, integer),
   memoriesdb_internal.check_search_filter(jsonb),
   memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]),
   memoriesdb_internal.linked_ids(jsonb), memoriesdb_internal.visible_memories(uuid),

@@ -3,6 +3,7 @@
 -- requires: triggers@v0.2.0
 -- requires: search_text_fn
 -- requires: offers
+-- requires: embedding_models
 -- Every trigger of the ledger's tables, in one place: which tables are stamped,
 -- audited, append-only, and which feed the queues. Re-deployable (CREATE OR
 -- REPLACE TRIGGER): change it with `sqitch rework triggers`. The tables' own
@@ -17,7 +18,9 @@ CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.accepted_s
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.config FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.edge_types FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
+CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.embedding_models FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.embedding_schedule FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
+CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.embeddings FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.idempotency_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT OR UPDATE ON memoriesdb.memory_edges FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.stamp_row();
@@ -36,6 +39,7 @@ CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.a
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.api_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('', 'user_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.config FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.edge_types FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('', 'created_by');
+CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.embedding_models FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row();
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.idempotency_keys FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('memory_id', 'owner_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('id', 'owner_id');
 CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.memory_edges FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.audit_row('source_id');
@@ -49,6 +53,9 @@ CREATE OR REPLACE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON memoriesdb.u
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.access_log FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.audit_log FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
 CREATE OR REPLACE TRIGGER append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON memoriesdb.audit_seals FOR EACH STATEMENT EXECUTE FUNCTION memoriesdb_internal.refuse_change();
+
+-- check_dimension: each model's vectors have its dimension (embeddings.embedding is an untyped vector)
+CREATE OR REPLACE TRIGGER check_dimension BEFORE INSERT OR UPDATE OF embedding, model_id ON memoriesdb.embeddings FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.check_model_dimension();
 
 -- text_index: what the text indexes hold follows content (content_tsv, content_trgm: all of it, or what fits)
 CREATE OR REPLACE TRIGGER text_index BEFORE INSERT OR UPDATE OF content ON memoriesdb.memories FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.set_text_index_columns();

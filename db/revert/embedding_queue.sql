@@ -13,6 +13,8 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 DROP FUNCTION memoriesdb.requeue_dead_embedding_jobs(uuid[]);
+DROP FUNCTION memoriesdb.claim_model_embedding_jobs(integer, interval, text, text[]);
+DROP FUNCTION memoriesdb_internal.check_embedding(public.vector, integer);
 
 -- enqueue ------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION memoriesdb_internal.enqueue_embedding() RETURNS trigger

@@ -7,7 +7,7 @@ SELECT tables_are('memoriesdb', ARRAY[
   'config', 'audit_log', 'audit_seals', 'users', 'api_keys', 'memories', 'memory_revisions',
   'memory_grants', 'memory_transfers', 'edge_types', 'memory_edges', 'idempotency_keys',
   'embedding_schedule', 'vindexing_schedule', 'vindexing_runs', 'access_log', 'access_log_sink',
-  'memory_offers', 'accepted_senders', 'access_refusal_bursts']);
+  'memory_offers', 'accepted_senders', 'access_refusal_bursts', 'embedding_models', 'embeddings']);
 SELECT extensions_are(ARRAY['plpgsql', 'uuid-ossp', 'pgcrypto', 'vector', 'pg_trgm', 'pgtap', 'dblink']);
 
 -- this fails the suite if row-level security is off, or not forced, on any table
@@ -24,11 +24,12 @@ SELECT is_empty($$
    WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proowner <> 'memoriesdb_owner'::regrole
      AND p.proname NOT IN ('append_access_log_autonomously', 'append_access_entry_autonomously', 'await_access_log_writes', 'setup_access_logger',
                            'recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking',
+                           'model_vector_ranking', 'search_model',
                            'list_memories', 'list_grants', 'list_edges', 'list_edge_types') $$,
   'memoriesdb_owner owns every function but those of the access logger and the read functions');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proname IN ('recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking')
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proname IN ('recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking', 'model_vector_ranking')
      AND NOT (p.prosecdef AND p.proowner = 'memoriesdb_reader'::regrole) $$,
   'the read functions are SECURITY DEFINER, owned by memoriesdb_reader');
 SELECT is_empty($$
@@ -114,14 +115,14 @@ SELECT is_empty($$
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = 'memoriesdb' AND c.relkind = 'r'
-     AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink', 'access_refusal_bursts', 'embedding_schedule', 'vindexing_schedule', 'vindexing_runs')
+     AND c.relname NOT IN ('audit_log', 'audit_seals', 'access_log', 'access_log_sink', 'access_refusal_bursts', 'embedding_schedule', 'vindexing_schedule', 'vindexing_runs', 'embeddings')
      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'audit') $$,
   'every ledger table has the audit trigger');
 
 -- what clients may call (privileges decide who) and the machinery no client may reach
 SELECT functions_are('memoriesdb', ARRAY[
   'current_user_id', 'verify_audit_chain', 'audit_head', 'audit_checkpoint', 'audit_seal_pending', 'audit_problems', 'audit_receipts', 'verify_receipt', 'verify_checkpoint', 'setting', 'create_user', 'create_api_key',
-  'revoke_api_key', 'authenticate', 'api_keys_list', 'context_proven', 'claim_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
+  'revoke_api_key', 'authenticate', 'api_keys_list', 'context_proven', 'claim_embedding_jobs', 'claim_model_embedding_jobs', 'complete_embedding_job', 'complete_embedding_jobs',
   'fail_embedding_job', 'release_embedding_jobs', 'renew_embedding_leases', 'reclaim_expired_embedding_leases',
   'requeue_dead_embedding_jobs', 'defer_embedding_jobs', 'embedding_queue_health',
   'embedding_queue_status', 'dead_embedding_jobs', 'embedding_models', 'vindexing_status', 'remember', 'remember_once', 'revise',
@@ -132,6 +133,8 @@ SELECT functions_are('memoriesdb', ARRAY[
   'cached_query_vector', 'cache_query_vector', 'clear_query_cache',
   'accept_offer', 'decline_offer', 'withdraw_offer', 'offers', 'offers_sent', 'accept_sender', 'forget_sender', 'trusted_senders',
   'list_memories', 'list_grants', 'list_edges', 'list_edge_types',
+  -- the model registry (models_api.sql)
+  'add_model', 'activate_model', 'pause_model', 'resume_model', 'retire_model', 'model_progress',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[
@@ -146,6 +149,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'accepts_from', 'effect_share', 'effect_transfer', 'offer',
   'access_log_mac', 'access_burst_mac', 'append_access_entry', 'append_access_entry_autonomously', 'write_access_entry',
   'log_read',
+  'check_model_dimension', 'model_index_name', 'create_model_index', 'model_named', 'model_vector_ranking', 'search_model',
   'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'record_auth_failure',
   'check_auth_throttle', 'disclosed_user',
   'require_custodian',

@@ -51,7 +51,9 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY
     'memoriesdb.embedding_models', 'memoriesdb.embedding_queue_status', 'memoriesdb.fail_embedding_job',
     'memoriesdb.reclaim_expired_embedding_leases', 'memoriesdb.release_embedding_jobs',
     'memoriesdb.renew_embedding_leases', 'memoriesdb.requeue_dead_embedding_jobs', 'memoriesdb.run_vindexing', 'memoriesdb.setting',
-    'memoriesdb.vindexing_status', 'memoriesdb.audit_checkpoint', 'memoriesdb.audit_seal_pending'],
+    'memoriesdb.vindexing_status', 'memoriesdb.audit_checkpoint', 'memoriesdb.audit_seal_pending',
+    'memoriesdb.claim_model_embedding_jobs', 'memoriesdb.add_model', 'memoriesdb.activate_model', 'memoriesdb.pause_model',
+    'memoriesdb.resume_model', 'memoriesdb.retire_model', 'memoriesdb.model_progress'],
   'memoriesdb_worker executes exactly these functions');
 SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_worker') $$, 'memoriesdb_worker selects no table');
 
@@ -80,11 +82,11 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_reader') $$, ARRAY
     'memoriesdb_internal.linked_ids', 'memoriesdb_internal.matches_filter', 'memoriesdb_internal.query_fingerprint',
     'memoriesdb_internal.raise_not_found', 'memoriesdb_internal.record_read', 'memoriesdb_internal.record_refusal',
     'memoriesdb_internal.text_ranking', 'memoriesdb_internal.vector_ranking', 'memoriesdb_internal.visible_count',
-    'memoriesdb_internal.visible_memories'],
+    'memoriesdb_internal.visible_memories', 'memoriesdb_internal.model_vector_ranking', 'memoriesdb_internal.search_model'],
   'memoriesdb_reader executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_reader') $$, ARRAY[
     'memoriesdb.edge_types', 'memoriesdb.memories', 'memoriesdb.memory_edges', 'memoriesdb.memory_grants',
-    'memoriesdb.memory_revisions', 'memoriesdb.memory_transfers'],
+    'memoriesdb.memory_revisions', 'memoriesdb.memory_transfers', 'memoriesdb.embeddings', 'memoriesdb.embedding_models'],
   'memoriesdb_reader selects exactly these tables and columns');
 
 -- memoriesdb_pgbouncer_auth: PgBouncer's auth_user (the lookup: 20-pgbouncer-auth.sql)

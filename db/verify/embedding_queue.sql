@@ -3,6 +3,7 @@ BEGIN;
 SELECT 'memoriesdb_internal.enqueue_embedding()'::regprocedure;
 SELECT 'memoriesdb_internal.notify_embedding()'::regprocedure;
 SELECT 'memoriesdb.claim_embedding_jobs(integer, interval, text)'::regprocedure;
+SELECT 'memoriesdb.claim_model_embedding_jobs(integer, interval, text, text[])'::regprocedure;
 SELECT 'memoriesdb_internal.check_embedding(public.vector)'::regprocedure;
 SELECT 'memoriesdb.complete_embedding_job(uuid, uuid, public.vector, text)'::regprocedure;
 SELECT 'memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text)'::regprocedure;

@@ -14,6 +14,7 @@ import pydantic
 from rich.console import Console
 
 from . import admin
+from . import models as model_registry
 from . import status as status_report
 from . import verify_audit as audit_check
 from .anchor import anchor_once, generate_key
@@ -180,6 +181,84 @@ def requeue(settings: Settings, ids: tuple, all_: bool) -> None:
     for row in result["not_requeued"]:
         click.echo(f"{row['memory_id']}: not requeued: {WHY_NOT.get(row['outcome'], row['outcome'])}", err=True)
     if result["not_requeued"]:
+        sys.exit(2)
+
+
+# --- the model registry: several embedding models side by side -----------------------
+
+PROVIDERS = click.Choice(["ollama", "openai", "local", "configured"])
+
+
+@main.group()
+def models() -> None:
+    """Embedding models side by side: add one (it fills in the background), follow it (status,
+    reembed --wait), activate it once complete (search switches atomically), pause, resume, retire."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def models_list(settings: Settings, as_json: bool) -> None:
+    """Every registered model: provider, dimension, state, done/total, jobs."""
+    rows = _run(model_registry.progress(settings))
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    else:
+        model_registry.show(rows, console)
+
+
+@models.command("add")
+@click.argument("name")
+@click.option("--provider", type=PROVIDERS, required=True, help="Which runner provider embeds with it (NAME is its model).")
+@click.option("--dim", "dimension", type=int, required=True, help="The model's vector dimension (at most 2000).")
+@click.pass_obj
+def models_add(settings: Settings, name: str, provider: str, dimension: int) -> None:
+    """Register model NAME: it starts filling, a job per memory, served by the running workers."""
+    row = _run(model_registry.call(settings, "add_model", name=name, provider=provider, dimension=dimension))
+    click.echo(f"model {plain_text(name)} added: {row['jobs']} memories to embed (follow with: memoriesdb reembed --wait)")
+
+
+def _model_command(sql_name: str, done: str):
+    @click.argument("name")
+    @click.pass_obj
+    def command(settings: Settings, name: str) -> None:
+        row = _run(model_registry.call(settings, sql_name, name=name))
+        click.echo(done.format(name=plain_text(name), **{k: plain_text(str(v)) for k, v in row.items()}))
+
+    return command
+
+
+models.command("activate", help="Make NAME the model search uses, atomically; refused until it is complete.")(
+    _model_command("activate_model", "model {name} is active ({memories} memories; {previous} is paused)")
+)
+models.command("pause", help="Stop the workers from embedding with filling model NAME (its jobs keep queueing).")(
+    _model_command("pause_model", "model {name}: {state}")
+)
+models.command("resume", help="Let a paused model NAME fill again.")(_model_command("resume_model", "model {name}: {state}"))
+models.command("retire", help="Drop model NAME's vectors, index and jobs (not the active model).")(
+    _model_command("retire_model", "model {name} retired: {vectors} vectors and {jobs} jobs dropped")
+)
+
+
+@main.command()
+@click.argument("names", nargs=-1, metavar="[MODEL]...")
+@click.option("--wait", is_flag=True, help="Show a progress bar per model until it has embedded every memory.")
+@click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds (exit code 3).")
+@click.pass_obj
+def reembed(settings: Settings, names: tuple, wait: bool, timeout: float | None) -> None:
+    """Follow the re-embedding of MODEL... (default: every filling model). The running workers do the
+    work (`memoriesdb worker embed`); this shows where it is, and with --wait waits for its end.
+    Exit code 2 if jobs are dead at the end (`memoriesdb requeue --all` puts them back)."""
+    if not wait:
+        model_registry.show(model_registry.filling(_run(model_registry.progress(settings)), list(names)), console)
+        return
+    try:
+        rows = model_registry.reembed_with_bar(settings, list(names), console, timeout)
+    except TimeoutError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(3)
+    if any(r["dead"] for r in rows):
+        click.echo("some jobs are dead: see memoriesdb status; put them back with memoriesdb requeue --all", err=True)
         sys.exit(2)
 
 

@@ -15,6 +15,15 @@ SELECT (memoriesdb.setting('embedding_dim'))::int AS dim;
 SELECT memory_id, lease_id, content, attempts
   FROM memoriesdb.claim_embedding_jobs(%(batch_size)s, make_interval(secs => %(lease_seconds)s), %(worker)s);
 
+-- name: claim_model_embedding_jobs
+-- every job with its model (name, provider, dimension): the active model's first, then the filling ones
+SELECT memory_id, lease_id, content, attempts, model, provider, dimension
+  FROM memoriesdb.claim_model_embedding_jobs(%(batch_size)s, make_interval(secs => %(lease_seconds)s), %(worker)s);
+
+-- name: configured_model_dim
+-- the dimension of the model served by the worker's own provider (NULL: none is registered, or it is retired)
+SELECT max(dimension) AS dim FROM memoriesdb.model_progress() WHERE provider = 'configured' AND state <> 'retired';
+
 -- name: embedding_caps
 -- what one claim may take (config, worker_bounds); NULL on a ledger older than v0.3
 SELECT (memoriesdb.setting('embedding_max_batch_size'))::int AS max_batch_size,
@@ -63,6 +72,25 @@ SELECT memory_id, attempts, dead_at, last_error FROM memoriesdb.dead_embedding_j
 
 -- name: embedding_models
 SELECT model, memories, newest FROM memoriesdb.embedding_models();
+
+-- name: model_progress
+SELECT model, provider, dimension, state, done, total, pending, leased, dead, activated_at
+  FROM memoriesdb.model_progress();
+
+-- name: add_model
+SELECT model_id, jobs FROM memoriesdb.add_model(%(name)s, %(provider)s, %(dimension)s);
+
+-- name: activate_model
+SELECT model, previous, memories FROM memoriesdb.activate_model(%(name)s);
+
+-- name: pause_model
+SELECT memoriesdb.pause_model(%(name)s) AS state;
+
+-- name: resume_model
+SELECT memoriesdb.resume_model(%(name)s) AS state;
+
+-- name: retire_model
+SELECT vectors, jobs FROM memoriesdb.retire_model(%(name)s);
 
 -- name: vindexing_status
 SELECT pending, oldest_pending, last_refresh_at, last_refresh_ms FROM memoriesdb.vindexing_status();

@@ -24,6 +24,7 @@ async def collect(settings: Settings) -> dict:
             "health": await db.row(conn, "embedding_queue_health"),
             "dead": await db.rows(conn, "dead_embedding_jobs", max_rows=20),
             "models": await db.rows(conn, "embedding_models"),
+            "registry": await db.rows(conn, "model_progress"),
             "vindexing": await db.row(conn, "vindexing_status"),
             "refusals_last_hour": await db.rows(conn, "access_refusals", since="1 hour"),
         }
@@ -89,6 +90,20 @@ def show(data: dict, console: Console) -> None:
     for m in data["models"]:
         t.add_row(safe_text(m["model"]), str(m["memories"]), _when(m["newest"]))
     console.print(t)
+    if data.get("registry"):
+        t = Table("model", "provider", "dim", "state", "progress", "pending", "dead", title="embedding models (registry)")
+        for m in data["registry"]:
+            pct = f" ({100 * m['done'] / m['total']:.0f}%)" if m["total"] else ""
+            t.add_row(
+                safe_text(m["model"]),
+                safe_text(m["provider"]),
+                str(m["dimension"]),
+                m["state"],
+                f"{m['done']}/{m['total']}{pct}",
+                str(m["pending"]),
+                str(m["dead"]),
+            )
+        console.print(t)
     if data["pools"] is None:
         console.print("[bold]pgbouncer[/]: admin console not reachable (MEMORIESDB_PGBOUNCER_ADMIN_DSN)")
     else:

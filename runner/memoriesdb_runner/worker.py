@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from . import db, metrics
 from .errors import ConfigurationError, PermanentProviderError, TransientProviderError
-from .providers import Provider
+from .providers import Provider, make_provider
 from .settings import Settings
 
 log = structlog.get_logger("memoriesdb.worker")
@@ -58,9 +58,13 @@ def _retrying(attempts: int, lease_seconds: float = 300) -> AsyncRetrying:
 
 
 async def check_dimension(pool: AsyncConnectionPool, provider: Provider, attempts: int = 4) -> int:
-    """Refuse to start when the model's dimension differs from the column's."""
+    """Refuse to start when the configured model's dimension differs from the one the ledger registered
+    for it (the model of provider 'configured'). When no such model is left (retired after another was
+    activated), the worker's own provider embeds nothing and is not checked: 0."""
     async with pool.connection() as conn:
-        column_dim = (await db.row(conn, "embedding_dim"))["dim"]
+        column_dim = (await db.row(conn, "configured_model_dim"))["dim"]
+    if column_dim is None:
+        return 0
     async for attempt in _retrying(attempts):
         with attempt:
             model_dim = await provider.dimension()
@@ -109,8 +113,8 @@ class LeaseKeeper:
 
     def drop(self, jobs: list[dict]) -> None:
         """Stop renewing these jobs (failed or deferred: their leases are given up), keep renewing the rest."""
-        gone = {j["memory_id"] for j in jobs}
-        kept = [j for j in self._jobs if j["memory_id"] not in gone]
+        gone = {j["lease_id"] for j in jobs}  # a memory may be in a batch once per model: by lease
+        kept = [j for j in self._jobs if j["lease_id"] not in gone]
         self._held -= len(self._jobs) - len(kept)
         self._jobs = kept
         self._leases = _leases(kept)
@@ -177,6 +181,29 @@ class EmbedWorker:
         self._storing: asyncio.Task | None = None  # the previous batch's completion, still in flight
         self._stop: asyncio.Event | None = None
         self._unreachable = 0  # batches in a row the provider could not be reached for
+        self._providers: dict[tuple[str, str], Provider] = {}  # (provider kind, model) -> provider, made on first use
+
+    def provider_for(self, job: dict) -> Provider:
+        """The provider a job's model embeds with: the worker's own for the model registered as
+        'configured' (and for jobs of the released claim, which name no model); else one of the
+        model's provider kind with the model's name, made once and kept."""
+        kind, model = job.get("provider") or "configured", job.get("model")
+        if kind == "configured" or model is None:
+            return self.provider
+        key = (kind, model)
+        if key not in self._providers:
+            self._providers[key] = make_provider(self.settings.model_copy(update={"provider": kind, "model": model}))
+        return self._providers[key]
+
+    def model_label(self, job: dict) -> str:
+        """The model name stored with the job's vector (memories.embedding_model for the active model)."""
+        return self.provider_for(job).model if (job.get("provider") or "configured") == "configured" else job["model"]
+
+    async def aclose(self) -> None:
+        """Close the providers made for the registry's models (the worker's own is its owner's to close)."""
+        for p in self._providers.values():
+            await p.aclose()
+        self._providers.clear()
 
     async def _db(self, operation: str, name: str, *, many: bool = False, give_up_after: float | None = None, **params):
         """One statement of queries.sql, through retry_db: database faults are retried with backoff."""
@@ -217,6 +244,7 @@ class EmbedWorker:
             listener.cancel()
             try:
                 await self.flush()
+                await self.aclose()
             except db.DatabaseUnavailable as exc:
                 log.warning("batch not stored before stopping; its leases expire", error=str(exc))
             metrics.HEALTH.forget(beat)
@@ -242,7 +270,7 @@ class EmbedWorker:
         keeper = LeaseKeeper(self, jobs)  # renews the batch's leases until it is stored, failed or released
         handed_over = False
         try:
-            embed = asyncio.create_task(self._embed_isolating(jobs))
+            embed = asyncio.create_task(self._embed_by_model(jobs))
             if stop is not None:
                 stopper = asyncio.create_task(stop.wait())
                 while not (embed.done() or stopper.done()):  # a slow provider is no wedged loop: beat
@@ -277,9 +305,7 @@ class EmbedWorker:
             if not outcome.embedded:
                 return len(jobs)
             await self.flush()  # the leases are still renewed while the previous batch is stored
-            done = [j for j, _ in outcome.embedded]
-            vectors = np.stack([v for _, v in outcome.embedded])
-            self._storing = asyncio.create_task(self._complete(done, vectors, started, keeper))
+            self._storing = asyncio.create_task(self._complete(outcome.embedded, started, keeper))
             handed_over = True
             return len(jobs)
         finally:
@@ -300,7 +326,7 @@ class EmbedWorker:
             async with self.pool.connection() as conn:
                 rows = await db.rows(
                     conn,
-                    "claim_embedding_jobs",
+                    "claim_model_embedding_jobs",
                     batch_size=self.settings.batch_size,
                     lease_seconds=self.settings.lease_seconds,
                     worker=self.name,
@@ -310,7 +336,30 @@ class EmbedWorker:
 
         return await db.retry_db("claim", call, stop=self._stop, log=log, beat=f"embed {self.name}")
 
-    async def _embed_isolating(self, jobs: list[dict]) -> Outcome:
+    async def _embed_by_model(self, jobs: list[dict]) -> Outcome:
+        """A claimed batch may hold jobs of several models: each model's jobs are embedded by its own
+        provider (_embed_isolating), one model after the other, into one outcome."""
+        groups: dict[tuple, list[dict]] = {}
+        for j in jobs:
+            groups.setdefault((j.get("provider"), j.get("model")), []).append(j)
+        outcome = Outcome()
+        for group in groups.values():
+            try:
+                provider = self.provider_for(group[0])
+            except Exception as exc:  # a model this worker cannot serve (no such local model, ...)
+                outcome.dead.append((group, f"no provider for model {group[0].get('model')!r}: {exc}"))
+                continue
+            part = await self._embed_isolating(group, provider)
+            outcome.embedded += part.embedded
+            outcome.dead += part.dead
+            outcome.retry += part.retry
+            outcome.deferred += part.deferred
+            outcome.unreachable = outcome.unreachable or part.unreachable
+            outcome.calls += part.calls
+            outcome.splits += part.splits
+        return outcome
+
+    async def _embed_isolating(self, jobs: list[dict], provider: Provider | None = None) -> Outcome:
         """Embed a claimed batch in one provider call (transient errors retried with backoff). When the
         provider refuses it permanently for a reason that may be one input's (per_input: HTTP 400, 413,
         422, a bad vector), the batch is split in two and each half is embedded the same way, down to
@@ -331,7 +380,7 @@ class EmbedWorker:
                 continue
             outcome.calls += 1
             try:
-                vectors = await self._embed_with_retries([j["content"] for j in group])
+                vectors = await self._embed_with_retries([j["content"] for j in group], provider or self.provider)
             except PermanentProviderError as exc:
                 if exc.per_input and len(group) > 1:
                     half = (len(group) + 1) // 2
@@ -359,29 +408,36 @@ class EmbedWorker:
             )
         return outcome
 
-    async def _embed_with_retries(self, texts: list[str]) -> np.ndarray:
+    async def _embed_with_retries(self, texts: list[str], provider: Provider | None = None) -> np.ndarray:
         async for attempt in _retrying(self.settings.max_retries, self.settings.lease_seconds):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     log.info("retrying provider", attempt=attempt.retry_state.attempt_number)
-                return await self.provider.embed(texts)
+                return await (provider or self.provider).embed(texts)
         raise AssertionError("unreachable")
 
-    async def _complete(self, jobs: list[dict], vectors: np.ndarray, started: float, keeper: LeaseKeeper) -> None:
+    async def _complete(self, embedded: list[tuple[dict, np.ndarray]], started: float, keeper: LeaseKeeper) -> None:
         # The keeper renews while a database fault delays the completion, which is retried until the
         # database answers (or SIGTERM). It is one statement (all or nothing) that stores only jobs
         # whose lease_id is still this claim's: a retry after a lost answer, or after the lease
         # expired and another worker re-claimed the job, stores nothing twice (lease_lost); a lease
         # that expired during the outage but was not re-claimed yet is still completed.
+        # One statement per model (the model name is stored with the active model's vectors).
+        by_model: dict[str, list[tuple[dict, np.ndarray]]] = {}
+        for job, vector in embedded:
+            by_model.setdefault(self.model_label(job), []).append((job, vector))
+        rows: list[dict] = []
+        jobs = [j for j, _ in embedded]
         try:
-            rows = await self._db(
-                "complete",
-                "complete_embedding_jobs",
-                many=True,
-                **_leases(jobs),
-                embeddings=[_vector_text(v) for v in vectors],
-                model=self.provider.model,
-            )
+            for model, pairs in by_model.items():
+                rows += await self._db(
+                    "complete",
+                    "complete_embedding_jobs",
+                    many=True,
+                    **_leases([j for j, _ in pairs]),
+                    embeddings=[_vector_text(v) for _, v in pairs],
+                    model=model,
+                )
         finally:
             await keeper.stop()
         # the batch's audit rows of a chain someone held at its commit waited for it: seal those now

@@ -25,6 +25,8 @@ class FakeOllama:
     def __init__(self, dim: int = 384, model: str = "all-minilm"):
         self.dim = dim
         self.model = model
+        # further models this server embeds with, by name: their dimension (several models side by side)
+        self.extra_models: dict[str, int] = {}
         self.delay = 0.0
         self.fail_next: list[tuple[int, dict]] = []  # (status, headers) consumed one per request
         # per input text: a request holding one of these texts is refused with HTTP 400 and this
@@ -93,7 +95,8 @@ class FakeOllama:
                     self.send_response(404)
                     self.end_headers()
                     return
-                if body.get("model") != outer.model:
+                dim = outer.dim if body.get("model") == outer.model else outer.extra_models.get(body.get("model"))
+                if dim is None:
                     self.send_response(404)
                     self.end_headers()
                     self.wfile.write(
@@ -104,8 +107,8 @@ class FakeOllama:
                 if texts != ["dimension probe"]:
                     time.sleep(outer.delay)
                 answer = {
-                    "model": outer.model,
-                    "embeddings": [vector_for(t, outer.dim) for t in texts],
+                    "model": body.get("model"),
+                    "embeddings": [vector_for(t, dim) for t in texts],
                     "total_duration": 1,
                     "load_duration": 0,
                     "prompt_eval_count": len(texts),

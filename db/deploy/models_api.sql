@@ -1,0 +1,273 @@
+-- Deploy memoriesdb:models_api to pg
+-- requires: embedding_models
+-- requires: embedding_queue
+-- Live functions of the model registry (issue 15, "Versioned embeddings"): add_model(), activate_model(),
+-- pause_model(), resume_model(), retire_model(), model_progress(). For the operator (the runner's
+-- `memoriesdb models ...`, role memoriesdb_worker, as requeue_dead_embedding_jobs()).
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework models_api`.
+-- Errors: MDB16 no such model; MDB30 a model definition refused; MDB31 the model's state forbids it;
+-- MDB32 activation refused: the model has not embedded every memory's current content.
+-- Who may execute what: privileges.sql.
+BEGIN;
+SET LOCAL ROLE memoriesdb_owner;
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.model_named(model_name text) RETURNS memoriesdb.embedding_models
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m memoriesdb.embedding_models;
+BEGIN
+  SELECT * INTO m FROM memoriesdb.embedding_models AS em WHERE em.name = model_name;
+  IF m.id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model',
+      DETAIL = format('no model is named %L', model_name),
+      HINT = 'memoriesdb models list (model_progress()) names the registered models; add_model() registers one';
+  END IF;
+  RETURN m;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.model_named(text) IS 'Internal: the registry row of a model by name; MDB16 when there is none.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.model_index_name(model_id uuid) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'embeddings_model_' || replace(model_id::text, '-', '') $$;
+COMMENT ON FUNCTION memoriesdb_internal.model_index_name(uuid) IS 'Internal: the name of a model''s partial HNSW index on memoriesdb.embeddings.';
+
+-- A model's HNSW index is where it is searched: on memories.embedding (the mirror) while it is active,
+-- on memoriesdb.embeddings otherwise. Two would cost every store of the active model two HNSW inserts.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.create_model_index(model_id uuid, dimension integer) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- the column is an untyped vector: the index is on the model's dimension, for its rows only
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON memoriesdb.embeddings USING hnsw ((embedding::public.vector(%s)) public.vector_cosine_ops) WHERE model_id = %L::uuid',
+                 memoriesdb_internal.model_index_name(model_id), dimension, model_id);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.create_model_index(uuid, integer) IS
+  'Internal: makes a model''s partial HNSW index on memoriesdb.embeddings (model_index_name()) unless it exists: for a model that is not active (the active one is searched through memories.embedding and its index).';
+
+CREATE OR REPLACE FUNCTION memoriesdb.add_model(name text, provider text, dimension integer)
+RETURNS TABLE (model_id uuid, jobs bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_id uuid;
+  queued bigint;
+BEGIN
+  IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'invalid model name',
+      DETAIL = format('name %L', name),
+      HINT = 'a model name is 1 to 200 characters: letters, digits and . _ : / @ + -, starting with a letter or digit (the provider''s model name)';
+  END IF;
+  IF provider IS NULL OR provider NOT IN ('local', 'ollama', 'openai', 'configured') THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'invalid provider',
+      DETAIL = format('provider %L', provider),
+      HINT = 'provider is local, ollama or openai (the runner''s providers), or configured (each worker''s own MEMORIESDB_PROVIDER)';
+  END IF;
+  IF dimension IS NULL OR dimension < 1 OR dimension > 2000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'invalid dimension',
+      DETAIL = format('dimension %s', dimension),
+      HINT = 'the model''s vector dimension, 1 to 2000 (the HNSW index limit)';
+  END IF;
+  IF EXISTS (SELECT 1 FROM memoriesdb.embedding_models AS em WHERE em.name = add_model.name) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB30', MESSAGE = 'model already registered',
+      DETAIL = format('a model named %L exists (state %s)', add_model.name,
+                      (SELECT em.state FROM memoriesdb.embedding_models AS em WHERE em.name = add_model.name)),
+      HINT = 'model_progress() shows it; a retired model''s name is not reused';
+  END IF;
+  INSERT INTO memoriesdb.embedding_models AS em (name, provider, dimension, state)
+  VALUES (add_model.name, add_model.provider, add_model.dimension, 'filling')
+  RETURNING em.id INTO new_id;
+  PERFORM memoriesdb_internal.create_model_index(new_id, add_model.dimension);   -- its own HNSW index
+  -- a job per memory (the workers are woken by the queue's notify trigger)
+  INSERT INTO memoriesdb.embedding_schedule (memory_id, model_id, content_hash)
+  SELECT m.id, new_id, m.content_hash FROM memoriesdb.memories AS m;
+  GET DIAGNOSTICS queued = ROW_COUNT;
+  RETURN QUERY SELECT new_id, queued;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.add_model(text, text, integer) IS
+  'Operator: registers an embedding model (state filling), makes its partial HNSW index (memoriesdb_internal.model_index_name(id)) and queues a job for every memory, which the running workers embed with it beside the active model (memoriesdb reembed --wait follows them). Returns the model id and the jobs queued. MDB30 for an invalid name, provider (local, ollama, openai, configured) or dimension (1..2000), or a name already registered.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.activate_model(name text)
+RETURNS TABLE (model text, previous text, memories bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target memoriesdb.embedding_models;
+  prev text;
+  missing bigint;
+  total bigint;
+  column_dim integer;
+  mirrored bigint;
+BEGIN
+  -- one switch at a time, and no add/pause/retire in between (every model function updates the registry)
+  LOCK TABLE memoriesdb.embedding_models IN SHARE ROW EXCLUSIVE MODE;
+  target := memoriesdb_internal.model_named(activate_model.name);
+  SELECT em.name INTO prev FROM memoriesdb.embedding_models AS em WHERE em.state = 'active';
+  IF target.state = 'active' THEN
+    RETURN QUERY SELECT target.name, target.name, 0::bigint;
+    RETURN;
+  END IF;
+  IF target.state = 'retired' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model cannot be activated',
+      DETAIL = format('model %L was retired at %s; its vectors are gone', target.name, target.retired_at),
+      HINT = 'register the model again under another name with add_model() and let it fill';
+  END IF;
+  SELECT count(*), count(*) FILTER (WHERE e.memory_id IS NULL OR e.content_hash <> m.content_hash) INTO total, missing
+    FROM memoriesdb.memories AS m
+    LEFT JOIN memoriesdb.embeddings AS e ON e.memory_id = m.id AND e.model_id = target.id;
+  IF missing > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB32', MESSAGE = 'the model has not embedded every memory',
+      DETAIL = format('model %L: %s of %s memories have no vector of their current content (state %s)', target.name, missing, total, target.state),
+      HINT = CASE WHEN target.state = 'paused' THEN 'resume_model() and wait until model_progress() shows it done (memoriesdb reembed --wait)'
+                  ELSE 'wait until model_progress() shows it done (memoriesdb reembed --wait); dead jobs go back with requeue_dead_embedding_jobs()' END;
+  END IF;
+  UPDATE memoriesdb.embedding_models AS em SET state = 'paused' WHERE em.state = 'active';
+  UPDATE memoriesdb.embedding_models AS em SET state = 'active', activated_at = now() WHERE em.id = target.id;
+  -- searched through the mirror from now on: its index on embeddings would only slow its stores
+  -- (the previous model's index is made again when it is resumed)
+  EXECUTE format('DROP INDEX IF EXISTS memoriesdb.%I', memoriesdb_internal.model_index_name(target.id));
+  -- the mirror: memories.embedding holds the active model's vectors (search(), the graph)
+  SELECT a.atttypmod INTO column_dim FROM pg_catalog.pg_attribute AS a
+   WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding';
+  IF column_dim <> target.dimension THEN
+    -- another dimension: the column (and its HNSW index) is rebuilt; searches wait for the commit
+    UPDATE memoriesdb.memories AS m SET embedding = NULL, embedding_model = NULL, embedded_at = NULL, embedded_hash = NULL
+     WHERE m.embedding IS NOT NULL;
+    -- the vindexing trigger names the column (WHEN new.embedding IS NOT NULL): taken off for the retype and
+    -- put back as triggers.sql states it
+    DROP TRIGGER enqueue_vindexing ON memoriesdb.memories;
+    EXECUTE format('ALTER TABLE memoriesdb.memories ALTER COLUMN embedding TYPE public.vector(%s)', target.dimension);
+    CREATE TRIGGER enqueue_vindexing AFTER UPDATE OF embedding ON memoriesdb.memories FOR EACH ROW
+      WHEN (new.embedding IS NOT NULL) EXECUTE FUNCTION memoriesdb_internal.enqueue_vindexing();
+    UPDATE memoriesdb.config AS c SET value = to_jsonb(target.dimension) WHERE c.key = 'embedding_dim';
+  END IF;
+  UPDATE memoriesdb.memories AS m
+     SET embedding = e.embedding, embedding_model = target.name, embedded_at = e.updated_at, embedded_hash = e.content_hash
+    FROM memoriesdb.embeddings AS e
+   WHERE e.memory_id = m.id AND e.model_id = target.id;
+  GET DIAGNOSTICS mirrored = ROW_COUNT;
+  -- a memory remembered since the check has no vector of the new model yet: no other model's vector stays
+  UPDATE memoriesdb.memories AS m SET embedding = NULL, embedding_model = NULL, embedded_at = NULL, embedded_hash = NULL
+   WHERE m.embedding IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb.embeddings AS e WHERE e.memory_id = m.id AND e.model_id = target.id);
+  RETURN QUERY SELECT target.name, prev, mirrored;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.activate_model(text) IS
+  'Operator: makes a model the active one, atomically (one transaction): search() and search_hybrid() without a model, and the graph, use it from the commit on. Refused (MDB32) unless it holds a vector of the current content of every memory; MDB31 for a retired model; MDB16 for no such model. The previous active model becomes paused (its vectors kept: resume_model() keeps it current and makes its HNSW index on embeddings again, retire_model() drops it); the new one''s index on embeddings is dropped (memories.embedding''s serves it). memories.embedding is rewritten with the new model''s vectors (one audited row per memory); a model of another dimension retypes the column and rebuilds its HNSW index, which blocks searches until the commit. Returns the model, the previous one and how many memories now carry its vector.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.pause_model(name text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target memoriesdb.embedding_models;
+BEGIN
+  LOCK TABLE memoriesdb.embedding_models IN SHARE ROW EXCLUSIVE MODE;
+  target := memoriesdb_internal.model_named(pause_model.name);
+  IF target.state = 'paused' THEN RETURN 'paused'; END IF;
+  IF target.state <> 'filling' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = format('a %s model cannot be paused', target.state),
+      DETAIL = format('model %L is %s; only a filling model pauses', target.name, target.state),
+      HINT = CASE WHEN target.state = 'active' THEN 'activate another model first (the active one embeds every new memory)'
+                  ELSE 'a retired model has no jobs' END;
+  END IF;
+  UPDATE memoriesdb.embedding_models AS em SET state = 'paused' WHERE em.id = target.id;
+  RETURN 'paused';
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.pause_model(text) IS
+  'Operator: stops the workers from claiming a filling model''s jobs (leases already out finish). New memories and new content still queue its jobs, so resume_model() loses nothing. MDB31 for the active or a retired model, MDB16 for no such model. Returns the new state.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.resume_model(name text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target memoriesdb.embedding_models;
+BEGIN
+  LOCK TABLE memoriesdb.embedding_models IN SHARE ROW EXCLUSIVE MODE;
+  target := memoriesdb_internal.model_named(resume_model.name);
+  IF target.state IN ('filling', 'active') THEN RETURN target.state; END IF;
+  IF target.state = 'retired' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model cannot be resumed',
+      DETAIL = format('model %L was retired at %s; its vectors are gone', target.name, target.retired_at),
+      HINT = 'register the model again under another name with add_model()';
+  END IF;
+  UPDATE memoriesdb.embedding_models AS em SET state = 'filling' WHERE em.id = target.id;
+  PERFORM memoriesdb_internal.create_model_index(target.id, target.dimension);   -- a model activated once has none
+  PERFORM pg_notify('memoriesdb_embedding', '');   -- its jobs are ready now: wake the workers
+  RETURN 'filling';
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.resume_model(text) IS
+  'Operator: a paused model fills again (its queued jobs are claimed from now on; the workers are woken; its HNSW index on embeddings is made if it has none, as after it was active). A filling or active model is left as it is. MDB31 for a retired model, MDB16 for no such model. Returns the new state.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.retire_model(name text)
+RETURNS TABLE (vectors bigint, jobs bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target memoriesdb.embedding_models;
+  dropped_vectors bigint;
+  dropped_jobs bigint;
+BEGIN
+  LOCK TABLE memoriesdb.embedding_models IN SHARE ROW EXCLUSIVE MODE;
+  target := memoriesdb_internal.model_named(retire_model.name);
+  IF target.state = 'active' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'the active model cannot be retired',
+      DETAIL = format('model %L is the one search uses', target.name),
+      HINT = 'activate another (complete) model first with activate_model()';
+  END IF;
+  IF target.state = 'retired' THEN
+    RETURN QUERY SELECT 0::bigint, 0::bigint;
+    RETURN;
+  END IF;
+  EXECUTE format('DROP INDEX IF EXISTS memoriesdb.%I', memoriesdb_internal.model_index_name(target.id));
+  DELETE FROM memoriesdb.embeddings AS e WHERE e.model_id = target.id;
+  GET DIAGNOSTICS dropped_vectors = ROW_COUNT;
+  DELETE FROM memoriesdb.embedding_schedule AS s WHERE s.model_id = target.id;
+  GET DIAGNOSTICS dropped_jobs = ROW_COUNT;
+  UPDATE memoriesdb.embedding_models AS em SET state = 'retired', retired_at = now() WHERE em.id = target.id;
+  RETURN QUERY SELECT dropped_vectors, dropped_jobs;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.retire_model(text) IS
+  'Operator: drops a model that is not active: its vectors, its HNSW index and its jobs; the registry row stays (state retired) as history, its name is not reused. MDB31 for the active model, MDB16 for no such model. Returns how many vectors and jobs were dropped (0, 0 when already retired).';
+
+CREATE OR REPLACE FUNCTION memoriesdb.model_progress()
+RETURNS TABLE (model text, provider text, dimension integer, state text, done bigint, total bigint,
+               pending bigint, leased bigint, dead bigint, activated_at timestamptz, created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH total AS (SELECT count(*) AS n FROM memoriesdb.memories),
+  done AS (
+    SELECT e.model_id, count(*) AS n FROM memoriesdb.embeddings AS e
+      JOIN memoriesdb.memories AS m ON m.id = e.memory_id AND m.content_hash = e.content_hash
+     GROUP BY e.model_id),
+  jobs AS (
+    SELECT s.model_id,
+           count(*) FILTER (WHERE s.dead_at IS NULL AND (s.lease_until IS NULL OR s.lease_until < now())) AS pending,
+           count(*) FILTER (WHERE s.dead_at IS NULL AND s.lease_until >= now()) AS leased,
+           count(*) FILTER (WHERE s.dead_at IS NOT NULL) AS dead
+      FROM memoriesdb.embedding_schedule AS s GROUP BY s.model_id)
+  SELECT em.name, em.provider, em.dimension, em.state, coalesce(d.n, 0), CASE WHEN em.state = 'retired' THEN 0 ELSE t.n END,
+         coalesce(j.pending, 0), coalesce(j.leased, 0), coalesce(j.dead, 0), em.activated_at, em.created_at
+    FROM memoriesdb.embedding_models AS em CROSS JOIN total AS t
+    LEFT JOIN done AS d ON d.model_id = em.id LEFT JOIN jobs AS j ON j.model_id = em.id
+   ORDER BY em.state = 'retired', em.created_at, em.id
+$$;
+COMMENT ON FUNCTION memoriesdb.model_progress() IS
+  'Operator: every registered model (retired ones last) with its provider, dimension and state, and its progress: done = memories holding a vector of their current content, total = memories (0 for a retired model), and its jobs pending, leased and dead. activate_model() needs done = total. No tenant data.';
+
+COMMIT;

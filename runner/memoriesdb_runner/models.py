@@ -1,0 +1,90 @@
+"""The model registry (`memoriesdb models ...`, `memoriesdb reembed`): several embedding models side by
+side. Registering, switching, pausing and retiring are the ledger's functions (models_api.sql); this
+module calls them, and follows a re-embedding to its end with a progress bar."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import db
+from .safety import safe_text
+from .settings import Settings
+
+
+async def call(settings: Settings, name: str, /, many: bool = False, **params):
+    """One statement of queries.sql as the worker login (the operator's role for the registry)."""
+    conn = await db.connect(settings.dsn)
+    async with conn:
+        return await (db.rows if many else db.row)(conn, name, **params)
+
+
+async def progress(settings: Settings) -> list[dict]:
+    """model_progress(): every model with its state and done/total."""
+    return await call(settings, "model_progress", many=True)
+
+
+def filling(rows: list[dict], names: list[str] | None = None) -> list[dict]:
+    """The models a re-embedding waits for: those named, else every model that is filling."""
+    return [r for r in rows if (r["model"] in names if names else r["state"] == "filling")]
+
+
+async def wait_filled(
+    settings: Settings,
+    names: list[str] | None = None,
+    *,
+    poll_seconds: float = 0.5,
+    timeout: float | None = None,
+    on_progress=None,
+) -> list[dict]:
+    """Until every model waited for has done = total (a vector of every memory's current content) or
+    has no live job left (only dead ones: `memoriesdb requeue` puts them back). on_progress(rows) is
+    called at each poll. Returns the last rows of the models waited for; TimeoutError past timeout."""
+    started = time.monotonic()
+    while True:
+        rows = filling(await progress(settings), names)
+        if on_progress is not None:
+            on_progress(rows)
+        if all(r["done"] >= r["total"] or (r["pending"] + r["leased"] == 0) for r in rows):
+            return rows
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise TimeoutError(f"models still filling after {timeout:g} s")
+        await asyncio.sleep(poll_seconds)
+
+
+def reembed_with_bar(settings: Settings, names: list[str] | None, console: Console, timeout: float | None = None) -> list[dict]:
+    """`memoriesdb reembed --wait`: one rich progress bar per model until it is filled."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(rows: list[dict]) -> None:
+            for r in rows:
+                if r["model"] not in tasks:
+                    tasks[r["model"]] = bar.add_task(safe_text(r["model"]), total=r["total"])
+                bar.update(tasks[r["model"]], completed=r["done"], total=r["total"])
+
+        return asyncio.run(wait_filled(settings, names, timeout=timeout, on_progress=update))
+
+
+def show(rows: list[dict], console: Console) -> None:
+    """The registry as a table (model names are data: escaped)."""
+    t = Table("model", "provider", "dim", "state", "done", "total", "pending", "leased", "dead", title="embedding models")
+    for r in rows:
+        t.add_row(
+            safe_text(r["model"]),
+            safe_text(r["provider"]),
+            str(r["dimension"]),
+            r["state"],
+            str(r["done"]),
+            str(r["total"]),
+            str(r["pending"]),
+            str(r["leased"]),
+            str(r["dead"]),
+        )
+    console.print(t)

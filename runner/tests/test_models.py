@@ -1,0 +1,242 @@
+"""Versioned embeddings (issue 15): several models side by side, against a real PostgreSQL and the fake
+Ollama server serving two models. This module deploys its own database: activating a model of another
+dimension retypes memories.embedding, which the other modules' 384-dimensional vectors must not meet."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from psycopg.rows import dict_row
+
+from memoriesdb_runner import admin
+from memoriesdb_runner import models as model_registry
+from memoriesdb_runner.cli import main
+from memoriesdb_runner.service import run_embed_workers
+from memoriesdb_runner.settings import Settings
+
+from .conftest import DB, HOST, PORT, drop_ledger_database, remember
+from .fake_ollama import vector_for
+
+MODELS_DB = f"{DB}_models"
+UPGRADE_DB = f"{DB}_models_up"
+
+
+def dsn(db: str, user: str = "postgres") -> str:
+    return f"postgresql://{user}@{HOST}:{PORT}/{db}"
+
+
+@pytest.fixture(scope="module")
+def database():
+    drop_ledger_database(MODELS_DB)
+    admin.deploy(dsn(MODELS_DB))
+    admin.ensure_local_logins(dsn(MODELS_DB))
+    yield dsn(MODELS_DB)
+    drop_ledger_database(MODELS_DB)
+
+
+@pytest.fixture
+def settings(database, fake_ollama) -> Settings:
+    fake_ollama.extra_models = {"wide": 8, "alt": 16, "slow": 8, "fill": 8, "cli": 8}
+    return Settings(
+        _env_file=None,
+        dsn=dsn(MODELS_DB, "memoriesdb_runner"),
+        listen_dsn=None,
+        listen_port=int(PORT),
+        app_dsn=dsn(MODELS_DB, "memoriesdb_client"),
+        backend_dsn=dsn(MODELS_DB, "memoriesdb_server"),
+        admin_dsn=database,
+        provider="ollama",
+        ollama_url=fake_ollama.url,
+        batch_size=16,
+        lease_seconds=30,
+        poll_seconds=0.2,
+        max_retries=3,
+    )
+
+
+def drain(settings) -> int:
+    return asyncio.run(run_embed_workers(settings, until_empty=True, install_signals=False))
+
+
+def progress(settings, name: str) -> dict:
+    return next(r for r in asyncio.run(model_registry.progress(settings)) if r["model"] == name)
+
+
+def add(settings, name: str, dim: int) -> int:
+    return asyncio.run(model_registry.call(settings, "add_model", name=name, provider="ollama", dimension=dim))["jobs"]
+
+
+def search(admin_conn, uid, vector: list[float], model: str | None = None, k: int = 1) -> list[dict]:
+    """search() as the user, through the application role; by model when one is named."""
+    with admin_conn.transaction():
+        admin_conn.execute("SET LOCAL ROLE memoriesdb_app")
+        admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+        if model is None:
+            return admin_conn.execute("SELECT id, similarity FROM memoriesdb.search(%s::vector, %s)", (str(vector), k)).fetchall()
+        return admin_conn.execute(
+            "SELECT id, similarity FROM memoriesdb.search(%s::vector, %s, %s)", (str(vector), model, k)
+        ).fetchall()
+
+
+def test_two_models_fill_and_are_searched_side_by_side(settings, admin_conn, user):
+    uid, _ = user
+    texts = ["a red bicycle", "the tax return is due", "penguins live in the south"]
+    ids = remember(admin_conn, uid, *texts)
+    drain(settings)
+    assert add(settings, "wide", 8) == admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.memories").fetchone()["n"]
+    assert progress(settings, "wide")["state"] == "filling"
+    drain(settings)  # the running workers serve both models: the new one with its own provider and dimension
+    p = progress(settings, "wide")
+    assert p["done"] == p["total"] and p["pending"] == p["leased"] == p["dead"] == 0
+    for text, mid in zip(texts, ids, strict=True):
+        [by_default] = search(admin_conn, uid, vector_for(text, 384))
+        [by_wide] = search(admin_conn, uid, vector_for(text, 8), "wide")
+        assert by_default["id"] == by_wide["id"] == mid
+        assert by_wide["similarity"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(psycopg.Error) as err:  # the query must be the named model's
+        search(admin_conn, uid, vector_for(texts[0], 384), "wide")
+    assert err.value.sqlstate == "MDB11"
+
+
+def test_activate_switches_search(settings, admin_conn, user):
+    uid, _ = user
+    [mid] = remember(admin_conn, uid, "switch me over")
+    drain(settings)
+    add(settings, "alt", 16)
+    with pytest.raises(psycopg.Error) as err:  # not complete yet
+        asyncio.run(model_registry.call(settings, "activate_model", name="alt"))
+    assert err.value.sqlstate == "MDB32"
+    drain(settings)
+    before = admin_conn.execute("SELECT name FROM memoriesdb.embedding_models WHERE state = 'active'").fetchone()["name"]
+    row = asyncio.run(model_registry.call(settings, "activate_model", name="alt"))
+    assert row["model"] == "alt" and row["previous"] == before
+    [hit] = search(admin_conn, uid, vector_for("switch me over", 16))  # no model named: the new active one
+    assert hit["id"] == mid and hit["similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert admin_conn.execute("SELECT memoriesdb.setting('embedding_dim')::int AS d").fetchone()["d"] == 16
+    # a new memory is embedded by the now active model (and mirrored for search) by the same workers
+    [new] = remember(admin_conn, uid, "after the switch")
+    drain(settings)
+    assert search(admin_conn, uid, vector_for("after the switch", 16))[0]["id"] == new
+    # the previous model is paused, searchable by name until it is retired
+    assert progress(settings, before)["state"] == "paused"
+    assert search(admin_conn, uid, vector_for("switch me over", 384), before)[0]["id"] == mid
+    dropped = asyncio.run(model_registry.call(settings, "retire_model", name=before))
+    assert dropped["vectors"] >= 1
+    with pytest.raises(psycopg.Error) as err:
+        search(admin_conn, uid, vector_for("switch me over", 384), before)
+    assert err.value.sqlstate == "MDB31"
+
+
+def test_pause_and_resume(settings, admin_conn, user, fake_ollama):
+    uid, _ = user
+    [mid] = remember(admin_conn, uid, "paused in the middle")
+    drain(settings)
+    add(settings, "slow", 8)
+    assert asyncio.run(model_registry.call(settings, "pause_model", name="slow"))["state"] == "paused"
+    calls = len(fake_ollama.calls)
+    drain(settings)
+    p = progress(settings, "slow")
+    assert p["state"] == "paused" and p["done"] == 0 and p["pending"] == p["total"], "no job of a paused model is claimed"
+    assert len(fake_ollama.calls) == calls
+    assert asyncio.run(model_registry.call(settings, "resume_model", name="slow"))["state"] == "filling"
+    drain(settings)
+    p = progress(settings, "slow")
+    assert p["done"] == p["total"] and p["pending"] == 0
+    assert search(admin_conn, uid, vector_for("paused in the middle", 8), "slow")[0]["id"] == mid
+
+
+def test_a_revision_while_a_model_is_filling(settings, admin_conn, user):
+    uid, _ = user
+    [mid] = remember(admin_conn, uid, "the first words")
+    drain(settings)
+    add(settings, "fill", 8)
+    asyncio.run(model_registry.call(settings, "pause_model", name="fill"))  # filling, not yet done
+    with admin_conn.transaction():
+        admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+        admin_conn.execute("SELECT memoriesdb.revise(%s, metadata => '{\"tag\": 1}')", (mid,))
+    jobs = admin_conn.execute(
+        "SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE memory_id = %s AND dead_at IS NULL", (mid,)
+    ).fetchone()["n"]
+    assert jobs == 1, "a metadata-only revision queues nothing (only fill's job from add_model waits)"
+    with admin_conn.transaction():
+        admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+        admin_conn.execute("SELECT memoriesdb.revise(%s, 'the second words')", (mid,))
+    jobs = admin_conn.execute(
+        "SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE memory_id = %s AND dead_at IS NULL", (mid,)
+    ).fetchone()["n"]
+    live = admin_conn.execute("SELECT count(*) AS n FROM memoriesdb.embedding_models WHERE state <> 'retired'").fetchone()["n"]
+    assert jobs == live >= 2, "new content re-queues the memory for every model not retired (active, filling, paused)"
+    asyncio.run(model_registry.call(settings, "resume_model", name="fill"))
+    drain(settings)
+    p = progress(settings, "fill")
+    assert p["done"] == p["total"]
+    [hit] = search(admin_conn, uid, vector_for("the second words", 8), "fill")
+    assert hit["id"] == mid and hit["similarity"] == pytest.approx(1.0, abs=1e-5), (
+        "the filling model has the new content's vector"
+    )
+
+
+def test_models_commands(settings, admin_conn, user):
+    from .test_cli import env_of
+
+    uid, _ = user
+    remember(admin_conn, uid, "through the command line")
+    env = env_of(settings)
+    added = CliRunner().invoke(main, ["models", "add", "cli", "--provider", "ollama", "--dim", "8"], env=env)
+    assert added.exit_code == 0, added.output
+    refused = CliRunner().invoke(main, ["models", "activate", "cli"], env=env)
+    assert refused.exit_code == 1 and "MDB32" in refused.output + (refused.stderr if refused.stderr_bytes else "")
+    drain(settings)
+    waited = CliRunner().invoke(main, ["reembed", "cli", "--wait", "--timeout", "30"], env=env)
+    assert waited.exit_code == 0, waited.output
+    listed = CliRunner().invoke(main, ["models", "list", "--json"], env=env)
+    assert listed.exit_code == 0
+    assert '"model": "cli"' in listed.output and '"state": "filling"' in listed.output
+    status = CliRunner().invoke(main, ["status"], env=env)
+    assert status.exit_code == 0 and "embedding models (registry)" in status.output
+    retired = CliRunner().invoke(main, ["models", "retire", "cli"], env=env)
+    assert retired.exit_code == 0 and "retired" in retired.output
+
+
+def test_upgrade_registers_the_stored_vectors_as_the_active_model():
+    """Deploy up to the change before embedding_models, embed a memory the v0.4 way, deploy HEAD."""
+    drop_ledger_database(UPGRADE_DB)
+    target = f"db:pg://postgres@{HOST}:{PORT}/{UPGRADE_DB}"
+    env = admin.sqitch_environment(dsn(UPGRADE_DB))
+    try:
+        admin.ensure_database(dsn(UPGRADE_DB))
+        subprocess.run(
+            ["sqitch", "deploy", target, "--to", "query_cache_entries"],
+            cwd=admin.project_dir(),
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        with psycopg.connect(dsn(UPGRADE_DB), autocommit=True, row_factory=dict_row) as c:
+            uid = c.execute("SELECT memoriesdb.create_user(%s) AS id", (f"u{uuid.uuid4().hex[:8]}",)).fetchone()["id"]
+            with c.transaction():
+                c.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+                mid = c.execute("SELECT memoriesdb.remember('kept across the upgrade') AS id").fetchone()["id"]
+            job = c.execute("SELECT memory_id, lease_id FROM memoriesdb.claim_embedding_jobs(1, '1 minute', 't')").fetchone()
+            vec = "[" + ",".join(["1"] + ["0"] * 383) + "]"
+            c.execute("SELECT memoriesdb.complete_embedding_job(%s, %s, %s::vector, 'legacy-model')", (mid, job["lease_id"], vec))
+        subprocess.run(["sqitch", "deploy", target], cwd=admin.project_dir(), env=env, check=True, capture_output=True)
+        with psycopg.connect(dsn(UPGRADE_DB), autocommit=True, row_factory=dict_row) as c:
+            model = c.execute("SELECT id, name, provider, dimension, state FROM memoriesdb.embedding_models").fetchall()
+            assert [(m["name"], m["provider"], m["dimension"], m["state"]) for m in model] == [
+                ("legacy-model", "configured", 384, "active")
+            ]
+            kept = c.execute(
+                "SELECT model_id, embedding::text AS e FROM memoriesdb.embeddings WHERE memory_id = %s", (mid,)
+            ).fetchone()
+            assert kept["model_id"] == model[0]["id"] and kept["e"] == vec
+            assert (
+                c.execute("SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE model_id IS NULL").fetchone()["n"] == 0
+            )
+    finally:
+        drop_ledger_database(UPGRADE_DB)
