@@ -188,10 +188,10 @@ def recompute(
                 problem((i, f"audit row {i}: not covered by any seal (inserted outside the ledger)"))
     for chain, chain_seals in by_chain.items():
         name = chain or LEGACY
-        chain_seals.sort(key=lambda s: s["chain_seq"] if chain is not None else s["seq"])
+        chain_seals.sort(key=_position)
         prev, expect = genesis(chain), 1
         for s in chain_seals:
-            pos = s["chain_seq"] if chain is not None else s["seq"]
+            pos = _position(s)
             stored = bytes(s["seal_hash"])
             if seal_hash(s) != stored:
                 problem((s["first_id"], f"seal {pos} of chain {name}: seal edited"))
@@ -205,6 +205,12 @@ def recompute(
     _peers(seal_list, waits, problem)
     out.problems.sort(key=lambda p: (p[0] is None, p[0] or 0, p[1]))
     return out
+
+
+def _position(s: dict) -> int:
+    """A seal's position in its chain as audit_findings() takes it, coalesce(chain_seq, seq): a legacy
+    seal's chain_seq is not under its hash, so one set there moves it (and breaks the chain) in both."""
+    return s["chain_seq"] if s["chain_seq"] is not None else s["seq"]
 
 
 def _peers(seals: list[dict], waits: set, problem) -> None:
