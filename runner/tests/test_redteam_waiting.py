@@ -286,6 +286,74 @@ def test_the_first_seal_of_a_chain_held_by_its_head_insert_costs_a_victim_a_boun
     _verifies(admin_conn)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the login bounds bound a statement and an idle gap, not a transaction: a tenant keeps another's chain,"
+    " and with it the other's rows unsealed, as long as it keeps issuing short statements",
+)
+def test_a_tenant_cannot_keep_another_tenants_rows_unsealed_within_the_bounds(database, admin_conn, make_user):
+    """alice holds bob's chain (revision of his shared memory, seal fired) with bounds tighter than
+    login_bounds (statement 1 s, idle 1 s: authenticate() accepts them) and keeps her transaction
+    alive past both with pg_sleep(0.7) again and again. bob writes; 3 s later his rows should be sealed
+    (or her transaction gone): they still wait, audit_seal_pending() skips the held chain, and no
+    receipt exists for them. (PostgreSQL 17's transaction_timeout, in login_bounds, would bound it.)"""
+    alice, bob, (m1, _) = _shared_pair(admin_conn, make_user)
+    alice_key, bob_key = _key(admin_conn, alice), _key(admin_conn, bob)
+    with psycopg.connect(APP_DSN) as h:
+        h.execute("SET statement_timeout = '1s'")
+        h.execute("SET idle_in_transaction_session_timeout = '1s'")
+        h.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        h.execute("SELECT memoriesdb.authenticate(%s)", (alice_key,))
+        h.execute("SELECT memoriesdb.revise(%s, 'alice holds bob''s chain', NULL)", (m1,))
+        with psycopg.connect(APP_DSN, autocommit=True) as b, b.transaction():
+            b.execute("SELECT memoriesdb.authenticate(%s)", (bob_key,))
+            b.execute("SELECT memoriesdb.remember('bob''s write')")
+        alive = True
+        try:
+            for _ in range(5):
+                h.execute("SELECT pg_sleep(0.7)")
+        except psycopg.OperationalError:
+            alive = False
+        admin_conn.execute("SELECT memoriesdb.audit_seal_pending()")
+        waiting = admin_conn.execute(
+            "SELECT count(*) AS n FROM memoriesdb_internal.audit_pending WHERE chain = %s", (bob,)
+        ).fetchone()["n"]
+        if alive:
+            h.rollback()
+    _seal_all(admin_conn)
+    assert not alive or waiting == 0, "bob's rows still wait 3.5 s later, well past alice's bounds (1 s each)"
+
+
+@pytest.mark.parametrize("login", ["memoriesdb_inspector", "memoriesdb_runner"])
+def test_a_sealer_that_stays_open_holds_up_no_commit(database, admin_conn, make_user, login):
+    """An auditor (or the worker) runs audit_seal_pending() and keeps its transaction open: it holds the
+    chains it sealed. Their owners' next commits do not wait for it (their rows wait), and all is
+    sealed once it ends."""
+    alice, bob, (m1, _) = _shared_pair(admin_conn, make_user)
+    alice_key, bob_key = _key(admin_conn, alice), _key(admin_conn, bob)
+    holder = _hold(alice_key, "SELECT memoriesdb.revise(%s, 'alice holds bob''s chain', NULL)", m1)
+    try:
+        with psycopg.connect(APP_DSN, autocommit=True) as b, b.transaction():
+            b.execute("SELECT memoriesdb.authenticate(%s)", (bob_key,))
+            b.execute("SELECT memoriesdb.remember('bob waits for alice')")
+    finally:
+        holder.rollback()
+        holder.close()
+    with psycopg.connect(f"postgresql://{login}@{HOST}:{PORT}/{DB}") as sealer:
+        assert sealer.execute("SELECT memoriesdb.audit_seal_pending()").fetchone()[0] >= 1
+        with psycopg.connect(APP_DSN, autocommit=True) as b:
+            b.execute("SET lock_timeout = '5s'")
+            started = time.monotonic()
+            with b.transaction():
+                b.execute("SELECT memoriesdb.authenticate(%s)", (bob_key,))
+                b.execute("SELECT memoriesdb.remember('bob while the sealer stays open')")
+            took = time.monotonic() - started
+        sealer.commit()
+    assert took < 0.5, f"bob's commit waited {took:.2f} s for the open sealer"
+    _seal_all(admin_conn)
+    _verifies(admin_conn)
+
+
 # 1b. a superuser's tampering with waiting rows -----------------------------------------------------
 
 
