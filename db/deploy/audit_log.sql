@@ -114,7 +114,19 @@ DECLARE
   h memoriesdb_internal.audit_chain_heads;
   was text;
 BEGIN
-  SELECT * INTO h FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c FOR UPDATE SKIP LOCKED;
+  IF current_setting('transaction_isolation') = 'read committed' THEN
+    SELECT * INTO h FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c FOR UPDATE SKIP LOCKED;
+  ELSE
+    -- REPEATABLE READ, SERIALIZABLE: a head another transaction moved since this one's snapshot (any
+    -- commit in the chain: another tenant's write into it, the worker's sealing) cannot be locked
+    -- (40001); rather than failing this commit for it, its rows wait as for a held chain. The only
+    -- subtransaction of a commit, and only at these levels.
+    BEGIN
+      SELECT * INTO h FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c FOR UPDATE SKIP LOCKED;
+    EXCEPTION WHEN serialization_failure THEN
+      RETURN NULL;
+    END;
+  END IF;
   IF FOUND THEN RETURN h; END IF;
   IF EXISTS (SELECT 1 FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c) THEN
     RETURN NULL;                                   -- held by another transaction
@@ -126,7 +138,7 @@ BEGIN
   BEGIN
     INSERT INTO memoriesdb_internal.audit_chain_heads (chain, chain_seq, seal_hash)
     VALUES (c, 0, memoriesdb_internal.audit_genesis(c)) ON CONFLICT DO NOTHING;
-  EXCEPTION WHEN lock_not_available THEN
+  EXCEPTION WHEN lock_not_available OR serialization_failure THEN   -- (40001: inserted since a REPEATABLE READ snapshot)
     PERFORM set_config('lock_timeout', was, true);
     RETURN NULL;
   END;
@@ -136,7 +148,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_lock_chain(uuid) IS
-  'Internal: locks a chain (its row in audit_chain_heads, created at its first seal) without waiting and returns its head; NULL when another transaction holds it.';
+  'Internal: locks a chain (its row in audit_chain_heads, created at its first seal) without waiting and returns its head; NULL when another transaction holds it, or (REPEATABLE READ, SERIALIZABLE) moved it since this transaction''s snapshot.';
 
 -- the seals waiting for chain c (committed transactions' rows, audit_pending), oldest first, as the
 -- next seals of c after head; the caller holds c's lock. Returns the new head.
@@ -196,7 +208,7 @@ DECLARE
   waiting boolean := EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.txid = x);
 BEGIN
   -- (no EXCEPTION block, no subtransaction per commit: a chain's head row is locked, so two seals
-  -- cannot claim one position; under REPEATABLE READ the lock itself raises 40001)
+  -- cannot claim one position; under REPEATABLE READ a head moved since the snapshot counts as held)
   -- one seal per chain the transaction wrote to, in ascending chain order; a chain another
   -- transaction holds is not waited for: its rows wait in audit_pending for the chain's next sealer
   FOR g IN

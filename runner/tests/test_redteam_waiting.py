@@ -258,6 +258,28 @@ def test_a_repeatable_read_committer_whose_chain_is_held(database, admin_conn, m
     _verifies(admin_conn)
 
 
+@pytest.mark.parametrize("level", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_a_write_into_a_repeatable_read_victims_chain_does_not_fail_its_commit(database, admin_conn, make_user, level):
+    """bob's REPEATABLE READ transaction takes its snapshot; alice then commits a revision of the memory
+    bob shared with her (a seal in bob's chain: its head row updated). bob's commit touches only his
+    own new memory, which no one else touched. Found: it failed (40001, the head's row lock under
+    REPEATABLE READ), so any tenant who can write into bob's chain (or the worker sealing it) failed
+    his strict-isolation commits at will. Now the moved head counts as held: his rows wait."""
+    alice, bob, (m1, _) = _shared_pair(admin_conn, make_user)
+    alice_key, bob_key = _key(admin_conn, alice), _key(admin_conn, bob)
+    with psycopg.connect(APP_DSN) as b:
+        b.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
+        b.execute("SELECT memoriesdb.authenticate(%s)", (bob_key,))
+        b.execute("SELECT memoriesdb.remember('bob under a strict isolation level')")
+        with psycopg.connect(APP_DSN, autocommit=True) as a, a.transaction():
+            a.execute("SELECT memoriesdb.authenticate(%s)", (alice_key,))
+            a.execute("SELECT memoriesdb.revise(%s, 'alice writes into bob''s chain', NULL)", (m1,))
+        b.commit()
+    assert admin_conn.execute(PENDING).fetchone()["n"] >= 1, "bob's rows wait"
+    _seal_all(admin_conn)
+    _verifies(admin_conn)
+
+
 def test_the_first_seal_of_a_chain_held_by_its_head_insert_costs_a_victim_a_bounded_wait(database, admin_conn, make_user):
     """The one remaining wait: a brand-new chain's head row, inserted by an open transaction (carol's
     first write ever, seal fired, left open). Each commit of hers on another connection waits for it
