@@ -575,6 +575,27 @@ def test_reset_all_restores_the_logins_bounds(database, admin_conn, make_user):
             c.execute("SELECT memoriesdb.authenticate(%s)", (key,))
 
 
+def test_an_unconfigured_app_login_is_refused_until_configured(database, admin_conn, make_user):
+    """A new app login nobody ran configure_login() for has PostgreSQL's defaults (no timeouts): it is
+    refused (MDB15, the hint says what to run), not let through unbounded; configured, it works."""
+    login = f"mdb_rt3_unconf_{time.time_ns()}"
+    key = _key(admin_conn, make_user())
+    admin_conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE memoriesdb_app")
+    try:
+        dsn = f"postgresql://{login}@{HOST}:{PORT}/{DB}"
+        with psycopg.connect(dsn, autocommit=True) as c:
+            with pytest.raises(psycopg.Error) as refused, c.transaction():
+                c.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+            assert refused.value.sqlstate == "MDB15"
+            assert "configure_login" in (refused.value.diag.message_hint or "")
+        admin_conn.execute("SELECT memoriesdb.configure_login(%s)", (login,))
+        with psycopg.connect(dsn, autocommit=True) as c, c.transaction():
+            c.execute("SELECT memoriesdb.authenticate(%s)", (key,))
+    finally:
+        admin_conn.execute(f"DROP OWNED BY {login}")
+        admin_conn.execute(f"DROP ROLE {login}")
+
+
 # 3. recompute against the database -----------------------------------------------------------------
 
 HOSTILE = [
