@@ -452,10 +452,23 @@ AS $$
            'audit_rows', (SELECT coalesce(max(a.id), 0) FROM memoriesdb.audit_log AS a),
            'chains', l.chains,
            'root', encode(memoriesdb_internal.audit_merkle_root(l.chains), 'hex'))
-    FROM list AS l
+         -- the groups that wait for their seal (their chain held): under no seal yet, so the checkpoint
+         -- commits to them itself (their row count and digest); absent when none waits
+         || CASE WHEN w.waiting IS NOT NULL THEN jsonb_build_object('waiting', w.waiting) ELSE '{}'::jsonb END
+    FROM list AS l,
+         (SELECT jsonb_agg(jsonb_build_object('chain', p.chain, 'txid', p.txid::text, 'rows', g.n,
+                                              'digest', encode(g.digest, 'hex')) ORDER BY p.chain, p.txid) AS waiting
+            FROM memoriesdb_internal.audit_pending AS p
+            CROSS JOIN LATERAL (
+              SELECT count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
+                FROM memoriesdb.audit_log AS a
+               WHERE a.txid = p.txid AND a.chain = p.chain
+                 AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                                  WHERE q.txid = a.txid AND q.chain = a.chain AND a.id BETWEEN q.first_id AND q.last_id)) AS g
+           WHERE g.n > 0) AS w
 $$;
 COMMENT ON FUNCTION memoriesdb.audit_checkpoint() IS
-  'A checkpoint of the audit history, to keep outside the database (memoriesdb anchor signs and stores it): the ledger''s id, the time, the newest audit row id, every chain''s head (chain, seq, seal hash) and the Merkle root over them. verify_audit_chain(checkpoint) later proves the history still contains it.';
+  'A checkpoint of the audit history, to keep outside the database (memoriesdb anchor signs and stores it): the ledger''s id, the time, the newest audit row id, every chain''s head (chain, seq, seal hash) and the Merkle root over them, and (only when some wait) the groups of audit rows waiting for their seal: chain, txid, row count, digest. verify_audit_chain(checkpoint) later proves the history still contains it.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal_at(chain_name text, at_pos bigint) RETURNS memoriesdb.audit_seals
 LANGUAGE plpgsql STABLE
@@ -522,9 +535,27 @@ AS $$
                               coalesce(m.last_id, 0), checkpoint->>'taken_at', checkpoint->>'audit_rows')
     FROM (SELECT max(a.id) AS last_id FROM memoriesdb.audit_log AS a) AS m
    WHERE coalesce(m.last_id, 0) < (checkpoint->>'audit_rows')::bigint
+  UNION ALL
+  -- 8. each group that waited for its seal at the checkpoint: still waiting, as it was, or sealed as it was
+  SELECT NULL::bigint,
+         format('chain %s: the %s audit rows of transaction %s, waiting for their seal at the checkpoint of %s, are gone or not as they were (removed or rewritten while they waited)',
+                e->>'chain', e->>'rows', e->>'txid', checkpoint->>'taken_at')
+    FROM jsonb_array_elements(coalesce(checkpoint->'waiting', '[]'::jsonb)) AS e
+   WHERE NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                      WHERE q.chain = (e->>'chain')::uuid AND q.txid = (e->>'txid')::xid8
+                        AND q.row_count = (e->>'rows')::integer AND encode(q.rows_digest, 'hex') = e->>'digest')
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w
+                      CROSS JOIN LATERAL (
+                        SELECT count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
+                          FROM memoriesdb.audit_log AS a
+                         WHERE a.txid = w.txid AND a.chain = w.chain
+                           AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                                            WHERE q.txid = a.txid AND q.chain = a.chain AND a.id BETWEEN q.first_id AND q.last_id)) AS g
+                      WHERE w.chain = (e->>'chain')::uuid AND w.txid = (e->>'txid')::xid8
+                        AND g.n = (e->>'rows')::bigint AND encode(g.digest, 'hex') = e->>'digest')
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_checkpoint_findings(jsonb) IS
-  'Internal: what a checkpoint names that the log no longer holds (a chain head gone or different, fewer audit rows), and a checkpoint altered or of another ledger. One index lookup per chain.';
+  'Internal: what a checkpoint names that the log no longer holds (a chain head gone or different, fewer audit rows, a group that waited for its seal gone or rewritten: neither still waiting nor sealed as it was), and a checkpoint altered or of another ledger. One index lookup per chain and per waiting group.';
 
 -- every problem verification finds, the first audit row concerned first
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_findings(checkpoint jsonb)
@@ -606,6 +637,11 @@ BEGIN
      OR checkpoint->>'format' IS DISTINCT FROM 'memoriesdb-checkpoint/1'
      OR jsonb_typeof(checkpoint->'chains') IS DISTINCT FROM 'array'
      OR jsonb_typeof(checkpoint->'audit_rows') IS DISTINCT FROM 'number'
+     OR (checkpoint ? 'waiting' AND (jsonb_typeof(checkpoint->'waiting') IS DISTINCT FROM 'array'
+         OR EXISTS (SELECT 1 FROM jsonb_array_elements(checkpoint->'waiting') AS w
+                     WHERE coalesce(w->>'chain', '') !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                        OR coalesce(w->>'txid', '') !~ '^[0-9]{1,19}$' OR jsonb_typeof(w->'rows') IS DISTINCT FROM 'number'
+                        OR coalesce(w->>'digest', '') !~ '^[0-9a-f]{64}$')))
      OR EXISTS (SELECT 1 FROM jsonb_array_elements(checkpoint->'chains') AS e
                  WHERE jsonb_typeof(e->'seq') IS DISTINCT FROM 'number'
                     OR coalesce(e->>'hash', '') !~ '^[0-9a-f]{64}$'

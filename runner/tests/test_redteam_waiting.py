@@ -428,16 +428,14 @@ def test_tampering_with_a_waiting_transfer_is_seen_by_both_verifiers(database, a
     _verifies(admin_conn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rows that wait are under no hash: a waiting group removed whole (entry and rows) leaves no trace,"
-    " even before a checkpoint taken while it waited",
-)
 def test_a_waiting_group_removed_whole_is_seen_against_a_checkpoint_taken_while_it_waited(database, admin_conn, make_user):
     """bob writes while alice holds his chain: his group waits, a checkpoint is taken (its anchor's
     audit_seal_pending() skips the held chain), later writes follow. A superuser then deletes bob's
     waiting rows and their entry: not the newest transaction (rows after it remain), yet neither
-    verifier, nor the checkpoint, notices."""
+    verifier, nor the checkpoint, noticed (rows that wait are under no seal). Now the checkpoint lists
+    the groups that wait, with their row count and digest: each must still wait as it was, or be
+    sealed as it was. Rewriting a waiting row (rehashed) is named the same way; a checkpoint taken
+    while groups wait verifies before and after they are sealed (no false alarm)."""
     alice, bob, (m1, _) = _shared_pair(admin_conn, make_user)
     alice_key, bob_key = _key(admin_conn, alice), _key(admin_conn, bob)
     holder = _hold(alice_key, "SELECT memoriesdb.revise(%s, 'alice holds bob''s chain', NULL)", m1)
@@ -451,14 +449,39 @@ def test_a_waiting_group_removed_whole_is_seen_against_a_checkpoint_taken_while_
     finally:
         holder.rollback()
         holder.close()
+    assert checkpoint["waiting"] and any(w["chain"] == str(bob) and w["txid"] == txid for w in checkpoint["waiting"])
     _as(admin_conn, alice, "SELECT memoriesdb.remember('a later write of alice''s')")
-    with admin_conn.transaction(force_rollback=True):
-        admin_conn.execute("SET LOCAL session_replication_role = replica")
-        admin_conn.execute("DELETE FROM memoriesdb.audit_log WHERE chain = %s AND txid = %s::xid8", (bob, txid))
-        admin_conn.execute("DELETE FROM memoriesdb_internal.audit_pending WHERE chain = %s AND txid = %s::xid8", (bob, txid))
-        admin_conn.execute("SET LOCAL session_replication_role = origin")
-        v = admin_conn.execute("SELECT * FROM memoriesdb.verify_audit_chain(%s)", (json.dumps(checkpoint),)).fetchone()
-        assert not v["ok"], "a checkpoint taken while the group waited should commit to it"
+    cp = json.dumps(checkpoint)
+
+    def both_ok() -> tuple[bool, bool]:
+        db = admin_conn.execute("SELECT ok FROM memoriesdb.verify_audit_chain(%s)", (cp,)).fetchone()["ok"]
+        rc = _recompute(admin_conn)
+        return db, rc.ok and not rc.against(checkpoint)
+
+    assert both_ok() == (True, True), "still waiting as it was"
+    tampers = [
+        [
+            "DELETE FROM memoriesdb.audit_log WHERE chain = %(c)s AND txid = %(t)s::xid8",
+            "DELETE FROM memoriesdb_internal.audit_pending WHERE chain = %(c)s AND txid = %(t)s::xid8",
+        ],
+        [
+            'UPDATE memoriesdb.audit_log AS a SET new_row = a.new_row || \'{"content": "rewritten"}\' WHERE chain = %(c)s'
+            " AND txid = %(t)s::xid8",
+            "UPDATE memoriesdb.audit_log AS a SET row_hash = sha256(memoriesdb_internal.audit_canonical(a)) WHERE chain = %(c)s"
+            " AND txid = %(t)s::xid8",
+        ],
+    ]
+    for statements in tampers:
+        with admin_conn.transaction(force_rollback=True):
+            admin_conn.execute("SET LOCAL session_replication_role = replica")
+            for statement in statements:
+                admin_conn.execute(statement, {"c": bob, "t": txid})
+            admin_conn.execute("SET LOCAL session_replication_role = origin")
+            assert both_ok() == (False, False), statements
+            admin_conn.execute("SELECT memoriesdb.audit_seal_pending()")  # sealed as tampered: still named
+            assert both_ok() == (False, False), statements
+    _seal_all(admin_conn)
+    assert both_ok() == (True, True), "sealed as it was"
 
 
 @pytest.mark.xfail(
