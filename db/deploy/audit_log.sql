@@ -114,7 +114,19 @@ DECLARE
   h memoriesdb_internal.audit_chain_heads;
   was text;
 BEGIN
-  SELECT * INTO h FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c FOR UPDATE SKIP LOCKED;
+  IF current_setting('transaction_isolation') = 'read committed' THEN
+    SELECT * INTO h FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c FOR UPDATE SKIP LOCKED;
+  ELSE
+    -- REPEATABLE READ, SERIALIZABLE: a head another transaction moved since this one's snapshot (any
+    -- commit in the chain: another tenant's write into it, the worker's sealing) cannot be locked
+    -- (40001); rather than failing this commit for it, its rows wait as for a held chain. The only
+    -- subtransaction of a commit, and only at these levels.
+    BEGIN
+      SELECT * INTO h FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c FOR UPDATE SKIP LOCKED;
+    EXCEPTION WHEN serialization_failure THEN
+      RETURN NULL;
+    END;
+  END IF;
   IF FOUND THEN RETURN h; END IF;
   IF EXISTS (SELECT 1 FROM memoriesdb_internal.audit_chain_heads AS t WHERE t.chain = c) THEN
     RETURN NULL;                                   -- held by another transaction
@@ -126,7 +138,7 @@ BEGIN
   BEGIN
     INSERT INTO memoriesdb_internal.audit_chain_heads (chain, chain_seq, seal_hash)
     VALUES (c, 0, memoriesdb_internal.audit_genesis(c)) ON CONFLICT DO NOTHING;
-  EXCEPTION WHEN lock_not_available THEN
+  EXCEPTION WHEN lock_not_available OR serialization_failure THEN   -- (40001: inserted since a REPEATABLE READ snapshot)
     PERFORM set_config('lock_timeout', was, true);
     RETURN NULL;
   END;
@@ -136,7 +148,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_lock_chain(uuid) IS
-  'Internal: locks a chain (its row in audit_chain_heads, created at its first seal) without waiting and returns its head; NULL when another transaction holds it.';
+  'Internal: locks a chain (its row in audit_chain_heads, created at its first seal) without waiting and returns its head; NULL when another transaction holds it, or (REPEATABLE READ, SERIALIZABLE) moved it since this transaction''s snapshot.';
 
 -- the seals waiting for chain c (committed transactions' rows, audit_pending), oldest first, as the
 -- next seals of c after head; the caller holds c's lock. Returns the new head.
@@ -196,7 +208,7 @@ DECLARE
   waiting boolean := EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.txid = x);
 BEGIN
   -- (no EXCEPTION block, no subtransaction per commit: a chain's head row is locked, so two seals
-  -- cannot claim one position; under REPEATABLE READ the lock itself raises 40001)
+  -- cannot claim one position; under REPEATABLE READ a head moved since the snapshot counts as held)
   -- one seal per chain the transaction wrote to, in ascending chain order; a chain another
   -- transaction holds is not waited for: its rows wait in audit_pending for the chain's next sealer
   FOR g IN
@@ -440,10 +452,23 @@ AS $$
            'audit_rows', (SELECT coalesce(max(a.id), 0) FROM memoriesdb.audit_log AS a),
            'chains', l.chains,
            'root', encode(memoriesdb_internal.audit_merkle_root(l.chains), 'hex'))
-    FROM list AS l
+         -- the groups that wait for their seal (their chain held): under no seal yet, so the checkpoint
+         -- commits to them itself (their row count and digest); absent when none waits
+         || CASE WHEN w.waiting IS NOT NULL THEN jsonb_build_object('waiting', w.waiting) ELSE '{}'::jsonb END
+    FROM list AS l,
+         (SELECT jsonb_agg(jsonb_build_object('chain', p.chain, 'txid', p.txid::text, 'rows', g.n,
+                                              'digest', encode(g.digest, 'hex')) ORDER BY p.chain, p.txid) AS waiting
+            FROM memoriesdb_internal.audit_pending AS p
+            CROSS JOIN LATERAL (
+              SELECT count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
+                FROM memoriesdb.audit_log AS a
+               WHERE a.txid = p.txid AND a.chain = p.chain
+                 AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                                  WHERE q.txid = a.txid AND q.chain = a.chain AND a.id BETWEEN q.first_id AND q.last_id)) AS g
+           WHERE g.n > 0) AS w
 $$;
 COMMENT ON FUNCTION memoriesdb.audit_checkpoint() IS
-  'A checkpoint of the audit history, to keep outside the database (memoriesdb anchor signs and stores it): the ledger''s id, the time, the newest audit row id, every chain''s head (chain, seq, seal hash) and the Merkle root over them. verify_audit_chain(checkpoint) later proves the history still contains it.';
+  'A checkpoint of the audit history, to keep outside the database (memoriesdb anchor signs and stores it): the ledger''s id, the time, the newest audit row id, every chain''s head (chain, seq, seal hash) and the Merkle root over them, and (only when some wait) the groups of audit rows waiting for their seal: chain, txid, row count, digest. verify_audit_chain(checkpoint) later proves the history still contains it.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_seal_at(chain_name text, at_pos bigint) RETURNS memoriesdb.audit_seals
 LANGUAGE plpgsql STABLE
@@ -510,9 +535,27 @@ AS $$
                               coalesce(m.last_id, 0), checkpoint->>'taken_at', checkpoint->>'audit_rows')
     FROM (SELECT max(a.id) AS last_id FROM memoriesdb.audit_log AS a) AS m
    WHERE coalesce(m.last_id, 0) < (checkpoint->>'audit_rows')::bigint
+  UNION ALL
+  -- 8. each group that waited for its seal at the checkpoint: still waiting, as it was, or sealed as it was
+  SELECT NULL::bigint,
+         format('chain %s: the %s audit rows of transaction %s, waiting for their seal at the checkpoint of %s, are gone or not as they were (removed or rewritten while they waited)',
+                e->>'chain', e->>'rows', e->>'txid', checkpoint->>'taken_at')
+    FROM jsonb_array_elements(coalesce(checkpoint->'waiting', '[]'::jsonb)) AS e
+   WHERE NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                      WHERE q.chain = (e->>'chain')::uuid AND q.txid = (e->>'txid')::xid8
+                        AND q.row_count = (e->>'rows')::integer AND encode(q.rows_digest, 'hex') = e->>'digest')
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w
+                      CROSS JOIN LATERAL (
+                        SELECT count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
+                          FROM memoriesdb.audit_log AS a
+                         WHERE a.txid = w.txid AND a.chain = w.chain
+                           AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                                            WHERE q.txid = a.txid AND q.chain = a.chain AND a.id BETWEEN q.first_id AND q.last_id)) AS g
+                      WHERE w.chain = (e->>'chain')::uuid AND w.txid = (e->>'txid')::xid8
+                        AND g.n = (e->>'rows')::bigint AND encode(g.digest, 'hex') = e->>'digest')
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_checkpoint_findings(jsonb) IS
-  'Internal: what a checkpoint names that the log no longer holds (a chain head gone or different, fewer audit rows), and a checkpoint altered or of another ledger. One index lookup per chain.';
+  'Internal: what a checkpoint names that the log no longer holds (a chain head gone or different, fewer audit rows, a group that waited for its seal gone or rewritten: neither still waiting nor sealed as it was), and a checkpoint altered or of another ledger. One index lookup per chain and per waiting group.';
 
 -- every problem verification finds, the first audit row concerned first
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_findings(checkpoint jsonb)
@@ -594,6 +637,11 @@ BEGIN
      OR checkpoint->>'format' IS DISTINCT FROM 'memoriesdb-checkpoint/1'
      OR jsonb_typeof(checkpoint->'chains') IS DISTINCT FROM 'array'
      OR jsonb_typeof(checkpoint->'audit_rows') IS DISTINCT FROM 'number'
+     OR (checkpoint ? 'waiting' AND (jsonb_typeof(checkpoint->'waiting') IS DISTINCT FROM 'array'
+         OR EXISTS (SELECT 1 FROM jsonb_array_elements(checkpoint->'waiting') AS w
+                     WHERE coalesce(w->>'chain', '') !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                        OR coalesce(w->>'txid', '') !~ '^[0-9]{1,19}$' OR jsonb_typeof(w->'rows') IS DISTINCT FROM 'number'
+                        OR coalesce(w->>'digest', '') !~ '^[0-9a-f]{64}$')))
      OR EXISTS (SELECT 1 FROM jsonb_array_elements(checkpoint->'chains') AS e
                  WHERE jsonb_typeof(e->'seq') IS DISTINCT FROM 'number'
                     OR coalesce(e->>'hash', '') !~ '^[0-9a-f]{64}$'

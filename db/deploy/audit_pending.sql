@@ -21,6 +21,9 @@ COMMENT ON TABLE memoriesdb_internal.audit_pending IS
   'The (chain, transaction) pairs whose audit rows are committed but not yet sealed: the chain was locked by another transaction at their commit, which did not wait for it. Sealed (and removed from here) by the next transaction that locks the chain, or by memoriesdb.audit_seal_pending(). Only the ledger''s functions write it.';
 ALTER TABLE memoriesdb_internal.audit_pending ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE INDEX audit_pending_txid ON memoriesdb_internal.audit_pending (txid);  -- a transaction's other chains (peers)
+-- a chain's oldest waiting pairs, the few each sealer adopts, without sorting all of them (a tenant who
+-- holds another's chain can leave many waiting in it: a sort of all of them in every commit of its owner)
+CREATE INDEX audit_pending_order ON memoriesdb_internal.audit_pending (chain, created_at, txid);
 CREATE POLICY audit_pending_owner ON memoriesdb_internal.audit_pending TO memoriesdb_owner USING (true) WITH CHECK (true);
 
 -- what an auditor verifying outside the database (memoriesdb verify-audit --recompute) needs to tell

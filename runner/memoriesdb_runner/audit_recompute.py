@@ -122,6 +122,10 @@ class Recomputed:
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # chain name -> (position, seal hash hex)
     positions: dict[tuple[str, int], str] = field(default_factory=dict)  # (chain name, position) -> seal hash hex
     last_id: int = 0
+    waiting_groups: dict[tuple[str, str], tuple[int, str | None]] = field(
+        default_factory=dict
+    )  # (chain, txid) -> (rows, digest hex)
+    sealed_groups: set[tuple[str, str, int, str]] = field(default_factory=set)  # (chain, txid, row_count, rows_digest hex)
 
     @property
     def ok(self) -> bool:
@@ -140,6 +144,13 @@ class Recomputed:
                 )
             elif have != c["hash"]:
                 found.append(f"chain {c['chain']}, seal {c['seq']}: not the seal the checkpoint holds (rewritten or forked)")
+        for w in checkpoint.get("waiting", []):
+            still = self.waiting_groups.get((w["chain"], w["txid"])) == (w["rows"], w["digest"])
+            if not still and (w["chain"], w["txid"], w["rows"], w["digest"]) not in self.sealed_groups:
+                found.append(
+                    f"chain {w['chain']}: the {w['rows']} audit rows of transaction {w['txid']}, waiting for their seal at the "
+                    "checkpoint, are gone or not as they were (removed or rewritten while they waited)"
+                )
         if self.last_id < checkpoint["audit_rows"]:
             found.append(f"the audit log ends at row {self.last_id}, the checkpoint saw rows up to {checkpoint['audit_rows']}")
         return found
@@ -179,19 +190,25 @@ def recompute(
                     f"{s['chain'] or LEGACY}): {len(members)} of {s['row_count']} rows remain or their order changed",
                 )
             )
+    for s in seal_list:
+        if s["chain"] is not None:
+            out.sealed_groups.add((s["chain"], s["txid"], s["row_count"], bytes(s["rows_digest"]).hex()))
     for key, members in groups.items():
         if key in waits:
-            out.waiting += sum(1 for i, _ in members if i not in covered.get(key, ()))
+            rest = sorted((i, h) for i, h in members if i not in covered.get(key, ()))
+            out.waiting += len(rest)
+            if rest:
+                out.waiting_groups[(key[1], key[0])] = (len(rest), hashlib.sha256(b"".join(h for _, h in rest)).hexdigest())
             continue
         for i, _ in members:
             if i not in covered.get(key, ()):
                 problem((i, f"audit row {i}: not covered by any seal (inserted outside the ledger)"))
     for chain, chain_seals in by_chain.items():
         name = chain or LEGACY
-        chain_seals.sort(key=lambda s: s["chain_seq"] if chain is not None else s["seq"])
+        chain_seals.sort(key=_position)
         prev, expect = genesis(chain), 1
         for s in chain_seals:
-            pos = s["chain_seq"] if chain is not None else s["seq"]
+            pos = _position(s)
             stored = bytes(s["seal_hash"])
             if seal_hash(s) != stored:
                 problem((s["first_id"], f"seal {pos} of chain {name}: seal edited"))
@@ -205,6 +222,12 @@ def recompute(
     _peers(seal_list, waits, problem)
     out.problems.sort(key=lambda p: (p[0] is None, p[0] or 0, p[1]))
     return out
+
+
+def _position(s: dict) -> int:
+    """A seal's position in its chain as audit_findings() takes it, coalesce(chain_seq, seq): a legacy
+    seal's chain_seq is not under its hash, so one set there moves it (and breaks the chain) in both."""
+    return s["chain_seq"] if s["chain_seq"] is not None else s["seq"]
 
 
 def _peers(seals: list[dict], waits: set, problem) -> None:
