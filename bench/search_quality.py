@@ -53,7 +53,18 @@ from audit_chain import drop_db  # this script's directory is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 384
-FUSIONS = [(60, 1, 1), (10, 1, 1), (5, 1, 1), (3, 1, 1), (2, 1, 1), (1, 1, 1), (60, 1, 2), (10, 1, 2), (5, 1, 2), (10, 2, 1)]  # (rrf_k, vector weight, text weight)
+FUSIONS = [
+    (60, 1, 1),
+    (10, 1, 1),
+    (5, 1, 1),
+    (3, 1, 1),
+    (2, 1, 1),
+    (1, 1, 1),
+    (60, 1, 2),
+    (10, 1, 2),
+    (5, 1, 2),
+    (10, 2, 1),
+]  # (rrf_k, vector weight, text weight)
 
 NAMES = (
     "Caroline Melanie Jon Gina Audrey Andrew Joanna Nate Tim John Maria Evan Sam Priya Omar Lena Hugo Yara "
