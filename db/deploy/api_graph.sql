@@ -1,7 +1,7 @@
 -- Deploy memoriesdb:api_graph to pg
--- Reworked after @v0.3.0 (released version: api_graph@v0.3.0.sql); changes since are listed in sqitch.plan.
--- requires: api_graph@v0.2.0
--- requires: input_limits
+-- Reworked after @v0.4.0 (released version: api_graph@v0.4.0.sql); changes since are listed in sqitch.plan.
+-- requires: api_graph@v0.4.0
+-- requires: edge_type_links
 -- Live functions of edges between memories: create_edge_type, link, unlink; reaches() for acyclic edge types.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework api_graph`.
 -- api_graph@v0.1.0.sql and api_graph@v0.2.0.sql are released versions of this change (history, superseded by this file).
@@ -104,6 +104,11 @@ BEGIN
   -- NO KEY UPDATE: the foreign key checks of memory_edges (KEY SHARE) do not wait on it.
   -- (read again under the lock: directed and acyclic as they are now)
   SELECT * INTO t FROM memoriesdb.edge_types AS et WHERE et.id = t.id FOR NO KEY UPDATE;
+  -- and a write, not only a lock: under REPEATABLE READ / SERIALIZABLE a link that waited here for
+  -- another of its type fails with 40001 (its snapshot predates the other's edge, which its checks
+  -- below could not see); under READ COMMITTED the checks below read the committed edges
+  INSERT INTO memoriesdb_internal.edge_type_links AS l (edge_type_id, links) VALUES (t.id, 1)
+  ON CONFLICT (edge_type_id) DO UPDATE SET links = l.links + 1;
   IF EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e
               WHERE e.edge_type = t.name
                 AND ((e.source_id = source AND e.target_id = target)

@@ -1,10 +1,13 @@
--- Revert memoriesdb:api_graph from pg
--- Back to the functions of api_graph as released in v0.3.0 (api_graph@v0.3.0.sql).
+-- Revert memoriesdb:api_graph from pg (back to the live functions as of @v0.4.0)
+-- Reworked after @v0.3.0 (released version: api_graph@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: api_graph@v0.2.0
+-- requires: input_limits
+-- Live functions of edges between memories: create_edge_type, link, unlink; reaches() for acyclic edge types.
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework api_graph`.
+-- api_graph@v0.1.0.sql and api_graph@v0.2.0.sql are released versions of this change (history, superseded by this file).
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
-DROP FUNCTION memoriesdb.list_edge_types();
-DROP FUNCTION memoriesdb.list_edges(uuid);
-DROP FUNCTION memoriesdb_internal.reaches(uuid, uuid, text, boolean, uuid);
 
 CREATE OR REPLACE FUNCTION memoriesdb.create_edge_type(name text, description text DEFAULT '',
                                             directed boolean DEFAULT true, acyclic boolean DEFAULT false)
@@ -42,11 +45,17 @@ $$;
 COMMENT ON FUNCTION memoriesdb.create_edge_type(text, text, boolean, boolean) IS
   'Adds a kind of link, available to every user. acyclic types refuse edges that would close a cycle. MDB12 for an invalid or taken name, MDB05 for a description longer than config max_edge_type_description_chars.';
 
-CREATE OR REPLACE FUNCTION memoriesdb_internal.reaches(from_id uuid, to_id uuid, edge_type text, directed boolean) RETURNS boolean
+-- v0.3.0's reaches() followed every edge, visible or not: link() refused (MDB08)
+-- because of another tenant's hidden path, and so revealed it.
+DROP FUNCTION IF EXISTS memoriesdb_internal.reaches(uuid, uuid, text, boolean);
+CREATE OR REPLACE FUNCTION memoriesdb_internal.reaches(from_id uuid, to_id uuid, edge_type text, directed boolean, user_id uuid)
+RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  -- is to_id reachable from from_id over edges of this type (all edges, visible or not)?
+  -- is to_id reachable from from_id over edges of this type between memories user_id
+  -- may see? A memory user_id cannot see is never stepped on, so the answer (and the
+  -- work done) depends on the caller's visible graph only.
   WITH RECURSIVE walk(node) AS (
     SELECT from_id
     UNION
@@ -55,10 +64,12 @@ AS $$
       JOIN memoriesdb.memory_edges AS e
         ON e.edge_type = reaches.edge_type
        AND (e.source_id = w.node OR (NOT directed AND e.target_id = w.node))
+     WHERE memoriesdb_internal.visible_to(CASE WHEN e.source_id = w.node THEN e.target_id ELSE e.source_id END, user_id)
   )
   SELECT EXISTS (SELECT 1 FROM walk WHERE node = to_id)
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.reaches(uuid, uuid, text, boolean) IS 'Internal: graph reachability for the acyclic check of link(). UNION (not UNION ALL) makes it stop on cycles.';
+COMMENT ON FUNCTION memoriesdb_internal.reaches(uuid, uuid, text, boolean, uuid) IS
+  'Internal: reachability for the acyclic check of link(), over the edges of the type between memories user_id may see (the caller''s visible graph): a hidden memory is never stepped on, so link() reveals nothing the caller could not find with neighbors(). UNION (not UNION ALL) makes it stop on cycles.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.link(source uuid, target uuid, edge_type text, weight real DEFAULT 1,
                                 metadata jsonb DEFAULT '{}') RETURNS uuid
@@ -75,7 +86,7 @@ BEGIN
   SELECT * INTO t FROM memoriesdb.edge_types AS et WHERE et.name = link.edge_type;
   IF t.id IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB07', MESSAGE = 'unknown edge type', DETAIL = format('edge_type %L', link.edge_type),
-      HINT = 'see memoriesdb.edge_types, or add one with memoriesdb.create_edge_type()';
+      HINT = 'memoriesdb.list_edge_types() lists them; add one with memoriesdb.create_edge_type()';
   END IF;
   IF source = target THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB09', MESSAGE = 'a memory cannot be linked to itself';
@@ -99,9 +110,9 @@ BEGIN
                   OR (NOT t.directed AND e.source_id = target AND e.target_id = source))) THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB09', MESSAGE = 'these memories are already linked with this edge type';
   END IF;
-  IF t.acyclic AND memoriesdb_internal.reaches(target, source, t.name, t.directed) THEN
+  IF t.acyclic AND memoriesdb_internal.reaches(target, source, t.name, t.directed, uid) THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB08', MESSAGE = format('edge would close a cycle of %s', t.name),
-      HINT = format('%s is acyclic: the target already leads back to the source', t.name);
+      HINT = format('%s is acyclic: the target already leads back to the source through memories you can see', t.name);
   END IF;
   INSERT INTO memoriesdb.memory_edges AS e (source_id, target_id, edge_type, weight, metadata)
   VALUES (source, target, t.name, weight, metadata)
@@ -110,7 +121,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.link(uuid, uuid, text, real, jsonb) IS
-  'Links two memories the caller can see (read access to both is enough) with a typed, weighted edge and returns its id. Refused: a memory not visible (MDB03), an unknown type (MDB07), a self-edge or duplicate (MDB09), an edge closing a cycle of an acyclic type (MDB08), metadata that is not an object (MDB06) or over config max_edge_metadata_bytes (MDB05). Links of one edge type are made one at a time.';
+  'Links two memories the caller can see (read access to both is enough) with a typed, weighted edge and returns its id. Refused: a memory not visible (MDB03), an unknown type (MDB07), a self-edge or duplicate (MDB09), an edge closing a cycle of an acyclic type through memories the caller can see (MDB08: edges among memories hidden from the caller are never followed, so the refusal reveals nothing), metadata that is not an object (MDB06) or over config max_edge_metadata_bytes (MDB05). Links of one edge type are made one at a time.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.unlink(edge_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -132,5 +143,35 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.unlink(uuid) IS 'Removes an edge: by whoever made it, or by the owner of its source memory. MDB03 when the edge is not visible.';
+
+RESET ROLE;   -- created as the deploying superuser; ownership set below, in this transaction
+-- The edge types and the visible edges: what a client used to SELECT from the
+-- tables. Owned by memoriesdb_reader: row-level security decides (an edge is
+-- visible when both its ends are).
+CREATE OR REPLACE FUNCTION memoriesdb.list_edge_types()
+RETURNS TABLE (name text, description text, directed boolean, acyclic boolean)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT t.name, t.description, t.directed, t.acyclic FROM memoriesdb.edge_types AS t ORDER BY t.name
+$$;
+COMMENT ON FUNCTION memoriesdb.list_edge_types() IS
+  'Every edge type: name, description, directed, acyclic (not who made it).';
+ALTER FUNCTION memoriesdb.list_edge_types() OWNER TO memoriesdb_reader;
+
+CREATE OR REPLACE FUNCTION memoriesdb.list_edges(memory_id uuid DEFAULT NULL)
+RETURNS TABLE (id uuid, source_id uuid, target_id uuid, edge_type text, weight real, metadata jsonb, mine boolean,
+               created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT e.id, e.source_id, e.target_id, e.edge_type, e.weight, e.metadata, e.created_by = memoriesdb.current_user_id(), e.created_at
+    FROM memoriesdb.memory_edges AS e
+   WHERE list_edges.memory_id IS NULL OR list_edges.memory_id IN (e.source_id, e.target_id)
+   ORDER BY e.created_at, e.id
+$$;
+COMMENT ON FUNCTION memoriesdb.list_edges(uuid) IS
+  'The edges between memories the context user may see (memory_id: only those touching it): ends, type, weight, edge metadata, mine = made by the caller. Row-level security decides.';
+ALTER FUNCTION memoriesdb.list_edges(uuid) OWNER TO memoriesdb_reader;
 
 COMMIT;
