@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -71,8 +71,8 @@ def _hex_hash(value: object) -> str:
     return text.lower()  # 64 hex digits are checked by the ledger (invalid_hash)
 
 
-def parse_row(obj: object, dimension: int) -> tuple[str, str, str]:
-    """(memory id, hex content hash, vector text) of one input row; Malformed otherwise. A vector of the
+def parse_row(obj: object, dimension: int) -> tuple[str, str, np.ndarray]:
+    """(memory id, hex content hash, float32 vector) of one input row; Malformed otherwise. A vector of the
     wrong length, or with NaN, infinite or out-of-range numbers, raises ValueError with the outcome's name
     (wrong_dimension, invalid_vector) as the ledger would have said it."""
     if not isinstance(obj, dict):
@@ -95,13 +95,18 @@ def parse_row(obj: object, dimension: int) -> tuple[str, str, str]:
     vec = obj.get("embedding")
     if not isinstance(vec, list | tuple) or not vec:
         raise Malformed("embedding missing or not a list of numbers")
-    if any(isinstance(x, bool) or not isinstance(x, int | float) for x in vec):
+    try:
+        a = np.asarray(vec)
+    except (TypeError, ValueError):  # ragged nesting
+        raise Malformed("embedding holds something other than numbers") from None
+    if a.ndim != 1 or a.dtype.kind not in "fiu":  # strings, null, booleans, nested lists: not numbers
         raise Malformed("embedding holds something other than numbers")
-    if len(vec) != dimension:
-        raise _Outcome("wrong_dimension", f"{len(vec)} numbers, the model has {dimension}")
-    if not all(math.isfinite(x) and abs(x) <= FLOAT32_MAX for x in vec):
+    if len(a) != dimension:
+        raise _Outcome("wrong_dimension", f"{len(a)} numbers, the model has {dimension}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all() or np.abs(a).max() > FLOAT32_MAX:
         raise _Outcome("invalid_vector", "NaN, infinite or out of range")
-    return mid, h, "[" + ",".join(repr(float(x)) for x in vec) + "]"
+    return mid, h, a.astype(np.float32)  # sent in binary (pgvector's adapter): the ledger stores real
 
 
 class _Outcome(ValueError):
@@ -185,7 +190,7 @@ async def import_file(
             disable=console is None,
         ) as bar:
             task = bar.add_task("import", total=total_of(path, parquet), read=0, stored=0, rejected=0)
-            pending: list[tuple[int, str, str, str]] = []
+            pending: list[tuple[int, str, str, np.ndarray]] = []
             position = 0
 
             async def flush() -> None:
