@@ -147,7 +147,14 @@ def parquet_rows(path: Path, batch: int) -> Iterator[tuple[int, object, int]]:
     except Exception as exc:  # pyarrow's errors are many
         raise RunnerError(f"{path}: not a readable Parquet file ({exc})") from exc
     n = 0
-    for record_batch in pf.iter_batches(batch_size=batch):
+    batches = pf.iter_batches(batch_size=batch)
+    while True:
+        try:
+            record_batch = next(batches, None)
+        except Exception as exc:  # a damaged row group
+            raise RunnerError(f"{path}: unreadable Parquet after row {n} ({exc})") from exc
+        if record_batch is None:
+            return
         for r in record_batch.to_pylist():
             n += 1
             yield n, r, n
@@ -158,7 +165,10 @@ def total_of(path: Path, parquet: bool) -> int:
         return path.stat().st_size
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # pyarrow's errors are many
+        raise RunnerError(f"{path}: not a readable Parquet file ({exc})") from exc
 
 
 async def import_file(

@@ -212,6 +212,10 @@ def test_errors_exit_1(settings, tmp_path):
     write_jsonl(f, [{"memory_id": str(uuid.uuid4()), "text": "x", "embedding": vec(0)}])
     result, out = run(settings, str(tmp_path / "missing.jsonl"), "--model", "imp8")
     assert result.exit_code == 1 and "error:" in out and "Traceback" not in out, out
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(b"PAR1 not really parquet PAR1")
+    result, out = run(settings, str(damaged), "--model", "imp8")
+    assert result.exit_code == 1 and "Parquet" in out and "Traceback" not in out, out
     result, out = run(settings, str(f), "--model", "no-such-model")
     assert result.exit_code == 1 and "MDB16" in out, out
     add(settings, "gone8", 8)
