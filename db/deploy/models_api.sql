@@ -341,16 +341,18 @@ BEGIN
      WHERE target.state = 'active' AND m.id = g.mid AND m.content_hash = g.hb
     RETURNING m.id
   ), finished AS (
-    -- the (memory, model) job for this content is done: no worker embeds it again (a lease out on it is lost)
+    -- the (memory, model) job for this content is done: no worker embeds it again. A job a worker holds
+    -- (leased, even past its lease) is left to finish: its complete stores the same content's vector;
+    -- removed under it, the complete would take it for a lost lease (and check the vector against the mirror)
     DELETE FROM memoriesdb.embedding_schedule AS s
      USING good AS g
-     WHERE s.memory_id = g.mid AND s.model_id = target.id AND s.content_hash = g.hb
+     WHERE s.memory_id = g.mid AND s.model_id = target.id AND s.content_hash = g.hb AND s.lease_id IS NULL
     RETURNING s.memory_id
   )
   SELECT c.mid, c.outcome FROM classified AS c ORDER BY c.i;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.import_embeddings(text, uuid[], text[], public.vector[]) IS
-  'Operator: stores vectors a user already has (memoriesdb import-embeddings) for a model that is not retired, at most 5000 rows per call (MDB12 past it, or for arrays of different lengths). A row is stored (L2-normalised, in embeddings; for the active model also in memories.embedding, embedding_model = the model''s name) only where the memory exists and its CURRENT content_hash equals the row''s (hex SHA-256 of the UTF-8 content); its queued job for that model and content is removed (the workers do not embed it again). Returns each row''s outcome, in input order: stored, hash_mismatch (the content changed since), no_memory, invalid_hash (not 64 hex digits), wrong_dimension (not the model''s), invalid_vector (NULL, zero, NaN or infinite), duplicate (the memory again in the same batch: the first row counts). MDB16 for no such model, MDB31 for a retired one.';
+  'Operator: stores vectors a user already has (memoriesdb import-embeddings) for a model that is not retired, at most 5000 rows per call (MDB12 past it, or for arrays of different lengths). A row is stored (L2-normalised, in embeddings; for the active model also in memories.embedding, embedding_model = the model''s name) only where the memory exists and its CURRENT content_hash equals the row''s (hex SHA-256 of the UTF-8 content); its queued job for that model and content is removed (the workers do not embed it again; a job a worker has leased is left to finish, its vector of the same content replacing the imported one). Returns each row''s outcome, in input order: stored, hash_mismatch (the content changed since), no_memory, invalid_hash (not 64 hex digits), wrong_dimension (not the model''s), invalid_vector (NULL, zero, NaN or infinite), duplicate (the memory again in the same batch: the first row counts). MDB16 for no such model, MDB31 for a retired one.';
 
 COMMIT;

@@ -2,7 +2,7 @@
 -- the memory's current content hash matches; the active model's also in memories.embedding; the job is removed.
 -- The command end to end: runner/tests/test_import_embeddings.py.
 BEGIN;
-SELECT plan(29);
+SELECT plan(34);
 
 CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
@@ -97,6 +97,26 @@ SELECT is((SELECT count(*) FROM memoriesdb.embedding_schedule AS s JOIN memories
             WHERE em.state = 'active' AND s.memory_id = :'m2'), 0::bigint, '... and its job is gone: no worker embeds it again');
 SELECT is((SELECT count(*) FROM memoriesdb.embedding_schedule AS s JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
             WHERE em.name = 'imp4' AND s.memory_id = :'m2'), 1::bigint, '... only the active model''s job');
+
+-- a job a worker holds is left to finish: its vector (of the same content) replaces the imported one
+SELECT tests.act_as(NULL, 'memoriesdb_worker');
+CREATE TEMP TABLE c1 ON COMMIT DROP AS SELECT * FROM memoriesdb.claim_model_embedding_jobs(10, '5 minutes', 'w', ARRAY['imp4']);
+SELECT ok((SELECT count(*) FROM c1 WHERE memory_id = :'m3') = 1, 'a worker leases m3''s job of the filling model');
+SELECT results_eq(format($$ SELECT outcome FROM memoriesdb.import_embeddings('imp4', ARRAY[%L::uuid], ARRAY[%L], ARRAY['[0,0,1,0]'::vector]) $$,
+                         :'m3', pg_temp.h('cherries')),
+  ARRAY['stored'], 'the import stores m3 while the job is leased');
+SELECT tests.clear_context();
+SELECT is((SELECT count(*) FROM memoriesdb.embedding_schedule AS s JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
+            WHERE em.name = 'imp4' AND s.memory_id = :'m3' AND s.lease_id IS NOT NULL), 1::bigint, '... and leaves the leased job to its worker');
+SELECT tests.act_as(NULL, 'memoriesdb_worker');
+SELECT results_eq(format($$ SELECT outcome FROM memoriesdb.complete_embedding_jobs(ARRAY[%L::uuid], ARRAY[(SELECT lease_id FROM c1 WHERE memory_id = %1$L)],
+                                                                          ARRAY['[0,0,0,1]'::vector], 'imp4') $$, :'m3'),
+  ARRAY['stored'], 'the worker completes it (not lease_lost, whose vector would be checked against the mirror''s dimension)');
+SELECT tests.clear_context();
+SELECT is((SELECT e.embedding FROM memoriesdb.embeddings AS e JOIN memoriesdb.embedding_models AS em ON em.id = e.model_id
+            WHERE em.name = 'imp4' AND e.memory_id = :'m3'), '[0,0,0,1]'::vector, '... its vector replacing the imported one, of the same content');
+SELECT tests.act_as(NULL, 'memoriesdb_worker');
+SELECT tests.clear_context();
 
 -- refusals
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
