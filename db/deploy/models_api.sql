@@ -2,11 +2,12 @@
 -- requires: embedding_models
 -- requires: embedding_queue
 -- Live functions of the model registry (issue 15, "Versioned embeddings"): add_model(), activate_model(),
--- pause_model(), resume_model(), retire_model(), model_progress(). For the operator (the runner's
+-- pause_model(), resume_model(), retire_model(), model_progress(), import_embeddings(). For the operator (the runner's
 -- `memoriesdb models ...`, role memoriesdb_worker, as requeue_dead_embedding_jobs()).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework models_api`.
 -- Errors: MDB16 no such model; MDB30 a model definition refused; MDB31 the model's state forbids it;
--- MDB32 activation refused: the model has not embedded every memory's current content.
+-- MDB32 activation refused: the model has not embedded every memory's current content; MDB12 an import batch
+-- refused (arrays of different lengths, more than 5000 rows).
 -- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
@@ -269,5 +270,89 @@ AS $$
 $$;
 COMMENT ON FUNCTION memoriesdb.model_progress() IS
   'Operator: every registered model (retired ones last) with its provider, dimension and state, and its progress: done = memories holding a vector of their current content, total = memories (0 for a retired model), and its jobs pending, leased and dead. activate_model() needs done = total. No tenant data.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.import_embeddings(model text, memory_ids uuid[], content_hashes text[],
+                                                         embeddings public.vector[])
+RETURNS TABLE (memory_id uuid, outcome text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  max_rows constant integer := 5000;   -- one call is one transaction: bounded
+  target memoriesdb.embedding_models;
+  n integer := coalesce(cardinality(memory_ids), 0);
+BEGIN
+  IF model IS NULL OR btrim(model) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required',
+      DETAIL = 'import_embeddings() was called without a model',
+      HINT = 'name a registered model (model_progress() lists them)';
+  END IF;
+  IF n IS DISTINCT FROM coalesce(cardinality(content_hashes), 0) OR n IS DISTINCT FROM coalesce(cardinality(embeddings), 0) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'memory_ids, content_hashes and embeddings must have the same length',
+      DETAIL = format('%s memory ids, %s content hashes, %s embeddings', n, coalesce(cardinality(content_hashes), 0),
+                      coalesce(cardinality(embeddings), 0)),
+      HINT = 'one element of each array per row imported';
+  END IF;
+  IF n > max_rows THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'too many rows in one import batch',
+      DETAIL = format('%s rows; at most %s per call', n, max_rows),
+      HINT = format('split the import into batches of at most %s rows (memoriesdb import-embeddings --batch)', max_rows);
+  END IF;
+  -- no activation, pause or retirement while the batch is stored (those take SHARE ROW EXCLUSIVE);
+  -- imports do not wait for one another here
+  LOCK TABLE memoriesdb.embedding_models IN SHARE MODE;
+  target := memoriesdb_internal.model_named(import_embeddings.model);   -- MDB16
+  IF target.state = 'retired' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model takes no vectors',
+      DETAIL = format('model %L was retired at %s', target.name, target.retired_at),
+      HINT = 'register the model again under another name with add_model(), then import into that one';
+  END IF;
+  IF n = 0 THEN RETURN; END IF;
+  -- the memories stay as checked until the commit (a revise() waits); in id order: no deadlock between imports
+  PERFORM 1 FROM memoriesdb.memories AS m WHERE m.id = ANY (memory_ids) ORDER BY m.id FOR NO KEY UPDATE;
+  RETURN QUERY
+  WITH input AS (
+    SELECT u.mid, lower(u.h) AS h, u.e, u.i FROM unnest(memory_ids, content_hashes, embeddings) WITH ORDINALITY AS u(mid, h, e, i)
+  ), classified AS (
+    SELECT i.mid, i.i, i.e,
+           CASE WHEN i.h ~ '^[0-9a-f]{64}$' THEN decode(i.h, 'hex') END AS hb,
+           CASE WHEN i.mid IS NULL THEN 'no_memory'
+                WHEN i.i > min(i.i) OVER (PARTITION BY i.mid) THEN 'duplicate'
+                WHEN m.id IS NULL THEN 'no_memory'
+                WHEN i.h IS NULL OR i.h !~ '^[0-9a-f]{64}$' THEN 'invalid_hash'
+                WHEN decode(i.h, 'hex') <> m.content_hash THEN 'hash_mismatch'
+                WHEN i.e IS NULL THEN 'invalid_vector'
+                WHEN public.vector_dims(i.e) <> target.dimension THEN 'wrong_dimension'
+                WHEN public.vector_norm(i.e) IN (0, 'NaN'::float8, 'Infinity'::float8) THEN 'invalid_vector'
+                ELSE 'stored' END AS outcome
+      FROM input AS i LEFT JOIN memoriesdb.memories AS m ON m.id = i.mid
+  ), good AS (
+    SELECT c.mid, c.hb, public.l2_normalize(c.e) AS emb FROM classified AS c WHERE c.outcome = 'stored'
+  ), kept AS (
+    INSERT INTO memoriesdb.embeddings AS e (memory_id, model_id, content_hash, embedding)
+    SELECT g.mid, target.id, g.hb, g.emb FROM good AS g
+    ON CONFLICT ON CONSTRAINT embeddings_pkey DO UPDATE SET content_hash = EXCLUDED.content_hash, embedding = EXCLUDED.embedding
+    RETURNING e.memory_id
+  ), mirrored AS (
+    -- the active model's vector is also memories.embedding (search(), the graph), as complete_embedding_jobs() writes it
+    UPDATE memoriesdb.memories AS m
+       SET embedding = g.emb, embedding_model = target.name, embedded_at = now(), embedded_hash = g.hb
+      FROM good AS g
+     WHERE target.state = 'active' AND m.id = g.mid AND m.content_hash = g.hb
+    RETURNING m.id
+  ), finished AS (
+    -- the (memory, model) job for this content is done: no worker embeds it again. A job a worker holds
+    -- (leased, even past its lease) is left to finish: its complete stores the same content's vector;
+    -- removed under it, the complete would take it for a lost lease (and check the vector against the mirror)
+    DELETE FROM memoriesdb.embedding_schedule AS s
+     USING good AS g
+     WHERE s.memory_id = g.mid AND s.model_id = target.id AND s.content_hash = g.hb AND s.lease_id IS NULL
+    RETURNING s.memory_id
+  )
+  SELECT c.mid, c.outcome FROM classified AS c ORDER BY c.i;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.import_embeddings(text, uuid[], text[], public.vector[]) IS
+  'Operator: stores vectors a user already has (memoriesdb import-embeddings) for a model that is not retired, at most 5000 rows per call (MDB12 past it, or for arrays of different lengths). A row is stored (L2-normalised, in embeddings; for the active model also in memories.embedding, embedding_model = the model''s name) only where the memory exists and its CURRENT content_hash equals the row''s (hex SHA-256 of the UTF-8 content); its queued job for that model and content is removed (the workers do not embed it again; a job a worker has leased is left to finish, its vector of the same content replacing the imported one). Returns each row''s outcome, in input order: stored, hash_mismatch (the content changed since), no_memory, invalid_hash (not 64 hex digits), wrong_dimension (not the model''s), invalid_vector (NULL, zero, NaN or infinite), duplicate (the memory again in the same batch: the first row counts). MDB16 for no such model, MDB31 for a retired one.';
 
 COMMIT;

@@ -137,6 +137,7 @@ GRANT EXECUTE ON FUNCTION
   -- the model registry (models_api.sql): the runner's `memoriesdb models ...` and `reembed`
   memoriesdb.add_model(text, text, integer), memoriesdb.activate_model(text), memoriesdb.pause_model(text),
   memoriesdb.resume_model(text), memoriesdb.retire_model(text), memoriesdb.model_progress(),
+  memoriesdb.import_embeddings(text, uuid[], text[], public.vector[]),  -- memoriesdb import-embeddings
   memoriesdb.access_refusals(interval),
   memoriesdb.audit_checkpoint(),  -- memoriesdb anchor (worker all): signs it outside the database
   memoriesdb.audit_seal_pending(integer)   -- after each batch, and before each checkpoint

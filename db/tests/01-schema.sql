@@ -134,7 +134,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'accept_offer', 'decline_offer', 'withdraw_offer', 'offers', 'offers_sent', 'accept_sender', 'forget_sender', 'trusted_senders',
   'list_memories', 'list_grants', 'list_edges', 'list_edge_types',
   -- the model registry (models_api.sql)
-  'add_model', 'activate_model', 'pause_model', 'resume_model', 'retire_model', 'model_progress',
+  'add_model', 'activate_model', 'pause_model', 'resume_model', 'retire_model', 'model_progress', 'import_embeddings',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[

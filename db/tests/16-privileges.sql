@@ -53,7 +53,8 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY
     'memoriesdb.renew_embedding_leases', 'memoriesdb.requeue_dead_embedding_jobs', 'memoriesdb.run_vindexing', 'memoriesdb.setting',
     'memoriesdb.vindexing_status', 'memoriesdb.audit_checkpoint', 'memoriesdb.audit_seal_pending',
     'memoriesdb.claim_model_embedding_jobs', 'memoriesdb.add_model', 'memoriesdb.activate_model', 'memoriesdb.pause_model',
-    'memoriesdb.resume_model', 'memoriesdb.retire_model', 'memoriesdb.model_progress'],
+    'memoriesdb.resume_model', 'memoriesdb.retire_model', 'memoriesdb.model_progress',
+    'memoriesdb.import_embeddings'],
   'memoriesdb_worker executes exactly these functions');
 SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_worker') $$, 'memoriesdb_worker selects no table');
 

@@ -21,6 +21,7 @@ from .anchor import anchor_once, generate_key
 from .checkpoint_store import open_store
 from .demo import run_demo
 from .errors import ConfigurationError, RunnerError, ledger_error
+from .import_embeddings import MAX_BATCH, ImportResult, import_file
 from .ingest import IngestResult, ingest_file
 from .logs import configure
 from .safety import plain_text, read_api_key, safe_text
@@ -259,6 +260,42 @@ def reembed(settings: Settings, names: tuple, wait: bool, timeout: float | None)
         sys.exit(3)
     if any(r["dead"] for r in rows):
         click.echo("some jobs are dead: see memoriesdb status; put them back with memoriesdb requeue --all", err=True)
+        sys.exit(2)
+
+
+@main.command("import-embeddings")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", required=True, help="The registered model the vectors come from (memoriesdb models list).")
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=500, help="Rows per call (one transaction).")
+@click.pass_obj
+def import_embeddings(settings: Settings, file: Path, model: str, batch: int) -> None:
+    """Store vectors you already have: FILE is JSONL (or Parquet) of memory_id, content_hash (hex SHA-256
+    of the content) or text (the content), and embedding (a list of numbers).
+
+    A row is stored only where the memory's current content has that hash (a vector of an older
+    content is refused: hash_mismatch); its queued job for the model is done then, and for the active
+    model search uses it at once. Prints the rows stored and the rows rejected per reason, with the
+    line of the first few. Exit code 2 if any row was rejected, 1 on an error (no such file, unknown
+    or retired model)."""
+    result = ImportResult()
+    try:
+        _run(import_file(settings, file, model, batch, console=console, result=result))
+    except SystemExit as stop:
+        if stop.code == 130:
+            click.echo(f"interrupted: {result.stored} stored so far (stored rows stay; a re-run stores them again)", err=True)
+        raise
+    for line, why in sorted(result.examples):
+        console.print(f"  line {line}: {safe_text(why)}", highlight=False, soft_wrap=True)
+    if result.rejected_total > len(result.examples):
+        console.print(f"  ... and {result.rejected_total - len(result.examples)} more rejected rows", highlight=False)
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(result.rejected.items()))
+    console.print(
+        f"{safe_text(file)}: {result.read} read, {result.stored} stored, {result.rejected_total} rejected"
+        + (f" ({reasons})" if reasons else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.rejected_total:
         sys.exit(2)
 
 

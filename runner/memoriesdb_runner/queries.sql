@@ -92,6 +92,14 @@ SELECT memoriesdb.resume_model(%(name)s) AS state;
 -- name: retire_model
 SELECT vectors, jobs FROM memoriesdb.retire_model(%(name)s);
 
+-- name: import_embeddings
+-- memoriesdb import-embeddings: one batch (at most 5000 rows); each row's outcome, in input order
+SELECT memory_id, outcome
+  FROM memoriesdb.import_embeddings(%(model)s, %(memory_ids)s::uuid[], %(content_hashes)s::text[], %(embeddings)s::vector[]);
+
+-- name: model_dimension
+SELECT dimension FROM memoriesdb.model_progress() WHERE model = %(model)s;
+
 -- name: vindexing_status
 SELECT pending, oldest_pending, last_refresh_at, last_refresh_ms FROM memoriesdb.vindexing_status();
 
