@@ -317,7 +317,9 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required';
   END IF;
   -- every vector checked first against its job's model (MDB11 names the first bad one; a job whose
-  -- lease is gone against memories.embedding's); then the whole batch in a few set-based statements
+  -- lease is gone, or whose memory was forgotten meanwhile, has no model to check against: it ends as
+  -- lease_lost and stores nothing, so only NULL, zero and NaN are refused for it); then the whole batch
+  -- in a few set-based statements
   SELECT u.i::integer, coalesce(em.dimension, (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
                                                   WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding'))
     INTO bad, bad_dim
@@ -325,8 +327,7 @@ BEGIN
     LEFT JOIN memoriesdb.embedding_schedule AS s ON s.memory_id = u.mid AND s.lease_id = u.lid
     LEFT JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
    WHERE u.e IS NULL
-      OR public.vector_dims(u.e) <> coalesce(em.dimension, (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
-                                                            WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding'))
+      OR (s.memory_id IS NOT NULL AND public.vector_dims(u.e) <> em.dimension)
       OR public.vector_norm(u.e) IN (0, 'NaN'::float8, 'Infinity'::float8)
    ORDER BY u.i LIMIT 1;
   IF bad IS NOT NULL THEN

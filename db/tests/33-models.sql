@@ -1,7 +1,7 @@
 -- Versioned embeddings (issue 15): the model registry, jobs per (memory, model), activation, pause and
 -- resume, retirement, search by model. The upgrade's copy of the stored vectors: runner/tests/test_models.py.
 BEGIN;
-SELECT plan(58);
+SELECT plan(59);
 -- activation counts every memory of the ledger: none but this file's (10-session.sql commits one),
 -- removed in this transaction, which rolls back
 DELETE FROM memoriesdb.memories;
@@ -174,6 +174,19 @@ SELECT throws_ok($$ SELECT * FROM memoriesdb.activate_model('nope') $$, 'MDB16',
 SELECT tests.act_as(:'u');
 SELECT throws_ok(format($$ SELECT * FROM memoriesdb.search(pg_temp.ax(1, 4), %L) $$, :'base'), 'MDB31', 'a retired model has no vectors to search',
   'a retired model cannot be searched');
+
+-- a memory forgotten while a worker holds its job of a model whose dimension is not the mirror's: its
+-- vector ends as lease_lost, not as MDB11 for the worker's whole batch
+SELECT tests.act_as(NULL, 'memoriesdb_worker');
+SELECT memoriesdb.add_model('wide', 'openai', 8);
+CREATE TEMP TABLE c9 ON COMMIT DROP AS SELECT * FROM memoriesdb.claim_model_embedding_jobs(10, '5 minutes', 'w');
+SELECT tests.act_as(:'u');
+SELECT memoriesdb.forget(:'m5');
+SELECT tests.act_as(NULL, 'memoriesdb_worker');
+SELECT is((SELECT outcome FROM memoriesdb.complete_embedding_jobs(ARRAY[:'m5']::uuid[],
+            ARRAY(SELECT lease_id FROM c9 WHERE memory_id = :'m5' AND model = 'wide'), ARRAY[pg_temp.ax(1, 8)], 'wide')),
+  'lease_lost', 'a job whose memory was forgotten while leased: lease_lost, whatever its model''s dimension');
+SELECT tests.clear_context();
 
 SELECT * FROM finish();
 ROLLBACK;
