@@ -126,19 +126,23 @@ def test_a_chain_with_very_many_waiting_groups_costs_its_owners_commit_no_more(d
     bob's commits must not sort them all: its median time stays within 3x of his commits with none
     waiting (before the index audit_pending_order: about 10x, 45 ms, and linear in the count)."""
     bob = make_user()
-    ctx = "SELECT set_config('app.current_user', %s, false)"
+    ctx = "SELECT set_config('app.current_user', %s, true)"  # transaction-local, as a pooled client must
+
+    def remember_as_bob(conn, content: str) -> None:
+        with conn.transaction():
+            conn.execute(ctx, (str(bob),))
+            conn.execute("SELECT memoriesdb.remember(%s)", (content,))
 
     def median_commit(conn) -> float:
         took = []
         for i in range(7):
             started = time.monotonic()
-            conn.execute("SELECT memoriesdb.remember(%s)", (f"bob {i}",))
+            remember_as_bob(conn, f"bob {i}")
             took.append(time.monotonic() - started)
         return sorted(took)[3]
 
     with psycopg.connect(database, autocommit=True) as b:
-        b.execute(ctx, (str(bob),))
-        b.execute("SELECT memoriesdb.remember('bob starts his chain')")
+        remember_as_bob(b, "bob starts his chain")
         base = median_commit(b)
         admin_conn.execute(
             "INSERT INTO memoriesdb_internal.audit_pending (chain, txid)"
@@ -287,19 +291,20 @@ def test_the_first_seal_of_a_chain_held_by_its_head_insert_costs_a_victim_a_boun
     first write ever, seal fired, left open). Each commit of hers on another connection waits for it
     100 ms (then its rows wait), even though her lock_timeout is 10 s: bounded, not zero."""
     carol = make_user()  # no API key: no row of her chain yet (a backend's user); her first write inserts its head row
-    ctx = "SELECT set_config('app.current_user', %s, false)"
-    holder = psycopg.connect(database)
+    ctx = "SELECT set_config('app.current_user', %s, true)"  # transaction-local, as a pooled client must
+    holder = psycopg.connect(database)  # one transaction, left open
     holder.execute(ctx, (str(carol),))
     holder.execute("SET CONSTRAINTS ALL IMMEDIATE")
     holder.execute("SELECT memoriesdb.remember('carol''s first write ever: her head row, uncommitted')")
     try:
         with psycopg.connect(database, autocommit=True) as c2:
-            c2.execute(ctx, (str(carol),))
             c2.execute("SET lock_timeout = '10s'")
             took = []
             for _ in range(3):
                 started = time.monotonic()
-                c2.execute("SELECT memoriesdb.remember('carol from her second session')")
+                with c2.transaction():  # context, write, COMMIT (where the seal waits)
+                    c2.execute(ctx, (str(carol),))
+                    c2.execute("SELECT memoriesdb.remember('carol from her second session')")
                 took.append(time.monotonic() - started)
     finally:
         holder.rollback()
