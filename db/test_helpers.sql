@@ -57,5 +57,17 @@ LANGUAGE sql AS $$
     FROM generate_series(1, memoriesdb.setting('embedding_dim')::int) AS g
 $$;
 
+-- the SQLSTATE, message, detail and hint a statement fails with (NULL if it does not)
+CREATE FUNCTION tests.error_of(stmt text) RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+  st text; msg text; det text; hin text;
+BEGIN
+  EXECUTE stmt;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hin = PG_EXCEPTION_HINT;
+  RETURN ARRAY[st, msg, det, hin];
+END $$;
+
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tests TO PUBLIC;
 COMMIT;

@@ -2,17 +2,6 @@
 BEGIN;
 SELECT plan(61);
 
--- the SQLSTATE, message, detail and hint a statement fails with (NULL if it does not)
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text[] LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hin text;
-BEGIN
-  EXECUTE stmt;
-  RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hin = PG_EXCEPTION_HINT;
-  RETURN ARRAY[st, msg, det, hin];
-END $$;
 
 SELECT tests.create_user('alice') AS alice \gset
 -- only this test's jobs matter: park whatever else is queued
@@ -45,11 +34,11 @@ SELECT is_empty($$ SELECT * FROM memoriesdb.claim_embedding_jobs(10) $$, 'leased
 SELECT (SELECT lease_id FROM claimed WHERE memory_id = :'m1') AS l1, (SELECT lease_id FROM claimed WHERE memory_id = :'m2') AS l2 \gset
 
 -- claim: a worker cannot take the whole queue, nor hold it for a century
-SELECT is(pg_temp.error_of($$ SELECT * FROM memoriesdb.claim_embedding_jobs(10000, '100 years') $$), ARRAY['MDB12',
+SELECT is(tests.error_of($$ SELECT * FROM memoriesdb.claim_embedding_jobs(10000, '100 years') $$), ARRAY['MDB12',
     'batch_size is larger than a claim may take', 'asked for 10000 jobs; the cap is 256',
     'claim at most 256 jobs at a time (config embedding_max_batch_size)'],
   'a batch beyond embedding_max_batch_size is refused: MDB12, the asked value and the cap, the config key');
-SELECT is(pg_temp.error_of($$ SELECT * FROM memoriesdb.claim_embedding_jobs(1, '100 years') $$), ARRAY['MDB12',
+SELECT is(tests.error_of($$ SELECT * FROM memoriesdb.claim_embedding_jobs(1, '100 years') $$), ARRAY['MDB12',
     'lease is longer than a claim may hold', 'asked for a lease of 3155760000 seconds (100 years); the cap is 900 seconds',
     'ask for at most 900 seconds (config embedding_max_lease_seconds) and renew the lease with renew_embedding_leases() while the batch is worked on'],
   'a lease beyond embedding_max_lease_seconds is refused: MDB12, the asked value and the cap, the config key');
@@ -175,7 +164,7 @@ SELECT tests.clear_context();
 SELECT is((SELECT lease_until - now() FROM memoriesdb.embedding_schedule WHERE memory_id = :'m5'), interval '1 minute',
   'the other claim''s lease is untouched');
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
-SELECT is(pg_temp.error_of(format($$ SELECT memoriesdb.renew_embedding_leases(ARRAY[%L]::uuid[], ARRAY[%L]::uuid[], '1 day') $$, :'m4', :'l4')),
+SELECT is(tests.error_of(format($$ SELECT memoriesdb.renew_embedding_leases(ARRAY[%L]::uuid[], ARRAY[%L]::uuid[], '1 day') $$, :'m4', :'l4')),
   ARRAY['MDB12', 'lease is longer than a claim may hold', 'asked for a lease of 86400 seconds (1 day); the cap is 900 seconds',
         'ask for at most 900 seconds (config embedding_max_lease_seconds) and renew the lease with renew_embedding_leases() while the batch is worked on'],
   'a renewal beyond embedding_max_lease_seconds is refused like a claim');

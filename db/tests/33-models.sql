@@ -6,16 +6,6 @@ SELECT plan(59);
 -- removed in this transaction, which rolls back
 DELETE FROM memoriesdb.memories;
 
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text[] LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hin text;
-BEGIN
-  EXECUTE stmt;
-  RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hin = PG_EXCEPTION_HINT;
-  RETURN ARRAY[st, msg, det, hin];
-END $$;
 -- a unit vector of dim dimensions along axis i
 CREATE FUNCTION pg_temp.ax(i integer, dim integer) RETURNS vector LANGUAGE sql AS $$
   SELECT array_agg(CASE WHEN g = i THEN 1 ELSE 0 END ORDER BY g)::real[]::vector FROM generate_series(1, dim) AS g $$;
@@ -118,9 +108,9 @@ SELECT tests.clear_context();
 SELECT is((SELECT count(*) FROM memoriesdb.embedding_schedule WHERE memory_id = :'m1' AND dead_at IS NULL), 2::bigint,
   'new content re-queues the memory for every model');
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
-SELECT is((pg_temp.error_of($$ SELECT * FROM memoriesdb.activate_model('m4') $$))[1:2], ARRAY['MDB32', 'the model has not embedded every memory'],
+SELECT is((tests.error_of($$ SELECT * FROM memoriesdb.activate_model('m4') $$))[1:2], ARRAY['MDB32', 'the model has not embedded every memory'],
   'a changed memory makes the model incomplete again');
-SELECT ok((SELECT e[3] LIKE '%1 of%' AND e[4] IS NOT NULL FROM pg_temp.error_of($$ SELECT * FROM memoriesdb.activate_model('m4') $$) AS e),
+SELECT ok((SELECT e[3] LIKE '%1 of%' AND e[4] IS NOT NULL FROM tests.error_of($$ SELECT * FROM memoriesdb.activate_model('m4') $$) AS e),
   'the refusal says how many memories are missing, and what to do');
 CREATE TEMP TABLE c3 ON COMMIT DROP AS SELECT * FROM memoriesdb.claim_model_embedding_jobs(10, '5 minutes', 'w');
 SELECT is((SELECT outcome FROM memoriesdb.complete_embedding_jobs(ARRAY[:'m1']::uuid[], ARRAY(SELECT lease_id FROM c3 WHERE model = 'm4'),

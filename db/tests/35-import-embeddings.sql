@@ -4,16 +4,6 @@
 BEGIN;
 SELECT plan(34);
 
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text[] LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hin text;
-BEGIN
-  EXECUTE stmt;
-  RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hin = PG_EXCEPTION_HINT;
-  RETURN ARRAY[st, msg, det, hin];
-END $$;
 -- the hex SHA-256 of a content, as a user computes it
 CREATE FUNCTION pg_temp.h(content text) RETURNS text LANGUAGE sql AS $$ SELECT encode(sha256(convert_to(content, 'UTF8')), 'hex') $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pg_temp TO PUBLIC;
@@ -124,16 +114,16 @@ SELECT throws_ok($$ SELECT * FROM memoriesdb.import_embeddings('nope', '{}', '{}
   'an unknown model is refused');
 SELECT * FROM memoriesdb.add_model('gone4', 'ollama', 4);
 SELECT * FROM memoriesdb.retire_model('gone4');
-SELECT is((pg_temp.error_of(format($$ SELECT * FROM memoriesdb.import_embeddings('gone4', ARRAY[%L::uuid], ARRAY[%L], ARRAY['[1,0,0,0]'::vector]) $$,
+SELECT is((tests.error_of(format($$ SELECT * FROM memoriesdb.import_embeddings('gone4', ARRAY[%L::uuid], ARRAY[%L], ARRAY['[1,0,0,0]'::vector]) $$,
                                    :'m3', pg_temp.h('cherries'))))[1:2],
   ARRAY['MDB31', 'a retired model takes no vectors'], 'a retired model is refused');
-SELECT is((pg_temp.error_of($$ SELECT * FROM memoriesdb.import_embeddings('imp4', ARRAY[gen_random_uuid()], '{}', '{}') $$))[1],
+SELECT is((tests.error_of($$ SELECT * FROM memoriesdb.import_embeddings('imp4', ARRAY[gen_random_uuid()], '{}', '{}') $$))[1],
   'MDB12', 'arrays of different lengths are refused');
 SELECT ok((SELECT e[1] = 'MDB12' AND e[3] = '5001 rows; at most 5000 per call' AND e[4] LIKE '%--batch%'
-             FROM pg_temp.error_of($$ SELECT * FROM memoriesdb.import_embeddings('imp4',
+             FROM tests.error_of($$ SELECT * FROM memoriesdb.import_embeddings('imp4',
                array_fill(gen_random_uuid(), ARRAY[5001]), array_fill('00'::text, ARRAY[5001]), array_fill('[1,0,0,0]'::vector, ARRAY[5001])) $$) AS e),
   'more than 5000 rows in a call are refused, with DETAIL and HINT');
-SELECT is((pg_temp.error_of($$ SELECT * FROM memoriesdb.import_embeddings(NULL, '{}', '{}', '{}') $$))[1], 'MDB12', 'a model is required');
+SELECT is((tests.error_of($$ SELECT * FROM memoriesdb.import_embeddings(NULL, '{}', '{}', '{}') $$))[1], 'MDB12', 'a model is required');
 SELECT is_empty($$ SELECT * FROM memoriesdb.import_embeddings('imp4', '{}', '{}', '{}') $$, 'an empty batch stores nothing');
 SELECT tests.clear_context();
 
