@@ -150,6 +150,22 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.audit_lock_chain(uuid) IS
   'Internal: locks a chain (its row in audit_chain_heads, created at its first seal) without waiting and returns its head; NULL when another transaction holds it, or (REPEATABLE READ, SERIALIZABLE) moved it since this transaction''s snapshot.';
 
+-- what of transaction x's rows in chain c no seal covers yet: a waiting group (its range, count and
+-- digest, as a seal would hold them); n = 0 when there is none
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_unsealed(x xid8, c uuid)
+RETURNS TABLE (first_id bigint, last_id bigint, n bigint, digest bytea)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT min(a.id), max(a.id), count(*), sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id))
+    FROM memoriesdb.audit_log AS a
+   WHERE a.txid = x AND a.chain = c
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                      WHERE q.txid = x AND q.chain = c AND a.id BETWEEN q.first_id AND q.last_id)
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.audit_unsealed(xid8, uuid) IS
+  'Internal: the audit rows of transaction x in chain c that no seal covers (a group waiting for its seal): first and last id, count, and the digest a seal of them would hold. Used by the sealer (audit_adopt), the checkpoint''s waiting list and its verification.';
+
 -- the seals waiting for chain c (committed transactions' rows, audit_pending), oldest first, as the
 -- next seals of c after head; the caller holds c's lock. Returns the new head.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_adopt(c uuid, head memoriesdb_internal.audit_chain_heads, max_seals integer)
@@ -165,12 +181,8 @@ BEGIN
   FOR p IN SELECT ap.txid FROM memoriesdb_internal.audit_pending AS ap
             WHERE ap.chain = c ORDER BY ap.created_at, ap.txid LIMIT max_seals
   LOOP
-    SELECT min(a.id) AS first_id, max(a.id) AS last_id, count(*)::integer AS n,
-           sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest INTO g
-      FROM memoriesdb.audit_log AS a
-     WHERE a.txid = p.txid AND a.chain = c
-       AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
-                        WHERE q.txid = p.txid AND q.chain = c AND a.id BETWEEN q.first_id AND q.last_id);
+    SELECT u.first_id, u.last_id, u.n::integer AS n, u.digest INTO g
+      FROM memoriesdb_internal.audit_unsealed(p.txid, c) AS u;
     IF g.n > 0 THEN
       s := ROW(nextval('memoriesdb_internal.audit_seal_seq'), p.txid, g.first_id, g.last_id, g.n, g.digest,
                head.seal_hash, NULL, clock_timestamp(), c, head.chain_seq + 1, NULL)::memoriesdb.audit_seals;
@@ -459,12 +471,7 @@ AS $$
          (SELECT jsonb_agg(jsonb_build_object('chain', p.chain, 'txid', p.txid::text, 'rows', g.n,
                                               'digest', encode(g.digest, 'hex')) ORDER BY p.chain, p.txid) AS waiting
             FROM memoriesdb_internal.audit_pending AS p
-            CROSS JOIN LATERAL (
-              SELECT count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
-                FROM memoriesdb.audit_log AS a
-               WHERE a.txid = p.txid AND a.chain = p.chain
-                 AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
-                                  WHERE q.txid = a.txid AND q.chain = a.chain AND a.id BETWEEN q.first_id AND q.last_id)) AS g
+            CROSS JOIN LATERAL memoriesdb_internal.audit_unsealed(p.txid, p.chain) AS g
            WHERE g.n > 0) AS w
 $$;
 COMMENT ON FUNCTION memoriesdb.audit_checkpoint() IS
@@ -545,12 +552,7 @@ AS $$
                       WHERE q.chain = (e->>'chain')::uuid AND q.txid = (e->>'txid')::xid8
                         AND q.row_count = (e->>'rows')::integer AND encode(q.rows_digest, 'hex') = e->>'digest')
      AND NOT EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w
-                      CROSS JOIN LATERAL (
-                        SELECT count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
-                          FROM memoriesdb.audit_log AS a
-                         WHERE a.txid = w.txid AND a.chain = w.chain
-                           AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
-                                            WHERE q.txid = a.txid AND q.chain = a.chain AND a.id BETWEEN q.first_id AND q.last_id)) AS g
+                      CROSS JOIN LATERAL memoriesdb_internal.audit_unsealed(w.txid, w.chain) AS g
                       WHERE w.chain = (e->>'chain')::uuid AND w.txid = (e->>'txid')::xid8
                         AND g.n = (e->>'rows')::bigint AND encode(g.digest, 'hex') = e->>'digest')
 $$;

@@ -12,7 +12,7 @@ BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
 -- what seals that wait for their chain added
-DROP FUNCTION memoriesdb.audit_seal_pending(integer),
+DROP FUNCTION memoriesdb.audit_seal_pending(integer), memoriesdb_internal.audit_unsealed(xid8, uuid),
   memoriesdb_internal.audit_adopt(uuid, memoriesdb_internal.audit_chain_heads, integer),
   memoriesdb_internal.audit_lock_chain(uuid);
 -- what per-owner chains added
