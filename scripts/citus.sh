@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# A local Citus cluster for tests: a coordinator and two workers, three PostgreSQL 15 clusters on this
+# machine under $CITUS_DIR (default .citus/ in the project, gitignored), ports $CITUS_PORT (coordinator,
+# default 9700) and the two after it (workers). Trust on 127.0.0.1 only; shared_preload_libraries = citus.
+# Citus must be installed into the local PostgreSQL 15 first: bash ../shared/citus/build.sh (README there).
+#
+#   scripts/citus.sh start           initdb (first time), start the three servers, register the workers
+#                                    in the database postgres (idempotent: a running cluster is left as is)
+#   scripts/citus.sh stop            stop the three servers (the data directories stay)
+#   scripts/citus.sh status          which servers run, and the coordinator's node list
+#   scripts/citus.sh createdb NAME   a fresh database NAME on every node (dropped first), with the citus
+#                                    extension and the workers registered in it (Citus metadata is per
+#                                    database; CREATE DATABASE is not propagated)
+#   scripts/citus.sh dropdb NAME     drop NAME on every node
+#   scripts/citus.sh destroy         stop and remove $CITUS_DIR
+# The main cluster (5432) is never touched: it keeps no citus in shared_preload_libraries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CITUS_DIR=${CITUS_DIR:-$PWD/.citus}
+CITUS_PORT=${CITUS_PORT:-9700}
+PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+NODES=(coordinator worker1 worker2)
+
+port_of() { echo $((CITUS_PORT + $1)); }
+psql_node() {  # psql_node INDEX DB ARGS...: psql as postgres on node INDEX
+  local i=$1 db=$2; shift 2
+  psql -qAtX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(port_of "$i")" -U postgres -d "$db" "$@"
+}
+# initdb and postgres refuse to run as root: as root, the servers run as the postgres OS user
+if [ "$(id -u)" = 0 ]; then AS_PG=(runuser -u postgres --); else AS_PG=(); fi
+pg_ctl() { "${AS_PG[@]}" "$PGBIN/pg_ctl" "$@"; }
+running() { pg_ctl -D "$CITUS_DIR/$1" status >/dev/null 2>&1; }
+
+require_citus() {
+  if [ ! -f "$("$PGBIN/pg_config" --sharedir 2>/dev/null || pg_config --sharedir)/extension/citus.control" ]; then
+    echo "Citus is not installed into the local PostgreSQL ($PGBIN)." >&2
+    echo "Build it once per machine (2-8 minutes): bash ../shared/citus/build.sh (see ../shared/citus/README.md)" >&2
+    exit 2
+  fi
+}
+
+init_node() {  # init_node INDEX: initdb and configure, the first time only
+  local name=${NODES[$1]} dir="$CITUS_DIR/${NODES[$1]}"
+  [ -f "$dir/PG_VERSION" ] && return 0
+  mkdir -p "$CITUS_DIR"
+  [ ${#AS_PG[@]} = 0 ] || chown postgres: "$CITUS_DIR"
+  "${AS_PG[@]}" "$PGBIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$CITUS_DIR/$name.initdb.log"
+  "${AS_PG[@]}" tee -a "$dir/postgresql.conf" >/dev/null <<EOF
+# scripts/citus.sh
+port = $(port_of "$1")
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$CITUS_DIR'
+shared_preload_libraries = 'citus'
+max_connections = 200
+shared_buffers = 64MB
+max_prepared_transactions = 200
+citus.propagate_set_commands = 'local'
+log_min_messages = warning
+log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+  # trust on 127.0.0.1 only (initdb's defaults also trust the socket, which lives in $CITUS_DIR)
+  printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' | "${AS_PG[@]}" tee "$dir/pg_hba.conf" >/dev/null
+}
+
+register_workers() {  # register_workers DB: coordinator host and the workers in DB's Citus metadata
+  local db=$1 i
+  for i in 0 1 2; do psql_node "$i" "$db" -c "CREATE EXTENSION IF NOT EXISTS citus" 2>&1 | grep -v NOTICE || true; done
+  psql_node 0 "$db" -c "SELECT citus_set_coordinator_host('127.0.0.1', $(port_of 0))" >/dev/null
+  for i in 1 2; do
+    psql_node 0 "$db" -c "SELECT citus_add_node('127.0.0.1', $(port_of "$i")) WHERE NOT EXISTS (
+      SELECT 1 FROM pg_dist_node WHERE nodename = '127.0.0.1' AND nodeport = $(port_of "$i"))" >/dev/null
+  done
+}
+
+start() {
+  require_citus
+  local i t0
+  t0=$(date +%s.%N)
+  for i in 0 1 2; do
+    init_node "$i"
+    if ! running "${NODES[$i]}"; then
+      pg_ctl -D "$CITUS_DIR/${NODES[$i]}" -l "$CITUS_DIR/${NODES[$i]}.log" -w start >/dev/null
+    fi
+  done
+  register_workers postgres
+  printf 'citus cluster up in %.1fs: coordinator 127.0.0.1:%s, workers %s and %s (%s)\n' \
+    "$(echo "$(date +%s.%N) - $t0" | bc)" "$(port_of 0)" "$(port_of 1)" "$(port_of 2)" "$CITUS_DIR"
+}
+
+stop() {
+  local i
+  for i in 2 1 0; do
+    if running "${NODES[$i]}"; then pg_ctl -D "$CITUS_DIR/${NODES[$i]}" -m fast -w stop >/dev/null; fi
+  done
+  echo "citus cluster stopped"
+}
+
+status() {
+  local i up=0
+  for i in 0 1 2; do
+    if running "${NODES[$i]}"; then echo "${NODES[$i]}: running on port $(port_of "$i")"; up=$((up + 1))
+    else echo "${NODES[$i]}: not running"; fi
+  done
+  if running coordinator; then
+    echo "nodes (database postgres):"
+    psql_node 0 postgres -F ' ' -c "SELECT nodeid, groupid, nodename, nodeport, noderole, isactive
+      FROM pg_dist_node ORDER BY nodeid"
+  fi
+  [ "$up" = 3 ]
+}
+
+createdb() {
+  local db=$1 i
+  for i in 0 1 2; do
+    psql_node "$i" postgres -v db="$db" <<'SQL'
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+CREATE DATABASE :"db";
+SQL
+  done
+  register_workers "$db"
+  echo "database $db on the coordinator (port $(port_of 0)) and both workers"
+}
+
+dropdb() {
+  local db=$1 i
+  for i in 0 1 2; do
+    psql_node "$i" postgres -v db="$db" <<<'SET client_min_messages = warning; DROP DATABASE IF EXISTS :"db" WITH (FORCE);'
+  done
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  createdb) createdb "${2:?usage: citus.sh createdb NAME}" ;;
+  dropdb) dropdb "${2:?usage: citus.sh dropdb NAME}" ;;
+  destroy) stop; rm -rf "$CITUS_DIR"; echo "removed $CITUS_DIR" ;;
+  *) echo "usage: scripts/citus.sh start|stop|status|createdb NAME|dropdb NAME|destroy" >&2; exit 64 ;;
+esac
