@@ -58,6 +58,8 @@ citus.propagate_set_commands = 'local'
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
+  # a worker only receives what the coordinator propagates: a SQL function there may name one propagated after it
+  [ "$1" = 0 ] || echo "check_function_bodies = off" | "${AS_PG[@]}" tee -a "$dir/postgresql.conf" >/dev/null
   # trust on 127.0.0.1 only (initdb's defaults also trust the socket, which lives in $CITUS_DIR)
   printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' | "${AS_PG[@]}" tee "$dir/pg_hba.conf" >/dev/null
 }
