@@ -11,6 +11,8 @@
 #   scripts/citus.sh createdb NAME   a fresh database NAME on every node (dropped first), with the citus
 #                                    extension and the workers registered in it (Citus metadata is per
 #                                    database; CREATE DATABASE is not propagated)
+#   scripts/citus.sh deploy NAME     createdb NAME, sqitch deploy on the coordinator, then db/citus/distribute.sql
+#                                    (the ledger distributed by owner; docs/citus.md)
 #   scripts/citus.sh dropdb NAME     drop NAME on every node
 #   scripts/citus.sh destroy         stop and remove $CITUS_DIR
 # The main cluster (5432) is never touched: it keeps no citus in shared_preload_libraries.
@@ -124,6 +126,31 @@ SQL
   echo "database $db on the coordinator (port $(port_of 0)) and both workers"
 }
 
+deploy() {  # deploy NAME: a fresh NAME on every node, the ledger deployed on the coordinator, then distributed
+  local db=$1 t0 t1 t2 p
+  t0=$(date +%s.%N)
+  createdb "$db" >/dev/null
+  # sqitch deploys the ledger as on a single node: nothing propagated yet (db/citus/distribute.sql then
+  # distributes the tables, which copies what they need, and every function, to the workers)
+  PGOPTIONS="-c citus.enable_ddl_propagation=off -c citus.enable_create_role_propagation=off -c citus.enable_alter_role_propagation=off -c client_min_messages=warning" \
+    sqitch deploy "db:pg://postgres@127.0.0.1:$(port_of 0)/$db" >/dev/null
+  t1=$(date +%s.%N)
+  psql_node 0 "$db" -f db/citus/distribute.sql >/dev/null
+  # the owners of the SECURITY DEFINER functions run their queries on the workers over connections of their own:
+  # there (only) they log in; pg_hba on the workers admits the cluster's nodes only
+  # (and so do the group roles a session may SET ROLE to: a worker connection is opened as the current role)
+  for p in 1 2; do
+    psql_node "$p" "$db" -c "SET citus.enable_alter_role_propagation = off" -c "DO \$\$ DECLARE r text; BEGIN
+      FOREACH r IN ARRAY ARRAY['memoriesdb_owner', 'memoriesdb_reader', 'memoriesdb_app', 'memoriesdb_backend',
+                               'memoriesdb_worker', 'memoriesdb_auditor'] LOOP
+        EXECUTE format('ALTER ROLE %I LOGIN', r);
+      END LOOP; END \$\$"
+  done
+  t2=$(date +%s.%N)
+  printf 'ledger %s deployed (%.1fs) and distributed (%.1fs) on the citus cluster (coordinator port %s)\n' \
+    "$db" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(port_of 0)"
+}
+
 dropdb() {
   local db=$1 i
   for i in 0 1 2; do
@@ -136,7 +163,8 @@ case ${1:-} in
   stop) stop ;;
   status) status ;;
   createdb) createdb "${2:?usage: citus.sh createdb NAME}" ;;
+  deploy) require_citus; deploy "${2:?usage: citus.sh deploy NAME}" ;;
   dropdb) dropdb "${2:?usage: citus.sh dropdb NAME}" ;;
   destroy) stop; rm -rf "$CITUS_DIR"; echo "removed $CITUS_DIR" ;;
-  *) echo "usage: scripts/citus.sh start|stop|status|createdb NAME|dropdb NAME|destroy" >&2; exit 64 ;;
+  *) echo "usage: scripts/citus.sh start|stop|status|createdb NAME|deploy NAME|dropdb NAME|destroy" >&2; exit 64 ;;
 esac

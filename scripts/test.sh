@@ -4,6 +4,8 @@
 # pg_prove, then the runner's pytest suite. Set-up included (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --citus: the distributed suite on a local Citus cluster instead (scripts/test_citus.sh; CI does not build Citus)
+if [ "${1:-}" = "--citus" ]; then exec bash scripts/test_citus.sh; fi
 bash scripts/setup.sh
 
 PGHOST=${PGHOST:-127.0.0.1}; PGPORT=${PGPORT:-5432}; PGUSER=${PGUSER:-postgres}

@@ -251,6 +251,44 @@ ALTER FUNCTION memoriesdb.context_proven(text, text) SET citus.allow_nested_dist
 -- supported when all distributed tables are co-located and joined on their distribution columns")
 SELECT pg_temp.patch('memoriesdb.list_memories()', 'WHERE g.memory_id = m.id AND', 'WHERE g.owner_id = m.owner_id AND g.memory_id = m.id AND');
 
+-- a SQL function with parameters over a distributed table cannot be planned by Citus unless it is inlined ("could not
+-- create distributed plan"): audit_unsealed() as PL/pgSQL, routed to the chain's shard (chain_key)
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_unsealed(x xid8, c uuid)
+RETURNS TABLE (first_id bigint, last_id bigint, n bigint, digest bytea)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY
+  SELECT min(a.id), max(a.id), count(*), sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id))
+    FROM memoriesdb.audit_log AS a
+   WHERE a.chain_key = c AND a.txid = x AND a.chain = c
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                      WHERE q.chain_key = a.chain_key AND q.txid = x AND q.chain = c AND a.id BETWEEN q.first_id AND q.last_id);
+END
+$$;
+
+-- SELECT ... FOR UPDATE must name one shard ("could not run distributed query with FOR UPDATE/SHARE commands"): the
+-- API's lock of a memory by id first finds the owner (a lookup on every shard), then locks on the owner's shard.
+-- (A value in the query, not a function call: Citus prunes shards on constants and parameters only.)
+CREATE FUNCTION memoriesdb_internal.citus_owner_of(memory_id uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN (SELECT m.owner_id FROM memoriesdb.memories AS m WHERE m.id = citus_owner_of.memory_id);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_owner_of(uuid) IS
+  'Internal (Citus): the owner of a memory, found on whichever shard holds it (NULL when none): the API locks a memory by (owner, id), on one shard.';
+SELECT pg_temp.patch(f::regprocedure, format('PERFORM 1 FROM memoriesdb.memories AS t WHERE t.id = %s FOR UPDATE;', v),
+  format($x$EXECUTE format('SELECT 1 FROM memoriesdb.memories AS t WHERE t.owner_id = %%L AND t.id = %%L FOR UPDATE', memoriesdb_internal.citus_owner_of(%s), %s);$x$, v, v))
+  FROM (VALUES ('memoriesdb.forget(uuid)', 'forget.memory_id'), ('memoriesdb.share(uuid, uuid, text, timestamptz)', 'share.memory_id'),
+               ('memoriesdb.transfer(uuid, uuid, text)', 'transfer.memory_id')) AS x(f, v);
+SELECT pg_temp.patch('memoriesdb.revise(uuid, text, jsonb)',
+  'SELECT * INTO m FROM memoriesdb.memories AS t WHERE t.id = revise.memory_id FOR UPDATE;',
+  $x$EXECUTE format('SELECT * FROM memoriesdb.memories AS t WHERE t.owner_id = %L AND t.id = %L FOR UPDATE', memoriesdb_internal.citus_owner_of(revise.memory_id), revise.memory_id) INTO m;$x$);
+
 -- 4. Distribution ----------------------------------------------------------------------------------------------
 -- Citus copies a table's rows into its shards with the shards' triggers in place: the ledger's triggers (stamp,
 -- audit, queues) would fire for rows that are only moving. Off while the tables are distributed, on after.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# scripts/test.sh --citus: the Citus suite (issue 17) on a local Citus cluster (scripts/citus.sh: a coordinator
+# and two workers under .citus/, ports 9700-9702). Deploys a fresh ledger distributed by owner
+# (scripts/citus.sh deploy), then runs db/citus/tests/*.sql with pg_prove through the coordinator.
+# Needs Citus built into the local PostgreSQL 15; without it, says how and exits 2. CI does not build Citus:
+# plain scripts/test.sh never runs this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f "$(pg_config --sharedir)/extension/citus.control" ]; then
+  echo "scripts/test.sh --citus: Citus is not installed into the local PostgreSQL ($(pg_config --version))." >&2
+  echo "Build it once per machine (2-8 minutes on 2 cores): bash ../shared/citus/build.sh  (see ../shared/citus/README.md)" >&2
+  echo "Production deployments use Citus's own packages or images (docs/citus.md)." >&2
+  exit 2
+fi
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+DB=${MEMORIESDB_TEST_DB:-memoriesdb_test}_citus
+PORT=${CITUS_PORT:-9700}
+
+step "citus cluster (scripts/citus.sh start)"
+bash scripts/citus.sh start
+step "ledger $DB: sqitch deploy on the coordinator, then db/citus/distribute.sql"
+bash scripts/citus.sh deploy "$DB"
+psql -qX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" -c "SET client_min_messages = warning" \
+  -c "CREATE EXTENSION IF NOT EXISTS pgtap"
+
+step "pgTAP through the coordinator (db/citus/tests)"
+pg_prove -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" --ext .sql db/citus/tests/*.sql
+
+step "drop $DB"
+bash scripts/citus.sh dropdb "$DB"
+step "citus suite passed"
