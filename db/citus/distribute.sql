@@ -131,14 +131,17 @@ ALTER TABLE memoriesdb.embeddings DROP CONSTRAINT embeddings_memory_id_fkey;
 
 ALTER TABLE memoriesdb.memories DROP CONSTRAINT memories_pkey, ADD PRIMARY KEY (owner_id, id);
 ALTER TABLE memoriesdb.memory_revisions DROP CONSTRAINT memory_revisions_pkey, ADD PRIMARY KEY (owner_id, id),
-  DROP CONSTRAINT memory_revisions_memory_id_revision_key, ADD UNIQUE (owner_id, memory_id, revision);
+  DROP CONSTRAINT memory_revisions_memory_id_revision_key,
+  ADD CONSTRAINT memory_revisions_memory_id_revision_key UNIQUE (owner_id, memory_id, revision);
 ALTER TABLE memoriesdb.memory_grants DROP CONSTRAINT memory_grants_pkey, ADD PRIMARY KEY (owner_id, id),
-  DROP CONSTRAINT memory_grants_memory_id_grantee_id_key, ADD UNIQUE (owner_id, memory_id, grantee_id);
+  DROP CONSTRAINT memory_grants_memory_id_grantee_id_key,
+  ADD CONSTRAINT memory_grants_memory_id_grantee_id_key UNIQUE (owner_id, memory_id, grantee_id);
 -- a transfer row is the receiver's (its audit chain): distributed by to_owner; after a later transfer its memory
 -- has another owner, so no foreign key (forget() removes the memory's transfers itself: not yet, docs/citus.md)
 ALTER TABLE memoriesdb.memory_transfers DROP CONSTRAINT memory_transfers_pkey, ADD PRIMARY KEY (to_owner, id);
 ALTER TABLE memoriesdb.memory_edges DROP CONSTRAINT memory_edges_pkey, ADD PRIMARY KEY (owner_id, id),
-  DROP CONSTRAINT memory_edges_source_id_target_id_edge_type_key, ADD UNIQUE (owner_id, source_id, target_id, edge_type);
+  DROP CONSTRAINT memory_edges_source_id_target_id_edge_type_key,
+  ADD CONSTRAINT memory_edges_source_id_target_id_edge_type_key UNIQUE (owner_id, source_id, target_id, edge_type);
 ALTER TABLE memoriesdb.embedding_schedule DROP CONSTRAINT embedding_schedule_pkey, ADD PRIMARY KEY (owner_id, memory_id, model_id);
 ALTER TABLE memoriesdb.embeddings DROP CONSTRAINT embeddings_pkey, ADD PRIMARY KEY (owner_id, memory_id, model_id);
 ALTER TABLE memoriesdb.memory_offers DROP CONSTRAINT memory_offers_pkey, ADD PRIMARY KEY (sender_id, id),
@@ -288,6 +291,23 @@ SELECT pg_temp.patch(f::regprocedure, format('PERFORM 1 FROM memoriesdb.memories
 SELECT pg_temp.patch('memoriesdb.revise(uuid, text, jsonb)',
   'SELECT * INTO m FROM memoriesdb.memories AS t WHERE t.id = revise.memory_id FOR UPDATE;',
   $x$EXECUTE format('SELECT * FROM memoriesdb.memories AS t WHERE t.owner_id = %L AND t.id = %L FOR UPDATE', memoriesdb_internal.citus_owner_of(revise.memory_id), revise.memory_id) INTO m;$x$);
+
+-- the same for every SQL function with parameters whose one statement reads a ledger table: PL/pgSQL (RETURN or
+-- RETURN QUERY of the same statement; #variable_conflict use_column keeps SQL's name resolution). Functions with
+-- no parameters (current_user_id(): inlined in every policy) are left alone.
+SELECT count(pg_temp.run(replace(replace(d.def, ' LANGUAGE sql', ' LANGUAGE plpgsql'), d.src,
+         E'\n#variable_conflict use_column\nBEGIN\n  ' || CASE WHEN d.proretset THEN 'RETURN QUERY ' ELSE 'RETURN (' END
+         || rtrim(btrim(d.src), ';') || CASE WHEN d.proretset THEN ';' ELSE ');' END || E'\nEND\n')))
+  FROM (SELECT p.oid, p.proretset, p.prosrc AS src, pg_get_functiondef(p.oid) AS def
+          FROM pg_proc AS p
+         WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+           AND p.prolang = (SELECT l.oid FROM pg_language AS l WHERE l.lanname = 'sql')
+           AND p.pronargs > 0 AND p.prosrc ~ '(FROM|JOIN)\s+memoriesdb'
+           -- (PL/pgSQL refuses a parameter and a result column of one name: list_grants(memory_id) stays SQL)
+           AND (SELECT count(*) = count(DISTINCT n) FROM unnest(p.proargnames) AS n)
+           AND rtrim(btrim(regexp_replace(p.prosrc, '--[^\n]*', '', 'g')), E'; \n') !~ ';') AS d;
+
+SELECT pg_temp.patch('memoriesdb_internal.access_level(uuid, uuid)', 'ON g.memory_id = m.id AND', 'ON g.owner_id = m.owner_id AND g.memory_id = m.id AND');
 
 -- 4. Distribution ----------------------------------------------------------------------------------------------
 -- Citus copies a table's rows into its shards with the shards' triggers in place: the ledger's triggers (stamp,

@@ -15,7 +15,7 @@ SELECT memoriesdb.configure_login('mdb_citus_test_app');
 SET statement_timeout = '30s';
 SET idle_in_transaction_session_timeout = '60s';
 SET lock_timeout = '10s';
-SELECT plan(19);
+SELECT plan(24);
 
 -- alice, and a bob whose shard is on the other worker
 SELECT memoriesdb.create_user('alice' || (random() * 1e9)::bigint) AS alice \gset
@@ -77,16 +77,36 @@ SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'a1'), 'MDB03', 
                  'bob''s proof with alice''s uuid sees nothing of alice''s');
 COMMIT;
 
+-- sharing across workers: a grant on alice's shard, read from bob's context
+BEGIN;
+SELECT memoriesdb.authenticate(:'kb');
+SELECT ok(memoriesdb.accept_sender(:'alice'), 'bob accepts alice as a sender (a reference table)');
+COMMIT;
+BEGIN;
+SELECT memoriesdb.authenticate(:'ka');
+SELECT isnt(memoriesdb.share(:'a1', :'bob'), NULL, 'alice shares her memory with bob (locked on her shard, then granted)');
+COMMIT;
+BEGIN;
+SELECT memoriesdb.authenticate(:'kb');
+SELECT is((SELECT r.content FROM memoriesdb.recall(:'a1') AS r), 'alice private note',
+          'bob recalls alice''s shared memory from her shard on the other worker');
+SELECT is((SELECT array_agg(l.permission ORDER BY l.permission) FROM memoriesdb.list_memories() AS l), ARRAY['owner', 'read'],
+          'bob lists his own memory and the shared one');
+COMMIT;
+
 -- what the workers did is on the coordinator's record
 RESET SESSION AUTHORIZATION;
 SELECT is((SELECT count(*) FROM memoriesdb.access_log AS a WHERE a.function = 'recall' AND a.actor = :'alice' AND a.sqlstate IS NULL),
           1::bigint, 'alice''s recall is in the access log');
+SELECT is((SELECT count(*) FROM memoriesdb.access_log AS a WHERE a.function = 'recall' AND a.actor = :'bob' AND a.sqlstate IS NULL
+                                                              AND a.memory_ids = ARRAY[:'a1']::uuid[]),
+          1::bigint, 'bob''s recall of the shared memory is in the access log');
 SELECT is((SELECT count(*) FROM memoriesdb.access_log AS a WHERE a.function = 'recall' AND a.sqlstate = 'MDB03'
                                            AND a.memory_ids && ARRAY[:'a1', :'b1']::uuid[]),
           3::bigint, 'the three refused recalls are in the access log');
 SELECT is((SELECT array_agg(a.table_name ORDER BY a.id) FROM memoriesdb.audit_log AS a WHERE a.chain = :'alice'),
-          ARRAY['api_keys', 'memories', 'memory_revisions'],
-          'alice''s chain: her key, memory and revision, under the tables'' names (not the shards'')');
+          ARRAY['api_keys', 'memories', 'memory_revisions', 'memory_grants'],
+          'alice''s chain: her key, memory, revision and grant, under the tables'' names (not the shards'')');
 SELECT is((SELECT count(*) FROM memoriesdb.audit_log AS a WHERE a.table_name = 'users' AND a.new_row->>'id' IN (:'alice', :'bob')),
           2::bigint, 'a user is audited once, not once per replica of the users reference table');
 SELECT is((SELECT count(DISTINCT u.created_at) FROM memoriesdb.users AS u WHERE u.id = :'alice'), 1::bigint,
@@ -100,6 +120,6 @@ SELECT is((SELECT array_agg(s.table_name ORDER BY s.table_name) FROM (
             SELECT DISTINCT a.table_name FROM memoriesdb.audit_log AS a
               JOIN memoriesdb.audit_seals AS q ON q.chain_key = a.chain_key AND q.txid = a.txid AND a.id BETWEEN q.first_id AND q.last_id
              WHERE a.chain = :'bob') AS s),
-          ARRAY['api_keys', 'memories', 'memory_revisions'], 'bob''s rows are sealed in his chain');
+          ARRAY['accepted_senders', 'api_keys', 'memories', 'memory_revisions'], 'bob''s rows are sealed in his chain');
 
 SELECT * FROM finish();
