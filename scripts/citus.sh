@@ -151,10 +151,16 @@ deploy() {  # deploy NAME: a fresh NAME on every node, the ledger deployed on th
     "$db" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(port_of 0)"
 }
 
-dropdb() {
+dropdb() {  # dropdb NAME: the database, and its access-log logger role (as scripts/db_lib.sh drop_db), on every node
   local db=$1 i
   for i in 0 1 2; do
-    psql_node "$i" postgres -v db="$db" <<<'SET client_min_messages = warning; DROP DATABASE IF EXISTS :"db" WITH (FORCE);'
+    psql_node "$i" postgres -v db="$db" <<'SQL'
+SET client_min_messages = warning;
+SET citus.enable_create_role_propagation = off;
+SELECT 'memoriesdb_log_' || left(md5(:'db'), 12) AS logger \gset
+DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+DROP ROLE IF EXISTS :"logger";
+SQL
   done
 }
 
