@@ -98,6 +98,27 @@ COMMENT ON FUNCTION memoriesdb_internal.search_model(text) IS
   'Internal: the model a search names: NULL for none or the active model (searched through memories.embedding), else its registry row; MDB16 for no such model, MDB31 for a retired one.';
 ALTER FUNCTION memoriesdb_internal.search_model(text) OWNER TO memoriesdb_reader;
 
+CREATE OR REPLACE FUNCTION memoriesdb.search_model_info(name text)
+RETURNS TABLE (model text, provider text, dimension integer, state text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m memoriesdb.embedding_models;
+BEGIN
+  SELECT * INTO m FROM memoriesdb.embedding_models AS em WHERE em.name = search_model_info.name;
+  IF m.id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model',
+      DETAIL = format('no model is named %L', search_model_info.name),
+      HINT = 'name a registered model (memoriesdb models list), or none for the active one';
+  END IF;
+  RETURN QUERY SELECT m.name, m.provider, m.dimension, m.state;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.search_model_info(text) IS
+  'A registered model''s provider, dimension and state, for a client that embeds a query for search(query, model, ...) (memoriesdb search --model): which provider makes its vectors, of which dimension. No tenant data. MDB16 for no such model.';
+ALTER FUNCTION memoriesdb.search_model_info(text) OWNER TO memoriesdb_owner;
+
 CREATE OR REPLACE FUNCTION memoriesdb.search(query public.vector, model text, k integer DEFAULT 10, filter jsonb DEFAULT '{}',
                                   min_similarity real DEFAULT NULL)
 RETURNS TABLE (id uuid, similarity real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)

@@ -2,7 +2,8 @@
 -- requires: embedding_models
 -- requires: embedding_queue
 -- Live functions of the model registry (issue 15, "Versioned embeddings"): add_model(), activate_model(),
--- pause_model(), resume_model(), retire_model(), model_progress(), import_embeddings(). For the operator (the runner's
+-- pause_model(), resume_model(), retire_model(), model_progress(), import_embeddings(), and the dead jobs by model
+-- (dead_embedding_jobs(max_rows, model), requeue_dead_embedding_jobs(memory_ids, model)). For the operator (the runner's
 -- `memoriesdb models ...`, role memoriesdb_worker, as requeue_dead_embedding_jobs()).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework models_api`.
 -- Errors: MDB16 no such model; MDB30 a model definition refused; MDB31 the model's state forbids it;
@@ -270,6 +271,80 @@ AS $$
 $$;
 COMMENT ON FUNCTION memoriesdb.model_progress() IS
   'Operator: every registered model (retired ones last) with its provider, dimension and state, and its progress: done = memories holding a vector of their current content, total = memories (0 for a retired model), and its jobs pending, leased and dead. activate_model() needs done = total. No tenant data.';
+
+-- dead jobs by model: the operator's `memoriesdb status` (each dead job with its model) and
+-- `memoriesdb requeue --model NAME` (overloads of the queue's functions, embedding_queue.sql)
+CREATE OR REPLACE FUNCTION memoriesdb.dead_embedding_jobs(max_rows integer, model text)
+RETURNS TABLE (memory_id uuid, model_name text, attempts integer, dead_at timestamptz, last_error text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  only_model uuid := CASE WHEN dead_embedding_jobs.model IS NOT NULL
+                          THEN (memoriesdb_internal.model_named(dead_embedding_jobs.model)).id END;   -- MDB16
+BEGIN
+  IF max_rows IS NULL OR max_rows < 0 OR max_rows > 10000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'max_rows must be between 0 and 10000',
+      DETAIL = format('max_rows %s', max_rows),
+      HINT = 'model_progress() counts every model''s dead jobs; this lists the newest of them';
+  END IF;
+  RETURN QUERY
+  SELECT s.memory_id, em.name, s.attempts, s.dead_at, s.last_error
+    FROM memoriesdb.embedding_schedule AS s JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
+   WHERE s.dead_at IS NOT NULL AND (only_model IS NULL OR s.model_id = only_model)
+   ORDER BY s.dead_at DESC, s.memory_id, em.name LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.dead_embedding_jobs(integer, text) IS
+  'Operator: dead jobs with their model (model_name) and errors, newest first, at most max_rows (0..10000, MDB12 otherwise): of the model named, or of every model when model is NULL (MDB16 for no such model). model_progress() counts them per model.';
+
+CREATE OR REPLACE FUNCTION memoriesdb.requeue_dead_embedding_jobs(memory_ids uuid[], model text)
+RETURNS TABLE (memory_id uuid, outcome text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target memoriesdb.embedding_models;
+  revived uuid[];
+BEGIN
+  IF requeue_dead_embedding_jobs.model IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model must not be NULL',
+      DETAIL = 'requeue_dead_embedding_jobs(memory_ids, model) puts back the dead jobs of one model',
+      HINT = 'name the model (model_progress() lists them), or call requeue_dead_embedding_jobs(memory_ids) for every model';
+  END IF;
+  target := memoriesdb_internal.model_named(requeue_dead_embedding_jobs.model);   -- MDB16
+  IF target.state = 'retired' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model has no jobs',
+      DETAIL = format('model %L was retired at %s', target.name, target.retired_at),
+      HINT = 'register the model again under another name with add_model()';
+  END IF;
+  WITH back AS (
+    UPDATE memoriesdb.embedding_schedule AS s SET dead_at = NULL, attempts = 0, run_after = now()
+     WHERE s.model_id = target.id AND s.dead_at IS NOT NULL
+       AND (requeue_dead_embedding_jobs.memory_ids IS NULL OR s.memory_id = ANY (requeue_dead_embedding_jobs.memory_ids))
+    RETURNING s.memory_id
+  )
+  SELECT coalesce(array_agg(b.memory_id ORDER BY b.memory_id), '{}') INTO revived FROM back AS b;
+  IF cardinality(revived) > 0 AND target.state IN ('active', 'filling') THEN   -- ready now: wake the workers
+    PERFORM pg_notify('memoriesdb_embedding', '');
+  END IF;
+  IF requeue_dead_embedding_jobs.memory_ids IS NULL THEN   -- every dead job of the model: the ones put back
+    RETURN QUERY SELECT u.mid, 'requeued'::text FROM unnest(revived) AS u(mid);
+    RETURN;
+  END IF;
+  RETURN QUERY   -- each id once, in the order first given; NULL elements name no memory
+  SELECT w.mid,
+         CASE WHEN w.mid = ANY (revived) THEN 'requeued'
+              WHEN EXISTS (SELECT 1 FROM memoriesdb.embedding_schedule AS s WHERE s.memory_id = w.mid AND s.model_id = target.id)
+                THEN 'not_dead'
+              ELSE 'no_job' END
+    FROM (SELECT u.mid, min(u.i) AS i FROM unnest(requeue_dead_embedding_jobs.memory_ids) WITH ORDINALITY AS u(mid, i)
+           WHERE u.mid IS NOT NULL GROUP BY u.mid) AS w
+   ORDER BY w.i;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.requeue_dead_embedding_jobs(uuid[], text) IS
+  'Operator: puts dead jobs of one model back in the queue (attempts from 0, ready now; last_error kept until the next attempt) and wakes the workers when the model is active or filling (a paused model''s jobs wait for resume_model()). memory_ids NULL: every dead job of the model, one row (memory_id, requeued) per job put back. Else one row per distinct id, in the order given: requeued; not_dead (its job of this model is queued or leased); no_job (no job of this model: embedded already, forgotten, or no such memory). MDB12 for a NULL model, MDB16 for no such model, MDB31 for a retired one.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.import_embeddings(model text, memory_ids uuid[], content_hashes text[],
                                                          embeddings public.vector[])

@@ -98,6 +98,7 @@ GRANT EXECUTE ON FUNCTION
   -- search by a named embedding model (model_search.sql)
   memoriesdb.search(public.vector, text, integer, jsonb, real),
   memoriesdb.search_hybrid(text, public.vector, text, integer, jsonb, real, real, integer),
+  memoriesdb.search_model_info(text),
   -- access log
   memoriesdb.access_history(uuid, timestamptz), memoriesdb.flush_access_log(),
   -- the query-vector cache (query_cache.sql): the context user's own entries only
@@ -138,6 +139,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.add_model(text, text, integer), memoriesdb.activate_model(text), memoriesdb.pause_model(text),
   memoriesdb.resume_model(text), memoriesdb.retire_model(text), memoriesdb.model_progress(),
   memoriesdb.import_embeddings(text, uuid[], text[], public.vector[]),  -- memoriesdb import-embeddings
+  memoriesdb.dead_embedding_jobs(integer, text), memoriesdb.requeue_dead_embedding_jobs(uuid[], text),  -- dead jobs by model
   memoriesdb.access_refusals(interval),
   memoriesdb.audit_checkpoint(),  -- memoriesdb anchor (worker all): signs it outside the database
   memoriesdb.audit_seal_pending(integer)   -- after each batch, and before each checkpoint

@@ -135,6 +135,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'list_memories', 'list_grants', 'list_edges', 'list_edge_types',
   -- the model registry (models_api.sql)
   'add_model', 'activate_model', 'pause_model', 'resume_model', 'retire_model', 'model_progress', 'import_embeddings',
+  'search_model_info',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[

@@ -32,7 +32,8 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_app') $$, ARRAY[
     'memoriesdb.verify', 'memoriesdb.list_memories', 'memoriesdb.list_grants', 'memoriesdb.list_edges',
     'memoriesdb.list_edge_types', 'memoriesdb.audit_receipts', 'memoriesdb.verify_receipt',
     'memoriesdb.who_could_read', 'memoriesdb.recall_as_of',
-    'memoriesdb.cached_query_vector', 'memoriesdb.cache_query_vector', 'memoriesdb.clear_query_cache'],
+    'memoriesdb.cached_query_vector', 'memoriesdb.cache_query_vector', 'memoriesdb.clear_query_cache',
+    'memoriesdb.search_model_info'],
   'memoriesdb_app executes exactly these functions');
 SELECT is_empty($$ SELECT * FROM pg_temp.selectable('memoriesdb_app') $$,
   'memoriesdb_app selects no table or column: what exists through list_*(), contents through the logged reads');

@@ -1,7 +1,7 @@
 -- Versioned embeddings (issue 15): the model registry, jobs per (memory, model), activation, pause and
 -- resume, retirement, search by model. The upgrade's copy of the stored vectors: runner/tests/test_models.py.
 BEGIN;
-SELECT plan(59);
+SELECT plan(68);
 -- activation counts every memory of the ledger: none but this file's (10-session.sql commits one),
 -- removed in this transaction, which rolls back
 DELETE FROM memoriesdb.memories;
@@ -176,6 +176,32 @@ SELECT tests.act_as(NULL, 'memoriesdb_worker');
 SELECT is((SELECT outcome FROM memoriesdb.complete_embedding_jobs(ARRAY[:'m5']::uuid[],
             ARRAY(SELECT lease_id FROM c9 WHERE memory_id = :'m5' AND model = 'wide'), ARRAY[pg_temp.ax(1, 8)], 'wide')),
   'lease_lost', 'a job whose memory was forgotten while leased: lease_lost, whatever its model''s dimension');
+SELECT tests.clear_context();
+
+-- dead jobs by model: listed with their model, put back for one model only
+SELECT tests.memory_of(:'u', 'elderberries') AS m6 \gset
+UPDATE memoriesdb.embedding_schedule SET dead_at = now(), last_error = 'refused by ' || (SELECT name FROM memoriesdb.embedding_models WHERE id = model_id)
+ WHERE memory_id = :'m6';
+SELECT tests.act_as(NULL, 'memoriesdb_worker');
+SELECT results_eq(format($$ SELECT memory_id, model_name, last_error FROM memoriesdb.dead_embedding_jobs(10, 'wide') $$),
+  format($$ VALUES (%L::uuid, 'wide'::text, 'refused by wide'::text) $$, :'m6'), 'dead_embedding_jobs(max_rows, model): that model''s only');
+SELECT results_eq(format($$ SELECT model_name FROM memoriesdb.dead_embedding_jobs(10, NULL) WHERE memory_id = %L ORDER BY model_name $$, :'m6'),
+  ARRAY['m4', 'wide'], '... every model''s, each with its model, for NULL');
+SELECT results_eq(format($$ SELECT memory_id, outcome FROM memoriesdb.requeue_dead_embedding_jobs(ARRAY[%L, %L]::uuid[], 'wide') $$, :'m6', :'m1'),
+  format($$ VALUES (%L::uuid, 'requeued'::text), (%L, 'not_dead') $$, :'m6', :'m1'),
+  'requeue_dead_embedding_jobs(memory_ids, model): the named memories'' dead jobs of that model back, the others said why');
+SELECT results_eq(format($$ SELECT model_name FROM memoriesdb.dead_embedding_jobs(10, NULL) WHERE memory_id = %L $$, :'m6'),
+  ARRAY['m4'], '... the same memory''s dead job of another model stays dead');
+SELECT results_eq($$ SELECT outcome, count(*) FROM memoriesdb.requeue_dead_embedding_jobs(NULL, 'm4') GROUP BY 1 $$,
+  $$ VALUES ('requeued'::text, 1::bigint) $$, 'memory_ids NULL: every dead job of the model, one row each');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.requeue_dead_embedding_jobs(NULL, NULL) $$, 'MDB12', 'model must not be NULL',
+  'requeue by model: the model is required');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.requeue_dead_embedding_jobs(NULL, 'nope') $$, 'MDB16', 'no such embedding model',
+  'requeue by model: no such model');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.requeue_dead_embedding_jobs(NULL, 'tiny') $$, 'MDB31', 'a retired model has no jobs',
+  'requeue by model: a retired model');
+SELECT throws_ok($$ SELECT * FROM memoriesdb.dead_embedding_jobs(10, 'nope') $$, 'MDB16', 'no such embedding model',
+  'dead jobs by model: no such model');
 SELECT tests.clear_context();
 
 SELECT * FROM finish();

@@ -168,16 +168,19 @@ WHY_NOT = {
 @main.command()
 @click.argument("ids", nargs=-1, type=click.UUID, metavar="[ID]...")
 @click.option("--all", "all_", is_flag=True, help="Put back every dead job.")
+@click.option("--model", default=None, metavar="NAME", help="Only the dead jobs of embedding model NAME (alone: all of them).")
 @click.pass_obj
-def requeue(settings: Settings, ids: tuple, all_: bool) -> None:
-    """Put dead embedding jobs back in the queue: those of the memories ID..., or every one (--all).
+def requeue(settings: Settings, ids: tuple, all_: bool, model: str | None) -> None:
+    """Put dead embedding jobs back in the queue: those of the memories ID..., or every one (--all);
+    with --model NAME only that model's (`--model NAME` alone: every dead job of NAME).
 
     A job is dead after a permanent provider error or its last allowed attempt (`status` lists them
-    with their errors); back in the queue it starts again from attempt 0. Prints how many were put
-    back, and for each ID that was not, why. Exit code 2 if any ID was not requeued."""
-    if all_ == bool(ids):
-        raise click.UsageError("name the memories whose dead jobs go back (ID...) or give --all, not both")
-    result = _run(status_report.requeue(settings, None if all_ else list(ids)))
+    with their model and error); back in the queue it starts again from attempt 0. Prints how many
+    were put back, and for each ID that was not, why. Exit code 2 if any ID was not requeued, 1 for
+    an unknown or retired model."""
+    if all_ and ids or not (all_ or ids or model):
+        raise click.UsageError("name the memories whose dead jobs go back (ID...) or give --all, not both (or --model NAME)")
+    result = _run(status_report.requeue(settings, None if all_ or not ids else list(ids), model))
     click.echo(f"requeued {result['requeued']} dead job{'' if result['requeued'] == 1 else 's'}")
     for row in result["not_requeued"]:
         click.echo(f"{row['memory_id']}: not requeued: {WHY_NOT.get(row['outcome'], row['outcome'])}", err=True)
@@ -381,19 +384,32 @@ def ingest(settings: Settings, file: Path, api_key_file, api_key_stdin, api_key_
 @click.option("-k", default=10, help="How many results.")
 @click.option("--filter", "filter_", default="{}", help='JSON filter, e.g. \'{"metadata": {"topic": "x"}}\'.')
 @click.option("--no-cache", is_flag=True, help="Embed TEXT even if the query cache holds its vector (and cache nothing).")
+@click.option(
+    "--model", default=None, metavar="NAME", help="Search embedding model NAME's vectors (default: the active model's)."
+)
 @click.pass_obj
 def search(
-    settings: Settings, text: str, api_key_file, api_key_stdin, api_key_option, user_id, k: int, filter_: str, no_cache: bool
+    settings: Settings,
+    text: str,
+    api_key_file,
+    api_key_stdin,
+    api_key_option,
+    user_id,
+    k: int,
+    filter_: str,
+    no_cache: bool,
+    model: str | None,
 ) -> None:
     """Search the user's visible memories for TEXT: its vector from the user's query cache, else embedded
-    with the configured provider (and cached)."""
+    with the configured provider (and cached). --model NAME: with a registered model's vectors (filling,
+    paused or active), TEXT embedded by that model's provider and cached under that model."""
     key, user_id = _who(settings, api_key_file, api_key_stdin, api_key_option, user_id)
     try:
         filter_obj = json.loads(filter_)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
-    rows = _run(search_text(settings, text, key, user_id, k, filter_obj, use_cache=not no_cache))
-    print_results(console, rows, f"search: {text!r}")
+    rows = _run(search_text(settings, text, key, user_id, k, filter_obj, use_cache=not no_cache, model=model))
+    print_results(console, rows, f"search: {text!r}" + (f" (model {model})" if model else ""))
 
 
 # --- deploy and demo ------------------------------------------------------------------

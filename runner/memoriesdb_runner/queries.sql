@@ -51,6 +51,10 @@ SELECT memoriesdb.requeue_dead_embedding_jobs() AS requeued;
 -- name: requeue_dead_embedding_jobs_by_id
 SELECT memory_id, outcome FROM memoriesdb.requeue_dead_embedding_jobs(%(memory_ids)s::uuid[]);
 
+-- name: requeue_dead_model_embedding_jobs
+-- the dead jobs of one model back: of these memories, or every one of the model (memory_ids NULL)
+SELECT memory_id, outcome FROM memoriesdb.requeue_dead_embedding_jobs(%(memory_ids)s::uuid[], %(model)s);
+
 -- name: reclaim_expired_embedding_leases
 SELECT memoriesdb.reclaim_expired_embedding_leases() AS reclaimed;
 
@@ -68,7 +72,8 @@ SELECT oldest_lease_at, oldest_lease_age, oldest_lease_holder, holders, last_err
   FROM memoriesdb.embedding_queue_health();
 
 -- name: dead_embedding_jobs
-SELECT memory_id, attempts, dead_at, last_error FROM memoriesdb.dead_embedding_jobs(%(max_rows)s);
+-- each dead job with its model, newest first (model NULL: every model's)
+SELECT memory_id, model_name AS model, attempts, dead_at, last_error FROM memoriesdb.dead_embedding_jobs(%(max_rows)s, %(model)s::text);
 
 -- name: embedding_models
 SELECT model, memories, newest FROM memoriesdb.embedding_models();
@@ -130,6 +135,15 @@ SELECT memory_id, created FROM memoriesdb.remember_once(%(content)s, %(metadata)
 -- name: search
 SELECT id, similarity, content, metadata, owner_id
   FROM memoriesdb.search(%(query)s::vector, %(k)s, %(filter)s::jsonb);
+
+-- name: search_model
+-- search() with the embedding model named (the active one: as search(); another: its own vectors)
+SELECT id, similarity, content, metadata, owner_id
+  FROM memoriesdb.search(%(query)s::vector, %(model)s::text, %(k)s, %(filter)s::jsonb);
+
+-- name: search_model_info
+-- which provider embeds a registered model's queries, of which dimension (MDB16: no such model)
+SELECT model, provider, dimension, state FROM memoriesdb.search_model_info(%(model)s);
 
 -- name: cached_query_vector
 -- the context user's cached vector of a normalised query, or NULL (query_cache.sql)

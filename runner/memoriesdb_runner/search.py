@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import db
+from .errors import LedgerError
 from .providers import Provider, make_provider, model_label
 from .safety import safe_text
 from .settings import Settings
@@ -37,26 +38,45 @@ async def search_text(
     filter_: dict | None = None,
     provider: Provider | None = None,
     use_cache: bool = True,
+    model: str | None = None,
 ) -> list[dict]:
     """The k memories most similar to text that the user may see (the ledger's search()). The query
     vector comes from the ledger's query cache (the user's own entries) when it holds one: then no
     provider is built and none is called, and the search runs in the lookup's transaction. On a miss
     that transaction ends (none stays open while the provider embeds), the provider embeds the
     normalised text, and a second transaction caches the vector and searches. A query the cache
-    refuses (MDB26: too long for it) is embedded and searched without the cache."""
+    refuses (MDB26: too long for it) is embedded and searched without the cache.
+
+    model names a registered embedding model (search(query, model, ...)): the query is embedded by
+    that model's provider (its registry kind with the model's name; the configured provider for a
+    model registered as 'configured') and cached under that model's label, so no two models ever
+    share a cached vector. MDB16 for no such model, MDB31 for a retired one (before any provider call)."""
     query = normalise_query(text) or text
-    model = model_label(settings, provider)
     filter_json = json.dumps(filter_ or {})
     cacheable = use_cache and bool(query.strip())
     conn = await db.connect(db.user_dsn(settings, api_key), autocommit=False)
     async with conn:
+        if model is not None:
+            async with conn.transaction():
+                info = await db.row(conn, "search_model_info", model=model)
+            if info["state"] == "retired":
+                raise LedgerError("MDB31", f"model {model!r} is retired: it has no vectors to search")
+            if provider is None and info["provider"] != "configured":
+                settings = settings.model_copy(update={"provider": info["provider"], "model": info["model"]})
+        label = model_label(settings, provider)
+
+        async def run_search(vector) -> list[dict]:
+            if model is None:
+                return await db.rows(conn, "search", query=vector, k=k, filter=filter_json)
+            return await db.rows(conn, "search_model", query=vector, model=model, k=k, filter=filter_json)
+
         if cacheable:
             try:
                 async with conn.transaction():
                     await db.become(conn, api_key, user_id)
-                    vector = (await db.row(conn, "cached_query_vector", model=model, query=query))["v"]
+                    vector = (await db.row(conn, "cached_query_vector", model=label, query=query))["v"]
                     if vector is not None:
-                        return await db.rows(conn, "search", query=vector, k=k, filter=filter_json)
+                        return await run_search(vector)
             except psycopg.Error as exc:
                 if exc.sqlstate != "MDB26":
                     raise
@@ -73,11 +93,11 @@ async def search_text(
             if cacheable:
                 try:
                     async with conn.transaction():  # a savepoint: a vector the cache refuses is searched all the same
-                        await db.row(conn, "cache_query_vector", model=model, query=query, v=vector)
+                        await db.row(conn, "cache_query_vector", model=label, query=query, v=vector)
                 except psycopg.Error as exc:
                     if exc.sqlstate != "MDB26":
                         raise
-            return await db.rows(conn, "search", query=vector, k=k, filter=filter_json)
+            return await run_search(vector)
 
 
 def print_results(console: Console, rows: list[dict], title: str) -> None:

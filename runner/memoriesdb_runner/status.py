@@ -22,7 +22,7 @@ async def collect(settings: Settings) -> dict:
         data = {
             "queue": await db.row(conn, "embedding_queue_status"),
             "health": await db.row(conn, "embedding_queue_health"),
-            "dead": await db.rows(conn, "dead_embedding_jobs", max_rows=20),
+            "dead": await db.rows(conn, "dead_embedding_jobs", max_rows=20, model=None),
             "models": await db.rows(conn, "embedding_models"),
             "registry": await db.rows(conn, "model_progress"),
             "vindexing": await db.row(conn, "vindexing_status"),
@@ -49,15 +49,19 @@ async def pgbouncer_pools(settings: Settings) -> list[dict] | None:
     return [p for p in pools if p["database"] != "pgbouncer"]
 
 
-async def requeue(settings: Settings, memory_ids: list[uuid.UUID] | None) -> dict:
+async def requeue(settings: Settings, memory_ids: list[uuid.UUID] | None, model: str | None = None) -> dict:
     """`memoriesdb requeue`: every dead job back in the queue (memory_ids None), or those of these
-    memories. {"requeued": n, "not_requeued": [{"memory_id", "outcome"}, ...]}: outcome not_dead
-    (queued or leased, not dead) or no_job (embedded already, forgotten, or no such memory)."""
+    memories; of one model only when model is named (MDB16 no such model, MDB31 retired).
+    {"requeued": n, "not_requeued": [{"memory_id", "outcome"}, ...]}: outcome not_dead (queued or
+    leased, not dead) or no_job (embedded already, forgotten, or no such memory; of that model)."""
     conn = await db.connect(settings.dsn)
     async with conn:
-        if memory_ids is None:
+        if model is not None:
+            rows = await db.rows(conn, "requeue_dead_model_embedding_jobs", memory_ids=memory_ids, model=model)
+        elif memory_ids is None:
             return {"requeued": (await db.row(conn, "requeue_dead_embedding_jobs"))["requeued"], "not_requeued": []}
-        rows = await db.rows(conn, "requeue_dead_embedding_jobs_by_id", memory_ids=memory_ids)
+        else:
+            rows = await db.rows(conn, "requeue_dead_embedding_jobs_by_id", memory_ids=memory_ids)
     return {
         "requeued": sum(r["outcome"] == "requeued" for r in rows),
         "not_requeued": [r for r in rows if r["outcome"] != "requeued"],
@@ -81,11 +85,19 @@ def show(data: dict, console: Console) -> None:
     if h.get("last_error"):
         console.print(f"[bold]last provider error[/] ({_when(h['last_error_at'])}): {safe_text(h['last_error'][:300])}")
     if data["dead"]:
-        t = Table("memory", "attempts", "dead since", "error", title="dead jobs (newest first)")
+        per_model = ", ".join(f"{safe_text(m['model'])} {m['dead']}" for m in data.get("registry") or [] if m["dead"])
+        t = Table("memory", "model", "attempts", "dead since", "error", title="dead jobs (newest first)")
         for d in data["dead"]:
-            t.add_row(str(d["memory_id"]), str(d["attempts"]), _when(d["dead_at"]), safe_text(d["last_error"]))
+            t.add_row(
+                str(d["memory_id"]), safe_text(d["model"]), str(d["attempts"]), _when(d["dead_at"]), safe_text(d["last_error"])
+            )
         console.print(t)
-        console.print("put them back with [bold]memoriesdb requeue ID...[/] or [bold]memoriesdb requeue --all[/]")
+        if per_model:
+            console.print(f"[bold]dead jobs per model[/]: {per_model}", highlight=False)
+        console.print(
+            "put them back with [bold]memoriesdb requeue ID...[/], [bold]memoriesdb requeue --all[/]"
+            " or one model's: [bold]memoriesdb requeue --model NAME[/]"
+        )
     t = Table("model", "memories", "newest", title="embeddings per model")
     for m in data["models"]:
         t.add_row(safe_text(m["model"]), str(m["memories"]), _when(m["newest"]))

@@ -5,6 +5,7 @@ dimension retypes memories.embedding, which the other modules' 384-dimensional v
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import uuid
 
@@ -201,6 +202,102 @@ def test_models_commands(settings, admin_conn, user):
     assert status.exit_code == 0 and "embedding models (registry)" in status.output
     retired = CliRunner().invoke(main, ["models", "retire", "cli"], env=env)
     assert retired.exit_code == 0 and "retired" in retired.output
+
+
+def test_cli_search_by_model(settings, admin_conn, user, fake_ollama):
+    """memoriesdb search --model NAME: the query embedded by NAME's provider (its name as the provider's
+    model, its dimension), searched in NAME's vectors, cached under NAME's label (a second search is a
+    hit; nothing is shared with another model's entry of the same text)."""
+    from .test_cli import env_of
+
+    uid, key = user
+    fake_ollama.extra_models["srch"] = 8
+    fake_ollama.extra_models["srch2"] = 8
+    light, _ = remember(admin_conn, uid, "a lighthouse on the cliff", "a bakery in the old town")
+    for name in ("srch", "srch2"):
+        add(settings, name, 8)
+    drain(settings)
+    env = {**env_of(settings), "MEMORIESDB_API_KEY": key}
+    calls = len(fake_ollama.calls)
+    for _ in range(2):
+        found = CliRunner().invoke(main, ["search", "a lighthouse on the cliff", "--model", "srch", "-k", "1"], env=env)
+        assert found.exit_code == 0, (found.output, found.exception)
+        assert "lighthouse" in found.output and "(model srch)" in found.output
+    assert len(fake_ollama.calls) == calls + 1, "two searches by model, one embedding: the second is a cache hit"
+    cached = admin_conn.execute(
+        "SELECT model, vector_dims(vector) AS d FROM memoriesdb_internal.query_cache WHERE owner_id = %s", (uid,)
+    ).fetchall()
+    assert cached == [{"model": "ollama:srch", "d": 8}], "the entry is keyed by the model searched"
+    other = CliRunner().invoke(main, ["search", "a lighthouse on the cliff", "--model", "srch2", "-k", "1"], env=env)
+    assert other.exit_code == 0 and "lighthouse" in other.output, (other.output, other.exception)
+    assert len(fake_ollama.calls) == calls + 2, "another model never hits the first one's entry"
+    with admin_conn.transaction():  # what the command printed is what search(query, model) answers
+        admin_conn.execute("SET LOCAL ROLE memoriesdb_app")
+        admin_conn.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+        top = admin_conn.execute(
+            "SELECT id FROM memoriesdb.search(%s::vector, 'srch', 1)", (str(vector_for("a lighthouse on the cliff", 8)),)
+        ).fetchone()
+    assert top["id"] == light
+    unknown = CliRunner().invoke(main, ["search", "anything", "--model", "nope"], env=env)
+    assert unknown.exit_code == 1 and "MDB16" in unknown.output, unknown.output
+    for name in ("srch", "srch2"):
+        asyncio.run(model_registry.call(settings, "retire_model", name=name))
+    retired = CliRunner().invoke(main, ["search", "a lighthouse on the cliff", "--model", "srch"], env=env)
+    assert retired.exit_code == 1 and "MDB31" in retired.output, retired.output
+    assert len(fake_ollama.calls) == calls + 2, "a retired model is refused before any provider call"
+
+
+def test_dead_jobs_by_model_in_status_and_requeue(settings, admin_conn, user):
+    """status lists each dead job with its model and counts them per model; requeue --model NAME puts
+    back that model's dead jobs only (of the memories named, or all of them)."""
+    from .test_cli import env_of
+
+    uid, _ = user
+    first, second = remember(admin_conn, uid, "dead for one model", "dead for the other too")
+    for name in ("deadm", "deadn"):
+        add(settings, name, 8)
+    admin_conn.execute(
+        "UPDATE memoriesdb.embedding_schedule s SET dead_at = now(), last_error = 'refused by ' || em.name"
+        " FROM memoriesdb.embedding_models em"
+        " WHERE em.id = s.model_id AND em.name IN ('deadm', 'deadn') AND s.memory_id IN (%s, %s)",
+        (first, second),
+    )
+    env = env_of(settings)
+    shown = CliRunner().invoke(main, ["status", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    dead = {(d["memory_id"], d["model"]) for d in data["dead"]}
+    assert {(str(m), n) for m in (first, second) for n in ("deadm", "deadn")} <= dead
+    per_model = {r["model"]: r["dead"] for r in data["registry"]}
+    assert per_model["deadm"] >= 2 and per_model["deadn"] >= 2
+    table = CliRunner().invoke(main, ["status"], env=env)
+    assert table.exit_code == 0 and "dead jobs per model" in table.output and "deadm" in table.output, table.output
+
+    def dead_of(name: str) -> set:
+        return {
+            r["memory_id"]
+            for r in admin_conn.execute(
+                "SELECT s.memory_id FROM memoriesdb.embedding_schedule s"
+                " JOIN memoriesdb.embedding_models em ON em.id = s.model_id WHERE em.name = %s AND s.dead_at IS NOT NULL",
+                (name,),
+            ).fetchall()
+        }
+
+    one = CliRunner().invoke(main, ["requeue", "--model", "deadm", str(first)], env=env)
+    assert one.exit_code == 0 and "requeued 1 dead job" in one.output, one.output
+    assert first not in dead_of("deadm") and second in dead_of("deadm")
+    assert {first, second} <= dead_of("deadn"), "the other model's dead jobs of the same memory stay dead"
+    every = CliRunner().invoke(main, ["requeue", "--model", "deadn"], env=env)
+    assert every.exit_code == 0 and f"requeued {len({first, second})} dead jobs" in every.output, every.output
+    assert not dead_of("deadn") and second in dead_of("deadm")
+    again = CliRunner().invoke(main, ["requeue", "--model", "deadn", str(first)], env=env)
+    assert again.exit_code == 2 and "not dead" in again.output, again.output
+    unknown = CliRunner().invoke(main, ["requeue", "--model", "nope", "--all"], env=env)
+    assert unknown.exit_code == 1 and "MDB16" in unknown.output, unknown.output
+    both = CliRunner().invoke(main, ["requeue", "--all", str(first)], env=env)
+    assert both.exit_code == 2, both.output  # usage error: IDs or --all
+    for name in ("deadm", "deadn"):
+        asyncio.run(model_registry.call(settings, "retire_model", name=name))
 
 
 def test_upgrade_registers_the_stored_vectors_as_the_active_model():
