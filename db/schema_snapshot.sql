@@ -150,7 +150,11 @@ fact(line) AS (
               FROM pg_constraint AS k LEFT JOIN rel AS r ON r.oid = k.conrelid LEFT JOIN typ AS t ON t.oid = k.contypid
              WHERE r.oid IS NOT NULL OR t.oid IS NOT NULL
   -- indexes
-  UNION ALL SELECT format('%s index %s: %s', r.label, quote_ident(c.relname), pg_get_indexdef(i.indexrelid))
+  -- (a model's HNSW index on embeddings, models_api.sql, is named and filtered by the model's random id)
+  UNION ALL SELECT regexp_replace(regexp_replace(
+                     format('%s index %s: %s', r.label, quote_ident(c.relname), pg_get_indexdef(i.indexrelid)),
+                     'embeddings_model_[0-9a-f]{32}', 'embeddings_model_<model id>', 'g'),
+                     'model_id = ''[0-9a-f-]{36}''::uuid', 'model_id = ''<model id>''::uuid', 'g')
                    || CASE WHEN NOT i.indisvalid THEN ' (INVALID)' ELSE '' END
                    || coalesce(' -- ' || obj_description(c.oid, 'pg_class'), '')
               FROM rel AS r JOIN pg_index AS i ON i.indrelid = r.oid JOIN pg_class AS c ON c.oid = i.indexrelid

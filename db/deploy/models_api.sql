@@ -37,20 +37,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'embeddings_model_' || replace(model_id::text, '-', '') $$;
 COMMENT ON FUNCTION memoriesdb_internal.model_index_name(uuid) IS 'Internal: the name of a model''s partial HNSW index on memoriesdb.embeddings.';
 
--- A model's HNSW index is where it is searched: on memories.embedding (the mirror) while it is active,
--- on memoriesdb.embeddings otherwise. Two would cost every store of the active model two HNSW inserts.
+-- Every model that is not retired has its HNSW index on memoriesdb.embeddings, the active one too: search()
+-- reads the active model's there (active_model_index.sql); memories.embedding, the mirror, has none.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.create_model_index(model_id uuid, dimension integer) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  IF to_regclass(format('memoriesdb.%I', memoriesdb_internal.model_index_name(model_id))) IS NOT NULL THEN
+    RETURN;   -- made already (its filling, or before a pause)
+  END IF;
   -- the column is an untyped vector: the index is on the model's dimension, for its rows only
   EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON memoriesdb.embeddings USING hnsw ((embedding::public.vector(%s)) public.vector_cosine_ops) WHERE model_id = %L::uuid',
                  memoriesdb_internal.model_index_name(model_id), dimension, model_id);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.create_model_index(uuid, integer) IS
-  'Internal: makes a model''s partial HNSW index on memoriesdb.embeddings (model_index_name()) unless it exists: for a model that is not active (the active one is searched through memories.embedding and its index).';
+  'Internal: makes a model''s partial HNSW index on memoriesdb.embeddings (model_index_name()) unless it exists: every model that is not retired has one (search() reads the active model''s).';
 
 CREATE OR REPLACE FUNCTION memoriesdb.add_model(name text, provider text, dimension integer)
 RETURNS TABLE (model_id uuid, jobs bigint)
@@ -133,14 +136,15 @@ BEGIN
   END IF;
   UPDATE memoriesdb.embedding_models AS em SET state = 'paused' WHERE em.state = 'active';
   UPDATE memoriesdb.embedding_models AS em SET state = 'active', activated_at = now() WHERE em.id = target.id;
-  -- searched through the mirror from now on: its index on embeddings would only slow its stores
-  -- (the previous model's index is made again when it is resumed)
-  EXECUTE format('DROP INDEX IF EXISTS memoriesdb.%I', memoriesdb_internal.model_index_name(target.id));
-  -- the mirror: memories.embedding holds the active model's vectors (search(), the graph)
+  -- search()'s large-caller plan reads the active model's vectors in embeddings through its HNSW index, which
+  -- its filling built (made here if it is missing); the previous model keeps its own
+  PERFORM memoriesdb_internal.create_model_index(target.id, target.dimension);
+  -- the mirror: memories.embedding holds the active model's vectors (search()'s exact plan, the graph); it has
+  -- no HNSW index (active_model_index.sql), so this rewrite is one set-wise UPDATE with its audit rows
   SELECT a.atttypmod INTO column_dim FROM pg_catalog.pg_attribute AS a
    WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding';
   IF column_dim <> target.dimension THEN
-    -- another dimension: the column (and its HNSW index) is rebuilt; searches wait for the commit
+    -- another dimension: the column is retyped (a table rewrite); searches wait for the commit
     UPDATE memoriesdb.memories AS m SET embedding = NULL, embedding_model = NULL, embedded_at = NULL, embedded_hash = NULL
      WHERE m.embedding IS NOT NULL;
     -- the vindexing trigger names the column (WHEN new.embedding IS NOT NULL): taken off for the retype and
@@ -164,7 +168,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.activate_model(text) IS
-  'Operator: makes a model the active one, atomically (one transaction): search() and search_hybrid() without a model, and the graph, use it from the commit on. Refused (MDB32) unless it holds a vector of the current content of every memory; MDB31 for a retired model; MDB16 for no such model. The previous active model becomes paused (its vectors kept: resume_model() keeps it current and makes its HNSW index on embeddings again, retire_model() drops it); the new one''s index on embeddings is dropped (memories.embedding''s serves it). memories.embedding is rewritten with the new model''s vectors (one audited row per memory); a model of another dimension retypes the column and rebuilds its HNSW index, which blocks searches until the commit. Returns the model, the previous one and how many memories now carry its vector.';
+  'Operator: makes a model the active one, atomically (one transaction): search() and search_hybrid() without a model, and the graph, use it from the commit on. Refused (MDB32) unless it holds a vector of the current content of every memory; MDB31 for a retired model; MDB16 for no such model. The previous active model becomes paused (its vectors and HNSW index kept: resume_model() keeps it current, retire_model() drops it). search()''s large-caller plan reads the active model''s vectors through its HNSW index on embeddings, which its filling built; memories.embedding (the mirror, no HNSW index) is rewritten with the new model''s vectors in one set-wise UPDATE (one audited row per memory) that searches do not wait for; a model of another dimension also retypes the column, which blocks searches until the commit. Returns the model, the previous one and how many memories now carry its vector.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.pause_model(name text) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -205,13 +209,13 @@ BEGIN
       HINT = 'register the model again under another name with add_model()';
   END IF;
   UPDATE memoriesdb.embedding_models AS em SET state = 'filling' WHERE em.id = target.id;
-  PERFORM memoriesdb_internal.create_model_index(target.id, target.dimension);   -- a model activated once has none
+  PERFORM memoriesdb_internal.create_model_index(target.id, target.dimension);   -- made if it is missing
   PERFORM pg_notify('memoriesdb_embedding', '');   -- its jobs are ready now: wake the workers
   RETURN 'filling';
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.resume_model(text) IS
-  'Operator: a paused model fills again (its queued jobs are claimed from now on; the workers are woken; its HNSW index on embeddings is made if it has none, as after it was active). A filling or active model is left as it is. MDB31 for a retired model, MDB16 for no such model. Returns the new state.';
+  'Operator: a paused model fills again (its queued jobs are claimed from now on; the workers are woken; its HNSW index on embeddings is made if it has none). A filling or active model is left as it is. MDB31 for a retired model, MDB16 for no such model. Returns the new state.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.retire_model(name text)
 RETURNS TABLE (vectors bigint, jobs bigint)

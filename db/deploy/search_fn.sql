@@ -1,7 +1,11 @@
 -- Deploy memoriesdb:search_fn to pg
--- Reworked after @v0.3.0 (released version: search_fn@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: search_fn@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: search_fn@v0.2.0
 -- requires: internal_schema
+-- requires: active_model_index
+-- v0.5 (versioned embeddings): the large-caller plan reads the ACTIVE model's vectors in memoriesdb.embeddings
+-- through that model's partial HNSW index (active_model_index.sql): memories.embedding, the mirror the exact plan
+-- reads, has no HNSW index any more, so activate_model() rewrites it without an HNSW insert per memory.
 -- Live functions of vector search: search() (logged) over vector_ranking() (the ranking itself), and the helpers both search paths share.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_fn`.
 -- Run once, by search_fn@v0.1.0.sql: the HNSW index on memories.embedding, search settings. (The function bodies in that file are the released
@@ -157,6 +161,8 @@ DECLARE
   exact_max bigint := memoriesdb.setting('search_exact_max')::bigint;
   visible bigint;
   ids uuid[];
+  sims real[];
+  active record;
   saved_iter text := current_setting('hnsw.iterative_scan', true);
   saved_ef text := current_setting('hnsw.ef_search', true);
   saved_max text := current_setting('hnsw.max_scan_tuples', true);
@@ -164,6 +170,10 @@ BEGIN
   IF k IS NULL OR k < 1 OR k > 1000 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'k must be between 1 and 1000';
   END IF;
+  -- the table first, then the query's dimension: an activation of a model of another dimension (activate_model()
+  -- retypes memories.embedding) committed while this search waited is checked against (MDB11), never met by the
+  -- distance operator halfway through (22000 different vector dimensions)
+  LOCK TABLE memoriesdb.memories IN ACCESS SHARE MODE;
   q := memoriesdb_internal.check_query_vector(query);
   IF uid IS NULL THEN RETURN; END IF;   -- no context: nothing is visible
 
@@ -171,24 +181,30 @@ BEGIN
   visible := memoriesdb_internal.visible_count(exact_max);
 
   IF visible > exact_max THEN
-    -- approximate: the HNSW index, scanning on until k rows pass the policy and the filter
+    -- approximate: the active model's HNSW index on memoriesdb.embeddings, scanning on until k rows pass the
+    -- policy and the filter; it matches only a query with the model's id and dimension as constants: EXECUTE.
+    -- Ids and similarities in one statement, one snapshot: a switch of the active model committed meanwhile
+    -- (activate_model()) never mixes two models' vectors in one answer
+    SELECT em.id, em.dimension INTO active FROM memoriesdb.embedding_models AS em WHERE em.state = 'active';
     PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true),
             set_config('hnsw.ef_search', greatest(memoriesdb.setting('search_ef_search')::int, 4 * k)::text, true),
             set_config('hnsw.max_scan_tuples', memoriesdb.setting('search_max_scan_tuples')::text, true);
-    SELECT array_agg(r.id ORDER BY r.distance) INTO ids
-      FROM (SELECT m.id, m.embedding OPERATOR(public.<#>) q AS distance
-              FROM memoriesdb.memories AS m
-             WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
-             ORDER BY m.embedding OPERATOR(public.<#>) q
-             LIMIT k) AS r;   -- relaxed_order: re-sorted by distance above
+    EXECUTE format($q$
+      SELECT array_agg(r.memory_id ORDER BY r.distance), array_agg((1 - r.distance)::real ORDER BY r.distance) FROM (
+        SELECT e.memory_id, (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1 AS distance
+          FROM memoriesdb.embeddings AS e JOIN memoriesdb.memories AS m ON m.id = e.memory_id
+         WHERE e.model_id = %2$L::uuid AND memoriesdb_internal.matches_filter(m, $2, $3, $4)
+         ORDER BY (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1
+         LIMIT $5) AS r $q$, active.dimension, active.id)   -- relaxed_order: re-sorted by distance here
+      INTO ids, sims USING q, f, uid, linked, k;
     PERFORM set_config('hnsw.iterative_scan', coalesce(saved_iter, 'off'), true),
             set_config('hnsw.ef_search', coalesce(saved_ef, '40'), true),
             set_config('hnsw.max_scan_tuples', coalesce(saved_max, '20000'), true);
     IF cardinality(ids) >= k THEN
       RETURN QUERY
-        SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
-          FROM unnest(ids) WITH ORDINALITY AS u(id, ord) JOIN memoriesdb.memories AS m ON m.id = u.id
-         WHERE min_similarity IS NULL OR -(m.embedding OPERATOR(public.<#>) q) >= min_similarity
+        SELECT m.id, u.sim, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+          FROM unnest(ids, sims) WITH ORDINALITY AS u(id, sim, ord) JOIN memoriesdb.memories AS m ON m.id = u.id
+         WHERE min_similarity IS NULL OR u.sim >= min_similarity
          ORDER BY u.ord;
       RETURN;
     END IF;

@@ -1,5 +1,12 @@
--- Revert memoriesdb:search_fn from pg
--- Back to the functions of search_fn as released in v0.3.0 (search_fn@v0.3.0.sql).
+-- Revert memoriesdb:search_fn from pg (back to the @v0.4.0 functions)
+-- Reworked after @v0.3.0 (released version: search_fn@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: search_fn@v0.2.0
+-- requires: internal_schema
+-- Live functions of vector search: search() (logged) over vector_ranking() (the ranking itself), and the helpers both search paths share.
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_fn`.
+-- Run once, by search_fn@v0.1.0.sql: the HNSW index on memories.embedding, search settings. (The function bodies in that file are the released
+-- versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -214,10 +221,15 @@ AS $$
 DECLARE
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(NULL, query, k, filter, min_similarity::text);
+  viewer uuid;   -- the caller, read only for a memory that changed hands
 BEGIN
   FOR id, similarity, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb_internal.vector_ranking(query, k, filter, min_similarity) LOOP
     log_ids := log_ids || id;
+    IF created_by <> owner_id THEN   -- a memory that changed hands: its creator only if the caller deals with them
+      viewer := coalesce(viewer, memoriesdb.current_user_id());
+      created_by := memoriesdb_internal.disclosed_user(created_by, viewer, owner_id);
+    END IF;
     RETURN NEXT;
   END LOOP;
   PERFORM memoriesdb_internal.record_read('search', log_ids, log_query);

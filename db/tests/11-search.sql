@@ -16,6 +16,10 @@ SELECT tests.memory_of(:'bob', 'bob east') AS be \gset
 UPDATE memoriesdb.memories SET embedding = tests.axis(1), embedding_model = 't' WHERE id IN (:'e', :'be');
 UPDATE memoriesdb.memories SET embedding = public.l2_normalize(tests.axis(1) + tests.axis(2)), embedding_model = 't' WHERE id = :'ne';
 UPDATE memoriesdb.memories SET embedding = tests.axis(2), embedding_model = 't' WHERE id = :'n';
+-- ... and in embeddings, as the active model's (the large-caller plan reads them there, through its HNSW index)
+INSERT INTO memoriesdb.embeddings (memory_id, model_id, content_hash, embedding)
+SELECT m.id, em.id, m.content_hash, m.embedding FROM memoriesdb.memories AS m, memoriesdb.embedding_models AS em
+ WHERE m.id IN (:'e', :'be', :'ne', :'n') AND em.state = 'active';
 
 SELECT tests.act_as(:'alice');
 SELECT results_eq($$ SELECT content, round(similarity::numeric, 4) FROM memoriesdb.search(tests.axis(1)) $$,

@@ -19,6 +19,10 @@ SELECT t.id, 'r', sha256('r'),
   FROM tenant t CROSS JOIN LATERAL generate_series(1, t.size) AS i
   JOIN center ce ON ce.c = 1 + (hashtext(t.n || '-' || i) & 2147483647) % 25;
 SET LOCAL session_replication_role = origin;
+-- the large-caller plan reads the active model's vectors in embeddings (its HNSW index), as a worker stores them
+INSERT INTO memoriesdb.embeddings (memory_id, model_id, content_hash, embedding)
+SELECT m.id, em.id, m.content_hash, m.embedding FROM memoriesdb.memories AS m, memoriesdb.embedding_models AS em
+ WHERE m.embedding_model = 'seeded' AND em.state = 'active';
 ANALYZE memoriesdb.memories;
 CREATE TEMP TABLE query AS
   SELECT q, public.l2_normalize((SELECT array_agg(ce.v[d] + (random() - 0.5) * 0.7 ORDER BY d) FROM generate_series(1, 384) d)::real[]::vector) AS v

@@ -1,7 +1,7 @@
 -- Versioned embeddings (issue 15): the model registry, jobs per (memory, model), activation, pause and
 -- resume, retirement, search by model. The upgrade's copy of the stored vectors: runner/tests/test_models.py.
 BEGIN;
-SELECT plan(68);
+SELECT plan(70);
 -- activation counts every memory of the ledger: none but this file's (10-session.sql commits one),
 -- removed in this transaction, which rolls back
 DELETE FROM memoriesdb.memories;
@@ -127,11 +127,19 @@ SELECT results_eq($$ SELECT name, state FROM memoriesdb.embedding_models WHERE s
 SELECT results_eq(format($$ SELECT embedding::text, embedding_model FROM memoriesdb.memories WHERE id = %L $$, :'m1'),
   $$ VALUES ('[0,0,0,1]'::text, 'm4'::text) $$, 'memories.embedding now mirrors the new model');
 SELECT is(memoriesdb.setting('embedding_dim')::int, 4, 'the column took the new model''s dimension');
-SELECT is((SELECT count(*) FROM pg_indexes WHERE indexname = memoriesdb_internal.model_index_name(:'m4')), 0::bigint,
-  'the active model has no index on embeddings (memories.embedding''s serves it)');
+SELECT is((SELECT count(*) FROM pg_indexes WHERE indexname = memoriesdb_internal.model_index_name(:'m4')), 1::bigint,
+  'the active model keeps its HNSW index on embeddings (search()''s large-caller plan reads it)');
+SELECT is((SELECT count(*) FROM pg_indexes WHERE schemaname = 'memoriesdb' AND tablename = 'memories' AND indexdef LIKE '%USING hnsw%'), 0::bigint,
+  'memories.embedding, the mirror, has no HNSW index: the switch inserts into none');
 SELECT tests.act_as(:'u');
 SELECT is((SELECT id FROM memoriesdb.search(pg_temp.ax(2, 4), 1)), :'m2'::uuid, 'search() without a model now uses the new model');
 SELECT tests.clear_context();
+UPDATE memoriesdb.config SET value = '0' WHERE key = 'search_exact_max';   -- every caller takes the large-caller plan
+SELECT tests.act_as(:'u');
+SELECT results_eq($$ SELECT id, round(similarity::numeric, 4) FROM memoriesdb.search(pg_temp.ax(2, 4), 1) $$,
+  format($$ VALUES (%L::uuid, 1.0000) $$, :'m2'), '... on the large-caller plan too (the new model''s HNSW index on embeddings)');
+SELECT tests.clear_context();
+UPDATE memoriesdb.config SET value = '20000' WHERE key = 'search_exact_max';
 
 -- pause and resume
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
@@ -154,8 +162,8 @@ SELECT is((SELECT jobs FROM memoriesdb.add_model('tiny', 'openai', 2)), :'n'::bi
 SELECT results_eq($$ SELECT vectors, jobs FROM memoriesdb.retire_model('tiny') $$, format($$ VALUES (0::bigint, %s::bigint) $$, :'n'::bigint + 2),
   'retire_model() drops its jobs and vectors');
 SELECT tests.clear_context();
-SELECT is((SELECT count(*) FROM pg_indexes WHERE schemaname = 'memoriesdb' AND tablename = 'embeddings' AND indexdef LIKE '%USING hnsw%'), 1::bigint,
-  '... and its index (the resumed base model''s is made again)');
+SELECT is((SELECT count(*) FROM pg_indexes WHERE schemaname = 'memoriesdb' AND tablename = 'embeddings' AND indexdef LIKE '%USING hnsw%'), 2::bigint,
+  '... and its index (the active model''s and the paused base model''s stay)');
 SELECT tests.act_as(NULL, 'memoriesdb_worker');
 SELECT is((SELECT vectors FROM memoriesdb.retire_model(:'base')), 3::bigint, 'the old model is retired with its vectors');
 SELECT throws_ok(format($$ SELECT * FROM memoriesdb.activate_model(%L) $$, :'base'), 'MDB31', 'a retired model cannot be activated',
