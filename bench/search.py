@@ -53,6 +53,12 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the database (bench/access_log.py uses it)")
     ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     ap.add_argument("--to", default="", help="deploy only up to this sqitch change (an A/B against an earlier plan)")
+    ap.add_argument(
+        "--released-search",
+        action="store_true",
+        help="A/B: after the deploy, run the reverts of search_fn and active_model_index (search() through "
+        "memories.embedding's HNSW index, as before the active model's index on embeddings)",
+    )
     args = ap.parse_args()
     if args.smoke:
         args.n, args.queries, args.clusters = 2000, 10, 20
@@ -70,6 +76,26 @@ def main() -> None:
         cwd=ROOT,
         check=True,
     )
+    if args.released_search:
+        for change in ("search_fn", "active_model_index"):
+            subprocess.run(
+                [
+                    "psql",
+                    "-qX",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    args.host,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    args.db,
+                    "-f",
+                    f"db/revert/{change}.sql",
+                ],
+                cwd=ROOT,
+                check=True,
+            )
 
     # tenants: one large (30% of rows, above search_exact_max), one small (0.1%), the rest in 300 tenants
     n_large, n_small = int(args.n * 0.3), max(10, int(args.n * 0.001))
@@ -236,7 +262,8 @@ def main() -> None:
             c.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{hashlib.md5(args.db.encode()).hexdigest()[:12]}")
     lines = [
         "# Search benchmark\n",
-        f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}{f' (--to {args.to})' if args.to else ''}; N = {args.n} memories, dim {args.dim}, "
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}{f' (--to {args.to})' if args.to else ''}"
+        f"{' (released search)' if args.released_search else ''}; N = {args.n} memories, dim {args.dim}, "
         f"{len(sizes)} tenants, {args.clusters} clusters, {args.queries} queries per row, k = 10; "
         f"client-side latency including the transaction that sets the context.\n",
         f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build (m=16, ef_construction=64, 2 workers): "

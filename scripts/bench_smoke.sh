@@ -69,6 +69,7 @@ lane3() {
   smoke input_bounds env BENCH_DB_PREFIX="${P}_input" BENCH_OUT="$(out input_bounds)" bash bench/input_bounds.sh --smoke
   smoke pgbouncer env BENCH_DB="${P}_pool" BENCH_OUT="$(out pgbouncer)" PYTHON="$PY" bash bench/pgbouncer.sh --smoke
   smoke ingest_memory py bench/ingest_memory.py --smoke --db "${P}_ingest" --out "$(out ingest_memory)"
+  smoke activate py bench/activate.py --smoke --db "${P}_activate" --out "$(out activate)"
 }
 # one after another: deploys side by side race on the cluster-wide roles (ALTER/COMMENT ON ROLE of the same role:
 # "tuple concurrently updated")
@@ -78,7 +79,7 @@ lane3
 
 failed=()
 for name in shared-ledger fail_closed_recall refusal_storm query_cache search access_log audit_chain remember_ab runner \
-  leases search_bounds search_quality bounds identity offers remember_profile input_bounds pgbouncer ingest_memory; do
+  leases search_bounds search_quality bounds identity offers remember_profile input_bounds pgbouncer ingest_memory activate; do
   [ -f "$TMP/$name.status" ] || continue
   cat "$TMP/$name.status"
   grep -q '^FAIL' "$TMP/$name.status" && failed+=("$name")
