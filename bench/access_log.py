@@ -131,7 +131,6 @@ def main() -> None:
         ).fetchall()
         other = su.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (large[0],)).fetchone()[0]
         own = su.execute("SELECT id FROM memoriesdb.memories WHERE owner_id = %s LIMIT 1", (small[0],)).fetchone()[0]
-        su.execute("UPDATE memoriesdb.config SET value = '20000' WHERE key = 'search_exact_max'")  # search.py's last row sets 0
     rng = np.random.default_rng(11)
     qs = [
         {"q": np.asarray(c[0].to_list(), dtype=np.float32) + 0.05 * rng.standard_normal(dim).astype(np.float32)} for c in centers

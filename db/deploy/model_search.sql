@@ -22,7 +22,6 @@ DECLARE
   q public.vector;
   f jsonb := memoriesdb_internal.check_search_filter(filter);
   linked uuid[] := CASE WHEN f ? 'linked_to' THEN memoriesdb_internal.linked_ids(f) END;
-  exact_max bigint := memoriesdb.setting('search_exact_max')::bigint;
   ids uuid[];
 BEGIN
   IF k IS NULL OR k < 1 OR k > 1000 THEN
@@ -31,7 +30,7 @@ BEGIN
   PERFORM memoriesdb_internal.check_embedding(query, dim);   -- the model's dimension, NaN, zero: MDB11
   q := public.l2_normalize(query);
   IF uid IS NULL THEN RETURN; END IF;   -- no context: nothing is visible
-  IF memoriesdb_internal.visible_count(exact_max) > exact_max THEN
+  IF (memoriesdb_internal.choose_search_plan(f, uid, linked, k)).plan = 'hnsw' THEN   -- as vector_ranking() chooses
     -- approximate: the model's partial HNSW index (memoriesdb_internal.model_index_name()), which matches only a query
     -- with its dimension and its model id as constants: hence EXECUTE
     PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true),
@@ -54,6 +53,7 @@ BEGIN
          ORDER BY u.ord;
       RETURN;
     END IF;
+    PERFORM set_config('memoriesdb.search_plan', current_setting('memoriesdb.search_plan') || ' -> exact', true);
   END IF;
   -- exact: the caller's rows by index, each with its vector of this model
   RETURN QUERY

@@ -173,7 +173,10 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.check_search_filter(jsonb),
   memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]),
   memoriesdb_internal.linked_ids(jsonb), memoriesdb_internal.visible_memories(uuid),
-  memoriesdb_internal.visible_count(bigint),
+  memoriesdb_internal.visible_count(bigint), memoriesdb_internal.visible_counts(bigint, boolean),
+  memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer),
+  memoriesdb_internal.search_plan(bigint, double precision, double precision, integer),
+  memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer),
   memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[])
   TO memoriesdb_reader;
 

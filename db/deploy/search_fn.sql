@@ -3,6 +3,7 @@
 -- requires: search_fn@v0.2.0
 -- requires: internal_schema
 -- requires: active_model_index
+-- requires: search_plan_config
 -- v0.5 (versioned embeddings): the large-caller plan reads the ACTIVE model's vectors in memoriesdb.embeddings
 -- through that model's partial HNSW index (active_model_index.sql): memories.embedding, the mirror the exact plan
 -- reads, has no HNSW index any more, so activate_model() rewrites it without an HNSW insert per memory.
@@ -108,30 +109,128 @@ COMMENT ON FUNCTION memoriesdb_internal.visible_memories(uuid) IS 'Internal: the
 -- tenant of 30,000); here, as the owner, the planner statistics answer for the
 -- tenants they list as most common, and an index-only count that stops at cap
 -- answers for everyone else (cheap exactly when the tenant is small).
-CREATE OR REPLACE FUNCTION memoriesdb_internal.visible_count(cap bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION memoriesdb_internal.visible_counts(cap bigint, use_stats boolean, OUT owned bigint, OUT granted bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();   -- never another user's: no counts leak
   freq real;
-  owned bigint;
-  granted bigint;
 BEGIN
-  SELECT st.most_common_freqs[array_position(st.most_common_vals::text::uuid[], uid)] INTO freq
-    FROM pg_catalog.pg_stats AS st
-   WHERE st.schemaname = 'memoriesdb' AND st.tablename = 'memories' AND st.attname = 'owner_id';
-  IF freq IS NOT NULL THEN
-    owned := (freq * (SELECT greatest(c.reltuples, 0) FROM pg_catalog.pg_class AS c WHERE c.oid = 'memoriesdb.memories'::regclass))::bigint;
+  IF use_stats THEN
+    SELECT st.most_common_freqs[array_position(st.most_common_vals::text::uuid[], uid)] INTO freq
+      FROM pg_catalog.pg_stats AS st
+     WHERE st.schemaname = 'memoriesdb' AND st.tablename = 'memories' AND st.attname = 'owner_id';
+    IF freq IS NOT NULL THEN
+      owned := (freq * (SELECT greatest(c.reltuples, 0) FROM pg_catalog.pg_class AS c WHERE c.oid = 'memoriesdb.memories'::regclass))::bigint;
+    END IF;
   END IF;
   IF owned IS NULL OR owned <= cap THEN
     SELECT count(*) INTO owned FROM (SELECT 1 FROM memoriesdb.memories AS m WHERE m.owner_id = uid LIMIT cap + 1) AS x;
   END IF;
   SELECT count(*) INTO granted FROM (SELECT 1 FROM memoriesdb.memory_grants AS g WHERE g.grantee_id = uid LIMIT cap + 1) AS x;
-  RETURN least(owned + granted, cap + 1);
 END
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.visible_counts(bigint, boolean) IS 'Internal: how many memories the context user owns and holds grants on, each exact up to cap, cap + 1 beyond; with use_stats, owned from the planner statistics for the largest tenants (which may exceed cap; read first, so a large tenant is not counted row by row), else by the owner index only (cheapest for a small cap). Only ever about the caller itself.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.visible_count(cap bigint) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT least(c.owned + c.granted, cap + 1) FROM memoriesdb_internal.visible_counts(cap, true) AS c
+$$;
 COMMENT ON FUNCTION memoriesdb_internal.visible_count(bigint) IS 'Internal: how many memories the context user may see, exact up to cap, cap + 1 beyond (from planner statistics for the largest tenants). Only ever about the caller itself.';
+
+-- The share of the caller's rows a filter keeps, from a sample: the first n rows
+-- visible_memories() yields (owned first, in the owner index's order, then granted).
+-- Read as the caller, under its row-level security: a filter's selectivity over
+-- other tenants' rows never enters the plan choice.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.filter_sample(f jsonb, uid uuid, linked uuid[], n integer,
+                                                            OUT sampled integer, OUT matched integer)
+LANGUAGE sql STABLE
+AS $$
+  SELECT count(*)::int, (count(*) FILTER (WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)))::int
+    FROM (SELECT m.* FROM memoriesdb_internal.visible_memories(uid) AS m LIMIT n) AS m
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer) IS 'Internal: of the first n memories uid may see (its own first), how many were sampled and how many pass filter f; run under the caller''s row-level security.';
+
+-- The plan of one vector search (issue 16): the HNSW index with iterative scan returns the table's rows
+-- nearest first, of which only the fraction p = matching / total is the caller's and passes its filter; to
+-- find k it returns about max(ef_search, k / p) index tuples. The exact plan reads the caller's visible rows
+-- by index, all of them, filter or not. HNSW wins when search_hnsw_tuple_cost (one index tuple's cost in
+-- exact-plan rows, measured by bench/search.py) times its tuples is below the caller's visible rows; below
+-- search_hnsw_min_fraction its recall falls short (measured) and the exact plan answers whatever it costs.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.search_plan(visible bigint, matching double precision, total double precision, k integer)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p double precision := least(1, matching / greatest(total, 1));
+  tuples double precision;
+BEGIN
+  IF visible <= memoriesdb.setting('search_exact_max')::bigint OR matching < k THEN RETURN 'exact'; END IF;
+  IF p < memoriesdb.setting('search_hnsw_min_fraction')::double precision THEN RETURN 'exact'; END IF;
+  tuples := greatest(memoriesdb.setting('search_ef_search')::int, 4 * k, k / p);
+  IF tuples > memoriesdb.setting('search_max_scan_tuples')::double precision THEN RETURN 'exact'; END IF;
+  RETURN CASE WHEN memoriesdb.setting('search_hnsw_tuple_cost')::double precision * tuples < visible THEN 'hnsw' ELSE 'exact' END;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.search_plan(bigint, double precision, double precision, integer) IS
+  'Internal: exact or hnsw, for a caller who sees visible memories of which about matching pass its filter, in a table of total, wanting k: exact up to search_exact_max visible, below search_hnsw_min_fraction = matching / total, or when search_hnsw_tuple_cost * max(ef_search, 4 k, k * total / matching) index tuples cost more than reading the visible rows.';
+
+-- The inputs of search_plan() for the context user and a validated filter, and the plan, also reported
+-- (transaction-local) in the setting memoriesdb.search_plan: "hnsw" or "exact", then what it was chosen from.
+-- Runs as the caller (the sample under its row-level security).
+CREATE OR REPLACE FUNCTION memoriesdb_internal.choose_search_plan(f jsonb, uid uuid, linked uuid[], k integer,
+                                                                 OUT plan text, OUT max_tuples integer)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  total double precision := (SELECT greatest(c.reltuples, 0)::double precision FROM pg_catalog.pg_class AS c
+                              WHERE c.oid = 'memoriesdb.memories'::regclass);
+  owned bigint;
+  granted bigint;
+  visible bigint;
+  matching double precision;
+  s record;
+  tuple_cost double precision := memoriesdb.setting('search_hnsw_tuple_cost')::double precision;
+  exact_max bigint := memoriesdb.setting('search_exact_max')::bigint;
+BEGIN
+  -- first by index up to search_exact_max, the floor of the exact plan (a small caller stops here, cheaply); past it,
+  -- counted exactly up to where the plan could still be exact without a filter (twice the smallest share the index
+  -- is considered for), the statistics answering for the largest tenants first, cap + 1 for others
+  SELECT c.owned, c.granted INTO owned, granted FROM memoriesdb_internal.visible_counts(exact_max, false) AS c;
+  visible := CASE coalesce(f->>'scope', 'all') WHEN 'own' THEN owned WHEN 'shared' THEN granted ELSE owned + granted END;
+  IF visible > exact_max THEN
+    SELECT c.owned, c.granted INTO owned, granted
+      FROM memoriesdb_internal.visible_counts(greatest(exact_max, ceil(2 * memoriesdb.setting('search_hnsw_min_fraction')::double precision
+                                                                        * total)::bigint), true) AS c;
+    visible := CASE coalesce(f->>'scope', 'all') WHEN 'own' THEN owned WHEN 'shared' THEN granted ELSE owned + granted END;
+  END IF;
+  total := greatest(total, owned + granted);   -- statistics older than the caller's rows
+  matching := visible::double precision;
+  plan := memoriesdb_internal.search_plan(visible, matching, total, k);
+  -- a filter past scope narrows the rows an index scan must find k of: its share of the caller's rows, sampled
+  -- (only when it could change the plan: without it the answer is exact already)
+  IF plan = 'hnsw' AND (f ?| ARRAY['metadata', 'created_after', 'created_before'] OR linked IS NOT NULL) THEN
+    SELECT * INTO s FROM memoriesdb_internal.filter_sample(f, uid, linked, memoriesdb.setting('search_filter_sample')::int);
+    matching := CASE WHEN s.sampled >= visible THEN s.matched::double precision   -- the whole of it
+                     ELSE visible * (s.matched + 0.5::double precision) / (s.sampled + 1) END;
+    IF linked IS NOT NULL THEN matching := least(matching, cardinality(linked)); END IF;
+    plan := memoriesdb_internal.search_plan(visible, matching, total, k);
+  END IF;
+  -- the index scan's budget: never more tuples than the exact plan's cost, nor fewer than 4 times its estimate
+  max_tuples := least(memoriesdb.setting('search_max_scan_tuples')::double precision,
+                      greatest(4 * greatest(memoriesdb.setting('search_ef_search')::int, 4 * k, k * total / greatest(matching, 1)),
+                               CASE WHEN tuple_cost > 0 THEN visible / tuple_cost ELSE 'Infinity' END))::integer;
+  PERFORM set_config('memoriesdb.search_plan',
+                     format('%s visible=%s matching=%s total=%s', plan, visible, round(matching::numeric), total::bigint), true);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer) IS
+  'Internal: the plan of a vector search (search_plan()) for the context user uid and validated filter f: from the memories it may see (by scope), the table''s size and, for a filter beyond scope that could change the plan, the share of a sample of its rows that passes; max_tuples: the index scan''s budget (hnsw.max_scan_tuples), at most what the exact plan costs (or 4 times the scan''s estimate), at most search_max_scan_tuples. Reported in the transaction-local setting memoriesdb.search_plan ("hnsw ..." or "exact ..."; vector_ranking() appends "-> exact" when the index found fewer than k).';
 
 -- What a search's query hash covers: the query and every argument that shapes the answer.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.query_fingerprint(query_text text, query_vector public.vector, k integer, filter jsonb, extra text DEFAULT NULL)
@@ -152,17 +251,20 @@ RETURNS TABLE (id uuid, similarity real, content text, metadata jsonb, owner_id 
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
+-- its statements are planned once per session: re-planning the policy-expanded queries at every call cost about
+-- 1 ms each (bench/search.py), and their plans do not depend on the values (the plan choice is made above them)
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();
   q public.vector;
   f jsonb := memoriesdb_internal.check_search_filter(filter);
   linked uuid[] := CASE WHEN f ? 'linked_to' THEN memoriesdb_internal.linked_ids(f) END;
-  exact_max bigint := memoriesdb.setting('search_exact_max')::bigint;
-  visible bigint;
   ids uuid[];
   sims real[];
   active record;
+  chosen text;
+  budget integer;
   saved_iter text := current_setting('hnsw.iterative_scan', true);
   saved_ef text := current_setting('hnsw.ef_search', true);
   saved_max text := current_setting('hnsw.max_scan_tuples', true);
@@ -177,10 +279,9 @@ BEGIN
   q := memoriesdb_internal.check_query_vector(query);
   IF uid IS NULL THEN RETURN; END IF;   -- no context: nothing is visible
 
-  -- how much may the caller see? (up to exact_max; see visible_count())
-  visible := memoriesdb_internal.visible_count(exact_max);
-
-  IF visible > exact_max THEN
+  -- the plan from what the caller can see and the filter's selectivity (choose_search_plan())
+  SELECT c.plan, c.max_tuples INTO chosen, budget FROM memoriesdb_internal.choose_search_plan(f, uid, linked, k) AS c;
+  IF chosen = 'hnsw' THEN
     -- approximate: the active model's HNSW index on memoriesdb.embeddings, scanning on until k rows pass the
     -- policy and the filter; it matches only a query with the model's id and dimension as constants: EXECUTE.
     -- Ids and similarities in one statement, one snapshot: a switch of the active model committed meanwhile
@@ -188,7 +289,7 @@ BEGIN
     SELECT em.id, em.dimension INTO active FROM memoriesdb.embedding_models AS em WHERE em.state = 'active';
     PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true),
             set_config('hnsw.ef_search', greatest(memoriesdb.setting('search_ef_search')::int, 4 * k)::text, true),
-            set_config('hnsw.max_scan_tuples', memoriesdb.setting('search_max_scan_tuples')::text, true);
+            set_config('hnsw.max_scan_tuples', budget::text, true);
     EXECUTE format($q$
       SELECT array_agg(r.memory_id ORDER BY r.distance), array_agg((1 - r.distance)::real ORDER BY r.distance) FROM (
         SELECT e.memory_id, (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1 AS distance
@@ -208,8 +309,9 @@ BEGIN
          ORDER BY u.ord;
       RETURN;
     END IF;
-    -- fewer than k: the scan hit max_scan_tuples or the statistics were stale;
+    -- fewer than k: the scan spent its budget (the sample misjudged the filter) or the statistics were stale;
     -- answer exactly rather than return a short list
+    PERFORM set_config('memoriesdb.search_plan', current_setting('memoriesdb.search_plan') || ' -> exact', true);
   END IF;
 
   -- exact: only the caller's rows are read (by index); "+ 0" keeps the planner off the HNSW index
@@ -252,7 +354,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.search(public.vector, integer, jsonb, real) IS
-  'The k visible memories most similar to query (cosine similarity, 1 = same direction): the caller''s own and those shared with it by unexpired grants; forgotten ones never. Row-level security decides (it runs as memoriesdb_reader, which the same policies bind). filter: {"metadata": {...} (containment), "scope": "own"|"shared"|"all", "created_after": ts, "created_before": ts, "linked_to": memory id}; unknown keys are an error. MDB11 for a query vector of the wrong dimension, NaN or zero. Small callers get an exact scan, large ones the HNSW index with iterative scan (config search_exact_max). Each call is one access log entry with the ids returned and a hash of the query.';
+  'The k visible memories most similar to query (cosine similarity, 1 = same direction): the caller''s own and those shared with it by unexpired grants; forgotten ones never. Row-level security decides (it runs as memoriesdb_reader, which the same policies bind). filter: {"metadata": {...} (containment), "scope": "own"|"shared"|"all", "created_after": ts, "created_before": ts, "linked_to": memory id}; unknown keys are an error. MDB11 for a query vector of the wrong dimension, NaN or zero. The plan (an exact scan of the caller''s rows, or the HNSW index with iterative scan) is chosen from how many memories the caller can see, their share of the table and the filter''s selectivity (settings search_exact_max, search_hnsw_tuple_cost, search_hnsw_min_fraction, search_filter_sample) and reported in the transaction-local setting memoriesdb.search_plan; either returns the exact scan''s rows but for HNSW''s approximation. Each call is one access log entry with the ids returned and a hash of the query.';
 ALTER FUNCTION memoriesdb.search(vector, integer, jsonb, real) OWNER TO memoriesdb_reader;
 
 COMMIT;

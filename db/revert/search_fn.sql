@@ -239,4 +239,10 @@ COMMENT ON FUNCTION memoriesdb.search(public.vector, integer, jsonb, real) IS
   'The k visible memories most similar to query (cosine similarity, 1 = same direction): the caller''s own and those shared with it by unexpired grants; forgotten ones never. Row-level security decides (it runs as memoriesdb_reader, which the same policies bind). filter: {"metadata": {...} (containment), "scope": "own"|"shared"|"all", "created_after": ts, "created_before": ts, "linked_to": memory id}; unknown keys are an error. MDB11 for a query vector of the wrong dimension, NaN or zero. Small callers get an exact scan, large ones the HNSW index with iterative scan (config search_exact_max). Each call is one access log entry with the ids returned and a hash of the query.';
 ALTER FUNCTION memoriesdb.search(vector, integer, jsonb, real) OWNER TO memoriesdb_reader;
 
+-- the plan choice of (v0.5), gone with it (the functions above no longer call them)
+DROP FUNCTION memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer);
+DROP FUNCTION memoriesdb_internal.search_plan(bigint, double precision, double precision, integer);
+DROP FUNCTION memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer);
+DROP FUNCTION memoriesdb_internal.visible_counts(bigint, boolean);
+
 COMMIT;

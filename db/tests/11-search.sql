@@ -68,7 +68,7 @@ SELECT results_eq($$ SELECT content FROM memoriesdb.search(tests.axis(1)) $$, AR
 
 -- the approximate plan (HNSW + iterative scan) keeps to the same rules
 SELECT tests.clear_context();
-UPDATE memoriesdb.config SET value = '0' WHERE key = 'search_exact_max';
+UPDATE memoriesdb.config SET value = '0' WHERE key IN ('search_exact_max', 'search_hnsw_tuple_cost', 'search_hnsw_min_fraction');   -- the index whenever k can match
 SELECT tests.act_as(:'bob');
 SELECT results_eq($$ SELECT content FROM memoriesdb.search(tests.axis(1)) $$, ARRAY['bob east'], 'HNSW plan: bob still finds only his own');
 SELECT tests.act_as(:'alice');

@@ -41,7 +41,7 @@ SELECT throws_ok($$ SELECT * FROM memoriesdb.search_hybrid('x', tests.axis(1), 1
 
 -- the large-caller plan (GIN indexes) keeps to the same rules
 SELECT tests.clear_context();
-UPDATE memoriesdb.config SET value = '0' WHERE key IN ('search_exact_max', 'search_text_exact_max');
+UPDATE memoriesdb.config SET value = '0' WHERE key IN ('search_exact_max', 'search_text_exact_max', 'search_hnsw_tuple_cost', 'search_hnsw_min_fraction');
 SELECT tests.act_as(:'bob');
 SELECT results_eq($$ SELECT content FROM memoriesdb.search_text('espresso') $$, ARRAY['Bob drinks espresso too'], 'index plan: bob finds only his own');
 

@@ -84,7 +84,9 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_reader') $$, ARRAY
     'memoriesdb_internal.linked_ids', 'memoriesdb_internal.matches_filter', 'memoriesdb_internal.query_fingerprint',
     'memoriesdb_internal.raise_not_found', 'memoriesdb_internal.record_read', 'memoriesdb_internal.record_refusal',
     'memoriesdb_internal.text_ranking', 'memoriesdb_internal.vector_ranking', 'memoriesdb_internal.visible_count',
-    'memoriesdb_internal.visible_memories', 'memoriesdb_internal.model_vector_ranking', 'memoriesdb_internal.search_model'],
+    'memoriesdb_internal.visible_memories', 'memoriesdb_internal.model_vector_ranking', 'memoriesdb_internal.search_model',
+    'memoriesdb_internal.visible_counts', 'memoriesdb_internal.filter_sample', 'memoriesdb_internal.search_plan',
+    'memoriesdb_internal.choose_search_plan'],
   'memoriesdb_reader executes exactly these functions');
 SELECT set_eq($$ SELECT * FROM pg_temp.selectable('memoriesdb_reader') $$, ARRAY[
     'memoriesdb.edge_types', 'memoriesdb.memories', 'memoriesdb.memory_edges', 'memoriesdb.memory_grants',

@@ -1,0 +1,18 @@
+-- Deploy memoriesdb:search_plan_config to pg
+-- requires: config
+-- requires: search_fn@v0.4.0
+-- Settings of search()'s plan choice (issue 16; memoriesdb_internal.search_plan(), search_fn.sql). Run once.
+-- The values are derived from bench/search.py's measurements (README, "Search plans").
+BEGIN;
+SET LOCAL ROLE memoriesdb_owner;
+
+INSERT INTO memoriesdb.config (key, value, description) VALUES
+  ('search_hnsw_tuple_cost', '7', 'search(): the cost of one tuple of the HNSW index scan, in rows of the exact plan (measured by bench/search.py); 0 makes the index win whenever the other rules allow it'),
+  ('search_hnsw_min_fraction', '0.03', 'search(): the smallest share of the table (the caller''s rows passing its filter) for which the HNSW plan is considered: below it its recall@10 falls under 0.95 (bench/search.py)'),
+  ('search_filter_sample', '500', 'search(): how many of the caller''s rows are sampled to estimate a filter''s selectivity (only when it could change the plan)');
+UPDATE memoriesdb.config
+   SET value = '700',
+       description = 'search(): callers who can see at most this many memories always get the exact plan, uncounted past it (above it, the cost model of search_hnsw_tuple_cost and search_hnsw_min_fraction decides; it can never pick the index below search_hnsw_tuple_cost * search_ef_search)'
+ WHERE key = 'search_exact_max' AND value = '20000';
+
+COMMIT;

@@ -1,0 +1,90 @@
+-- search()'s plan choice (issue 16): from the fraction and count of the table the caller can
+-- see and its filter's selectivity, never from an absolute count alone. Timing-free: the
+-- plan is read from the transaction-local report memoriesdb.search_plan, and the rows of
+-- a selective filter are checked against the exact answer. (Latency: bench/search.py.)
+BEGIN;
+SELECT plan(17);
+SELECT setseed(0.16);
+
+-- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 7, floor 700)
+UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', '1000'), ('search_hnsw_tuple_cost', '10'),
+  ('search_hnsw_min_fraction', '0.03'), ('search_ef_search', '100'), ('search_max_scan_tuples', '50000')) AS x(k, v) WHERE key = x.k;
+SELECT is(memoriesdb_internal.search_plan(99000, 99000, 100000, 10), 'hnsw', 'a 99% tenant of 100,000: the index plan');
+SELECT is(memoriesdb_internal.search_plan(30000, 30000, 100000, 10), 'hnsw', 'a 30% tenant of 100,000: the index plan');
+SELECT is(memoriesdb_internal.search_plan(30000, 300, 100000, 10), 'exact',
+  'the same tenant with a filter keeping 1% of its rows (0.3% of the table): exact (the index scan would miss rows)');
+SELECT is(memoriesdb_internal.search_plan(19950, 19950, 20000, 10), 'hnsw',
+  'the case of the issue: 19,950 of 20,000 visible takes the index plan (the absolute count said exact)');
+SELECT is(memoriesdb_internal.search_plan(1000, 1000, 1000, 10), 'exact', 'up to search_exact_max visible: exact, even all of the table');
+SELECT is(memoriesdb_internal.search_plan(3000, 3000, 1000000, 10), 'exact', 'a 0.3% caller of 1,000,000: exact');
+-- the cost boundary: 10 * max(ef 100, 4k, k / p) index tuples against the visible rows; for k = 50 of 100,000
+-- that is 10 * 5,000,000 / V < V, V > 7,071.07
+SELECT is(memoriesdb_internal.search_plan(7071, 7071, 100000, 50), 'exact', 'k = 50, 7,071 visible of 100,000: exact (the index costs more)');
+SELECT is(memoriesdb_internal.search_plan(7072, 7072, 100000, 50), 'hnsw', 'k = 50, 7,072 visible: the index plan');
+SELECT is(memoriesdb_internal.search_plan(50000, 2999, 100000, 10), 'exact', 'matching 2.999% of the table: below search_hnsw_min_fraction');
+SELECT is(memoriesdb_internal.search_plan(50000, 9, 100000, 10), 'exact', 'fewer matching than k: exact');
+
+-- a table of 2,000: a 99% tenant (1,980), a grantee of 20 of its memories; 1% of the tenant's rows tagged rare
+CREATE TEMP TABLE tenant AS SELECT memoriesdb.create_user('plan-big') AS big, memoriesdb.create_user('plan-small') AS small;
+CREATE TEMP TABLE center AS
+  SELECT c, array_agg(random() - 0.5 ORDER BY d)::real[] AS v FROM generate_series(1, 10) c, generate_series(1, 384) d GROUP BY c;
+SET LOCAL session_replication_role = replica;   -- bulk fixture: no audit or queue rows
+INSERT INTO memoriesdb.memories (owner_id, content, content_hash, metadata, embedding, embedding_model, created_at, created_by, updated_at, updated_by)
+SELECT CASE WHEN i <= 1980 THEN t.big ELSE t.small END, 'p' || i, sha256(convert_to('p' || i, 'UTF8')),
+       CASE WHEN i % 99 = 0 AND i <= 1980 THEN '{"tag": "rare"}' ELSE '{}' END::jsonb,
+       public.l2_normalize((SELECT array_agg(ce.v[d] + (random() - 0.5) * 0.7 ORDER BY d) FROM generate_series(1, 384) d)::real[]::vector),
+       'seeded', now(), t.big, now(), t.big
+  FROM tenant t CROSS JOIN generate_series(1, 2000) AS i JOIN center ce ON ce.c = 1 + i % 10;
+INSERT INTO memoriesdb.memory_grants (memory_id, grantee_id, owner_id, permission, created_at, created_by, updated_at)
+SELECT m.id, t.small, t.big, 'read', now(), t.big, now()
+  FROM tenant t JOIN memoriesdb.memories m ON m.owner_id = t.big ORDER BY m.content LIMIT 20;
+SET LOCAL session_replication_role = origin;
+ANALYZE memoriesdb.memories;
+ANALYZE memoriesdb.memory_grants;
+SELECT big, small FROM tenant \gset
+SELECT public.l2_normalize((SELECT array_agg(ce.v[d] ORDER BY d) FROM generate_series(1, 384) d)::real[]::vector)::text AS q
+  FROM center ce WHERE c = 3 \gset
+GRANT SELECT ON tenant TO memoriesdb_app;
+-- a tuple cost of 5 and a floor of 100 put the boundary where a table of 2,000 shows both sides of it
+UPDATE memoriesdb.config SET value = '5' WHERE key = 'search_hnsw_tuple_cost';
+UPDATE memoriesdb.config SET value = '100' WHERE key = 'search_exact_max';
+
+CREATE FUNCTION pg_temp.exact_ids(uid uuid, q vector, meta jsonb) RETURNS uuid[] LANGUAGE sql AS $$
+  SELECT array_agg(id) FROM (SELECT m.id FROM memoriesdb.memories m
+    WHERE m.owner_id = uid AND m.metadata @> meta ORDER BY (m.embedding <#> q) + 0 LIMIT 10) x
+$$;
+CREATE TEMP TABLE got (ids uuid[], plan text);
+GRANT ALL ON got TO memoriesdb_app;
+
+SELECT tests.act_as(:'big');
+INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10);
+SELECT tests.clear_context();
+SELECT alike((SELECT plan FROM got), 'hnsw visible=1980 %', 'the 99% tenant takes the index plan (reported in memoriesdb.search_plan)');
+SELECT is(cardinality((SELECT ids FROM got)), 10, '... and gets k rows');
+DELETE FROM got;
+
+-- a filter keeping 1% of the tenant's rows (20): sampled, the index plan is refused
+SELECT tests.act_as(:'big');
+INSERT INTO got SELECT array_agg(id ORDER BY similarity DESC), current_setting('memoriesdb.search_plan')
+  FROM memoriesdb.search(:'q', 10, '{"metadata": {"tag": "rare"}}');
+SELECT tests.clear_context();
+SELECT alike((SELECT plan FROM got), 'exact visible=1980 matching=% total=%',
+  'the same tenant with a 1% metadata filter: exact, from the sampled selectivity');
+SELECT cmp_ok((SELECT split_part(split_part(plan, 'matching=', 2), ' ', 1)::int FROM got), '<', 60,
+  '... the sample puts the matching rows near 20 (of 1,980)');
+SELECT is((SELECT ids FROM got), pg_temp.exact_ids(:'big', :'q', '{"tag": "rare"}'),
+  '... and returns the 10 nearest of the 20 matching rows, as the exact scan orders them');
+DELETE FROM got;
+
+-- the small tenant: owns 20, holds grants on 20 of big's: 40 visible of 2,000 (2%), exact
+SELECT tests.act_as(:'small');
+INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10);
+SELECT tests.clear_context();
+SELECT alike((SELECT plan FROM got), 'exact visible=40 %', 'a tenant owning 20 and seeing 20 shared memories: 40 visible, exact');
+SELECT tests.act_as(:'big');
+INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10, '{"scope": "shared"}');
+SELECT tests.clear_context();
+SELECT alike((SELECT plan FROM got ORDER BY plan LIMIT 1), 'exact visible=0 %', 'scope shared counts the grants only (none for the owner)');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,5 @@
+-- Verify memoriesdb:search_plan_config on pg
+BEGIN;
+SELECT 1 / (count(*) = 3)::int FROM memoriesdb.config
+ WHERE key IN ('search_hnsw_tuple_cost', 'search_hnsw_min_fraction', 'search_filter_sample');
+ROLLBACK;
