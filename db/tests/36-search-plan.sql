@@ -3,7 +3,7 @@
 -- plan is read from the transaction-local report memoriesdb.search_plan, and the rows of
 -- a selective filter are checked against the exact answer. (Latency: bench/search.py.)
 BEGIN;
-SELECT plan(17);
+SELECT plan(18);
 SELECT setseed(0.16);
 
 -- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 7, floor 700)
@@ -38,9 +38,14 @@ SELECT CASE WHEN i <= 1980 THEN t.big ELSE t.small END, 'p' || i, sha256(convert
 INSERT INTO memoriesdb.memory_grants (memory_id, grantee_id, owner_id, permission, created_at, created_by, updated_at)
 SELECT m.id, t.small, t.big, 'read', now(), t.big, now()
   FROM tenant t JOIN memoriesdb.memories m ON m.owner_id = t.big ORDER BY m.content LIMIT 20;
+-- the index plan reads the active model's vectors in embeddings (its HNSW index), as a worker stores them
+INSERT INTO memoriesdb.embeddings (memory_id, model_id, content_hash, embedding, created_at, updated_at)
+SELECT m.id, em.id, m.content_hash, m.embedding, now(), now() FROM memoriesdb.memories AS m, memoriesdb.embedding_models AS em
+ WHERE m.embedding_model = 'seeded' AND em.state = 'active';
 SET LOCAL session_replication_role = origin;
 ANALYZE memoriesdb.memories;
 ANALYZE memoriesdb.memory_grants;
+ANALYZE memoriesdb.embeddings;
 SELECT big, small FROM tenant \gset
 SELECT public.l2_normalize((SELECT array_agg(ce.v[d] ORDER BY d) FROM generate_series(1, 384) d)::real[]::vector)::text AS q
   FROM center ce WHERE c = 3 \gset
@@ -60,6 +65,7 @@ SELECT tests.act_as(:'big');
 INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10);
 SELECT tests.clear_context();
 SELECT alike((SELECT plan FROM got), 'hnsw visible=1980 %', 'the 99% tenant takes the index plan (reported in memoriesdb.search_plan)');
+SELECT unalike((SELECT plan FROM got), '%-> exact', '... which finds k rows itself (no fallback to the exact plan)');
 SELECT is(cardinality((SELECT ids FROM got)), 10, '... and gets k rows');
 DELETE FROM got;
 
