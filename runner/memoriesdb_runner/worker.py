@@ -179,6 +179,8 @@ class EmbedWorker:
         self.done = 0
         self.failed = 0
         self._storing: asyncio.Task | None = None  # the previous batch's completion, still in flight
+        self._next: asyncio.Task | None = None  # the next batch's claim, made while this one is embedded
+        self._pipeline = False  # claim one batch ahead: only in run(), which gives a prefetched batch back
         self._stop: asyncio.Event | None = None
         self._unreachable = 0  # batches in a row the provider could not be reached for
         self._providers: dict[tuple[str, str], Provider] = {}  # (provider kind, model) -> provider, made on first use
@@ -220,6 +222,7 @@ class EmbedWorker:
         """Until stop: claim, embed, store. A database fault never ends the loop: the call is retried
         with backoff (counted, logged, /readyz 503 meanwhile) and the loop goes on when it answers."""
         self._stop = stop
+        self._pipeline = True
         beat = f"embed {self.name}"
         listener = asyncio.create_task(
             db.listen(self.settings.listen, "memoriesdb_embedding", self.wake, stop, self.settings.poll_seconds, log)
@@ -244,6 +247,8 @@ class EmbedWorker:
             listener.cancel()
             try:
                 await self.flush()
+                await self._give_back_prefetched()
+                self._pipeline = False
                 await self.aclose()
             except db.DatabaseUnavailable as exc:
                 log.warning("batch not stored before stopping; its leases expire", error=str(exc))
@@ -255,19 +260,67 @@ class EmbedWorker:
             storing, self._storing = self._storing, None
             await storing
 
+    async def _prefetch(self) -> tuple[list[dict], LeaseKeeper | None] | None:
+        """The next batch, claimed while the current one is embedded: the claim's round trip and its
+        server time overlap the provider's work instead of following it. One try: after a database
+        fault (None) the next run_once claims the ordinary way, retried, storing what it holds first.
+        Its leases are renewed from the claim on, like any batch's."""
+        try:
+            async with self.pool.connection() as conn:
+                jobs = await db.rows(
+                    conn,
+                    "claim_model_embedding_jobs",
+                    batch_size=self.settings.batch_size,
+                    lease_seconds=self.settings.lease_seconds,
+                    worker=self.name,
+                )
+        except db.DB_FAULTS as exc:
+            metrics.DB_FAULTS.labels("claim").inc()
+            log.info("prefetch claim failed; the next batch is claimed after this one", error=str(exc).strip()[:300])
+            return None
+        return jobs, (LeaseKeeper(self, jobs) if jobs else None)
+
+    async def _take_prefetched(self) -> tuple[list[dict], LeaseKeeper | None] | None:
+        """The prefetched claim's batch (waiting for the claim if it is still in flight), or None."""
+        if self._next is None:
+            return None
+        task, self._next = self._next, None
+        try:
+            return await task
+        except Exception as exc:  # not a database fault (those are None): claimed the ordinary way, which raises it
+            log.warning("prefetch claim failed", error=str(exc).strip()[:300])
+            return None
+
+    async def _give_back_prefetched(self) -> None:
+        """Stopping: the prefetched batch, not embedded, is released at once (not left to its leases)."""
+        got = await self._take_prefetched()
+        if got and got[0]:
+            jobs, keeper = got
+            await keeper.stop()
+            await self._release(jobs)
+
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
-        """Claim and handle one batch; returns the number of jobs claimed. The batch is
-        stored while the next one is claimed and embedded (one completion in flight)."""
+        """Claim and handle one batch; returns the number of jobs claimed. A pipeline: while the batch
+        is embedded, the previous one is stored (one completion in flight) and the next one is
+        claimed (one claim ahead, its leases renewed from the claim on)."""
         if stop is not None:
             self._stop = stop
-        jobs = await self._claim()
+        got = await self._take_prefetched()
+        if got is None:
+            jobs = await self._claim()
+            keeper = None
+        else:
+            jobs, keeper = got
         if not jobs:
             if self._storing is None:
                 return 0
             await self.flush()  # storing may re-queue stale jobs: look again
             return await self.run_once(stop)
         started = time.perf_counter()
-        keeper = LeaseKeeper(self, jobs)  # renews the batch's leases until it is stored, failed or released
+        if keeper is None:
+            keeper = LeaseKeeper(self, jobs)  # renews the batch's leases until it is stored, failed or released
+        if self._pipeline and not (stop is not None and stop.is_set()):
+            self._next = asyncio.create_task(self._prefetch())
         handed_over = False
         try:
             embed = asyncio.create_task(self._embed_by_model(jobs))
@@ -435,7 +488,7 @@ class EmbedWorker:
                     "complete_embedding_jobs",
                     many=True,
                     **_leases([j for j, _ in pairs]),
-                    embeddings=[_vector_text(v) for _, v in pairs],
+                    embeddings=[_vector(v) for _, v in pairs],
                     model=model,
                 )
         finally:
@@ -491,5 +544,7 @@ def _leases(jobs: list[dict]) -> dict[str, list]:
     return {"memory_ids": [j["memory_id"] for j in jobs], "lease_ids": [j["lease_id"] for j in jobs]}
 
 
-def _vector_text(v: np.ndarray) -> str:
-    return "[" + ",".join(map(repr, v.astype(float).tolist())) + "]"
+def _vector(v: np.ndarray) -> np.ndarray:
+    """A vector as the pool's connections send it: float32 in pgvector's binary format (register_vector_async),
+    the values the ledger stores (real), without writing and parsing 384 numbers as text."""
+    return np.ascontiguousarray(v, dtype=np.float32)

@@ -236,6 +236,42 @@ def _wait_leased(admin_conn, ids, timeout=20):
     raise AssertionError("the worker never claimed a job")
 
 
+def test_the_next_batch_is_claimed_while_one_is_embedded_and_given_back_on_stop(settings, admin_conn, user, fake_ollama):
+    """A pipeline: while a batch is embedded the worker already holds the next one (its claim overlapped the
+    provider's work). Stopped mid-batch, it hands both back at once, the one claimed ahead included (never
+    sent to the provider, not left to expire with its lease), attempts uncounted."""
+    uid, _ = user
+    ids = remember(admin_conn, uid, *[f"pipelined {i}" for i in range(6)])
+    settings.batch_size = 3
+    fake_ollama.delay = 30  # the first batch is still with the provider when the worker stops
+
+    def leased():
+        return admin_conn.execute(
+            "SELECT count(*) AS n FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s) AND lease_until > now()",
+            (ids,),
+        ).fetchone()["n"]
+
+    async def scenario():
+        stop = asyncio.Event()
+        task = asyncio.create_task(drain(settings, stop=stop))
+        held, t0 = 0, time.time()
+        while held < 6 and time.time() - t0 < 20:
+            await asyncio.sleep(0.05)
+            held = await asyncio.to_thread(leased)
+        sent = len(fake_ollama.embedded_texts())
+        stop.set()
+        await task
+        return held, sent
+
+    held, sent = asyncio.run(scenario())
+    assert held == 6, "both batches leased while the first one is embedded"
+    assert sent == 3, "only the first batch went to the provider"
+    jobs = admin_conn.execute(
+        "SELECT lease_id, attempts FROM memoriesdb.embedding_schedule WHERE memory_id = ANY(%s)", (ids,)
+    ).fetchall()
+    assert len(jobs) == 6 and all(j["lease_id"] is None and j["attempts"] == 0 for j in jobs), jobs
+
+
 def test_sigkill_mid_batch_loses_nothing(settings, admin_conn, user, fake_ollama):
     uid, _ = user
     ids = remember(admin_conn, uid, *[f"killed batch {i}" for i in range(10)])
