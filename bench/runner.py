@@ -8,7 +8,7 @@ load of a shared machine hits every side alike:
   2. storing with a zero-cost provider (no model: one fixed random unit vector per text) through the queue,
      against the floor: the SAME vectors of as many new memories stored by ONE bulk statement as the table
      owner (the floor statement below: the rows complete_embedding_jobs() writes, into the same tables, with
-     their indexes (memories.embedding's HNSW, the text indexes, the btrees) and their triggers (the audit of
+     their indexes (the active model's HNSW index, the text indexes, the btrees) and their triggers (the audit of
      memories, stamps, the dimension check), but no queue: no claim, no lease check, no job removed).
      Goal: queue jobs/s >= 0.9 x floor rows/s. Also shown: the floor with triggers off
      (session_replication_role = replica: the indexes alone), and server CPU per job of each.
@@ -411,7 +411,8 @@ def main() -> None:
         f"{args.zero_n} new memories per run; the floor stores the same vectors (one per text) in ONE statement as "
         "the table owner: INSERT into memoriesdb.embeddings and UPDATE of memories.embedding (+ embedding_model, "
         "embedded_at, embedded_hash) from unnest() of the ids and vectors, with every index and trigger of those "
-        "tables (memories: HNSW, GIN, GiST, btrees, the audit trigger and its seal at commit), without the queue. "
+        "tables (the active model's HNSW index, on embeddings since active_model_index, before it on "
+        "memories.embedding; memories' GIN, GiST and btrees; the audit trigger and its seal at commit), without the queue. "
         "'triggers off': the same statement under session_replication_role = replica (indexes only).\n",
         "'/ floor': jobs/s over the floor's rows/s (goal >= 0.9); 'floor CPU / server CPU': the floor's server CPU per "
         "row over this row's server CPU per job (the database's own work, steadier than wall time on a shared machine; "
