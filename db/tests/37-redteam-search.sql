@@ -1,0 +1,136 @@
+-- Red team of search()'s plan choice (issue 16) and the active model's index on embeddings: attacks by
+-- a tenant through a real memoriesdb_app login that authenticates with its own API key (SET SESSION
+-- AUTHORIZATION), reading the plan report memoriesdb.search_plan. What held is kept as a regression;
+-- what leaks by design (README, Known limits: "Search plans over every tenant's index") is pinned
+-- here exactly, so that a change that leaks more fails.
+BEGIN;
+SELECT plan(14);
+-- no setseed: a rolled-back run leaves its vectors in the HNSW graph as dead tuples, which a rerun with the
+-- same vectors would meet first (they spend the index scan's budget as hidden rows do); fresh centers are elsewhere
+
+-- pgTAP keeps its state in temporary tables of this session: let the login write them
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS n FROM pg_class c WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind IN ('r', 'S') LOOP
+    EXECUTE format('GRANT ALL ON %s TO PUBLIC', r.n);
+  END LOOP;
+END $$;
+SELECT 'mdb_rt_app_' || substr(md5(random()::text), 1, 8) AS app \gset
+CREATE ROLE :"app" LOGIN IN ROLE memoriesdb_app;
+SELECT memoriesdb.configure_login(:'app');
+SET LOCAL statement_timeout = '30s';
+SET LOCAL idle_in_transaction_session_timeout = '60s';
+SET LOCAL lock_timeout = '10s';
+
+-- the deployed plan settings, pinned
+UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', '700'), ('search_hnsw_tuple_cost', '7'),
+  ('search_hnsw_min_fraction', '0.03'), ('search_ef_search', '100'), ('search_max_scan_tuples', '50000'),
+  ('search_filter_sample', '500')) AS x(k, v) WHERE key = x.k;
+
+-- the attacker owns 1,000 memories around direction A; a victim 1,000 around C; nobody has any near B (yet)
+SELECT tests.create_user('rt_attacker') AS atk \gset
+SELECT tests.create_user('rt_victim') AS vic \gset
+SELECT tests.create_user('rt_victim2') AS vic2 \gset
+SELECT tests.act_as(:'atk');
+SELECT memoriesdb.create_api_key(:'atk') AS akey \gset
+SELECT tests.clear_context();
+CREATE TEMP TABLE center AS
+  SELECT c, array_agg(random() - 0.5 ORDER BY d)::real[] AS v FROM unnest(ARRAY['A', 'B', 'C']) c, generate_series(1, 384) d GROUP BY c;
+CREATE FUNCTION pg_temp.seed(owner uuid, c text, n integer, meta jsonb) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO memoriesdb.memories (owner_id, content, content_hash, metadata, embedding, embedding_model, created_at, created_by, updated_at, updated_by)
+  SELECT owner, c || i || owner, sha256(convert_to(c || i || owner, 'UTF8')), meta,
+         public.l2_normalize((SELECT array_agg(ce.v[d] + (random() - 0.5) * 0.7 ORDER BY d) FROM generate_series(1, 384) d)::real[]::vector),
+         'seeded', now(), owner, now(), owner
+    FROM generate_series(1, n) AS i JOIN pg_temp.center ce ON ce.c = seed.c;
+  INSERT INTO memoriesdb.embeddings (memory_id, model_id, content_hash, embedding, created_at, updated_at)
+  SELECT m.id, em.id, m.content_hash, m.embedding, now(), now() FROM memoriesdb.memories AS m, memoriesdb.embedding_models AS em
+   WHERE m.owner_id = owner AND em.state = 'active'
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb.embeddings e WHERE e.memory_id = m.id AND e.model_id = em.id);
+  ANALYZE memoriesdb.memories;
+  ANALYZE memoriesdb.embeddings;
+$$;
+SET LOCAL session_replication_role = replica;   -- bulk fixture: no audit or queue rows
+SELECT pg_temp.seed(:'atk', 'A', 1000, '{}');
+SELECT pg_temp.seed(:'vic', 'C', 1000, '{"secret": "merger"}');
+SET LOCAL session_replication_role = origin;
+-- the query: toward B, a little toward A (the attacker's own rows are the nearest of what is stored so far)
+SELECT public.l2_normalize((SELECT array_agg(a.v[d] * 0.5 + b.v[d] ORDER BY d) FROM generate_series(1, 384) d)::real[]::vector)::text AS qb
+  FROM center a, center b WHERE a.c = 'A' AND b.c = 'B' \gset
+
+CREATE TEMP TABLE got (step text, ids uuid[], plan text);
+GRANT ALL ON got TO PUBLIC;
+CREATE FUNCTION pg_temp.probe(step text, q vector, k integer DEFAULT 10, f jsonb DEFAULT '{}') RETURNS void LANGUAGE sql AS $$
+  INSERT INTO pg_temp.got SELECT step, array_agg(s.id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(q, k, f) AS s
+$$;
+GRANT EXECUTE ON FUNCTION pg_temp.probe(text, vector, integer, jsonb) TO PUBLIC;
+
+-- 1. the report: the caller's own counts, and the table's size exactly as the catalogs show every login
+SET SESSION AUTHORIZATION :"app";
+SELECT memoriesdb.authenticate(:'akey');
+SELECT pg_temp.probe('before', :'qb');
+SELECT pg_temp.probe('filter: the victim''s tag', :'qb', 10, '{"metadata": {"secret": "merger"}}');
+SELECT pg_temp.probe('filter: nobody''s tag', :'qb', 10, '{"metadata": {"secret": "nothing"}}');
+CREATE TEMP TABLE app_reltuples AS SELECT reltuples::bigint AS n FROM pg_class WHERE oid = 'memoriesdb.memories'::regclass;
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT plan FROM got WHERE step = 'before'), format('hnsw visible=1000 matching=1000 total=%s', (SELECT n FROM app_reltuples)),
+  'the report: the caller''s own count, and as total the pg_class.reltuples any login reads (README, Totals from PostgreSQL''s statistics)');
+SELECT is((SELECT plan FROM got WHERE step = 'filter: the victim''s tag'), (SELECT plan FROM got WHERE step = 'filter: nobody''s tag'),
+  'a metadata filter that only another tenant''s memories match is sampled as one nobody''s match: the sample reads the caller''s rows only');
+SELECT is((SELECT ids FROM got WHERE step = 'filter: the victim''s tag'), NULL, '... and returns nothing');
+SELECT is((SELECT count(*) FROM got g, unnest(g.ids) AS i JOIN memoriesdb.memories m ON m.id = i WHERE m.owner_id <> :'atk'), 0::bigint,
+  'the index plan returns only the caller''s memories');
+SELECT unalike((SELECT plan FROM got WHERE step = 'before'), '%-> exact',
+  'with no other tenant''s memories near the query, the index plan finds k rows itself');
+
+-- 2. rows another tenant adds are not counted live: total moves only with ANALYZE (as reltuples does)
+SET LOCAL session_replication_role = replica;
+INSERT INTO memoriesdb.memories (owner_id, content, content_hash, created_at, created_by, updated_at, updated_by)
+SELECT :'vic2', 'x' || i, sha256(convert_to('x' || i, 'UTF8')), now(), :'vic2', now(), :'vic2' FROM generate_series(1, 300) i;
+SET LOCAL session_replication_role = origin;
+SET SESSION AUTHORIZATION :"app";
+SELECT memoriesdb.authenticate(:'akey');
+SELECT pg_temp.probe('unanalyzed', :'qb');
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT plan FROM got WHERE step = 'unanalyzed'), (SELECT plan FROM got WHERE step = 'before'),
+  '300 memories stored by another tenant since the last ANALYZE do not show in the report (no live count of others)');
+
+-- 3. the density of other tenants' vectors near a query (inherent to one index over every tenant; README, Known
+-- limits): the victim stores 1,000 memories near B; the same search by the same attacker now exhausts the index
+-- scan's budget (4 max(ef_search, 4k, k N / M) = 400 tuples) on rows it may not see, and the report says so
+SET LOCAL session_replication_role = replica;
+SELECT pg_temp.seed(:'vic', 'B', 1000, '{}');
+SET LOCAL session_replication_role = origin;
+SET SESSION AUTHORIZATION :"app";
+SELECT memoriesdb.authenticate(:'akey');
+SELECT pg_temp.probe('after', :'qb');
+RESET SESSION AUTHORIZATION;
+SELECT alike((SELECT plan FROM got WHERE step = 'after'), 'hnsw visible=1000 % -> exact',
+  'KNOWN LIMIT: another tenant''s 1,000 memories nearer the query than the caller''s own show as the index plan''s fallback');
+SELECT is((SELECT ids FROM got WHERE step = 'after'),
+          (SELECT array_agg(id) FROM (SELECT m.id FROM memoriesdb.memories m WHERE m.owner_id = :'atk'
+                                       ORDER BY (m.embedding <#> :'qb') + 0 LIMIT 10) x),
+  '... the answer is still exactly the caller''s 10 nearest (no row of the victim''s, none missing)');
+SELECT is((SELECT count(*) FROM got g, unnest(g.ids) AS i JOIN memoriesdb.memories m ON m.id = i WHERE m.owner_id <> :'atk'), 0::bigint,
+  '... and no k returns another tenant''s memory');
+
+-- 4. the changed embeddings policy, as the reader the search functions run as, with the attacker's context
+SELECT tests.act_as(:'atk', 'memoriesdb_reader');
+SELECT is((SELECT count(*) FROM memoriesdb.embeddings), 1000::bigint, 'the reader sees the attacker''s 1,000 vectors in embeddings, no more');
+SELECT is((SELECT count(*) FROM memoriesdb.embeddings e JOIN memoriesdb.memories m ON m.id = e.memory_id WHERE m.owner_id = :'vic'), 0::bigint,
+  '... none of the victim''s');
+SELECT tests.act_as(NULL, 'memoriesdb_reader');
+SELECT is((SELECT count(*) FROM memoriesdb.embeddings), 0::bigint, '... and without a context none at all');
+SELECT tests.clear_context();
+SET SESSION AUTHORIZATION :"app";
+SELECT memoriesdb.authenticate(:'akey');
+CREATE TEMP TABLE app_tries AS SELECT tests.error_of($$ SELECT count(*) FROM memoriesdb.embeddings $$) AS e;
+RESET SESSION AUTHORIZATION;
+SELECT alike((SELECT e::text FROM app_tries), '%42501%', 'the app login itself selects nothing from embeddings');
+
+-- 5. search_model_info(): what the app role learns of the registry
+SELECT is(pg_get_function_result('memoriesdb.search_model_info(text)'::regprocedure), 'TABLE(model text, provider text, dimension integer, state text)',
+  'search_model_info() returns the model''s name, provider kind (local, ollama, openai, configured: no URL, no key), dimension, state');
+
+SELECT * FROM finish();
+ROLLBACK;
