@@ -23,6 +23,8 @@ DECLARE
   f jsonb := memoriesdb_internal.check_search_filter(filter);
   linked uuid[] := CASE WHEN f ? 'linked_to' THEN memoriesdb_internal.linked_ids(f) END;
   ids uuid[];
+  chosen text;
+  budget integer;
 BEGIN
   IF k IS NULL OR k < 1 OR k > 1000 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'k must be between 1 and 1000';
@@ -30,12 +32,13 @@ BEGIN
   PERFORM memoriesdb_internal.check_embedding(query, dim);   -- the model's dimension, NaN, zero: MDB11
   q := public.l2_normalize(query);
   IF uid IS NULL THEN RETURN; END IF;   -- no context: nothing is visible
-  IF (memoriesdb_internal.choose_search_plan(f, uid, linked, k)).plan = 'hnsw' THEN   -- as vector_ranking() chooses
+  SELECT c.plan, c.max_tuples INTO chosen, budget FROM memoriesdb_internal.choose_search_plan(f, uid, linked, k) AS c;
+  IF chosen = 'hnsw' THEN   -- as vector_ranking() chooses, with the same budget (37-redteam-search)
     -- approximate: the model's partial HNSW index (memoriesdb_internal.model_index_name()), which matches only a query
     -- with its dimension and its model id as constants: hence EXECUTE
     PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true),
             set_config('hnsw.ef_search', greatest(memoriesdb.setting('search_ef_search')::int, 4 * k)::text, true),
-            set_config('hnsw.max_scan_tuples', memoriesdb.setting('search_max_scan_tuples')::text, true);
+            set_config('hnsw.max_scan_tuples', budget::text, true);
     EXECUTE format($q$
       SELECT array_agg(r.memory_id ORDER BY r.distance) FROM (
         SELECT e.memory_id, (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1 AS distance

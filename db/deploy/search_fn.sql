@@ -128,10 +128,14 @@ BEGIN
   IF owned IS NULL OR owned <= cap THEN
     SELECT count(*) INTO owned FROM (SELECT 1 FROM memoriesdb.memories AS m WHERE m.owner_id = uid LIMIT cap + 1) AS x;
   END IF;
-  SELECT count(*) INTO granted FROM (SELECT 1 FROM memoriesdb.memory_grants AS g WHERE g.grantee_id = uid LIMIT cap + 1) AS x;
+  -- unexpired only, as visible_memories() reads them: an expired grant's memory is none of the caller's business
+  -- any more (counted, its owner's forget or unshare would show in the caller's report; 37-redteam-search)
+  SELECT count(*) INTO granted FROM (SELECT 1 FROM memoriesdb.memory_grants AS g
+                                      WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
+                                      LIMIT cap + 1) AS x;
 END
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.visible_counts(bigint, boolean) IS 'Internal: how many memories the context user owns and holds grants on, each exact up to cap, cap + 1 beyond; with use_stats, owned from the planner statistics for the largest tenants (which may exceed cap; read first, so a large tenant is not counted row by row), else by the owner index only (cheapest for a small cap). Only ever about the caller itself.';
+COMMENT ON FUNCTION memoriesdb_internal.visible_counts(bigint, boolean) IS 'Internal: how many memories the context user owns and holds unexpired grants on, each exact up to cap, cap + 1 beyond; with use_stats, owned from the planner statistics for the largest tenants (which may exceed cap; read first, so a large tenant is not counted row by row), else by the owner index only (cheapest for a small cap). Only ever about the caller itself.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.visible_count(cap bigint) RETURNS bigint
 LANGUAGE sql STABLE
