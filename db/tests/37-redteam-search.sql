@@ -4,7 +4,7 @@
 -- what leaks by design (README, Known limits: "Search plans over every tenant's index") is pinned
 -- here exactly, so that a change that leaks more fails.
 BEGIN;
-SELECT plan(16);
+SELECT plan(17);
 -- no setseed: a rolled-back run leaves its vectors in the HNSW graph as dead tuples, which a rerun with the
 -- same vectors would meet first (they spend the index scan's budget as hidden rows do); fresh centers are elsewhere
 
@@ -182,6 +182,8 @@ SELECT pg_temp.probe('grantee, after the owner forgot the lapsed one', :'qb');
 RESET SESSION AUTHORIZATION;
 SELECT alike((SELECT plan FROM got WHERE step = 'grantee'), 'exact visible=1 %',
   'a grantee of one unexpired and one expired grant: visible=1 (the expired one is not counted)');
+SELECT is((SELECT ids FROM got WHERE step = 'grantee'), ARRAY[(SELECT id FROM shared WHERE n = 1)],
+  '... whose search, in the session the attacker searched in (plans cached per session: plan_cache_mode), returns its one shared memory only');
 SELECT is((SELECT plan FROM got WHERE step = 'grantee, after the owner forgot the lapsed one'), (SELECT plan FROM got WHERE step = 'grantee'),
   '... and the owner forgetting the memory whose grant expired does not change the grantee''s report');
 
