@@ -170,7 +170,7 @@ SELECT pg_temp.patch('memoriesdb_internal.audit_row()',
   'coalesce(chain, memoriesdb_internal.audit_common_chain()));', 'coalesce(chain, memoriesdb_internal.audit_common_chain()), coalesce(chain, memoriesdb_internal.audit_common_chain()));
   -- (Citus, first slice: no seal at commit on a shard; the chain waits for audit_seal_pending() on the coordinator)
   INSERT INTO memoriesdb_internal.audit_pending (chain, txid)
-  VALUES (coalesce(chain, memoriesdb_internal.audit_common_chain()), pg_current_xact_id()) ON CONFLICT DO NOTHING;');
+  VALUES (coalesce(chain, memoriesdb_internal.audit_common_chain()), memoriesdb_internal.citus_txid()) ON CONFLICT DO NOTHING;');
 SELECT pg_temp.patch('memoriesdb_internal.audit_adopt(uuid, memoriesdb_internal.audit_chain_heads, integer)',
   'c, head.chain_seq + 1, NULL)::memoriesdb.audit_seals', 'c, head.chain_seq + 1, NULL, c)::memoriesdb.audit_seals');
 SELECT pg_temp.patch('memoriesdb_internal.audit_seal_now(xid8)',
@@ -245,6 +245,9 @@ SELECT pg_temp.patch('memoriesdb_internal.enqueue_embedding()', 'embedding_sched
                      'embedding_schedule AS s (owner_id, memory_id, model_id, content_hash)');
 SELECT pg_temp.patch('memoriesdb_internal.enqueue_embedding()', 'SELECT NEW.id, em.id', 'SELECT NEW.owner_id, NEW.id, em.id');
 SELECT pg_temp.patch('memoriesdb_internal.enqueue_embedding()', 'ON CONFLICT (memory_id, model_id)', 'ON CONFLICT (owner_id, memory_id, model_id)');
+-- (Citus: "functions used in the DO UPDATE SET clause of INSERTs on distributed tables must be marked IMMUTABLE",
+-- measured in revise(): the proposed row's run_after is the same now(), its column default)
+SELECT pg_temp.patch('memoriesdb_internal.enqueue_embedding()', 'run_after = now()', 'run_after = EXCLUDED.run_after');
 
 -- the policies on the shards check the context: context_proven() reads the key (a reference table) from a query on
 -- a shard, which Citus allows only with nested execution on (a local read of the node's replica)
@@ -308,6 +311,304 @@ SELECT count(pg_temp.run(replace(replace(d.def, ' LANGUAGE sql', ' LANGUAGE plpg
            AND rtrim(btrim(regexp_replace(p.prosrc, '--[^\n]*', '', 'g')), E'; \n') !~ ';') AS d;
 
 SELECT pg_temp.patch('memoriesdb_internal.access_level(uuid, uuid)', 'ON g.memory_id = m.id AND', 'ON g.owner_id = m.owner_id AND g.memory_id = m.id AND');
+
+-- 3b. The audit's transaction identity, verification and checkpoints on the distributed chains -------------------
+-- A transaction's audit rows are written on the nodes of the chains it touches: each worker's local xid differs,
+-- so the seals of one transaction in two chains (a transfer) could not find each other by txid, and a chain that
+-- moves to another node could meet a txid again. The txid of an audit row and of its seal is therefore the
+-- distributed transaction's identity, the same on every node: the initiator's transaction stamp (microseconds)
+-- * 1024 + the initiator's node (4 bits) * 64 + the transaction number mod 64. (The number alone restarts at 1 when
+-- the coordinator restarts; two transactions collide only if one node starts 64k of them in one microsecond.)
+-- Outside a distributed transaction (none is assigned yet): the local xid, as on a single node.
+CREATE FUNCTION memoriesdb_internal.citus_txid() RETURNS xid8
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT (((extract(epoch FROM t.transaction_stamp) * 1000000)::bigint * 1024
+                            + (t.initiator_node_identifier % 16) * 64 + t.transaction_number % 64))::text::xid8
+                     FROM get_current_transaction_id() AS t WHERE t.transaction_number <> 0),
+                  pg_current_xact_id())
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_txid() IS
+  'Internal (Citus): the audit''s transaction identity, the same on every node of one distributed transaction (its stamp, initiator and number); the local xid outside one. Audit rows, pending groups and seals carry it as txid, so the seals of one transaction in chains on two nodes name each other.';
+ALTER TABLE memoriesdb.audit_log ALTER COLUMN txid SET DEFAULT memoriesdb_internal.citus_txid();
+
+-- verification: every check joins the audit rows, seals and pending groups of one chain on its distribution value
+-- (chain_key; a router or pushed-down query per shard), and the only check across chains, that the seals of one
+-- transaction name each other (peers), runs on the coordinator over the few seals that have peers (gathered
+-- first). Whole-row values are rebuilt as the table's row type: on a shard a row is of the shard's type.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_findings(checkpoint jsonb)
+RETURNS TABLE (audit_id bigint, problem text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- 1. a row whose contents no longer match its hash
+  RETURN QUERY
+  SELECT a.id, format('audit row %s: contents do not match its hash (edited, or moved to another id)', a.id)
+    FROM memoriesdb.audit_log AS a
+   WHERE a.row_hash IS DISTINCT FROM sha256(memoriesdb_internal.audit_canonical(ROW(a.id, a.created_at, a.created_by, a.db_role,
+           a.application_name, a.txid, a.table_name, a.row_id, a.memory_id, a.op, a.old_row, a.new_row, a.row_hash, a.login,
+           a.vouched_by, a.chain, a.chain_key)::memoriesdb.audit_log));
+  -- 2. a committed row no seal covers, unless it waits for its chain's sealer
+  RETURN QUERY
+  SELECT a.id, format('audit row %s: not covered by any seal (inserted outside the ledger)', a.id)
+    FROM memoriesdb.audit_log AS a
+   WHERE NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS s
+                      WHERE s.chain_key = a.chain_key AND s.txid = a.txid AND s.chain IS NOT DISTINCT FROM a.chain
+                        AND a.id BETWEEN s.first_id AND s.last_id)
+     AND NOT EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w
+                      WHERE w.chain = a.chain_key AND w.chain = a.chain AND w.txid = a.txid);
+  -- 3. a seal whose rows are no longer all there, or in another order
+  RETURN QUERY
+  SELECT s.first_id, format('audit rows %s..%s (seal %s of chain %s): %s of %s rows remain or their order changed (deleted or reordered)',
+                            s.first_id, s.last_id, coalesce(s.chain_seq, s.seq),
+                            memoriesdb_internal.audit_chain_name(s.chain), coalesce(g.n, 0), s.row_count)
+    FROM memoriesdb.audit_seals AS s
+    LEFT JOIN (SELECT q.chain_key, q.seq, count(*) AS n, sha256(string_agg(a.row_hash, ''::bytea ORDER BY a.id)) AS digest
+                 FROM memoriesdb.audit_seals AS q
+                 JOIN memoriesdb.audit_log AS a
+                   ON a.chain_key = q.chain_key AND a.txid = q.txid AND a.chain IS NOT DISTINCT FROM q.chain
+                  AND a.id BETWEEN q.first_id AND q.last_id
+                GROUP BY q.chain_key, q.seq) AS g ON g.chain_key = s.chain_key AND g.seq = s.seq
+   WHERE coalesce(g.n, 0) <> s.row_count OR g.digest IS DISTINCT FROM s.rows_digest;
+  -- 4. each chain of seals: edited, removed or inserted seals (a chain is one distribution value)
+  RETURN QUERY
+  SELECT c.first_id, format('seal %s of chain %s (audit rows from %s): %s', c.pos,
+           memoriesdb_internal.audit_chain_name(c.chain), c.first_id,
+           CASE WHEN c.seal_hash IS DISTINCT FROM c.expect_hash THEN 'seal edited'
+                WHEN c.pos <> c.expect_pos THEN 'a seal before it is missing'
+                ELSE 'chain broken: prev_hash does not match the previous seal' END)
+    FROM (SELECT s.*, coalesce(s.chain_seq, s.seq) AS pos,
+                 memoriesdb_internal.audit_seal_hash(ROW(s.seq, s.txid, s.first_id, s.last_id, s.row_count, s.rows_digest,
+                   s.prev_hash, s.seal_hash, s.created_at, s.chain, s.chain_seq, s.peers, s.chain_key)::memoriesdb.audit_seals) AS expect_hash,
+                 coalesce(lag(coalesce(s.chain_seq, s.seq)) OVER w, 0) + 1 AS expect_pos,
+                 coalesce(lag(s.seal_hash) OVER w,
+                          CASE WHEN s.chain IS NULL THEN memoriesdb_internal.audit_genesis()
+                               ELSE memoriesdb_internal.audit_genesis(s.chain) END) AS expect_prev
+            FROM memoriesdb.audit_seals AS s
+          WINDOW w AS (PARTITION BY s.chain_key ORDER BY coalesce(s.chain_seq, s.seq))) AS c
+   WHERE c.seal_hash IS DISTINCT FROM c.expect_hash OR c.pos <> c.expect_pos
+      OR c.prev_hash IS DISTINCT FROM c.expect_prev;
+  -- 5. the seals of one transaction name each other, across chains (and nodes): over the seals with peers and the
+  -- waiting groups, gathered on the coordinator
+  RETURN QUERY
+  WITH ps AS MATERIALIZED (SELECT s.chain, s.chain_seq, s.txid, s.first_id, s.peers FROM memoriesdb.audit_seals AS s
+                            WHERE s.peers IS NOT NULL),
+       pend AS MATERIALIZED (SELECT w.chain, w.txid FROM memoriesdb_internal.audit_pending AS w)
+  SELECT s.first_id, format('seal %s of chain %s: its peer, seal %s of chain %s, is missing or does not name it back',
+                            s.chain_seq, s.chain, coalesce(p->>'seq', '(sealed later)'), p->>'chain')
+    FROM ps AS s
+    CROSS JOIN LATERAL jsonb_array_elements(s.peers) AS p
+   WHERE NOT EXISTS (SELECT 1 FROM ps AS q
+                      WHERE q.chain::text = p->>'chain' AND q.txid = s.txid
+                        AND (p->'seq' = 'null'::jsonb OR q.chain_seq::text = p->>'seq')
+                        AND (q.peers @> jsonb_build_array(jsonb_build_object('chain', s.chain, 'seq', s.chain_seq))
+                             OR q.peers @> jsonb_build_array(jsonb_build_object('chain', s.chain, 'seq', NULL))))
+     AND NOT (p->'seq' = 'null'::jsonb
+              AND EXISTS (SELECT 1 FROM pend AS w WHERE w.chain::text = p->>'chain' AND w.txid = s.txid));
+  IF checkpoint IS NOT NULL THEN
+    RETURN QUERY SELECT c.audit_id, c.problem FROM memoriesdb_internal.audit_checkpoint_findings(checkpoint) AS c;
+  END IF;
+END
+$$;
+
+-- the checkpoint's findings: as deployed, but the waiting groups (8.) checked one by one on their chain's shard
+-- (a correlated subquery from a list on the coordinator into the shards cannot be pushed down)
+CREATE OR REPLACE FUNCTION memoriesdb_internal.audit_checkpoint_findings(checkpoint jsonb)
+RETURNS TABLE (audit_id bigint, problem text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  e jsonb;
+  c uuid;
+  x xid8;
+BEGIN
+  -- 6. the checkpoint itself
+  RETURN QUERY
+  SELECT NULL::bigint, 'the checkpoint''s root does not match its chains (the checkpoint was altered)'
+   WHERE checkpoint->>'root' IS DISTINCT FROM encode(memoriesdb_internal.audit_merkle_root(checkpoint->'chains'), 'hex');
+  RETURN QUERY
+  SELECT NULL::bigint, format('the checkpoint is of another ledger (%s, this one is %s)', checkpoint->>'ledger', i.ledger_id)
+    FROM memoriesdb_internal.ledger_identity AS i
+   WHERE checkpoint->>'ledger' IS DISTINCT FROM i.ledger_id::text;
+  -- 7. every chain head it holds is still there, unchanged (one router query per chain)
+  FOR e IN SELECT j FROM jsonb_array_elements(checkpoint->'chains') AS j LOOP
+    RETURN QUERY
+    SELECT s.first_id,
+           CASE WHEN s.seal_hash IS NOT NULL
+                THEN format('chain %s, seal %s: not the seal the checkpoint of %s holds (the chain was rewritten or forked)',
+                            e->>'chain', e->>'seq', checkpoint->>'taken_at')
+                WHEN n.newest IS NULL
+                THEN format('chain %s: no seals left, the checkpoint of %s holds %s (removed: DELETE or TRUNCATE)',
+                            e->>'chain', checkpoint->>'taken_at', e->>'seq')
+                ELSE format('chain %s: ends at seal %s, the checkpoint of %s holds seal %s (the tail was removed)',
+                            e->>'chain', n.newest, checkpoint->>'taken_at', e->>'seq') END
+      FROM (SELECT (memoriesdb_internal.audit_seal_at(e->>'chain', (e->>'seq')::bigint)).*) AS s,
+           (SELECT memoriesdb_internal.audit_chain_end(e->>'chain') AS newest) AS n
+     WHERE s.seal_hash IS DISTINCT FROM decode(e->>'hash', 'hex');
+  END LOOP;
+  RETURN QUERY
+  SELECT NULL::bigint, format('the audit log ends at row %s, the checkpoint of %s saw rows up to %s (rows removed: DELETE or TRUNCATE)',
+                              coalesce(m.last_id, 0), checkpoint->>'taken_at', checkpoint->>'audit_rows')
+    FROM (SELECT max(a.id) AS last_id FROM memoriesdb.audit_log AS a) AS m
+   WHERE coalesce(m.last_id, 0) < (checkpoint->>'audit_rows')::bigint;
+  -- 8. each group that waited for its seal at the checkpoint: still waiting, as it was, or sealed as it was
+  FOR e IN SELECT j FROM jsonb_array_elements(coalesce(checkpoint->'waiting', '[]'::jsonb)) AS j LOOP
+    c := (e->>'chain')::uuid;
+    x := (e->>'txid')::xid8;
+    IF NOT EXISTS (SELECT 1 FROM memoriesdb.audit_seals AS q
+                    WHERE q.chain_key = c AND q.chain = c AND q.txid = x
+                      AND q.row_count = (e->>'rows')::integer AND encode(q.rows_digest, 'hex') = e->>'digest')
+       AND NOT EXISTS (SELECT 1 FROM memoriesdb_internal.audit_unsealed(x, c) AS g
+                        WHERE g.n = (e->>'rows')::bigint AND encode(g.digest, 'hex') = e->>'digest'
+                          AND EXISTS (SELECT 1 FROM memoriesdb_internal.audit_pending AS w WHERE w.chain = c AND w.txid = x)) THEN
+      audit_id := NULL;
+      problem := format('chain %s: the %s audit rows of transaction %s, waiting for their seal at the checkpoint of %s, are gone or not as they were (removed or rewritten while they waited)',
+                        e->>'chain', e->>'rows', e->>'txid', checkpoint->>'taken_at');
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+END
+$$;
+
+-- the checkpoint: the heads per chain (a window per distribution value: pushed down to the shards), and the groups
+-- waiting for their seal, each measured on its own shard. Not one snapshot of the whole cluster (Citus has none):
+-- each chain's head is one that chain had; a group sealed between the two reads is in neither (not committed to)
+-- or in both (verification accepts a waiting group that was sealed as it was).
+CREATE OR REPLACE FUNCTION memoriesdb.audit_checkpoint() RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  chains jsonb;
+  waiting jsonb;
+BEGIN
+  SELECT coalesce(jsonb_agg(jsonb_build_object('chain', h.chain, 'seq', h.seq, 'hash', h.hash) ORDER BY h.chain COLLATE "C"), '[]'::jsonb)
+    INTO chains
+    FROM (SELECT memoriesdb_internal.audit_chain_name(x.chain) AS chain, x.pos AS seq, encode(x.seal_hash, 'hex') AS hash
+            FROM (SELECT s.chain, coalesce(s.chain_seq, s.seq) AS pos, s.seal_hash,
+                         row_number() OVER (PARTITION BY s.chain_key ORDER BY coalesce(s.chain_seq, s.seq) DESC) AS r
+                    FROM memoriesdb.audit_seals AS s) AS x
+           WHERE x.r = 1) AS h;
+  SELECT jsonb_agg(jsonb_build_object('chain', p.chain, 'txid', p.txid::text, 'rows', g.n, 'digest', encode(g.digest, 'hex'))
+                   ORDER BY p.chain, p.txid)
+    INTO waiting
+    FROM (SELECT w.chain, w.txid FROM memoriesdb_internal.audit_pending AS w ORDER BY 1, 2) AS p
+    CROSS JOIN LATERAL memoriesdb_internal.audit_unsealed(p.txid, p.chain) AS g
+   WHERE g.n > 0;
+  RETURN jsonb_build_object(
+           'format', 'memoriesdb-checkpoint/1',
+           'ledger', (SELECT i.ledger_id FROM memoriesdb_internal.ledger_identity AS i),
+           'database', current_database(),
+           'taken_at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'audit_rows', (SELECT coalesce(max(a.id), 0) FROM memoriesdb.audit_log AS a),
+           'chains', chains,
+           'root', encode(memoriesdb_internal.audit_merkle_root(chains), 'hex'))
+         || CASE WHEN waiting IS NOT NULL THEN jsonb_build_object('waiting', waiting) ELSE '{}'::jsonb END;
+END
+$$;
+
+-- NOTIFY on a worker: nobody listens there (the runner listens on the coordinator, and polls as well), and a
+-- transaction that notified cannot PREPARE ("cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or
+-- NOTIFY", measured: remember() after accept_sender() in one transaction, a transfer): on a shard, no NOTIFY.
+SELECT pg_temp.patch('memoriesdb_internal.notify_embedding()', $x$  PERFORM pg_notify('memoriesdb_embedding', '');$x$,
+  $x$  IF TG_TABLE_NAME !~ '_[0-9]+$' THEN   -- (Citus: not on a shard)
+    PERFORM pg_notify('memoriesdb_embedding', '');
+  END IF;$x$);
+-- the vindexing queue is a coordinator table a trigger on a shard cannot write (not in this slice, docs/citus.md):
+-- on a shard the trigger queues nothing, so link() and embedding completions work but the graph index is not
+-- refreshed on Citus yet
+SELECT pg_temp.patch('memoriesdb_internal.enqueue_vindexing()', $x$BEGIN
+  IF regexp_replace(TG_TABLE_NAME$x$, $x$BEGIN
+  IF TG_TABLE_NAME ~ '_[0-9]+$' THEN   -- (Citus: on a shard; the vindexing queue is not distributed yet)
+    RETURN NULL;
+  END IF;
+  IF regexp_replace(TG_TABLE_NAME$x$);
+
+-- 3c. forget() and transfer() across shards ----------------------------------------------------------------------
+-- forget(): what the foreign keys to memories did on a single node and cannot on Citus (no key to a memory of
+-- another owner; no ON DELETE SET NULL with the distribution column): edges of other owners pointing at it, the
+-- transfer rows about it (in their receivers' shards), and the idempotency key that named it (NULL: stored once,
+-- forgotten since). Multi-shard statements, in the same distributed transaction.
+SELECT pg_temp.patch('memoriesdb.forget(uuid)', '  DELETE FROM memoriesdb.memories AS t WHERE t.id = forget.memory_id;',
+  $x$  DELETE FROM memoriesdb.memories AS t WHERE t.id = forget.memory_id;
+  -- (Citus: no foreign keys across owners' shards: docs/citus.md)
+  DELETE FROM memoriesdb.memory_edges AS e WHERE e.target_id = forget.memory_id;
+  DELETE FROM memoriesdb.memory_transfers AS x WHERE x.memory_id = forget.memory_id;
+  UPDATE memoriesdb.idempotency_keys AS k SET memory_id = NULL WHERE k.memory_id = forget.memory_id;$x$);
+
+-- transfer(): the memory moves to the receiver's shard (the owner is the distribution column; Citus cannot UPDATE
+-- it): its row and every row of it are copied under the new owner, same ids, then the giver's are deleted (with
+-- them, by the foreign keys, the giver's pending offers of it). One distributed transaction (two-phase commit
+-- across the two workers). The audit shows it as what happened on the shards: DELETEs in the giver's chain,
+-- INSERTs and the transfer row in the receiver's, sealed with the same txid and naming each other (peers).
+-- The moved rows keep their created_at/created_by: stamp_row() keeps them while memoriesdb.citus_moving is on.
+SELECT pg_temp.patch('memoriesdb_internal.stamp_row()', '  IF TG_OP = ''INSERT'' THEN
+    NEW.created_at', '  IF TG_OP = ''INSERT'' AND NEW.created_at IS NOT NULL AND current_setting(''memoriesdb.citus_moving'', true) = ''on'' THEN
+    NULL;  -- (Citus) a row moved to its new owner''s shard by transfer(): its creation stays as it was
+  ELSIF TG_OP = ''INSERT'' THEN
+    NEW.created_at');
+
+CREATE FUNCTION memoriesdb_internal.citus_move_rows(tbl regclass, owner_col text, memory_col text, from_owner uuid, to_owner uuid,
+                                                    memory_id uuid, extra text DEFAULT '') RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  cols text;
+  vals text;
+  n bigint;
+BEGIN
+  SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+         string_agg(CASE WHEN a.attname = owner_col THEN '$2' ELSE 'r.' || quote_ident(a.attname) END, ', ' ORDER BY a.attnum)
+    INTO cols, vals
+    FROM pg_attribute AS a
+   WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+  EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s AS r WHERE r.%I = $1 AND r.%I = $3 %s',
+                 tbl, cols, vals, tbl, owner_col, memory_col, extra)
+    USING from_owner, to_owner, memory_id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_move_rows(regclass, text, text, uuid, uuid, uuid, text) IS
+  'Internal (Citus): copies the rows of table tbl about memory memory_id from from_owner''s shard to to_owner''s (owner_col set to to_owner, every other column as it was; extra: more of the WHERE clause). transfer() moves a memory with it.';
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.effect_transfer(transfer_id uuid, memory_id uuid, from_owner uuid, to_owner uuid, note text)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  f uuid := effect_transfer.from_owner;
+  t uuid := effect_transfer.to_owner;
+  m uuid := effect_transfer.memory_id;
+  tid uuid;
+BEGIN
+  -- (the caller locked the memory on the giver's shard)
+  EXECUTE 'SET LOCAL memoriesdb.citus_moving = on';
+  PERFORM memoriesdb_internal.citus_move_rows('memoriesdb.memories', 'owner_id', 'id', f, t, m);
+  -- its insert queued the receiver's embedding jobs anew: the giver's queue state moves instead
+  EXECUTE 'DELETE FROM memoriesdb.embedding_schedule AS s WHERE s.owner_id = $1 AND s.memory_id = $2' USING t, m;
+  PERFORM memoriesdb_internal.citus_move_rows(x.tbl, 'owner_id', x.col, f, t, m, x.extra)
+     FROM (VALUES ('memoriesdb.memory_revisions'::regclass, 'memory_id', ''),
+                  ('memoriesdb.embeddings'::regclass, 'memory_id', ''),
+                  ('memoriesdb.embedding_schedule'::regclass, 'memory_id', ''),
+                  ('memoriesdb.memory_edges'::regclass, 'source_id', ''),
+                  -- the new owner needs no grant; the other grants now belong to the new owner, who may unshare them
+                  ('memoriesdb.memory_grants'::regclass, 'memory_id', format('AND r.grantee_id <> %L', t))) AS x(tbl, col, extra);
+  EXECUTE 'SET LOCAL memoriesdb.citus_moving = off';
+  -- the giver's copy goes, and with it (foreign keys) its revisions, embeddings, jobs, edges, grants and the former
+  -- owner's pending offers of it (it can give nothing of it any more)
+  EXECUTE 'DELETE FROM memoriesdb.memories AS r WHERE r.owner_id = $1 AND r.id = $2' USING f, m;
+  INSERT INTO memoriesdb.memory_transfers AS x (id, memory_id, from_owner, to_owner, note)
+  VALUES (effect_transfer.transfer_id, m, f, t, effect_transfer.note)
+  RETURNING x.id INTO tid;
+  RETURN tid;
+END
+$$;
 
 -- 4. Distribution ----------------------------------------------------------------------------------------------
 -- Citus copies a table's rows into its shards with the shards' triggers in place: the ledger's triggers (stamp,
