@@ -37,6 +37,16 @@ BEGIN
   IF position(old IN src) = 0 THEN RAISE EXCEPTION 'cannot patch %: % not found', fn, old; END IF;
   EXECUTE replace(src, old, new);
 END $$;
+-- several fragments at once (when each alone would leave the function invalid)
+CREATE FUNCTION pg_temp.patch_many(fn regprocedure, olds text[], news text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE src text := pg_get_functiondef(fn);
+BEGIN
+  FOR i IN 1 .. cardinality(olds) LOOP
+    IF position(olds[i] IN src) = 0 THEN RAISE EXCEPTION 'cannot patch %: % not found', fn, olds[i]; END IF;
+    src := replace(src, olds[i], news[i]);
+  END LOOP;
+  EXECUTE src;
+END $$;
 CREATE FUNCTION pg_temp.run(ddl text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE ddl; END $$;
 SELECT pg_temp.patch('memoriesdb.authenticate(text)',
     $x$  PERFORM set_config('app.current_user', k.user_id::text, true);
@@ -609,6 +619,44 @@ BEGIN
   RETURN tid;
 END
 $$;
+
+-- 3d. The embedding queue through the coordinator: claims ----------------------------------------------------------
+-- "FOR UPDATE SKIP LOCKED" over every owner's jobs is refused on a distributed table (measured: "could not run
+-- distributed query with FOR UPDATE/SHARE commands"). A claim first lists the owners with ready jobs of the model
+-- (one query on every shard, no lock), then claims owner by owner with the owner in the query (one shard each,
+-- locked and leased there), until the batch is full. The claimed rows are read back by (owner, memory).
+SELECT pg_temp.patch_many('memoriesdb.claim_model_embedding_jobs(integer, interval, text, text[])', ARRAY[
+  '  m record;
+BEGIN',
+  '    FOR picked IN
+      WITH ready AS (',
+  '        SELECT s.memory_id, s.model_id FROM memoriesdb.embedding_schedule AS s
+         WHERE s.model_id = m.id',
+  'FROM ready WHERE s.memory_id = ready.memory_id',
+  '      mids := mids || picked.model_id;
+    END LOOP;',
+  'JOIN memoriesdb.memories AS mem ON mem.id = j.mid',
+  'SET lease_id = gen_random_uuid(),'], ARRAY[
+  '  m record;
+  o record;
+  claim_key text := gen_random_uuid()::text;
+BEGIN',
+  '    FOR o IN SELECT DISTINCT r.owner_id FROM memoriesdb.embedding_schedule AS r
+              WHERE r.model_id = m.id AND r.dead_at IS NULL AND r.run_after <= now() AND r.attempts < max_attempts
+                AND (r.lease_until IS NULL OR r.lease_until < now()) LOOP
+    EXIT WHEN cardinality(ids) >= batch_size;
+    FOR picked IN
+      WITH ready AS (',
+  '        SELECT s.memory_id, s.model_id FROM memoriesdb.embedding_schedule AS s
+         WHERE s.owner_id = o.owner_id AND s.model_id = m.id',
+  'FROM ready WHERE s.owner_id = o.owner_id AND s.memory_id = ready.memory_id',
+  '      mids := mids || picked.model_id;
+    END LOOP;
+    END LOOP;',
+  'JOIN memoriesdb.memories AS mem ON mem.owner_id = s.owner_id AND mem.id = j.mid',
+  -- ("functions used in UPDATE queries on distributed tables must not be VOLATILE": a random key per claim, and
+  -- each job's lease id derived from it and the job)
+  'SET lease_id = md5(claim_key || s.memory_id::text || s.model_id::text)::uuid,']);
 
 -- 4. Distribution ----------------------------------------------------------------------------------------------
 -- Citus copies a table's rows into its shards with the shards' triggers in place: the ledger's triggers (stamp,

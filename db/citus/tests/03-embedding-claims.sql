@@ -1,0 +1,70 @@
+-- Citus (issue 17, second slice): the runner's worker claims embedding jobs through the coordinator, across the
+-- owners' shards on both workers (completions: not yet, docs/citus.md). Run by scripts/test.sh --citus.
+SET client_min_messages = warning;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
+    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_worker') THEN
+    CREATE ROLE mdb_citus_test_worker LOGIN IN ROLE memoriesdb_worker;
+  END IF;
+END $$;
+SELECT memoriesdb.configure_login('mdb_citus_test_app') AS _ \gset
+SELECT memoriesdb.configure_login('mdb_citus_test_worker') AS _ \gset
+SET statement_timeout = '30s';
+SET idle_in_transaction_session_timeout = '60s';
+SET lock_timeout = '10s';
+SELECT plan(6);
+
+-- the jobs queued so far (the earlier files' memories) are out of the way: leased to nobody for a day
+UPDATE memoriesdb.embedding_schedule SET run_after = now() + interval '1 day' WHERE run_after <= now();
+
+-- gina, and a hal whose shard is on the other worker, one memory each
+SELECT memoriesdb.create_user('gina' || (random() * 1e9)::bigint) AS gina \gset
+SELECT u AS hal FROM (SELECT memoriesdb.create_user('hal' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
+ WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', u))
+    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'gina'::uuid))
+ LIMIT 1 \gset
+SELECT memoriesdb.create_api_key(:'gina') AS kg \gset
+SELECT memoriesdb.create_api_key(:'hal') AS kh \gset
+SET SESSION AUTHORIZATION mdb_citus_test_app;
+SET statement_timeout = '30s';
+SET idle_in_transaction_session_timeout = '60s';
+SET lock_timeout = '10s';
+BEGIN;
+SELECT memoriesdb.authenticate(:'kg') AS _ \gset
+SELECT memoriesdb.remember('gina likes blue') AS g1 \gset
+COMMIT;
+BEGIN;
+SELECT memoriesdb.authenticate(:'kh') AS _ \gset
+SELECT memoriesdb.remember('hal likes green') AS h1 \gset
+COMMIT;
+RESET SESSION AUTHORIZATION;
+
+SET SESSION AUTHORIZATION mdb_citus_test_worker;
+SET statement_timeout = '30s';
+SET idle_in_transaction_session_timeout = '60s';
+SET lock_timeout = '10s';
+BEGIN;
+CREATE TEMP TABLE claimed ON COMMIT DROP AS
+  SELECT * FROM memoriesdb.claim_model_embedding_jobs(8, '1 minute', 'citus-test-worker');
+SELECT is((SELECT array_agg(c.memory_id ORDER BY c.memory_id) FROM claimed AS c),
+          (SELECT array_agg(x ORDER BY x) FROM unnest(ARRAY[:'g1', :'h1']::uuid[]) AS x),
+          'one claim through the coordinator takes the ready jobs of owners on both workers');
+SELECT is((SELECT array_agg(c.content ORDER BY c.content) FROM claimed AS c), ARRAY['gina likes blue', 'hal likes green'],
+          'with their content, read from each owner''s shard');
+SELECT is((SELECT count(DISTINCT c.lease_id) FROM claimed AS c WHERE c.lease_id IS NOT NULL), 2::bigint, 'each job has a lease of its own');
+COMMIT;
+BEGIN;
+SELECT is((SELECT count(*) FROM memoriesdb.claim_model_embedding_jobs(8, '1 minute', 'citus-test-worker-2')), 0::bigint,
+          'a second claim finds them leased');
+COMMIT;
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT array_agg(row(s.owner_id, s.leased_by, s.attempts)::text ORDER BY s.memory_id = :'h1')
+             FROM memoriesdb.embedding_schedule AS s WHERE s.memory_id IN (:'g1', :'h1')),
+          ARRAY[row(:'gina'::uuid, 'citus-test-worker', 1)::text, row(:'hal'::uuid, 'citus-test-worker', 1)::text],
+          'the leases are on the owners'' shards');
+SELECT is((SELECT count(*) FROM memoriesdb.access_log AS a WHERE a.function = 'claim_embedding_jobs'
+             AND a.memory_ids @> ARRAY[:'g1', :'h1']::uuid[]), 1::bigint, 'the claim is in the access log, once');
+
+SELECT * FROM finish();
