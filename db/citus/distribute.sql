@@ -147,7 +147,7 @@ ALTER TABLE memoriesdb.memory_grants DROP CONSTRAINT memory_grants_pkey, ADD PRI
   DROP CONSTRAINT memory_grants_memory_id_grantee_id_key,
   ADD CONSTRAINT memory_grants_memory_id_grantee_id_key UNIQUE (owner_id, memory_id, grantee_id);
 -- a transfer row is the receiver's (its audit chain): distributed by to_owner; after a later transfer its memory
--- has another owner, so no foreign key (forget() removes the memory's transfers itself: not yet, docs/citus.md)
+-- has another owner, so no foreign key (forget() removes the memory's transfers itself: section 3c)
 ALTER TABLE memoriesdb.memory_transfers DROP CONSTRAINT memory_transfers_pkey, ADD PRIMARY KEY (to_owner, id);
 ALTER TABLE memoriesdb.memory_edges DROP CONSTRAINT memory_edges_pkey, ADD PRIMARY KEY (owner_id, id),
   DROP CONSTRAINT memory_edges_source_id_target_id_edge_type_key,
@@ -694,7 +694,7 @@ ALTER TABLE memoriesdb.embedding_schedule ADD FOREIGN KEY (owner_id, memory_id) 
 ALTER TABLE memoriesdb.embeddings ADD FOREIGN KEY (owner_id, memory_id) REFERENCES memoriesdb.memories (owner_id, id) ON DELETE CASCADE;
 ALTER TABLE memoriesdb.memory_offers ADD FOREIGN KEY (sender_id, memory_id) REFERENCES memoriesdb.memories (owner_id, id) ON DELETE CASCADE;
 -- (idempotency_keys: Citus refuses ON DELETE SET NULL on a key that includes the distribution column: no foreign
--- key; forget() must clear the key's memory_id itself: not yet, docs/citus.md)
+-- key; forget() clears the key's memory_id itself: section 3c)
 
 SELECT count(*) FROM (
   SELECT format('ALTER TABLE %s ENABLE TRIGGER USER', c.oid::regclass) AS ddl
