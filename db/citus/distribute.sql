@@ -658,6 +658,112 @@ BEGIN',
   -- each job's lease id derived from it and the job)
   'SET lease_id = md5(claim_key || s.memory_id::text || s.model_id::text)::uuid,']);
 
+-- completions: the deployed complete_embedding_jobs() is one statement over the whole batch (jobs locked FOR UPDATE,
+-- data-modifying CTEs into embeddings, memories and the queue). Citus runs that only on one shard, and even with
+-- the owner in every condition it failed on a worker (measured: "invalid input syntax for type uuid: "PGCOPY"",
+-- an intermediate result read in the wrong format). On Citus it is the same logic as plain statements, job by
+-- job, each on the job's owner's shard: find the job's owner (one read on every shard for the batch), check every
+-- vector first (MDB11 for the first bad one, nothing stored), then per job lock it, store, mirror, finish or
+-- re-queue. The deployed text must be the one this copy follows: a changed complete_embedding_jobs() stops the
+-- deploy here (update this copy, then the digest).
+SELECT CASE WHEN md5(p.prosrc) <> '6ef6635872d082e7c9337dfe532b0992' THEN pg_temp.run(format(
+         'DO $d$ BEGIN RAISE EXCEPTION %L; END $d$',
+         'db/citus/distribute.sql: the deployed complete_embedding_jobs() changed; update its Citus copy (section 3d) and the digest'))
+       END
+  FROM pg_proc AS p WHERE p.oid = 'memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text)'::regprocedure;
+
+CREATE FUNCTION memoriesdb_internal.citus_embedding_typmod() RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN (SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = 'memoriesdb.memories'::regclass AND a.attname = 'embedding');
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_embedding_typmod() IS
+  'Internal (Citus): the dimension of memories.embedding, read on the node it runs on (a catalog subquery next to a shard is shipped to every node as an intermediate result, over connections as the current role).';
+
+CREATE OR REPLACE FUNCTION memoriesdb.complete_embedding_jobs(memory_ids uuid[], lease_ids uuid[], embeddings public.vector[], model text)
+RETURNS TABLE (memory_id uuid, outcome text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  owners uuid[];
+  dims integer[];
+  o uuid;
+  mid uuid;
+  lid uuid;
+  e public.vector;
+  j_model uuid;
+  j_hash bytea;
+  j_leased bytea;
+  mem_hash bytea;
+  active boolean;
+BEGIN
+  IF cardinality(memory_ids) IS DISTINCT FROM cardinality(lease_ids)
+     OR cardinality(memory_ids) IS DISTINCT FROM cardinality(embeddings) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'memory_ids, lease_ids and embeddings must have the same length';
+  END IF;
+  IF model IS NULL OR btrim(model) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required';
+  END IF;
+  -- each job's owner and model dimension (a lease names no owner: one read on every shard, no lock)
+  SELECT array_agg(x.owner_id ORDER BY x.i), array_agg(x.dimension ORDER BY x.i) INTO owners, dims
+    FROM (SELECT u.i, f.owner_id, f.dimension
+            FROM unnest(memory_ids, lease_ids) WITH ORDINALITY AS u(mid, lid, i)
+            LEFT JOIN (SELECT s.memory_id, s.lease_id, s.owner_id, em.dimension
+                         FROM memoriesdb.embedding_schedule AS s JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
+                        WHERE s.memory_id = ANY (memory_ids) AND s.lease_id = ANY (lease_ids)) AS f
+              ON f.memory_id = u.mid AND f.lease_id = u.lid) AS x;
+  -- every vector checked first against its job's model (a job whose lease is gone: only NULL, zero and NaN)
+  FOR i IN 1 .. coalesce(cardinality(memory_ids), 0) LOOP
+    e := embeddings[i];
+    IF e IS NULL OR (dims[i] IS NOT NULL AND public.vector_dims(e) <> dims[i])
+       OR public.vector_norm(e) IN (0, 'NaN'::float8, 'Infinity'::float8) THEN
+      PERFORM memoriesdb_internal.check_embedding(e, coalesce(dims[i], memoriesdb_internal.citus_embedding_typmod()));
+    END IF;
+  END LOOP;
+  -- then job by job, on its owner's shard
+  FOR i IN 1 .. coalesce(cardinality(memory_ids), 0) LOOP
+    o := owners[i]; mid := memory_ids[i]; lid := lease_ids[i]; e := public.l2_normalize(embeddings[i]);
+    memory_id := mid;
+    j_model := NULL;
+    IF o IS NOT NULL THEN
+      SELECT s.model_id, s.content_hash, s.leased_hash INTO j_model, j_hash, j_leased FROM memoriesdb.embedding_schedule AS s
+       WHERE s.owner_id = o AND s.memory_id = mid AND s.lease_id = lid FOR UPDATE;
+    END IF;
+    IF j_model IS NULL THEN
+      outcome := 'lease_lost';
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+    active := (SELECT em.state = 'active' FROM memoriesdb.embedding_models AS em WHERE em.id = j_model);
+    mem_hash := (SELECT m.content_hash FROM memoriesdb.memories AS m WHERE m.owner_id = o AND m.id = mid);
+    IF mem_hash = j_leased THEN   -- stored only if the content is still the one that was embedded
+      INSERT INTO memoriesdb.embeddings AS x (owner_id, memory_id, model_id, content_hash, embedding)
+      VALUES (o, mid, j_model, j_leased, e)
+      ON CONFLICT ON CONSTRAINT embeddings_pkey DO UPDATE SET content_hash = EXCLUDED.content_hash, embedding = EXCLUDED.embedding;
+      IF active THEN   -- the active model's vector is also memories.embedding
+        UPDATE memoriesdb.memories AS m
+           SET embedding = e, embedding_model = complete_embedding_jobs.model, embedded_at = now(), embedded_hash = j_leased
+         WHERE m.owner_id = o AND m.id = mid AND m.content_hash = j_leased;
+      END IF;
+    END IF;
+    IF mem_hash = j_leased AND j_hash = j_leased THEN
+      DELETE FROM memoriesdb.embedding_schedule AS s WHERE s.owner_id = o AND s.memory_id = mid AND s.model_id = j_model;
+      outcome := 'stored';
+    ELSE   -- the content changed after the claim: back to the queue for the new content
+      UPDATE memoriesdb.embedding_schedule AS s
+         SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL, attempts = 0, run_after = now()
+       WHERE s.owner_id = o AND s.memory_id = mid AND s.model_id = j_model;
+      outcome := CASE WHEN mem_hash = j_leased THEN 'stored_requeued' ELSE 'stale' END;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
 -- 4. Distribution ----------------------------------------------------------------------------------------------
 -- Citus copies a table's rows into its shards with the shards' triggers in place: the ledger's triggers (stamp,
 -- audit, queues) would fire for rows that are only moving. Off while the tables are distributed, on after.

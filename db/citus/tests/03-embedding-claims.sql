@@ -1,5 +1,5 @@
--- Citus (issue 17, second slice): the runner's worker claims embedding jobs through the coordinator, across the
--- owners' shards on both workers (completions: not yet, docs/citus.md). Run by scripts/test.sh --citus.
+-- Citus (issue 17, second slice): the runner's worker claims and completes embedding jobs through the coordinator,
+-- across the owners' shards on both workers. Run by scripts/test.sh --citus.
 SET client_min_messages = warning;
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
@@ -14,7 +14,7 @@ SELECT memoriesdb.configure_login('mdb_citus_test_worker') AS _ \gset
 SET statement_timeout = '30s';
 SET idle_in_transaction_session_timeout = '60s';
 SET lock_timeout = '10s';
-SELECT plan(6);
+SELECT plan(14);
 
 -- the jobs queued so far (the earlier files' memories) are out of the way: leased to nobody for a day
 UPDATE memoriesdb.embedding_schedule SET run_after = now() + interval '1 day' WHERE run_after <= now();
@@ -46,7 +46,7 @@ SET statement_timeout = '30s';
 SET idle_in_transaction_session_timeout = '60s';
 SET lock_timeout = '10s';
 BEGIN;
-CREATE TEMP TABLE claimed ON COMMIT DROP AS
+CREATE TEMP TABLE claimed AS
   SELECT * FROM memoriesdb.claim_model_embedding_jobs(8, '1 minute', 'citus-test-worker');
 SELECT is((SELECT array_agg(c.memory_id ORDER BY c.memory_id) FROM claimed AS c),
           (SELECT array_agg(x ORDER BY x) FROM unnest(ARRAY[:'g1', :'h1']::uuid[]) AS x),
@@ -66,5 +66,35 @@ SELECT is((SELECT array_agg(row(s.owner_id, s.leased_by, s.attempts)::text ORDER
           'the leases are on the owners'' shards');
 SELECT is((SELECT count(*) FROM memoriesdb.access_log AS a WHERE a.function = 'claim_embedding_jobs'
              AND a.memory_ids @> ARRAY[:'g1', :'h1']::uuid[]), 1::bigint, 'the claim is in the access log, once');
+
+
+-- completions through the coordinator, each job on its owner's shard
+SELECT array_agg(c.memory_id ORDER BY c.memory_id) AS mids, array_agg(c.lease_id ORDER BY c.memory_id) AS lids,
+       min(c.dimension) AS dim FROM claimed AS c \gset
+SET SESSION AUTHORIZATION mdb_citus_test_worker;
+SET statement_timeout = '30s';
+SET idle_in_transaction_session_timeout = '60s';
+SET lock_timeout = '10s';
+SELECT throws_ok(format('SELECT * FROM memoriesdb.complete_embedding_jobs(%L, %L, ARRAY[%L, %L]::public.vector[], %L)',
+                        :'mids', :'lids', (SELECT array_fill(0.5::real, ARRAY[:'dim'::int])::public.vector),
+                        (SELECT array_fill(0::real, ARRAY[:'dim'::int])::public.vector), 'default'),
+                 'MDB11', 'embedding is the zero vector', 'a batch with a zero vector is refused whole (MDB11)');
+SELECT is((SELECT array_agg(c.outcome ORDER BY c.memory_id)
+             FROM memoriesdb.complete_embedding_jobs(:'mids'::uuid[] || gen_random_uuid(), :'lids'::uuid[] || gen_random_uuid(),
+                    array_fill(array_fill(0.5::real, ARRAY[:'dim'::int])::public.vector, ARRAY[3]), 'default') AS c
+            WHERE c.memory_id = ANY (:'mids'::uuid[])),
+          ARRAY['stored', 'stored'], 'both jobs, on two workers, are stored in one call');
+SELECT is((SELECT count(*) FROM memoriesdb.complete_embedding_jobs(ARRAY[gen_random_uuid()], ARRAY[gen_random_uuid()],
+             ARRAY[array_fill(0.5::real, ARRAY[:'dim'::int])::public.vector], 'default') AS c WHERE c.outcome = 'lease_lost'),
+          1::bigint, 'a job whose lease is not held: lease_lost');
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT array_agg(row(m.owner_id, m.embedding_model, round(public.vector_norm(m.embedding)::numeric, 3))::text ORDER BY m.id = :'h1')
+             FROM memoriesdb.memories AS m WHERE m.id IN (:'g1', :'h1')),
+          ARRAY[row(:'gina'::uuid, 'default', 1.000)::text, row(:'hal'::uuid, 'default', 1.000)::text],
+          'each memory has its (normalised) vector on its owner''s shard');
+SELECT is((SELECT count(*) FROM memoriesdb.embeddings AS e WHERE e.memory_id IN (:'g1', :'h1')), 2::bigint, 'and one embeddings row each');
+SELECT is((SELECT count(*) FROM memoriesdb.embedding_schedule AS s WHERE s.memory_id IN (:'g1', :'h1')), 0::bigint, 'their jobs are done');
+SELECT cmp_ok(memoriesdb.audit_seal_pending(), '>=', 2, 'the completions are sealed');
+SELECT is((SELECT row(v.ok, v.problem)::text FROM memoriesdb.verify_audit_chain() AS v), '(t,)', 'and every chain verifies');
 
 SELECT * FROM finish();
