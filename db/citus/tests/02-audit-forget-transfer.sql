@@ -1,7 +1,7 @@
 -- Citus (issue 17, second slice): audit verification and checkpoints over chains on both workers, forget() across
 -- owners' shards (edges, transfer rows, idempotency keys), transfer() moving a memory to the receiver's shard.
 -- Run by scripts/test.sh --citus after 01-tenancy.sql, against the same throwaway ledger (each call commits:
--- docs/citus.md, several roles in one transaction). The last test tampers with the log: keep it last.
+-- docs/citus.md, several roles in one transaction). The last tests edit an audit row on a worker and put it back.
 SET client_min_messages = warning;
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
@@ -12,7 +12,7 @@ SELECT memoriesdb.configure_login('mdb_citus_test_app');
 SET statement_timeout = '30s';
 SET idle_in_transaction_session_timeout = '60s';
 SET lock_timeout = '10s';
-SELECT plan(31);
+SELECT plan(32);
 
 -- carol, and a dave whose shard is on the other worker
 SELECT memoriesdb.create_user('carol' || (random() * 1e9)::bigint) AS carol \gset
@@ -159,7 +159,9 @@ SELECT is((SELECT array_agg(row(s.chain, s.peers->0->>'chain')::text ORDER BY s.
 SELECT is((SELECT row(v.ok, v.problem)::text FROM memoriesdb.verify_audit_chain(:'cp') AS v), '(t,)',
           'after the forget and the transfer, every chain verifies, and against the earlier checkpoint');
 
--- 4. and verification fails when a row on a worker is edited behind the ledger (last: the log stays broken)
+-- 4. and verification fails when a row on a worker is edited behind the ledger (then the row is put back)
+SELECT a.new_row AS t1_row FROM memoriesdb.audit_log AS a
+ WHERE a.chain_key = :'dave' AND a.table_name = 'memory_transfers' AND a.row_id = :'t1' \gset
 BEGIN;
 SET LOCAL session_replication_role = replica;
 UPDATE memoriesdb.audit_log AS a SET new_row = a.new_row || '{"content_hash": "forged"}'
@@ -168,5 +170,11 @@ COMMIT;
 SELECT a.id AS forged_id FROM memoriesdb.audit_log AS a WHERE a.chain_key = :'dave' AND a.table_name = 'memory_transfers' AND a.row_id = :'t1' \gset
 SELECT is((SELECT row(v.ok, v.first_broken_id = :'forged_id'::bigint)::text FROM memoriesdb.verify_audit_chain() AS v), '(f,t)',
           'an audit row edited on a worker breaks verification, which names it');
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE memoriesdb.audit_log AS a SET new_row = :'t1_row'::jsonb
+ WHERE a.chain_key = :'dave' AND a.table_name = 'memory_transfers' AND a.row_id = :'t1';
+COMMIT;
+SELECT is((SELECT row(v.ok, v.problem)::text FROM memoriesdb.verify_audit_chain() AS v), '(t,)', 'put back, the row verifies again');
 
 SELECT * FROM finish();
