@@ -320,6 +320,8 @@ SELECT count(pg_temp.run(replace(replace(d.def, ' LANGUAGE sql', ' LANGUAGE plpg
            AND (SELECT count(*) = count(DISTINCT n) FROM unnest(p.proargnames) AS n)
            AND rtrim(btrim(regexp_replace(p.prosrc, '--[^\n]*', '', 'g')), E'; \n') !~ ';') AS d;
 
+SELECT pg_temp.patch('memoriesdb_internal.visible_memories(uuid)', 'JOIN memoriesdb.memories AS m ON m.id = g.memory_id',
+                     'JOIN memoriesdb.memories AS m ON m.owner_id = g.owner_id AND m.id = g.memory_id');
 SELECT pg_temp.patch('memoriesdb_internal.access_level(uuid, uuid)', 'ON g.memory_id = m.id AND', 'ON g.owner_id = m.owner_id AND g.memory_id = m.id AND');
 
 -- 3b. The audit's transaction identity, verification and checkpoints on the distributed chains -------------------
@@ -764,6 +766,16 @@ BEGIN
 END
 $$;
 
+-- Distributing memories drops, by CASCADE, the functions whose signature names its row type (measured: Citus moves
+-- the local rows into a shard and drops the old table: "drop cascades to function
+-- memoriesdb_internal.matches_filter(memoriesdb.memories_102013, ...)", and visible_memories(uuid)): every ledger
+-- function is saved here (definition, owner, grants, comment) and the missing ones are created again after step 4.
+CREATE TEMP TABLE citus_saved_functions ON COMMIT DROP AS
+  SELECT p.oid::regprocedure::text AS sig, pg_get_functiondef(p.oid) AS def, p.proowner::regrole::text AS owner,
+         p.proacl, obj_description(p.oid, 'pg_proc') AS note
+    FROM pg_proc AS p
+   WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace);
+
 -- 4. Distribution ----------------------------------------------------------------------------------------------
 -- Citus copies a table's rows into its shards with the shards' triggers in place: the ledger's triggers (stamp,
 -- audit, queues) would fire for rows that are only moving. Off while the tables are distributed, on after.
@@ -806,6 +818,19 @@ SELECT count(*) FROM (
   SELECT format('ALTER TABLE %s ENABLE TRIGGER USER', c.oid::regclass) AS ddl
     FROM pg_class AS c WHERE c.relkind = 'r' AND c.relnamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
 ) AS d, LATERAL (SELECT pg_temp.run(d.ddl)) AS r;
+
+-- the functions the distribution dropped (see above), as they were
+SELECT count(*) FROM (
+  SELECT f.sig, pg_temp.run(f.def), pg_temp.run(format('ALTER FUNCTION %s OWNER TO %I', f.sig, f.owner)),
+         pg_temp.run(format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig)),
+         (SELECT count(pg_temp.run(format('GRANT EXECUTE ON FUNCTION %s TO %s', f.sig,
+                   CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END)))
+            FROM aclexplode(f.proacl) AS a WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> (SELECT r.oid FROM pg_roles AS r WHERE r.rolname = f.owner)),
+         pg_temp.run(format('COMMENT ON FUNCTION %s IS %L', f.sig, f.note))
+    FROM citus_saved_functions AS f WHERE to_regprocedure(f.sig) IS NULL
+) AS restored;
+SELECT CASE WHEN EXISTS (SELECT 1 FROM citus_saved_functions AS f WHERE to_regprocedure(f.sig) IS NULL)
+            THEN pg_temp.run('DO $d$ BEGIN RAISE EXCEPTION ''a ledger function dropped by the distribution was not restored''; END $d$') END;
 
 -- 5. Every function of the ledger on every node (the triggers and policies on the shards call them, and the
 -- functions they call); distributed, so a later CREATE OR REPLACE on the coordinator reaches the workers too.
