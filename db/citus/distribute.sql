@@ -318,11 +318,46 @@ SELECT count(pg_temp.run(replace(replace(d.def, ' LANGUAGE sql', ' LANGUAGE plpg
            AND p.pronargs > 0 AND p.prosrc ~ '(FROM|JOIN)\s+memoriesdb'
            -- (PL/pgSQL refuses a parameter and a result column of one name: list_grants(memory_id) stays SQL)
            AND (SELECT count(*) = count(DISTINCT n) FROM unnest(p.proargnames) AS n)
+           -- (a single row of OUT parameters cannot be RETURNed: filter_sample() stays SQL, docs/citus.md)
+           AND (p.proretset OR p.proargmodes IS NULL OR NOT 'o' = ANY (p.proargmodes))
            AND rtrim(btrim(regexp_replace(p.prosrc, '--[^\n]*', '', 'g')), E'; \n') !~ ';') AS d;
 
 SELECT pg_temp.patch('memoriesdb_internal.visible_memories(uuid)', 'JOIN memoriesdb.memories AS m ON m.id = g.memory_id',
                      'JOIN memoriesdb.memories AS m ON m.owner_id = g.owner_id AND m.id = g.memory_id');
 SELECT pg_temp.patch('memoriesdb_internal.access_level(uuid, uuid)', 'ON g.memory_id = m.id AND', 'ON g.owner_id = m.owner_id AND g.memory_id = m.id AND');
+
+-- the vector index's settings: search sets them with set_config(..., true), which is not propagated (a worker's
+-- index scan would run with the defaults); SET LOCAL is (section 1). Every call set_config('hnsw.…', v, true) in the
+-- ledger's functions becomes citus_set_config('hnsw.…', v, true), a SET LOCAL through EXECUTE.
+CREATE FUNCTION memoriesdb_internal.citus_set_config(name text, value text, is_local boolean) RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF name !~ '^hnsw\.[a-z_]+$' OR is_local IS NOT TRUE THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'citus_set_config: only hnsw settings, for the transaction',
+      DETAIL = format('%s (local: %s)', name, is_local), HINT = 'set_config() for anything else';
+  END IF;
+  EXECUTE format('SET LOCAL %s = %L', name, value);
+  RETURN current_setting(name);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_set_config(text, text, boolean) IS
+  'Internal (Citus): set_config(name, value, true) for the vector index''s settings (hnsw.*) as SET LOCAL, which Citus propagates to the workers'' connections of the transaction (set_config is not propagated).';
+SELECT count(pg_temp.run(replace(pg_get_functiondef(p.oid), $x$set_config('hnsw.$x$, $x$memoriesdb_internal.citus_set_config('hnsw.$x$)))
+  FROM pg_proc AS p
+ WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+   AND p.prosrc LIKE $x$%set_config('hnsw.%$x$ AND p.proname <> 'citus_set_config';
+
+-- PL/pgSQL queries whose parameters Citus must see as values to plan them ("could not create distributed plan …
+-- parameters", measured in visible_counts() and visible_memories() under search(), once PL/pgSQL switched to a
+-- generic plan): every ledger PL/pgSQL function that reads a ledger table plans with the parameters substituted
+-- (Citus defers most planning to execution anyway)
+SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
+  FROM pg_proc AS p
+ WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+   AND p.prolang = (SELECT l.oid FROM pg_language AS l WHERE l.lanname = 'plpgsql')
+   AND p.prosrc ~ '(FROM|JOIN|INTO|UPDATE)\s+memoriesdb';
 
 -- 3b. The audit's transaction identity, verification and checkpoints on the distributed chains -------------------
 -- A transaction's audit rows are written on the nodes of the chains it touches: each worker's local xid differs,
@@ -765,6 +800,14 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- (again for the functions created or replaced since)
+SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
+  FROM pg_proc AS p
+ WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+   AND p.prolang = (SELECT l.oid FROM pg_language AS l WHERE l.lanname = 'plpgsql')
+   AND p.prosrc ~ '(FROM|JOIN|INTO|UPDATE)\s+memoriesdb'
+   AND NOT coalesce('plan_cache_mode=force_custom_plan' = ANY (p.proconfig), false);
 
 -- Distributing memories drops, by CASCADE, the functions whose signature names its row type (measured: Citus moves
 -- the local rows into a shard and drops the old table: "drop cascades to function
