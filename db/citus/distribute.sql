@@ -809,6 +809,17 @@ SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_c
    AND p.prosrc ~ '(FROM|JOIN|INTO|UPDATE)\s+memoriesdb'
    AND NOT coalesce('plan_cache_mode=force_custom_plan' = ANY (p.proconfig), false);
 
+-- The API functions that lock a memory (FOR UPDATE, on its owner's shard) and then write its rows: one connection
+-- per worker for the whole call. Measured (twice, share() after a transaction that ran link()): the owner lookup
+-- on every shard opens several connections per worker; the lock went over one, the grant's INSERT (whose foreign
+-- key needs a KEY SHARE lock on that row) over another, which waited for the first: the same distributed
+-- transaction waiting for itself, cancelled "since it was involved in a distributed deadlock".
+SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET citus.max_adaptive_executor_pool_size = 1', f)))
+  FROM unnest(ARRAY['memoriesdb.forget(uuid)', 'memoriesdb.share(uuid, uuid, text, timestamptz)', 'memoriesdb.transfer(uuid, uuid, text)',
+                    'memoriesdb.revise(uuid, text, jsonb)', 'memoriesdb.link(uuid, uuid, text, real, jsonb)',
+                    'memoriesdb.claim_model_embedding_jobs(integer, interval, text, text[])',
+                    'memoriesdb.complete_embedding_jobs(uuid[], uuid[], public.vector[], text)']) AS f;
+
 -- Distributing memories drops, by CASCADE, the functions whose signature names its row type (measured: Citus moves
 -- the local rows into a shard and drops the old table: "drop cascades to function
 -- memoriesdb_internal.matches_filter(memoriesdb.memories_102013, ...)", and visible_memories(uuid)): every ledger

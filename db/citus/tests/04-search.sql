@@ -15,9 +15,11 @@ SET statement_timeout = '30s';
 SET idle_in_transaction_session_timeout = '60s';
 SET lock_timeout = '10s';
 SELECT plan(6);
--- a direction per memory: 1 on axis n, 0.01 elsewhere
+-- a direction per memory: 1 on axis n, 0.01 elsewhere (a temporary function: Citus warns it stays local)
+SET client_min_messages = error;
 CREATE FUNCTION pg_temp.axis(n integer) RETURNS public.vector LANGUAGE sql AS
   $$ SELECT array_agg(CASE WHEN i = n THEN 1 ELSE 0.01 END::real ORDER BY i)::public.vector FROM generate_series(1, 384) AS i $$;
+SET client_min_messages = warning;
 UPDATE memoriesdb.embedding_schedule SET run_after = now() + interval '1 day' WHERE run_after <= now();
 
 SELECT memoriesdb.create_user('iris' || (random() * 1e9)::bigint) AS iris \gset
