@@ -702,8 +702,9 @@ BEGIN',
 -- job, each on the job's owner's shard: find the job's owner (one read on every shard for the batch), check every
 -- vector first (MDB11 for the first bad one, nothing stored), then per job lock it, store, mirror, finish or
 -- re-queue. The deployed text must be the one this copy follows: a changed complete_embedding_jobs() stops the
--- deploy here (update this copy, then the digest).
-SELECT CASE WHEN md5(p.prosrc) <> '6ef6635872d082e7c9337dfe532b0992' THEN pg_temp.run(format(
+-- deploy here (update this copy, then the digest). Digest of the text as of 7958eb7 (which changed only its plan:
+-- each job found by its key; this copy already does).
+SELECT CASE WHEN md5(p.prosrc) <> '995bbc6a8cf0419301895b75e27b2e5a' THEN pg_temp.run(format(
          'DO $d$ BEGIN RAISE EXCEPTION %L; END $d$',
          'db/citus/distribute.sql: the deployed complete_embedding_jobs() changed; update its Citus copy (section 3d) and the digest'))
        END
