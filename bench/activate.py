@@ -120,13 +120,14 @@ def searches_during(dsn: str, owner: uuid.UUID, dims: list[int], searchers: int,
         with psycopg.connect(dsn, autocommit=True) as c:
             register_vector(c)
             c.execute("SET ROLE memoriesdb_app")
-            c.execute("SELECT set_config('app.current_user', %s, false)", (str(owner),))
             ready.wait()
             while not stop.is_set():
                 t0 = time.perf_counter()
                 err = None
                 try:
-                    c.execute("SELECT count(*) FROM memoriesdb.search(%s, 10)", (queries[dim],)).fetchone()
+                    with c.transaction():  # the context transaction-local, as under PgBouncer
+                        c.execute("SELECT set_config('app.current_user', %s, true)", (str(owner),))
+                        c.execute("SELECT count(*) FROM memoriesdb.search(%s, 10)", (queries[dim],)).fetchone()
                 except psycopg.Error as exc:
                     err = exc.sqlstate
                     if exc.sqlstate == "MDB11":  # the model changed dimension: the client embeds with the new one

@@ -114,16 +114,18 @@ def switch_under_searches(
         dim = start_dim
         with psycopg.connect(database, autocommit=True) as c:
             c.execute("SET ROLE memoriesdb_app")
-            c.execute("SELECT set_config('app.current_user', %s, false)", (str(uid),))
             started.wait()
             while not stop.is_set():
                 t0 = time.perf_counter()
                 retried = 0
                 while True:
                     try:
-                        rows = c.execute(
-                            "SELECT id, similarity FROM memoriesdb.search(%s::vector, %s)", (str(queries[dim].tolist()), K)
-                        ).fetchall()
+                        with c.transaction():  # the context transaction-local, as under PgBouncer
+                            c.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+                            rows = c.execute(
+                                "SELECT id, similarity FROM memoriesdb.search(%s::vector, %s)",
+                                (str(queries[dim].tolist()), K),
+                            ).fetchall()
                         entry = {"answer": [(r[0], r[1]) for r in rows], "dim": dim}
                         break
                     except psycopg.Error as exc:
