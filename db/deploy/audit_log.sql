@@ -604,7 +604,7 @@ AS $$
                           CASE WHEN s.chain IS NULL THEN memoriesdb_internal.audit_genesis()
                                ELSE memoriesdb_internal.audit_genesis(s.chain) END) AS expect_prev
             FROM memoriesdb.audit_seals AS s
-          WINDOW w AS (PARTITION BY s.chain ORDER BY coalesce(s.chain_seq, s.seq))) AS c
+          WINDOW w AS (PARTITION BY s.chain ORDER BY coalesce(s.chain_seq, s.seq), s.seq)) AS c
    WHERE c.seal_hash IS DISTINCT FROM c.expect_hash OR c.pos <> c.expect_pos
       OR c.prev_hash IS DISTINCT FROM c.expect_prev
   UNION ALL
@@ -797,8 +797,8 @@ BEGIN
     -- the seal is still there, unchanged, and linked by hashes up to the checkpointed head
     WITH path AS (
       SELECT s.*, coalesce(s.chain_seq, s.seq) AS at_pos, memoriesdb_internal.audit_seal_hash(s) AS expect_hash,
-             lag(s.seal_hash) OVER (ORDER BY coalesce(s.chain_seq, s.seq)) AS prev_seal,
-             lag(coalesce(s.chain_seq, s.seq)) OVER (ORDER BY coalesce(s.chain_seq, s.seq)) AS prev_p
+             lag(s.seal_hash) OVER (ORDER BY coalesce(s.chain_seq, s.seq), s.seq) AS prev_seal,
+             lag(coalesce(s.chain_seq, s.seq)) OVER (ORDER BY coalesce(s.chain_seq, s.seq), s.seq) AS prev_p
         FROM (SELECT t.* FROM memoriesdb.audit_seals AS t       -- each branch one index range
                WHERE chain_name = 'legacy' AND t.chain IS NULL AND t.seq BETWEEN pos AND head_pos
               UNION ALL

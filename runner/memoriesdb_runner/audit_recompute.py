@@ -205,7 +205,7 @@ def recompute(
                 problem((i, f"audit row {i}: not covered by any seal (inserted outside the ledger)"))
     for chain, chain_seals in by_chain.items():
         name = chain or LEGACY
-        chain_seals.sort(key=_position)
+        chain_seals.sort(key=lambda s: (_position(s), s["seq"]))  # ties (a moved legacy seal) by seq, as the database
         prev, expect = genesis(chain), 1
         for s in chain_seals:
             pos = _position(s)
