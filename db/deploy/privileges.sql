@@ -177,7 +177,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer),
   memoriesdb_internal.search_plan(bigint, double precision, double precision, integer),
   memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer),
-  memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[])
+  memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean)
   TO memoriesdb_reader;
 
 -- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser).

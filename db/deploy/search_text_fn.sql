@@ -127,37 +127,69 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.set_text_index_columns() IS
   'Internal: trigger text_index on memories (INSERT, UPDATE OF content): content_tsv := content_tsvector(content) and content_trgm := trgm_prefix(content) when content is new or changed, else both stay as they were.';
 
--- Full-text candidates for a large caller. @@ is not LEAKPROOF, so under RLS
--- PostgreSQL must apply the policy before it and cannot use the GIN index; this
--- SECURITY DEFINER helper applies the same visibility rule itself (the caller's
--- own memories and unexpired grants, for the context user only) and so can. (v0.5) The
--- owner's rows and the granted ones are read apart, so the GIN bitmap can be ANDed with the
--- owner_id index's and only the caller's matching rows are fetched: the work grows with the
--- caller's matches, not with the table's. Every match up to n, unranked: the BM25 of
--- text_ranking() needs all of them (a word's rarity is counted among them). With no
--- filter, matches_filter() (a function call a row: 2,000 matches took 33 ms instead of 4)
--- is not called.
-CREATE OR REPLACE FUNCTION memoriesdb_internal.fulltext_candidates(tsq tsquery, n integer, f jsonb, linked uuid[]) RETURNS uuid[]
+-- The full-text side of search_text(), scored where the rows are found. @@ is not LEAKPROOF,
+-- so under RLS PostgreSQL must apply the policy before it and cannot use the GIN index; this
+-- SECURITY DEFINER helper applies the same visibility rule itself (the caller's own memories
+-- and unexpired grants, for the context user only) and so can: for a large caller the GIN
+-- bitmap ANDed with the owner_id index's, so only its matching rows are fetched; a small
+-- caller's rows (small: search_text_exact_max) and every caller's grants are read by their
+-- own index and tested one by one: the work grows with the caller's rows or matches. (v0.5) It scores them in the same pass: BM25
+-- (k1 = 1.2, b = 0.5) of each match's window (only the query's words of its full-text
+-- vector: setweight marks them, ts_filter keeps them), a word's rarity counted among n rows
+-- (the caller's visible rows; at least the matches), and returns the best depth of them.
+-- Matches were returned as ids before and read again under RLS to be scored: for 8,700
+-- matches of a 30,000-memory tenant that second read and the plan of an 8,700-element
+-- array cost 20 ms of 59. text_ranking() reads the depth it keeps under RLS. Every match up
+-- to 50,000 (past that, which ones is unspecified). With no filter, matches_filter() (a
+-- function call a row) is not called.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.fulltext_ranking(tsq tsquery, lexemes text[], n bigint, depth integer,
+                                                              f jsonb, linked uuid[], small boolean)
+RETURNS TABLE (id uuid, bm25 double precision)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-  SELECT array_agg(c.id) FROM (
-    SELECT x.id FROM (
-      SELECT m.id FROM memoriesdb.memories AS m
-       WHERE m.owner_id = (SELECT memoriesdb.current_user_id())   -- once per query: it verifies a proof
-         AND m.content_tsv @@ tsq
-         AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT memoriesdb.current_user_id()), linked))
-      UNION
-      SELECT m.id FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
-       WHERE g.grantee_id = (SELECT memoriesdb.current_user_id())
-         AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
-         AND m.content_tsv @@ tsq
-         AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT memoriesdb.current_user_id()), linked))) AS x
-     LIMIT n) AS c
+  WITH u AS MATERIALIZED (SELECT memoriesdb.current_user_id() AS uid),   -- once: it verifies a proof
+  c AS MATERIALIZED (
+    SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
+                      ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win
+      -- (SELECT u.uid FROM u): a parameter of the plan, so that the owner_id and grantee_id
+      -- indexes take it (joined to u, the grants were probed for every match of the table).
+      -- coalesce(content_tsv @@ tsq, false) is no index condition: a small caller's rows and
+      -- every caller's grants are read by their own index, whatever the GIN index holds (its
+      -- posting lists of a common word grow with the table: 3.5 ms at 100,000 memories)
+      FROM (SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
+             WHERE NOT small AND m.owner_id = (SELECT u.uid FROM u) AND m.content_tsv @@ tsq
+               AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+            UNION ALL
+            SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
+             WHERE small AND m.owner_id = (SELECT u.uid FROM u) AND coalesce(m.content_tsv @@ tsq, false)
+               AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+            UNION ALL   -- a grant on one's own memory (a transfer back) is already counted above
+            SELECT m.id, m.content_tsv, m.content_trgm
+              FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
+             WHERE g.grantee_id = (SELECT u.uid FROM u) AND m.owner_id <> (SELECT u.uid FROM u)
+               AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
+               AND coalesce(m.content_tsv @@ tsq, false)
+               AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+            LIMIT 50000) AS x),
+  t AS (SELECT c.id, w.lexeme, greatest(cardinality(w.positions), 1)::float8 AS tf, length(c.win)::float8 AS dl
+          FROM c, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w),
+  d AS (SELECT t.lexeme, ln(1 + (greatest(n, (SELECT count(*) FROM c)) - count(*) + 0.5)::float8 / (count(*) + 0.5)) AS idf
+          FROM t GROUP BY t.lexeme),
+  a AS (SELECT avg(length(c.win))::float8 AS avgdl FROM c)
+  -- a match none of whose query words are in its window (they are past it) scores NULL, last
+  SELECT c.id, b.bm25
+    FROM c LEFT JOIN (SELECT t.id, sum(d.idf * t.tf * 2.2 / (t.tf + 1.2 * (0.5 + 0.5 * t.dl / a.avgdl))) AS bm25
+                        FROM t JOIN d ON d.lexeme = t.lexeme, a
+                       GROUP BY t.id) AS b ON b.id = c.id
+   ORDER BY 2 DESC NULLS LAST, 1
+   LIMIT depth
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]) IS
-  'Internal: ids of the full-text matches the context user may see (its own memories by the GIN and owner_id indexes, then its unexpired grants), at most n of them, unranked: text_ranking() scores them all by BM25 under RLS.';
+COMMENT ON FUNCTION memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean) IS
+  'Internal: the best depth of the full-text matches the context user may see (its own memories by the GIN and owner_id indexes, or for a small caller by the owner_id index alone; then its unexpired grants by the grantee index; at most 50,000 read), with their BM25 (k1 1.2, b 0.5) over the query''s lexemes in their window, a word''s rarity counted among n rows (at least the matches); NULL (last) for a match with none of them in its window. text_ranking() reads what it keeps again under RLS.';
+-- (v0.5) replaced by fulltext_ranking(); revert (search_text_fn.sql) re-creates it for @v0.4.0's text_ranking()
+DROP FUNCTION IF EXISTS memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]);
 
 RESET ROLE;   -- replaced as the deploying superuser; ownership set below, in this transaction
 
@@ -191,7 +223,9 @@ DECLARE
   lexemes text[];
   trigrams boolean;   -- a keyword query matching fewer than k memories: trigram candidates (typos)
   question boolean;   -- more than 3 words: the best by BM25 re-ranked with word similarity
-  cand uuid[];
+  hits uuid[];        -- the best full-text matches, by BM25
+  hit_scores float8[];
+  cand uuid[] := '{}'::uuid[];   -- a keyword query's trigram candidates (typos)
   n bigint;           -- the rows a word's rarity is counted among
 BEGIN
   IF query IS NULL OR btrim(query) = '' THEN
@@ -254,72 +288,67 @@ BEGIN
   question := NOT trigrams;
 
   visible := memoriesdb_internal.visible_count(exact_max);
-  IF visible <= exact_max THEN
-    -- a small caller: every row it may see, by the owner_id and grantee indexes (under RLS);
-    -- n: how many there are (with the filter), for the words' rarity
-    SELECT coalesce(array_agg(m.id) FILTER (WHERE m.content_tsv @@ anyq), '{}'), count(*) INTO cand, n
-      FROM memoriesdb_internal.visible_memories(uid) AS m
-     WHERE f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, uid, linked);
-    -- a keyword query that found fewer than k: those near it by word similarity too (typos)
-    trigrams := trigrams AND cardinality(cand) < k;
-    IF trigrams THEN
-      cand := cand || ARRAY(SELECT m.id FROM memoriesdb_internal.visible_memories(uid) AS m
-                             WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
-                               AND public.word_similarity(query, coalesce(m.content_trgm, m.content)) >= threshold);
-    END IF;
-  ELSE
-    -- a large caller: its full-text matches by the GIN index within its own rows and grants
-    -- (fulltext_candidates: the policy's rule, applied by the helper), all of them up to
-    -- 50,000 (past that, which ones is unspecified); a keyword query that found fewer than k
-    -- adds the nearest by word similarity (GiST KNN, which walks on past rows the policy
-    -- hides, its distance re-checked on the window only), which typos need. A question does
-    -- not: the KNN of a question-length query visits most of the index (its cost grew with
-    -- the table), and one misspelt word of several costs a question little once any word counts.
-    cand := coalesce(memoriesdb_internal.fulltext_candidates(anyq, 50000, f, linked), '{}');
-    trigrams := trigrams AND cardinality(cand) < k;
-    IF trigrams THEN
-      cand := cand || ARRAY(SELECT m.id FROM memoriesdb.memories AS m
-                             WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
-                             ORDER BY query OPERATOR(public.<<->) coalesce(m.content_trgm, m.content)   -- the index's expression
-                             LIMIT 4 * k);
-    END IF;
-    n := greatest(memoriesdb_internal.visible_count(50000), (SELECT count(DISTINCT u) FROM unnest(cand) AS u));
+  IF visible > exact_max THEN
+    n := memoriesdb_internal.visible_count(50000);   -- a large caller: its rows, the filter aside
+  ELSIF f = '{}'::jsonb THEN
+    n := visible;
+  ELSE   -- a small caller with a filter: the rows that pass it, under RLS
+    SELECT count(*) INTO n FROM memoriesdb_internal.visible_memories(uid) AS m
+     WHERE memoriesdb_internal.matches_filter(m, f, uid, linked);
+  END IF;
+  -- the full-text matches, scored by BM25 where they are found (fulltext_ranking: the
+  -- policy's rule, applied by the helper, so that the GIN index serves): for a question the
+  -- best greatest(4 k, 100), which it re-ranks, else the k it keeps
+  SELECT coalesce(array_agg(r.id ORDER BY r.bm25 DESC NULLS LAST, r.id), '{}'),
+         coalesce(array_agg(r.bm25 ORDER BY r.bm25 DESC NULLS LAST, r.id), '{}')
+    INTO hits, hit_scores
+    FROM memoriesdb_internal.fulltext_ranking(anyq, lexemes, n, CASE WHEN question THEN greatest(4 * k, 100) ELSE k END, f, linked,
+                                               visible <= exact_max) AS r;
+  -- a keyword query that found fewer than k: those near it by word similarity too (typos)
+  trigrams := trigrams AND cardinality(hits) < k;
+  IF trigrams AND visible <= exact_max THEN
+    -- a small caller: every row it may see (under RLS)
+    cand := ARRAY(SELECT m.id FROM memoriesdb_internal.visible_memories(uid) AS m
+                   WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
+                     AND public.word_similarity(query, coalesce(m.content_trgm, m.content)) >= threshold
+                     AND m.id <> ALL (hits));
+  ELSIF trigrams THEN
+    -- a large caller: the nearest by word similarity (GiST KNN, which walks on past rows the
+    -- policy hides, its distance re-checked on the window only), which typos need. A question
+    -- never comes here: the KNN of a question-length query visits most of the index (its cost
+    -- grew with the table), and one misspelt word of several costs a question little once any
+    -- word counts.
+    cand := ARRAY(SELECT m.id FROM memoriesdb.memories AS m
+                   WHERE memoriesdb_internal.matches_filter(m, f, uid, linked) AND m.id <> ALL (hits)
+                   ORDER BY query OPERATOR(public.<<->) coalesce(m.content_trgm, m.content)   -- the index's expression
+                   LIMIT 4 * k);
   END IF;
 
-  -- score: BM25 (k1 = 1.2, b = 0.5: short turns, whose length says little) of the window's
-  -- full-text vector (only the query's words of it: setweight marks them, ts_filter keeps
-  -- them) mapped into [0, 1) as bm25 / (bm25 + 1); for a question, the best
-  -- greatest(4 k, 100) by BM25 also get half their trigram word similarity (shared
-  -- phrases and word forms the stemmer misses: recall@5 0.69 -> 0.87 on
-  -- bench/search_quality.py's questions), so score is in [0, 1.5); a memory none of whose
-  -- words are in its window scores its word similarity alone (a keyword query's typos).
-  -- Not the sum for a keyword query: a longer word's similarity outranked a rarer word,
-  -- and every memory holding a one-word query had the same similarity. A candidate is read again
-  -- here under RLS, so a row the caller may not see is never scored.
+  -- score: BM25 (k1 = 1.2, b = 0.5: short turns, whose length says little; fulltext_ranking)
+  -- mapped into [0, 1) as bm25 / (bm25 + 1); for a question, the best greatest(4 k, 100) by
+  -- BM25 also get half their trigram word similarity (shared phrases and word forms the
+  -- stemmer misses: recall@5 0.69 -> 0.87 on bench/search_quality.py's questions), so score is
+  -- in [0, 1.5); a trigram candidate (a keyword query's typos) scores its word similarity
+  -- alone. Not the sum for a keyword query: a longer word's similarity outranked a rarer
+  -- word, and every memory holding a one-word query had the same similarity. What is kept is
+  -- read again here under RLS, so a row the caller may not see is never returned.
   RETURN QUERY
-    WITH c AS MATERIALIZED (   -- the candidates, read again under RLS (by a bitmap of their ids)
-      SELECT m.id, m.content_tsv @@ anyq AS hit, coalesce(m.content_tsv @@ excl, false) AS excluded,
-             CASE WHEN m.content_trgm IS NULL THEN m.content_tsv   -- the window is all of it
-                  ELSE to_tsvector('english'::regconfig, m.content_trgm) END AS win,
-             CASE WHEN trigrams THEN public.word_similarity(query, coalesce(m.content_trgm, m.content)) ELSE 0 END AS sim
-        FROM memoriesdb.memories AS m
-       WHERE m.id = ANY (cand)),
-    t AS (SELECT c.id, w.lexeme, greatest(cardinality(w.positions), 1)::float8 AS tf, length(c.win)::float8 AS dl
-            FROM c, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w
-           WHERE c.hit),
-    d AS (SELECT t.lexeme, ln(1 + (n - count(*) + 0.5)::float8 / (count(*) + 0.5)) AS idf FROM t GROUP BY t.lexeme),
-    a AS (SELECT avg(length(c.win))::float8 AS avgdl FROM c WHERE c.hit),
-    b AS (SELECT t.id, sum(d.idf * t.tf * 2.2 / (t.tf + 1.2 * (0.5 + 0.5 * t.dl / a.avgdl))) AS bm25
-            FROM t JOIN d ON d.lexeme = t.lexeme, a
-           GROUP BY t.id),
-    -- the best by BM25 (then, of the trigram candidates, by similarity): for a question the
-    -- greatest(4 k, 100) it re-ranks, else the k it keeps (any of the top k by score is among them)
-    top AS (SELECT c.id, c.sim, b.bm25
-              FROM c LEFT JOIN b ON b.id = c.id
-             WHERE c.hit OR (c.sim >= threshold AND NOT c.excluded)
-             ORDER BY b.bm25 DESC NULLS LAST, c.sim DESC, c.id
-             LIMIT CASE WHEN question THEN greatest(4 * k, 100) ELSE k END)
-    SELECT m.id, (CASE WHEN x.bm25 IS NULL THEN x.sim
+    WITH top AS (
+      -- a match with none of the query's words in its window (NULL BM25) ranks by its similarity
+      SELECT h.id, h.bm25, CASE WHEN h.bm25 IS NULL AND trigrams
+                                THEN (SELECT public.word_similarity(query, coalesce(m.content_trgm, m.content))
+                                        FROM memoriesdb.memories AS m WHERE m.id = h.id)
+                                ELSE 0 END AS sim
+        FROM unnest(hits, hit_scores) AS h(id, bm25)
+      UNION ALL
+      SELECT x.id, x.bm25, x.sim
+        FROM (SELECT m.id, NULL::float8 AS bm25, public.word_similarity(query, coalesce(m.content_trgm, m.content)) AS sim
+                FROM memoriesdb.memories AS m
+               WHERE m.id = ANY (cand) AND NOT coalesce(m.content_tsv @@ excl, false)) AS x
+       WHERE x.sim >= threshold
+       ORDER BY 2 DESC NULLS LAST, 3 DESC, 1
+       LIMIT CASE WHEN question THEN greatest(4 * k, 100) ELSE k END)
+    SELECT m.id, (CASE WHEN x.bm25 IS NULL THEN coalesce(x.sim, 0)
                        ELSE x.bm25 / (x.bm25 + 1)
                             + CASE WHEN question THEN 0.5 * public.word_similarity(query, coalesce(m.content_trgm, m.content)) ELSE 0 END
                   END)::real AS score,

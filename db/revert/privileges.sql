@@ -144,9 +144,9 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.check_search_filter(jsonb),
   memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]),
   memoriesdb_internal.linked_ids(jsonb), memoriesdb_internal.visible_memories(uuid),
-  memoriesdb_internal.visible_count(bigint),
-  memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[])
+  memoriesdb_internal.visible_count(bigint)
   TO memoriesdb_reader;
+-- (fulltext_candidates(), replaced by fulltext_ranking() since: granted by the revert of search_text_fn, which re-creates it)
 
 -- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser).
 GRANT EXECUTE ON FUNCTION

@@ -27,6 +27,9 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+-- (v0.5) fulltext_ranking() replaced fulltext_candidates(), re-created below
+DROP FUNCTION IF EXISTS memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean);
+
 -- The window of a memory: what the text ranking reads of it and the trigram index holds,
 -- coalesce(content_trgm, content), with content_trgm = trgm_prefix(content): NULL (the
 -- content itself) when it has at most search_text_window_chars characters, else its first
@@ -134,6 +137,8 @@ AS $$
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]) IS
   'Internal: ids of the n best full-text matches the context user may see (by the GIN index, which RLS would rule out), ranked by the full-text rank of their window (coalesce(content_trgm, content)), as text_ranking() ranks them. search_text() re-reads them under RLS.';
+-- its grant as privileges@v0.4.0 gave it (the revert of privileges ran before this one, when it did not exist)
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]) TO memoriesdb_reader;
 
 RESET ROLE;   -- replaced as the deploying superuser; ownership set below, in this transaction
 

@@ -48,19 +48,19 @@ SELECT tests.clear_context();
 SELECT is_empty($$
   SELECT r, f FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r,
          unnest(ARRAY['memoriesdb_internal.record_refusal(text, uuid)', 'memoriesdb_internal.record_read(text, uuid[], bytea)',
-                      'memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[])',
+                      'memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean)',
                       'memoriesdb_internal.append_access_entry(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea)',
                       'memoriesdb_internal.write_access_entry(text, uuid[], bytea, text, text)',
                       'memoriesdb_internal.access_log_mac(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text)']) AS f
    WHERE has_function_privilege(r, f::regprocedure, 'EXECUTE') $$,
-  'no client role executes record_refusal, record_read, fulltext_candidates or the log''s writers');
+  'no client role executes record_refusal, record_read, fulltext_ranking or the log''s writers');
 SELECT tests.act_as(:'bob');
 CREATE FUNCTION pg_temp.recall(m uuid) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN PERFORM memoriesdb_internal.record_refusal(NULL, m); END $$;
 SELECT throws_ok(format('SELECT pg_temp.recall(%L)', :'a1'), '42501', NULL,
   'a client cannot write a "read" into another owner''s history with record_refusal(NULL, …), not even from a function named recall');
-SELECT throws_ok($$ SELECT * FROM memoriesdb_internal.fulltext_candidates('vase'::tsquery, 10, '{}', NULL) $$, '42501', NULL,
-  'a client cannot probe hidden memories with fulltext_candidates()');
+SELECT throws_ok($$ SELECT * FROM memoriesdb_internal.fulltext_ranking('vase'::tsquery, '{vase}', 1, 10, '{}', NULL, true) $$, '42501', NULL,
+  'a client cannot probe hidden memories with fulltext_ranking()');
 SELECT tests.clear_context();
 SELECT is((SELECT count(*) FROM memoriesdb.access_log AS l WHERE l.memory_ids @> ARRAY[:'a1'::uuid] AND l.sqlstate IS NULL), 0::bigint,
   'no read of alice''s memory is on the log');
