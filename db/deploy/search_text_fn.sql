@@ -1,6 +1,7 @@
 -- Deploy memoriesdb:search_text_fn to pg
 -- Reworked after @v0.4.0 (released version: search_text_fn@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: search_text_fn@v0.4.0
+-- requires: text_owner_index
 -- Live functions of text and hybrid search: search_text() over text_ranking(), search_hybrid() fusing both rankings;
 -- what the text indexes hold of a memory: trgm_prefix() (memories.content_trgm) and content_tsvector() (memories.content_tsv).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_text_fn`.
@@ -131,7 +132,8 @@ COMMENT ON FUNCTION memoriesdb_internal.set_text_index_columns() IS
 -- so under RLS PostgreSQL must apply the policy before it and cannot use the GIN index; this
 -- SECURITY DEFINER helper applies the same visibility rule itself (the caller's own memories
 -- and unexpired grants, for the context user only) and so can: for a large caller the GIN
--- bitmap ANDed with the owner_id index's, so only its matching rows are fetched; a small
+-- index keyed by owner and word (text_owner_index.sql), so only its matching rows are read
+-- and no other tenant's posting lists; a small
 -- caller's rows (small: search_text_exact_max) and every caller's grants are read by their
 -- own index and tested one by one: the work grows with the caller's rows or matches. (v0.5) It scores them in the same pass: BM25
 -- (k1 = 1.2, b = 0.5) of each match's window (only the query's words of its full-text
@@ -149,17 +151,21 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-  WITH u AS MATERIALIZED (SELECT memoriesdb.current_user_id() AS uid),   -- once: it verifies a proof
+  WITH u AS MATERIALIZED (   -- once: it verifies a proof
+    SELECT x.uid, memoriesdb_internal.owner_word_keys(x.uid, array_to_tsvector(lexemes)) AS keys
+      FROM (SELECT memoriesdb.current_user_id() AS uid) AS x),
   c AS MATERIALIZED (
     SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
                       ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win
-      -- (SELECT u.uid FROM u): a parameter of the plan, so that the owner_id and grantee_id
-      -- indexes take it (joined to u, the grants were probed for every match of the table).
-      -- coalesce(content_tsv @@ tsq, false) is no index condition: a small caller's rows and
-      -- every caller's grants are read by their own index, whatever the GIN index holds (its
-      -- posting lists of a common word grow with the table: 3.5 ms at 100,000 memories)
+      -- (SELECT u.uid FROM u): a parameter of the plan, so that the indexes take it (joined
+      -- to u, the grants were probed for every match of the table). A large caller: the
+      -- index memories_owner_words, the posting lists of its own words (any of them: tsq
+      -- then decides); a small one, and every caller's grants: their own index, each row
+      -- tested (coalesce(content_tsv @@ tsq, false) is no index condition)
       FROM (SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
-             WHERE NOT small AND m.owner_id = (SELECT u.uid FROM u) AND m.content_tsv @@ tsq
+             WHERE NOT small AND memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv) && (SELECT u.keys FROM u)
+               AND (m.owner_id = (SELECT u.uid FROM u)) IS TRUE   -- (a colliding hash's other owner) no index condition:
+               AND m.content_tsv @@ tsq                           -- the plan reads no owner_id index
                AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
             UNION ALL
             SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
@@ -187,7 +193,7 @@ AS $$
    LIMIT depth
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean) IS
-  'Internal: the best depth of the full-text matches the context user may see (its own memories by the GIN and owner_id indexes, or for a small caller by the owner_id index alone; then its unexpired grants by the grantee index; at most 50,000 read), with their BM25 (k1 1.2, b 0.5) over the query''s lexemes in their window, a word''s rarity counted among n rows (at least the matches); NULL (last) for a match with none of them in its window. text_ranking() reads what it keeps again under RLS.';
+  'Internal: the best depth of the full-text matches the context user may see (its own memories by the index keyed by owner and word, memories_owner_words, with lexemes its words; or for a small caller by the owner_id index alone; then its unexpired grants by the grantee index; at most 50,000 read), with their BM25 (k1 1.2, b 0.5) over the query''s lexemes in their window, a word''s rarity counted among n rows (at least the matches); NULL (last) for a match with none of them in its window. text_ranking() reads what it keeps again under RLS.';
 -- (v0.5) replaced by fulltext_ranking(); revert (search_text_fn.sql) re-creates it for @v0.4.0's text_ranking()
 DROP FUNCTION IF EXISTS memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]);
 
@@ -303,7 +309,7 @@ BEGIN
          coalesce(array_agg(r.bm25 ORDER BY r.bm25 DESC NULLS LAST, r.id), '{}')
     INTO hits, hit_scores
     FROM memoriesdb_internal.fulltext_ranking(anyq, lexemes, n, CASE WHEN question THEN greatest(4 * k, 100) ELSE k END, f, linked,
-                                               visible <= exact_max) AS r;
+                                               visible <= exact_max OR cardinality(lexemes) = 0) AS r;   -- no word: no key to look up
   -- a keyword query that found fewer than k: those near it by word similarity too (typos)
   trigrams := trigrams AND cardinality(hits) < k;
   IF trigrams AND visible <= exact_max THEN

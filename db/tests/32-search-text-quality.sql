@@ -3,7 +3,7 @@
 -- (small caller: its rows scanned; large caller: the GIN index within its rows) follows the
 -- rows the caller may see and gives the same answer.
 BEGIN;
-SELECT plan(23);
+SELECT plan(25);
 
 SELECT tests.create_user('caroline') AS caro \gset
 SELECT tests.create_user('mallory') AS mallory \gset
@@ -107,6 +107,22 @@ SELECT is((SELECT id FROM memoriesdb.search_text('expreso') LIMIT 1), NULL,
 SELECT tests.act_as(:'caro');
 SELECT ok((SELECT content LIKE '%Coffee%' OR content LIKE '%coffee%' FROM memoriesdb.search_text('cofee') LIMIT 1),
   'index plan: a keyword typo still matches (trigram nearest neighbours for a query of at most 3 words)');
+
+-- the large caller's words are looked up in the index keyed by owner and word: its own posting
+-- lists only (the plan of fulltext_ranking()'s large branch, as the owner of the table)
+SELECT tests.clear_context();
+SET LOCAL enable_seqscan = off;   -- a few rows: the planner would read them all otherwise
+CREATE FUNCTION pg_temp.plan_of(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE p text; BEGIN EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO p; RETURN p; END $$;
+SELECT ok(pg_temp.plan_of(format($$
+             SELECT m.id FROM memoriesdb.memories AS m
+              WHERE memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv)
+                    && memoriesdb_internal.owner_word_keys(%L, array_to_tsvector('{coffe,tea}'))
+                AND (m.owner_id = %L) IS TRUE AND m.content_tsv @@ 'coffe | tea'::tsquery $$, :'caro', :'caro'))
+          LIKE '%"Index Name": "memories_owner_words"%',
+  'a large caller''s words: the index keyed by owner and word (memories_owner_words)');
+SELECT is(memoriesdb_internal.owner_word_keys(:'caro', 'tea'::tsvector) && memoriesdb_internal.owner_word_keys(:'mallory', 'tea'::tsvector),
+  false, 'the same word of two owners: two keys');
 
 SELECT * FROM finish();
 ROLLBACK;
