@@ -14,14 +14,23 @@
 #   scripts/citus.sh deploy NAME     createdb NAME, sqitch deploy on the coordinator, then db/citus/distribute.sql
 #                                    (the ledger distributed by owner; docs/citus.md)
 #   scripts/citus.sh dropdb NAME     drop NAME on every node
+#   scripts/citus.sh add-worker NAME a third worker (port CITUS_PORT+3, same set-up as the others): initdb the first
+#                                    time, start, NAME created on it and the worker added to NAME's metadata
+#                                    (citus_add_node; the ledger's roles made LOGIN there). Shards move to it only
+#                                    when rebalanced: SELECT citus_rebalance_start() (docs/citus.md, Rebalancing)
+#   scripts/citus.sh remove-worker [NAME]  with NAME: drain the third worker's shards back to the other two and
+#                                    remove it from NAME's metadata; then stop it (its data directory stays)
 #   scripts/citus.sh destroy         stop and remove $CITUS_DIR
+# The third worker is registered per database (Citus metadata is per database): the database postgres and every
+# other database keep the two workers. start/createdb never start it; stop stops it too.
 # The main cluster (5432) is never touched: it keeps no citus in shared_preload_libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CITUS_DIR=${CITUS_DIR:-$PWD/.citus}
 CITUS_PORT=${CITUS_PORT:-9700}
 PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
-NODES=(coordinator worker1 worker2)
+NODES=(coordinator worker1 worker2 worker3)   # worker3: only by add-worker
+LEDGER_ROLES="'memoriesdb_owner', 'memoriesdb_reader', 'memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor'"
 
 port_of() { echo $((CITUS_PORT + $1)); }
 psql_node() {  # psql_node INDEX DB ARGS...: psql as postgres on node INDEX
@@ -32,6 +41,16 @@ psql_node() {  # psql_node INDEX DB ARGS...: psql as postgres on node INDEX
 if [ "$(id -u)" = 0 ]; then AS_PG=(runuser -u postgres --); else AS_PG=(); fi
 pg_ctl() { "${AS_PG[@]}" "$PGBIN/pg_ctl" "$@"; }
 running() { pg_ctl -D "$CITUS_DIR/$1" status >/dev/null 2>&1; }
+up_nodes() {  # the indexes of the nodes whose servers run (worker3 only after add-worker)
+  local i
+  for i in 0 1 2 3; do if running "${NODES[$i]}"; then echo "$i"; fi; done
+}
+login_ledger_roles() {  # login_ledger_roles INDEX DB: the ledger's roles LOGIN on a worker (only there; see deploy)
+  psql_node "$1" "$2" -c "SET citus.enable_alter_role_propagation = off" -c "DO \$\$ DECLARE r text; BEGIN
+    FOREACH r IN ARRAY ARRAY[$LEDGER_ROLES] LOOP
+      IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN EXECUTE format('ALTER ROLE %I LOGIN', r); END IF;
+    END LOOP; END \$\$"
+}
 
 require_citus() {
   if [ ! -f "$("$PGBIN/pg_config" --sharedir 2>/dev/null || pg_config --sharedir)/extension/citus.control" ]; then
@@ -39,6 +58,19 @@ require_citus() {
     echo "Build it once per machine (2-8 minutes): bash ../shared/citus/build.sh (see ../shared/citus/README.md)" >&2
     exit 2
   fi
+}
+
+conf_moves() {  # conf_moves INDEX: what shard moves need, added to a data directory made before it was needed
+  local dir="$CITUS_DIR/${NODES[$1]}"
+  grep -q '^wal_level = logical' "$dir/postgresql.conf" && return 0
+  # shard moves (citus_rebalance_start, citus_move_shard_placement) copy a shard and then follow its writes by
+  # logical replication, so writes go on during a move: wal_level logical, slots and senders for the moves
+  "${AS_PG[@]}" tee -a "$dir/postgresql.conf" >/dev/null <<EOF
+wal_level = logical
+max_replication_slots = 20
+max_wal_senders = 20
+EOF
+  if running "${NODES[$1]}"; then pg_ctl -D "$dir" -l "$CITUS_DIR/${NODES[$1]}.log" -m fast -w restart >/dev/null; fi
 }
 
 init_node() {  # init_node INDEX: initdb and configure, the first time only
@@ -62,6 +94,7 @@ log_line_prefix = '%m [%p] %q%u@%d '
 EOF
   # a worker only receives what the coordinator propagates: a SQL function there may name one propagated after it
   [ "$1" = 0 ] || echo "check_function_bodies = off" | "${AS_PG[@]}" tee -a "$dir/postgresql.conf" >/dev/null
+  conf_moves "$1"
   # trust on 127.0.0.1 only (initdb's defaults also trust the socket, which lives in $CITUS_DIR)
   printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' | "${AS_PG[@]}" tee "$dir/pg_hba.conf" >/dev/null
 }
@@ -82,6 +115,7 @@ start() {
   t0=$(date +%s.%N)
   for i in 0 1 2; do
     init_node "$i"
+    conf_moves "$i"
     if ! running "${NODES[$i]}"; then
       pg_ctl -D "$CITUS_DIR/${NODES[$i]}" -l "$CITUS_DIR/${NODES[$i]}.log" -w start >/dev/null
     fi
@@ -93,7 +127,7 @@ start() {
 
 stop() {
   local i
-  for i in 2 1 0; do
+  for i in 3 2 1 0; do
     if running "${NODES[$i]}"; then pg_ctl -D "$CITUS_DIR/${NODES[$i]}" -m fast -w stop >/dev/null; fi
   done
   echo "citus cluster stopped"
@@ -105,6 +139,7 @@ status() {
     if running "${NODES[$i]}"; then echo "${NODES[$i]}: running on port $(port_of "$i")"; up=$((up + 1))
     else echo "${NODES[$i]}: not running"; fi
   done
+  if running worker3; then echo "worker3: running on port $(port_of 3) (add-worker)"; fi
   if running coordinator; then
     echo "nodes (database postgres):"
     psql_node 0 postgres -F ' ' -c "SELECT nodeid, groupid, nodename, nodeport, noderole, isactive
@@ -115,6 +150,9 @@ status() {
 
 createdb() {
   local db=$1 i
+  if running worker3; then   # a copy left by an earlier add-worker
+    psql_node 3 postgres -v db="$db" -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS :"db" WITH (FORCE)'
+  fi
   for i in 0 1 2; do
     psql_node "$i" postgres -v db="$db" <<'SQL'
 SET client_min_messages = warning;
@@ -139,13 +177,7 @@ deploy() {  # deploy NAME: a fresh NAME on every node, the ledger deployed on th
   # the owners of the SECURITY DEFINER functions run their queries on the workers over connections of their own:
   # there (only) they log in; pg_hba on the workers admits the cluster's nodes only
   # (and so do the group roles a session may SET ROLE to: a worker connection is opened as the current role)
-  for p in 1 2; do
-    psql_node "$p" "$db" -c "SET citus.enable_alter_role_propagation = off" -c "DO \$\$ DECLARE r text; BEGIN
-      FOREACH r IN ARRAY ARRAY['memoriesdb_owner', 'memoriesdb_reader', 'memoriesdb_app', 'memoriesdb_backend',
-                               'memoriesdb_worker', 'memoriesdb_auditor'] LOOP
-        EXECUTE format('ALTER ROLE %I LOGIN', r);
-      END LOOP; END \$\$"
-  done
+  for p in 1 2; do login_ledger_roles "$p" "$db"; done
   t2=$(date +%s.%N)
   printf 'ledger %s deployed (%.1fs) and distributed (%.1fs) on the citus cluster (coordinator port %s)\n' \
     "$db" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(port_of 0)"
@@ -153,7 +185,7 @@ deploy() {  # deploy NAME: a fresh NAME on every node, the ledger deployed on th
 
 dropdb() {  # dropdb NAME: the database, and its access-log logger role (as scripts/db_lib.sh drop_db), on every node
   local db=$1 i
-  for i in 0 1 2; do
+  for i in $(up_nodes); do
     psql_node "$i" postgres -v db="$db" <<'SQL'
 SET client_min_messages = warning;
 SET citus.enable_create_role_propagation = off;
@@ -164,6 +196,41 @@ SQL
   done
 }
 
+add_worker() {  # add_worker NAME: worker3 up, NAME on it, added to NAME's metadata
+  local db=$1 t0
+  t0=$(date +%s.%N)
+  init_node 3
+  running worker3 || pg_ctl -D "$CITUS_DIR/worker3" -l "$CITUS_DIR/worker3.log" -w start >/dev/null
+  if ! psql_node 0 "$db" -c "SELECT 1 FROM pg_dist_node WHERE nodeport = $(port_of 3)" | grep -q 1; then
+    psql_node 3 postgres -v db="$db" <<'SQL'
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+CREATE DATABASE :"db";
+SQL
+    psql_node 3 "$db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION citus"
+    # copies Citus's metadata and every distributed object (roles, schemas, types, functions) to the node;
+    # reference tables follow at the next rebalance (or replicate_reference_tables())
+    psql_node 0 "$db" -c "SET client_min_messages = warning" -c "SELECT citus_add_node('127.0.0.1', $(port_of 3))" >/dev/null
+  fi
+  login_ledger_roles 3 "$db"
+  printf 'worker3 on port %s added to %s in %.1fs (no shards yet: SELECT citus_rebalance_start())\n' \
+    "$(port_of 3)" "$db" "$(echo "$(date +%s.%N) - $t0" | bc)"
+}
+
+remove_worker() {  # remove_worker [NAME]: drain worker3's shards in NAME and remove it there; stop it
+  local db=${1:-}
+  if [ -n "$db" ] && running coordinator && running worker3 &&
+     psql_node 0 "$db" -c "SELECT 1 FROM pg_dist_node WHERE nodeport = $(port_of 3)" | grep -q 1; then
+    psql_node 0 "$db" -c "SET client_min_messages = warning" \
+      -c "SELECT citus_drain_node('127.0.0.1', $(port_of 3))" \
+      -c "SELECT citus_remove_node('127.0.0.1', $(port_of 3))" >/dev/null
+    psql_node 3 postgres -v db="$db" -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS :"db" WITH (FORCE)'
+    echo "worker3 drained and removed from $db"
+  fi
+  if running worker3; then pg_ctl -D "$CITUS_DIR/worker3" -m fast -w stop >/dev/null; fi
+  echo "worker3 stopped"
+}
+
 case ${1:-} in
   start) start ;;
   stop) stop ;;
@@ -171,6 +238,8 @@ case ${1:-} in
   createdb) createdb "${2:?usage: citus.sh createdb NAME}" ;;
   deploy) require_citus; deploy "${2:?usage: citus.sh deploy NAME}" ;;
   dropdb) dropdb "${2:?usage: citus.sh dropdb NAME}" ;;
+  add-worker) require_citus; add_worker "${2:?usage: citus.sh add-worker NAME}" ;;
+  remove-worker) remove_worker "${2:-}" ;;
   destroy) stop; rm -rf "$CITUS_DIR"; echo "removed $CITUS_DIR" ;;
-  *) echo "usage: scripts/citus.sh start|stop|status|createdb NAME|deploy NAME|dropdb NAME|destroy" >&2; exit 64 ;;
+  *) echo "usage: scripts/citus.sh start|stop|status|createdb NAME|deploy NAME|dropdb NAME|add-worker NAME|remove-worker [NAME]|destroy" >&2; exit 64 ;;
 esac

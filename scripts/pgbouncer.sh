@@ -16,6 +16,8 @@
 #   MEMORIESDB_PGBOUNCER_AUTH_USER      scram: PgBouncer's auth_user (memoriesdb_pgbouncer_auth)
 #   MEMORIESDB_PGBOUNCER_AUTH_PASSWORD  scram: its password (required)
 #   MEMORIESDB_PGBOUNCER_RUN_DIR        RUN, if not the default
+#   MEMORIESDB_PGBOUNCER_SERVER_PORT    the server PgBouncer fronts on 127.0.0.1 (default 5432; the local
+#                                       Citus coordinator: 9700, as scripts/test_citus.sh does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "pgbouncer.sh: $*" >&2; exit 1; }
@@ -23,6 +25,8 @@ action=${1:-start}
 case "$action" in start|stop) ;; *) echo "usage: $0 [start|stop] [port]" >&2; exit 2 ;; esac
 port=${2:-${MEMORIESDB_PGBOUNCER_PORT:-6432}}
 [[ "$port" =~ ^[0-9]+$ ]] || die "the port must be a number, not '$port'"
+server_port=${MEMORIESDB_PGBOUNCER_SERVER_PORT:-5432}
+[[ "$server_port" =~ ^[0-9]+$ ]] || die "MEMORIESDB_PGBOUNCER_SERVER_PORT must be a number, not '$server_port'"
 
 as_root=false; [ "$(id -u)" -eq 0 ] && as_root=true
 user=$(id -un); $as_root && user=postgres
@@ -63,10 +67,10 @@ if [ "$action" = stop ]; then exit 0; fi
 
 # authentication: trust only in front of a server that trusts local logins itself
 auth=${MEMORIESDB_PGBOUNCER_AUTH:-auto}
-server_trusts() { env -u PGPASSWORD PGPASSFILE=/dev/null psql -qAtXw -h 127.0.0.1 -p 5432 -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; }
+server_trusts() { env -u PGPASSWORD PGPASSFILE=/dev/null psql -qAtXw -h 127.0.0.1 -p "$server_port" -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; }
 case "$auth" in
   auto) if server_trusts; then auth=trust; else auth=scram; fi ;;
-  trust) server_trusts || die "the server at 127.0.0.1:5432 asks for passwords: PgBouncer will not trust local logins in front of it (use MEMORIESDB_PGBOUNCER_AUTH=scram)" ;;
+  trust) server_trusts || die "the server at 127.0.0.1:$server_port asks for passwords: PgBouncer will not trust local logins in front of it (use MEMORIESDB_PGBOUNCER_AUTH=scram)" ;;
   scram) ;;
   *) die "MEMORIESDB_PGBOUNCER_AUTH must be auto, trust or scram, not '$auth'" ;;
 esac
@@ -94,7 +98,7 @@ else
   mkdir -p "$state"; chmod 0700 "$run" "$state"
 fi
 rm -f "$ini" "$run/userlist.txt"   # never write through a link left there
-render=(-e "s/^listen_port = .*/listen_port = $port/" -e "s|^auth_file = .*|auth_file = $run/userlist.txt|")
+render=(-e "s/^listen_port = .*/listen_port = $port/" -e "s/^\\* = host=127.0.0.1 port=.*/* = host=127.0.0.1 port=$server_port/" -e "s|^auth_file = .*|auth_file = $run/userlist.txt|")
 if [ "$auth" = scram ]; then   # no admin console, no stats user (a connection to it is never let in)
   render+=(-e "s/^auth_type = .*/auth_type = scram-sha-256/" -e "/^admin_users = /d" -e "/^stats_users = /d")
 fi
@@ -128,7 +132,7 @@ if ! pg_isready -q -h 127.0.0.1 -p "$port" || ! ours "$(cat "$pidfile" 2>/dev/nu
   tail -n 20 "$state/pgbouncer.log" >&2 2>/dev/null || true
   exit 1
 fi
-echo "pgbouncer listening on 127.0.0.1:$port (transaction pooling, auth $auth; files in $run)"
+echo "pgbouncer listening on 127.0.0.1:$port for the server on port $server_port (transaction pooling, auth $auth; files in $run)"
 if [ "$auth" = trust ]; then
   echo "admin console: psql -h 127.0.0.1 -p $port -U postgres pgbouncer (development: the server trusts local logins too)"
 fi
