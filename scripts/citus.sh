@@ -61,16 +61,19 @@ require_citus() {
 }
 
 conf_moves() {  # conf_moves INDEX: what shard moves need, added to a data directory made before it was needed
-  local dir="$CITUS_DIR/${NODES[$1]}"
-  grep -q '^wal_level = logical' "$dir/postgresql.conf" && return 0
-  # shard moves (citus_rebalance_start, citus_move_shard_placement) copy a shard and then follow its writes by
-  # logical replication, so writes go on during a move: wal_level logical, slots and senders for the moves
-  "${AS_PG[@]}" tee -a "$dir/postgresql.conf" >/dev/null <<EOF
-wal_level = logical
-max_replication_slots = 20
-max_wal_senders = 20
-EOF
-  if running "${NODES[$1]}"; then pg_ctl -D "$dir" -l "$CITUS_DIR/${NODES[$1]}.log" -m fast -w restart >/dev/null; fi
+  local dir="$CITUS_DIR/${NODES[$1]}" line changed=false
+  # shard moves (citus_rebalance_start, citus_move_shard_placement): Citus's default copies a shard and then follows
+  # its writes by logical replication (wal_level logical, slots, senders); the ledger's moves block writes instead
+  # (docs/citus.md, Rebalancing), but a database may use either. The rebalancer's queue is polled every 5 s by
+  # default: 1 s here (a move of a small shard group takes a few seconds)
+  for line in "wal_level = logical" "max_replication_slots = 20" "max_wal_senders = 20" \
+              "citus.background_task_queue_interval = '1s'"; do
+    if ! grep -q "^${line%% =*} = " "$dir/postgresql.conf"; then
+      echo "$line" | "${AS_PG[@]}" tee -a "$dir/postgresql.conf" >/dev/null
+      changed=true
+    fi
+  done
+  if $changed && running "${NODES[$1]}"; then pg_ctl -D "$dir" -l "$CITUS_DIR/${NODES[$1]}.log" -m fast -w restart >/dev/null; fi
 }
 
 init_node() {  # init_node INDEX: initdb and configure, the first time only
@@ -151,7 +154,7 @@ status() {
 createdb() {
   local db=$1 i
   if running worker3; then   # a copy left by an earlier add-worker
-    psql_node 3 postgres -v db="$db" -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS :"db" WITH (FORCE)'
+    echo 'SET client_min_messages = warning; DROP DATABASE IF EXISTS :"db" WITH (FORCE);' | psql_node 3 postgres -v db="$db"
   fi
   for i in 0 1 2; do
     psql_node "$i" postgres -v db="$db" <<'SQL'
@@ -200,6 +203,7 @@ add_worker() {  # add_worker NAME: worker3 up, NAME on it, added to NAME's metad
   local db=$1 t0
   t0=$(date +%s.%N)
   init_node 3
+  conf_moves 3
   running worker3 || pg_ctl -D "$CITUS_DIR/worker3" -l "$CITUS_DIR/worker3.log" -w start >/dev/null
   if ! psql_node 0 "$db" -c "SELECT 1 FROM pg_dist_node WHERE nodeport = $(port_of 3)" | grep -q 1; then
     psql_node 3 postgres -v db="$db" <<'SQL'
@@ -223,8 +227,9 @@ remove_worker() {  # remove_worker [NAME]: drain worker3's shards in NAME and re
      psql_node 0 "$db" -c "SELECT 1 FROM pg_dist_node WHERE nodeport = $(port_of 3)" | grep -q 1; then
     psql_node 0 "$db" -c "SET client_min_messages = warning" \
       -c "SELECT citus_drain_node('127.0.0.1', $(port_of 3))" \
+      -c "CALL citus_cleanup_orphaned_resources()" \
       -c "SELECT citus_remove_node('127.0.0.1', $(port_of 3))" >/dev/null
-    psql_node 3 postgres -v db="$db" -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS :"db" WITH (FORCE)'
+    echo 'SET client_min_messages = warning; DROP DATABASE IF EXISTS :"db" WITH (FORCE);' | psql_node 3 postgres -v db="$db"
     echo "worker3 drained and removed from $db"
   fi
   if running worker3; then pg_ctl -D "$CITUS_DIR/worker3" -m fast -w stop >/dev/null; fi

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # scripts/test.sh --citus: the Citus suite (issue 17) on a local Citus cluster (scripts/citus.sh: a coordinator
 # and two workers under .citus/, ports 9700-9702). Deploys a fresh ledger distributed by owner
-# (scripts/citus.sh deploy), then runs db/citus/tests/*.sql with pg_prove through the coordinator.
+# (scripts/citus.sh deploy), then runs db/citus/tests/*.sql with pg_prove through the coordinator, then
+# runner/tests/test_citus.py: two tenants through PgBouncer in front of the coordinator (port 6790), and a
+# rebalance onto a third worker (scripts/citus.sh add-worker: port 9703, in this database only) while clients
+# write; worker3 is stopped at the end (the cluster is back to two workers). PYTHON: the runner's venv python
+# (default .venv/bin/python).
 # Needs Citus built into the local PostgreSQL 15; without it, says how and exits 2. CI does not build Citus:
 # plain scripts/test.sh never runs this.
 set -euo pipefail
@@ -15,6 +19,13 @@ fi
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 DB=${MEMORIESDB_TEST_DB:-memoriesdb_test}_citus
 PORT=${CITUS_PORT:-9700}
+PYTHON=${PYTHON:-.venv/bin/python}
+if [ ! -x "$PYTHON" ]; then
+  echo "scripts/test.sh --citus: no $PYTHON (scripts/setup.sh makes .venv; or set PYTHON to the runner's venv python)" >&2
+  exit 2
+fi
+# the third worker (added by the rebalance test) never outlives the run, passed or failed
+trap 'bash scripts/citus.sh remove-worker >/dev/null 2>&1 || true' EXIT
 
 step "citus cluster (scripts/citus.sh start)"
 bash scripts/citus.sh start
@@ -25,6 +36,10 @@ psql -qX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" -c "SET
 
 step "pgTAP through the coordinator (db/citus/tests)"
 pg_prove -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" --ext .sql db/citus/tests/*.sql
+
+step "runner through the coordinator: PgBouncer in front of it, a rebalance onto a third worker (runner/tests/test_citus.py)"
+MEMORIESDB_CITUS_DSN="postgresql://postgres@127.0.0.1:$PORT/$DB" PYTHONPATH="$PWD/runner" \
+  "$PYTHON" -m pytest -q -p no:cacheprovider -rA runner/tests/test_citus.py
 
 step "drop $DB"
 bash scripts/citus.sh dropdb "$DB"
