@@ -14,12 +14,12 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
--- IMMUTABLE (an index expression): only pg_catalog functions, named by schema, no operator
+-- IMMUTABLE (an index expression): only pg_catalog functions and types, named by schema, no operator
 -- looked up by search_path
 CREATE FUNCTION memoriesdb_internal.owner_word_keys(owner uuid, words tsvector) RETURNS bigint[]
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-  SELECT pg_catalog.array_agg(pg_catalog.hashtextextended(pg_catalog.textcat(pg_catalog.textcat(pg_catalog.uuid_out(owner)::text, ' '), w), 0))
+  SELECT pg_catalog.array_agg(pg_catalog.hashtextextended(pg_catalog.textcat(pg_catalog.textcat(pg_catalog.uuid_out(owner)::pg_catalog.text, ' '), w), 0))
     FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(words)) AS w
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.owner_word_keys(uuid, tsvector) IS

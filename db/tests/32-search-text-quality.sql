@@ -3,7 +3,7 @@
 -- (small caller: its rows scanned; large caller: the GIN index within its rows) follows the
 -- rows the caller may see and gives the same answer.
 BEGIN;
-SELECT plan(25);
+SELECT plan(26);
 
 SELECT tests.create_user('caroline') AS caro \gset
 SELECT tests.create_user('mallory') AS mallory \gset
@@ -123,6 +123,13 @@ SELECT ok(pg_temp.plan_of(format($$
   'a large caller''s words: the index keyed by owner and word (memories_owner_words)');
 SELECT is(memoriesdb_internal.owner_word_keys(:'caro', 'tea'::tsvector) && memoriesdb_internal.owner_word_keys(:'mallory', 'tea'::tsvector),
   false, 'the same word of two owners: two keys');
+-- the index's keys never depend on the writer's search_path (a temporary type shadowing text)
+CREATE TEMP TABLE keys_before AS SELECT memoriesdb_internal.owner_word_keys(:'caro', 'tea coffe'::tsvector) AS k;
+CREATE DOMAIN pg_temp.text AS varchar(3);
+CREATE TEMP TABLE keys_after AS SELECT memoriesdb_internal.owner_word_keys(:'caro', 'tea coffe'::tsvector) AS k;
+DROP DOMAIN pg_temp.text;
+SELECT is((SELECT k FROM keys_after), (SELECT k FROM keys_before),
+  'owner_word_keys() is the same under a search_path where pg_temp.text shadows text');
 
 SELECT * FROM finish();
 ROLLBACK;
