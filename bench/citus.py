@@ -5,7 +5,9 @@ share the same cores); what it shows is the overhead ratio, and the CPU each cal
 workers, from which docs/citus.md derives a sizing model for N machines.
 
 Every call is its own transaction over a real app login: memoriesdb.authenticate(api_key), the call, COMMIT.
-Operations (each for --seconds per ledger per round; the ledgers alternate, the first one alternating by round):
+Operations (each for --seconds per ledger per round; the ledgers in rotation, the first one rotating by round and
+operation). Three ledgers: the single node, Citus, and the same Citus ledger with the client's sessions setting
+citus.max_adaptive_executor_pool_size = 1 (one connection per worker for a multi-shard query):
   context only      authenticate() alone (the per-transaction fixed cost: throttle check, key lookup, the proof)
   remember x1 / x8  remember() with 1 client / 8 clients, each client its own owner
   recall x1 / x8    recall(id) of one of the client's own memories (seeded, 20 per owner)
@@ -16,7 +18,7 @@ exited ones included: this worktree's .citus/, nothing else runs there); for the
 backends in its database (other sessions share that cluster, so not the whole server).
 
 Usage: scripts/citus.sh start   # the local cluster (coordinator 9700, workers 9701-9702)
-       .venv/bin/python bench/citus.py [--db mdb_citus_bench] [--seconds 4] [--rounds 3] [--tenant 3000] [--out FILE]
+       .venv/bin/python bench/citus.py [--db mdb_citus_bench] [--seconds 3] [--rounds 3] [--tenant 3000] [--out FILE]
        [--keep] [--reuse] [--smoke (0.5 s per operation, 1 round, a tenant of 150; results to a temporary file unless
        --out)]
 Deploys <db> on the single node (5432, sqitch) and on the Citus cluster (scripts/citus.sh deploy) side by side, unless
@@ -74,10 +76,10 @@ def cluster_cpu(datadir: Path) -> float:
 
 
 class Ledger:
-    def __init__(self, name: str, host: str, port: int, db: str):
-        self.name, self.host, self.port, self.db = name, host, port, db
+    def __init__(self, name: str, host: str, port: int, db: str, options: str = ""):
+        self.name, self.host, self.port, self.db, self.options = name, host, port, db, options
         self.dsn = f"postgresql://postgres@{host}:{port}/{db}"
-        self.citus = name == "citus"
+        self.citus = name.startswith("citus")
 
     def su(self) -> psycopg.Connection:
         c = psycopg.connect(self.dsn, autocommit=True)
@@ -85,16 +87,26 @@ class Ledger:
         return c
 
     def login(self, user: str) -> psycopg.Connection:
-        c = psycopg.connect(psycopg.conninfo.make_conninfo(self.dsn, user=user), autocommit=True)
+        c = psycopg.connect(psycopg.conninfo.make_conninfo(self.dsn, user=user, options=self.options), autocommit=True)
         register_vector(c)
         return c
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds so far: {'coordinator', 'workers'} on Citus; {'backends'} of this database on the single node."""
+        """CPU seconds so far: {'coordinator', 'workers'} on Citus (and citus_stat_counters: connections opened to
+        the workers, single- and multi-shard query executions); {'backends'} of this database on the single node."""
         if self.citus:
+            with psycopg.connect(self.dsn, autocommit=True) as c:
+                counters = c.execute(
+                    "SELECT s.connection_establishment_succeeded, s.query_execution_single_shard, "
+                    "s.query_execution_multi_shard FROM pg_database AS d, citus_stat_counters(d.oid) AS s "
+                    "WHERE d.datname = current_database()"
+                ).fetchone()
             return {
                 "coordinator": cluster_cpu(CITUS_DIR / "coordinator"),
                 "workers": cluster_cpu(CITUS_DIR / "worker1") + cluster_cpu(CITUS_DIR / "worker2"),
+                "connections": counters[0],
+                "single-shard": counters[1],
+                "multi-shard": counters[2],
             }
         with psycopg.connect(f"postgresql://postgres@{self.host}:{self.port}/postgres", autocommit=True) as c:
             pids = [r[0] for r in c.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.db,))]
@@ -127,7 +139,8 @@ def setup(led: Ledger, args, logins: dict[str, str], rng: np.random.Generator) -
         big_key = su.execute("SELECT memoriesdb.create_api_key(%s, 'infinity')", (big,)).fetchone()[0]
         dim = int(su.execute("SELECT memoriesdb.setting('embedding_dim')").fetchone()[0])
         shards = None
-        if led.citus:
+        if led.citus:  # connections and shard queries per call (citus_stat_counters; sessions opened after this)
+            su.execute(f"ALTER DATABASE {led.db} SET citus.enable_stat_counters = on")
             shards = su.execute(
                 "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'memoriesdb.memories'::regclass"
             ).fetchone()[0]
@@ -213,7 +226,7 @@ def main() -> None:
     ap.add_argument("--citus-port", type=int, default=int(os.environ.get("CITUS_PORT", "9700")), help="the coordinator")
     ap.add_argument("--owners", type=int, default=8)
     ap.add_argument("--tenant", type=int, default=3000, help="memories of the large (HNSW-plan) tenant")
-    ap.add_argument("--seconds", type=float, default=4.0, help="per operation, per ledger, per round")
+    ap.add_argument("--seconds", type=float, default=3.0, help="per operation, per ledger, per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default="")
     ap.add_argument("--keep", action="store_true", help="keep the databases")
@@ -224,6 +237,10 @@ def main() -> None:
         args.seconds, args.rounds, args.tenant = 0.5, 1, 150
     out_file = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/citus.md"))
     ledgers = [Ledger("single", args.host, args.port, args.db), Ledger("citus", args.host, args.citus_port, args.db)]
+    # the same Citus ledger, the client's sessions with one connection per worker for a multi-shard query (the
+    # default opens up to 16 per worker in parallel, and a session keeps only one cached: the others are new
+    # backends on the workers in every transaction)
+    pool1 = Ledger("citus pool=1", args.host, args.citus_port, args.db, "-c citus.max_adaptive_executor_pool_size=1")
     try:
         psycopg.connect(f"postgresql://postgres@{args.host}:{args.citus_port}/postgres").close()
     except psycopg.OperationalError:
@@ -242,6 +259,8 @@ def main() -> None:
     for led in ledgers:
         state[led.name] = setup(led, args, logins, np.random.default_rng(3))
     t_setup = time.perf_counter() - t0
+    state[pool1.name] = state["citus"]
+    ledgers.append(pool1)
     dim = state["single"]["dim"]
 
     def q(rng):
@@ -291,7 +310,8 @@ def main() -> None:
     t0 = time.perf_counter()
     for r in range(args.rounds):
         for op in ops["single"]:
-            order = ledgers if (r + list(ops["single"]).index(op)) % 2 == 0 else ledgers[::-1]
+            k = r + list(ops["single"]).index(op)
+            order = ledgers[k % len(ledgers):] + ledgers[: k % len(ledgers)]
             for led in order:
                 n, call, keys = ops[led.name][op]
                 cpu0, w0 = led.cpu(), time.perf_counter()
@@ -309,7 +329,7 @@ def main() -> None:
     for cs in conns.values():
         for c in cs:
             c.close()
-    for led in ledgers:
+    for led in ledgers[:2]:
         if not args.keep:
             if led.citus:
                 subprocess.run(["bash", "scripts/citus.sh", "dropdb", led.db], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -338,24 +358,44 @@ def main() -> None:
         f"tenant {args.tenant} memories; {state['single']['embedded']} / {state['citus']['embedded']} memories embedded "
         f"(random unit vectors, {dim} dims) by a worker login through claim/complete_embedding_jobs. Every call its own "
         "transaction over an app login: authenticate(api_key) + the call + COMMIT. "
-        f"{args.rounds} rounds x {args.seconds:g} s per operation per ledger, the two ledgers alternating (which goes "
-        f"first alternates); deploy {t_deploy:.0f} s, set-up {t_setup:.0f} s, measured {t_run:.0f} s.",
+        f"{args.rounds} rounds x {args.seconds:g} s per operation per ledger, the three ledgers in rotation (which goes "
+        f"first rotates); deploy {t_deploy:.0f} s, set-up {t_setup:.0f} s, measured {t_run:.0f} s. `Citus pool=1`: the same "
+        "Citus ledger, the client's sessions with `citus.max_adaptive_executor_pool_size = 1` (one connection per worker "
+        "for a multi-shard query).",
         "",
-        "| operation | single tps | Citus tps | tps ratio (single / Citus) | single p50 ms | Citus p50 ms | p50 ratio "
-        "| single CPU ms/call (its backends) | Citus coordinator CPU ms/call | Citus workers CPU ms/call |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| operation | single tps | Citus tps | ratio | Citus pool=1 tps | ratio | single p50 ms | Citus p50 ms "
+        "| Citus pool=1 p50 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def per(e, k):
+        return 1000 * e["cpu"].get(k, 0.0) / e["calls"] if e["calls"] else float("nan")
+
+    def tps(e):
+        return e["calls"] / e["secs"] if e["secs"] else float("nan")
+
+    for op in ops["single"]:
+        s, c, c1 = (res[(n, op)] for n in ("single", "citus", pool1.name))
+        out.append(
+            f"| {op} | {tps(s):.0f} | {tps(c):.0f} | {tps(s) / max(tps(c), 1e-9):.1f}x | {tps(c1):.0f} "
+            f"| {tps(s) / max(tps(c1), 1e-9):.1f}x | {ms(s['lat']):.1f} | {ms(c['lat']):.1f} | {ms(c1['lat']):.1f} |"
+        )
+    out += [
+        "",
+        "Where the time goes: CPU ms per call (single: this run's backends in its database; Citus: the coordinator's "
+        "and both workers' whole clusters), and per call on Citus the shard queries the coordinator ran "
+        "(citus_stat_counters: single-shard / multi-shard executions) and the connections it opened to the workers.",
+        "",
+        "| operation | single CPU | Citus coordinator CPU | Citus workers CPU | shard queries single / multi "
+        "| new connections | pool=1: coordinator CPU | pool=1: workers CPU | pool=1: new connections |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for op in ops["single"]:
-        s, c = res[("single", op)], res[("citus", op)]
-        ts, tc = s["calls"] / s["secs"], c["calls"] / c["secs"]
-        ps, pc = ms(s["lat"]), ms(c["lat"])
-
-        def per(e, k):
-            return 1000 * e["cpu"].get(k, 0.0) / e["calls"] if e["calls"] else float("nan")
-
+        s, c, c1 = (res[(n, op)] for n in ("single", "citus", pool1.name))
         out.append(
-            f"| {op} | {ts:.0f} | {tc:.0f} | {ts / tc if tc else float('inf'):.1f}x | {ps:.1f} | {pc:.1f} | "
-            f"{pc / ps:.1f}x | {per(s, 'backends'):.1f} | {per(c, 'coordinator'):.1f} | {per(c, 'workers'):.1f} |"
+            f"| {op} | {per(s, 'backends'):.1f} | {per(c, 'coordinator'):.1f} | {per(c, 'workers'):.1f} "
+            f"| {per(c, 'single-shard') / 1000:.1f} / {per(c, 'multi-shard') / 1000:.1f} | {per(c, 'connections') / 1000:.2f} "
+            f"| {per(c1, 'coordinator'):.1f} | {per(c1, 'workers'):.1f} | {per(c1, 'connections') / 1000:.2f} |"
         )
     errs = [(k, e["errors"]) for k, e in res.items() if e["errors"]]
     if errs:
@@ -372,7 +412,7 @@ def main() -> None:
     out_file.write_text(text_out)
     print(text_out)
     print(f"(written to {out_file})")
-    bad = [op for op in ops["single"] if not res[("single", op)]["calls"] or not res[("citus", op)]["calls"]]
+    bad = [op for op in ops["single"] if not all(res[(led.name, op)]["calls"] for led in ledgers)]
     if bad:
         raise SystemExit(f"no successful call of: {', '.join(bad)}")
 
