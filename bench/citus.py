@@ -11,15 +11,18 @@ citus.max_adaptive_executor_pool_size = 1 (one connection per worker for a multi
   context only      authenticate() alone (the per-transaction fixed cost: throttle check, key lookup, the proof)
   remember x1 / x8  remember() with 1 client / 8 clients, each client its own owner
   recall x1 / x8    recall(id) of one of the client's own memories (seeded, 20 per owner)
-  search small      search(q, 10) by an owner of ~20-50 memories (the exact plan)
-  search large      search(q, 10) by a tenant of --tenant embedded memories (above search_exact_max: the HNSW plan)
+  search small      search(q, 10) by an owner of 20 embedded memories (the exact plan)
+  search large, exact plan / HNSW plan
+                    search(q, 10) by a tenant of --tenant embedded memories, with the setting search_exact_max above
+                    the tenant (the exact plan: its rows by owner) and at its default (the HNSW plan: the active
+                    model's index on embeddings, on every shard on Citus); set per operation on each ledger
 CPU per call: for Citus, the CPU of the coordinator's and the workers' whole clusters (postmaster + every backend,
 exited ones included: this worktree's .citus/, nothing else runs there); for the single node, the CPU of this run's
 backends in its database (other sessions share that cluster, so not the whole server).
 
 Usage: scripts/citus.sh start   # the local cluster (coordinator 9700, workers 9701-9702)
        .venv/bin/python bench/citus.py [--db mdb_citus_bench] [--seconds 3] [--rounds 3] [--tenant 3000] [--out FILE]
-       [--keep] [--reuse] [--smoke (0.5 s per operation, 1 round, a tenant of 150; results to a temporary file unless
+       [--keep] [--reuse] [--smoke (0.3 s per operation, 1 round, a tenant of 150; results to a temporary file unless
        --out)]
 Deploys <db> on the single node (5432, sqitch) and on the Citus cluster (scripts/citus.sh deploy) side by side, unless
 --reuse (then both must hold a deployed ledger; fresh users are made in them). Logins <db>_app and <db>_wk are
@@ -46,6 +49,9 @@ from pgvector.psycopg import register_vector
 from audit_chain import drop_db
 from bounds import ROOT, text
 
+# the HNSW plan of a large tenant: fails on Citus at the time of writing (docs/citus.md §12); reported, not fatal
+HNSW_OP = "search large x1, HNSW plan"
+EXACT_MAX_DEFAULT = 700  # the ledger's search_exact_max
 CITUS_DIR = Path(os.environ.get("CITUS_DIR", ROOT / ".citus"))
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -131,7 +137,7 @@ def setup(led: Ledger, args, logins: dict[str, str], rng: np.random.Generator) -
             su.execute("SELECT memoriesdb.configure_login(%s)", (login,))
         tag = f"{int(time.time())}"
         owners = []
-        for i in range(args.owners):
+        for i in range(args.owners + 1):  # the last: the small tenant of search (never remembers in the benchmark)
             uid = su.execute("SELECT memoriesdb.create_user(%s)", (f"cb{i}-{tag}",)).fetchone()[0]
             key = su.execute("SELECT memoriesdb.create_api_key(%s, 'infinity')", (uid,)).fetchone()[0]
             owners.append({"uid": uid, "key": key})
@@ -160,7 +166,9 @@ def setup(led: Ledger, args, logins: dict[str, str], rng: np.random.Generator) -
     with led.login(logins_worker(logins)) as c:
         while True:  # in claims of 256, the ledger's cap on one claim
             with c.transaction():
-                jobs = c.execute("SELECT memory_id, lease_id, model FROM memoriesdb.claim_model_embedding_jobs(256, '5 minutes', 'bench')").fetchall()
+                jobs = c.execute(
+                    "SELECT memory_id, lease_id, model FROM memoriesdb.claim_model_embedding_jobs(256, '5 minutes', 'bench')"
+                ).fetchall()
                 if not jobs:
                     break
                 vecs = rng.standard_normal((len(jobs), dim)).astype(np.float32)
@@ -234,7 +242,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
     args = ap.parse_args()
     if args.smoke:
-        args.seconds, args.rounds, args.tenant = 0.5, 1, 150
+        args.seconds, args.rounds, args.tenant = 0.3, 1, 150
     out_file = Path(args.out or (tempfile.mkstemp(suffix=".md")[1] if args.smoke else ROOT / "bench/results/citus.md"))
     ledgers = [Ledger("single", args.host, args.port, args.db), Ledger("citus", args.host, args.citus_port, args.db)]
     # the same Citus ledger, the client's sessions with one connection per worker for a multi-shard query (the
@@ -253,95 +261,131 @@ def main() -> None:
             if pr.wait() != 0:
                 raise SystemExit("deploy failed")
     t_deploy = time.perf_counter() - t0
-    load0 = os.getloadavg()
-    state = {}
-    t0 = time.perf_counter()
-    for led in ledgers:
-        state[led.name] = setup(led, args, logins, np.random.default_rng(3))
-    t_setup = time.perf_counter() - t0
-    state[pool1.name] = state["citus"]
-    ledgers.append(pool1)
-    dim = state["single"]["dim"]
 
-    def q(rng):
-        v = rng.standard_normal(dim).astype(np.float32)
-        return v / np.linalg.norm(v)
+    def cleanup() -> None:
+        for led in ledgers[:2]:
+            if not args.keep:
+                if led.citus:
+                    subprocess.run(
+                        ["bash", "scripts/citus.sh", "dropdb", led.db], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+                    )
+                else:
+                    with psycopg.connect(f"postgresql://postgres@{led.host}:{led.port}/postgres", autocommit=True) as c:
+                        drop_db(c, led.db)
+            with psycopg.connect(f"postgresql://postgres@{led.host}:{led.port}/postgres", autocommit=True) as c:
+                for login in logins:
+                    try:
+                        c.execute(f"DROP ROLE IF EXISTS {login}")
+                    except psycopg.Error:  # --keep: still referenced in the kept database
+                        pass
 
-    # name: (clients, call(conn, client index, rng), which owners' keys)
-    def ops_for(st):
-        owners = st["owners"]
-        return {
-            "context only": (1, lambda c, i, rng: None, [owners[0]["key"]]),
-            "remember x1": (1, lambda c, i, rng: c.execute("SELECT memoriesdb.remember(%s)", (text(rng),)), [owners[0]["key"]]),
-            f"remember x{args.owners}": (
-                args.owners,
-                lambda c, i, rng: c.execute("SELECT memoriesdb.remember(%s)", (text(rng),)),
-                [o["key"] for o in owners],
-            ),
-            "recall x1": (
-                1,
-                lambda c, i, rng: c.execute("SELECT memoriesdb.recall(%s)", (owners[i]["ids"][rng.integers(20)],)).fetchall(),
-                [owners[0]["key"]],
-            ),
-            f"recall x{args.owners}": (
-                args.owners,
-                lambda c, i, rng: c.execute("SELECT memoriesdb.recall(%s)", (owners[i]["ids"][rng.integers(20)],)).fetchall(),
-                [o["key"] for o in owners],
-            ),
-            "search small x1": (
-                1,
-                lambda c, i, rng: c.execute("SELECT id FROM memoriesdb.search(%s, 10)", (q(rng),)).fetchall(),
-                [owners[1]["key"]],
-            ),
-            "search large x1": (
-                1,
-                lambda c, i, rng: c.execute("SELECT id FROM memoriesdb.search(%s, 10)", (q(rng),)).fetchall(),
-                [st["big_key"]],
-            ),
+    conns: dict[str, list[psycopg.Connection]] = {}
+    try:
+        load0 = os.getloadavg()
+        state = {}
+        t0 = time.perf_counter()
+        for led in ledgers:
+            state[led.name] = setup(led, args, logins, np.random.default_rng(3))
+        t_setup = time.perf_counter() - t0
+        state[pool1.name] = state["citus"]
+        ledgers.append(pool1)
+        dim = state["single"]["dim"]
+
+        def q(rng):
+            v = rng.standard_normal(dim).astype(np.float32)
+            return v / np.linalg.norm(v)
+
+        # name: (clients, call(conn, client index, rng), which owners' keys)
+        def ops_for(st):
+            owners = st["owners"]
+            return {
+                "context only": (1, lambda c, i, rng: None, [owners[0]["key"]]),
+                "remember x1": (
+                    1,
+                    lambda c, i, rng: c.execute("SELECT memoriesdb.remember(%s)", (text(rng),)),
+                    [owners[0]["key"]],
+                ),
+                f"remember x{args.owners}": (
+                    args.owners,
+                    lambda c, i, rng: c.execute("SELECT memoriesdb.remember(%s)", (text(rng),)),
+                    [o["key"] for o in owners],
+                ),
+                "recall x1": (
+                    1,
+                    lambda c, i, rng: c.execute("SELECT memoriesdb.recall(%s)", (owners[i]["ids"][rng.integers(20)],)).fetchall(),
+                    [owners[0]["key"]],
+                ),
+                f"recall x{args.owners}": (
+                    args.owners,
+                    lambda c, i, rng: c.execute("SELECT memoriesdb.recall(%s)", (owners[i]["ids"][rng.integers(20)],)).fetchall(),
+                    [o["key"] for o in owners],
+                ),
+                "search small x1": (
+                    1,
+                    lambda c, i, rng: c.execute("SELECT id FROM memoriesdb.search(%s, 10)", (q(rng),)).fetchall(),
+                    [owners[-1]["key"]],
+                ),
+                "search large x1, exact plan": (
+                    1,
+                    lambda c, i, rng: c.execute("SELECT id FROM memoriesdb.search(%s, 10)", (q(rng),)).fetchall(),
+                    [st["big_key"]],
+                ),
+                HNSW_OP: (
+                    1,
+                    lambda c, i, rng: c.execute("SELECT id FROM memoriesdb.search(%s, 10)", (q(rng),)).fetchall(),
+                    [st["big_key"]],
+                ),
+            }
+
+        # search_exact_max per operation (a ledger setting, read per call): above the large tenant for its exact plan
+        exact_max = {"search large x1, exact plan": args.tenant + 100, HNSW_OP: min(EXACT_MAX_DEFAULT, args.tenant // 2)}
+        current: dict[str, int | None] = {}
+
+        def set_exact_max(led: Ledger, op: str) -> None:
+            v = exact_max.get(op, EXACT_MAX_DEFAULT)
+            key = led.dsn  # the two Citus variants share one ledger
+            if current.get(key) != v:
+                with led.su() as su:
+                    su.execute("UPDATE memoriesdb.config SET value = to_jsonb(%s::integer) WHERE key = 'search_exact_max'", (v,))
+                current[key] = v
+
+        ops = {led.name: ops_for(state[led.name]) for led in ledgers}
+        app = logins_app(logins)
+        conns.update({led.name: [led.login(app) for _ in range(args.owners)] for led in ledgers})
+        res = {
+            (led.name, op): {"calls": 0, "secs": 0.0, "lat": [], "errors": [], "cpu": {}}
+            for led in ledgers
+            for op in ops["single"]
         }
-
-    ops = {led.name: ops_for(state[led.name]) for led in ledgers}
-    app = logins_app(logins)
-    conns = {led.name: [led.login(app) for _ in range(args.owners)] for led in ledgers}
-    res = {(led.name, op): {"calls": 0, "secs": 0.0, "lat": [], "errors": [], "cpu": {}} for led in ledgers for op in ops["single"]}
-    for led in ledgers:  # warm-up: plans, caches, Citus's connections to the workers, the access logger's connection
-        for op, (n, call, keys) in ops[led.name].items():
-            run_clients(conns[led.name][:n], keys, call, 0.3, 1)
-    t0 = time.perf_counter()
-    for r in range(args.rounds):
-        for op in ops["single"]:
-            k = r + list(ops["single"]).index(op)
-            order = ledgers[k % len(ledgers):] + ledgers[: k % len(ledgers)]
-            for led in order:
-                n, call, keys = ops[led.name][op]
-                cpu0, w0 = led.cpu(), time.perf_counter()
-                calls, lat, errors = run_clients(conns[led.name][:n], keys, call, args.seconds, 100 * r)
-                secs, cpu1 = time.perf_counter() - w0, led.cpu()
-                e = res[(led.name, op)]
-                e["calls"] += calls
-                e["secs"] += secs
-                e["lat"] += lat
-                e["errors"] += errors
-                for k in cpu1:
-                    e["cpu"][k] = e["cpu"].get(k, 0.0) + cpu1[k] - cpu0.get(k, 0.0)
-    t_run = time.perf_counter() - t0
-    load1 = os.getloadavg()
-    for cs in conns.values():
-        for c in cs:
-            c.close()
-    for led in ledgers[:2]:
-        if not args.keep:
-            if led.citus:
-                subprocess.run(["bash", "scripts/citus.sh", "dropdb", led.db], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-            else:
-                with psycopg.connect(f"postgresql://postgres@{led.host}:{led.port}/postgres", autocommit=True) as c:
-                    drop_db(c, led.db)
-        with psycopg.connect(f"postgresql://postgres@{led.host}:{led.port}/postgres", autocommit=True) as c:
-            for login in logins:
-                try:
-                    c.execute(f"DROP ROLE IF EXISTS {login}")
-                except psycopg.Error:  # --keep: still referenced in the kept database
-                    pass
+        for led in ledgers:  # warm-up: plans, caches, Citus's connections to the workers, the access logger's connection
+            for op, (n, call, keys) in ops[led.name].items():
+                set_exact_max(led, op)
+                run_clients(conns[led.name][:n], keys, call, 0.3, 1)
+        t0 = time.perf_counter()
+        for r in range(args.rounds):
+            for op in ops["single"]:
+                k = r + list(ops["single"]).index(op)
+                order = ledgers[k % len(ledgers) :] + ledgers[: k % len(ledgers)]
+                for led in order:
+                    n, call, keys = ops[led.name][op]
+                    set_exact_max(led, op)
+                    cpu0, w0 = led.cpu(), time.perf_counter()
+                    calls, lat, errors = run_clients(conns[led.name][:n], keys, call, args.seconds, 100 * r)
+                    secs, cpu1 = time.perf_counter() - w0, led.cpu()
+                    e = res[(led.name, op)]
+                    e["calls"] += calls
+                    e["secs"] += secs
+                    e["lat"] += lat
+                    e["errors"] += errors
+                    for key in cpu1:
+                        e["cpu"][key] = e["cpu"].get(key, 0.0) + cpu1[key] - cpu0.get(key, 0.0)
+        t_run = time.perf_counter() - t0
+        load1 = os.getloadavg()
+    finally:
+        for cs in conns.values():
+            for c in cs:
+                c.close()
+        cleanup()
 
     def ms(x):
         return statistics.median(x) if x else float("nan")
@@ -354,7 +398,8 @@ def main() -> None:
         + f"`: {os.cpu_count()} cores shared by the single node (5432), the coordinator (9700), both workers (9701-9702) "
         f"and the client (Python threads); load average {load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f} at the start of the "
         f"measured rounds, {load1[0]:.1f}/{load1[1]:.1f}/{load1[2]:.1f} at the end. Citus: "
-        f"{state['citus']['shards']} shards per distributed table. {args.owners} owners with 20 memories each; the large "
+        f"{state['citus']['shards']} shards per distributed table. {args.owners} owners with 20 memories each "
+        f"(and a small tenant of 20); the large "
         f"tenant {args.tenant} memories; {state['single']['embedded']} / {state['citus']['embedded']} memories embedded "
         f"(random unit vectors, {dim} dims) by a worker login through claim/complete_embedding_jobs. Every call its own "
         "transaction over an app login: authenticate(api_key) + the call + COMMIT. "
@@ -372,13 +417,13 @@ def main() -> None:
         return 1000 * e["cpu"].get(k, 0.0) / e["calls"] if e["calls"] else float("nan")
 
     def tps(e):
-        return e["calls"] / e["secs"] if e["secs"] else float("nan")
+        return e["calls"] / e["secs"] if e["secs"] and e["calls"] else float("nan")
 
     for op in ops["single"]:
         s, c, c1 = (res[(n, op)] for n in ("single", "citus", pool1.name))
         out.append(
-            f"| {op} | {tps(s):.0f} | {tps(c):.0f} | {tps(s) / max(tps(c), 1e-9):.1f}x | {tps(c1):.0f} "
-            f"| {tps(s) / max(tps(c1), 1e-9):.1f}x | {ms(s['lat']):.1f} | {ms(c['lat']):.1f} | {ms(c1['lat']):.1f} |"
+            f"| {op} | {tps(s):.0f} | {tps(c):.0f} | {tps(s) / tps(c):.1f}x | {tps(c1):.0f} "
+            f"| {tps(s) / tps(c1):.1f}x | {ms(s['lat']):.1f} | {ms(c['lat']):.1f} | {ms(c1['lat']):.1f} |".replace("nan", "fails")
         )
     out += [
         "",
@@ -412,7 +457,10 @@ def main() -> None:
     out_file.write_text(text_out)
     print(text_out)
     print(f"(written to {out_file})")
-    bad = [op for op in ops["single"] if not all(res[(led.name, op)]["calls"] for led in ledgers)]
+    bad = [
+        op for op in ops["single"] if not all(res[(led.name, op)]["calls"] for led in ledgers if op != HNSW_OP or not led.citus)
+    ]
+    bad += [] if res[("single", HNSW_OP)]["calls"] else [HNSW_OP]
     if bad:
         raise SystemExit(f"no successful call of: {', '.join(bad)}")
 

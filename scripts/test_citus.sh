@@ -4,7 +4,9 @@
 # (scripts/citus.sh deploy), then runs db/citus/tests/*.sql with pg_prove through the coordinator, then
 # runner/tests/test_citus.py: two tenants through PgBouncer in front of the coordinator (port 6790), and a
 # rebalance onto a third worker (scripts/citus.sh add-worker: port 9703, in this database only) while clients
-# write; worker3 is stopped at the end (the cluster is back to two workers). PYTHON: the runner's venv python
+# write; worker3 is stopped at the end (the cluster is back to two workers); then bench/citus.py --smoke (its own
+# database ${DB}_bench on the single node and on the cluster, dropped by it; not in scripts/bench_smoke.sh, since CI
+# has no Citus). PYTHON: the runner's venv python
 # (default .venv/bin/python).
 # Needs Citus built into the local PostgreSQL 15; without it, says how and exits 2. CI does not build Citus:
 # plain scripts/test.sh never runs this.
@@ -40,6 +42,9 @@ pg_prove -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" --ext .sql db/citus/tests/
 step "runner through the coordinator: PgBouncer in front of it, a rebalance onto a third worker (runner/tests/test_citus.py)"
 MEMORIESDB_CITUS_DSN="postgresql://postgres@127.0.0.1:$PORT/$DB" PYTHONPATH="$PWD/runner" \
   "$PYTHON" -m pytest -q -p no:cacheprovider -rA runner/tests/test_citus.py
+
+step "benchmark smoke run: bench/citus.py --smoke (the single node on 5432 vs the coordinator; own databases ${DB}_bench)"
+PYTHONPATH="$PWD/runner" "$PYTHON" bench/citus.py --smoke --db "${DB}_bench" --citus-port "$PORT"
 
 step "drop $DB"
 bash scripts/citus.sh dropdb "$DB"
