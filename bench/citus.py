@@ -423,7 +423,9 @@ def main() -> None:
         s, c, c1 = (res[(n, op)] for n in ("single", "citus", pool1.name))
         out.append(
             f"| {op} | {tps(s):.0f} | {tps(c):.0f} | {tps(s) / tps(c):.1f}x | {tps(c1):.0f} "
-            f"| {tps(s) / tps(c1):.1f}x | {ms(s['lat']):.1f} | {ms(c['lat']):.1f} | {ms(c1['lat']):.1f} |".replace("nan", "fails")
+            f"| {tps(s) / tps(c1):.1f}x | {ms(s['lat']):.1f} | {ms(c['lat']):.1f} | {ms(c1['lat']):.1f} |".replace(
+                "nanx", "-"
+            ).replace("nan", "fails")
         )
     out += [
         "",
