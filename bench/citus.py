@@ -351,6 +351,7 @@ def main() -> None:
 
         ops = {led.name: ops_for(state[led.name]) for led in ledgers}
         app = logins_app(logins)
+        plans: dict[str, dict[str, str]] = {}
         conns.update({led.name: [led.login(app) for _ in range(args.owners)] for led in ledgers})
         res = {
             (led.name, op): {"calls": 0, "secs": 0.0, "lat": [], "errors": [], "cpu": {}}
@@ -361,6 +362,16 @@ def main() -> None:
             for op, (n, call, keys) in ops[led.name].items():
                 set_exact_max(led, op)
                 run_clients(conns[led.name][:n], keys, call, 0.3, 1)
+                if op.startswith("search"):  # the plan search() chose (memoriesdb.search_plan), once per ledger
+                    c = conns[led.name][0]
+                    try:
+                        with c.transaction():
+                            c.execute("SELECT memoriesdb.authenticate(%s)", (keys[0],))
+                            call(c, 0, np.random.default_rng(2))
+                            plan = c.execute("SELECT current_setting('memoriesdb.search_plan', true)").fetchone()[0]
+                    except psycopg.Error as exc:
+                        plan = f"fails ({exc.diag.sqlstate})"
+                    plans.setdefault(op, {})[led.name] = (plan or "?").split(" ")[0]
         t0 = time.perf_counter()
         for r in range(args.rounds):
             for op in ops["single"]:
@@ -444,6 +455,9 @@ def main() -> None:
             f"| {per(c, 'single-shard') / 1000:.1f} / {per(c, 'multi-shard') / 1000:.1f} | {per(c, 'connections') / 1000:.2f} "
             f"| {per(c1, 'coordinator'):.1f} | {per(c1, 'workers'):.1f} | {per(c1, 'connections') / 1000:.2f} |"
         )
+    out += ["", "The plan search() chose (memoriesdb.search_plan, one probe per ledger before the rounds):", ""]
+    for op, by in plans.items():
+        out.append(f"- {op}: " + ", ".join(f"{name} {plan}" for name, plan in by.items()))
     errs = [(k, e["errors"]) for k, e in res.items() if e["errors"]]
     if errs:
         out += ["", "Failed calls (not counted):"]
