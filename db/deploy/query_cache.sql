@@ -137,19 +137,24 @@ BEGIN
   -- the other order: PostgreSQL aborts one, 40P01; the runner stores one per transaction). The price: while the
   -- caller's other transactions hold entries, this store may find fewer to evict, and the caller
   -- keeps up to one entry over the bound per such transaction, until its next store evicts the
-  -- excess (a soft bound: max + the caller's concurrent transactions).
-  SELECT count(*) INTO n FROM memoriesdb_internal.query_cache AS c WHERE c.owner_id = uid;
-  IF n > max_entries THEN
-    DELETE FROM memoriesdb_internal.query_cache AS c
-     WHERE (c.owner_id, c.digest) IN (SELECT o.owner_id, o.digest FROM memoriesdb_internal.query_cache AS o
-                                       WHERE o.owner_id = uid AND o.digest <> d
-                                       ORDER BY o.used_at LIMIT n - max_entries FOR UPDATE SKIP LOCKED);
+  -- excess (a soft bound: max + the caller's concurrent transactions). One evictor at a time per
+  -- user: the user's row, locked without waiting (FOR NO KEY UPDATE: foreign key checks' KEY SHARE
+  -- still pass); a store that finds it held leaves the eviction to the next store. Two evictors at
+  -- once each counted the same committed excess and each evicted it (8 clients, bound 5: 4 left).
+  IF EXISTS (SELECT 1 FROM memoriesdb.users AS u WHERE u.id = uid FOR NO KEY UPDATE SKIP LOCKED) THEN
+    SELECT count(*) INTO n FROM memoriesdb_internal.query_cache AS c WHERE c.owner_id = uid;
+    IF n > max_entries THEN
+      DELETE FROM memoriesdb_internal.query_cache AS c
+       WHERE (c.owner_id, c.digest) IN (SELECT o.owner_id, o.digest FROM memoriesdb_internal.query_cache AS o
+                                         WHERE o.owner_id = uid AND o.digest <> d
+                                         ORDER BY o.used_at LIMIT n - max_entries FOR UPDATE SKIP LOCKED);
+    END IF;
   END IF;
   RETURN true;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.cache_query_vector(text, text, public.vector) IS
-  'Stores v as the context user''s vector for this model and (normalised) query, replacing an older one; then evicts the user''s least recently used entries past query_cache_max_entries (skipping entries the user''s concurrent transactions hold: then the next store evicts the excess). Stores only an HMAC of the query, never its text. true when stored; false when the cache is off (query_cache_max_entries 0) or the transaction is read-only. MDB26: bad model name or query, NULL vector, more than query_cache_max_dimensions dimensions, zero norm.';
+  'Stores v as the context user''s vector for this model and (normalised) query, replacing an older one; then evicts the user''s least recently used entries past query_cache_max_entries (one evictor per user at a time, skipping entries the user''s concurrent transactions hold: then the next store evicts the excess; never evicts below the bound). Stores only an HMAC of the query, never its text. true when stored; false when the cache is off (query_cache_max_entries 0) or the transaction is read-only. MDB26: bad model name or query, NULL vector, more than query_cache_max_dimensions dimensions, zero norm.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.clear_query_cache(model text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
