@@ -138,9 +138,12 @@ def main() -> None:
         for login, _ in logins.values():  # the bounds every ledger login gets (see memoriesdb.unbounded_logins())
             c.execute("SELECT memoriesdb.configure_login(%s)", (login,))
         for login, _ in logins.values():
-            c.execute(f"GRANT USAGE ON SCHEMA bench TO {login}")
+            c.execute(f"GRANT USAGE ON SCHEMA bench, memoriesdb_internal TO {login}")
             c.execute(f"GRANT SELECT ON bench.owners TO {login}")
             c.execute(f"GRANT INSERT ON bench.plain, bench.indexed TO {login}")
+            # the index keyed by owner and word (text_owner_index) calls it; only the ledger's owner may otherwise
+            if c.execute("SELECT to_regprocedure('memoriesdb_internal.owner_word_keys(uuid, tsvector)')").fetchone()[0]:
+                c.execute(f"GRANT EXECUTE ON FUNCTION memoriesdb_internal.owner_word_keys(uuid, tsvector) TO {login}")
         pg_version = c.execute("SHOW server_version").fetchone()[0]
 
     lat: dict[str, list[float]] = {m: [] for m in SCRIPTS}

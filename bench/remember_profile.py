@@ -81,11 +81,12 @@ VARIANTS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
     ),
     "text_indexes": (
         "the trigram and full-text indexes of memories (maintenance of the two index entries)",
-        ["DROP INDEX memoriesdb.memories_content_trgm", "DROP INDEX memoriesdb.memories_content_tsv"],
+        ["DROP INDEX memoriesdb.memories_content_trgm", "DROP INDEX memoriesdb.memories_owner_words"],
         [
             "CREATE INDEX memories_content_trgm ON memoriesdb.memories USING gist "
             "(coalesce(content_trgm, content) gist_trgm_ops)",
-            "CREATE INDEX memories_content_tsv ON memoriesdb.memories USING gin (content_tsv)",
+            "CREATE INDEX memories_owner_words ON memoriesdb.memories USING gin "
+            "(memoriesdb_internal.owner_word_keys(owner_id, content_tsv))",
         ],
         [],
     ),
