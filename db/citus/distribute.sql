@@ -802,6 +802,123 @@ BEGIN
 END
 $$;
 
+-- 3e. Search on the distributed tables ----------------------------------------------------------------------------
+-- The owners whose shards hold what the caller may see: itself and the owners of its unexpired grants (by scope).
+-- The index plan reads the active model's embeddings on these owners' shards only: without the owner in the query
+-- every shard's HNSW index is scanned, and on a shard with none of the caller's rows the iterative scan runs on to
+-- its whole budget (hnsw.max_scan_tuples) finding nothing.
+CREATE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();   -- the caller's own grants only
+  scope text := coalesce(f->>'scope', 'all');
+BEGIN
+  IF uid IS NULL THEN RETURN '{}'; END IF;
+  RETURN ARRAY(SELECT uid WHERE scope <> 'shared'
+               UNION
+               SELECT DISTINCT g.owner_id FROM memoriesdb.memory_grants AS g
+                WHERE scope <> 'own' AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_search_owners(jsonb) IS
+  'Internal (Citus): the owners whose memories the context user may see under the filter''s scope (itself, the owners of its unexpired grants): the index plan of search() reads their shards only.';
+
+-- The coordinator's shell tables have no statistics (pg_class.reltuples 0, pg_stats empty): the plan's "share of
+-- the table" would always be 1. On Citus what an index scan must read past is the rows of the shards it scans (the
+-- callers' owners' shards), measured here per shard by memoriesdb.citus_refresh_search_statistics() (the shards'
+-- own reltuples, kept by their autovacuum). Until it has run, the caller's own count stands for the table (the
+-- single node's "statistics older than the caller's rows" rule): the index plan is then considered by count alone,
+-- and an index scan that finds fewer than k falls back to the exact plan.
+CREATE TABLE memoriesdb_internal.citus_shard_rows (
+  shardid bigint PRIMARY KEY,
+  row_estimate double precision NOT NULL,
+  measured_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE memoriesdb_internal.citus_shard_rows IS
+  'Internal (Citus, on the coordinator): rows per shard of memoriesdb.memories (the shard''s reltuples), written by citus_refresh_search_statistics(); search()''s plan reads it.';
+ALTER TABLE memoriesdb_internal.citus_shard_rows OWNER TO memoriesdb_owner;
+GRANT SELECT ON memoriesdb_internal.citus_shard_rows TO memoriesdb_reader;
+
+CREATE FUNCTION memoriesdb.citus_refresh_search_statistics() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer;
+BEGIN
+  DELETE FROM memoriesdb_internal.citus_shard_rows;
+  INSERT INTO memoriesdb_internal.citus_shard_rows (shardid, row_estimate)
+  SELECT r.shardid, greatest(r.result::double precision, 0)
+    FROM pg_catalog.run_command_on_shards('memoriesdb.memories', $c$SELECT reltuples FROM pg_class WHERE oid = '%s'::regclass$c$) AS r
+   WHERE r.success;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.citus_refresh_search_statistics() IS
+  'Citus: measures the rows of every shard of memories (its reltuples on the worker) for search()''s plan choice; returns the number of shards measured. Run after a bulk load or a rebalance, and periodically (about 0.3 s for 32 shards).';
+REVOKE ALL ON FUNCTION memoriesdb.citus_refresh_search_statistics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb.citus_refresh_search_statistics() TO memoriesdb_worker;
+
+-- the rows of the shards that hold the owners' memories (0 when not measured: the plan then counts the caller's)
+CREATE FUNCTION memoriesdb_internal.citus_search_total(owners uuid[]) RETURNS double precision
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN coalesce((SELECT sum(s.row_estimate) FROM memoriesdb_internal.citus_shard_rows AS s
+                    WHERE s.shardid IN (SELECT DISTINCT pg_catalog.get_shard_id_for_distribution_column('memoriesdb.memories', o)
+                                          FROM unnest(owners) AS o)), 0);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_search_total(uuid[]) IS
+  'Internal (Citus): how many rows the shards holding these owners'' memories have (citus_shard_rows; 0 when not measured).';
+
+SELECT pg_temp.patch('memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer)',
+  $x$(SELECT greatest(c.reltuples, 0)::double precision FROM pg_catalog.pg_class AS c
+                              WHERE c.oid = 'memoriesdb.memories'::regclass)$x$,
+  $x$memoriesdb_internal.citus_search_total(memoriesdb_internal.citus_search_owners(f))$x$);
+-- the index plan: embeddings joined with memories on the owner too (else "the query contains a join that requires
+-- repartitioning", measured by bench/citus.py), on the owners' shards only; each shard's index returns its nearest
+-- and the coordinator merges them (the order is by distance only)
+SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)',
+  ARRAY['JOIN memoriesdb.memories AS m ON m.id = e.memory_id',
+        'WHERE e.model_id = %2$L::uuid AND',
+        'USING q, f, uid, linked, k;'],
+  ARRAY['JOIN memoriesdb.memories AS m ON m.owner_id = e.owner_id AND m.id = e.memory_id',
+        'WHERE e.model_id = %2$L::uuid AND e.owner_id = ANY ($6) AND',
+        'USING q, f, uid, linked, k, memoriesdb_internal.citus_search_owners(f);']);
+
+-- full text: the grants' memories joined on the owner too (as visible_memories())
+SELECT pg_temp.patch('memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean)',
+  'JOIN memoriesdb.memories AS m ON m.id = g.memory_id', 'JOIN memoriesdb.memories AS m ON m.owner_id = g.owner_id AND m.id = g.memory_id');
+-- a whole row of a table pushed down to a shard has the shard's row type (memories_102028), which matches_filter()
+-- does not take (measured: "function matches_filter(memoriesdb.memories_102028, ...) does not exist"): the row's
+-- columns, as a memories row
+SELECT pg_temp.patch('memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean)',
+  'memoriesdb_internal.matches_filter(m, f,', 'memoriesdb_internal.matches_filter(ROW(m.*)::memoriesdb.memories, f,');
+
+-- a correlated subquery over memories from a list (the hits without BM25) is refused ("correlated subqueries are not
+-- supported when the FROM clause contains a set returning function"): the same lookup as a function, run as the
+-- caller (the policies decide), once per such hit
+CREATE FUNCTION memoriesdb_internal.citus_word_similarity(query text, memory_id uuid) RETURNS real
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN (SELECT public.word_similarity(query, coalesce(m.content_trgm, m.content)) FROM memoriesdb.memories AS m
+           WHERE m.id = citus_word_similarity.memory_id);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_word_similarity(text, uuid) IS
+  'Internal (Citus): the word similarity of query to a memory''s window, under the caller''s row-level security (NULL when it cannot see it): text_ranking()''s lookup for a full-text match without BM25.';
+SELECT pg_temp.patch('memoriesdb_internal.text_ranking(text, integer, jsonb)',
+  $x$(SELECT public.word_similarity(query, coalesce(m.content_trgm, m.content))
+                                        FROM memoriesdb.memories AS m WHERE m.id = h.id)$x$,
+  'memoriesdb_internal.citus_word_similarity(query, h.id)');
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
