@@ -1041,13 +1041,20 @@ DECLARE
                       WHERE s.logicalrelid = 'memoriesdb_internal.context_key'::regclass);
 BEGIN
   IF placement IS NULL THEN RAISE EXCEPTION 'context_key is not a reference table'; END IF;
+  -- context_proof()'s expression written out: as a call it is a SQL function the planner cannot inline (it calls
+  -- volatile Citus functions), planned again at every call: 88 µs per proof checked, against 10 µs (measured on
+  -- a worker). Must stay what context_proof() computes (the Citus tests authenticate and read through it).
   EXECUTE format($f$CREATE OR REPLACE FUNCTION memoriesdb.context_proven(user_id text, proof text) RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $b$
 BEGIN
   RETURN proof IS NOT NULL AND proof <> '' AND proof = (
-    SELECT memoriesdb_internal.context_proof(user_id, k.ipad, k.opad) FROM %s AS k);
+    SELECT encode(sha256(k.opad || sha256(k.ipad || convert_to(user_id || '|citus|' || citus_backend_gpid()::text
+             || '|' || t.initiator_node_identifier::text || '|' || t.transaction_number::text
+             || '|' || (EXTRACT(epoch FROM t.transaction_stamp) * 1000000)::bigint::text, 'UTF8'))), 'hex')
+      FROM %s AS k, get_current_transaction_id() AS t
+     WHERE t.transaction_number <> 0);
 END
 $b$$f$, placement);
 END
