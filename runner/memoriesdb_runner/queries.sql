@@ -8,6 +8,13 @@
 -- name: listen
 LISTEN {channel};
 
+-- name: citus_has_search_statistics
+-- a ledger distributed on Citus (db/citus/distribute.sql) has it; a single node has not
+SELECT to_regprocedure('memoriesdb.citus_refresh_search_statistics()') IS NOT NULL AS present;
+
+-- name: citus_refresh_search_statistics
+SELECT memoriesdb.citus_refresh_search_statistics() AS shards;
+
 -- name: embedding_dim
 SELECT (memoriesdb.setting('embedding_dim'))::int AS dim;
 

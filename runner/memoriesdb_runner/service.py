@@ -9,6 +9,7 @@ import structlog
 
 from . import db, metrics
 from .anchor import Anchor, run_anchor_loop
+from .citus_stats import run_search_statistics
 from .errors import TransientProviderError
 from .providers import make_provider
 from .settings import Settings
@@ -42,6 +43,7 @@ async def run_workers(settings: Settings, kinds: set[str], *, until_empty: bool 
     jobs = []
     if "embed" in kinds:
         jobs.append(run_embed_workers(settings, until_empty=until_empty, stop=stop))
+        jobs.append(run_search_statistics(settings, stop, until_empty=until_empty))  # Citus only; else returns at once
     if "vindex" in kinds:
         jobs.append(run_vindex_worker(settings, stop, until_empty=until_empty))
     if anchor is not None:

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # (unset: the public key of anchor_key_file).
     anchor_public_key_file: Path | None = None
 
+    # On a Citus cluster: how often `memoriesdb worker` measures the shards' rows for search()'s plan choice
+    # (memoriesdb.citus_refresh_search_statistics(); about 0.3 s for 32 shards). Not used on a single node.
+    citus_statistics_interval_seconds: float = Field(default=600.0, gt=0)
+
     metrics_port: int = 0  # 0: no metrics/health server
     # Where /metrics, /healthz and /readyz listen; 0.0.0.0 only when something outside must scrape
     # them (a container's health check runs inside it and needs no more than 127.0.0.1).

@@ -201,6 +201,26 @@ def test_two_tenants_through_pgbouncer_in_front_of_the_coordinator(admin, bounce
     assert n == 2, "both searches are in the access log under their actors"
 
 
+def test_the_worker_measures_the_shards_for_search_plans(admin):
+    """`memoriesdb worker` runs citus_refresh_search_statistics() (as its worker login): every shard of memories
+    measured, and search()'s plan then takes the rows of the caller's shard for the table (docs/citus.md, §12b)."""
+    import asyncio
+
+    from memoriesdb_runner.citus_stats import run_search_statistics
+    from memoriesdb_runner.settings import Settings
+
+    admin.execute("ANALYZE memoriesdb.memories")  # the shards' reltuples (their autovacuum would, later)
+    admin.execute("DELETE FROM memoriesdb_internal.citus_shard_rows")
+    settings = Settings(_env_file=None, dsn=login_dsn("memoriesdb_runner"), citus_statistics_interval_seconds=600)
+    assert asyncio.run(run_search_statistics(settings, asyncio.Event(), until_empty=True)) == 1
+    shards, rows = admin.execute("SELECT count(*), sum(row_estimate) FROM memoriesdb_internal.citus_shard_rows").fetchone()
+    assert (
+        shards
+        == admin.execute("SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'memoriesdb.memories'::regclass").fetchone()[0]
+    )
+    assert rows == admin.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0]
+
+
 def test_rebalance_onto_a_third_worker_while_writing(admin):
     """Writers remember() for several owners, a reader recalls their memories and searches, and a sealer seals the
     chains, while worker3 is added and the shards rebalanced onto it; nothing a writer was told is stored is missing,

@@ -383,3 +383,13 @@ def test_a_worker_configured_beyond_the_caps_refuses_to_start(settings, admin_co
         asyncio.run(drain(settings))
     job = job_of(admin_conn, m)
     assert job["attempts"] == 0 and job["lease_id"] is None, "no job was claimed"
+
+
+def test_the_citus_statistics_loop_ends_at_once_on_a_single_node(settings):
+    """`memoriesdb worker` starts the Citus shard-statistics loop beside the embedders: on a single node (no
+    citus_refresh_search_statistics()) it returns at once, measuring nothing, and never keeps the worker up."""
+    from memoriesdb_runner.citus_stats import run_search_statistics
+
+    started = time.monotonic()
+    assert asyncio.run(run_search_statistics(settings, asyncio.Event())) == 0
+    assert time.monotonic() - started < 5
