@@ -26,12 +26,18 @@ async def run_search_statistics(settings: Settings, stop: asyncio.Event, *, unti
             return await db.row(conn, name)
 
     try:
-        found = await db.retry_db("citus_statistics", lambda: call("citus_has_search_statistics"), stop=stop, log=log)
+        # --until-empty gives up with the database (the embedders report the outage), a service waits it out
+        give_up = settings.db_timeout_seconds if until_empty else None
+        found = await db.retry_db(
+            "citus_statistics", lambda: call("citus_has_search_statistics"), stop=stop, log=log, give_up_after=give_up
+        )
         if not found["present"]:
             return 0
         runs = 0
         while True:
-            row = await db.retry_db("citus_statistics", lambda: call("citus_refresh_search_statistics"), stop=stop, log=log)
+            row = await db.retry_db(
+                "citus_statistics", lambda: call("citus_refresh_search_statistics"), stop=stop, log=log, give_up_after=give_up
+            )
             runs += 1
             log.info("citus search statistics measured", shards=row["shards"])
             if until_empty or await db.sleep_or_stop(stop, settings.citus_statistics_interval_seconds):
