@@ -973,6 +973,72 @@ SELECT pg_temp.patch('memoriesdb_internal.text_ranking(text, integer, jsonb)',
                                         FROM memoriesdb.memories AS m WHERE m.id = h.id)$x$,
   'memoriesdb_internal.citus_word_similarity(query, h.id)');
 
+-- 3f. Backends vouch through a function --------------------------------------------------------------------------
+-- A memoriesdb_backend login is believed on the single node because session_user is a backend. On a worker
+-- session_user is the role Citus connected as, and a set_config() context is not propagated: a backend's context
+-- would be believed on the coordinator and be nobody on the shards (reads empty, writes half-done). On Citus a
+-- backend calls memoriesdb.vouch(user_id) instead: it SET LOCALs the uuid, the vouching login and a proof minted
+-- for both (the key's HMAC over uuid|vouched|login, as authenticate() mints one for a key's user), which every
+-- node checks; a bare uuid is nobody for every login, backends included (fail closed on every node), and a
+-- vouching login changed after vouch() breaks the proof.
+CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$
+  -- (Citus) one expression, inlined; the proof covers the vouching login when there is one
+  SELECT CASE
+    WHEN pg_catalog.current_setting('app.current_user', true) IS NULL
+      OR pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.!~)
+         '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN NULL
+    WHEN memoriesdb.context_proven(pg_catalog.current_setting('app.current_user', true)
+                                     OPERATOR(pg_catalog.||) COALESCE('|vouched|' OPERATOR(pg_catalog.||)
+                                       NULLIF(pg_catalog.current_setting('app.current_user_vouched_by', true), ''), ''),
+                                   pg_catalog.current_setting('app.current_user_proof', true))
+      THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid
+  END
+$$;
+CREATE OR REPLACE FUNCTION memoriesdb_internal.context_vouched_by() RETURNS name
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$
+  -- (Citus) the login vouch() named, covered by the proof current_user_id() checked
+  SELECT CASE WHEN memoriesdb.current_user_id() IS NULL THEN NULL
+              ELSE NULLIF(pg_catalog.current_setting('app.current_user_vouched_by', true), '')::name END
+$$;
+SELECT pg_temp.patch('memoriesdb_internal.audit_row()',
+  $x$  IF actor IS NOT NULL AND pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER')
+     AND NOT memoriesdb.context_proven(current_setting('app.current_user', true), current_setting('app.current_user_proof', true)) THEN
+    vouched := session_user;
+  END IF;$x$,
+  $x$  vouched := memoriesdb_internal.context_vouched_by();   -- (Citus: the login vouch() named, proven)$x$);
+
+CREATE FUNCTION memoriesdb.vouch(user_id uuid) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  login text := session_user;
+BEGIN
+  IF NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only a memoriesdb_backend login vouches for a user',
+      HINT = 'an app login proves its user with memoriesdb.authenticate(api_key)';
+  END IF;
+  -- (a read of a reference table: it also assigns the distributed transaction id the proof binds)
+  IF vouch.user_id IS NULL OR NOT EXISTS (SELECT 1 FROM memoriesdb.users AS u WHERE u.id = vouch.user_id) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB02', MESSAGE = 'unknown user', DETAIL = format('no user %s', vouch.user_id);
+  END IF;
+  EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);
+  EXECUTE format('SET LOCAL app.current_user_vouched_by = %L', login);
+  EXECUTE format('SET LOCAL app.current_user_proof = %L',
+                 (SELECT memoriesdb_internal.context_proof(vouch.user_id::text || '|vouched|' || login, ck.ipad, ck.opad)
+                    FROM memoriesdb_internal.context_key AS ck));
+  RETURN vouch.user_id;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.vouch(uuid) IS
+  'Citus: a memoriesdb_backend login acts as user_id for the rest of this transaction, on every node (what set_config(''app.current_user'', ..., true) does on a single node); audit rows and access log entries record the login as vouched_by. 42501 for any other login, MDB02 for an unknown user.';
+ALTER FUNCTION memoriesdb.vouch(uuid) OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb.vouch(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb.vouch(uuid) TO memoriesdb_backend;
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
