@@ -111,7 +111,9 @@ async def become(conn: psycopg.AsyncConnection, api_key: str | None = None, user
     if api_key:
         await row(conn, "authenticate", api_key=api_key)
     elif user_id:
-        await row(conn, "act_as", user_id=str(user_id))
+        # on Citus a set_config() context would not reach the workers: the ledger's vouch() does
+        citus = (await row(conn, "can_vouch"))["present"]
+        await row(conn, "vouch" if citus else "act_as", user_id=str(user_id))
     else:
         raise ValueError("no user: pass an API key or a user id")
 

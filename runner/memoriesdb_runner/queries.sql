@@ -127,6 +127,13 @@ SELECT memoriesdb.authenticate(%(api_key)s) AS user_id;
 -- name: act_as
 SELECT set_config('app.current_user', %(user_id)s::text, true);
 
+-- name: can_vouch
+-- a ledger on Citus (db/citus/distribute.sql): a backend vouches with vouch(), which reaches every node
+SELECT to_regprocedure('memoriesdb.vouch(uuid)') IS NOT NULL AS present;
+
+-- name: vouch
+SELECT memoriesdb.vouch(%(user_id)s::uuid) AS user_id;
+
 -- name: create_user
 SELECT memoriesdb.create_user(%(handle)s, %(display_name)s) AS id;
 

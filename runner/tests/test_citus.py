@@ -221,6 +221,31 @@ def test_the_worker_measures_the_shards_for_search_plans(admin):
     assert rows == admin.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0]
 
 
+def test_the_runner_vouches_as_a_backend(admin):
+    """The runner's user-facing commands, from a backend login with a user id (db.become): on Citus they vouch()
+    (a set_config() context would be nobody on the workers) and see the user's memories on its worker."""
+    import asyncio
+
+    from memoriesdb_runner import db
+
+    if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'memoriesdb_server'").fetchone():
+        admin.execute("CREATE ROLE memoriesdb_server LOGIN IN ROLE memoriesdb_backend")
+    admin.execute("SELECT memoriesdb.configure_login('memoriesdb_server')")
+    uid, key = make_user(admin, "vouched")
+    with psycopg.connect(login_dsn("memoriesdb_client"), autocommit=True) as conn:
+        mid = call(conn, key, "SELECT memoriesdb.remember('seen through the backend')")[0][0]
+
+    async def listed():
+        async with await db.connect(login_dsn("memoriesdb_server"), autocommit=False) as conn:
+            await db.become(conn, user_id=uid)
+            cur = await conn.execute("SELECT id FROM memoriesdb.list_memories()")
+            ids = [r["id"] for r in await cur.fetchall()]
+            await conn.rollback()
+            return ids
+
+    assert asyncio.run(listed()) == [mid]
+
+
 def test_rebalance_onto_a_third_worker_while_writing(admin):
     """Writers remember() for several owners, a reader recalls their memories and searches, and a sealer seals the
     chains, while worker3 is added and the shards rebalanced onto it; nothing a writer was told is stored is missing,
