@@ -53,7 +53,10 @@ SELECT pg_temp.patch('memoriesdb.authenticate(text)',
   PERFORM set_config('app.current_user_proof', memoriesdb_internal.context_proof(k.user_id::text, ck.ipad, ck.opad), true)
      FROM memoriesdb_internal.context_key AS ck;$x$,
     $x$  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);
-  EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(k.user_id::text, ck.ipad, ck.opad)
+  -- (Citus) the login too, for the audit rows written on the workers (where session_user is the role Citus
+  -- connected as); the proof covers it (section 3f)
+  EXECUTE format('SET LOCAL app.current_login = %L', session_user);
+  EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(k.user_id::text || '|login|' || session_user, ck.ipad, ck.opad)
      FROM memoriesdb_internal.context_key AS ck));$x$);
 
 -- 2. Policies without subqueries (Citus: "Subqueries are not supported in policies on distributed tables") ----
@@ -984,12 +987,14 @@ SELECT pg_temp.patch('memoriesdb_internal.text_ranking(text, integer, jsonb)',
 CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
-  -- (Citus) one expression, inlined; the proof covers the vouching login when there is one
+  -- (Citus) one expression, inlined; the proof covers the login, and the vouching login when there is one
   SELECT CASE
     WHEN pg_catalog.current_setting('app.current_user', true) IS NULL
       OR pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.!~)
          '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN NULL
     WHEN memoriesdb.context_proven(pg_catalog.current_setting('app.current_user', true)
+                                     OPERATOR(pg_catalog.||) '|login|' OPERATOR(pg_catalog.||)
+                                       COALESCE(pg_catalog.current_setting('app.current_login', true), '')
                                      OPERATOR(pg_catalog.||) COALESCE('|vouched|' OPERATOR(pg_catalog.||)
                                        NULLIF(pg_catalog.current_setting('app.current_user_vouched_by', true), ''), ''),
                                    pg_catalog.current_setting('app.current_user_proof', true))
@@ -1003,12 +1008,30 @@ AS $$
   SELECT CASE WHEN memoriesdb.current_user_id() IS NULL THEN NULL
               ELSE NULLIF(pg_catalog.current_setting('app.current_user_vouched_by', true), '')::name END
 $$;
-SELECT pg_temp.patch('memoriesdb_internal.audit_row()',
-  $x$  IF actor IS NOT NULL AND pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER')
+-- the login of the client the context was proven for (authenticate(), vouch() set it, the proof covers it); without
+-- a context, session_user (on a worker: the role Citus connected as)
+CREATE FUNCTION memoriesdb_internal.context_login() RETURNS name
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$
+  SELECT CASE WHEN memoriesdb.current_user_id() IS NULL THEN SESSION_USER
+              ELSE COALESCE(NULLIF(pg_catalog.current_setting('app.current_login', true), '')::name, SESSION_USER) END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.context_login() IS
+  'Internal (Citus): the client login the context was proven for (app.current_login, covered by the proof), else session_user: the login audit rows record, also on the workers.';
+-- (into a variable first: Citus evaluates the functions of an INSERT's VALUES into a distributed table itself, each
+-- call on its own, past a CASE's guard: measured, "invalid input syntax for type uuid" from current_user_id()'s
+-- cast of an empty context)
+SELECT pg_temp.patch_many('memoriesdb_internal.audit_row()',
+  ARRAY['TG_OP, o, n, session_user, vouched,',
+        $x$  IF actor IS NOT NULL AND pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER')
      AND NOT memoriesdb.context_proven(current_setting('app.current_user', true), current_setting('app.current_user_proof', true)) THEN
     vouched := session_user;
   END IF;$x$,
-  $x$  vouched := memoriesdb_internal.context_vouched_by();   -- (Citus: the login vouch() named, proven)$x$);
+        E'  vouched name;\n'],
+  ARRAY['TG_OP, o, n, login, vouched,',
+        $x$  vouched := memoriesdb_internal.context_vouched_by();   -- (Citus: the login vouch() named, proven)
+  login := memoriesdb_internal.context_login();$x$,
+        E'  vouched name;\n  login name;\n']);
 
 CREATE FUNCTION memoriesdb.vouch(user_id uuid) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -1026,9 +1049,10 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'MDB02', MESSAGE = 'unknown user', DETAIL = format('no user %s', vouch.user_id);
   END IF;
   EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);
+  EXECUTE format('SET LOCAL app.current_login = %L', login);
   EXECUTE format('SET LOCAL app.current_user_vouched_by = %L', login);
   EXECUTE format('SET LOCAL app.current_user_proof = %L',
-                 (SELECT memoriesdb_internal.context_proof(vouch.user_id::text || '|vouched|' || login, ck.ipad, ck.opad)
+                 (SELECT memoriesdb_internal.context_proof(vouch.user_id::text || '|login|' || login || '|vouched|' || login, ck.ipad, ck.opad)
                     FROM memoriesdb_internal.context_key AS ck));
   RETURN vouch.user_id;
 END

@@ -15,7 +15,7 @@ SELECT memoriesdb.configure_login('mdb_citus_test_backend') AS _ \gset
 SET statement_timeout = '30s';
 SET idle_in_transaction_session_timeout = '60s';
 SET lock_timeout = '10s';
-SELECT plan(13);
+SELECT plan(15);
 
 SELECT memoriesdb.create_user('olga' || (random() * 1e9)::bigint) AS olga \gset
 SELECT u AS pete FROM (SELECT memoriesdb.create_user('pete' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
@@ -71,6 +71,19 @@ SELECT a.vouched_by AS o1_vouched FROM memoriesdb.audit_log AS a WHERE a.chain_k
 SELECT a.vouched_by AS p1_vouched FROM memoriesdb.audit_log AS a WHERE a.chain_key = :'pete' AND a.table_name = 'memories' AND a.row_id = :'p1' \gset
 SELECT is(:'o1_vouched'::text, 'mdb_citus_test_backend', 'the audit row of olga''s memory (on her worker) names the backend that vouched');
 SELECT is(:'p1_vouched'::text, 'mdb_citus_test_backend', '... and pete''s, on the other worker');
+-- (read first: pgTAP's is() over a query on one shard would be pushed down to the worker with it)
+SELECT a.login AS o1_login FROM memoriesdb.audit_log AS a WHERE a.chain_key = :'olga' AND a.table_name = 'memories' AND a.row_id = :'o1' \gset
+SELECT is(:'o1_login'::text, 'mdb_citus_test_backend', 'its login is the backend''s, not the role Citus connected to the worker as');
+-- an app login's write: its login on the audit row written on the worker
+SELECT memoriesdb.create_api_key(:'olga') AS ko \gset
+SET SESSION AUTHORIZATION mdb_citus_test_app;
+BEGIN;
+SELECT memoriesdb.authenticate(:'ko') AS _ \gset
+SELECT memoriesdb.remember('olga, by her key') AS o2 \gset
+COMMIT;
+RESET SESSION AUTHORIZATION;
+SELECT row(a.login, a.vouched_by)::text AS o2_who FROM memoriesdb.audit_log AS a WHERE a.chain_key = :'olga' AND a.table_name = 'memories' AND a.row_id = :'o2' \gset
+SELECT is(:'o2_who'::text, row('mdb_citus_test_app'::name, NULL::name)::text, 'an app login''s write on the worker records that login, vouched by nobody');
 SELECT is((SELECT a.vouched_by::text FROM memoriesdb.access_log AS a WHERE a.function = 'recall' AND a.actor = :'olga' ORDER BY a.at DESC LIMIT 1),
           'mdb_citus_test_backend', 'the access log entry of the recall names it too');
 SELECT cmp_ok(memoriesdb.audit_seal_pending(), '>=', 2, 'the vouched writes are sealed');
