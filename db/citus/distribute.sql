@@ -121,6 +121,7 @@ ALTER TABLE memoriesdb.memory_revisions ADD COLUMN owner_id uuid;
 ALTER TABLE memoriesdb.embeddings ADD COLUMN owner_id uuid;
 ALTER TABLE memoriesdb.embedding_schedule ADD COLUMN owner_id uuid;
 ALTER TABLE memoriesdb.memory_edges ADD COLUMN owner_id uuid;
+ALTER TABLE memoriesdb.vindexing_schedule ADD COLUMN owner_id uuid;   -- the queue, by the owner of the changed row
 UPDATE memoriesdb.memory_revisions AS c SET owner_id = m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.memory_id;
 UPDATE memoriesdb.embeddings AS c SET owner_id = m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.memory_id;
 UPDATE memoriesdb.embedding_schedule AS c SET owner_id = m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.memory_id;
@@ -131,6 +132,11 @@ ALTER TABLE memoriesdb.memory_revisions ALTER COLUMN owner_id SET DEFAULT memori
 ALTER TABLE memoriesdb.embeddings ALTER COLUMN owner_id SET NOT NULL;
 ALTER TABLE memoriesdb.embedding_schedule ALTER COLUMN owner_id SET NOT NULL;
 ALTER TABLE memoriesdb.memory_edges ALTER COLUMN owner_id SET DEFAULT memoriesdb.current_user_id(), ALTER COLUMN owner_id SET NOT NULL;
+-- (a queued row says only that the graph must be refreshed: one whose memory is gone goes to the common chain's key)
+UPDATE memoriesdb.vindexing_schedule AS c
+   SET owner_id = coalesce((SELECT m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.memory_id), '00000000-0000-0000-0000-000000000000');
+ALTER TABLE memoriesdb.vindexing_schedule ALTER COLUMN owner_id SET NOT NULL,
+  DROP CONSTRAINT vindexing_schedule_pkey, ADD PRIMARY KEY (owner_id, id);
 
 -- the keys: (owner_id, ...) everywhere
 ALTER TABLE memoriesdb.memory_revisions DROP CONSTRAINT memory_revisions_memory_id_fkey;
@@ -590,15 +596,23 @@ SELECT pg_temp.patch('memoriesdb_internal.notify_embedding()', $x$  PERFORM pg_n
   $x$  IF TG_TABLE_NAME !~ '_[0-9]+$' THEN   -- (Citus: not on a shard)
     PERFORM pg_notify('memoriesdb_embedding', '');
   END IF;$x$);
--- the vindexing queue is a coordinator table a trigger on a shard cannot write (not in this slice, docs/citus.md):
--- on a shard the trigger queues nothing, so link() and embedding completions work but the graph index is not
--- refreshed on Citus yet
+-- the vindexing queue: distributed by owner (section 3), written by the trigger on a shard into the colocated shard
 SELECT pg_temp.patch('memoriesdb_internal.enqueue_vindexing()', $x$BEGIN
   IF regexp_replace(TG_TABLE_NAME$x$, $x$BEGIN
-  IF TG_TABLE_NAME ~ '_[0-9]+$' THEN   -- (Citus: on a shard; the vindexing queue is not distributed yet)
+  IF TG_TABLE_NAME ~ '_[0-9]+$' THEN
+    -- (Citus: on a shard) the queue is distributed by owner: this owner's shard of it is on this node, written
+    -- locally (nested execution); the NOTIFY would reach nobody (the runner listens on the coordinator, and polls)
+    IF regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') = 'memories' THEN
+      INSERT INTO memoriesdb.vindexing_schedule (owner_id, memory_id, reason) VALUES (NEW.owner_id, NEW.id, 'embedding');
+    ELSE
+      PERFORM 'PRAGMA:disable:check';
+      INSERT INTO memoriesdb.vindexing_schedule (owner_id, memory_id, reason)
+      VALUES (coalesce(NEW.owner_id, OLD.owner_id), coalesce(NEW.source_id, OLD.source_id), 'edge');
+    END IF;
     RETURN NULL;
   END IF;
   IF regexp_replace(TG_TABLE_NAME$x$);
+ALTER FUNCTION memoriesdb_internal.enqueue_vindexing() SET citus.allow_nested_distributed_execution = on;
 
 -- 3c. forget() and transfer() across shards ----------------------------------------------------------------------
 -- forget(): what the foreign keys to memories did on a single node and cannot on Citus (no key to a memory of
@@ -1063,6 +1077,49 @@ ALTER FUNCTION memoriesdb.vouch(uuid) OWNER TO memoriesdb_owner;
 REVOKE ALL ON FUNCTION memoriesdb.vouch(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION memoriesdb.vouch(uuid) TO memoriesdb_backend;
 
+-- 3g. The graph ------------------------------------------------------------------------------------------------
+-- run_vindexing(): the queue drained on every shard (a data-modifying CTE over a distributed table runs on one shard)
+SELECT pg_temp.patch('memoriesdb.run_vindexing(text)',
+  'WITH drained AS (DELETE FROM memoriesdb.vindexing_schedule RETURNING 1) SELECT count(*)::integer INTO n FROM drained;',
+  'DELETE FROM memoriesdb.vindexing_schedule;
+  GET DIAGNOSTICS n = ROW_COUNT;');
+-- visible_to(): the grant joined on the owner too
+SELECT pg_temp.patch('memoriesdb_internal.visible_to(uuid, uuid)', 'WHERE g.memory_id = m.id AND', 'WHERE g.owner_id = m.owner_id AND g.memory_id = m.id AND');
+-- unlink(): the edge locked on its owner's shard (FOR UPDATE must name one shard), found by id first
+CREATE FUNCTION memoriesdb_internal.citus_edge_owner(edge_id uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN (SELECT e.owner_id FROM memoriesdb.memory_edges AS e WHERE e.id = citus_edge_owner.edge_id);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_edge_owner(uuid) IS
+  'Internal (Citus): the owner (distribution value) of an edge, found on whichever shard holds it (NULL when none): unlink() locks the edge by (owner, id), on one shard.';
+SELECT pg_temp.patch_many('memoriesdb.unlink(uuid)',
+  ARRAY['SELECT * INTO e FROM memoriesdb.memory_edges AS x WHERE x.id = edge_id FOR UPDATE;',
+        'DELETE FROM memoriesdb.memory_edges AS x WHERE x.id = e.id;'],
+  ARRAY[$x$EXECUTE format('SELECT * FROM memoriesdb.memory_edges AS x WHERE x.owner_id = %L AND x.id = %L FOR UPDATE',
+                 memoriesdb_internal.citus_edge_owner(edge_id), edge_id) INTO e;$x$,
+        'DELETE FROM memoriesdb.memory_edges AS x WHERE x.owner_id = e.owner_id AND x.id = e.id;']);
+
+-- neighbors(), path(): a recursive CTE may not read a distributed table (Citus: "recursive CTEs are only supported
+-- when they contain a filter on the distribution column"); the walk reads the coordinator's memory_graph, and the
+-- live edge's existence is asked of the shards by a function, once per step
+CREATE FUNCTION memoriesdb_internal.citus_edge_exists(edge_id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = citus_edge_exists.edge_id);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_edge_exists(uuid) IS
+  'Internal (Citus): does the edge still exist (on whichever shard)? neighbors() and path() check each step of the graph index against the live edges.';
+SELECT count(pg_temp.patch(f::regprocedure, 'EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = g.edge_id)',
+                           'memoriesdb_internal.citus_edge_exists(g.edge_id)'))
+  FROM unnest(ARRAY['memoriesdb.neighbors(uuid, integer, text[], text)', 'memoriesdb.path(uuid, uuid, integer)']) AS f;
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
@@ -1092,6 +1149,11 @@ CREATE TEMP TABLE citus_saved_functions ON COMMIT DROP AS
     FROM pg_proc AS p
    WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace);
 
+-- Distributing memory_edges re-creates the materialized view memory_graph over it without its indexes (measured: no
+-- unique index left, so REFRESH ... CONCURRENTLY failed): saved here, created again after step 4.
+CREATE TEMP TABLE citus_saved_indexes ON COMMIT DROP AS
+  SELECT i.indexname, i.indexdef FROM pg_indexes AS i WHERE i.schemaname = 'memoriesdb' AND i.tablename = 'memory_graph';
+
 -- 4. Distribution ----------------------------------------------------------------------------------------------
 -- Citus copies a table's rows into its shards with the shards' triggers in place: the ledger's triggers (stamp,
 -- audit, queues) would fire for rows that are only moving. Off while the tables are distributed, on after.
@@ -1114,7 +1176,7 @@ SELECT create_distributed_table(t, c, colocate_with => 'memoriesdb.memories') FR
   ('memoriesdb.memory_transfers', 'to_owner'), ('memoriesdb.memory_edges', 'owner_id'),
   ('memoriesdb.embedding_schedule', 'owner_id'), ('memoriesdb.embeddings', 'owner_id'),
   ('memoriesdb.idempotency_keys', 'owner_id'), ('memoriesdb.memory_offers', 'sender_id'),
-  ('memoriesdb_internal.query_cache', 'owner_id'),
+  ('memoriesdb_internal.query_cache', 'owner_id'), ('memoriesdb.vindexing_schedule', 'owner_id'),
   ('memoriesdb.audit_log', 'chain_key'), ('memoriesdb.audit_seals', 'chain_key'),
   ('memoriesdb_internal.audit_chain_heads', 'chain'), ('memoriesdb_internal.audit_pending', 'chain')) AS v(t, c);
 
@@ -1134,6 +1196,9 @@ SELECT count(*) FROM (
   SELECT format('ALTER TABLE %s ENABLE TRIGGER USER', c.oid::regclass) AS ddl
     FROM pg_class AS c WHERE c.relkind = 'r' AND c.relnamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
 ) AS d, LATERAL (SELECT pg_temp.run(d.ddl)) AS r;
+
+SELECT count(pg_temp.run(i.indexdef)) FROM citus_saved_indexes AS i
+ WHERE to_regclass(format('memoriesdb.%I', i.indexname)) IS NULL;
 
 -- the functions the distribution dropped (see above), as they were
 SELECT count(*) FROM (
