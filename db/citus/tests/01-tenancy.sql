@@ -1,28 +1,11 @@
 -- Citus (issue 17, first slice): two tenants whose shards live on different workers, through the coordinator.
 -- Run by scripts/test.sh --citus against a ledger made by scripts/citus.sh deploy (never on a single node).
-SET client_min_messages = warning;
--- an application login (a role that logs in: Citus opens its connections to the workers as the current role)
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
-    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
-  END IF;
-END $$;
-SELECT memoriesdb.configure_login('mdb_citus_test_app');
-
--- Not one transaction rolled back at the end, as the single-node suite does: in one transaction Citus cannot read a
--- shard written by another role's connection (remember() writes as memoriesdb_owner, recall() reads as
--- memoriesdb_reader; docs/citus.md). Each call commits; the database is a throwaway made by scripts/citus.sh deploy.
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_setup.psql
 SELECT plan(24);
 
 -- alice, and a bob whose shard is on the other worker
 SELECT memoriesdb.create_user('alice' || (random() * 1e9)::bigint) AS alice \gset
-SELECT u AS bob FROM (SELECT memoriesdb.create_user('bob' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
- WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', u))
-    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'alice'::uuid))
- LIMIT 1 \gset
+SELECT pg_temp.user_apart('bob', :'alice') AS bob \gset
 SELECT memoriesdb.create_api_key(:'alice') AS ka \gset
 SELECT memoriesdb.create_api_key(:'bob') AS kb \gset
 SELECT isnt((SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'alice'::uuid)),
@@ -31,9 +14,7 @@ SELECT isnt((SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid
 
 -- (not SET LOCAL: citus.propagate_set_commands would send that to the workers, where the connection may not)
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 
 -- the context reaches the workers
 BEGIN;

@@ -2,24 +2,12 @@
 -- owners' shards (edges, transfer rows, idempotency keys), transfer() moving a memory to the receiver's shard.
 -- Run by scripts/test.sh --citus after 01-tenancy.sql, against the same throwaway ledger (each call commits:
 -- docs/citus.md, several roles in one transaction). The last tests edit an audit row on a worker and put it back.
-SET client_min_messages = warning;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
-    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
-  END IF;
-END $$;
-SELECT memoriesdb.configure_login('mdb_citus_test_app');
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_setup.psql
 SELECT plan(32);
 
 -- carol, and a dave whose shard is on the other worker
 SELECT memoriesdb.create_user('carol' || (random() * 1e9)::bigint) AS carol \gset
-SELECT u AS dave FROM (SELECT memoriesdb.create_user('dave' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
- WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', u))
-    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'carol'::uuid))
- LIMIT 1 \gset
+SELECT pg_temp.user_apart('dave', :'carol') AS dave \gset
 SELECT memoriesdb.create_api_key(:'carol') AS kc \gset
 SELECT memoriesdb.create_api_key(:'dave') AS kd \gset
 SELECT isnt((SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'carol'::uuid)),
@@ -27,9 +15,7 @@ SELECT isnt((SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid
             'carol''s and dave''s shards are on different workers');
 
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kd') AS _ \gset
 SELECT memoriesdb.accept_sender(:'carol') AS _ \gset

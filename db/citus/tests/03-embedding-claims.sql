@@ -1,19 +1,6 @@
 -- Citus (issue 17, second slice): the runner's worker claims and completes embedding jobs through the coordinator,
 -- across the owners' shards on both workers. Run by scripts/test.sh --citus.
-SET client_min_messages = warning;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
-    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_worker') THEN
-    CREATE ROLE mdb_citus_test_worker LOGIN IN ROLE memoriesdb_worker;
-  END IF;
-END $$;
-SELECT memoriesdb.configure_login('mdb_citus_test_app') AS _ \gset
-SELECT memoriesdb.configure_login('mdb_citus_test_worker') AS _ \gset
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_setup.psql
 SELECT plan(14);
 
 -- the jobs queued so far (the earlier files' memories) are out of the way: leased to nobody for a day
@@ -21,16 +8,11 @@ UPDATE memoriesdb.embedding_schedule SET run_after = now() + interval '1 day' WH
 
 -- gina, and a hal whose shard is on the other worker, one memory each
 SELECT memoriesdb.create_user('gina' || (random() * 1e9)::bigint) AS gina \gset
-SELECT u AS hal FROM (SELECT memoriesdb.create_user('hal' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
- WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', u))
-    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'gina'::uuid))
- LIMIT 1 \gset
+SELECT pg_temp.user_apart('hal', :'gina') AS hal \gset
 SELECT memoriesdb.create_api_key(:'gina') AS kg \gset
 SELECT memoriesdb.create_api_key(:'hal') AS kh \gset
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kg') AS _ \gset
 SELECT memoriesdb.remember('gina likes blue') AS g1 \gset
@@ -42,9 +24,7 @@ COMMIT;
 RESET SESSION AUTHORIZATION;
 
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 CREATE TEMP TABLE claimed AS
   SELECT * FROM memoriesdb.claim_model_embedding_jobs(8, '1 minute', 'citus-test-worker');
@@ -72,9 +52,7 @@ SELECT is((SELECT count(*) FROM memoriesdb.access_log AS a WHERE a.function = 'c
 SELECT array_agg(c.memory_id ORDER BY c.memory_id) AS mids, array_agg(c.lease_id ORDER BY c.memory_id) AS lids,
        min(c.dimension) AS dim FROM claimed AS c \gset
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 SELECT throws_ok(format('SELECT * FROM memoriesdb.complete_embedding_jobs(%L, %L, ARRAY[%L, %L]::public.vector[], %L)',
                         :'mids', :'lids', (SELECT array_fill(0.5::real, ARRAY[:'dim'::int])::public.vector),
                         (SELECT array_fill(0::real, ARRAY[:'dim'::int])::public.vector), 'default'),

@@ -1,19 +1,6 @@
 -- Citus (issue 17, second slice): search() through the coordinator over owners' shards on both workers, and the
 -- vector index's settings reaching the workers (SET LOCAL). Run by scripts/test.sh --citus.
-SET client_min_messages = warning;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
-    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_worker') THEN
-    CREATE ROLE mdb_citus_test_worker LOGIN IN ROLE memoriesdb_worker;
-  END IF;
-END $$;
-SELECT memoriesdb.configure_login('mdb_citus_test_app') AS _ \gset
-SELECT memoriesdb.configure_login('mdb_citus_test_worker') AS _ \gset
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_setup.psql
 SELECT plan(6);
 -- a direction per memory: 1 on axis n, 0.01 elsewhere (a temporary function: Citus warns it stays local)
 SET client_min_messages = error;
@@ -23,16 +10,11 @@ SET client_min_messages = warning;
 UPDATE memoriesdb.embedding_schedule SET run_after = now() + interval '1 day' WHERE run_after <= now();
 
 SELECT memoriesdb.create_user('iris' || (random() * 1e9)::bigint) AS iris \gset
-SELECT u AS jack FROM (SELECT memoriesdb.create_user('jack' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
- WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', u))
-    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'iris'::uuid))
- LIMIT 1 \gset
+SELECT pg_temp.user_apart('jack', :'iris') AS jack \gset
 SELECT memoriesdb.create_api_key(:'iris') AS ki \gset
 SELECT memoriesdb.create_api_key(:'jack') AS kj \gset
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kj') AS _ \gset
 SELECT memoriesdb.accept_sender(:'iris') AS _ \gset
@@ -57,9 +39,7 @@ RESET SESSION AUTHORIZATION;
 
 -- the worker embeds them through the coordinator
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 CREATE TEMP TABLE claimed AS SELECT * FROM memoriesdb.claim_model_embedding_jobs(8, '1 minute', 'citus-search-test');
 SELECT array_agg(c.outcome) AS outcomes FROM memoriesdb.complete_embedding_jobs(
@@ -71,9 +51,7 @@ RESET SESSION AUTHORIZATION;
 SELECT is(:'outcomes'::text, '{stored,stored,stored}'::text, 'the three memories are embedded on their owners'' shards');
 
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'ki') AS _ \gset
 SELECT is((SELECT array_agg(s.id ORDER BY s.similarity DESC) FROM memoriesdb.search(pg_temp.axis(2), 5) AS s),

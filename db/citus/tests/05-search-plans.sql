@@ -2,20 +2,7 @@
 -- for an owner and for a grantee, with and without a sampled metadata filter, search_text() (full text and the
 -- trigram fallback) and search_hybrid(). Run by scripts/test.sh --citus. Each answer is checked against the exact
 -- answer computed here as the superuser on the owner's rows.
-SET client_min_messages = warning;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
-    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_worker') THEN
-    CREATE ROLE mdb_citus_test_worker LOGIN IN ROLE memoriesdb_worker;
-  END IF;
-END $$;
-SELECT memoriesdb.configure_login('mdb_citus_test_app') AS _ \gset
-SELECT memoriesdb.configure_login('mdb_citus_test_worker') AS _ \gset
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_setup.psql
 SELECT plan(19);
 -- a pseudo-random unit direction per number (deterministic)
 SET client_min_messages = error;
@@ -27,18 +14,13 @@ UPDATE memoriesdb.embedding_schedule SET run_after = now() + interval '1 day' WH
 -- kate (80 memories, every tenth tagged rare, every fifth about "harbour") and leo on the other worker (5 memories,
 -- 10 of kate's shared with him)
 SELECT memoriesdb.create_user('kate' || (random() * 1e9)::bigint) AS kate \gset
-SELECT u AS leo FROM (SELECT memoriesdb.create_user('leo' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
- WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', u))
-    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'kate'::uuid))
- LIMIT 1 \gset
+SELECT pg_temp.user_apart('leo', :'kate') AS leo \gset
 SELECT memoriesdb.create_api_key(:'kate') AS kk \gset
 SELECT memoriesdb.create_api_key(:'leo') AS kl \gset
 CREATE TEMP TABLE numbered (n integer, id uuid);
 GRANT ALL ON numbered TO PUBLIC;
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kl') AS _ \gset
 SELECT memoriesdb.accept_sender(:'kate') AS _ \gset
@@ -59,7 +41,7 @@ RESET SESSION AUTHORIZATION;
 
 -- the worker embeds them through the coordinator: memory n gets vec(n)
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 BEGIN;
 CREATE TEMP TABLE claimed AS SELECT * FROM memoriesdb.claim_model_embedding_jobs(100, '1 minute', 'citus-plans-test');
 SELECT count(*) AS stored FROM memoriesdb.complete_embedding_jobs(
@@ -86,7 +68,7 @@ UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', 
 CREATE TEMP TABLE got (who text, ids uuid[], plan text);
 GRANT ALL ON got TO PUBLIC;
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kk') AS _ \gset
 INSERT INTO got SELECT 'kate', array_agg(s.id ORDER BY s.similarity DESC), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10) AS s;
@@ -116,7 +98,7 @@ SELECT count(*) AS kate_shard_rows FROM memoriesdb.memories AS m
  WHERE get_shard_id_for_distribution_column('memoriesdb.memories', m.owner_id) = get_shard_id_for_distribution_column('memoriesdb.memories', :'kate'::uuid) \gset
 DELETE FROM got;
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kk') AS _ \gset
 INSERT INTO got SELECT 'kate', array_agg(s.id ORDER BY s.similarity DESC), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10) AS s;
@@ -130,7 +112,7 @@ UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', 
   ('search_hnsw_min_fraction', '0.03')) AS x(k, v) WHERE key = x.k;
 DELETE FROM got;
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kk') AS _ \gset
 INSERT INTO got SELECT 'kate', array_agg(s.id ORDER BY s.similarity DESC), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10) AS s;
@@ -156,7 +138,7 @@ COMMIT;
 RESET SESSION AUTHORIZATION;
 UPDATE memoriesdb.config SET value = '10' WHERE key = 'search_text_exact_max';
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kk') AS _ \gset
 INSERT INTO got SELECT 'kate text large', array_agg(s.id ORDER BY s.id), NULL FROM memoriesdb.search_text('harbour lights', 50) AS s;
@@ -168,7 +150,7 @@ COMMIT;
 RESET SESSION AUTHORIZATION;
 UPDATE memoriesdb.config SET value = '2000' WHERE key = 'search_text_exact_max';
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kk') AS _ \gset
 INSERT INTO got SELECT 'kate hybrid', array_agg(s.id), NULL FROM (SELECT h.id FROM memoriesdb.search_hybrid('harbour lights', :'q', 5) AS h) AS s;

@@ -2,31 +2,17 @@
 -- later, audit_seal_pending()): it commits to each waiting group (rows and digest) measured on its chain's shard,
 -- and verification against it accepts the group still waiting or sealed as it was, and names it when rewritten.
 -- Run by scripts/test.sh --citus.
-SET client_min_messages = warning;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
-    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
-  END IF;
-END $$;
-SELECT memoriesdb.configure_login('mdb_citus_test_app') AS _ \gset
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_setup.psql
 SELECT plan(8);
 
 SELECT memoriesdb.create_user('mona' || (random() * 1e9)::bigint) AS mona \gset
-SELECT u AS ned FROM (SELECT memoriesdb.create_user('ned' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
- WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.audit_log', u))
-    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.audit_log', :'mona'::uuid))
- LIMIT 1 \gset
+SELECT pg_temp.user_apart('ned', :'mona') AS ned \gset
 SELECT memoriesdb.create_api_key(:'mona') AS km \gset
 SELECT memoriesdb.create_api_key(:'ned') AS kn \gset
 -- everything so far sealed
 SELECT memoriesdb.audit_seal_pending() AS _ \gset
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'km') AS _ \gset
 SELECT memoriesdb.remember('mona waits for her seal') AS m1 \gset

@@ -1,27 +1,11 @@
 -- Citus (issue 17): a trusted backend (memoriesdb_backend) vouches for its users with memoriesdb.vouch(user_id),
 -- which reaches every node with a proof; a bare uuid is nobody, for backends too; the vouching login is recorded
 -- in audit rows (written on the workers) and access log entries. Run by scripts/test.sh --citus.
-SET client_min_messages = warning;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
-    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_backend') THEN
-    CREATE ROLE mdb_citus_test_backend LOGIN IN ROLE memoriesdb_backend;
-  END IF;
-END $$;
-SELECT memoriesdb.configure_login('mdb_citus_test_app') AS _ \gset
-SELECT memoriesdb.configure_login('mdb_citus_test_backend') AS _ \gset
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_setup.psql
 SELECT plan(15);
 
 SELECT memoriesdb.create_user('olga' || (random() * 1e9)::bigint) AS olga \gset
-SELECT u AS pete FROM (SELECT memoriesdb.create_user('pete' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
- WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', u))
-    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'olga'::uuid))
- LIMIT 1 \gset
+SELECT pg_temp.user_apart('pete', :'olga') AS pete \gset
 CREATE TEMP TABLE seen (what text, n bigint, v text);
 GRANT ALL ON seen TO PUBLIC;
 

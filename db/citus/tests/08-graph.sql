@@ -2,39 +2,21 @@
 -- graph index (vindexing_schedule, distributed by owner: the shard's trigger writes its colocated shard), the
 -- worker's run_vindexing() refreshes memory_graph (a coordinator view over the distributed edges), neighbors() and
 -- path() read it, unlink() by id finds the edge's shard. Run by scripts/test.sh --citus.
-SET client_min_messages = warning;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_app') THEN
-    CREATE ROLE mdb_citus_test_app LOGIN IN ROLE memoriesdb_app;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mdb_citus_test_worker') THEN
-    CREATE ROLE mdb_citus_test_worker LOGIN IN ROLE memoriesdb_worker;
-  END IF;
-END $$;
-SELECT memoriesdb.configure_login('mdb_citus_test_app') AS _ \gset
-SELECT memoriesdb.configure_login('mdb_citus_test_worker') AS _ \gset
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_setup.psql
 SELECT plan(9);
 
 SELECT memoriesdb.create_user('quinn' || (random() * 1e9)::bigint) AS quinn \gset
-SELECT u AS rita FROM (SELECT memoriesdb.create_user('rita' || g || '-' || (random() * 1e9)::bigint) AS u FROM generate_series(1, 40) AS g) AS x
- WHERE (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', u))
-    <> (SELECT p.nodeport FROM pg_dist_shard_placement AS p WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'quinn'::uuid))
- LIMIT 1 \gset
+SELECT pg_temp.user_apart('rita', :'quinn') AS rita \gset
 SELECT memoriesdb.create_api_key(:'quinn') AS kq \gset
 SELECT memoriesdb.create_api_key(:'rita') AS kr \gset
 -- whatever earlier files queued is refreshed first
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 SELECT memoriesdb.run_vindexing('citus-graph-test') AS _ \gset
 RESET SESSION AUTHORIZATION;
 
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
-SET idle_in_transaction_session_timeout = '60s';
-SET lock_timeout = '10s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kr') AS _ \gset
 SELECT memoriesdb.accept_sender(:'quinn') AS _ \gset
@@ -65,7 +47,7 @@ RESET SESSION AUTHORIZATION;
 SELECT cmp_ok((SELECT s.pending FROM memoriesdb.vindexing_status() AS s), '>=', 2::bigint,
               'both links are queued for the graph index (from each owner''s shard)');
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 CREATE TEMP TABLE ran AS SELECT * FROM memoriesdb.run_vindexing('citus-graph-test');
 RESET SESSION AUTHORIZATION;
 SELECT is((SELECT refreshed FROM ran), true, 'run_vindexing() refreshes memory_graph on the coordinator');
@@ -74,7 +56,7 @@ SELECT is((SELECT s.pending FROM memoriesdb.vindexing_status() AS s), 0::bigint,
 CREATE TEMP TABLE seen (what text, ids uuid[]);
 GRANT ALL ON seen TO PUBLIC;
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kq') AS _ \gset
 INSERT INTO seen SELECT 'quinn q1', array_agg(n.id ORDER BY n.id) FROM memoriesdb.neighbors(:'q1') AS n;
@@ -96,11 +78,11 @@ SELECT is((SELECT ids FROM seen WHERE what = 'rita r1 depth 2'), ARRAY[:'q1']::u
 SELECT is((SELECT ids FROM seen WHERE what = 'rita path'), ARRAY[:'r1', :'q1']::uuid[], 'path(): from her lighthouse to the harbour');
 SELECT cmp_ok((SELECT s.pending FROM memoriesdb.vindexing_status() AS s), '>=', 1::bigint, 'the unlink is queued');
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 SELECT memoriesdb.run_vindexing('citus-graph-test') AS _ \gset
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION mdb_citus_test_app;
-SET statement_timeout = '30s';
+\ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'kq') AS _ \gset
 DELETE FROM seen;
