@@ -199,6 +199,178 @@ SQL
   done
 }
 
+migrate_refuse() { echo "citus.sh migrate: $*" >&2; exit 1; }
+created() {  # created WHERE: psql's output reduced to the roles created and any error
+  sed -n -e "s/.*NOTICE:  role \(.*\) created/  role \1 created $1/p" -e '/ERROR\|FATAL/p'
+}
+
+migrate() {  # migrate SRC NAME: a single-node ledger (a database on 127.0.0.1:5432, or a postgresql:// URI) to NAME,
+  # distributed on this cluster (docs/citus.md, "Migrating a single-node ledger"). Writers must be stopped on SRC.
+  local src=$1 db=$2 src_uri src_db head deployed i t0 t1 t2 t3 t4 dump local_roles old_logger new_logger kind created_old=false
+  case $src in
+    postgresql://*|postgres://*) src_uri=$src ;;
+    *://*|*=*) migrate_refuse "SRC is a database name on 127.0.0.1:5432 or a postgresql:// URI, not '$src'" ;;
+    *) src_uri="postgresql://postgres@127.0.0.1:5432/$src" ;;
+  esac
+  src_db=$(psql -qAtX -d "$src_uri" -c "SELECT current_database()" 2>/dev/null) ||
+    migrate_refuse "cannot connect to the source $src_uri (as a superuser: pg_dump reads every table, and the roles' passwords)"
+  [ "$(psql -qAtX -d "$src_uri" -c "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" = t ] ||
+    migrate_refuse "connect to the source as a superuser (pg_dump reads every table past row-level security, and the logins' password hashes)"
+  if ! { running coordinator && running worker1 && running worker2; }; then
+    migrate_refuse "the cluster is not running (CITUS_DIR=$CITUS_DIR, port $CITUS_PORT): scripts/citus.sh start"
+  fi
+  # the source must be at this checkout's HEAD: distribute.sql converts exactly the schema this plan deploys
+  head=$(sqitch plan --reverse --max-count 1 --no-headers --format 'format:%H %n')
+  deployed=
+  if [ -n "$(psql -qAtX -d "$src_uri" -c "SELECT to_regclass('sqitch.changes')")" ]; then
+    deployed=$(psql -qAtX -d "$src_uri" -c "SELECT change_id || ' ' || change FROM sqitch.changes
+                                             WHERE project = 'memoriesdb' ORDER BY committed_at DESC LIMIT 1")
+  fi
+  if [ -z "$deployed" ]; then
+    migrate_refuse "$src_db holds no MemoriesDB deployed by sqitch (no sqitch.changes of the project memoriesdb)"
+  fi
+  if [ "$deployed" != "$head" ]; then
+    if sqitch plan --no-headers --format 'format:%H' | grep -qx "${deployed%% *}"; then
+      migrate_refuse "$src_db is at the change '${deployed#* }' (${deployed%% *}), this checkout's plan at '${head#* }' (${head%% *}).
+  Upgrade the source first, writers stopped: sqitch deploy db:pg://…/$src_db with this checkout (README, \"Backup,
+  restore, upgrade\"); then migrate."
+    fi
+    migrate_refuse "$src_db is at the change '${deployed#* }' (${deployed%% *}), which this checkout's plan does not hold
+  (its HEAD: '${head#* }', ${head%% *}): the source was deployed from a newer or another checkout. Migrate with that
+  checkout (its db/citus/distribute.sql converts the schema it deploys)."
+  fi
+  for i in 0 1 2; do
+    if [ -n "$(psql_node "$i" postgres -v db="$db" <<< "SELECT 1 FROM pg_database WHERE datname = :'db'")" ]; then
+      migrate_refuse "database $db exists on the node on port $(port_of "$i"); migrate never overwrites one.
+  Choose another NAME, or drop it first: scripts/citus.sh dropdb $db"
+    fi
+  done
+  t0=$(date +%s.%N)
+  dump=$(mktemp -d)
+  trap 'rm -rf "$dump"' RETURN
+  # 1. the roles, from the source: roles.sql, the ones the ledger names (owners, grantees, policies: pg_shdepend; the
+  # ledger's roles) and the groups they are members of, created on the coordinator before the restore as the deploy
+  # does (not propagated); logins.sql, the logins configured for the ledger (configure_login: settings in this
+  # database) and their other groups, created after the distribution through Citus (on every node, and on a node
+  # added later). Each only when missing on a node, with the source's attributes and password hash; then their
+  # memberships. Not the source's access-log logger: the migrated ledger gets its own (setup_access_logger, below).
+  for kind in roles logins; do
+    psql -qAtX -v ON_ERROR_STOP=1 -d "$src_uri" -v kind="$kind" >"$dump/$kind.sql" <<'SQL'
+WITH RECURSIVE this AS (SELECT oid FROM pg_database WHERE datname = current_database()),
+named AS (
+  SELECT d.refobjid AS oid FROM pg_shdepend AS d
+   WHERE d.dbid = (SELECT oid FROM this) AND d.refclassid = 'pg_authid'::regclass
+  UNION SELECT r.oid FROM pg_roles AS r WHERE r.rolname IN ('memoriesdb_owner', 'memoriesdb_reader', 'memoriesdb_app',
+          'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor')
+  UNION SELECT m.roleid FROM pg_auth_members AS m JOIN named AS n ON n.oid = m.member
+), logins AS (
+  SELECT s.setrole AS oid FROM pg_db_role_setting AS s WHERE s.setdatabase = (SELECT oid FROM this) AND s.setrole <> 0
+  UNION SELECT m.roleid FROM pg_auth_members AS m JOIN logins AS l ON l.oid = m.member
+), kinds AS (
+  SELECT oid, 'roles' AS kind FROM named
+  UNION SELECT oid, 'logins' FROM logins WHERE oid NOT IN (SELECT oid FROM named)
+), wanted AS (
+  SELECT a.*, k.kind FROM pg_authid AS a JOIN kinds AS k ON k.oid = a.oid
+   WHERE a.rolname !~ '^pg_' AND a.rolname <> 'memoriesdb_log_' || left(md5(current_database()), 12)
+)
+SELECT format($f$DO $r$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %L) THEN
+  CREATE ROLE %I WITH %s %s %s %s %s %s %s CONNECTION LIMIT %s%s%s; RAISE NOTICE 'role %% created', %L; END IF; END $r$;$f$,
+    w.rolname, w.rolname,
+    CASE WHEN w.rolsuper THEN 'SUPERUSER' ELSE 'NOSUPERUSER' END, CASE WHEN w.rolinherit THEN 'INHERIT' ELSE 'NOINHERIT' END,
+    CASE WHEN w.rolcreaterole THEN 'CREATEROLE' ELSE 'NOCREATEROLE' END, CASE WHEN w.rolcreatedb THEN 'CREATEDB' ELSE 'NOCREATEDB' END,
+    CASE WHEN w.rolcanlogin THEN 'LOGIN' ELSE 'NOLOGIN' END, CASE WHEN w.rolreplication THEN 'REPLICATION' ELSE 'NOREPLICATION' END,
+    CASE WHEN w.rolbypassrls THEN 'BYPASSRLS' ELSE 'NOBYPASSRLS' END, w.rolconnlimit,
+    CASE WHEN w.rolpassword IS NOT NULL THEN format(' PASSWORD %L', w.rolpassword) ELSE '' END,
+    CASE WHEN w.rolvaliduntil IS NOT NULL THEN format(' VALID UNTIL %L', w.rolvaliduntil) ELSE '' END,
+    w.rolname)
+  FROM wanted AS w WHERE w.kind = :'kind'
+UNION ALL
+SELECT format('GRANT %I TO %I%s;', g.rolname, r.rolname, CASE WHEN m.admin_option THEN ' WITH ADMIN OPTION' ELSE '' END)
+  FROM pg_auth_members AS m JOIN wanted AS g ON g.oid = m.roleid JOIN wanted AS r ON r.oid = m.member
+ WHERE r.kind = :'kind';
+SQL
+  done
+  old_logger=$(psql -qAtX -d "$src_uri" -c "SELECT 'memoriesdb_log_' || left(md5(current_database()), 12)")
+  new_logger=$(psql -qAtX -d postgres -v db="$db" <<< "SELECT 'memoriesdb_log_' || left(md5(:'db'), 12)")
+
+  # 2. the dump: one snapshot of schema, data and the sqitch registry (a later sqitch deploy on the coordinator
+  # knows what is deployed). Writes after this moment are not in NAME.
+  pg_dump -Fc -d "$src_uri" -f "$dump/ledger.dump"
+  t1=$(date +%s.%N)
+
+  # 3. NAME on every node (citus, the workers registered), the roles on the coordinator, the restore
+  createdb "$db" >/dev/null
+  local_roles="-c citus.enable_create_role_propagation=off -c citus.enable_alter_role_propagation=off"
+  PGOPTIONS=$local_roles psql_node 0 "$db" -f "$dump/roles.sql" 2>&1 | created "on the coordinator"
+  export PGOPTIONS="$local_roles -c citus.enable_ddl_propagation=off -c client_min_messages=warning"
+  if [ -z "$(psql_node 0 postgres -v r="$old_logger" <<< "SELECT 1 FROM pg_roles WHERE rolname = :'r'")" ]; then
+    # the dump grants to the source's logger: a stand-in (NOLOGIN) until NAME's own logger replaces it
+    psql_node 0 postgres -c "CREATE ROLE $old_logger NOLOGIN"
+    created_old=true
+  fi
+  pg_restore --exit-on-error --single-transaction -d "postgresql://postgres@127.0.0.1:$(port_of 0)/$db" "$dump/ledger.dump"
+  # NAME's own access-log logger (a new password; the log's hash and MAC keys are kept)
+  psql_node 0 "$db" -c "SELECT memoriesdb.setup_access_logger()" >/dev/null
+  if [ "$old_logger" != "$new_logger" ]; then
+    psql_node 0 "$db" -c "DROP OWNED BY $old_logger"
+    if $created_old; then psql_node 0 postgres -c "DROP ROLE $old_logger"; fi
+  fi
+  t2=$(date +%s.%N)
+  unset PGOPTIONS
+
+  # 4. distributed as a fresh deploy is (docs/citus.md, "How the deploy works")
+  psql_node 0 "$db" -f db/citus/distribute.sql >/dev/null
+  t3=$(date +%s.%N)
+  # the logins on the workers too (a worker connection is opened as the current role), the ledger roles LOGIN there
+  # (first on each worker, not propagated: a login that already exists on the coordinator is not created through Citus
+  # below, and a role Citus does not know of is not copied to a worker added later)
+  for i in 1 2; do
+    cat "$dump/roles.sql" "$dump/logins.sql" | PGOPTIONS=$local_roles psql_node "$i" "$db" 2>&1 |
+      created "on the worker on port $(port_of "$i")"
+    login_ledger_roles "$i" "$db"
+  done
+  # the logins through Citus: created on the coordinator, on every node by Citus, and on a node added later
+  psql_node 0 "$db" -f "$dump/logins.sql" 2>&1 | created "on the coordinator (through Citus)"
+  # the logins' settings in the source database (configure_login), now in NAME
+  psql -qAtX -v ON_ERROR_STOP=1 -d "$src_uri" -v db="$db" <<'SQL' | psql_node 0 "$db" >/dev/null
+SELECT format('ALTER ROLE %I IN DATABASE %I SET %s = %L;', r.rolname, :'db', split_part(c, '=', 1), substr(c, strpos(c, '=') + 1))
+  FROM pg_db_role_setting AS s JOIN pg_roles AS r ON r.oid = s.setrole CROSS JOIN unnest(s.setconfig) AS c
+ WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+SQL
+
+  # 5. every table holds the source's rows, and the chains verify
+  migrate_check "$src_uri" "$db"
+  t4=$(date +%s.%N)
+  printf 'ledger %s (%s memories) migrated to %s on the citus cluster (coordinator port %s): dump %.1fs, restore %.1fs, distribute %.1fs, check %.1fs\n' \
+    "$src_db" "$(psql_node 0 "$db" -c "SELECT count(*) FROM memoriesdb.memories")" "$db" "$(port_of 0)" \
+    "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(echo "$t3 - $t2" | bc)" "$(echo "$t4 - $t3" | bc)"
+}
+
+migrate_check() {  # migrate_check SRC_URI NAME: row counts of every ledger table and the registry equal; chains verify
+  local src_uri=$1 db=$2 tables q a b
+  # the source's tables (the coordinator also has its replicas' shards of the reference tables)
+  tables=$(psql -qAtX -v ON_ERROR_STOP=1 -d "$src_uri" -c "SELECT string_agg(quote_literal(c.oid::regclass::text), ',')
+    FROM pg_class AS c WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+     AND c.relnamespace::regnamespace::text IN ('memoriesdb', 'memoriesdb_internal', 'sqitch')")
+  q="SELECT string_agg(format('%s %s', t, (xpath('/row/n/text()',
+       query_to_xml(format('SELECT count(*) AS n FROM %s', t), false, true, '')))[1]::text), E'\n' ORDER BY t)
+       FROM unnest(ARRAY[$tables]) AS t"
+  a=$(psql -qAtX -v ON_ERROR_STOP=1 -d "$src_uri" -c "$q")
+  b=$(psql_node 0 "$db" -c "$q")
+  if [ "$a" != "$b" ]; then
+    echo "citus.sh migrate: the row counts differ (source < > $db); was the source written during the migration?" >&2
+    diff <(echo "$a") <(echo "$b") >&2 || true
+    exit 1
+  fi
+  echo "  row counts equal in $(echo "$a" | wc -l) tables ($(echo "$a" | awk '{n += $2} END {print n}') rows)"
+  b=$(psql_node 0 "$db" -c "SELECT ok::text || coalesce(' ' || problem, '') FROM memoriesdb.verify_audit_chain()")
+  if [ "$b" != true ]; then
+    echo "citus.sh migrate: verify_audit_chain() on $db: $b" >&2
+    exit 1
+  fi
+  echo "  verify_audit_chain() ok on $db"
+}
+
 add_worker() {  # add_worker NAME: worker3 up, NAME on it, added to NAME's metadata
   local db=$1 t0
   t0=$(date +%s.%N)
@@ -243,8 +415,9 @@ case ${1:-} in
   createdb) createdb "${2:?usage: citus.sh createdb NAME}" ;;
   deploy) require_citus; deploy "${2:?usage: citus.sh deploy NAME}" ;;
   dropdb) dropdb "${2:?usage: citus.sh dropdb NAME}" ;;
+  migrate) require_citus; migrate "${2:?usage: citus.sh migrate SRC NAME}" "${3:?usage: citus.sh migrate SRC NAME}" ;;
   add-worker) require_citus; add_worker "${2:?usage: citus.sh add-worker NAME}" ;;
   remove-worker) remove_worker "${2:-}" ;;
   destroy) stop; rm -rf "$CITUS_DIR"; echo "removed $CITUS_DIR" ;;
-  *) echo "usage: scripts/citus.sh start|stop|status|createdb NAME|deploy NAME|dropdb NAME|add-worker NAME|remove-worker [NAME]|destroy" >&2; exit 64 ;;
+  *) echo "usage: scripts/citus.sh start|stop|status|createdb NAME|deploy NAME|dropdb NAME|migrate SRC NAME|add-worker NAME|remove-worker [NAME]|destroy" >&2; exit 64 ;;
 esac

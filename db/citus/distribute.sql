@@ -122,10 +122,14 @@ ALTER TABLE memoriesdb.embeddings ADD COLUMN owner_id uuid;
 ALTER TABLE memoriesdb.embedding_schedule ADD COLUMN owner_id uuid;
 ALTER TABLE memoriesdb.memory_edges ADD COLUMN owner_id uuid;
 ALTER TABLE memoriesdb.vindexing_schedule ADD COLUMN owner_id uuid;   -- the queue, by the owner of the changed row
+-- (the rows of a migrated ledger, scripts/citus.sh migrate: filled with the ledger's triggers off; the audit, stamp and
+-- vindexing triggers would record a schema change as writes: new audit rows, new updated_at, queued edges)
+SET LOCAL session_replication_role = replica;
 UPDATE memoriesdb.memory_revisions AS c SET owner_id = m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.memory_id;
 UPDATE memoriesdb.embeddings AS c SET owner_id = m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.memory_id;
 UPDATE memoriesdb.embedding_schedule AS c SET owner_id = m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.memory_id;
 UPDATE memoriesdb.memory_edges AS c SET owner_id = m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.source_id;
+SET LOCAL session_replication_role = origin;
 -- first slice: the API functions do not pass the owner yet; the writer is the owner in remember() (the coordinator
 -- evaluates the default; docs/citus.md: what the core should change)
 ALTER TABLE memoriesdb.memory_revisions ALTER COLUMN owner_id SET DEFAULT memoriesdb.current_user_id(), ALTER COLUMN owner_id SET NOT NULL;
@@ -133,8 +137,10 @@ ALTER TABLE memoriesdb.embeddings ALTER COLUMN owner_id SET NOT NULL;
 ALTER TABLE memoriesdb.embedding_schedule ALTER COLUMN owner_id SET NOT NULL;
 ALTER TABLE memoriesdb.memory_edges ALTER COLUMN owner_id SET DEFAULT memoriesdb.current_user_id(), ALTER COLUMN owner_id SET NOT NULL;
 -- (a queued row says only that the graph must be refreshed: one whose memory is gone goes to the common chain's key)
+SET LOCAL session_replication_role = replica;   -- (as above: no stamp for a schema change)
 UPDATE memoriesdb.vindexing_schedule AS c
    SET owner_id = coalesce((SELECT m.owner_id FROM memoriesdb.memories AS m WHERE m.id = c.memory_id), '00000000-0000-0000-0000-000000000000');
+SET LOCAL session_replication_role = origin;
 ALTER TABLE memoriesdb.vindexing_schedule ALTER COLUMN owner_id SET NOT NULL,
   DROP CONSTRAINT vindexing_schedule_pkey, ADD PRIMARY KEY (owner_id, id);
 

@@ -9,6 +9,7 @@ add-worker), so it runs last; the database is dropped after it, and scripts/test
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -105,9 +106,9 @@ def sqlstate_of(conn, key: str | None, sql: str, args=()) -> str | None:
     return None
 
 
-def embed_ready_jobs(vectors: dict) -> list[str]:
-    """The runner's claim and completion through the coordinator (a memoriesdb_worker login): vectors[memory id]."""
-    with psycopg.connect(login_dsn("memoriesdb_runner"), autocommit=True) as conn:
+def embed_ready_jobs(vectors: dict, dsn: str | None = None) -> list[str]:
+    """The runner's claim and completion through the coordinator (a memoriesdb_worker login; or dsn): vectors[memory id]."""
+    with psycopg.connect(dsn or login_dsn("memoriesdb_runner"), autocommit=True) as conn:
         with conn.transaction():
             claimed = conn.execute(
                 "SELECT memory_id, lease_id FROM memoriesdb.claim_model_embedding_jobs(16, '1 minute', 'citus-pytest')"
@@ -244,6 +245,241 @@ def test_the_runner_vouches_as_a_backend(admin):
             return ids
 
     assert asyncio.run(listed()) == [mid]
+
+# --- migrating a single-node ledger (scripts/citus.sh migrate; docs/citus.md "Migrating a single-node ledger") -------
+
+SINGLE_PORT = os.environ.get("PGPORT", "5432")
+# what the migration changes on purpose: NAME's own access-log logger (a new role and password; the keys are kept)
+MIGRATION_CHANGES = {"memoriesdb.access_log_sink": {"logger_role", "password"}}
+
+
+def single_dsn(db: str, user: str = "postgres") -> str:
+    return f"postgresql://{user}@{HOST}:{SINGLE_PORT}/{db}"
+
+
+def logger_of(db: str) -> str:
+    return "memoriesdb_log_" + hashlib.md5(db.encode()).hexdigest()[:12]
+
+
+def citus_sh(*args: str) -> subprocess.CompletedProcess:
+    """scripts/citus.sh on this cluster (CITUS_PORT from the DSN; CITUS_DIR as the caller exported it)."""
+    env = {**os.environ, "CITUS_PORT": str(coordinator_port())}
+    return subprocess.run(["bash", str(ROOT / "scripts/citus.sh"), *args], env=env, cwd=ROOT, capture_output=True, text=True)
+
+
+def table_digests(conn, columns: dict) -> dict:
+    """Per ledger table: its row count and a digest of its rows over the source's columns (the migration adds columns:
+    owner_id, chain_key), each row as text in one order."""
+    conn.execute("SET TimeZone = 'UTC'")
+    out = {}
+    for table, cols in columns.items():
+        cols = [c for c in cols if c not in MIGRATION_CHANGES.get(table, ())]
+        sel = ", ".join(f'"{c}"' for c in cols)
+        out[table] = conn.execute(
+            f"SELECT count(*), md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM (SELECT {sel} FROM {table}) AS r"
+        ).fetchone()
+    return out
+
+
+def ledger_columns(conn) -> dict:
+    rows = conn.execute(
+        "SELECT c.oid::regclass::text, array_agg(a.attname::text ORDER BY a.attnum) FROM pg_class AS c "
+        "JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE c.relkind = 'r' AND c.relnamespace::regnamespace::text IN ('memoriesdb', 'memoriesdb_internal', 'sqitch') "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return dict(rows)
+
+
+def ids_of(conn) -> dict:
+    return {
+        "memories": conn.execute("SELECT id, owner_id FROM memoriesdb.memories ORDER BY id").fetchall(),
+        "audit_log": conn.execute("SELECT id, row_hash FROM memoriesdb.audit_log ORDER BY id").fetchall(),
+        "audit_seals": conn.execute("SELECT seq, seal_hash FROM memoriesdb.audit_seals ORDER BY seq").fetchall(),
+        "users": conn.execute("SELECT id FROM memoriesdb.users ORDER BY id").fetchall(),
+    }
+
+
+def what_each_sees(dsn: str, keys: dict, near: dict) -> dict:
+    """Through the API as each user (an app login, authenticate(key)): list_memories(), recall() of each, a search near
+    one of the user's memories (near[user]: the axis; every other visible memory is at one distance from it)."""
+    seen = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        for name, key in keys.items():
+            listed = sorted(call(conn, key, "SELECT * FROM memoriesdb.list_memories()"))
+            recalled = [call(conn, key, "SELECT * FROM memoriesdb.recall(%s)", (row[0],)) for row in listed]
+            hits = [r[0] for r in call(conn, key, SEARCH, (axis(near[name]),))]
+            seen[name] = (listed, recalled, hits)
+    return seen
+
+
+@pytest.fixture
+def single_node_ledger():
+    """A ledger deployed on the single node (own database), its app and runner logins (with passwords, configured for
+    the database); the migrated copy, the source and the logins (on every node) dropped afterwards."""
+    base = dbname()
+    src, fake, dst = f"{base}_migsrc", f"{base}_migfake", f"{base}_migrated"
+    app, runner = f"{base}_app", f"{base}_runner"
+    nodes = [coordinator_port() + i for i in range(3)]
+
+    def drop_all() -> None:
+        citus_sh("dropdb", dst)
+        for port in nodes:
+            with psycopg.connect(f"postgresql://postgres@{HOST}:{port}/postgres", autocommit=True) as c:
+                c.execute("SET citus.enable_create_role_propagation = off")
+                for role in (app, runner):
+                    c.execute(f'DROP ROLE IF EXISTS "{role}"')
+        with psycopg.connect(single_dsn("postgres"), autocommit=True) as c:
+            for db in (src, fake):
+                c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                c.execute(f'DROP ROLE IF EXISTS "{logger_of(db)}"')
+            for role in (app, runner):
+                c.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+    drop_all()
+    with psycopg.connect(single_dsn("postgres"), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{src}"')
+        c.execute(f'CREATE DATABASE "{fake}"')
+    subprocess.run(
+        ["sqitch", "--quiet", "deploy", f"db:pg://postgres@{HOST}:{SINGLE_PORT}/{src}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    with psycopg.connect(single_dsn(src), autocommit=True) as c:
+        c.execute(f"CREATE ROLE \"{app}\" LOGIN PASSWORD 'migrate-app' IN ROLE memoriesdb_app")
+        c.execute(f"CREATE ROLE \"{runner}\" LOGIN PASSWORD 'migrate-runner' IN ROLE memoriesdb_worker")
+        for login in (app, runner):
+            c.execute("SELECT memoriesdb.configure_login(%s)", (login,))
+    yield {"src": src, "fake": fake, "dst": dst, "app": app, "runner": runner}
+    drop_all()
+
+
+def test_migrate_a_single_node_ledger_to_citus(single_node_ledger):
+    """A single-node ledger written through the API by three users (remember, revise, link, an accepted share, a
+    transfer, a forget, embeddings by the runner's functions), sealed, a checkpoint taken; scripts/citus.sh migrate
+    moves it to the cluster: every table holds the same rows, the chains verify (against the checkpoint too), each
+    user authenticates with the same API key and sees exactly what they saw, and new writes seal and verify."""
+    ctx = single_node_ledger
+    src, dst = ctx["src"], ctx["dst"]
+    app_src, runner_src = single_dsn(src, ctx["app"]), single_dsn(src, ctx["runner"])
+
+    # the ledger on the single node
+    with psycopg.connect(single_dsn(src), autocommit=True) as admin_src:
+        users = {n: make_user(admin_src, f"mig-{n}") for n in ("alice", "bob", "carol")}
+    (alice, ka), (bob, kb), (carol, kc) = users["alice"], users["bob"], users["carol"]
+    keys = {n: k for n, (_, k) in users.items()}
+    with psycopg.connect(app_src, autocommit=True) as conn:
+        call(conn, kb, "SELECT memoriesdb.accept_sender(%s)", (alice,))
+        call(conn, kc, "SELECT memoriesdb.accept_sender(%s)", (alice,))
+        a1, a2, a3, a4 = (
+            call(conn, ka, "SELECT memoriesdb.remember(%s, %s)", (c, Jsonb({"n": i})))[0][0]
+            for i, c in enumerate(["alice: shared with bob", "alice: given to carol", "alice: private", "alice: forgotten"])
+        )
+        call(conn, ka, "SELECT memoriesdb.revise(%s, 'alice: shared with bob, revised')", (a1,))
+        call(conn, ka, "SELECT memoriesdb.link(%s, %s, 'related_to')", (a1, a3))
+        call(conn, ka, "SELECT memoriesdb.share(%s, %s)", (a1, bob))
+        call(conn, ka, "SELECT memoriesdb.transfer(%s, %s, 'yours now')", (a2, carol))
+        call(conn, ka, "SELECT memoriesdb.forget(%s)", (a4,))
+        b1 = call(conn, kb, "SELECT memoriesdb.remember('bob: own')")[0][0]
+        c1 = call(conn, kc, "SELECT memoriesdb.remember('carol: own')")[0][0]
+    assert embed_ready_jobs({a1: axis(1), a2: axis(2), a3: axis(3), b1: axis(4), c1: axis(5)}, runner_src) == ["stored"] * 5
+    with psycopg.connect(single_dsn(src), autocommit=True) as admin_src:
+        while admin_src.execute("SELECT memoriesdb.audit_seal_pending(1000)").fetchone()[0]:
+            pass
+        cp = admin_src.execute("SELECT memoriesdb.audit_checkpoint()").fetchone()[0]
+        assert admin_src.execute("SELECT ok FROM memoriesdb.verify_audit_chain(%s)", (Jsonb(cp),)).fetchone()[0]
+    near = {"alice": 1, "bob": 4, "carol": 2}
+    seen = what_each_sees(app_src, keys, near)
+    assert [r[0] for r in seen["bob"][0]] == sorted([a1, b1]) and seen["carol"][2] == [a2, c1]
+    assert seen["alice"][2] == [a1, a3] and seen["bob"][2] == [b1, a1]
+    with psycopg.connect(single_dsn(src), autocommit=True) as admin_src:  # (after the reads: their access log rows too)
+        columns = ledger_columns(admin_src)
+        before, ids = table_digests(admin_src, columns), ids_of(admin_src)
+        passwords = admin_src.execute(
+            "SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN (%s, %s) ORDER BY 1", (ctx["app"], ctx["runner"])
+        ).fetchall()
+
+    # refusals: a source at a change this checkout's plan does not hold; nothing is created
+    with psycopg.connect(single_dsn(ctx["fake"]), autocommit=True) as c:
+        c.execute("CREATE SCHEMA sqitch")
+        c.execute("CREATE TABLE sqitch.changes (change_id text, change text, project text, committed_at timestamptz)")
+        c.execute("INSERT INTO sqitch.changes VALUES (repeat('0', 40), 'privileges', 'memoriesdb', now())")
+    refused = citus_sh("migrate", ctx["fake"], dst)
+    assert refused.returncode == 1 and "which this checkout's plan does not hold" in refused.stderr, refused
+    with psycopg.connect(f"postgresql://postgres@{HOST}:{coordinator_port()}/postgres", autocommit=True) as c:
+        assert not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dst,)).fetchone()
+
+    t0 = time.monotonic()
+    done = citus_sh("migrate", src, dst)
+    elapsed = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr + done.stdout
+    print(f"\nmigrate: {elapsed:.1f}s\n{done.stdout}")
+    again = citus_sh("migrate", src, dst)
+    assert again.returncode == 1 and f"database {dst} exists" in again.stderr, again
+
+    coordinator = f"postgresql://postgres@{HOST}:{coordinator_port()}/{dst}"
+    with psycopg.connect(coordinator, autocommit=True) as admin_dst:
+        # distributed: memories by owner on the workers, users a reference table
+        assert admin_dst.execute(
+            "SELECT array_agg(partmethod::text ORDER BY logicalrelid::text) FROM pg_dist_partition "
+            "WHERE logicalrelid IN ('memoriesdb.memories'::regclass, 'memoriesdb.users'::regclass)"
+        ).fetchone()[0] == ["h", "n"]
+        # every row of every table, as on the single node; the same ids and hashes; the same logins and passwords
+        after = table_digests(admin_dst, columns)
+        assert {t: v for t, v in after.items() if v != before[t]} == {}, {t: before[t] for t in after if after[t] != before[t]}
+        assert ids_of(admin_dst) == ids
+        assert (
+            admin_dst.execute(
+                "SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN (%s, %s) ORDER BY 1", (ctx["app"], ctx["runner"])
+            ).fetchall()
+            == passwords
+        )
+        # the logins are Citus's (a worker added later gets them too)
+        assert (
+            admin_dst.execute(
+                "SELECT count(*) FROM pg_dist_object WHERE classid = 'pg_authid'::regclass "
+                "AND objid IN (SELECT oid FROM pg_roles WHERE rolname IN (%s, %s))",
+                (ctx["app"], ctx["runner"]),
+            ).fetchone()[0]
+            == 2
+        )
+        # the chains, and the checkpoint taken on the single node
+        assert admin_dst.execute("SELECT ok, problem FROM memoriesdb.verify_audit_chain()").fetchone() == (True, None)
+        assert admin_dst.execute("SELECT ok, problem FROM memoriesdb.verify_audit_chain(%s)", (Jsonb(cp),)).fetchone() == (
+            True,
+            None,
+        )
+    # sqitch on the coordinator knows what is deployed (the registry came along)
+    status = subprocess.run(
+        ["sqitch", "status", f"db:pg://postgres@{HOST}:{coordinator_port()}/{dst}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert "Nothing to deploy (up-to-date)" in status.stdout, status.stdout + status.stderr
+
+    # the same logins and API keys, and each user sees exactly what they saw
+    app_dst = f"postgresql://{ctx['app']}@{HOST}:{coordinator_port()}/{dst}"
+    runner_dst = f"postgresql://{ctx['runner']}@{HOST}:{coordinator_port()}/{dst}"
+    assert what_each_sees(app_dst, keys, near) == seen
+
+    # new writes on the cluster: remembered, embedded by the runner through the coordinator, found; sealed, verified
+    with psycopg.connect(app_dst, autocommit=True) as conn:
+        a5 = call(conn, ka, "SELECT memoriesdb.remember('alice: after the migration')")[0][0]
+        b2 = call(conn, kb, "SELECT memoriesdb.remember('bob: after the migration')")[0][0]
+        call(conn, ka, "SELECT memoriesdb.share(%s, %s)", (a5, carol))
+    assert embed_ready_jobs({a5: axis(6), b2: axis(7)}, runner_dst) == ["stored"] * 2
+    with psycopg.connect(app_dst, autocommit=True) as conn:
+        hits = [r[0] for r in call(conn, ka, SEARCH, (axis(6),))]
+        assert hits[0] == a5 and sorted(hits) == sorted([a1, a3, a5])
+        assert call(conn, kc, "SELECT content FROM memoriesdb.recall(%s)", (a5,)) == [("alice: after the migration",)]
+        assert sorted(r[0] for r in call(conn, kb, "SELECT id FROM memoriesdb.list_memories()")) == sorted([a1, b1, b2])
+    with psycopg.connect(coordinator, autocommit=True) as admin_dst:
+        admin_dst.execute("SELECT memoriesdb.audit_seal_pending()")
+        assert admin_dst.execute("SELECT ok, problem FROM memoriesdb.verify_audit_chain()").fetchone() == (True, None)
+        assert admin_dst.execute("SELECT ok, problem FROM memoriesdb.verify_audit_chain(%s)", (Jsonb(cp),)).fetchone() == (
+            True,
+            None,
+        )
 
 
 def test_rebalance_onto_a_third_worker_while_writing(admin):
