@@ -253,6 +253,12 @@ SINGLE_PORT = os.environ.get("PGPORT", "5432")
 MIGRATION_CHANGES = {"memoriesdb.access_log_sink": {"logger_role", "password"}}
 
 
+SEARCH_INDEXES = (
+    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'memoriesdb' AND tablename IN ('memories', 'embeddings') "
+    "AND indexdef ~ ' USING (hnsw|gin|gist) ' ORDER BY 1"
+)
+
+
 def single_dsn(db: str, user: str = "postgres") -> str:
     return f"postgresql://{user}@{HOST}:{SINGLE_PORT}/{db}"
 
@@ -397,6 +403,7 @@ def test_migrate_a_single_node_ledger_to_citus(single_node_ledger):
     with psycopg.connect(single_dsn(src), autocommit=True) as admin_src:  # (after the reads: their access log rows too)
         columns = ledger_columns(admin_src)
         before, ids = table_digests(admin_src, columns), ids_of(admin_src)
+        indexes = admin_src.execute(SEARCH_INDEXES).fetchall()
         passwords = admin_src.execute(
             "SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN (%s, %s) ORDER BY 1", (ctx["app"], ctx["runner"])
         ).fetchall()
@@ -436,6 +443,8 @@ def test_migrate_a_single_node_ledger_to_citus(single_node_ledger):
             ).fetchall()
             == passwords
         )
+        # the search indexes the migration builds again after the distribution
+        assert admin_dst.execute(SEARCH_INDEXES).fetchall() == indexes
         # the logins are Citus's (a worker added later gets them too)
         assert (
             admin_dst.execute(
