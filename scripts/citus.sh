@@ -14,6 +14,12 @@
 #   scripts/citus.sh deploy NAME     createdb NAME, sqitch deploy on the coordinator, then db/citus/distribute.sql
 #                                    (the ledger distributed by owner; docs/citus.md)
 #   scripts/citus.sh dropdb NAME     drop NAME on every node
+#   scripts/citus.sh migrate SRC NAME  a single-node ledger (SRC: a database on 127.0.0.1:5432, or a postgresql:// URI,
+#                                    as a superuser; at this checkout's HEAD; its clients stopped) as NAME (which must
+#                                    not exist), distributed: its roles and logins, one pg_dump restored on the
+#                                    coordinator, NAME's own access-log logger, db/citus/distribute.sql, the search
+#                                    indexes on the shards; then every table's row count and the chains checked
+#                                    (docs/citus.md, "Migrating a single-node ledger")
 #   scripts/citus.sh add-worker NAME a third worker (port CITUS_PORT+3, same set-up as the others): initdb the first
 #                                    time, start, NAME created on it and the worker added to NAME's metadata
 #                                    (citus_add_node; the ledger's roles made LOGIN there). Shards move to it only

@@ -2,8 +2,9 @@
 # scripts/test.sh --citus: the Citus suite (issue 17) on a local Citus cluster (scripts/citus.sh: a coordinator
 # and two workers under .citus/, ports 9700-9702). Deploys a fresh ledger distributed by owner
 # (scripts/citus.sh deploy), then runs db/citus/tests/*.sql with pg_prove through the coordinator, then
-# runner/tests/test_citus.py: two tenants through PgBouncer in front of the coordinator (port 6790), and a
-# rebalance onto a third worker (scripts/citus.sh add-worker: port 9703, in this database only) while clients
+# runner/tests/test_citus.py: two tenants through PgBouncer in front of the coordinator (port 6790), a single-node
+# ledger migrated to the cluster (scripts/citus.sh migrate; its own databases ${DB}_migsrc on 5432 and ${DB}_migrated),
+# and a rebalance onto a third worker (scripts/citus.sh add-worker: port 9703, in this database only) while clients
 # write; worker3 is stopped at the end (the cluster is back to two workers); then bench/citus.py --smoke (its own
 # database ${DB}_bench on the single node and on the cluster, dropped by it; not in scripts/bench_smoke.sh, since CI
 # has no Citus). PYTHON: the runner's venv python
@@ -39,7 +40,7 @@ psql -qX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" -c "SET
 step "pgTAP through the coordinator (db/citus/tests)"
 pg_prove -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" --ext .sql db/citus/tests/*.sql
 
-step "runner through the coordinator: PgBouncer in front of it, a rebalance onto a third worker (runner/tests/test_citus.py)"
+step "runner through the coordinator: PgBouncer in front of it, a migration, a rebalance onto a third worker (runner/tests/test_citus.py)"
 MEMORIESDB_CITUS_DSN="postgresql://postgres@127.0.0.1:$PORT/$DB" PYTHONPATH="$PWD/runner" \
   "$PYTHON" -m pytest -q -p no:cacheprovider -rA runner/tests/test_citus.py
 

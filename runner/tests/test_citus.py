@@ -1,10 +1,13 @@
-"""On a local Citus cluster (issue 17, docs/citus.md): PgBouncer in front of the coordinator, and a rebalance onto a
-third worker while clients write and read.
+"""On a local Citus cluster (issue 17, docs/citus.md): PgBouncer in front of the coordinator, a single-node ledger
+migrated to the cluster (scripts/citus.sh migrate), and a rebalance onto a third worker while clients write and read.
 
 Skipped unless MEMORIESDB_CITUS_DSN names a ledger deployed by scripts/citus.sh deploy (the superuser's DSN on the
 coordinator); scripts/test.sh --citus sets it. Never touches the single node: the conftest's autouse fixture (which
 deploys a ledger on 5432) is replaced here. The rebalance test adds worker3 to the database (scripts/citus.sh
-add-worker), so it runs last; the database is dropped after it, and scripts/test_citus.sh stops worker3.
+add-worker), so it runs last; the database is dropped after it, and scripts/test_citus.sh stops worker3. The
+migration test deploys its own ledger on the single node (<database>_migsrc on PGPORT, 5432) with two logins
+(<database>_app, <database>_runner), and migrates it to <database>_migrated on the cluster (CITUS_PORT from the DSN's
+port, CITUS_DIR as exported); all of them are dropped after it.
 """
 
 from __future__ import annotations
@@ -400,6 +403,9 @@ def test_migrate_a_single_node_ledger_to_citus(single_node_ledger):
     seen = what_each_sees(app_src, keys, near)
     assert [r[0] for r in seen["bob"][0]] == sorted([a1, b1]) and seen["carol"][2] == [a2, c1]
     assert seen["alice"][2] == [a1, a3] and seen["bob"][2] == [b1, a1]
+    with psycopg.connect(app_src, autocommit=True) as conn:  # the reads of a1 so far, each entry's MAC verified
+        history = call(conn, ka, "SELECT * FROM memoriesdb.access_history(%s)", (a1,))
+    assert {r[2] for r in history} >= {alice, bob}, history
     with psycopg.connect(single_dsn(src), autocommit=True) as admin_src:  # (after the reads: their access log rows too)
         columns = ledger_columns(admin_src)
         before, ids = table_digests(admin_src, columns), ids_of(admin_src)
@@ -470,6 +476,10 @@ def test_migrate_a_single_node_ledger_to_citus(single_node_ledger):
     app_dst = f"postgresql://{ctx['app']}@{HOST}:{coordinator_port()}/{dst}"
     runner_dst = f"postgresql://{ctx['runner']}@{HOST}:{coordinator_port()}/{dst}"
     assert what_each_sees(app_dst, keys, near) == seen
+    # the access log came along, and its entries still verify (the log's keys are the source's; the logger is new)
+    with psycopg.connect(app_dst, autocommit=True) as conn:
+        history_dst = call(conn, ka, "SELECT * FROM memoriesdb.access_history(%s)", (a1,))
+    assert set(history) <= set(history_dst) and len(history_dst) > len(history)
 
     # new writes on the cluster: remembered, embedded by the runner through the coordinator, found; sealed, verified
     with psycopg.connect(app_dst, autocommit=True) as conn:
