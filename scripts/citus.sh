@@ -36,7 +36,7 @@ CITUS_DIR=${CITUS_DIR:-$PWD/.citus}
 CITUS_PORT=${CITUS_PORT:-9700}
 PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 NODES=(coordinator worker1 worker2 worker3)   # worker3: only by add-worker
-MIGRATE_DUMP='' MIGRATE_DB='' MIGRATE_MADE=false   # migrate's, for its EXIT trap
+MIGRATE_DUMP='' MIGRATE_DB='' MIGRATE_MADE=false MIGRATE_STANDINS=''   # migrate's, for its EXIT trap
 LEDGER_ROLES="'memoriesdb_owner', 'memoriesdb_reader', 'memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor'"
 
 port_of() { echo $((CITUS_PORT + $1)); }
@@ -213,7 +213,7 @@ created() {  # created WHERE: psql's output reduced to the roles created and any
 
 migrate() {  # migrate SRC NAME: a single-node ledger (a database on 127.0.0.1:5432, or a postgresql:// URI) to NAME,
   # distributed on this cluster (docs/citus.md, "Migrating a single-node ledger"). Writers must be stopped on SRC.
-  local src=$1 db=$2 src_uri src_db head deployed i t0 t1 t2 t3 t4 t5 dump local_roles old_logger new_logger kind index_entries others created_old=false
+  local src=$1 db=$2 src_uri src_db head deployed i t0 t1 t2 t3 t4 t5 dump local_roles old_loggers new_logger kind index_entries others r
   case $src in
     postgresql://*|postgres://*) src_uri=$src ;;
     *://*|*=*) migrate_refuse "SRC is a database name on 127.0.0.1:5432 or a postgresql:// URI, not '$src'" ;;
@@ -286,7 +286,7 @@ named AS (
   UNION SELECT oid, 'logins' FROM logins WHERE oid NOT IN (SELECT oid FROM named)
 ), wanted AS (
   SELECT a.*, k.kind FROM pg_authid AS a JOIN kinds AS k ON k.oid = a.oid
-   WHERE a.rolname !~ '^pg_' AND a.rolname <> 'memoriesdb_log_' || left(md5(current_database()), 12)
+   WHERE a.rolname !~ '^pg_' AND a.rolname !~ '^memoriesdb_log_[0-9a-f]{12}$'
 )
 SELECT format($f$DO $r$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %L) THEN
   CREATE ROLE %I WITH %s %s %s %s %s %s %s CONNECTION LIMIT %s%s%s; RAISE NOTICE 'role %% created', %L; END IF; END $r$;$f$,
@@ -305,8 +305,13 @@ SELECT format('GRANT %I TO %I%s;', g.rolname, r.rolname, CASE WHEN m.admin_optio
  WHERE r.kind = :'kind';
 SQL
   done
-  old_logger=$(psql -qAtX -d "$src_uri" -c "SELECT 'memoriesdb_log_' || left(md5(current_database()), 12)")
-  new_logger=$(psql -qAtX -d postgres -v db="$db" <<< "SELECT 'memoriesdb_log_' || left(md5(:'db'), 12)")
+  # the access-log loggers the ledger grants to (its own; another database's too when it is a copy made under another
+  # name), and NAME's
+  old_loggers=$(psql -qAtX -v ON_ERROR_STOP=1 -d "$src_uri" -c "SELECT DISTINCT a.rolname FROM pg_shdepend AS d
+    JOIN pg_authid AS a ON a.oid = d.refobjid WHERE d.refclassid = 'pg_authid'::regclass
+     AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND a.rolname ~ '^memoriesdb_log_[0-9a-f]{12}$'")
+  new_logger=$(psql_node 0 postgres -v db="$db" <<< "SELECT 'memoriesdb_log_' || left(md5(:'db'), 12)")
 
   # the vector and text indexes of memories and embeddings (HNSW, GIN, GiST) are left out of the restore and built
   # after the distribution: distribute.sql's fill of owner_id rewrites every embedding, and Citus copies the rows into
@@ -327,11 +332,14 @@ SQL
   local_roles="-c citus.enable_create_role_propagation=off -c citus.enable_alter_role_propagation=off"
   PGOPTIONS=$local_roles psql_node 0 "$db" -f "$dump/roles.sql" 2>&1 | created "on the coordinator"
   export PGOPTIONS="$local_roles -c citus.enable_ddl_propagation=off -c client_min_messages=warning"
-  if [ -z "$(psql_node 0 postgres -v r="$old_logger" <<< "SELECT 1 FROM pg_roles WHERE rolname = :'r'")" ]; then
-    # the dump grants to the source's logger: a stand-in (NOLOGIN) until NAME's own logger replaces it
-    psql_node 0 postgres -c "CREATE ROLE $old_logger NOLOGIN"
-    created_old=true
-  fi
+  # the dump grants to the source's logger: a stand-in (NOLOGIN) until NAME's own logger replaces it (dropped then, or
+  # by the EXIT trap after a failure)
+  for r in $old_loggers; do
+    if [ -z "$(psql_node 0 postgres -v r="$r" <<< "SELECT 1 FROM pg_roles WHERE rolname = :'r'")" ]; then
+      psql_node 0 postgres -c "CREATE ROLE $r NOLOGIN"
+      [ "$r" = "$new_logger" ] || MIGRATE_STANDINS+=" $r"
+    fi
+  done
   # (without the search indexes and their comments: indexes.sql, built after the distribution)
   pg_restore -l "$dump/ledger.dump" >"$dump/all.list"
   index_entries="^[0-9]+; [0-9]+ [0-9]+ (INDEX|COMMENT) memoriesdb (INDEX )?($(paste -sd'|' "$dump/index_names")) "
@@ -342,10 +350,11 @@ SQL
     -d "postgresql://postgres@127.0.0.1:$(port_of 0)/$db" "$dump/ledger.dump"
   # NAME's own access-log logger (a new password; the log's hash and MAC keys are kept)
   psql_node 0 "$db" -c "SELECT memoriesdb.setup_access_logger()" >/dev/null
-  if [ "$old_logger" != "$new_logger" ]; then
-    psql_node 0 "$db" -c "DROP OWNED BY $old_logger"
-    if $created_old; then psql_node 0 postgres -c "DROP ROLE $old_logger"; fi
-  fi
+  for r in $old_loggers; do
+    [ "$r" = "$new_logger" ] || psql_node 0 "$db" -c "DROP OWNED BY $r"
+  done
+  for r in $MIGRATE_STANDINS; do psql_node 0 postgres -c "DROP ROLE $r"; done
+  MIGRATE_STANDINS=''
   t2=$(date +%s.%N)
   unset PGOPTIONS
 
@@ -383,7 +392,13 @@ SQL
 }
 
 migrate_exit() {  # the EXIT trap of migrate: the dump removed; after a failure, what to do with the incomplete NAME
+  local r
   [ -z "$MIGRATE_DUMP" ] || rm -rf "$MIGRATE_DUMP"
+  for r in $MIGRATE_STANDINS; do   # (only before the distribution: on the coordinator alone)
+    PGOPTIONS="-c citus.enable_create_role_propagation=off -c client_min_messages=warning" \
+      psql -qAtX -h 127.0.0.1 -p "$(port_of 0)" -U postgres -d "$MIGRATE_DB" -c "DROP OWNED BY $r" -c "DROP ROLE $r" >/dev/null 2>&1 ||
+      echo "citus.sh migrate: drop the stand-in role $r on the coordinator too" >&2
+  done
   if [ "$1" != 0 ] && $MIGRATE_MADE; then
     echo "citus.sh migrate: failed; $MIGRATE_DB on the cluster is incomplete: scripts/citus.sh dropdb $MIGRATE_DB, then migrate again" >&2
   fi
