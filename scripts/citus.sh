@@ -59,6 +59,19 @@ login_ledger_roles() {  # login_ledger_roles INDEX DB: the ledger's roles LOGIN 
     END LOOP; END \$\$"
 }
 
+guard_transaction_ids() {  # guard_transaction_ids INDEX DB: Citus's functions that set or list distributed transaction
+  # ids, executable by PUBLIC as installed, for the roles Citus opens connections as only. A client that could call
+  # assign_distributed_transaction_id() (with a gpid forged through application_name 'citus_internal gpid=…') replayed
+  # another session's context proof in a transaction of its own: the proof binds the distributed transaction id
+  # (red team; docs/citus.md, section 1). Per database and per node (function privileges are).
+  psql_node "$1" "$2" -c "SET citus.enable_ddl_propagation = off" \
+    -c "REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
+               pg_catalog.get_all_active_transactions() FROM PUBLIC" \
+    -c "GRANT EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
+               pg_catalog.get_all_active_transactions()
+          TO memoriesdb_owner, memoriesdb_reader, memoriesdb_worker, memoriesdb_auditor" >/dev/null
+}
+
 require_citus() {
   if [ ! -f "$("$PGBIN/pg_config" --sharedir 2>/dev/null || pg_config --sharedir)/extension/citus.control" ]; then
     echo "Citus is not installed into the local PostgreSQL ($PGBIN)." >&2
@@ -188,6 +201,7 @@ deploy() {  # deploy NAME: a fresh NAME on every node, the ledger deployed on th
   # there (only) they log in; pg_hba on the workers admits the cluster's nodes only
   # (and so do the group roles a session may SET ROLE to: a worker connection is opened as the current role)
   for p in 1 2; do login_ledger_roles "$p" "$db"; done
+  for p in 0 1 2; do guard_transaction_ids "$p" "$db"; done
   t2=$(date +%s.%N)
   printf 'ledger %s deployed (%.1fs) and distributed (%.1fs) on the citus cluster (coordinator port %s)\n' \
     "$db" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(port_of 0)"
@@ -374,6 +388,7 @@ SQL
       created "on the worker on port $(port_of "$i")"
     login_ledger_roles "$i" "$db"
   done
+  for i in 0 1 2; do guard_transaction_ids "$i" "$db"; done
   # the logins through Citus: created on the coordinator, on every node by Citus, and on a node added later
   psql_node 0 "$db" -f "$dump/logins.sql" 2>&1 | created "on the coordinator (through Citus)"
   # the logins' settings in the source database (configure_login), now in NAME
@@ -448,6 +463,7 @@ SQL
     psql_node 0 "$db" -c "SET client_min_messages = warning" -c "SELECT citus_add_node('127.0.0.1', $(port_of 3))" >/dev/null
   fi
   login_ledger_roles 3 "$db"
+  guard_transaction_ids 3 "$db"
   printf 'worker3 on port %s added to %s in %.1fs (no shards yet: SELECT citus_rebalance_start())\n' \
     "$(port_of 3)" "$db" "$(echo "$(date +%s.%N) - $t0" | bc)"
 }

@@ -56,7 +56,8 @@ SELECT pg_temp.patch('memoriesdb.authenticate(text)',
   -- (Citus) the login too, for the audit rows written on the workers (where session_user is the role Citus
   -- connected as); the proof covers it (section 3f)
   EXECUTE format('SET LOCAL app.current_login = %L', session_user);
-  EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(k.user_id::text || '|login|' || session_user, ck.ipad, ck.opad)
+  EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(
+                   jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad)
      FROM memoriesdb_internal.context_key AS ck));$x$);
 
 -- 2. Policies without subqueries (Citus: "Subqueries are not supported in policies on distributed tables") ----
@@ -1001,22 +1002,22 @@ SELECT pg_temp.patch('memoriesdb_internal.text_ranking(text, integer, jsonb)',
 -- session_user is the role Citus connected as, and a set_config() context is not propagated: a backend's context
 -- would be believed on the coordinator and be nobody on the shards (reads empty, writes half-done). On Citus a
 -- backend calls memoriesdb.vouch(user_id) instead: it SET LOCALs the uuid, the vouching login and a proof minted
--- for both (the key's HMAC over uuid|vouched|login, as authenticate() mints one for a key's user), which every
+-- for both (the key's HMAC over [uuid, login, login], as authenticate() mints one over [uuid, login, null]), which every
 -- node checks; a bare uuid is nobody for every login, backends included (fail closed on every node), and a
 -- vouching login changed after vouch() breaks the proof.
 CREATE OR REPLACE FUNCTION memoriesdb.current_user_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
-  -- (Citus) one expression, inlined; the proof covers the login, and the vouching login when there is one
+  -- (Citus) one expression, inlined; the proof covers the login, and the vouching login when there is one, as a JSON
+  -- array [user, login, vouched_by]: unambiguous (red team: with a plain "user|login|L|vouched|L" a backend moved the
+  -- vouching into its login, "BE|vouched|BE", and wrote rows vouched by nobody)
   SELECT CASE
     WHEN pg_catalog.current_setting('app.current_user', true) IS NULL
       OR pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.!~)
          '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN NULL
-    WHEN memoriesdb.context_proven(pg_catalog.current_setting('app.current_user', true)
-                                     OPERATOR(pg_catalog.||) '|login|' OPERATOR(pg_catalog.||)
-                                       COALESCE(pg_catalog.current_setting('app.current_login', true), '')
-                                     OPERATOR(pg_catalog.||) COALESCE('|vouched|' OPERATOR(pg_catalog.||)
-                                       NULLIF(pg_catalog.current_setting('app.current_user_vouched_by', true), ''), ''),
+    WHEN memoriesdb.context_proven(pg_catalog.jsonb_build_array(pg_catalog.current_setting('app.current_user', true),
+                                       pg_catalog.current_setting('app.current_login', true),
+                                       NULLIF(pg_catalog.current_setting('app.current_user_vouched_by', true), ''))::text,
                                    pg_catalog.current_setting('app.current_user_proof', true))
       THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid
   END
@@ -1072,7 +1073,7 @@ BEGIN
   EXECUTE format('SET LOCAL app.current_login = %L', login);
   EXECUTE format('SET LOCAL app.current_user_vouched_by = %L', login);
   EXECUTE format('SET LOCAL app.current_user_proof = %L',
-                 (SELECT memoriesdb_internal.context_proof(vouch.user_id::text || '|login|' || login || '|vouched|' || login, ck.ipad, ck.opad)
+                 (SELECT memoriesdb_internal.context_proof(jsonb_build_array(vouch.user_id::text, login, login)::text, ck.ipad, ck.opad)
                     FROM memoriesdb_internal.context_key AS ck));
   RETURN vouch.user_id;
 END
@@ -1125,6 +1126,19 @@ COMMENT ON FUNCTION memoriesdb_internal.citus_edge_exists(uuid) IS
 SELECT count(pg_temp.patch(f::regprocedure, 'EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = g.edge_id)',
                            'memoriesdb_internal.citus_edge_exists(g.edge_id)'))
   FROM unnest(ARRAY['memoriesdb.neighbors(uuid, integer, text[], text)', 'memoriesdb.path(uuid, uuid, integer)']) AS f;
+
+-- revoke_api_key(): Citus refuses now() inside COALESCE in an UPDATE of a reference table ("non-IMMUTABLE functions
+-- are not allowed in CASE or COALESCE statements"; red team: no key could be revoked on Citus): the same, as a
+-- condition (a key revoked earlier keeps its time)
+SELECT pg_temp.patch('memoriesdb.revoke_api_key(uuid)',
+  $x$  UPDATE memoriesdb.api_keys AS a SET revoked_at = coalesce(a.revoked_at, now())
+   WHERE a.id = revoke_api_key.key_id AND a.user_id = uid;$x$,
+  $x$  UPDATE memoriesdb.api_keys AS a SET revoked_at = now()
+   WHERE a.id = revoke_api_key.key_id AND a.user_id = uid AND a.revoked_at IS NULL;
+  PERFORM 1 FROM memoriesdb.api_keys AS a WHERE a.id = revoke_api_key.key_id AND a.user_id = uid;$x$);
+SELECT pg_temp.patch('memoriesdb.revoke_api_key(text)',
+  'UPDATE memoriesdb.api_keys AS a SET revoked_at = coalesce(a.revoked_at, now()) WHERE a.id = k.id;',
+  'UPDATE memoriesdb.api_keys AS a SET revoked_at = now() WHERE a.id = k.id AND a.revoked_at IS NULL;');
 
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
