@@ -249,6 +249,7 @@ def test_the_runner_vouches_as_a_backend(admin):
 
     assert asyncio.run(listed()) == [mid]
 
+
 # --- migrating a single-node ledger (scripts/citus.sh migrate; docs/citus.md "Migrating a single-node ledger") -------
 
 SINGLE_PORT = os.environ.get("PGPORT", "5432")
