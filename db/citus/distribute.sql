@@ -923,10 +923,17 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_search_total(uuid[]) IS
   'Internal (Citus): how many rows the shards holding these owners'' memories have (citus_shard_rows; 0 when not measured).';
 
-SELECT pg_temp.patch('memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer)',
-  $x$(SELECT greatest(c.reltuples, 0)::double precision FROM pg_catalog.pg_class AS c
+-- (measured only for a caller past search_exact_max: the owners of its grants are a query on every shard, and a
+-- smaller caller's plan is exact whatever the table's size)
+SELECT pg_temp.patch_many('memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer)',
+  ARRAY[$x$(SELECT greatest(c.reltuples, 0)::double precision FROM pg_catalog.pg_class AS c
                               WHERE c.oid = 'memoriesdb.memories'::regclass)$x$,
-  $x$memoriesdb_internal.citus_search_total(memoriesdb_internal.citus_search_owners(f))$x$);
+        $x$  IF visible > exact_max THEN
+$x$],
+  ARRAY['0',
+        $x$  IF visible > exact_max THEN
+    total := memoriesdb_internal.citus_search_total(memoriesdb_internal.citus_search_owners(f));
+$x$]);
 -- the index plan: embeddings joined with memories on the owner too (else "the query contains a join that requires
 -- repartitioning", measured by bench/citus.py), on the owners' shards only; each shard's index returns its nearest
 -- and the coordinator merges them (the order is by distance only)
@@ -1102,7 +1109,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_edge_owner(uuid) IS
-  'Internal (Citus): the owner (distribution value) of an edge, found on whichever shard holds it (NULL when none): unlink() locks the edge by (owner, id), on one shard.';
+  'Internal (Citus): the owner (distribution value) of an edge, found on whichever shard holds it (NULL when none): unlink() locks the edge by (owner, id), on one shard; neighbors() and path() ask whether an edge still exists.';
 SELECT pg_temp.patch_many('memoriesdb.unlink(uuid)',
   ARRAY['SELECT * INTO e FROM memoriesdb.memory_edges AS x WHERE x.id = edge_id FOR UPDATE;',
         'DELETE FROM memoriesdb.memory_edges AS x WHERE x.id = e.id;'],
@@ -1112,19 +1119,9 @@ SELECT pg_temp.patch_many('memoriesdb.unlink(uuid)',
 
 -- neighbors(), path(): a recursive CTE may not read a distributed table (Citus: "recursive CTEs are only supported
 -- when they contain a filter on the distribution column"); the walk reads the coordinator's memory_graph, and the
--- live edge's existence is asked of the shards by a function, once per step
-CREATE FUNCTION memoriesdb_internal.citus_edge_exists(edge_id uuid) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = citus_edge_exists.edge_id);
-END
-$$;
-COMMENT ON FUNCTION memoriesdb_internal.citus_edge_exists(uuid) IS
-  'Internal (Citus): does the edge still exist (on whichever shard)? neighbors() and path() check each step of the graph index against the live edges.';
+-- live edge's existence is asked of the shards by a function (unlink()'s owner lookup, above), once per step
 SELECT count(pg_temp.patch(f::regprocedure, 'EXISTS (SELECT 1 FROM memoriesdb.memory_edges AS e WHERE e.id = g.edge_id)',
-                           'memoriesdb_internal.citus_edge_exists(g.edge_id)'))
+                           'memoriesdb_internal.citus_edge_owner(g.edge_id) IS NOT NULL'))
   FROM unnest(ARRAY['memoriesdb.neighbors(uuid, integer, text[], text)', 'memoriesdb.path(uuid, uuid, integer)']) AS f;
 
 -- revoke_api_key(): Citus refuses now() inside COALESCE in an UPDATE of a reference table ("non-IMMUTABLE functions
