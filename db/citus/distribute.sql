@@ -1272,6 +1272,62 @@ $b$$f$, placement);
 END
 $d$;
 
+-- 4c. One context per call, on every node ---------------------------------------------------------------------
+-- The coordinator reads the context from its own settings, the workers from what was SET LOCAL (propagated);
+-- set_config() and a session-level SET change the coordinator's only. Red team: a client that emptied its proof
+-- with set_config() after authenticate() was nobody on the coordinator (which writes the access log) and itself
+-- on the workers (which read): recall() of a memory shared with it returned the content logged with actor NULL;
+-- with two keys, a read as one user on the workers was logged as the other. No setting a client can write tells
+-- the coordinator what the workers hold, so every API call first carries the coordinator's context to them (SET
+-- LOCAL: sent to the workers' connections already in the transaction, replayed on those opened later), before
+-- anything else it does (as its first declaration: some declarations read tables). Cost: nothing to send when
+-- the call opens its connections itself (the usual authenticate-then-call transaction); one round trip per
+-- setting otherwise (bench/results/citus.md). Test: db/citus/tests/09-context-carried.sql.
+CREATE FUNCTION memoriesdb_internal.citus_carry_context() RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET citus.propagate_set_commands = 'local'   -- whatever the session set (red team: it switched it off, then set_config)
+AS $$
+DECLARE
+  s text;
+BEGIN
+  FOREACH s IN ARRAY ARRAY['app.current_user', 'app.current_user_proof', 'app.current_login', 'app.current_user_vouched_by'] LOOP
+    -- never set in this session (NULL): never propagated either, nothing on the workers to overwrite
+    IF current_setting(s, true) IS NOT NULL THEN
+      EXECUTE format('SET LOCAL app.%I = %L', split_part(s, '.', 2), current_setting(s, true));
+    END IF;
+  END LOOP;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_carry_context() IS
+  'Internal (Citus): SET LOCAL of the coordinator''s context settings (app.current_user, app.current_user_proof, app.current_login, app.current_user_vouched_by), which Citus propagates to the workers: every API call runs it first, so that a context changed with set_config() or a session-level SET (seen by the coordinator only) is the one the workers apply too. true.';
+ALTER FUNCTION memoriesdb_internal.citus_carry_context() OWNER TO memoriesdb_owner;   -- run by the API functions (as it)
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_carry_context() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_carry_context() TO memoriesdb_reader;   -- (owner of the read functions)
+-- the functions that set the context propagate it whatever the session set too
+ALTER FUNCTION memoriesdb.authenticate(text) SET citus.propagate_set_commands = 'local';
+ALTER FUNCTION memoriesdb.vouch(uuid) SET citus.propagate_set_commands = 'local';
+-- PL/pgSQL: as the first declaration, after the body's compiler options (#variable_conflict), which come first
+SELECT count(pg_temp.run(regexp_replace(pg_get_functiondef(p.oid), '\mAS \$function\$\n((\s*#[^\n]*\n)*)',
+         E'AS $function$\n\\1DECLARE\n  citus_context_carried boolean := memoriesdb_internal.citus_carry_context();   -- (Citus: section 4c)\n')))
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'memoriesdb'::regnamespace AND p.prosecdef AND p.prokind = 'f'
+   AND p.prolang = (SELECT l.oid FROM pg_language AS l WHERE l.lanname = 'plpgsql')
+   -- these set the context themselves, or are called by the shards' policies and triggers
+   AND p.proname NOT IN ('authenticate', 'vouch', 'context_proven', 'setting');
+-- SQL: a statement before the body's (a SQL function returns its last statement's result)
+SELECT count(pg_temp.run(regexp_replace(pg_get_functiondef(p.oid), '\mAS \$function\$',
+         E'AS $function$\n  SELECT memoriesdb_internal.citus_carry_context();   -- (Citus: section 4c)\n')))
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'memoriesdb'::regnamespace AND p.prosecdef AND p.prokind = 'f' AND p.prosqlbody IS NULL
+   AND p.prolang = (SELECT l.oid FROM pg_language AS l WHERE l.lanname = 'sql');
+SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p
+                          WHERE p.pronamespace = 'memoriesdb'::regnamespace AND p.prosecdef AND p.prokind = 'f'
+                            AND p.proname NOT IN ('authenticate', 'vouch', 'context_proven', 'setting')
+                            AND p.prosrc NOT LIKE '%memoriesdb_internal.citus_carry_context();   -- (Citus: section 4c)%')
+            THEN pg_temp.run('DO $e$ BEGIN RAISE EXCEPTION ''an API function does not carry the context (section 4c)''; END $e$') END;
+
 -- 5. Every function of the ledger on every node (the triggers and policies on the shards call them, and the
 -- functions they call); distributed, so a later CREATE OR REPLACE on the coordinator reaches the workers too.
 -- (the workers run with check_function_bodies = off: a SQL function may name one copied after it)
