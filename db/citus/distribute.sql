@@ -6,6 +6,12 @@
 SET client_min_messages = warning;
 SET citus.enable_unsafe_triggers = on;        -- the ledger's row triggers fire on the shards (docs/citus.md: triggers)
 SET citus.multi_shard_modify_mode = sequential;
+-- Distributing an object makes Citus copy the roles it depends on to the workers: CREATE for a role a worker lacks,
+-- and ALTER to the coordinator's attributes for one it has, which made the ledger's roles NOLOGIN on the workers (they
+-- log in there only: scripts/citus.sh) until the deploy made them LOGIN again: every other ledger on the same cluster
+-- failed meanwhile ("role memoriesdb_owner is not permitted to log in", measured: 76 of 308 calls that opened new
+-- connections during a deploy). Roles a worker has are left as they are.
+SET citus.enable_alter_role_propagation = off;
 
 BEGIN;
 -- the ledger's own objects are changed here first, on the coordinator only; step 4 distributes the tables and

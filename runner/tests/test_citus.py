@@ -366,6 +366,42 @@ def single_node_ledger():
     drop_all()
 
 
+def test_deploying_another_ledger_leaves_this_ones_logins(admin):
+    """scripts/citus.sh deploy of a second ledger on the same cluster while a client of this one makes calls, each in a
+    new session (so Citus opens new connections to the workers, as the ledger's roles): no call fails. Distributing the
+    new ledger's objects made Citus ALTER the roles on the workers to the coordinator's attributes (NOLOGIN) until the
+    deploy made them LOGIN again there: 76 of 308 such calls failed with "role memoriesdb_owner is not permitted to log
+    in" (db/citus/distribute.sql now leaves roles a worker has as they are)."""
+    other = f"{dbname()}_other"
+    _, key = make_user(admin, "deploying")
+    stop = threading.Event()
+    failures: list[str] = []
+    calls = [0]
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                with psycopg.connect(login_dsn("memoriesdb_client"), autocommit=True) as conn:
+                    call(conn, key, "SELECT memoriesdb.remember('made while another ledger is deployed')")
+                calls[0] += 1
+            except psycopg.Error as exc:
+                failures.append(f"{exc.diag.sqlstate}: {str(exc).splitlines()[0]}")
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        time.sleep(1)
+        deployed = citus_sh("deploy", other)
+        time.sleep(1)
+    finally:
+        stop.set()
+        thread.join()
+        citus_sh("dropdb", other)
+    assert deployed.returncode == 0, deployed.stderr
+    assert calls[0] > 20, calls
+    assert failures == [], sorted(set(failures))[:5]
+
+
 def test_migrate_a_single_node_ledger_to_citus(single_node_ledger):
     """A single-node ledger written through the API by three users (remember, revise, link, an accepted share, a
     transfer, a forget, embeddings by the runner's functions), sealed, a checkpoint taken; scripts/citus.sh migrate
