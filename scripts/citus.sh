@@ -437,6 +437,15 @@ migrate_check() {  # migrate_check SRC_URI NAME: row counts of every ledger tabl
     exit 1
   fi
   echo "  row counts equal in $(echo "$a" | wc -l) tables ($(echo "$a" | awk '{n += $2} END {print n}') rows)"
+  # the memory directory (db/citus/distribute.sql §3i) names every memory, under its owner
+  # (both sides gathered first: the two tables are distributed by different columns)
+  b=$(psql_node 0 "$db" -c "WITH m AS MATERIALIZED (SELECT id, owner_id FROM memoriesdb.memories),
+         l AS MATERIALIZED (SELECT memory_id, owner_id FROM memoriesdb_internal.memory_locations)
+    SELECT count(*) FROM m WHERE NOT EXISTS (SELECT 1 FROM l WHERE l.memory_id = m.id AND l.owner_id = m.owner_id)")
+  if [ "$b" != 0 ]; then
+    echo "citus.sh migrate: $b memories of $db are not in the memory directory (memory_locations)" >&2
+    exit 1
+  fi
   b=$(psql_node 0 "$db" -c "SELECT ok::text || coalesce(' ' || problem, '') FROM memoriesdb.verify_audit_chain()")
   if [ "$b" != true ]; then
     echo "citus.sh migrate: verify_audit_chain() on $db: $b" >&2

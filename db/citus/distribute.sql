@@ -1143,6 +1143,85 @@ SELECT pg_temp.patch('memoriesdb.revoke_api_key(text)',
   'UPDATE memoriesdb.api_keys AS a SET revoked_at = coalesce(a.revoked_at, now()) WHERE a.id = k.id;',
   'UPDATE memoriesdb.api_keys AS a SET revoked_at = now() WHERE a.id = k.id AND a.revoked_at IS NULL;');
 
+-- 3i. The memory directory: a memory found by id on one shard ---------------------------------------------------
+-- A call that names a memory by id only (recall, verify, provenance; and every lock by id — forget, share,
+-- transfer, revise — through citus_owner_of()) asked every shard (32 here) for it: a multi-shard query per call, one
+-- round trip to every worker (docs/citus.md §5; the sizing model: the coordinator's work per call caps the cluster).
+-- memory_locations (memory id -> owner) is distributed by the memory's id, colocated with memories; remember() draws
+-- the new id so that it hashes into its owner's shard range (random draws, 1 in 32 fits), so the directory row goes
+-- to the same shard index as the memory, on the same worker, in remember()'s one-shard transaction. A lookup by id
+-- is then two router queries: the directory, then the owner's shard. Ids not drawn so (a migrated ledger's; a
+-- memory transferred since keeps its id and moves to the receiver's shard) are found all the same, on the worker
+-- their id hashes to.
+CREATE TABLE memoriesdb_internal.memory_locations (
+  memory_id uuid PRIMARY KEY,
+  owner_id  uuid NOT NULL
+);
+COMMENT ON TABLE memoriesdb_internal.memory_locations IS
+  'Internal (Citus): the owner (shard) of every memory, by id: written by remember(), forget() and transfer() in their transaction, read by citus_owner_of(); distributed by memory_id, colocated with memories (remember() draws ids that hash into the owner''s shard range). Readable by the owner role only.';
+ALTER TABLE memoriesdb_internal.memory_locations OWNER TO memoriesdb_owner;
+ALTER TABLE memoriesdb_internal.memory_locations ENABLE ROW LEVEL SECURITY;   -- no policy: the owner role only
+REVOKE ALL ON memoriesdb_internal.memory_locations FROM PUBLIC;
+INSERT INTO memoriesdb_internal.memory_locations (memory_id, owner_id) SELECT m.id, m.owner_id FROM memoriesdb.memories AS m;
+
+CREATE FUNCTION memoriesdb_internal.citus_new_memory_id(owner_id uuid) RETURNS uuid
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  lo integer;
+  hi integer;
+  id uuid;
+BEGIN
+  IF owner_id IS NOT NULL THEN
+    SELECT s.shardminvalue::integer, s.shardmaxvalue::integer INTO lo, hi
+      FROM pg_dist_shard AS s WHERE s.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', owner_id);
+    -- Citus hashes a uuid with uuid_hash(); 512 draws all miss with probability (31/32)^512, about 1e-7
+    SELECT c.id INTO id FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 512)) AS c
+     WHERE uuid_hash(c.id) BETWEEN lo AND hi LIMIT 1;
+  END IF;
+  RETURN coalesce(id, gen_random_uuid());   -- (anywhere else is correct too: the directory row then lives elsewhere)
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_new_memory_id(uuid) IS
+  'Internal (Citus): a random (version 4) uuid for a new memory of owner_id that hashes into the owner''s shard range, so that its memory_locations row is colocated with the memory (gen_random_uuid() when owner_id is NULL or no draw fits).';
+ALTER FUNCTION memoriesdb_internal.citus_new_memory_id(uuid) OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_new_memory_id(uuid) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_owner_of(memory_id uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN (SELECT l.owner_id FROM memoriesdb_internal.memory_locations AS l WHERE l.memory_id = citus_owner_of.memory_id);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_owner_of(uuid) IS
+  'Internal (Citus): the owner of a memory (NULL when none), from the memory directory (memory_locations: one shard): the API then reads or locks the memory by (owner, id), on one shard.';
+
+SELECT pg_temp.patch_many('memoriesdb.remember(text, jsonb)',
+  ARRAY['  new_id uuid := gen_random_uuid();',
+        '  VALUES (new_id, uid, content, metadata, h);'],
+  ARRAY['  new_id uuid := memoriesdb_internal.citus_new_memory_id(uid);   -- (Citus §3i: colocated with its directory row)',
+        '  VALUES (new_id, uid, content, metadata, h);
+  INSERT INTO memoriesdb_internal.memory_locations (memory_id, owner_id) VALUES (new_id, uid);   -- (Citus §3i)']);
+SELECT pg_temp.patch('memoriesdb.forget(uuid)', '  -- (Citus: no foreign keys across owners'' shards: docs/citus.md)',
+  '  DELETE FROM memoriesdb_internal.memory_locations AS l WHERE l.memory_id = forget.memory_id;   -- (Citus §3i)
+  -- (Citus: no foreign keys across owners'' shards: docs/citus.md)');
+SELECT pg_temp.patch('memoriesdb_internal.effect_transfer(uuid, uuid, uuid, uuid, text)',
+  $x$  EXECUTE 'DELETE FROM memoriesdb.memories AS r WHERE r.owner_id = $1 AND r.id = $2' USING f, m;$x$,
+  $x$  EXECUTE 'DELETE FROM memoriesdb.memories AS r WHERE r.owner_id = $1 AND r.id = $2' USING f, m;
+  EXECUTE 'UPDATE memoriesdb_internal.memory_locations AS l SET owner_id = $2 WHERE l.memory_id = $1' USING m, t;   -- (§3i)$x$);
+-- the reads by id: the owner from the directory first, then one shard (a variable: Citus prunes on values only)
+SELECT pg_temp.patch_many(f::regprocedure,
+  ARRAY[format('  log_ids uuid[] := ARRAY[%s.memory_id];', n), format('FROM memoriesdb.memories AS m WHERE m.id = %s.memory_id', n)],
+  ARRAY[format(E'  log_ids uuid[] := ARRAY[%s.memory_id];\n  citus_owner uuid := memoriesdb_internal.citus_owner_of(%s.memory_id);   -- (Citus §3i)', n, n),
+        format('FROM memoriesdb.memories AS m WHERE m.owner_id = citus_owner AND m.id = %s.memory_id', n)])
+  FROM (VALUES ('memoriesdb.recall(uuid)', 'recall'), ('memoriesdb.verify(uuid)', 'verify'),
+               ('memoriesdb.provenance(uuid)', 'provenance')) AS x(f, n);
+SELECT pg_temp.patch('memoriesdb.provenance(uuid)', 'FROM memoriesdb.memory_revisions AS r WHERE r.memory_id = provenance.memory_id',
+  'FROM memoriesdb.memory_revisions AS r WHERE r.owner_id = owner AND r.memory_id = provenance.memory_id');
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
@@ -1201,7 +1280,8 @@ SELECT create_distributed_table(t, c, colocate_with => 'memoriesdb.memories') FR
   ('memoriesdb.idempotency_keys', 'owner_id'), ('memoriesdb.memory_offers', 'sender_id'),
   ('memoriesdb_internal.query_cache', 'owner_id'), ('memoriesdb.vindexing_schedule', 'owner_id'),
   ('memoriesdb.audit_log', 'chain_key'), ('memoriesdb.audit_seals', 'chain_key'),
-  ('memoriesdb_internal.audit_chain_heads', 'chain'), ('memoriesdb_internal.audit_pending', 'chain')) AS v(t, c);
+  ('memoriesdb_internal.audit_chain_heads', 'chain'), ('memoriesdb_internal.audit_pending', 'chain'),
+  ('memoriesdb_internal.memory_locations', 'memory_id')) AS v(t, c);
 
 
 -- the foreign keys to memories, now between colocated distributed tables (before, Citus refuses a local table's

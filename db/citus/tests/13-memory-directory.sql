@@ -1,0 +1,104 @@
+-- Citus (issue 17, docs/citus.md §5 and distribute.sql §3i): the memory directory. remember() draws ids that hash into
+-- the owner's shard range and records (id -> owner) in memory_locations, colocated with the memory; recall(), verify(),
+-- provenance() and every lock by id find the owner there and read one shard. transfer() and forget() keep it true.
+-- Run by scripts/test.sh --citus.
+\ir ../test_setup.psql
+SELECT plan(17);
+
+SELECT memoriesdb.create_user('wes' || (random() * 1e9)::bigint) AS wes \gset
+SELECT pg_temp.user_apart('xia', :'wes') AS xia \gset
+SELECT memoriesdb.create_api_key(:'wes') AS kw \gset
+SELECT memoriesdb.create_api_key(:'xia') AS kx \gset
+
+SET SESSION AUTHORIZATION mdb_citus_test_app;
+\ir ../test_session.psql
+BEGIN;
+SELECT memoriesdb.authenticate(:'kx') AS _ \gset
+SELECT memoriesdb.accept_sender(:'wes') AS _ \gset
+COMMIT;
+CREATE TEMP TABLE made (n integer, id uuid);
+GRANT ALL ON made TO PUBLIC;
+SELECT 'BEGIN', format('SELECT memoriesdb.authenticate(%L)', :'kw'),
+       format('INSERT INTO made SELECT %s, memoriesdb.remember(%L)', n, 'wes note ' || n), 'COMMIT'
+  FROM generate_series(1, 20) AS n \gexec
+SELECT id AS w1 FROM made WHERE n = 1 \gset
+SELECT id AS w2 FROM made WHERE n = 2 \gset
+SELECT id AS w3 FROM made WHERE n = 3 \gset
+BEGIN;
+SELECT memoriesdb.authenticate(:'kw') AS _ \gset
+SELECT memoriesdb.share(:'w1', :'xia') AS _ \gset
+COMMIT;
+RESET SESSION AUTHORIZATION;
+
+-- every new id hashes into its owner's shard range, and its directory row is on the memory's worker
+SELECT is((SELECT count(*) FROM made AS d
+            WHERE (SELECT s.shardminvalue FROM pg_dist_shard AS s
+                    WHERE s.shardid = get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', d.id))
+                = (SELECT s.shardminvalue FROM pg_dist_shard AS s
+                    WHERE s.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'wes'::uuid))),
+          20::bigint, 'remember() draws every id in its owner''s shard range (20 of 20)');
+SELECT is((SELECT count(DISTINCT p.nodeport) FROM made AS d, pg_dist_shard_placement AS p
+            WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', d.id)),
+          1::bigint, '... so the directory rows are on one worker');
+SELECT is((SELECT p.nodeport FROM made AS d, pg_dist_shard_placement AS p
+            WHERE d.n = 1 AND p.shardid = get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', d.id)),
+          (SELECT p.nodeport FROM pg_dist_shard_placement AS p
+            WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'wes'::uuid)),
+          '... the worker of wes''s memories');
+SELECT count(*) AS listed FROM memoriesdb_internal.memory_locations AS l, made AS d WHERE l.memory_id = d.id AND l.owner_id = :'wes' \gset
+SELECT is(:'listed'::bigint, 20::bigint, 'each is in the directory under its owner');
+SELECT is(has_table_privilege('memoriesdb_app', 'memoriesdb_internal.memory_locations', 'SELECT'), false,
+          'a client cannot read the directory (who owns which id)');
+
+SET SESSION AUTHORIZATION mdb_citus_test_app;
+\ir ../test_session.psql
+CREATE TEMP TABLE seen (what text, v text);
+BEGIN;
+SELECT memoriesdb.authenticate(:'kw') AS _ \gset
+INSERT INTO seen SELECT 'owner recall', r.content FROM memoriesdb.recall(:'w2') AS r;
+INSERT INTO seen SELECT 'owner verify', memoriesdb.verify(:'w2')::text;
+INSERT INTO seen SELECT 'owner provenance', string_agg(p.event, ',') FROM memoriesdb.provenance(:'w2') AS p;
+COMMIT;
+BEGIN;
+SELECT memoriesdb.authenticate(:'kx') AS _ \gset
+INSERT INTO seen SELECT 'grantee recall', r.content FROM memoriesdb.recall(:'w1') AS r;
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'w2'), 'MDB03', 'memory not found',
+                 'the directory tells where, not who may: xia cannot recall wes''s unshared memory');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', gen_random_uuid()), 'MDB03', 'memory not found',
+                 'an id in no directory row: not found (MDB03), as on a single node');
+SELECT throws_ok(format('SELECT memoriesdb.verify(%L)', gen_random_uuid()), 'MDB03', 'memory not found', '... verify() too');
+COMMIT;
+-- transfer w3 to xia (on the other worker): the directory follows; forget w2: its row goes
+BEGIN;
+SELECT memoriesdb.authenticate(:'kw') AS _ \gset
+SELECT memoriesdb.transfer(:'w3', :'xia') AS _ \gset
+COMMIT;
+BEGIN;
+SELECT memoriesdb.authenticate(:'kw') AS _ \gset
+SELECT memoriesdb.forget(:'w2') AS _ \gset
+COMMIT;
+-- (a new transaction: Citus cannot read a placement another role wrote in this one, docs/citus.md §8)
+BEGIN;
+SELECT memoriesdb.authenticate(:'kw') AS _ \gset
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'w3'), 'MDB03', 'memory not found',
+                 'after the transfer wes cannot recall it');
+COMMIT;
+BEGIN;
+SELECT memoriesdb.authenticate(:'kx') AS _ \gset
+INSERT INTO seen SELECT 'new owner recall', r.content || ' / ' || (r.owner_id = :'xia')::text FROM memoriesdb.recall(:'w3') AS r;
+INSERT INTO seen SELECT 'new owner revises', memoriesdb.revise(:'w3', 'wes note 3, revised by xia')::text;
+COMMIT;
+RESET SESSION AUTHORIZATION;
+
+SELECT is((SELECT v FROM seen WHERE what = 'owner recall'), 'wes note 2', 'wes recalls his memory through the directory');
+SELECT is((SELECT v FROM seen WHERE what = 'owner verify'), 'true', '... verifies it');
+SELECT is((SELECT v FROM seen WHERE what = 'owner provenance'), 'created', '... and reads its provenance');
+SELECT is((SELECT v FROM seen WHERE what = 'grantee recall'), 'wes note 1', 'xia recalls the memory wes shared with her (wes''s worker)');
+SELECT is((SELECT v FROM seen WHERE what = 'new owner recall'), 'wes note 3 / true', 'after the transfer xia recalls it, as its owner');
+SELECT is((SELECT v FROM seen WHERE what = 'new owner revises'), '2', '... and revises it (locked by id through the directory)');
+SELECT l.owner_id AS w3_owner FROM memoriesdb_internal.memory_locations AS l WHERE l.memory_id = :'w3' \gset
+SELECT is(:'w3_owner'::text, :'xia', 'the directory names the new owner');
+SELECT count(*) AS w2_rows FROM memoriesdb_internal.memory_locations AS l WHERE l.memory_id = :'w2' \gset
+SELECT is(:'w2_rows'::bigint, 0::bigint, 'a forgotten memory leaves the directory');
+
+SELECT * FROM finish();
