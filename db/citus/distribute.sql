@@ -1222,6 +1222,91 @@ SELECT pg_temp.patch_many(f::regprocedure,
 SELECT pg_temp.patch('memoriesdb.provenance(uuid)', 'FROM memoriesdb.memory_revisions AS r WHERE r.memory_id = provenance.memory_id',
   'FROM memoriesdb.memory_revisions AS r WHERE r.owner_id = owner AND r.memory_id = provenance.memory_id');
 
+-- 3j. The grants a user received, by grantee ----------------------------------------------------------------------
+-- Grants live on their owner's shard; "the grants I received" (every search: how much the caller may see, the
+-- owners whose shards to search, the exact plan's shared rows) asked all 32 shards, twice per search (measured with
+-- citus.log_remote_commands: 2 multi-shard queries of a small tenant's search). memoriesdb_internal.grantors lists,
+-- on the grantee's shard, the owners that granted it something: written with every grant (share(),
+-- accept_offer(): effect_share(); transfer(): the grants the new owner takes over), read with one router query, so a
+-- search asks only those owners' shards — none for a caller with no grants. A superset: an unshare, an expiry or a
+-- forget leaves the pair (the owner's shard then answers nothing); never a subset.
+CREATE TABLE memoriesdb_internal.grantors (
+  grantee_id uuid NOT NULL,
+  owner_id   uuid NOT NULL,
+  PRIMARY KEY (grantee_id, owner_id)
+);
+COMMENT ON TABLE memoriesdb_internal.grantors IS
+  'Internal (Citus): (grantee, owner) for every owner that granted the grantee a memory (a superset: kept after an unshare, an expiry or a forget); distributed by grantee_id, colocated with memories. Searches read the grantee''s row to ask only those owners'' shards for its grants. Readable by the owner role only.';
+ALTER TABLE memoriesdb_internal.grantors OWNER TO memoriesdb_owner;
+ALTER TABLE memoriesdb_internal.grantors ENABLE ROW LEVEL SECURITY;   -- no policy: the owner role only
+REVOKE ALL ON memoriesdb_internal.grantors FROM PUBLIC;
+INSERT INTO memoriesdb_internal.grantors (grantee_id, owner_id)
+SELECT DISTINCT g.grantee_id, g.owner_id FROM memoriesdb.memory_grants AS g;
+
+CREATE FUNCTION memoriesdb_internal.citus_grantors(grantee uuid) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN ARRAY(SELECT g.owner_id FROM memoriesdb_internal.grantors AS g WHERE g.grantee_id = citus_grantors.grantee);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_grantors(uuid) IS
+  'Internal (Citus): the owners that may have granted grantee a memory (memoriesdb_internal.grantors: one shard); the search functions ask only their shards for grantee''s grants (empty: none).';
+-- (owned by the owner role, as the directory is: a definer function of another role, postgres, opened a connection
+-- of its own to the worker in every call, measured with citus.log_remote_commands)
+ALTER FUNCTION memoriesdb_internal.citus_grantors(uuid) OWNER TO memoriesdb_owner;
+ALTER FUNCTION memoriesdb_internal.citus_owner_of(uuid) OWNER TO memoriesdb_owner;
+
+SELECT pg_temp.patch('memoriesdb_internal.effect_share(uuid, uuid, uuid, uuid, text, timestamptz)',
+  '  RETURNING g.id INTO gid;',
+  '  RETURNING g.id INTO gid;
+  INSERT INTO memoriesdb_internal.grantors (grantee_id, owner_id) VALUES (effect_share.grantee, effect_share.owner_id)
+  ON CONFLICT DO NOTHING;   -- (Citus §3j)');
+SELECT pg_temp.patch('memoriesdb_internal.effect_transfer(uuid, uuid, uuid, uuid, text)',
+  $x$  EXECUTE 'SET LOCAL memoriesdb.citus_moving = off';$x$,
+  $x$  EXECUTE 'SET LOCAL memoriesdb.citus_moving = off';
+  -- (§3j) the grants the new owner took over: their grantees now hold grants of the new owner
+  INSERT INTO memoriesdb_internal.grantors (grantee_id, owner_id)
+  SELECT DISTINCT g.grantee_id, t FROM memoriesdb.memory_grants AS g WHERE g.owner_id = t AND g.memory_id = m
+  ON CONFLICT DO NOTHING;$x$);
+-- the readers: the grants by (owner among the grantors, grantee); an empty list asks no shard (a constant false:
+-- Citus prunes every shard; "owner_id = ANY ('{}')" alone it sends to all 32)
+SELECT pg_temp.patch_many('memoriesdb_internal.visible_counts(bigint, boolean)',
+  ARRAY['  uid uuid := memoriesdb.current_user_id();   -- never another user''s: no counts leak',
+        'WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())'],
+  ARRAY['  uid uuid := memoriesdb.current_user_id();   -- never another user''s: no counts leak
+  citus_grantors uuid[] := memoriesdb_internal.citus_grantors(uid);   -- (Citus §3j)',
+        'WHERE g.owner_id = ANY (citus_grantors) AND cardinality(citus_grantors) > 0
+                                        AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())']);
+CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();   -- the caller's own grants only
+  scope text := coalesce(f->>'scope', 'all');
+  grantors uuid[];
+BEGIN
+  IF uid IS NULL THEN RETURN '{}'; END IF;
+  grantors := CASE WHEN scope <> 'own' THEN memoriesdb_internal.citus_grantors(uid) ELSE '{}' END;
+  RETURN ARRAY(SELECT uid WHERE scope <> 'shared'
+               UNION
+               SELECT DISTINCT g.owner_id FROM memoriesdb.memory_grants AS g
+                WHERE g.owner_id = ANY (grantors) AND cardinality(grantors) > 0
+                  AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
+END
+$$;
+SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)',
+  ARRAY['  uid uuid := memoriesdb.current_user_id();
+  q public.vector;',
+        'WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()) AND m.embedding IS NOT NULL'],
+  ARRAY['  uid uuid := memoriesdb.current_user_id();
+  citus_grantors uuid[] := memoriesdb_internal.citus_grantors(uid);   -- (Citus §3j)
+  q public.vector;',
+        'WHERE g.owner_id = ANY (citus_grantors) AND cardinality(citus_grantors) > 0
+          AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()) AND m.embedding IS NOT NULL']);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
@@ -1281,7 +1366,7 @@ SELECT create_distributed_table(t, c, colocate_with => 'memoriesdb.memories') FR
   ('memoriesdb_internal.query_cache', 'owner_id'), ('memoriesdb.vindexing_schedule', 'owner_id'),
   ('memoriesdb.audit_log', 'chain_key'), ('memoriesdb.audit_seals', 'chain_key'),
   ('memoriesdb_internal.audit_chain_heads', 'chain'), ('memoriesdb_internal.audit_pending', 'chain'),
-  ('memoriesdb_internal.memory_locations', 'memory_id')) AS v(t, c);
+  ('memoriesdb_internal.memory_locations', 'memory_id'), ('memoriesdb_internal.grantors', 'grantee_id')) AS v(t, c);
 
 
 -- the foreign keys to memories, now between colocated distributed tables (before, Citus refuses a local table's
