@@ -1306,6 +1306,128 @@ SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, int
   q public.vector;',
         'WHERE g.owner_id = ANY (citus_grantors) AND cardinality(citus_grantors) > 0
           AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()) AND m.embedding IS NOT NULL']);
+-- 3h. History after a move ------------------------------------------------------------------------------------------
+-- On a single node transfer() is an UPDATE of memories.owner_id (and of its grants' owner_id) in the giver's chain,
+-- and the history functions read it so: who_could_read() takes the owner from the memory's newest audit row and the
+-- giver from the UPDATE's old image; recall_as_of() takes the revision current at a time from the INSERTs of
+-- memory_revisions. On Citus transfer() moves the memory (section 3c): in the giver's chain the DELETEs of the memory
+-- and its rows (last images), in the receiver's the INSERTs of the same ids and the transfer row, one txid. Read as
+-- is (measured, before this section): recall_as_of() failed ("correlated subqueries are not supported when the FROM
+-- clause contains a CTE or subquery"); who_could_read() after a transfer answered that nobody could read it (the
+-- giver's DELETE the newest row by id) or, when the receiver's worker numbers its rows higher, the receiver as owner
+-- given by himself and every grant that followed the memory as given by him at the transfer's time (the INSERTs of
+-- the move read as creations); the moved revisions would read as revisions made at the transfer; audit_receipts() failed
+-- ("complex joins are only supported when all distributed tables are co-located ...": its seals and rows joined on
+-- the txid, not the chain). And ordering by audit_log.id, as the single node does, means nothing across chains on
+-- Citus: each worker numbers its rows from its own range (worker 1 from 2^48, worker 2 from 2^49).
+--
+-- (a) One transaction, one time: an audit row's created_at was the worker's now(), the start of the worker's part of
+-- the distributed transaction, so a transfer's rows carried two times (one per worker), neither the time its rows
+-- were stamped with (stamp_row(): citus_now(), the distributed transaction's stamp). The history counts a change
+-- from the start of its transaction: audit rows are stamped with citus_now() too, the same on every node.
+ALTER TABLE memoriesdb.audit_log ALTER COLUMN created_at SET DEFAULT memoriesdb_internal.citus_now();
+
+-- (b) The history of a memory in the single node's form: its audit rows from every chain (one query on every shard,
+-- gathered on the coordinator), a move read back as what it stands for. A DELETE in a chain and an INSERT of the
+-- same row (table, id) in the same transaction (txid) in the chain the transfer row of that transaction names as the
+-- receiver, the DELETE in the giver's chain, are one UPDATE: the DELETE's old image, the INSERT's new image, at the
+-- DELETE's place in the giver's chain (the single node's UPDATE of the owner). What has no partner stays as written
+-- (the receiver's own grant, deleted; the giver's offers). Ordered by time (one per transaction, (a)), within a
+-- transaction by the chain's place along its moves (the giver's rows before the receiver's: 0 for the first giver,
+-- 1 for its receiver, ...) and by id within the chain (rows of one chain are written on one node); id is that
+-- position, so the single node's queries ("the newest row": ORDER BY id DESC) read it unchanged.
+CREATE FUNCTION memoriesdb_internal.citus_memory_history(m uuid, tables text[])
+RETURNS TABLE (id bigint, created_at timestamptz, created_by uuid, table_name text, row_id uuid, memory_id uuid, op text,
+               old_row jsonb, new_row jsonb, vouched_by name, txid xid8, chain uuid)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  h jsonb;
+BEGIN
+  -- (gathered into one value first: the rest is a local query, none of Citus's limits on correlated subqueries or
+  -- joins across chains apply)
+  SELECT jsonb_agg(jsonb_build_object('id', a.id, 'created_at', a.created_at, 'created_by', a.created_by, 'table_name', a.table_name,
+                                      'row_id', a.row_id, 'op', a.op, 'old_row', a.old_row, 'new_row', a.new_row,
+                                      'vouched_by', a.vouched_by, 'txid', a.txid::text, 'chain', a.chain))
+    INTO h
+    FROM memoriesdb.audit_log AS a
+   WHERE a.memory_id = citus_memory_history.m AND a.table_name = ANY (citus_memory_history.tables || 'memory_transfers'::text);
+  RETURN QUERY
+  WITH RECURSIVE r AS MATERIALIZED (
+    SELECT e.k, x.id, x.created_at, x.created_by, x.table_name, x.row_id, x.op, x.old_row, x.new_row, x.vouched_by,
+           x.txid::xid8 AS txid, x.chain
+      FROM jsonb_array_elements(coalesce(h, '[]'::jsonb)) WITH ORDINALITY AS e(j, k),
+           jsonb_to_record(e.j) AS x(id bigint, created_at timestamptz, created_by uuid, table_name text, row_id uuid, op text,
+                                    old_row jsonb, new_row jsonb, vouched_by name, txid text, chain uuid)
+  ), moves AS (                   -- the transfers of the memory: giver and receiver, per transaction
+    SELECT DISTINCT t.txid, (t.new_row->>'from_owner')::uuid AS giver, (t.new_row->>'to_owner')::uuid AS receiver
+      FROM r AS t WHERE t.table_name = 'memory_transfers' AND t.op = 'INSERT'
+  ), depth (txid, chain, n) AS (  -- each chain's place along the moves of one transaction
+    SELECT v.txid, v.giver, 0 FROM moves AS v
+     WHERE NOT EXISTS (SELECT 1 FROM moves AS p WHERE p.txid = v.txid AND p.receiver = v.giver)
+    UNION
+    SELECT v.txid, v.receiver, d.n + 1 FROM depth AS d JOIN moves AS v ON v.txid = d.txid AND v.giver = d.chain WHERE d.n < 64
+  ), place AS (
+    SELECT d.txid, d.chain, max(d.n) AS n FROM depth AS d GROUP BY d.txid, d.chain
+  ), pairs AS (                   -- a DELETE in the giver's chain, the INSERT of the same row in the receiver's
+    SELECT d.k AS del_k, i.k AS ins_k
+      FROM moves AS v
+      JOIN r AS d ON d.txid = v.txid AND d.chain = v.giver AND d.op = 'DELETE'
+      JOIN r AS i ON i.txid = v.txid AND i.chain = v.receiver AND i.op = 'INSERT'
+                 AND i.table_name = d.table_name AND i.row_id = d.row_id
+  ), single AS (
+    SELECT r.k, r.id, r.created_at, r.created_by, r.table_name, r.row_id, r.op, r.old_row, r.new_row, r.vouched_by, r.txid, r.chain
+      FROM r WHERE NOT EXISTS (SELECT 1 FROM pairs AS p WHERE p.del_k = r.k OR p.ins_k = r.k)
+    UNION ALL
+    SELECT d.k, d.id, d.created_at, d.created_by, d.table_name, d.row_id, 'UPDATE', d.old_row, i.new_row, d.vouched_by, d.txid, d.chain
+      FROM pairs AS p JOIN r AS d ON d.k = p.del_k JOIN r AS i ON i.k = p.ins_k
+  )
+  SELECT row_number() OVER (ORDER BY s.created_at, coalesce(pl.n, 0), s.id, s.k), s.created_at, s.created_by, s.table_name,
+         s.row_id, citus_memory_history.m, s.op, s.old_row, s.new_row, s.vouched_by, s.txid, s.chain
+    FROM single AS s LEFT JOIN place AS pl ON pl.txid = s.txid AND pl.chain = s.chain
+   ORDER BY 1;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_memory_history(uuid, text[]) IS
+  'Internal (Citus): the audit rows about memory m of the given tables, from every chain, in the single node''s form: each move of transfer() (a DELETE in the giver''s chain and the INSERT of the same row in the receiver''s, in one transaction with the transfer row naming both) as one UPDATE at the DELETE''s place; id is the row''s position in the history (time, place along the transaction''s moves, id within the chain), not audit_log.id. who_could_read() and recall_as_of() read it instead of audit_log.';
+ALTER FUNCTION memoriesdb_internal.citus_memory_history(uuid, text[]) OWNER TO memoriesdb_owner;   -- run by the history functions (as it)
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_memory_history(uuid, text[]) FROM PUBLIC;
+
+SELECT pg_temp.patch('memoriesdb.who_could_read(uuid, timestamptz)', 'FROM memoriesdb.audit_log AS a',
+  $x$FROM memoriesdb_internal.citus_memory_history(who_could_read.memory_id, ARRAY['memories', 'memory_grants']) AS a   -- (Citus: section 3h)$x$);
+SELECT pg_temp.patch('memoriesdb.recall_as_of(uuid, timestamptz)', 'FROM memoriesdb.audit_log AS a',
+  $x$FROM memoriesdb_internal.citus_memory_history(recall_as_of.memory_id, ARRAY['memories', 'memory_revisions']) AS a   -- (Citus: section 3h)$x$);
+
+-- (c) Receipts: the seals of the caller's chain and the rows they cover joined on the chain's distribution value
+-- (chain_key: the chain, or the all-ones uuid for the legacy chain), one shard each. The receiver's seal of a move
+-- covers its INSERTs and the transfer row: one receipt, as the single node's seal of the transfer row.
+SELECT pg_temp.patch_many('memoriesdb.audit_receipts(uuid)',
+  ARRAY['WHERE (s.chain = uid OR s.chain IS NULL)', 'WHERE a.memory_id = audit_receipts.memory_id AND a.txid = s.txid'],
+  ARRAY['WHERE s.chain_key IN (uid, ''ffffffff-ffff-ffff-ffff-ffffffffffff'') AND (s.chain = uid OR s.chain IS NULL)   -- (Citus: section 3h)',
+        'WHERE a.chain_key = s.chain_key AND a.memory_id = audit_receipts.memory_id AND a.txid = s.txid']);
+-- verify_receipt(): every read on the receipt's chain's shard (chain_key; Citus refused the seals of one chain read
+-- from every shard, "cannot push down this subquery"), whole rows rebuilt as the tables' row types (on a shard a row
+-- is of the shard's type, as in audit_findings()).
+SELECT pg_temp.patch_many('memoriesdb.verify_receipt(jsonb, jsonb)',
+  ARRAY[E'  bad text;\n',
+        'chain_id := CASE WHEN chain_name <> ''legacy'' THEN chain_name::uuid END;',
+        'WHERE chain_name = ''legacy'' AND t.chain IS NULL',
+        'WHERE t.chain = chain_id AND t.chain_seq',
+        'memoriesdb_internal.audit_seal_hash(s)',
+        'WHERE a.txid = s.txid AND a.chain IS NOT DISTINCT FROM s.chain',
+        'memoriesdb_internal.audit_canonical(a)'],
+  ARRAY[E'  bad text;\n  ck uuid;\n',
+        'chain_id := CASE WHEN chain_name <> ''legacy'' THEN chain_name::uuid END;
+  ck := coalesce(chain_id, ''ffffffff-ffff-ffff-ffff-ffffffffffff''::uuid);   -- (Citus: the chain''s shard, section 3h)',
+        'WHERE t.chain_key = ck AND chain_name = ''legacy'' AND t.chain IS NULL',
+        'WHERE t.chain_key = ck AND t.chain = chain_id AND t.chain_seq',
+        'memoriesdb_internal.audit_seal_hash(ROW(s.seq, s.txid, s.first_id, s.last_id, s.row_count, s.rows_digest, s.prev_hash,
+               s.seal_hash, s.created_at, s.chain, s.chain_seq, s.peers, s.chain_key)::memoriesdb.audit_seals)',
+        'WHERE a.chain_key = ck AND a.txid = s.txid AND a.chain IS NOT DISTINCT FROM s.chain',
+        'memoriesdb_internal.audit_canonical(ROW(a.id, a.created_at, a.created_by, a.db_role, a.application_name, a.txid,
+               a.table_name, a.row_id, a.memory_id, a.op, a.old_row, a.new_row, a.row_hash, a.login, a.vouched_by, a.chain,
+               a.chain_key)::memoriesdb.audit_log)']);
 
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
