@@ -1429,6 +1429,27 @@ SELECT pg_temp.patch_many('memoriesdb.verify_receipt(jsonb, jsonb)',
                a.table_name, a.row_id, a.memory_id, a.op, a.old_row, a.new_row, a.row_hash, a.login, a.vouched_by, a.chain,
                a.chain_key)::memoriesdb.audit_log)']);
 
+-- 3k. Offers accepted on their sender's shard ----------------------------------------------------------------------
+-- accept_offer() locked the memory and then the offer by id alone (measured: "could not run distributed query with
+-- FOR UPDATE/SHARE commands"; no offer could be accepted on Citus). The offer is looked up first (no lock; offers
+-- are distributed by sender), then the memory is locked on its owner's shard (the directory, §3i) and the offer on
+-- its sender's, in the order share() and transfer() take them; it is deleted there.
+SELECT pg_temp.patch_many('memoriesdb.accept_offer(uuid)',
+  ARRAY['  mid uuid;',
+        '  SELECT x.memory_id INTO mid FROM memoriesdb.memory_offers AS x WHERE x.id = accept_offer.offer_id AND x.recipient_id = uid;',
+        '    PERFORM 1 FROM memoriesdb.memories AS t WHERE t.id = mid FOR UPDATE;
+    SELECT * INTO o FROM memoriesdb.memory_offers AS x WHERE x.id = accept_offer.offer_id AND x.recipient_id = uid FOR UPDATE;',
+        '  DELETE FROM memoriesdb.memory_offers AS x WHERE x.id = o.id;'],
+  ARRAY['  mid uuid;
+  sender uuid;   -- (Citus §3k)',
+        '  SELECT x.memory_id, x.sender_id INTO mid, sender FROM memoriesdb.memory_offers AS x
+   WHERE x.id = accept_offer.offer_id AND x.recipient_id = uid;',
+        $x$    EXECUTE format('SELECT 1 FROM memoriesdb.memories AS t WHERE t.owner_id = %L AND t.id = %L FOR UPDATE',
+                   coalesce(memoriesdb_internal.citus_owner_of(mid), sender), mid);
+    EXECUTE format('SELECT * FROM memoriesdb.memory_offers AS x WHERE x.sender_id = %L AND x.id = %L AND x.recipient_id = %L FOR UPDATE',
+                   sender, accept_offer.offer_id, uid) INTO o;$x$,
+        '  DELETE FROM memoriesdb.memory_offers AS x WHERE x.sender_id = o.sender_id AND x.id = o.id;']);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
