@@ -2,7 +2,8 @@
 # A local Citus cluster for tests: a coordinator and two workers, three PostgreSQL 15 clusters on this
 # machine under $CITUS_DIR (default .citus/ in the project, gitignored), ports $CITUS_PORT (coordinator,
 # default 9700) and the two after it (workers). Trust on 127.0.0.1 only; shared_preload_libraries = citus.
-# Citus must be installed into the local PostgreSQL 15 first: bash ../shared/citus/build.sh (README there).
+# Citus must be installed into the local PostgreSQL 15 first: bash scripts/citus_build.sh (Citus 13.2.2 from ../shared/citus,
+# with the ledger's security patch db/citus/citus-13.2.2-set-local.patch: docs/citus.md section 1).
 #
 #   scripts/citus.sh start           initdb (first time), start the three servers, register the workers
 #                                    in the database postgres (idempotent: a running cluster is left as is)
@@ -75,7 +76,7 @@ guard_transaction_ids() {  # guard_transaction_ids INDEX DB: Citus's functions t
 require_citus() {
   if [ ! -f "$("$PGBIN/pg_config" --sharedir 2>/dev/null || pg_config --sharedir)/extension/citus.control" ]; then
     echo "Citus is not installed into the local PostgreSQL ($PGBIN)." >&2
-    echo "Build it once per machine (2-8 minutes): bash ../shared/citus/build.sh (see ../shared/citus/README.md)" >&2
+    echo "Build it once per machine (2-8 minutes): bash scripts/citus_build.sh (../shared/citus with the ledger's patch)" >&2
     exit 2
   fi
 }

@@ -9,14 +9,22 @@
 # database ${DB}_bench on the single node and on the cluster, dropped by it; not in scripts/bench_smoke.sh, since CI
 # has no Citus). PYTHON: the runner's venv python
 # (default .venv/bin/python).
-# Needs Citus built into the local PostgreSQL 15; without it, says how and exits 2. CI does not build Citus:
+# Needs Citus built into the local PostgreSQL 15 with the ledger's patch (scripts/citus_build.sh); without it, says how
+# and exits 2. CI does not build Citus:
 # plain scripts/test.sh never runs this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f "$(pg_config --sharedir)/extension/citus.control" ]; then
   echo "scripts/test.sh --citus: Citus is not installed into the local PostgreSQL ($(pg_config --version))." >&2
-  echo "Build it once per machine (2-8 minutes on 2 cores): bash ../shared/citus/build.sh  (see ../shared/citus/README.md)" >&2
+  echo "Build it once per machine (2-8 minutes on 2 cores): bash scripts/citus_build.sh  (../shared/citus/README.md)" >&2
   echo "Production deployments use Citus's own packages or images (docs/citus.md)." >&2
+  exit 2
+fi
+# the Citus of the tests must carry the ledger's patch (a SET LOCAL propagated as its own text, not the client's
+# whole query: docs/citus.md section 1); scripts/citus_build.sh writes this marker with the patch's checksum
+if [ "$(cat "$(pg_config --sharedir)/extension/citus.memoriesdb-patch" 2>/dev/null)" != "$(sha256sum db/citus/citus-13.2.2-set-local.patch | cut -c1-64)" ]; then
+  echo "scripts/test.sh --citus: the installed Citus lacks db/citus/citus-13.2.2-set-local.patch (docs/citus.md section 1)." >&2
+  echo "Build it (2-8 minutes on 2 cores): bash scripts/citus_build.sh; then restart the cluster: scripts/citus.sh stop" >&2
   exit 2
 fi
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

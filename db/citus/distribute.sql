@@ -1596,21 +1596,43 @@ $d$;
 -- LOCAL: sent to the workers' connections already in the transaction, replayed on those opened later), before
 -- anything else it does (as its first declaration: some declarations read tables). Cost: nothing to send when
 -- the call opens its connections itself (the usual authenticate-then-call transaction); one round trip per
--- setting otherwise (bench/results/citus.md). Test: db/citus/tests/09-context-carried.sql.
+-- setting otherwise (bench/results/citus.md). Tests: db/citus/tests/09-context-carried.sql, 12-redteam-context.sql.
+-- Citus propagates a SET LOCAL only in what it takes for a multi-statement transaction: a transaction block, a DO
+-- block, or a function it sees being executed (an executor level below the client's statement, and then only with
+-- citus.function_opens_transaction_block on, which a session may switch off). Red team: the carry ran as a PL/pgSQL
+-- simple expression (no executor) at the level of the client's statement, so in an implicit transaction it
+-- propagated nothing, while authenticate() one level down (query_to_xml('SELECT memoriesdb.authenticate(...)'))
+-- did: the proof emptied on the coordinator then read as the user on the workers, logged with actor NULL; a second
+-- authenticate() at the top, the coordinator's user logged for the workers' read. The SETs therefore run one
+-- executor level down (a query with a FROM clause), with citus.function_opens_transaction_block pinned on.
+CREATE FUNCTION memoriesdb_internal.citus_carry_setting(name text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- never set in this session (NULL): never propagated either, nothing on the workers to overwrite
+  IF current_setting(name, true) IS NOT NULL THEN
+    EXECUTE format('SET LOCAL app.%I = %L', split_part(name, '.', 2), current_setting(name, true));
+  END IF;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_carry_setting(text) IS
+  'Internal (Citus): SET LOCAL of one app.* context setting to its current value on the coordinator (propagated by Citus when called one executor level down, as citus_carry_context() does). true.';
+ALTER FUNCTION memoriesdb_internal.citus_carry_setting(text) OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_carry_setting(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_carry_setting(text) TO memoriesdb_reader;
 CREATE FUNCTION memoriesdb_internal.citus_carry_context() RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET citus.propagate_set_commands = 'local'   -- whatever the session set (red team: it switched it off, then set_config)
+SET citus.function_opens_transaction_block = on   -- (red team: switched off, a function's SET LOCAL is not propagated)
 AS $$
-DECLARE
-  s text;
 BEGIN
-  FOREACH s IN ARRAY ARRAY['app.current_user', 'app.current_user_proof', 'app.current_login', 'app.current_user_vouched_by'] LOOP
-    -- never set in this session (NULL): never propagated either, nothing on the workers to overwrite
-    IF current_setting(s, true) IS NOT NULL THEN
-      EXECUTE format('SET LOCAL app.%I = %L', split_part(s, '.', 2), current_setting(s, true));
-    END IF;
-  END LOOP;
+  -- (a query, not a simple expression: an executor level down, where Citus propagates a SET LOCAL also in an
+  -- implicit transaction)
+  PERFORM memoriesdb_internal.citus_carry_setting(s.name)
+     FROM unnest(ARRAY['app.current_user', 'app.current_user_proof', 'app.current_login', 'app.current_user_vouched_by']) AS s(name);
   RETURN true;
 END
 $$;
@@ -1641,6 +1663,42 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p
                             AND p.proname NOT IN ('authenticate', 'vouch', 'context_proven', 'setting')
                             AND p.prosrc NOT LIKE '%memoriesdb_internal.citus_carry_context();   -- (Citus: section 4c)%')
             THEN pg_temp.run('DO $e$ BEGIN RAISE EXCEPTION ''an API function does not carry the context (section 4c)''; END $e$') END;
+
+-- 4d. No connection to a worker as a superuser ----------------------------------------------------------------
+-- Red team: a client's SET LOCAL is propagated by Citus as the whole text of the client's query (docs/citus.md,
+-- section 1: open), so statements the client appended to it ran on the workers over every connection of the
+-- transaction, as the role that connection was opened for. The Citus helpers above were created by the deploy's
+-- superuser, and a SECURITY DEFINER one that reads a distributed table (citus_owner_of() under forget(), share(),
+-- transfer(), revise()) opened its connections as postgres: the client's statements ran as a superuser on a worker
+-- (COPY ... TO PROGRAM: the worker's operating system). They run as the ledger's owner instead (BYPASSRLS, as they
+-- need). The access log's dblink drivers must stay the superuser's (dblink on a trust server): the one that reads
+-- a table reads the coordinator's own placement of access_log_sink, a plain local table, never through Citus (with
+-- citus.enable_local_execution switched off by the client it read the sink from a worker, as postgres).
+SELECT count(pg_temp.run(format('ALTER FUNCTION %s OWNER TO memoriesdb_owner', p.oid::regprocedure)))
+  FROM pg_proc AS p JOIN pg_roles AS r ON r.oid = p.proowner
+ WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace) AND p.prosecdef AND r.rolsuper
+   AND p.prosrc NOT LIKE '%memoriesdb_dblink.%' AND p.proname <> 'setup_access_logger';
+DO $d$
+DECLARE
+  placement text := (SELECT format('memoriesdb.%I', 'access_log_sink_' || s.shardid) FROM pg_dist_shard AS s
+                      WHERE s.logicalrelid = 'memoriesdb.access_log_sink'::regclass);
+BEGIN
+  IF placement IS NULL OR to_regclass(placement) IS NULL THEN
+    RAISE EXCEPTION 'access_log_sink is not a reference table with a placement on the coordinator';
+  END IF;
+  PERFORM pg_temp.patch('memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text)',
+    'SELECT * INTO STRICT s FROM memoriesdb.access_log_sink;',
+    format('SELECT * INTO STRICT s FROM %s;   -- (Citus, section 4d: the coordinator''s own placement, not through Citus)', placement));
+END
+$d$;
+-- what is left to a superuser reads no ledger table through Citus (the dblink drivers; setup_access_logger() is a
+-- superuser's to run)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p JOIN pg_roles AS r ON r.oid = p.proowner
+                          WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+                            AND p.prosecdef AND r.rolsuper AND p.proname <> 'setup_access_logger'
+                            AND (p.prosrc NOT LIKE '%memoriesdb_dblink.%'
+                                 OR p.prosrc ~ '(FROM|JOIN|INTO|UPDATE)\s+memoriesdb(_internal)?\.(?!access_log_sink_[0-9])'))
+            THEN pg_temp.run($e$DO $x$ BEGIN RAISE EXCEPTION 'a superuser''s SECURITY DEFINER ledger function reads a table through Citus (section 4d)'; END $x$$e$) END;
 
 -- 5. Every function of the ledger on every node (the triggers and policies on the shards call them, and the
 -- functions they call); distributed, so a later CREATE OR REPLACE on the coordinator reaches the workers too.
