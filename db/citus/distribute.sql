@@ -1193,11 +1193,15 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  RETURN (SELECT l.owner_id FROM memoriesdb_internal.memory_locations AS l WHERE l.memory_id = citus_owner_of.memory_id);
+  -- an unknown id names itself: the caller then asks the shard that id hashes to and finds nothing, the same one
+  -- query a hidden memory's owner's shard answers (no timing says whether the id exists; the fan-out it replaced
+  -- asked every shard either way)
+  RETURN coalesce((SELECT l.owner_id FROM memoriesdb_internal.memory_locations AS l WHERE l.memory_id = citus_owner_of.memory_id),
+                  citus_owner_of.memory_id);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_owner_of(uuid) IS
-  'Internal (Citus): the owner of a memory (NULL when none), from the memory directory (memory_locations: one shard): the API then reads or locks the memory by (owner, id), on one shard.';
+  'Internal (Citus): the owner of a memory, from the memory directory (memory_locations: one shard), or the id itself when none (a shard is asked and finds nothing, as for a memory the caller may not see): the API then reads or locks the memory by (owner, id), on one shard.';
 
 SELECT pg_temp.patch_many('memoriesdb.remember(text, jsonb)',
   ARRAY['  new_id uuid := gen_random_uuid();',
@@ -1445,7 +1449,7 @@ SELECT pg_temp.patch_many('memoriesdb.accept_offer(uuid)',
         '  SELECT x.memory_id, x.sender_id INTO mid, sender FROM memoriesdb.memory_offers AS x
    WHERE x.id = accept_offer.offer_id AND x.recipient_id = uid;',
         $x$    EXECUTE format('SELECT 1 FROM memoriesdb.memories AS t WHERE t.owner_id = %L AND t.id = %L FOR UPDATE',
-                   coalesce(memoriesdb_internal.citus_owner_of(mid), sender), mid);
+                   memoriesdb_internal.citus_owner_of(mid), mid);
     EXECUTE format('SELECT * FROM memoriesdb.memory_offers AS x WHERE x.sender_id = %L AND x.id = %L AND x.recipient_id = %L FOR UPDATE',
                    sender, accept_offer.offer_id, uid) INTO o;$x$,
         '  DELETE FROM memoriesdb.memory_offers AS x WHERE x.sender_id = o.sender_id AND x.id = o.id;']);
