@@ -1301,6 +1301,73 @@ BEGIN
                   AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
 END
 $$;
+-- list_memories(): as deployed, every row of every shard under the policy (Citus cannot prune "the rows I may see"):
+-- each call read the whole table. Here the caller's own rows on its shard, and its grants' memories on the grantors'
+-- shards only; the same rows and columns (a grant on one's own memory, after a transfer back, lists it once, owned).
+CREATE OR REPLACE FUNCTION memoriesdb.list_memories()
+RETURNS TABLE (id uuid, owned boolean, permission text, revision integer, embedded boolean,
+               created_at timestamptz, updated_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();
+  grantors uuid[] := memoriesdb_internal.citus_grantors(uid);
+BEGIN
+  RETURN QUERY
+    SELECT x.id, x.owned, x.permission, x.revision, x.embedded, x.created_at, x.updated_at FROM (
+      SELECT m.id, true AS owned, 'owner'::text AS permission, m.revision, m.embedding IS NOT NULL AS embedded, m.created_at, m.updated_at
+        FROM memoriesdb.memories AS m WHERE m.owner_id = uid
+      UNION ALL
+      SELECT m.id, false, g.permission, m.revision, m.embedding IS NOT NULL, m.created_at, m.updated_at
+        FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.owner_id = g.owner_id AND m.id = g.memory_id
+       WHERE g.owner_id = ANY (grantors) AND cardinality(grantors) > 0 AND g.owner_id <> uid
+         AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())) AS x
+     ORDER BY x.created_at, x.id;
+END
+$$;
+-- list_grants(memory_id): a SQL function with a parameter over a distributed table, which Citus cannot plan ("could
+-- not create distributed plan ... parameters in SQL functions"; measured: every call failed), and which PL/pgSQL
+-- cannot be (a parameter and a result column of one name, memory_id): the SQL function calls a PL/pgSQL one. It reads
+-- one memory's grants on its owner's shard (the directory, §3i), or all of the caller's: those it gave (its shard)
+-- and those it received (the grantors' shards). The policy (grantee or owner) still decides, as on a single node.
+CREATE FUNCTION memoriesdb_internal.citus_list_grants(wanted uuid)
+RETURNS TABLE (memory_id uuid, grantee_id uuid, permission text, expires_at timestamptz, received boolean, created_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();
+  owner uuid;
+  grantors uuid[];
+BEGIN
+  IF wanted IS NOT NULL THEN
+    owner := memoriesdb_internal.citus_owner_of(wanted);
+    RETURN QUERY
+      SELECT g.memory_id, g.grantee_id, g.permission, g.expires_at, g.grantee_id = uid, g.created_at
+        FROM memoriesdb.memory_grants AS g WHERE g.owner_id = owner AND g.memory_id = wanted
+       ORDER BY g.created_at, g.memory_id, g.grantee_id;
+    RETURN;
+  END IF;
+  grantors := memoriesdb_internal.citus_grantors(uid);
+  RETURN QUERY
+    SELECT x.memory_id, x.grantee_id, x.permission, x.expires_at, x.received, x.created_at FROM (
+      SELECT g.memory_id, g.grantee_id, g.permission, g.expires_at, g.grantee_id = uid AS received, g.created_at
+        FROM memoriesdb.memory_grants AS g WHERE g.owner_id = uid
+      UNION ALL
+      SELECT g.memory_id, g.grantee_id, g.permission, g.expires_at, true, g.created_at
+        FROM memoriesdb.memory_grants AS g
+       WHERE g.owner_id = ANY (grantors) AND cardinality(grantors) > 0 AND g.owner_id <> uid AND g.grantee_id = uid) AS x
+     ORDER BY x.created_at, x.memory_id, x.grantee_id;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_list_grants(uuid) IS
+  'Internal (Citus): list_grants()'' rows, read on the shards that hold them (the memory''s owner''s; or the caller''s and its grantors''), under the caller''s policies.';
+ALTER FUNCTION memoriesdb_internal.citus_list_grants(uuid) OWNER TO memoriesdb_owner;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_list_grants(uuid) TO memoriesdb_reader;
+SELECT pg_temp.run(regexp_replace(pg_get_functiondef('memoriesdb.list_grants(uuid)'::regprocedure),
+         '\mAS \$function\$.*\$function\$', E'AS $function$\n  SELECT * FROM memoriesdb_internal.citus_list_grants(list_grants.memory_id)   -- (Citus)\n$function$'));
+
 SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)',
   ARRAY['  uid uuid := memoriesdb.current_user_id();
   q public.vector;',

@@ -21,6 +21,13 @@ SELECT pg_temp.user_apart('vic', :'uma') AS vic \gset
 SELECT memoriesdb.create_api_key(:'uma') AS ku \gset
 SELECT memoriesdb.create_api_key(:'vic') AS kv \gset
 
+-- what gives an implicit transaction its distributed transaction id in the attacks below: a query on every shard from
+-- a function called by the client's statement (PL/pgSQL: a UDF opens a transaction block on the workers)
+SET client_min_messages = error;   -- (Citus: the temporary function stays local)
+CREATE FUNCTION pg_temp.distributed_id() RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+AS $$ BEGIN RETURN (SELECT count(*) FROM memoriesdb.memories); END $$;
+SET client_min_messages = warning;
+GRANT EXECUTE ON FUNCTION pg_temp.distributed_id() TO PUBLIC;
 SET SESSION AUTHORIZATION mdb_citus_test_app;
 \ir ../test_session.psql
 BEGIN;
@@ -54,12 +61,13 @@ SELECT lives_ok($i$SET LOCAL app.probe = 'x'; DO $d$ BEGIN IF current_setting('i
                      RAISE EXCEPTION 'a client statement ran as superuser % on port %', current_user, inet_server_port(); END IF; END $d$$i$,
                 '... and no connection of the transaction is a superuser''s (the logger''s sink read on the coordinator''s own placement)');
 ROLLBACK;
--- 1. Fixed: an implicit transaction (one statement, no BEGIN). list_memories() assigns the distributed transaction
--- id and opens the transaction's connections; authenticate() one executor level down (query_to_xml runs its query
+-- 1. Fixed: an implicit transaction (one statement, no BEGIN). pg_temp.distributed_id() assigns the distributed
+-- transaction id and opens the transaction's connections (a query on every shard at the statement's level: it stands
+-- for any such call; list_memories() was one until it read the caller's shards only); authenticate() one executor level down (query_to_xml runs its query
 -- through SPI) is propagated to them; the proof is emptied on the coordinator; recall() at the top. Before: the
 -- carry, at the top, propagated nothing: the content came back, logged with actor NULL.
 \set ON_ERROR_STOP 0
-SELECT (SELECT count(*) FROM memoriesdb.list_memories()) AS n,
+SELECT pg_temp.distributed_id() AS n,
        query_to_xml(format('SELECT memoriesdb.authenticate(%L)', :'kv'), true, false, '') IS NOT NULL AS vic_below,
        set_config('app.current_user_proof', '', true) AS broken,
        (SELECT r.content FROM memoriesdb.recall(:'shared') AS r) AS implicit_read \gset
@@ -68,7 +76,7 @@ SELECT is(:'SQLSTATE'::text, 'MDB03', 'implicit transaction, proof emptied on th
 -- ... two keys: vic one level down (the workers), uma at the top (the coordinator only); vic's own memory asked for.
 -- Before: read as vic on the workers, logged as uma's read.
 \set ON_ERROR_STOP 0
-SELECT (SELECT count(*) FROM memoriesdb.list_memories()) AS n,
+SELECT pg_temp.distributed_id() AS n,
        query_to_xml(format('SELECT memoriesdb.authenticate(%L)', :'kv'), true, false, '') IS NOT NULL AS vic_below,
        memoriesdb.authenticate(:'ku') AS uma_above,
        (SELECT r.content FROM memoriesdb.recall(:'vics') AS r) AS implicit_read \gset
@@ -77,7 +85,7 @@ SELECT is(:'SQLSTATE'::text, 'MDB03', 'implicit transaction, two keys (vic below
 -- ... with citus.function_opens_transaction_block switched off between the two (a function's SET LOCAL is then not
 -- propagated at any level: the carry pins it on)
 \set ON_ERROR_STOP 0
-SELECT (SELECT count(*) FROM memoriesdb.list_memories()) AS n,
+SELECT pg_temp.distributed_id() AS n,
        query_to_xml(format('SELECT memoriesdb.authenticate(%L)', :'kv'), true, false, '') IS NOT NULL AS vic_below,
        set_config('citus.function_opens_transaction_block', 'off', true) AS off,
        set_config('app.current_user_proof', '', true) AS broken,
@@ -85,7 +93,7 @@ SELECT (SELECT count(*) FROM memoriesdb.list_memories()) AS n,
 \set ON_ERROR_STOP 1
 SELECT is(:'SQLSTATE'::text, 'MDB03', '... with citus.function_opens_transaction_block switched off in between: nobody on the workers too');
 -- the honest implicit transaction: one context, the read served and logged as vic's
-SELECT (SELECT count(*) FROM memoriesdb.list_memories()) AS n,
+SELECT pg_temp.distributed_id() AS n,
        query_to_xml(format('SELECT memoriesdb.authenticate(%L)', :'kv'), true, false, '') IS NOT NULL AS vic_below,
        (SELECT r.content FROM memoriesdb.recall(:'shared') AS r) AS implicit_read \gset
 SELECT is(:'implicit_read'::text, 'uma shares this with vic', 'the honest implicit transaction (authenticate one level down) reads as vic');
@@ -224,7 +232,7 @@ RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION mdb_citus_test_backend;
 \ir ../test_session.psql
 \set ON_ERROR_STOP 0
-SELECT (SELECT count(*) FROM memoriesdb.list_memories()) AS n,
+SELECT pg_temp.distributed_id() AS n,
        query_to_xml(format('SELECT memoriesdb.vouch(%L)', :'vic'), true, false, '') IS NOT NULL AS vic_below,
        memoriesdb.vouch(:'uma') AS uma_above,
        (SELECT r.content FROM memoriesdb.recall(:'vics') AS r) AS implicit_read \gset

@@ -3,7 +3,7 @@
 -- provenance() and every lock by id find the owner there and read one shard. transfer() and forget() keep it true.
 -- Run by scripts/test.sh --citus.
 \ir ../test_setup.psql
-SELECT plan(17);
+SELECT plan(21);
 
 SELECT memoriesdb.create_user('wes' || (random() * 1e9)::bigint) AS wes \gset
 SELECT pg_temp.user_apart('xia', :'wes') AS xia \gset
@@ -60,7 +60,14 @@ INSERT INTO seen SELECT 'owner verify', memoriesdb.verify(:'w2')::text;
 INSERT INTO seen SELECT 'owner provenance', string_agg(p.event, ',') FROM memoriesdb.provenance(:'w2') AS p;
 COMMIT;
 BEGIN;
+SELECT memoriesdb.authenticate(:'kw') AS _ \gset
+INSERT INTO seen SELECT 'owner list_grants(w1)', string_agg(g.grantee_id || ':' || g.permission || ':' || g.received, ',') FROM memoriesdb.list_grants(:'w1') AS g;
+INSERT INTO seen SELECT 'owner list_grants()', count(*)::text FROM memoriesdb.list_grants() AS g;
+COMMIT;
+BEGIN;
 SELECT memoriesdb.authenticate(:'kx') AS _ \gset
+INSERT INTO seen SELECT 'grantee list_grants()', string_agg(g.memory_id || ':' || g.received, ',') FROM memoriesdb.list_grants() AS g;
+INSERT INTO seen SELECT 'grantee list_grants(w2)', count(*)::text FROM memoriesdb.list_grants(:'w2') AS g;
 INSERT INTO seen SELECT 'grantee recall', r.content FROM memoriesdb.recall(:'w1') AS r;
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'w2'), 'MDB03', 'memory not found',
                  'the directory tells where, not who may: xia cannot recall wes''s unshared memory');
@@ -93,6 +100,10 @@ RESET SESSION AUTHORIZATION;
 SELECT is((SELECT v FROM seen WHERE what = 'owner recall'), 'wes note 2', 'wes recalls his memory through the directory');
 SELECT is((SELECT v FROM seen WHERE what = 'owner verify'), 'true', '... verifies it');
 SELECT is((SELECT v FROM seen WHERE what = 'owner provenance'), 'created', '... and reads its provenance');
+SELECT is((SELECT v FROM seen WHERE what = 'owner list_grants(w1)'), :'xia' || ':read:false', 'list_grants(id): the owner lists the memory''s grant (on his shard)');
+SELECT is((SELECT v FROM seen WHERE what = 'owner list_grants()'), '1', '... and all the grants he gave');
+SELECT is((SELECT v FROM seen WHERE what = 'grantee list_grants()'), :'w1' || ':true', 'the grantee lists the grant she received (on his shard)');
+SELECT is((SELECT v FROM seen WHERE what = 'grantee list_grants(w2)'), '0', '... and nothing of a memory not shared with her');
 SELECT is((SELECT v FROM seen WHERE what = 'grantee recall'), 'wes note 1', 'xia recalls the memory wes shared with her (wes''s worker)');
 SELECT is((SELECT v FROM seen WHERE what = 'new owner recall'), 'wes note 3 / true', 'after the transfer xia recalls it, as its owner');
 SELECT is((SELECT v FROM seen WHERE what = 'new owner revises'), '2', '... and revises it (locked by id through the directory)');
