@@ -867,12 +867,15 @@ AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();   -- the caller's own grants only
   scope text := coalesce(f->>'scope', 'all');
+  grantors uuid[];   -- the owners that may have granted it something (§3j: one shard)
 BEGIN
   IF uid IS NULL THEN RETURN '{}'; END IF;
+  grantors := CASE WHEN scope <> 'own' THEN memoriesdb_internal.citus_grantors(uid) ELSE '{}' END;
   RETURN ARRAY(SELECT uid WHERE scope <> 'shared'
                UNION
                SELECT DISTINCT g.owner_id FROM memoriesdb.memory_grants AS g
-                WHERE scope <> 'own' AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
+                WHERE g.owner_id = ANY (grantors) AND cardinality(grantors) > 0
+                  AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_search_owners(jsonb) IS
@@ -1283,24 +1286,6 @@ SELECT pg_temp.patch_many('memoriesdb_internal.visible_counts(bigint, boolean)',
   citus_grantors uuid[] := memoriesdb_internal.citus_grantors(uid);   -- (Citus §3j)',
         'WHERE g.owner_id = ANY (citus_grantors) AND cardinality(citus_grantors) > 0
                                         AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())']);
-CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb) RETURNS uuid[]
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  uid uuid := memoriesdb.current_user_id();   -- the caller's own grants only
-  scope text := coalesce(f->>'scope', 'all');
-  grantors uuid[];
-BEGIN
-  IF uid IS NULL THEN RETURN '{}'; END IF;
-  grantors := CASE WHEN scope <> 'own' THEN memoriesdb_internal.citus_grantors(uid) ELSE '{}' END;
-  RETURN ARRAY(SELECT uid WHERE scope <> 'shared'
-               UNION
-               SELECT DISTINCT g.owner_id FROM memoriesdb.memory_grants AS g
-                WHERE g.owner_id = ANY (grantors) AND cardinality(grantors) > 0
-                  AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
-END
-$$;
 -- list_memories(): as deployed, every row of every shard under the policy (Citus cannot prune "the rows I may see"):
 -- each call read the whole table. Here the caller's own rows on its shard, and its grants' memories on the grantors'
 -- shards only; the same rows and columns (a grant on one's own memory, after a transfer back, lists it once, owned).
@@ -1339,7 +1324,7 @@ AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();
   owner uuid;
-  grantors uuid[];
+  grantors uuid[];   -- the owners that may have granted it something (§3j: one shard)
 BEGIN
   IF wanted IS NOT NULL THEN
     owner := memoriesdb_internal.citus_owner_of(wanted);
