@@ -9,10 +9,11 @@
 --         clients cannot call or steer the id draw.
 --   fixed: a recall/verify/provenance of another tenant's memory took 1 ms longer than of an unknown id (the policy's
 --         nested grant check on the worker); a call by id waiting for a memory's lock while a transfer moved it went on
---         with no memory (revise: 23502); a grantee's revise (permission write) failed on the foreign key (23503).
+--         with no memory (revise: 23502), or, a moment after the transfer's commit, did not see it yet (MDB03); a
+--         grantee's revise (permission write) failed on the foreign key (23503); list_grants() failed at every call.
 --   open (todo): a memory's id tells its creator's shard (1 of 32).
 \ir ../test_setup.psql
-SELECT plan(47);
+SELECT plan(48);
 SET client_min_messages = error;
 CREATE FUNCTION pg_temp.axis(n integer) RETURNS public.vector LANGUAGE sql AS
   $$ SELECT array_agg(CASE WHEN i = n THEN 1 ELSE 0.01 END::real ORDER BY i)::public.vector FROM generate_series(1, 384) AS i $$;
@@ -191,6 +192,9 @@ SELECT memoriesdb.authenticate(:'kb') AS _ \gset
 INSERT INTO seen SELECT 'bob bf', r.owner_id::text FROM memoriesdb.recall(:'bf') AS r;
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'tf'), 'MDB03', 'memory not found', 'transferred then forgotten: gone for the receiver');
 INSERT INTO seen SELECT 'bob sg', r.owner_id::text FROM memoriesdb.recall(:'sg') AS r;
+INSERT INTO seen SELECT 'bob lists sg grants', count(*)::text FROM memoriesdb.list_grants(:'sg') AS g;
+INSERT INTO seen SELECT 'bob lists st grants', string_agg(g.grantee_id || ' ' || g.permission || ' ' || g.received, ',')
+  FROM memoriesdb.list_grants() AS g WHERE g.memory_id = :'st';
 -- (a write last: Citus cannot read in this transaction what another role wrote in it, docs/citus.md §8)
 INSERT INTO seen SELECT 'bob revises bf', memoriesdb.revise(:'bf', 'ann bf, bob''s')::text;
 COMMIT;
@@ -262,8 +266,8 @@ SELECT is((SELECT v FROM seen WHERE what = 'ann revises rbt'), '2', '... and rev
 SELECT is((SELECT v FROM seen WHERE what = 'bob bf'), :'bob', 'back and forth: bob recalls it as its owner');
 SELECT is((SELECT v FROM seen WHERE what = 'bob revises bf'), '2', '... and revises it (locked by id through the directory)');
 SELECT is((SELECT v FROM seen WHERE what = 'bob sg'), :'bob', 'shared with bob then given to him: his, as owner');
-SELECT count(*) AS sg_grants FROM memoriesdb.memory_grants AS g WHERE g.owner_id = :'bob' AND g.memory_id = :'sg' \gset
-SELECT is(:sg_grants::bigint, 0::bigint, '... his own grant gone');
+SELECT is((SELECT v FROM seen WHERE what = 'bob lists sg grants'), '0', '... his own grant gone (list_grants(): it failed on Citus)');
+SELECT is((SELECT v FROM seen WHERE what = 'bob lists st grants'), :'cam' || ' write false', '... and he lists cam''s, which followed st to him');
 SELECT is((SELECT v FROM seen WHERE what = 'dan off'), :'dan', 'an accepted transfer offer: dan recalls it as its owner');
 SELECT is((SELECT v FROM seen WHERE what = 'dan revises off'), '2', '... and revises it');
 SELECT is((SELECT v FROM seen WHERE what = 'cam sh'), 'ann sh quokka', 'shared, unshared, expired, re-shared: cam reads it');
@@ -348,13 +352,16 @@ RESET SESSION AUTHORIZATION;
 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS hidden_ms FROM timing WHERE kind = 'hidden' \gset
 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS unknown_ms FROM timing WHERE kind = 'unknown' \gset
 -- (each pair's two calls side by side, in turns first: the machine's load drifts)
-SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY h.ms - u.ms) AS paired_ms
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY h.ms - u.ms) AS paired_ms, count(*) FILTER (WHERE h.ms > u.ms) AS slower
   FROM timing AS h JOIN timing AS u ON u.n / 2 = h.n / 2 AND u.kind = 'unknown' WHERE h.kind = 'hidden' \gset
 SELECT is((SELECT string_agg(DISTINCT kind || ' ' || state, ', ') FROM timing), 'hidden MDB03, unknown MDB03',
           'a recall of another tenant''s memory and of an unknown id: MDB03 alike (80 each)');
-SELECT cmp_ok(:paired_ms::numeric, '<', 0.4,
-              format('... and alike in time: medians %s vs %s ms, %s ms apart in pairs (was 1 ms)', round(:hidden_ms::numeric, 2),
-                     round(:unknown_ms::numeric, 2), round(:paired_ms::numeric, 2)));
+-- a sign test: of 80 pairs, the hidden id's call the slower in fewer than 54 (alike: 40 +- 4.5; 54 or more, one time
+-- in 700). Before the fix, 1 ms apart on calls of 4-5 ms: most pairs. (A loaded machine blurs a difference: the test
+-- is then weaker, never wrong the other way.)
+SELECT cmp_ok(:slower::integer, '<', 54,
+              format('... and alike in time: medians %s vs %s ms, %s ms apart in pairs, the hidden one slower in %s of 80',
+                     round(:hidden_ms::numeric, 2), round(:unknown_ms::numeric, 2), round(:paired_ms::numeric, 2), :slower));
 
 -- a directory row naming the wrong owner (as the superuser: no API sequence above made one) exposes nothing: bob
 -- is sent to his own shard, finds nothing there (MDB03); ann, the owner, loses it until it is put right
