@@ -332,6 +332,17 @@ SELECT pg_temp.patch(f::regprocedure, format('PERFORM 1 FROM memoriesdb.memories
 SELECT pg_temp.patch('memoriesdb.revise(uuid, text, jsonb)',
   'SELECT * INTO m FROM memoriesdb.memories AS t WHERE t.id = revise.memory_id FOR UPDATE;',
   $x$EXECUTE format('SELECT * FROM memoriesdb.memories AS t WHERE t.owner_id = %L AND t.id = %L FOR UPDATE', memoriesdb_internal.citus_owner_of(revise.memory_id), revise.memory_id) INTO m;$x$);
+-- a revision is the memory owner's row, whoever writes it: a grantee's (permission write) revise() took the writer as
+-- its owner (the column's default, current_user_id()) and failed on the foreign key (measured: 23503 on
+-- memory_revisions, every grantee revise on Citus; the single node returns the new revision; red team,
+-- 15-redteam-directory.sql); the memory's update names its owner (one shard)
+SELECT pg_temp.patch_many('memoriesdb.revise(uuid, text, jsonb)',
+  ARRAY['   WHERE t.id = m.id;',
+        '  INSERT INTO memoriesdb.memory_revisions (memory_id, revision, content_hash, metadata, content_changed, metadata_changed)
+  VALUES (m.id,'],
+  ARRAY['   WHERE t.owner_id = m.owner_id AND t.id = m.id;',
+        '  INSERT INTO memoriesdb.memory_revisions (owner_id, memory_id, revision, content_hash, metadata, content_changed, metadata_changed)
+  VALUES (m.owner_id, m.id,']);
 
 -- the same for every SQL function with parameters whose one statement reads a ledger table: PL/pgSQL (RETURN or
 -- RETURN QUERY of the same statement; #variable_conflict use_column keeps SQL's name resolution). Functions with
@@ -1206,6 +1217,44 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_owner_of(uuid) IS
   'Internal (Citus): the owner of a memory, from the memory directory (memory_locations: one shard), or the id itself when none (a shard is asked and finds nothing, as for a memory the caller may not see): the API then reads or locks the memory by (owner, id), on one shard.';
 
+-- Every lock of a memory by id takes its directory row first (FOR UPDATE, on the id's shard), then the memory on the
+-- owner's shard it names. A call that found the owner without a lock and then waited for the memory's lock while a
+-- transfer moved it locked nothing when the lock came (the row had left that shard), went on with no memory and failed
+-- where the single node, re-reading the moved row, succeeds (measured: a revise() by the receiver, or by a grantee with
+-- write, waiting on a transfer: 23502 "null value in column memory_id of relation memory_revisions", the single node
+-- returns revision 2; red team, 15-redteam-directory.sql). transfer() and forget() change the directory row under the
+-- same lock, so the waiting call reads the row as they left it: the new owner, or no row (the memory is gone).
+CREATE FUNCTION memoriesdb_internal.citus_lock_owner_of(memory_id uuid) RETURNS uuid
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  o uuid;
+BEGIN
+  SELECT l.owner_id INTO o FROM memoriesdb_internal.memory_locations AS l
+   WHERE l.memory_id = citus_lock_owner_of.memory_id FOR UPDATE;
+  o := coalesce(o, citus_lock_owner_of.memory_id);   -- (as citus_owner_of(): an unknown id names itself)
+  -- A transfer commits on its two workers one after the other (two-phase commit, no global snapshot): a call that
+  -- waited for the directory row can read it, naming the receiver, a moment before the receiver's worker shows the
+  -- memory (measured: 1 race in 4 refused MDB03). Wait for it, 1 s at most; the same query for an unknown id, so that
+  -- the time says nothing.
+  FOR i IN 1 .. 100 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM memoriesdb.memories AS m WHERE m.owner_id = o AND m.id = citus_lock_owner_of.memory_id);
+    EXIT WHEN o = citus_lock_owner_of.memory_id;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN o;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_lock_owner_of(uuid) IS
+  'Internal (Citus): citus_owner_of() with the memory''s directory row locked (FOR UPDATE), so that no transfer or forget changes it until the caller''s transaction ends: the API then locks the memory on that owner''s shard. Called by the API functions that lock a memory by id (as the ledger owner).';
+ALTER FUNCTION memoriesdb_internal.citus_lock_owner_of(uuid) OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_lock_owner_of(uuid) FROM PUBLIC;
+SELECT pg_temp.patch(f::regprocedure, $x$FOR UPDATE', memoriesdb_internal.citus_owner_of($x$,
+                     $x$FOR UPDATE', memoriesdb_internal.citus_lock_owner_of($x$)
+  FROM unnest(ARRAY['memoriesdb.forget(uuid)', 'memoriesdb.share(uuid, uuid, text, timestamptz)', 'memoriesdb.transfer(uuid, uuid, text)',
+                    'memoriesdb.revise(uuid, text, jsonb)']) AS f;
+
 SELECT pg_temp.patch_many('memoriesdb.remember(text, jsonb)',
   ARRAY['  new_id uuid := gen_random_uuid();',
         '  VALUES (new_id, uid, content, metadata, h);'],
@@ -1219,11 +1268,19 @@ SELECT pg_temp.patch('memoriesdb_internal.effect_transfer(uuid, uuid, uuid, uuid
   $x$  EXECUTE 'DELETE FROM memoriesdb.memories AS r WHERE r.owner_id = $1 AND r.id = $2' USING f, m;$x$,
   $x$  EXECUTE 'DELETE FROM memoriesdb.memories AS r WHERE r.owner_id = $1 AND r.id = $2' USING f, m;
   EXECUTE 'UPDATE memoriesdb_internal.memory_locations AS l SET owner_id = $2 WHERE l.memory_id = $1' USING m, t;   -- (§3i)$x$);
--- the reads by id: the owner from the directory first, then one shard (a variable: Citus prunes on values only)
+-- the reads by id: the owner from the directory first, then one shard (a variable: Citus prunes on values only).
+-- Whether the caller may see it is decided before the read, on the coordinator (the owner, or a grant on the owner's
+-- shard): a memory the caller may not see is never read. Read as the caller, another tenant's memory was found on its
+-- shard and refused there by the policy, whose grant check is a nested distributed query on the worker: a recall of a
+-- hidden id took 1 ms longer than of an unknown id (medians 5.4 vs 4.4 ms, 300 calls each, one call told them apart
+-- 8 times in 10; red team, 15-redteam-directory.sql). Now both ask the directory and the grants of one shard (an unknown
+-- id names itself, the shard its id hashes to), and neither reads a memory.
 SELECT pg_temp.patch_many(f::regprocedure,
   ARRAY[format('  log_ids uuid[] := ARRAY[%s.memory_id];', n), format('FROM memoriesdb.memories AS m WHERE m.id = %s.memory_id', n)],
-  ARRAY[format(E'  log_ids uuid[] := ARRAY[%s.memory_id];\n  citus_owner uuid := memoriesdb_internal.citus_owner_of(%s.memory_id);   -- (Citus §3i)', n, n),
-        format('FROM memoriesdb.memories AS m WHERE m.owner_id = citus_owner AND m.id = %s.memory_id', n)])
+  ARRAY[format(E'  log_ids uuid[] := ARRAY[%s.memory_id];\n  citus_owner uuid := memoriesdb_internal.citus_owner_of(%s.memory_id);   -- (Citus §3i)'
+               || E'\n  citus_visible boolean := citus_owner = memoriesdb.current_user_id()\n'
+               || E'                            OR memoriesdb_internal.citus_granted(citus_owner, %s.memory_id);   -- (Citus §3i)', n, n, n),
+        format('FROM memoriesdb.memories AS m WHERE citus_visible AND m.owner_id = citus_owner AND m.id = %s.memory_id', n)])
   FROM (VALUES ('memoriesdb.recall(uuid)', 'recall'), ('memoriesdb.verify(uuid)', 'verify'),
                ('memoriesdb.provenance(uuid)', 'provenance')) AS x(f, n);
 SELECT pg_temp.patch('memoriesdb.provenance(uuid)', 'FROM memoriesdb.memory_revisions AS r WHERE r.memory_id = provenance.memory_id',
@@ -1312,7 +1369,8 @@ BEGIN
 END
 $$;
 -- list_grants(memory_id): a SQL function with a parameter over a distributed table, which Citus cannot plan ("could
--- not create distributed plan ... parameters in SQL functions"; measured: every call failed), and which PL/pgSQL
+-- not create distributed plan ... parameters in SQL functions"; measured: every call failed, with an id or NULL; also
+-- found by the red team, 15-redteam-directory.sql), and which PL/pgSQL
 -- cannot be (a parameter and a result column of one name, memory_id): the SQL function calls a PL/pgSQL one. It reads
 -- one memory's grants on its owner's shard (the directory, §3i), or all of the caller's: those it gave (its shard)
 -- and those it received (the grantors' shards). The policy (grantee or owner) still decides, as on a single node.
@@ -1488,7 +1546,7 @@ SELECT pg_temp.patch_many('memoriesdb.verify_receipt(jsonb, jsonb)',
 -- 3k. Offers accepted on their sender's shard ----------------------------------------------------------------------
 -- accept_offer() locked the memory and then the offer by id alone (measured: "could not run distributed query with
 -- FOR UPDATE/SHARE commands"; no offer could be accepted on Citus). The offer is looked up first (no lock; offers
--- are distributed by sender), then the memory is locked on its owner's shard (the directory, §3i) and the offer on
+-- are distributed by sender), then the memory is locked on its owner's shard (the directory row first, §3i) and the offer on
 -- its sender's, in the order share() and transfer() take them; it is deleted there.
 SELECT pg_temp.patch_many('memoriesdb.accept_offer(uuid)',
   ARRAY['  mid uuid;',
@@ -1501,7 +1559,7 @@ SELECT pg_temp.patch_many('memoriesdb.accept_offer(uuid)',
         '  SELECT x.memory_id, x.sender_id INTO mid, sender FROM memoriesdb.memory_offers AS x
    WHERE x.id = accept_offer.offer_id AND x.recipient_id = uid;',
         $x$    EXECUTE format('SELECT 1 FROM memoriesdb.memories AS t WHERE t.owner_id = %L AND t.id = %L FOR UPDATE',
-                   memoriesdb_internal.citus_owner_of(mid), mid);
+                   memoriesdb_internal.citus_lock_owner_of(mid), mid);
     EXECUTE format('SELECT * FROM memoriesdb.memory_offers AS x WHERE x.sender_id = %L AND x.id = %L AND x.recipient_id = %L FOR UPDATE',
                    sender, accept_offer.offer_id, uid) INTO o;$x$,
         '  DELETE FROM memoriesdb.memory_offers AS x WHERE x.sender_id = o.sender_id AND x.id = o.id;']);
