@@ -468,9 +468,23 @@ DROP DATABASE IF EXISTS :"db" WITH (FORCE);
 CREATE DATABASE :"db";
 SQL
     psql_node 3 "$db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION citus"
+    # the ledger's roles first, as on the coordinator but LOGIN (they log in on the workers only), and citus_add_node
+    # told to leave roles the node has alone: it used to create them NOLOGIN, and until login_ledger_roles below every
+    # call that opened a connection to the node as one of them failed (08006, or XX000 "failure on connection marked
+    # as essential" from a LOCK TABLE propagated to every node; measured in test_citus.py's rebalance)
+    psql_node 0 "$db" -v roles="$LEDGER_ROLES" <<'SQL' | psql_node 3 "$db" >/dev/null
+SELECT format($f$DO $r$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %L) THEN
+  CREATE ROLE %I WITH LOGIN %s %s %s %s %s CONNECTION LIMIT %s; END IF; END $r$;$f$,
+    r.rolname, r.rolname, CASE WHEN r.rolinherit THEN 'INHERIT' ELSE 'NOINHERIT' END,
+    CASE WHEN r.rolcreaterole THEN 'CREATEROLE' ELSE 'NOCREATEROLE' END, CASE WHEN r.rolcreatedb THEN 'CREATEDB' ELSE 'NOCREATEDB' END,
+    CASE WHEN r.rolreplication THEN 'REPLICATION' ELSE 'NOREPLICATION' END,
+    CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' ELSE 'NOBYPASSRLS' END, r.rolconnlimit)
+  FROM pg_roles AS r WHERE r.rolname IN (:roles) AND NOT r.rolsuper;
+SQL
     # copies Citus's metadata and every distributed object (roles, schemas, types, functions) to the node;
     # reference tables follow at the next rebalance (or replicate_reference_tables())
-    psql_node 0 "$db" -c "SET client_min_messages = warning" -c "SELECT citus_add_node('127.0.0.1', $(port_of 3))" >/dev/null
+    psql_node 0 "$db" -c "SET client_min_messages = warning" -c "SET citus.enable_alter_role_propagation = off" \
+      -c "SELECT citus_add_node('127.0.0.1', $(port_of 3))" >/dev/null
   fi
   login_ledger_roles 3 "$db"
   guard_transaction_ids 3 "$db"
