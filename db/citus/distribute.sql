@@ -1564,6 +1564,245 @@ SELECT pg_temp.patch_many('memoriesdb.accept_offer(uuid)',
                    sender, accept_offer.offer_id, uid) INTO o;$x$,
         '  DELETE FROM memoriesdb.memory_offers AS x WHERE x.sender_id = o.sender_id AND x.id = o.id;']);
 
+-- 3l. What the single-node suite found (db/tests/*.sql through the coordinator: docs/citus.md, "The single-node
+-- suite on Citus"; tests: db/citus/tests/11-single-node-parity.sql) ------------------------------------------------
+-- authenticate() after vouch() in one transaction (a backend that vouched, then proved a key): the proof is minted
+-- over [user, login, null], but vouch()'s app.current_user_vouched_by stayed set, so every node checked it against
+-- [user, login, vouching login] and the context was nobody (measured: 27-as-of, "no user context"). On a single node
+-- the key's context holds. authenticate() clears it.
+SELECT pg_temp.patch('memoriesdb.authenticate(text)',
+  $x$  EXECUTE format('SET LOCAL app.current_login = %L', session_user);
+$x$,
+  $x$  EXECUTE format('SET LOCAL app.current_login = %L', session_user);
+  EXECUTE 'SET LOCAL app.current_user_vouched_by = ''''';   -- (a vouch() earlier in the transaction: not this proof's)
+$x$);
+
+-- link() of an acyclic edge type (derived_from, supersedes, ...) failed: its cycle check, reaches(), is a recursive
+-- CTE over memory_edges ("recursive CTEs are only supported when they contain a filter on the distribution column",
+-- measured: 09-graph, 13-graph-traversal, 21-access-log-doors). The same walk, breadth first, one query over the
+-- edges per step (every shard: edges are stored with their source's owner), each step's new memories kept only when
+-- user_id may see them (visible_to(), on the coordinator): a hidden memory is never stepped on, as on a single node.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.reaches(from_id uuid, to_id uuid, edge_type text, directed boolean, user_id uuid)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  seen uuid[] := ARRAY[from_id];
+  frontier uuid[] := ARRAY[from_id];
+  found_ids uuid[];
+BEGIN
+  WHILE cardinality(frontier) > 0 LOOP
+    IF to_id = ANY (frontier) THEN RETURN true; END IF;
+    found_ids := ARRAY(SELECT e.target_id FROM memoriesdb.memory_edges AS e
+                   WHERE e.edge_type = reaches.edge_type AND e.source_id = ANY (frontier)
+                  UNION
+                  SELECT e.source_id FROM memoriesdb.memory_edges AS e
+                   WHERE NOT directed AND e.edge_type = reaches.edge_type AND e.target_id = ANY (frontier));
+    frontier := ARRAY(SELECT DISTINCT n FROM unnest(found_ids) AS n
+                       WHERE NOT n = ANY (seen) AND memoriesdb_internal.visible_to(n, user_id));
+    seen := seen || frontier;
+  END LOOP;
+  RETURN false;
+END
+$$;
+
+-- the query cache: cache_query_vector() stamped a replaced entry with clock_timestamp() and now() in ON CONFLICT DO
+-- UPDATE SET ("functions used in the DO UPDATE SET clause of INSERTs on distributed tables must be marked IMMUTABLE",
+-- measured: 30-query-cache: nothing could be cached), and cached_query_vector()'s LRU touch set used_at to
+-- clock_timestamp() ("functions used in UPDATE queries on distributed tables must not be VOLATILE"): the proposed
+-- row's own columns (their defaults: the same clock_timestamp() and now()), and the time taken before the UPDATE.
+SELECT pg_temp.patch('memoriesdb.cache_query_vector(text, text, public.vector)',
+  'DO UPDATE SET vector = excluded.vector, used_at = clock_timestamp(), created_at = now();',
+  'DO UPDATE SET vector = excluded.vector, used_at = excluded.used_at, created_at = excluded.created_at;');
+SELECT pg_temp.patch_many('memoriesdb.cached_query_vector(text, text)',
+  ARRAY[E'  v public.vector;\n', 'UPDATE memoriesdb_internal.query_cache AS c SET used_at = clock_timestamp()'],
+  ARRAY[E'  v public.vector;\n  touched timestamptz;\n',
+        E'touched := clock_timestamp();\n    UPDATE memoriesdb_internal.query_cache AS c SET used_at = touched']);
+
+-- fail_embedding_job() (a worker's report of a provider error) locked the job by memory and lease (FOR UPDATE on
+-- every shard: refused, measured: 08-queue, 24-queue-health) and drew its backoff's jitter with random() inside the
+-- UPDATE (refused: VOLATILE): the job's owner is found first, the job locked on its shard, the retry time computed
+-- before the UPDATE, both UPDATEs on the owner's shard.
+SELECT pg_temp.patch_many('memoriesdb.fail_embedding_job(uuid, uuid, text, boolean)',
+  ARRAY[$x$  cap  double precision := memoriesdb.setting('backoff_max_seconds')::float8;
+$x$,
+        $x$  SELECT * INTO job FROM memoriesdb.embedding_schedule AS s
+   WHERE s.memory_id = fail_embedding_job.memory_id AND s.lease_id = fail_embedding_job.lease_id
+   FOR UPDATE;$x$,
+        'WHERE s.memory_id = job.memory_id AND s.model_id = job.model_id;',
+        $x$  -- exponential backoff with jitter: base * 2^(attempts-1), capped
+$x$,
+        'run_after = now() + make_interval(secs => least(cap, base * 2 ^ (job.attempts - 1)) * (0.75 + random() / 2)),'],
+  ARRAY[$x$  cap  double precision := memoriesdb.setting('backoff_max_seconds')::float8;
+  retry_at timestamptz;
+$x$,
+        $x$  EXECUTE format('SELECT * FROM memoriesdb.embedding_schedule AS s WHERE s.owner_id = %L AND s.memory_id = %L AND s.lease_id = %L FOR UPDATE',
+                 (SELECT s.owner_id FROM memoriesdb.embedding_schedule AS s
+                   WHERE s.memory_id = fail_embedding_job.memory_id AND s.lease_id = fail_embedding_job.lease_id LIMIT 1),
+                 fail_embedding_job.memory_id, fail_embedding_job.lease_id) INTO job;$x$,
+        'WHERE s.owner_id = job.owner_id AND s.memory_id = job.memory_id AND s.model_id = job.model_id;',
+        $x$  -- exponential backoff with jitter: base * 2^(attempts-1), capped
+  retry_at := now() + make_interval(secs => least(cap, base * 2 ^ (job.attempts - 1)) * (0.75 + random() / 2));
+$x$,
+        'run_after = retry_at,']);
+
+-- claim_embedding_jobs() (the claim of workers before v0.5: the active model's jobs) is one FOR UPDATE SKIP LOCKED
+-- over every owner's jobs (refused, measured: 07-audit, 08-queue, 24-queue-health, 29-requeue), as
+-- claim_model_embedding_jobs() was (section 3d): the same claim through it, for the active model only (the same
+-- caps, errors and access-log entry).
+SELECT pg_temp.patch('memoriesdb.claim_embedding_jobs(integer, interval, text)',
+  (SELECT substring(p.prosrc FROM E'DECLARE\n.*END\n') FROM pg_proc AS p
+    WHERE p.oid = 'memoriesdb.claim_embedding_jobs(integer, interval, text)'::regprocedure),
+  $x$DECLARE
+  active text := (SELECT em.name FROM memoriesdb.embedding_models AS em WHERE em.state = 'active');
+BEGIN
+  -- (Citus: section 3l)
+  RETURN QUERY SELECT c.memory_id, c.lease_id, c.content, c.content_hash, c.attempts
+                 FROM memoriesdb.claim_model_embedding_jobs(batch_size, lease, worker, ARRAY[active]) AS c;
+END
+$x$);
+
+-- requeue_dead_embedding_jobs(): each id's outcome was a correlated subquery into the queue from a list ("correlated
+-- subqueries are not supported when the FROM clause contains a set returning function", measured: 29-requeue): the
+-- named memories' jobs are read first, in one query.
+SELECT pg_temp.patch_many('memoriesdb.requeue_dead_embedding_jobs(uuid[])',
+  ARRAY[E'  revived uuid[];\n',
+        E'  RETURN QUERY   -- each id once, in the order first given; NULL elements name no memory\n',
+        $x$WHEN EXISTS (SELECT 1 FROM memoriesdb.embedding_schedule AS s WHERE s.memory_id = w.mid) THEN 'not_dead'$x$],
+  ARRAY[E'  revived uuid[];\n  jobs uuid[];\n',
+        $x$  jobs := ARRAY(SELECT s.memory_id FROM memoriesdb.embedding_schedule AS s WHERE s.memory_id = ANY (requeue_dead_embedding_jobs.memory_ids));
+  RETURN QUERY   -- each id once, in the order first given; NULL elements name no memory
+$x$,
+        $x$WHEN w.mid = ANY (jobs) THEN 'not_dead'$x$]);
+SELECT pg_temp.patch_many('memoriesdb.requeue_dead_embedding_jobs(uuid[], text)',
+  ARRAY[E'  revived uuid[];\n',
+        E'  RETURN QUERY   -- each id once, in the order first given; NULL elements name no memory\n',
+        $x$WHEN EXISTS (SELECT 1 FROM memoriesdb.embedding_schedule AS s WHERE s.memory_id = w.mid AND s.model_id = target.id)
+                THEN 'not_dead'$x$],
+  ARRAY[E'  revived uuid[];\n  jobs uuid[];\n',
+        $x$  jobs := ARRAY(SELECT s.memory_id FROM memoriesdb.embedding_schedule AS s
+                 WHERE s.memory_id = ANY (requeue_dead_embedding_jobs.memory_ids) AND s.model_id = target.id);
+  RETURN QUERY   -- each id once, in the order first given; NULL elements name no memory
+$x$,
+        $x$WHEN w.mid = ANY (jobs) THEN 'not_dead'$x$]);
+
+-- link() from a memory shared with the caller (its owner another user) failed: the edge's owner_id (its distribution
+-- value, the source's owner: the edge lives on its source's shard) defaulted to the caller ("violates foreign key
+-- constraint memory_edges_owner_id_source_id_fkey", measured: 21-access-log-doors). The source's owner, looked up.
+-- (Read into a variable first: Citus evaluates an INSERT's VALUES itself, section 3f.)
+SELECT pg_temp.patch_many('memoriesdb.link(uuid, uuid, text, real, jsonb)',
+  ARRAY[E'  edge_id uuid;\n',
+        $x$  INSERT INTO memoriesdb.memory_edges AS e (source_id, target_id, edge_type, weight, metadata)
+  VALUES (source, target, t.name, weight, metadata)$x$],
+  ARRAY[E'  edge_id uuid;\n  source_owner uuid;\n',
+        $x$  source_owner := memoriesdb_internal.citus_owner_of(source);   -- (Citus: section 3l)
+  INSERT INTO memoriesdb.memory_edges AS e (owner_id, source_id, target_id, edge_type, weight, metadata)
+  VALUES (source_owner, source, target, t.name, weight, metadata)$x$]);
+
+-- list_edges() showed an edge whose target the caller may not see (measured: 09-graph, "bob sees no edge while only
+-- one end is shared with him": he saw two, and the hidden memories' ids). The single node's policy asks for both ends
+-- visible; on Citus it checks the source only (the target may be another owner's, on another node: section 2). The
+-- targets are checked here, in one query of memories under the caller's policies (the same rule, for them).
+-- (the filter first: the lookup added after it repeats it)
+SELECT pg_temp.patch_many('memoriesdb.list_edges(uuid)',
+  ARRAY['   WHERE list_edges.memory_id IS NULL OR list_edges.memory_id IN (e.source_id, e.target_id)',
+        E'#variable_conflict use_column\nBEGIN\n'],
+  ARRAY['   WHERE (list_edges.memory_id IS NULL OR list_edges.memory_id IN (e.source_id, e.target_id)) AND e.target_id = ANY (visible)',
+        $x$#variable_conflict use_column
+DECLARE
+  visible uuid[];
+BEGIN
+  -- (Citus: section 3l) the targets the caller may see
+  visible := ARRAY(SELECT m.id FROM memoriesdb.memories AS m
+                    WHERE m.id = ANY (ARRAY(SELECT DISTINCT e.target_id FROM memoriesdb.memory_edges AS e
+                                             WHERE list_edges.memory_id IS NULL OR list_edges.memory_id IN (e.source_id, e.target_id))));
+$x$]);
+
+-- release_embedding_jobs() (a worker stopping gives its leases back) is a SQL function with parameters over a
+-- distributed table that section 3 did not convert (its one statement reads no table with FROM): "could not create
+-- distributed plan" (measured: 08-queue). The same UPDATE in PL/pgSQL.
+SELECT pg_temp.patch_many('memoriesdb.release_embedding_jobs(uuid[], uuid[])',
+  ARRAY[$x$ LANGUAGE sql
+$x$, $x$  WITH released AS (
+    UPDATE memoriesdb.embedding_schedule AS s
+       SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
+           attempts = greatest(s.attempts - 1, 0), run_after = now()
+      FROM unnest(memory_ids, lease_ids) AS j(mid, lid)
+     WHERE s.memory_id = j.mid AND s.lease_id = j.lid
+    RETURNING 1)
+  SELECT count(*)::int FROM released
+$x$],
+  ARRAY[$x$ LANGUAGE plpgsql
+$x$, $x$DECLARE
+  released integer;
+BEGIN
+  -- (Citus: section 3l)
+  UPDATE memoriesdb.embedding_schedule AS s
+     SET lease_id = NULL, lease_until = NULL, leased_hash = NULL, leased_by = NULL, leased_at = NULL,
+         attempts = greatest(s.attempts - 1, 0), run_after = now()
+    FROM unnest(memory_ids, lease_ids) AS j(mid, lid)
+   WHERE s.memory_id = j.mid AND s.lease_id = j.lid;
+  GET DIAGNOSTICS released = ROW_COUNT;
+  RETURN released;
+END
+$x$]);
+
+-- the embedding models (33-models, 35-import-embeddings): add_model() queued a job per memory without its owner
+-- ("the partition column of table memoriesdb.embedding_schedule should have a value", measured: no model could be
+-- added on Citus), and model_progress() joined embeddings and memories on the id only ("the query contains a join
+-- that requires repartitioning"): add_model() queues with the owner (model_progress(): below).
+SELECT pg_temp.patch('memoriesdb.add_model(text, text, integer)',
+  $x$  INSERT INTO memoriesdb.embedding_schedule (memory_id, model_id, content_hash)
+  SELECT m.id, new_id, m.content_hash FROM memoriesdb.memories AS m;$x$,
+  $x$  INSERT INTO memoriesdb.embedding_schedule (owner_id, memory_id, model_id, content_hash)   -- (Citus: section 3l)
+  SELECT m.owner_id, m.id, new_id, m.content_hash FROM memoriesdb.memories AS m;$x$);
+-- model_progress(), joined on the owner too, still failed: Citus ran its three aggregates as intermediate results joined with the
+-- models (a reference table) over a connection to the coordinator itself as memoriesdb_owner, which logs in on the
+-- workers only ("role memoriesdb_owner is not permitted to log in", measured). The same counts as PL/pgSQL, each
+-- aggregate a statement of its own, joined with the models here.
+CREATE OR REPLACE FUNCTION memoriesdb.model_progress()
+RETURNS TABLE (model text, provider text, dimension integer, state text, done bigint, total bigint, pending bigint,
+               leased bigint, dead bigint, activated_at timestamptz, created_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+  n_total bigint := (SELECT count(*) FROM memoriesdb.memories);
+  done_by jsonb;
+  jobs_by jsonb;
+BEGIN
+  -- (Citus: section 3l)
+  SELECT coalesce(jsonb_object_agg(d.model_id, d.n), '{}') INTO done_by
+    FROM (SELECT e.model_id, count(*) AS n FROM memoriesdb.embeddings AS e
+            JOIN memoriesdb.memories AS m ON m.owner_id = e.owner_id AND m.id = e.memory_id AND m.content_hash = e.content_hash
+           GROUP BY e.model_id) AS d;
+  SELECT coalesce(jsonb_object_agg(j.model_id, jsonb_build_array(j.pending, j.leased, j.dead)), '{}') INTO jobs_by
+    FROM (SELECT s.model_id,
+                 count(*) FILTER (WHERE s.dead_at IS NULL AND (s.lease_until IS NULL OR s.lease_until < now())) AS pending,
+                 count(*) FILTER (WHERE s.dead_at IS NULL AND s.lease_until >= now()) AS leased,
+                 count(*) FILTER (WHERE s.dead_at IS NOT NULL) AS dead
+            FROM memoriesdb.embedding_schedule AS s GROUP BY s.model_id) AS j;
+  RETURN QUERY
+  SELECT em.name, em.provider, em.dimension, em.state, coalesce((done_by->>em.id::text)::bigint, 0),
+         CASE WHEN em.state = 'retired' THEN 0 ELSE n_total END,
+         coalesce((jobs_by->em.id::text->>0)::bigint, 0), coalesce((jobs_by->em.id::text->>1)::bigint, 0),
+         coalesce((jobs_by->em.id::text->>2)::bigint, 0), em.activated_at, em.created_at
+    FROM memoriesdb.embedding_models AS em
+   ORDER BY em.state = 'retired', em.created_at, em.id;
+END
+$$;
+
+-- audit_seal_pending() waited for a transaction that was writing a chain's first seal instead of leaving the chain
+-- for later (measured: 32-audit-pending, "audit_seal_pending() skips a chain still held": the sealer hung until the
+-- holder ended). audit_lock_chain() bounds that INSERT with a short lock_timeout set by set_config(..., true), which
+-- does not reach the worker where the chain's shard is (section 1): SET LOCAL, which does.
+SELECT pg_temp.patch_many('memoriesdb_internal.audit_lock_chain(uuid)',
+  ARRAY[$x$PERFORM set_config('lock_timeout', '100ms', true);$x$, $x$PERFORM set_config('lock_timeout', was, true);$x$],
+  ARRAY[$x$EXECUTE 'SET LOCAL lock_timeout = ''100ms''';   -- (Citus: section 3l; propagated to the chain's worker)$x$,
+        $x$EXECUTE format('SET LOCAL lock_timeout = %L', was);$x$]);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
@@ -1592,6 +1831,17 @@ CREATE TEMP TABLE citus_saved_functions ON COMMIT DROP AS
          p.proacl, obj_description(p.oid, 'pg_proc') AS note
     FROM pg_proc AS p
    WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace);
+
+-- Distributing a table dropped its COMMENT and its columns' (measured: memories, api_keys, memory_grants and nine more
+-- had none after step 4; the single-node suite's 01-schema, "every table has a COMMENT"): saved here by name, set
+-- again after step 4.
+CREATE TEMP TABLE citus_saved_comments ON COMMIT DROP AS
+  SELECT format('%I.%I', n.nspname, c.relname) AS tbl, a.attname, d.description
+    FROM pg_description AS d
+    JOIN pg_class AS c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    LEFT JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = d.objsubid AND d.objsubid > 0
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND c.relkind IN ('r', 'p');
 
 -- Distributing memory_edges re-creates the materialized view memory_graph over it without its indexes (measured: no
 -- unique index left, so REFRESH ... CONCURRENTLY failed): saved here, created again after step 4.
@@ -1644,6 +1894,13 @@ SELECT count(*) FROM (
 
 SELECT count(pg_temp.run(i.indexdef)) FROM citus_saved_indexes AS i
  WHERE to_regclass(format('memoriesdb.%I', i.indexname)) IS NULL;
+SELECT count(pg_temp.run(CASE WHEN s.attname IS NULL THEN format('COMMENT ON TABLE %s IS %L', s.tbl, s.description)
+                              ELSE format('COMMENT ON COLUMN %s.%I IS %L', s.tbl, s.attname, s.description) END))
+  FROM citus_saved_comments AS s
+ WHERE CASE WHEN s.attname IS NULL THEN obj_description(s.tbl::regclass, 'pg_class') IS NULL
+            ELSE col_description(s.tbl::regclass, (SELECT a.attnum FROM pg_attribute AS a
+                                                    WHERE a.attrelid = s.tbl::regclass AND a.attname = s.attname)) IS NULL END;
+
 
 -- the functions the distribution dropped (see above), as they were
 SELECT count(*) FROM (
@@ -1814,6 +2071,57 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p JOIN pg_roles AS r ON r.oid 
                                  OR p.prosrc ~ '(FROM|JOIN|INTO|UPDATE)\s+memoriesdb(_internal)?\.(?!access_log_sink_[0-9])'))
             THEN pg_temp.run($e$DO $x$ BEGIN RAISE EXCEPTION 'a superuser''s SECURITY DEFINER ledger function reads a table through Citus (section 4d)'; END $x$$e$) END;
 
+-- 4e. The client's role and application name on the workers' audit rows (the single-node suite, 07-audit) ------------
+-- An audit row records the client's role (SET ROLE, else the login) and application_name. On a worker the trigger
+-- read the worker connection's: the role Citus connected as (memoriesdb_owner) and 'citus_internal gpid=…', for
+-- every client's writes (measured). The coordinator's values are carried with the context (section 4c) as one
+-- setting, app.citus_client (a JSON array [role, application_name]), set by every API call before it writes: a
+-- client's own SET LOCAL of it is overwritten by the next call, which is where every write happens.
+SELECT pg_temp.patch('memoriesdb_internal.citus_carry_context()',
+  $x$  RETURN true;$x$,
+  $x$  EXECUTE format('SET LOCAL app.citus_client = %L',
+                 jsonb_build_array(coalesce(nullif(current_setting('role'), 'none'), session_user::text),
+                                   nullif(current_setting('application_name'), ''))::text);
+  RETURN true;$x$);
+COMMENT ON FUNCTION memoriesdb_internal.citus_carry_context() IS
+  'Internal (Citus): SET LOCAL of the coordinator''s context settings (app.current_user, app.current_user_proof, app.current_login, app.current_user_vouched_by), which Citus propagates to the workers: every API call runs it first, so that a context changed with set_config() or a session-level SET (seen by the coordinator only) is the one the workers apply too; and of app.citus_client, the client''s role and application_name for the audit rows written on the workers. true.';
+-- (read into a variable first: Citus evaluates an INSERT's VALUES itself, past a CASE's guard, section 3f)
+SELECT pg_temp.patch_many('memoriesdb_internal.audit_row()',
+  ARRAY[E'  login name;\n',
+        E'  login := memoriesdb_internal.context_login();\n',
+        $x$          coalesce(nullif(current_setting('role'), 'none'), session_user::text),
+          nullif(current_setting('application_name'), ''),$x$],
+  ARRAY[E'  login name;\n  client jsonb;\n',
+        $x$  login := memoriesdb_internal.context_login();
+  client := nullif(current_setting('app.citus_client', true), '')::jsonb;   -- (Citus: section 4e)
+$x$,
+        $x$          coalesce(client->>0, nullif(current_setting('role'), 'none'), session_user::text),
+          CASE WHEN client IS NOT NULL THEN client->>1 ELSE nullif(current_setting('application_name'), '') END,$x$]);
+
+-- 4f. The overlay's own functions are owned and granted as the ledger's (the single-node suite, 01-schema and
+-- 16-privileges) -----------------------------------------------------------------------------------------------
+-- The functions this file creates were owned by the deploying superuser and executable by PUBLIC (as every function
+-- is when created), five of them SECURITY DEFINER: running as a superuser, callable by any role with USAGE on
+-- memoriesdb_internal (the owner and reader roles; on the workers those log in). As the ledger's internal functions:
+-- owned by memoriesdb_owner, executable by it and by memoriesdb_reader (the read functions' owner: the shards'
+-- policies and the search run them with its rights), by no one else; citus_refresh_search_statistics() (the
+-- worker's: run_command_on_shards() as memoriesdb_owner, which logs in on the workers) is the owner's too. (The
+-- access logger's functions stay the superuser's, as deployed: dblink needs it.)
+SELECT count(pg_temp.run(format('ALTER FUNCTION %s OWNER TO memoriesdb_owner', p.oid::regprocedure)))
+  FROM pg_proc AS p
+ WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+   AND p.proowner = (SELECT r.oid FROM pg_roles AS r WHERE r.rolname = current_user)
+   AND (p.proname LIKE 'citus\_%' OR p.proname = 'context_login');
+SELECT count(pg_temp.run(format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure))),
+       count(pg_temp.run(format('GRANT EXECUTE ON FUNCTION %s TO memoriesdb_reader', p.oid::regprocedure)))
+  FROM pg_proc AS p
+ WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+   AND (p.proname LIKE 'citus\_%' OR p.proname = 'context_login') AND p.proname <> 'citus_refresh_search_statistics';
+SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p
+                          WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+                            AND has_function_privilege('public', p.oid, 'EXECUTE'))
+            THEN pg_temp.run('DO $e$ BEGIN RAISE EXCEPTION ''PUBLIC may execute a ledger function (section 4f)''; END $e$') END;
+
 -- 5. Every function of the ledger on every node (the triggers and policies on the shards call them, and the
 -- functions they call); distributed, so a later CREATE OR REPLACE on the coordinator reaches the workers too.
 -- (the workers run with check_function_bodies = off: a SQL function may name one copied after it)
@@ -1821,5 +2129,29 @@ SELECT count(create_distributed_function(p.oid::regprocedure))
   FROM pg_proc AS p
  WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
    AND NOT EXISTS (SELECT 1 FROM pg_dist_object AS o WHERE o.classid = 'pg_proc'::regclass AND o.objid = p.oid);
+-- (the single-node suite, 01-schema: on a worker every function of the ledger was executable by PUBLIC (measured:
+-- 197 on each), and the grants were not the coordinator's (recall() not granted to memoriesdb_app, context_proven()
+-- to no one): Citus created each function there with the default privileges and copied some of the grants. Every
+-- grant of the coordinator is made again here, which Citus propagates to the workers, then PUBLIC's is revoked on
+-- every node: each node executes as the coordinator does.)
+SELECT count(pg_temp.run(format('GRANT EXECUTE ON FUNCTION %s TO %I', p.oid::regprocedure, a.grantee::regrole)))
+  FROM pg_proc AS p, aclexplode(p.proacl) AS a
+ WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+   AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner;
+SELECT count(pg_temp.run(format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure)))
+  FROM pg_proc AS p
+ WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace);
 
 COMMIT;
+-- (checked on the workers once committed: run_command_on_workers() runs outside this session's transaction)
+DO $e$
+BEGIN
+  IF EXISTS (SELECT 1 FROM run_command_on_workers($q$
+               SELECT count(*) FROM pg_proc AS p
+                WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
+                  AND has_function_privilege('public', p.oid, 'EXECUTE')$q$) AS w
+              WHERE NOT w.success OR w.result <> '0') THEN
+    RAISE EXCEPTION 'PUBLIC may execute a ledger function on a worker (section 5)';
+  END IF;
+END
+$e$;
