@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh --citus: the Citus suite (issue 17) on a local Citus cluster (scripts/citus.sh: a coordinator
 # and two workers under .citus/, ports 9700-9702). Deploys a fresh ledger distributed by owner
-# (scripts/citus.sh deploy), then runs db/citus/tests/*.sql with pg_prove through the coordinator, then
+# (scripts/citus.sh deploy), then runs db/citus/tests/*.sql with pg_prove through the coordinator, then the files
+# of the single-node suite (db/tests) that pass on Citus, translated (scripts/citus_single_node_suite.py: a database
+# ${DB}_suite and a copy of it per file; db/citus/single_node_suite.tsv says why the others do not), then
 # runner/tests/test_citus.py: two tenants through PgBouncer in front of the coordinator (port 6790), a single-node
 # ledger migrated to the cluster (scripts/citus.sh migrate; its own databases ${DB}_migsrc on 5432 and ${DB}_migrated),
 # and a rebalance onto a third worker (scripts/citus.sh add-worker: port 9703, in this database only) while clients
@@ -47,6 +49,10 @@ psql -qX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" -c "SET
 
 step "pgTAP through the coordinator (db/citus/tests)"
 pg_prove -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" --ext .sql db/citus/tests/*.sql
+
+step "the single-node pgTAP suite through the coordinator: the files that pass on Citus (scripts/citus_single_node_suite.py --expect db/citus/single_node_suite.tsv; own database ${DB}_suite)"
+CITUS_PORT="$PORT" "$PYTHON" scripts/citus_single_node_suite.py --deploy --drop --base "${DB}_suite" \
+  --expect db/citus/single_node_suite.tsv
 
 step "runner through the coordinator: PgBouncer in front of it, a migration, a rebalance onto a third worker (runner/tests/test_citus.py)"
 MEMORIESDB_CITUS_DSN="postgresql://postgres@127.0.0.1:$PORT/$DB" PYTHONPATH="$PWD/runner" \
