@@ -50,7 +50,9 @@ SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'shared'), 'MDB0
                  'the whole context emptied on the coordinator only: nobody on the workers too');
 SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 0::bigint, '... and lists nothing');
 COMMIT;
--- a session-level SET (not SET LOCAL: not propagated) of the proof
+-- a session-level SET (not SET LOCAL: not propagated) of the proof. On purpose: the attack is a session-level setting
+-- (Citus does not propagate it); it empties the proof, grants nothing, runs on pg_prove's direct connection (never
+-- pooled), and is RESET right after the transaction.
 BEGIN;
 SELECT memoriesdb.authenticate(:'kv') AS _ \gset
 SET app.current_user_proof = '';
