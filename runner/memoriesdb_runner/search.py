@@ -42,10 +42,11 @@ async def search_text(
 ) -> list[dict]:
     """The k memories most similar to text that the user may see (the ledger's search()). The query
     vector comes from the ledger's query cache (the user's own entries) when it holds one: then no
-    provider is built and none is called, and the search runs in the lookup's transaction. On a miss
-    that transaction ends (none stays open while the provider embeds), the provider embeds the
-    normalised text, and a second transaction caches the vector and searches. A query the cache
-    refuses (MDB26: too long for it) is embedded and searched without the cache.
+    provider is built and none is called, and the search runs in the lookup's transaction (on Citus in
+    the next one: docs/citus.md, section 8). On a miss that transaction ends (none stays open while the
+    provider embeds), the provider embeds the normalised text, and a second transaction searches, then
+    caches the vector. A query the cache refuses (MDB26: too long for it) is embedded and searched
+    without the cache.
 
     model names a registered embedding model (search(query, model, ...)): the query is embedded by
     that model's provider (its registry kind with the model's name; the configured provider for a
@@ -71,16 +72,24 @@ async def search_text(
             return await db.rows(conn, "search_model", query=vector, model=model, k=k, filter=filter_json)
 
         if cacheable:
+            vector = None
             try:
                 async with conn.transaction():
                     await db.become(conn, api_key, user_id)
                     vector = (await db.row(conn, "cached_query_vector", model=label, query=query))["v"]
-                    if vector is not None:
+                    # on Citus the search gets a transaction of its own: the lookup's LRU touch wrote the cache as the
+                    # ledger's owner, and Citus reads no placement that another role wrote in the same transaction
+                    # (docs/citus.md, section 8)
+                    if vector is not None and not (await db.row(conn, "can_vouch"))["present"]:
                         return await run_search(vector)
             except psycopg.Error as exc:
                 if exc.sqlstate != "MDB26":
                     raise
                 cacheable = False
+            if vector is not None:
+                async with conn.transaction():
+                    await db.become(conn, api_key, user_id)
+                    return await run_search(vector)
         own_provider = provider is None
         provider = provider or make_provider(settings)
         try:
@@ -90,6 +99,8 @@ async def search_text(
                 await provider.aclose()
         async with conn.transaction():
             await db.become(conn, api_key, user_id)
+            # the search before the cache's write: a read after it fails on Citus (another role's write, section 8)
+            rows = await run_search(vector)
             if cacheable:
                 try:
                     async with conn.transaction():  # a savepoint: a vector the cache refuses is searched all the same
@@ -97,7 +108,7 @@ async def search_text(
                 except psycopg.Error as exc:
                     if exc.sqlstate != "MDB26":
                         raise
-            return await run_search(vector)
+            return rows
 
 
 def print_results(console: Console, rows: list[dict], title: str) -> None:

@@ -249,6 +249,117 @@ def test_the_runner_vouches_as_a_backend(admin):
     assert asyncio.run(listed()) == [mid]
 
 
+def test_the_runner_embeds_and_each_tenant_searches_exactly_what_it_may_see(admin):
+    """The runner's embedding worker (run_embed_workers: claims, a provider speaking Ollama's API, completions) through
+    the coordinator, then search through the runner (`memoriesdb search`: the query embedded by the provider and cached
+    per user) as three tenants, two on different workers: each gets exactly the k nearest of the memories it may see by
+    an exact cosine over the stored vectors (own, shared with it, transferred to it; never another tenant's), before
+    and after a share and a transfer across workers; every search in the owner's access history with the reader; the
+    chains sealed and verified after."""
+    import asyncio
+
+    import numpy as np
+
+    from memoriesdb_runner.search import search_text
+    from memoriesdb_runner.service import run_embed_workers
+    from memoriesdb_runner.settings import Settings
+
+    from .fake_ollama import FakeOllama, vector_for
+
+    admin.execute("UPDATE memoriesdb.embedding_schedule SET run_after = now() + interval '1 day' WHERE run_after <= now()")
+    alice, ka = make_user(admin, "rr-alice")
+    for _ in range(40):  # bob's shard on the other worker
+        bob, kb = make_user(admin, "rr-bob")
+        if node_of(admin, bob) != node_of(admin, alice):
+            break
+    assert node_of(admin, bob) != node_of(admin, alice)
+    carol, kc = make_user(admin, "rr-carol")
+    rng = random.Random(17)
+    words = "amber basalt cobalt dune ember fjord garnet harbor iris jade kelp lagoon marble nectar onyx".split()
+    texts = {}  # memory id -> text
+    with psycopg.connect(login_dsn("memoriesdb_client"), autocommit=True) as conn:
+        call(conn, kb, "SELECT memoriesdb.accept_sender(%s)", (alice,))
+        call(conn, kc, "SELECT memoriesdb.accept_sender(%s)", (alice,))
+        owned = {}
+        for name, key in (("alice", ka), ("bob", kb), ("carol", kc)):
+            owned[name] = []
+            for i in range(12):
+                text = f"{name} {i} " + " ".join(rng.sample(words, 5))
+                mid = call(conn, key, "SELECT memoriesdb.remember(%s)", (text,))[0][0]
+                texts[mid] = text
+                owned[name].append(mid)
+
+    fake = FakeOllama()
+    try:
+        settings = Settings(
+            _env_file=None,
+            dsn=login_dsn("memoriesdb_runner"),
+            listen_dsn=None,
+            listen_port=coordinator_port(),
+            app_dsn=login_dsn("memoriesdb_client"),
+            provider="ollama",
+            ollama_url=fake.url,
+            batch_size=8,
+            lease_seconds=30,
+            poll_seconds=0.2,
+            max_retries=3,
+        )
+        embedded = asyncio.run(run_embed_workers(settings, until_empty=True, install_signals=False))
+        assert embedded >= len(texts)
+        stored = dict(
+            admin.execute(
+                "SELECT id, embedding::text FROM memoriesdb.memories WHERE id = ANY(%s::uuid[]) AND embedded_hash = content_hash",
+                (list(texts),),
+            ).fetchall()
+        )
+        assert set(stored) == set(texts), "every memory embedded and fresh, on both workers"
+        for mid, text in texts.items():
+            expected = np.array(vector_for(text, 384))
+            assert np.allclose(np.array(eval(stored[mid])), expected / np.linalg.norm(expected), atol=1e-6)
+
+        def unit(v):
+            v = np.array(v)
+            return v / np.linalg.norm(v)
+
+        def exact(query: str, visible: list, k: int) -> list:
+            q = unit(vector_for(query, 384))
+            return sorted(visible, key=lambda m: -float(q @ unit(vector_for(texts[m], 384))))[:k]
+
+        def searched(key: str, query: str, k: int) -> list:
+            return [r["id"] for r in asyncio.run(search_text(settings, query, key, None, k=k))]
+
+        queries = [" ".join(rng.sample(words, 3)) for _ in range(4)]
+
+        def check(visible: dict) -> None:
+            for name, key in (("alice", ka), ("bob", kb), ("carol", kc)):
+                for q in queries:
+                    got = searched(key, q, 10)
+                    assert got == exact(q, visible[name], 10), (name, q)
+                    assert set(got) <= set(visible[name]), "nothing another tenant may not show it"
+
+        check({n: list(ids) for n, ids in owned.items()})
+        # alice shares one with carol (accepted sender: no offer) and transfers one to bob (on the other worker)
+        shared, moved = owned["alice"][0], owned["alice"][1]
+        with psycopg.connect(login_dsn("memoriesdb_client"), autocommit=True) as conn:
+            call(conn, ka, "SELECT memoriesdb.share(%s, %s)", (shared, carol))
+            call(conn, ka, "SELECT memoriesdb.transfer(%s, %s, 'yours')", (moved, bob))
+        check(
+            {
+                "alice": [m for m in owned["alice"] if m != moved],
+                "bob": owned["bob"] + [moved],
+                "carol": owned["carol"] + [shared],
+            }
+        )
+        # the access log: alice sees carol's searches that returned her shared memory, under carol's id
+        with psycopg.connect(login_dsn("memoriesdb_client"), autocommit=True) as conn:
+            history = call(conn, ka, "SELECT actor, function, outcome FROM memoriesdb.access_history(%s)", (shared,))
+        assert any(r == (carol, "search", "read") for r in history), history
+    finally:
+        fake.close()
+    admin.execute("SELECT memoriesdb.audit_seal_pending()")
+    assert admin.execute("SELECT ok, problem FROM memoriesdb.verify_audit_chain()").fetchone() == (True, None)
+
+
 # --- migrating a single-node ledger (scripts/citus.sh migrate; docs/citus.md "Migrating a single-node ledger") -------
 
 SINGLE_PORT = os.environ.get("PGPORT", "5432")
