@@ -543,6 +543,17 @@ BEGIN
                               coalesce(m.last_id, 0), checkpoint->>'taken_at', checkpoint->>'audit_rows')
     FROM (SELECT max(a.id) AS last_id FROM memoriesdb.audit_log AS a) AS m
    WHERE coalesce(m.last_id, 0) < (checkpoint->>'audit_rows')::bigint;
+  -- 7b. (Citus) and per node: each worker numbers its audit rows from its own range (group g from g * 2^48, section 6),
+  -- so the newest row overall is the highest range's; rows removed from the end of another node's range show only in
+  -- that range's newest row (a checkpoint without audit_rows_by_range, of a single node, has nothing to compare)
+  RETURN QUERY
+  SELECT NULL::bigint,
+         format('the audit rows numbered by node range %s end at row %s, the checkpoint of %s saw rows up to %s there (rows removed: DELETE or TRUNCATE)',
+                r.key, coalesce(m.last_id, 0), checkpoint->>'taken_at', r.value)
+    FROM jsonb_each_text(coalesce(checkpoint->'audit_rows_by_range', '{}'::jsonb)) AS r
+    LEFT JOIN (SELECT a.id >> 48 AS range, max(a.id) AS last_id FROM memoriesdb.audit_log AS a GROUP BY 1) AS m
+      ON m.range = r.key::bigint
+   WHERE r.key ~ '^[0-9]{1,5}$' AND r.value ~ '^[0-9]{1,19}$' AND coalesce(m.last_id, 0) < r.value::bigint;
   -- 8. each group that waited for its seal at the checkpoint: still waiting, as it was, or sealed as it was
   FOR e IN SELECT j FROM jsonb_array_elements(coalesce(checkpoint->'waiting', '[]'::jsonb)) AS j LOOP
     c := (e->>'chain')::uuid;
@@ -607,6 +618,11 @@ BEGIN
            'database', current_database(),
            'taken_at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
            'audit_rows', (SELECT coalesce(max(a.id), 0) FROM memoriesdb.audit_log AS a),
+           -- the newest row of each node's range (section 6: group g numbers from g * 2^48): audit_rows alone sees
+           -- the highest range only
+           'audit_rows_by_range', (SELECT coalesce(jsonb_object_agg(x.range::text, x.last_id), '{}'::jsonb)
+                                     FROM (SELECT a.id >> 48 AS range, max(a.id) AS last_id
+                                             FROM memoriesdb.audit_log AS a GROUP BY 1) AS x),
            'chains', chains,
            'root', encode(memoriesdb_internal.audit_merkle_root(chains), 'hex'))
          || CASE WHEN waiting IS NOT NULL THEN jsonb_build_object('waiting', waiting) ELSE '{}'::jsonb END;

@@ -187,6 +187,11 @@ def went_back(earlier: dict, later: dict) -> list[str]:
             found.append(f"chain {c['chain']}: another seal {c['seq']} than in the checkpoint before (rewritten or forked)")
     if later["audit_rows"] < earlier["audit_rows"]:
         found.append(f"{later['audit_rows']} audit rows, {earlier['audit_rows']} in the checkpoint before")
+    # on Citus: the newest row of each node's id range (docs/citus.md, section 6)
+    ranges = later.get("audit_rows_by_range", {})
+    for r, last in earlier.get("audit_rows_by_range", {}).items():
+        if ranges.get(r, 0) < last:
+            found.append(f"audit rows of node range {r} up to {ranges.get(r, 0)}, {last} in the checkpoint before")
     return found
 
 

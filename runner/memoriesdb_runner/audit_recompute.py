@@ -122,6 +122,7 @@ class Recomputed:
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # chain name -> (position, seal hash hex)
     positions: dict[tuple[str, int], str] = field(default_factory=dict)  # (chain name, position) -> seal hash hex
     last_id: int = 0
+    last_by_range: dict = field(default_factory=dict)  # id >> 48 (a Citus node's range) -> its newest row
     waiting_groups: dict[tuple[str, str], tuple[int, str | None]] = field(
         default_factory=dict
     )  # (chain, txid) -> (rows, digest hex)
@@ -153,6 +154,13 @@ class Recomputed:
                 )
         if self.last_id < checkpoint["audit_rows"]:
             found.append(f"the audit log ends at row {self.last_id}, the checkpoint saw rows up to {checkpoint['audit_rows']}")
+        # on Citus: the newest row of each node's id range (group g numbers from g * 2^48; docs/citus.md, section 6)
+        for r, last in checkpoint.get("audit_rows_by_range", {}).items():
+            if self.last_by_range.get(int(r), 0) < last:
+                found.append(
+                    f"the audit rows numbered by node range {r} end at row {self.last_by_range.get(int(r), 0)}, "
+                    f"the checkpoint saw rows up to {last} there"
+                )
         return found
 
 
@@ -166,6 +174,7 @@ def recompute(
     for r in rows:
         out.rows += 1
         out.last_id = max(out.last_id, r["id"])
+        out.last_by_range[r["id"] >> 48] = max(out.last_by_range.get(r["id"] >> 48, 0), r["id"])
         stored = bytes(r["row_hash"])
         if row_hash(r) != stored:
             problem((r["id"], f"audit row {r['id']}: contents do not match its hash (edited, or moved to another id)"))

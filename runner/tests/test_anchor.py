@@ -737,3 +737,16 @@ def test_verify_audit_recompute_is_not_fooled_by_replaced_functions(settings, ad
             admin_conn.execute("SET LOCAL session_replication_role = replica")
             admin_conn.execute("UPDATE memoriesdb.audit_log SET new_row = %s WHERE id = %s", (Jsonb(row["new_row"]), row["id"]))
     assert cli(env, "verify-audit", "--recompute").returncode == 0
+
+
+def test_went_back_compares_each_citus_node_range():
+    """On Citus a checkpoint also holds the newest audit row of each node's id range (audit_rows_by_range): a later one
+    with fewer rows in any range went back, though its newest row overall (audit_rows) did not."""
+    earlier = {"chains": [], "audit_rows": 2**49 + 9, "audit_rows_by_range": {"1": 2**48 + 7, "2": 2**49 + 9}}
+    later = {"chains": [], "audit_rows": 2**49 + 12, "audit_rows_by_range": {"1": 2**48 + 5, "2": 2**49 + 12}}
+    assert anc.went_back(earlier, later) == [
+        f"audit rows of node range 1 up to {2**48 + 5}, {2**48 + 7} in the checkpoint before"
+    ]
+    assert anc.went_back(earlier, {**later, "audit_rows_by_range": {"1": 2**48 + 7, "2": 2**49 + 12}}) == []
+    # a single node's checkpoints have no ranges: nothing more to compare
+    assert anc.went_back({"chains": [], "audit_rows": 5}, {"chains": [], "audit_rows": 6}) == []
