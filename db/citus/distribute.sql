@@ -1969,6 +1969,46 @@ BEGIN
 END
 $$;
 
+-- 3o. authenticate() and vouch() in an implicit transaction ---------------------------------------------------------
+-- The proof binds the distributed transaction id (section 1). Citus assigns one only when the transaction starts a
+-- coordinated transaction: a transaction block's first query on a table does, but in an implicit transaction (one
+-- statement, autocommit) a read of a reference table on the coordinator's own placement does not (a read-only task
+-- opens no remote transaction there). So `SELECT memoriesdb.authenticate(key)` in autocommit, as its first call,
+-- minted its proof over no id: context_proof() was NULL and authenticate() failed with "syntax error at or near
+-- NULL" (SET LOCAL app.current_user_proof = NULL; measured, red team of the fifth slice: it failed closed). Now the
+-- id is assigned first, the way Citus assigns it for an intermediate result (create_intermediate_result() starts the
+-- coordinated transaction; the result is empty, written on this node only, and removed at the transaction's end):
+-- authenticate() and vouch() then work in autocommit as on a single node (the context lasts for that one statement;
+-- the calls of that statement carry it to the workers, section 4c). Where Citus's function is not executable (a
+-- hardened cluster), or no id was assigned, the call fails with MDB33 instead of minting a proof over nothing.
+-- Tests: db/citus/tests/17-import-and-context.sql.
+CREATE FUNCTION memoriesdb_internal.citus_ensure_transaction_id() RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.get_current_transaction_id() AS t WHERE t.transaction_number <> 0)
+     AND has_function_privilege('pg_catalog.create_intermediate_result(text, text)', 'EXECUTE') THEN
+    PERFORM pg_catalog.create_intermediate_result('memoriesdb_context', 'SELECT 1 WHERE false');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.get_current_transaction_id() AS t WHERE t.transaction_number <> 0) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB33', MESSAGE = 'no distributed transaction to bind the context to',
+      DETAIL = 'on Citus a context is proven for one distributed transaction, and this implicit transaction has no id yet',
+      HINT = 'call it inside a transaction block: BEGIN; SELECT memoriesdb.authenticate(...); ... COMMIT;';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_ensure_transaction_id() IS
+  'Internal (Citus): makes sure the transaction has a distributed transaction id, which the context''s proof binds (Citus assigns it for an intermediate result: an empty one, on this node); MDB33 when none can be assigned. Called by authenticate() and vouch() before they mint a proof.';
+SELECT pg_temp.patch('memoriesdb.authenticate(text)',
+  $x$  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);$x$,
+  $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3o; MDB33)
+  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);$x$);
+SELECT pg_temp.patch('memoriesdb.vouch(uuid)',
+  $x$  EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);$x$,
+  $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3o; MDB33)
+  EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);$x$);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
@@ -2242,13 +2282,19 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p JOIN pg_roles AS r ON r.oid 
 -- read the worker connection's: the role Citus connected as (memoriesdb_owner) and 'citus_internal gpid=…', for
 -- every client's writes (measured). The coordinator's values are carried with the context (section 4c) as one
 -- setting, app.citus_client (a JSON array [role, application_name]), set by every API call before it writes: a
--- client's own SET LOCAL of it is overwritten by the next call, which is where every write happens.
-SELECT pg_temp.patch('memoriesdb_internal.citus_carry_context()',
-  $x$  RETURN true;$x$,
-  $x$  EXECUTE format('SET LOCAL app.citus_client = %L',
-                 jsonb_build_array(coalesce(nullif(current_setting('role'), 'none'), session_user::text),
-                                   nullif(current_setting('application_name'), ''))::text);
-  RETURN true;$x$);
+-- client's own SET LOCAL of it is overwritten by the next call, which is where every write happens. It is carried
+-- one executor level down with the rest (set here on the coordinator, then SET LOCAL by citus_carry_setting()): SET
+-- LOCAL in this function's own body is not propagated in an implicit transaction (measured, once authenticate()
+-- worked there, section 3o: `SELECT authenticate(key), remember(...)` in autocommit wrote its audit row with role
+-- memoriesdb_owner and application 'citus_internal gpid=…').
+SELECT pg_temp.patch_many('memoriesdb_internal.citus_carry_context()',
+  ARRAY[$x$  PERFORM memoriesdb_internal.citus_carry_setting(s.name)$x$,
+        $x$'app.current_user_vouched_by']) AS s(name);$x$],
+  ARRAY[$x$  PERFORM set_config('app.citus_client',
+                    jsonb_build_array(coalesce(nullif(current_setting('role'), 'none'), session_user::text),
+                                      nullif(current_setting('application_name'), ''))::text, true);   -- (section 4e)
+  PERFORM memoriesdb_internal.citus_carry_setting(s.name)$x$,
+        $x$'app.current_user_vouched_by', 'app.citus_client']) AS s(name);$x$]);
 COMMENT ON FUNCTION memoriesdb_internal.citus_carry_context() IS
   'Internal (Citus): SET LOCAL of the coordinator''s context settings (app.current_user, app.current_user_proof, app.current_login, app.current_user_vouched_by), which Citus propagates to the workers: every API call runs it first, so that a context changed with set_config() or a session-level SET (seen by the coordinator only) is the one the workers apply too; and of app.citus_client, the client''s role and application_name for the audit rows written on the workers. true.';
 -- (read into a variable first: Citus evaluates an INSERT's VALUES itself, past a CASE's guard, section 3f)
