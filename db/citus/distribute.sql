@@ -2009,6 +2009,83 @@ SELECT pg_temp.patch('memoriesdb.vouch(uuid)',
   $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3o; MDB33)
   EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);$x$);
 
+-- 3p. search() reads the grantors once -------------------------------------------------------------------------
+-- A search read memoriesdb_internal.grantors (section 3j: one router query to the caller's shard) once for its exact
+-- plan's shared rows (vector_ranking()) and again for the plan's count of the caller's grants (choose_search_plan()
+-- -> visible_counts()): twice per search; a caller past search_exact_max four times (the counts again, and the
+-- owners whose shards the plan measures: citus_search_owners()), five with the index plan (measured:
+-- pg_stat_xact_user_functions with track_functions = pl, one search per transaction). vector_ranking() reads them
+-- once and hands them down: choose_search_plan(), visible_counts() and citus_search_owners() take them as an
+-- argument (made from the deployed text: the same plan, the same counts). One read per search, whatever the plan.
+-- (The other callers keep the forms that read them themselves.) Test: db/citus/tests/17-import-and-context.sql.
+CREATE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb, grantors uuid[]) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();   -- the caller's own grants only
+  scope text := coalesce(f->>'scope', 'all');
+  owners uuid[] := CASE WHEN scope <> 'own' THEN grantors ELSE '{}' END;   -- (§3j: the caller's, read by the caller)
+BEGIN
+  IF uid IS NULL THEN RETURN '{}'; END IF;
+  RETURN ARRAY(SELECT uid WHERE scope <> 'shared'
+               UNION
+               SELECT DISTINCT g.owner_id FROM memoriesdb.memory_grants AS g
+                WHERE g.owner_id = ANY (owners) AND cardinality(owners) > 0
+                  AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_search_owners(jsonb, uuid[]) IS
+  'Internal (Citus): citus_search_owners(f) with the context user''s grantors (citus_grantors()) read by the caller already: the owners whose memories the context user may see under the filter''s scope.';
+SELECT pg_temp.run(format('CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS %L', $b$
+BEGIN
+  -- (Citus §3p) the grantors read here, for the callers that have not read them
+  RETURN memoriesdb_internal.citus_search_owners(f, CASE WHEN coalesce(f->>'scope', 'all') <> 'own'
+                                                          THEN memoriesdb_internal.citus_grantors(memoriesdb.current_user_id())
+                                                          ELSE '{}' END);
+END
+$b$));
+-- visible_counts(cap, use_stats, grantors) and choose_search_plan(f, uid, linked, k, grantors): the deployed (and
+-- patched) functions with the grantors as an argument, created from their text, owned and granted as they are
+SELECT pg_temp.patch_many('memoriesdb_internal.visible_counts(bigint, boolean)',
+  ARRAY['visible_counts(cap bigint, use_stats boolean, OUT',
+        'citus_grantors uuid[] := memoriesdb_internal.citus_grantors(uid);   -- (Citus §3j)'],
+  ARRAY['visible_counts(cap bigint, use_stats boolean, grantors uuid[], OUT',
+        'citus_grantors uuid[] := grantors;   -- (Citus §3j, §3p: read by the caller)']);
+SELECT pg_temp.patch_many('memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer)',
+  ARRAY['choose_search_plan(f jsonb, uid uuid, linked uuid[], k integer, OUT',
+        'memoriesdb_internal.visible_counts(exact_max, false)',
+        'memoriesdb_internal.citus_search_owners(f)',
+        '* total)::bigint), true)'],
+  ARRAY['choose_search_plan(f jsonb, uid uuid, linked uuid[], k integer, grantors uuid[], OUT',
+        'memoriesdb_internal.visible_counts(exact_max, false, grantors)',
+        'memoriesdb_internal.citus_search_owners(f, grantors)',
+        '* total)::bigint), true, grantors)']);
+DO $d$
+DECLARE
+  x record;
+BEGIN
+  FOR x IN SELECT v.derived, p.proowner::regrole AS owner, p.proacl, obj_description(p.oid, 'pg_proc') AS note
+             FROM (VALUES ('memoriesdb_internal.visible_counts(bigint, boolean)', 'memoriesdb_internal.visible_counts(bigint, boolean, uuid[])'),
+                          ('memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer)',
+                           'memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer, uuid[])')) AS v(original, derived)
+             JOIN pg_proc AS p ON p.oid = v.original::regprocedure LOOP
+    EXECUTE format('ALTER FUNCTION %s OWNER TO %I', x.derived, x.owner);
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', x.derived);
+    PERFORM pg_temp.run(format('GRANT EXECUTE ON FUNCTION %s TO %I', x.derived, a.grantee::regrole))
+       FROM aclexplode(x.proacl) AS a WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> x.owner;
+    EXECUTE format('COMMENT ON FUNCTION %s IS %L', x.derived, x.note || ' (Citus §3p: with the context user''s grantors, read by the caller.)');
+  END LOOP;
+END
+$d$;
+SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)',
+  ARRAY['memoriesdb_internal.choose_search_plan(f, uid, linked, k)', 'memoriesdb_internal.citus_search_owners(f);'],
+  ARRAY['memoriesdb_internal.choose_search_plan(f, uid, linked, k, citus_grantors)',
+        'memoriesdb_internal.citus_search_owners(f, citus_grantors);']);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
