@@ -1819,6 +1819,289 @@ SELECT pg_temp.patch_many('memoriesdb_internal.audit_lock_chain(uuid)',
   ARRAY[$x$EXECUTE 'SET LOCAL lock_timeout = ''100ms''';   -- (Citus: section 3l; propagated to the chain's worker)$x$,
         $x$EXECUTE format('SET LOCAL lock_timeout = %L', was);$x$]);
 
+-- 3n. import_embeddings() on the cluster ------------------------------------------------------------------------
+-- import_embeddings() (the operator's `memoriesdb import-embeddings`) failed at every batch with a row (measured:
+-- 35-import-embeddings, "could not run distributed query with FOR UPDATE/SHARE commands"): it locks the batch's
+-- memories by id alone (FOR NO KEY UPDATE over every shard) and stores them in one statement over every owner's
+-- shards (data-modifying CTEs joined with memories on the id only). On Citus, as complete_embedding_jobs() (section
+-- 3d): the owners first, from the memory directory (section 3i), its rows locked FOR UPDATE shard by shard of the
+-- directory (as citus_lock_owner_of() does for one id: a transfer or a forget changes that row under the same lock,
+-- so the import reads the owner they leave; the ids in order, the shards in order: two imports never deadlock);
+-- then the memories on their owners' shards, locked FOR NO KEY UPDATE as on a single node (a revise() waits until
+-- the commit); each row classified here on the coordinator exactly as the deployed function does; then the vectors
+-- stored, mirrored (active model) and the jobs finished with one statement of each per shard of memories (the
+-- owners hashed to one shard together: one router statement, not one per owner nor per row). Statements: at most
+-- one per shard of the directory and four per shard of memories that the batch touches (32 + 128 here), whatever its
+-- size. The same outcomes, order, errors and limits as deployed. This is a copy of the deployed logic: the deploy
+-- stops here when the deployed function's text (its digest) changes, so the copy cannot silently fall behind (update
+-- it, then the digest). Tests: db/citus/tests/17-import-and-context.sql; the single-node suite's 35-import-embeddings.
+SELECT CASE WHEN md5(p.prosrc) <> 'ae124e8f8138c95bc496af7ed96ee6dd' THEN pg_temp.run(format(
+         'DO $d$ BEGIN RAISE EXCEPTION %L; END $d$',
+         'db/citus/distribute.sql: the deployed import_embeddings() changed; update its Citus copy (section 3n) and the digest'))
+       END
+  FROM pg_proc AS p WHERE p.oid = 'memoriesdb.import_embeddings(text, uuid[], text[], public.vector[])'::regprocedure;
+
+CREATE OR REPLACE FUNCTION memoriesdb.import_embeddings(model text, memory_ids uuid[], content_hashes text[],
+                                                         embeddings public.vector[])
+RETURNS TABLE (memory_id uuid, outcome text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  max_rows constant integer := 5000;   -- one call is one transaction: bounded
+  target memoriesdb.embedding_models;
+  n integer := coalesce(cardinality(memory_ids), 0);
+  grp record;
+  r record;
+  dir_ids uuid[] := '{}';      -- the directory's rows of the batch (locked): memory -> owner
+  dir_owners uuid[] := '{}';
+  todo_ids uuid[];             -- named by the directory, not found on the owner's shard yet
+  todo_owners uuid[];
+  found_ids uuid[] := '{}';    -- the memories found on their owners' shards (locked), with their content hash
+  found_owners uuid[] := '{}';
+  found_hashes bytea[] := '{}';
+  c_ids uuid[];                -- each row's memory and outcome, in input order; for the stored ones also:
+  c_outcomes text[];
+  c_owners uuid[];             -- its owner,
+  c_hashes bytea[];            -- the content hash,
+  c_vectors public.vector[];   -- the vector, normalised
+BEGIN
+  IF model IS NULL OR btrim(model) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'model name is required',
+      DETAIL = 'import_embeddings() was called without a model',
+      HINT = 'name a registered model (model_progress() lists them)';
+  END IF;
+  IF n IS DISTINCT FROM coalesce(cardinality(content_hashes), 0) OR n IS DISTINCT FROM coalesce(cardinality(embeddings), 0) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'memory_ids, content_hashes and embeddings must have the same length',
+      DETAIL = format('%s memory ids, %s content hashes, %s embeddings', n, coalesce(cardinality(content_hashes), 0),
+                      coalesce(cardinality(embeddings), 0)),
+      HINT = 'one element of each array per row imported';
+  END IF;
+  IF n > max_rows THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'too many rows in one import batch',
+      DETAIL = format('%s rows; at most %s per call', n, max_rows),
+      HINT = format('split the import into batches of at most %s rows (memoriesdb import-embeddings --batch)', max_rows);
+  END IF;
+  -- no activation, pause or retirement while the batch is stored (those take SHARE ROW EXCLUSIVE);
+  -- imports do not wait for one another here
+  LOCK TABLE memoriesdb.embedding_models IN SHARE MODE;
+  target := memoriesdb_internal.model_named(import_embeddings.model);   -- MDB16
+  IF target.state = 'retired' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model takes no vectors',
+      DETAIL = format('model %L was retired at %s', target.name, target.retired_at),
+      HINT = 'register the model again under another name with add_model(), then import into that one';
+  END IF;
+  IF n = 0 THEN RETURN; END IF;
+
+  -- (Citus: section 3n) the owners: the directory's rows, locked on their shards (one statement per shard of the
+  -- directory, the shards and the ids in order: no deadlock between imports, nor with a call locking one id)
+  FOR grp IN SELECT array_agg(s.mid ORDER BY s.mid) AS ids
+               FROM (SELECT DISTINCT u.mid, pg_catalog.get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', u.mid) AS sh
+                       FROM unnest(memory_ids) AS u(mid) WHERE u.mid IS NOT NULL) AS s
+              GROUP BY s.sh ORDER BY s.sh LOOP
+    FOR r IN SELECT l.memory_id, l.owner_id FROM memoriesdb_internal.memory_locations AS l
+              WHERE l.memory_id = ANY (grp.ids) ORDER BY l.memory_id FOR UPDATE LOOP
+      dir_ids := dir_ids || r.memory_id;
+      dir_owners := dir_owners || r.owner_id;
+    END LOOP;
+  END LOOP;
+  -- the memories on their owners' shards (the owners of one shard in one statement), locked as on a single node: they
+  -- stay as checked until the commit (a revise() waits). A transfer commits on its two workers one after the other:
+  -- the directory row, once its lock is ours, can name the receiver a moment before the receiver's worker shows the
+  -- memory (as citus_lock_owner_of() waits for it, 1 s at most)
+  todo_ids := dir_ids;
+  todo_owners := dir_owners;
+  FOR attempt IN 1 .. 100 LOOP
+    FOR grp IN SELECT array_agg(DISTINCT s.owner) AS owners, array_agg(s.mid) AS ids
+                 FROM (SELECT d.mid, d.owner, pg_catalog.get_shard_id_for_distribution_column('memoriesdb.memories', d.owner) AS sh
+                         FROM unnest(todo_ids, todo_owners) AS d(mid, owner)) AS s
+                GROUP BY s.sh ORDER BY s.sh LOOP
+      FOR r IN SELECT m.id, m.owner_id, m.content_hash FROM memoriesdb.memories AS m
+                WHERE m.owner_id = ANY (grp.owners) AND m.id = ANY (grp.ids) ORDER BY m.id FOR NO KEY UPDATE LOOP
+        found_ids := found_ids || r.id;
+        found_owners := found_owners || r.owner_id;
+        found_hashes := found_hashes || r.content_hash;
+      END LOOP;
+    END LOOP;
+    SELECT array_agg(d.mid), array_agg(d.owner) INTO todo_ids, todo_owners
+      FROM unnest(todo_ids, todo_owners) AS d(mid, owner) WHERE d.mid <> ALL (found_ids);
+    EXIT WHEN todo_ids IS NULL;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+
+  -- each row's outcome, as deployed (here, on the coordinator: the memories found are values now)
+  SELECT array_agg(c.mid ORDER BY c.i), array_agg(c.outcome ORDER BY c.i), array_agg(c.owner ORDER BY c.i),
+         array_agg(c.hb ORDER BY c.i), array_agg(CASE WHEN c.outcome = 'stored' THEN public.l2_normalize(c.e) END ORDER BY c.i)
+    INTO c_ids, c_outcomes, c_owners, c_hashes, c_vectors
+    FROM (
+      WITH input AS (
+        SELECT u.mid, lower(u.h) AS h, u.e, u.i FROM unnest(memory_ids, content_hashes, embeddings) WITH ORDINALITY AS u(mid, h, e, i)
+      ), found AS (
+        -- the memory where the directory says it is
+        SELECT f.id, f.owner_id, f.content_hash
+          FROM unnest(found_ids, found_owners, found_hashes) AS f(id, owner_id, content_hash)
+          JOIN unnest(dir_ids, dir_owners) AS d(mid, owner) ON d.mid = f.id AND d.owner = f.owner_id
+      )
+      SELECT i.mid, i.i, i.e, m.owner_id AS owner,
+             CASE WHEN i.h ~ '^[0-9a-f]{64}$' THEN decode(i.h, 'hex') END AS hb,
+             CASE WHEN i.mid IS NULL THEN 'no_memory'
+                  WHEN i.i > min(i.i) OVER (PARTITION BY i.mid) THEN 'duplicate'
+                  WHEN m.id IS NULL THEN 'no_memory'
+                  WHEN i.h IS NULL OR i.h !~ '^[0-9a-f]{64}$' THEN 'invalid_hash'
+                  WHEN decode(i.h, 'hex') <> m.content_hash THEN 'hash_mismatch'
+                  WHEN i.e IS NULL THEN 'invalid_vector'
+                  WHEN public.vector_dims(i.e) <> target.dimension THEN 'wrong_dimension'
+                  WHEN public.vector_norm(i.e) IN (0, 'NaN'::float8, 'Infinity'::float8) THEN 'invalid_vector'
+                  ELSE 'stored' END AS outcome
+        FROM input AS i LEFT JOIN found AS m ON m.id = i.mid) AS c;
+
+  -- stored, mirrored (the active model's vector is also memories.embedding: search(), the graph, as
+  -- complete_embedding_jobs() writes it) and finished, per shard of memories: the owners hashed to one shard together
+  FOR grp IN SELECT array_agg(DISTINCT g.owner) AS owners, array_agg(g.owner) AS o, array_agg(g.mid) AS ids,
+                    array_agg(g.hb) AS hbs, array_agg(g.emb) AS embs
+               FROM (SELECT u.mid, u.owner, u.hb, u.emb,
+                            pg_catalog.get_shard_id_for_distribution_column('memoriesdb.memories', u.owner) AS sh
+                       FROM unnest(c_ids, c_outcomes, c_owners, c_hashes, c_vectors) AS u(mid, outcome, owner, hb, emb)
+                      WHERE u.outcome = 'stored') AS g
+              GROUP BY g.sh ORDER BY g.sh LOOP
+    INSERT INTO memoriesdb.embeddings AS e (owner_id, memory_id, model_id, content_hash, embedding)
+    SELECT u.o, u.mid, target.id, u.hb, u.emb FROM unnest(grp.o, grp.ids, grp.hbs, grp.embs) AS u(o, mid, hb, emb)
+    ON CONFLICT ON CONSTRAINT embeddings_pkey DO UPDATE SET content_hash = EXCLUDED.content_hash, embedding = EXCLUDED.embedding;
+    IF target.state = 'active' THEN
+      UPDATE memoriesdb.memories AS m
+         SET embedding = u.emb, embedding_model = target.name, embedded_at = now(), embedded_hash = u.hb
+        FROM unnest(grp.ids, grp.hbs, grp.embs) AS u(mid, hb, emb)
+       WHERE m.owner_id = ANY (grp.owners) AND m.id = u.mid AND m.content_hash = u.hb;
+    END IF;
+    -- the (memory, model) job for this content is done: no worker embeds it again. A job a worker holds
+    -- (leased, even past its lease) is left to finish: its complete stores the same content's vector;
+    -- removed under it, the complete would take it for a lost lease (and check the vector against the mirror)
+    DELETE FROM memoriesdb.embedding_schedule AS s
+     USING unnest(grp.ids, grp.hbs) AS u(mid, hb)
+     WHERE s.owner_id = ANY (grp.owners) AND s.memory_id = u.mid AND s.model_id = target.id AND s.content_hash = u.hb
+       AND s.lease_id IS NULL;
+  END LOOP;
+  RETURN QUERY SELECT u.mid, u.oc FROM unnest(c_ids, c_outcomes) WITH ORDINALITY AS u(mid, oc, i) ORDER BY u.i;
+END
+$$;
+
+-- 3o. authenticate() and vouch() in an implicit transaction ---------------------------------------------------------
+-- The proof binds the distributed transaction id (section 1). Citus assigns one only when the transaction starts a
+-- coordinated transaction: a transaction block's first query on a table does, but in an implicit transaction (one
+-- statement, autocommit) a read of a reference table on the coordinator's own placement does not (a read-only task
+-- opens no remote transaction there). So `SELECT memoriesdb.authenticate(key)` in autocommit, as its first call,
+-- minted its proof over no id: context_proof() was NULL and authenticate() failed with "syntax error at or near
+-- NULL" (SET LOCAL app.current_user_proof = NULL; measured, red team of the fifth slice: it failed closed). Now the
+-- id is assigned first, the way Citus assigns it for an intermediate result (create_intermediate_result() starts the
+-- coordinated transaction; the result is empty, written on this node only, and removed at the transaction's end):
+-- authenticate() and vouch() then work in autocommit as on a single node (the context lasts for that one statement;
+-- the calls of that statement carry it to the workers, section 4c). Where Citus's function is not executable (a
+-- hardened cluster), or no id was assigned, the call fails with MDB33 instead of minting a proof over nothing.
+-- Tests: db/citus/tests/17-import-and-context.sql.
+CREATE FUNCTION memoriesdb_internal.citus_ensure_transaction_id() RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.get_current_transaction_id() AS t WHERE t.transaction_number <> 0)
+     AND has_function_privilege('pg_catalog.create_intermediate_result(text, text)', 'EXECUTE') THEN
+    PERFORM pg_catalog.create_intermediate_result('memoriesdb_context', 'SELECT 1 WHERE false');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.get_current_transaction_id() AS t WHERE t.transaction_number <> 0) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB33', MESSAGE = 'no distributed transaction to bind the context to',
+      DETAIL = 'on Citus a context is proven for one distributed transaction, and this implicit transaction has no id yet',
+      HINT = 'call it inside a transaction block: BEGIN; SELECT memoriesdb.authenticate(...); ... COMMIT;';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_ensure_transaction_id() IS
+  'Internal (Citus): makes sure the transaction has a distributed transaction id, which the context''s proof binds (Citus assigns it for an intermediate result: an empty one, on this node); MDB33 when none can be assigned. Called by authenticate() and vouch() before they mint a proof.';
+SELECT pg_temp.patch('memoriesdb.authenticate(text)',
+  $x$  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);$x$,
+  $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3o; MDB33)
+  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);$x$);
+SELECT pg_temp.patch('memoriesdb.vouch(uuid)',
+  $x$  EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);$x$,
+  $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3o; MDB33)
+  EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);$x$);
+
+-- 3p. search() reads the grantors once -------------------------------------------------------------------------
+-- A search read memoriesdb_internal.grantors (section 3j: one router query to the caller's shard) once for its exact
+-- plan's shared rows (vector_ranking()) and again for the plan's count of the caller's grants (choose_search_plan()
+-- -> visible_counts()): twice per search; a caller past search_exact_max four times (the counts again, and the
+-- owners whose shards the plan measures: citus_search_owners()), five with the index plan (measured:
+-- pg_stat_xact_user_functions with track_functions = pl, one search per transaction). vector_ranking() reads them
+-- once and hands them down: choose_search_plan(), visible_counts() and citus_search_owners() take them as an
+-- argument (made from the deployed text: the same plan, the same counts). One read per search, whatever the plan.
+-- (The other callers keep the forms that read them themselves.) Test: db/citus/tests/17-import-and-context.sql.
+CREATE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb, grantors uuid[]) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  uid uuid := memoriesdb.current_user_id();   -- the caller's own grants only
+  scope text := coalesce(f->>'scope', 'all');
+  owners uuid[] := CASE WHEN scope <> 'own' THEN grantors ELSE '{}' END;   -- (§3j: the caller's, read by the caller)
+BEGIN
+  IF uid IS NULL THEN RETURN '{}'; END IF;
+  RETURN ARRAY(SELECT uid WHERE scope <> 'shared'
+               UNION
+               SELECT DISTINCT g.owner_id FROM memoriesdb.memory_grants AS g
+                WHERE g.owner_id = ANY (owners) AND cardinality(owners) > 0
+                  AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_search_owners(jsonb, uuid[]) IS
+  'Internal (Citus): citus_search_owners(f) with the context user''s grantors (citus_grantors()) read by the caller already: the owners whose memories the context user may see under the filter''s scope.';
+SELECT pg_temp.run(format('CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS %L', $b$
+BEGIN
+  -- (Citus §3p) the grantors read here, for the callers that have not read them
+  RETURN memoriesdb_internal.citus_search_owners(f, CASE WHEN coalesce(f->>'scope', 'all') <> 'own'
+                                                          THEN memoriesdb_internal.citus_grantors(memoriesdb.current_user_id())
+                                                          ELSE '{}' END);
+END
+$b$));
+-- visible_counts(cap, use_stats, grantors) and choose_search_plan(f, uid, linked, k, grantors): the deployed (and
+-- patched) functions with the grantors as an argument, created from their text, owned and granted as they are
+SELECT pg_temp.patch_many('memoriesdb_internal.visible_counts(bigint, boolean)',
+  ARRAY['visible_counts(cap bigint, use_stats boolean, OUT',
+        'citus_grantors uuid[] := memoriesdb_internal.citus_grantors(uid);   -- (Citus §3j)'],
+  ARRAY['visible_counts(cap bigint, use_stats boolean, grantors uuid[], OUT',
+        'citus_grantors uuid[] := grantors;   -- (Citus §3j, §3p: read by the caller)']);
+SELECT pg_temp.patch_many('memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer)',
+  ARRAY['choose_search_plan(f jsonb, uid uuid, linked uuid[], k integer, OUT',
+        'memoriesdb_internal.visible_counts(exact_max, false)',
+        'memoriesdb_internal.citus_search_owners(f)',
+        '* total)::bigint), true)'],
+  ARRAY['choose_search_plan(f jsonb, uid uuid, linked uuid[], k integer, grantors uuid[], OUT',
+        'memoriesdb_internal.visible_counts(exact_max, false, grantors)',
+        'memoriesdb_internal.citus_search_owners(f, grantors)',
+        '* total)::bigint), true, grantors)']);
+DO $d$
+DECLARE
+  x record;
+BEGIN
+  FOR x IN SELECT v.derived, p.proowner::regrole AS owner, p.proacl, obj_description(p.oid, 'pg_proc') AS note
+             FROM (VALUES ('memoriesdb_internal.visible_counts(bigint, boolean)', 'memoriesdb_internal.visible_counts(bigint, boolean, uuid[])'),
+                          ('memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer)',
+                           'memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer, uuid[])')) AS v(original, derived)
+             JOIN pg_proc AS p ON p.oid = v.original::regprocedure LOOP
+    EXECUTE format('ALTER FUNCTION %s OWNER TO %I', x.derived, x.owner);
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', x.derived);
+    PERFORM pg_temp.run(format('GRANT EXECUTE ON FUNCTION %s TO %I', x.derived, a.grantee::regrole))
+       FROM aclexplode(x.proacl) AS a WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> x.owner;
+    EXECUTE format('COMMENT ON FUNCTION %s IS %L', x.derived, x.note || ' (Citus §3p: with the context user''s grantors, read by the caller.)');
+  END LOOP;
+END
+$d$;
+SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)',
+  ARRAY['memoriesdb_internal.choose_search_plan(f, uid, linked, k)', 'memoriesdb_internal.citus_search_owners(f);'],
+  ARRAY['memoriesdb_internal.choose_search_plan(f, uid, linked, k, citus_grantors)',
+        'memoriesdb_internal.citus_search_owners(f, citus_grantors);']);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
@@ -2092,13 +2375,19 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p JOIN pg_roles AS r ON r.oid 
 -- read the worker connection's: the role Citus connected as (memoriesdb_owner) and 'citus_internal gpid=…', for
 -- every client's writes (measured). The coordinator's values are carried with the context (section 4c) as one
 -- setting, app.citus_client (a JSON array [role, application_name]), set by every API call before it writes: a
--- client's own SET LOCAL of it is overwritten by the next call, which is where every write happens.
-SELECT pg_temp.patch('memoriesdb_internal.citus_carry_context()',
-  $x$  RETURN true;$x$,
-  $x$  EXECUTE format('SET LOCAL app.citus_client = %L',
-                 jsonb_build_array(coalesce(nullif(current_setting('role'), 'none'), session_user::text),
-                                   nullif(current_setting('application_name'), ''))::text);
-  RETURN true;$x$);
+-- client's own SET LOCAL of it is overwritten by the next call, which is where every write happens. It is carried
+-- one executor level down with the rest (set here on the coordinator, then SET LOCAL by citus_carry_setting()): SET
+-- LOCAL in this function's own body is not propagated in an implicit transaction (measured, once authenticate()
+-- worked there, section 3o: `SELECT authenticate(key), remember(...)` in autocommit wrote its audit row with role
+-- memoriesdb_owner and application 'citus_internal gpid=…').
+SELECT pg_temp.patch_many('memoriesdb_internal.citus_carry_context()',
+  ARRAY[$x$  PERFORM memoriesdb_internal.citus_carry_setting(s.name)$x$,
+        $x$'app.current_user_vouched_by']) AS s(name);$x$],
+  ARRAY[$x$  PERFORM set_config('app.citus_client',
+                    jsonb_build_array(coalesce(nullif(current_setting('role'), 'none'), session_user::text),
+                                      nullif(current_setting('application_name'), ''))::text, true);   -- (section 4e)
+  PERFORM memoriesdb_internal.citus_carry_setting(s.name)$x$,
+        $x$'app.current_user_vouched_by', 'app.citus_client']) AS s(name);$x$]);
 COMMENT ON FUNCTION memoriesdb_internal.citus_carry_context() IS
   'Internal (Citus): SET LOCAL of the coordinator''s context settings (app.current_user, app.current_user_proof, app.current_login, app.current_user_vouched_by), which Citus propagates to the workers: every API call runs it first, so that a context changed with set_config() or a session-level SET (seen by the coordinator only) is the one the workers apply too; and of app.citus_client, the client''s role and application_name for the audit rows written on the workers. true.';
 -- (read into a variable first: Citus evaluates an INSERT's VALUES itself, past a CASE's guard, section 3f)
