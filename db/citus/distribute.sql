@@ -1985,7 +1985,7 @@ BEGIN
 END
 $$;
 
--- 3o. authenticate() and vouch() in an implicit transaction ---------------------------------------------------------
+-- 3r. authenticate() and vouch() in an implicit transaction ---------------------------------------------------------
 -- The proof binds the distributed transaction id (section 1). Citus assigns one only when the transaction starts a
 -- coordinated transaction: a transaction block's first query on a table does, but in an implicit transaction (one
 -- statement, autocommit) a read of a reference table on the coordinator's own placement does not (a read-only task
@@ -2018,14 +2018,14 @@ COMMENT ON FUNCTION memoriesdb_internal.citus_ensure_transaction_id() IS
   'Internal (Citus): makes sure the transaction has a distributed transaction id, which the context''s proof binds (Citus assigns it for an intermediate result: an empty one, on this node); MDB33 when none can be assigned. Called by authenticate() and vouch() before they mint a proof.';
 SELECT pg_temp.patch('memoriesdb.authenticate(text)',
   $x$  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);$x$,
-  $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3o; MDB33)
+  $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3r; MDB33)
   EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);$x$);
 SELECT pg_temp.patch('memoriesdb.vouch(uuid)',
   $x$  EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);$x$,
-  $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3o; MDB33)
+  $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3r; MDB33)
   EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);$x$);
 
--- 3p. search() reads the grantors once -------------------------------------------------------------------------
+-- 3s. search() reads the grantors once -------------------------------------------------------------------------
 -- A search read memoriesdb_internal.grantors (section 3j: one router query to the caller's shard) once for its exact
 -- plan's shared rows (vector_ranking()) and again for the plan's count of the caller's grants (choose_search_plan()
 -- -> visible_counts()): twice per search; a caller past search_exact_max four times (the counts again, and the
@@ -2058,7 +2058,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS %L', $b$
 BEGIN
-  -- (Citus §3p) the grantors read here, for the callers that have not read them
+  -- (Citus §3s) the grantors read here, for the callers that have not read them
   RETURN memoriesdb_internal.citus_search_owners(f, CASE WHEN coalesce(f->>'scope', 'all') <> 'own'
                                                           THEN memoriesdb_internal.citus_grantors(memoriesdb.current_user_id())
                                                           ELSE '{}' END);
@@ -2070,7 +2070,7 @@ SELECT pg_temp.patch_many('memoriesdb_internal.visible_counts(bigint, boolean)',
   ARRAY['visible_counts(cap bigint, use_stats boolean, OUT',
         'citus_grantors uuid[] := memoriesdb_internal.citus_grantors(uid);   -- (Citus §3j)'],
   ARRAY['visible_counts(cap bigint, use_stats boolean, grantors uuid[], OUT',
-        'citus_grantors uuid[] := grantors;   -- (Citus §3j, §3p: read by the caller)']);
+        'citus_grantors uuid[] := grantors;   -- (Citus §3j, §3s: read by the caller)']);
 SELECT pg_temp.patch_many('memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer)',
   ARRAY['choose_search_plan(f jsonb, uid uuid, linked uuid[], k integer, OUT',
         'memoriesdb_internal.visible_counts(exact_max, false)',
@@ -2093,7 +2093,7 @@ BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', x.derived);
     PERFORM pg_temp.run(format('GRANT EXECUTE ON FUNCTION %s TO %I', x.derived, a.grantee::regrole))
        FROM aclexplode(x.proacl) AS a WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> x.owner;
-    EXECUTE format('COMMENT ON FUNCTION %s IS %L', x.derived, x.note || ' (Citus §3p: with the context user''s grantors, read by the caller.)');
+    EXECUTE format('COMMENT ON FUNCTION %s IS %L', x.derived, x.note || ' (Citus §3s: with the context user''s grantors, read by the caller.)');
   END LOOP;
 END
 $d$;
@@ -2378,7 +2378,7 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p JOIN pg_roles AS r ON r.oid 
 -- client's own SET LOCAL of it is overwritten by the next call, which is where every write happens. It is carried
 -- one executor level down with the rest (set here on the coordinator, then SET LOCAL by citus_carry_setting()): SET
 -- LOCAL in this function's own body is not propagated in an implicit transaction (measured, once authenticate()
--- worked there, section 3o: `SELECT authenticate(key), remember(...)` in autocommit wrote its audit row with role
+-- worked there, section 3r: `SELECT authenticate(key), remember(...)` in autocommit wrote its audit row with role
 -- memoriesdb_owner and application 'citus_internal gpid=…').
 SELECT pg_temp.patch_many('memoriesdb_internal.citus_carry_context()',
   ARRAY[$x$  PERFORM memoriesdb_internal.citus_carry_setting(s.name)$x$,

@@ -1,8 +1,8 @@
 -- Citus (issue 17): import_embeddings() (the operator's `memoriesdb import-embeddings`) across owners on both workers
 -- (db/citus/distribute.sql section 3n: the owners from the memory directory, then per shard of memories); and
--- authenticate()/vouch() in an implicit transaction (section 3o: it failed with "syntax error at or near NULL", a proof
+-- authenticate()/vouch() in an implicit transaction (section 3r: it failed with "syntax error at or near NULL", a proof
 -- minted over no distributed transaction id; section 4e: the client's role on the workers' audit rows); and search()
--- reading the caller's grantors once (section 3p). One API call per transaction, as the Citus tests do; the implicit
+-- reading the caller's grantors once (section 3s). One API call per transaction, as the Citus tests do; the implicit
 -- transactions are the client's own top-level statements (psql autocommit). Run by scripts/test.sh --citus.
 \ir ../test_setup.psql
 SELECT plan(40);
@@ -203,7 +203,7 @@ SELECT is(:'empty_batch'::bigint, 0::bigint, 'an empty batch stores nothing');
 SELECT cmp_ok(memoriesdb.audit_seal_pending(), '>=', 1, 'the imports are sealed');
 SELECT is((SELECT row(v.ok, v.problem)::text FROM memoriesdb.verify_audit_chain() AS v), '(t,)', 'and every chain verifies');
 
--- 2. authenticate() and vouch() in an implicit transaction (section 3o) ---------------------------------------------
+-- 2. authenticate() and vouch() in an implicit transaction (section 3r) ---------------------------------------------
 -- Before: "syntax error at or near NULL" (the proof minted over no distributed transaction id) as the statement's
 -- first call. Each statement below is the client's own, in autocommit (no BEGIN).
 SET SESSION AUTHORIZATION mdb_citus_test_app;
@@ -257,7 +257,7 @@ SELECT is(:'refused_code' || ': ' || :'refused_message', 'MDB33: no distributed 
   'no id to bind: MDB33 (with DETAIL and HINT: call it inside a transaction block)');
 SELECT is(:'in_block'::uuid, :'gina'::uuid, '... and in a transaction block authenticate() works as before');
 
--- 3. search() reads the caller's grantors once (section 3p): calls of citus_grantors() on the coordinator, counted in
+-- 3. search() reads the caller's grantors once (section 3s): calls of citus_grantors() on the coordinator, counted in
 -- the transaction (before: 2 per search; 4-5 past search_exact_max)
 SET track_functions = 'pl';
 SET SESSION AUTHORIZATION mdb_citus_test_app;
