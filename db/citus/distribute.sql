@@ -1803,6 +1803,32 @@ SELECT pg_temp.patch_many('memoriesdb_internal.audit_lock_chain(uuid)',
   ARRAY[$x$EXECUTE 'SET LOCAL lock_timeout = ''100ms''';   -- (Citus: section 3l; propagated to the chain's worker)$x$,
         $x$EXECUTE format('SET LOCAL lock_timeout = %L', was);$x$]);
 
+-- 3m. The embedding models' lifecycle on the cluster ---------------------------------------------------------------
+-- activate_model() (measured: 33-models through the coordinator; every later model test failed with it): its
+-- completeness check joined memories and embeddings on the memory id only ("complex joins are only supported when all
+-- distributed tables are co-located and joined on their distribution columns"), and so did the mirror's rewrite (an
+-- UPDATE ... FROM embeddings) and its sweep of the vectors of other models (NOT EXISTS, correlated on the id). Each on
+-- the owner too: the count and both UPDATEs are then pushed down to every shard, each shard joining its own rows.
+SELECT pg_temp.patch_many('memoriesdb.activate_model(text)',
+  ARRAY['LEFT JOIN memoriesdb.embeddings AS e ON e.memory_id = m.id AND e.model_id = target.id;',
+        'WHERE e.memory_id = m.id AND e.model_id = target.id;',
+        'WHERE e.memory_id = m.id AND e.model_id = target.id);'],
+  ARRAY['LEFT JOIN memoriesdb.embeddings AS e ON e.owner_id = m.owner_id AND e.memory_id = m.id AND e.model_id = target.id;   -- (Citus: section 3m)',
+        'WHERE e.owner_id = m.owner_id AND e.memory_id = m.id AND e.model_id = target.id;',
+        'WHERE e.owner_id = m.owner_id AND e.memory_id = m.id AND e.model_id = target.id);']);
+-- A model of another dimension retypes memories.embedding in the call, as on a single node: the vindexing trigger
+-- dropped, ALTER COLUMN TYPE, the trigger created again. Citus propagates each to the workers' copies of the table and
+-- to every shard (measured: in one transaction after the mirror's multi-shard UPDATE, as memoriesdb_owner, the
+-- function's owner, who logs in on the workers; vector(N) on all 32 shards and both workers' tables, the trigger on
+-- every shard as enqueue_vindexing_<shard>, as distribute.sql made them). Only the trigger's DROP and CREATE are refused
+-- ("triggers are not supported on distributed tables", measured) unless citus.enable_unsafe_triggers is on, as this
+-- file sets it for the ledger's own triggers (the top: they run on the shards by design): on for the call. Kept in the call rather than left to a
+-- deploy step, because the retype is what keeps the mirror of one dimension: a worker's late completion of the
+-- previous model's job (another dimension) fails on the new column type instead of writing a vector that search()
+-- could not compare; and an operator's one command stays one command. Its cost is the single node's (a rewrite of
+-- the table, searches waiting for the commit), on every shard, committed in two phases.
+ALTER FUNCTION memoriesdb.activate_model(text) SET citus.enable_unsafe_triggers = on;
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
