@@ -1829,6 +1829,32 @@ SELECT pg_temp.patch_many('memoriesdb.activate_model(text)',
 -- the table, searches waiting for the commit), on every shard, committed in two phases.
 ALTER FUNCTION memoriesdb.activate_model(text) SET citus.enable_unsafe_triggers = on;
 
+-- search() by the name of a model that is not the active one (a filling or paused model, as an operator checks it
+-- before activate_model()): its index plan joined embeddings and memories on the id only, twice (the index scan, then
+-- the rows read back with their vectors), "the query contains a join that requires repartitioning" (measured: this
+-- file's test, 16-models.sql). As vector_ranking()'s (section 3e): joined on the owner too, on the owners' shards only,
+-- the similarities taken with the ids in the index scan's statement, the rows then read by id.
+SELECT pg_temp.patch_many('memoriesdb_internal.model_vector_ranking(public.vector, uuid, integer, integer, jsonb, real)',
+  ARRAY[E'  ids uuid[];\n',
+        'SELECT array_agg(r.memory_id ORDER BY r.distance) FROM (',
+        'OPERATOR(public.<=>) $1 AS distance
+          FROM memoriesdb.embeddings AS e JOIN memoriesdb.memories AS m ON m.id = e.memory_id',
+        'WHERE e.model_id = %2$L::uuid AND',
+        'INTO ids USING q, f, uid, linked, k;',
+        $x$        SELECT m.id, (-(e.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+          FROM unnest(ids) WITH ORDINALITY AS u(id, ord) JOIN memoriesdb.memories AS m ON m.id = u.id
+          JOIN memoriesdb.embeddings AS e ON e.memory_id = m.id AND e.model_id = model_vector_ranking.model_id
+         WHERE min_similarity IS NULL OR -(e.embedding OPERATOR(public.<#>) q) >= min_similarity$x$],
+  ARRAY[E'  ids uuid[];\n  sims real[];\n',
+        'SELECT array_agg(r.memory_id ORDER BY r.distance), array_agg(r.similarity ORDER BY r.distance) FROM (',
+        'OPERATOR(public.<=>) $1 AS distance, (-(e.embedding OPERATOR(public.<#>) $1))::real AS similarity
+          FROM memoriesdb.embeddings AS e JOIN memoriesdb.memories AS m ON m.owner_id = e.owner_id AND m.id = e.memory_id',
+        'WHERE e.model_id = %2$L::uuid AND e.owner_id = ANY ($6) AND',
+        'INTO ids, sims USING q, f, uid, linked, k, memoriesdb_internal.citus_search_owners(f);   -- (Citus: section 3m)',
+        $x$        SELECT m.id, u.sim, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+          FROM unnest(ids, sims) WITH ORDINALITY AS u(id, sim, ord) JOIN memoriesdb.memories AS m ON m.id = u.id
+         WHERE min_similarity IS NULL OR u.sim >= min_similarity$x$]);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
