@@ -23,6 +23,9 @@ SELECT name AS base, dimension AS base_dim, id AS base_id FROM memoriesdb.embedd
 SELECT string_agg(format('(%L, %L)', key, value::text), ', ') AS thresholds FROM memoriesdb.config
  WHERE key IN ('search_exact_max', 'search_hnsw_tuple_cost', 'search_hnsw_min_fraction') \gset
 
+-- the models' names, new in every run (a retired model's name is never reused: the file runs again on the same ledger)
+SELECT 'citus-m4-' || (random() * 1e9)::bigint AS m4name, 'citus-tiny-' || (random() * 1e9)::bigint AS tinyname \gset
+
 -- ana, and a ben whose shard is on the other worker
 SELECT memoriesdb.create_user('ana' || (random() * 1e9)::bigint) AS ana \gset
 SELECT pg_temp.user_apart('ben', :'ana') AS ben \gset
@@ -50,7 +53,7 @@ SELECT count(*) AS n FROM memoriesdb.memories \gset
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
 \ir ../test_session.psql
 BEGIN;
-SELECT m.model_id AS m4, m.jobs AS m4_jobs FROM memoriesdb.add_model('citus-m4', 'ollama', 4) AS m \gset
+SELECT m.model_id AS m4, m.jobs AS m4_jobs FROM memoriesdb.add_model(:'m4name', 'ollama', 4) AS m \gset
 COMMIT;
 RESET SESSION AUTHORIZATION;
 SELECT is(:'m4_jobs'::bigint, :'n'::bigint, 'add_model() queues a job for every memory of the ledger');
@@ -75,23 +78,23 @@ DECLARE
 BEGIN
   LOOP
     CREATE TEMP TABLE batch ON COMMIT DROP AS
-      SELECT c.memory_id, c.lease_id FROM memoriesdb.claim_model_embedding_jobs(256, '10 minutes', 'citus-models-test', ARRAY['citus-m4']) AS c;
+      SELECT c.memory_id, c.lease_id FROM memoriesdb.claim_model_embedding_jobs(256, '10 minutes', 'citus-models-test', ARRAY[%4$L]) AS c;
     GET DIAGNOSTICS claimed = ROW_COUNT;
     EXIT WHEN claimed = 0;
     INSERT INTO held SELECT b.memory_id, b.lease_id FROM batch AS b WHERE b.memory_id = %3$L;
-    INSERT INTO stored SELECT 'citus-m4', c.memory_id, c.outcome FROM memoriesdb.complete_embedding_jobs(
+    INSERT INTO stored SELECT %4$L, c.memory_id, c.outcome FROM memoriesdb.complete_embedding_jobs(
       ARRAY(SELECT b.memory_id FROM batch AS b WHERE b.memory_id <> %3$L ORDER BY b.memory_id),
       ARRAY(SELECT b.lease_id FROM batch AS b WHERE b.memory_id <> %3$L ORDER BY b.memory_id),
       ARRAY(SELECT pg_temp.ax(CASE b.memory_id WHEN %1$L THEN 1 WHEN %2$L THEN 2 ELSE 4 END, 4)
               FROM batch AS b WHERE b.memory_id <> %3$L ORDER BY b.memory_id),
-      'citus-m4') AS c;
+      %4$L) AS c;
     COMMIT;   -- (each claim and its completion one transaction)
   END LOOP;
 END
-$do$$d$, :'a1', :'a2', :'b1') \gexec
+$do$$d$, :'a1', :'a2', :'b1', :'m4name') \gexec
 RESET SESSION AUTHORIZATION;
 SELECT count(*) FILTER (WHERE outcome = 'stored') AS m4_stored, count(*) FILTER (WHERE outcome <> 'stored') AS m4_other
-  FROM stored WHERE model = 'citus-m4' \gset
+  FROM stored WHERE model = :'m4name' \gset
 SELECT is(:'m4_stored'::bigint, :'n'::bigint - 1, 'the worker stored the model''s vector of every memory but ben''s');
 SELECT is(:'m4_other'::bigint, 0::bigint, '... and nothing else');
 SELECT lease_id AS b1_lease FROM held WHERE memory_id = :'b1' \gset
@@ -99,23 +102,23 @@ SELECT lease_id AS b1_lease FROM held WHERE memory_id = :'b1' \gset
 -- 3. activate_model() while ben's memory (on the other worker) lacks its vector: the single node's refusal
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
 \ir ../test_session.psql
-SELECT throws_ok($$ SELECT * FROM memoriesdb.activate_model('citus-m4') $$, 'MDB32', 'the model has not embedded every memory',
+SELECT throws_ok(format('SELECT * FROM memoriesdb.activate_model(%L)', :'m4name'), 'MDB32', 'the model has not embedded every memory',
                  'activate_model() of an incomplete model is refused (MDB32)');
 CREATE TEMP TABLE refusal (detail text, hint text);
-DO $$
+SELECT format($d$DO $do$
 DECLARE
   d text;
   h text;
 BEGIN
-  PERFORM * FROM memoriesdb.activate_model('citus-m4');
+  PERFORM * FROM memoriesdb.activate_model(%L);
 EXCEPTION WHEN OTHERS THEN
   GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
   INSERT INTO refusal VALUES (d, h);
 END
-$$;
+$do$$d$, :'m4name') \gexec
 RESET SESSION AUTHORIZATION;
 SELECT detail AS refusal_detail, hint AS refusal_hint FROM refusal \gset
-SELECT is(:'refusal_detail'::text, format('model %L: 1 of %s memories have no vector of their current content (state filling)', 'citus-m4', :'n'),
+SELECT is(:'refusal_detail'::text, format('model %L: 1 of %s memories have no vector of their current content (state filling)', :'m4name', :'n'),
           '... saying how many memories (of the whole cluster) are missing');
 SELECT ok(:'refusal_hint'::text LIKE 'wait until model_progress() shows it done%', '... and what to do');
 SELECT state AS m4_state FROM memoriesdb.embedding_models WHERE id = :'m4' \gset
@@ -127,7 +130,7 @@ SET SESSION AUTHORIZATION mdb_citus_test_app;
 BEGIN;
 SELECT memoriesdb.authenticate(:'ka') AS _ \gset
 INSERT INTO got SELECT 'ana by name', array_agg(s.id ORDER BY s.similarity DESC), current_setting('memoriesdb.search_plan')
-  FROM memoriesdb.search(pg_temp.ax(2, 4), 'citus-m4', 5) AS s;
+  FROM memoriesdb.search(pg_temp.ax(2, 4), :'m4name', 5) AS s;
 COMMIT;
 RESET SESSION AUTHORIZATION;
 UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', '0'), ('search_hnsw_tuple_cost', '0'),
@@ -137,7 +140,7 @@ SET SESSION AUTHORIZATION mdb_citus_test_app;
 BEGIN;
 SELECT memoriesdb.authenticate(:'ka') AS _ \gset
 INSERT INTO got SELECT 'ana by name hnsw', array_agg(s.id ORDER BY s.similarity DESC), current_setting('memoriesdb.search_plan')
-  FROM memoriesdb.search(pg_temp.ax(1, 4), 'citus-m4', 1) AS s;
+  FROM memoriesdb.search(pg_temp.ax(1, 4), :'m4name', 1) AS s;
 COMMIT;
 RESET SESSION AUTHORIZATION;
 SELECT format('UPDATE memoriesdb.config SET value = x.v::jsonb FROM (VALUES %s) AS x(k, v) WHERE key = x.k', :'thresholds') \gexec
@@ -151,10 +154,10 @@ SET SESSION AUTHORIZATION mdb_citus_test_worker;
 \ir ../test_session.psql
 BEGIN;
 SELECT c.outcome AS b1_outcome FROM memoriesdb.complete_embedding_jobs(ARRAY[:'b1']::uuid[], ARRAY[:'b1_lease']::uuid[],
-  ARRAY[pg_temp.ax(3, 4)], 'citus-m4') AS c \gset
+  ARRAY[pg_temp.ax(3, 4)], :'m4name') AS c \gset
 COMMIT;
 BEGIN;
-SELECT p.done AS m4_done, p.total AS m4_total, p.pending AS m4_pending FROM memoriesdb.model_progress() AS p WHERE p.model = 'citus-m4' \gset
+SELECT p.done AS m4_done, p.total AS m4_total, p.pending AS m4_pending FROM memoriesdb.model_progress() AS p WHERE p.model = :'m4name' \gset
 COMMIT;
 RESET SESSION AUTHORIZATION;
 SELECT is(:'b1_outcome'::text, 'stored', 'ben''s vector is stored on his shard');
@@ -165,18 +168,18 @@ SELECT is(array[:'m4_done', :'m4_total', :'m4_pending']::bigint[], array[:'n', :
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
 \ir ../test_session.psql
 BEGIN;
-SELECT a.model AS act_model, a.previous AS act_previous, a.memories AS act_memories FROM memoriesdb.activate_model('citus-m4') AS a \gset
+SELECT a.model AS act_model, a.previous AS act_previous, a.memories AS act_memories FROM memoriesdb.activate_model(:'m4name') AS a \gset
 COMMIT;
 RESET SESSION AUTHORIZATION;
-SELECT is(array[:'act_model', :'act_previous', :'act_memories'], array['citus-m4', :'base', :'n'],
+SELECT is(array[:'act_model', :'act_previous', :'act_memories'], array[:'m4name', :'base', :'n'],
           'activate_model() of the complete model: it, the previous one, every memory mirrored');
 SELECT is((SELECT array_agg(row(name, state)::text ORDER BY name) FROM memoriesdb.embedding_models WHERE state IN ('active', 'paused')),
-          ARRAY[row('citus-m4', 'active')::text, row(:'base', 'paused')::text], 'the new model is active, the previous one paused');
+          ARRAY[row(:'m4name', 'active')::text, row(:'base', 'paused')::text], 'the new model is active, the previous one paused');
 SELECT m.embedding::text AS a1_mirror, m.embedding_model AS a1_model FROM memoriesdb.memories AS m WHERE m.owner_id = :'ana' AND m.id = :'a1' \gset
 SELECT m.embedding::text AS b1_mirror, m.embedding_model AS b1_model FROM memoriesdb.memories AS m WHERE m.owner_id = :'ben' AND m.id = :'b1' \gset
-SELECT is(array[:'a1_mirror', :'a1_model'], array['[1,0,0,0]', 'citus-m4'], 'ana''s memory mirrors the new model''s vector');
-SELECT is(array[:'b1_mirror', :'b1_model'], array['[0,0,1,0]', 'citus-m4'], '... and ben''s, on the other worker');
-SELECT count(*) FILTER (WHERE m.embedding_model = 'citus-m4') AS mirrored, count(*) FILTER (WHERE m.embedding_model IS DISTINCT FROM 'citus-m4') AS not_mirrored
+SELECT is(array[:'a1_mirror', :'a1_model'], array['[1,0,0,0]', :'m4name'], 'ana''s memory mirrors the new model''s vector');
+SELECT is(array[:'b1_mirror', :'b1_model'], array['[0,0,1,0]', :'m4name'], '... and ben''s, on the other worker');
+SELECT count(*) FILTER (WHERE m.embedding_model = :'m4name') AS mirrored, count(*) FILTER (WHERE m.embedding_model IS DISTINCT FROM :'m4name') AS not_mirrored
   FROM memoriesdb.memories AS m \gset
 SELECT is(array[:'mirrored', :'not_mirrored']::bigint[], array[:'n', 0]::bigint[], 'every memory of the cluster mirrors it, none another model');
 SELECT format_type(a.atttypid, a.atttypmod) AS coord_type FROM pg_attribute AS a
@@ -248,17 +251,17 @@ BEGIN;
 CREATE TEMP TABLE c_a3 AS SELECT * FROM memoriesdb.claim_model_embedding_jobs(256, '1 minute', 'citus-models-test');
 SELECT array_agg(row(c.memory_id, c.model)::text) AS a3_claimed FROM c_a3 AS c \gset
 SELECT c.outcome AS a3_outcome FROM memoriesdb.complete_embedding_jobs(ARRAY(SELECT c.memory_id FROM c_a3 AS c),
-  ARRAY(SELECT c.lease_id FROM c_a3 AS c), ARRAY[pg_temp.ax(1, 4)], 'citus-m4') AS c \gset
+  ARRAY(SELECT c.lease_id FROM c_a3 AS c), ARRAY[pg_temp.ax(1, 4)], :'m4name') AS c \gset
 COMMIT;
 RESET SESSION AUTHORIZATION;
-SELECT is(:'a3_claimed'::text[], ARRAY[row(:'a3'::uuid, 'citus-m4')::text], 'a claim takes the active model''s job, not the paused model''s');
+SELECT is(:'a3_claimed'::text[], ARRAY[row(:'a3'::uuid, :'m4name')::text], 'a claim takes the active model''s job, not the paused model''s');
 SELECT m.embedding::text AS a3_mirror FROM memoriesdb.memories AS m WHERE m.owner_id = :'ana' AND m.id = :'a3' \gset
 SELECT is(array[:'a3_outcome', :'a3_mirror'], array['stored', '[1,0,0,0]'], '... and its vector is the mirror');
 
 -- 6. pause and resume
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
 \ir ../test_session.psql
-SELECT throws_ok($$ SELECT memoriesdb.pause_model('citus-m4') $$, 'MDB31', 'a active model cannot be paused', 'the active model cannot be paused');
+SELECT throws_ok(format('SELECT memoriesdb.pause_model(%L)', :'m4name'), 'MDB31', 'a active model cannot be paused', 'the active model cannot be paused');
 SELECT is(memoriesdb.resume_model(:'base'), 'filling', 'a paused model resumes filling');
 SELECT is(memoriesdb.pause_model(:'base'), 'paused', 'a filling model pauses');
 RESET SESSION AUTHORIZATION;
@@ -268,13 +271,13 @@ SET SESSION AUTHORIZATION mdb_citus_test_worker;
 \ir ../test_session.psql
 
 -- 7. retirement: never the active model; a model retired loses its jobs, vectors and index on every node
-SELECT throws_ok($$ SELECT * FROM memoriesdb.retire_model('citus-m4') $$, 'MDB31', 'the active model cannot be retired',
+SELECT throws_ok(format('SELECT * FROM memoriesdb.retire_model(%L)', :'m4name'), 'MDB31', 'the active model cannot be retired',
                  'the active model cannot be retired');
 BEGIN;
-SELECT m.model_id AS tiny, m.jobs AS tiny_jobs FROM memoriesdb.add_model('citus-tiny', 'openai', 2) AS m \gset
+SELECT m.model_id AS tiny, m.jobs AS tiny_jobs FROM memoriesdb.add_model(:'tinyname', 'openai', 2) AS m \gset
 COMMIT;
 BEGIN;
-SELECT r.vectors AS tiny_vectors, r.jobs AS tiny_dropped FROM memoriesdb.retire_model('citus-tiny') AS r \gset
+SELECT r.vectors AS tiny_vectors, r.jobs AS tiny_dropped FROM memoriesdb.retire_model(:'tinyname') AS r \gset
 COMMIT;
 RESET SESSION AUTHORIZATION;
 SELECT is(array[:'tiny_jobs', :'tiny_vectors', :'tiny_dropped']::bigint[], array[:'n'::bigint + 1, 0, :'n'::bigint + 1],
@@ -318,13 +321,13 @@ BEGIN
   END LOOP;
 END
 $do$$d$, :'a1', :'a2', :'b1', :'base', :'base_dim') \gexec
-SELECT throws_ok(format('SELECT * FROM memoriesdb.retire_model(%L)', 'citus-m4'), 'MDB31', 'the active model cannot be retired',
+SELECT throws_ok(format('SELECT * FROM memoriesdb.retire_model(%L)', :'m4name'), 'MDB31', 'the active model cannot be retired',
                  'the active model is not retired while the deployed one fills');
 BEGIN;
 SELECT a.model AS back_model, a.previous AS back_previous, a.memories AS back_memories FROM memoriesdb.activate_model(:'base') AS a \gset
 COMMIT;
 RESET SESSION AUTHORIZATION;
-SELECT is(array[:'back_model', :'back_previous', :'back_memories'], array[:'base', 'citus-m4', (:'n'::bigint + 1)::text],
+SELECT is(array[:'back_model', :'back_previous', :'back_memories'], array[:'base', :'m4name', (:'n'::bigint + 1)::text],
           'the deployed model, complete again, is activated: every memory mirrored');
 SELECT count(*) AS back_shards FROM run_command_on_shards('memoriesdb.memories',
   $c$SELECT atttypmod FROM pg_attribute WHERE attrelid = '%s'::regclass AND attname = 'embedding'$c$) AS r WHERE r.success AND r.result = :'base_dim' \gset
@@ -345,9 +348,9 @@ SELECT is((SELECT ids FROM got WHERE who = 'ana back'), ARRAY[:'a1']::uuid[], 's
 SET SESSION AUTHORIZATION mdb_citus_test_worker;
 \ir ../test_session.psql
 BEGIN;
-SELECT r.vectors AS m4_vectors, r.jobs AS m4_dropped FROM memoriesdb.retire_model('citus-m4') AS r \gset
+SELECT r.vectors AS m4_vectors, r.jobs AS m4_dropped FROM memoriesdb.retire_model(:'m4name') AS r \gset
 COMMIT;
-SELECT throws_ok($$ SELECT * FROM memoriesdb.activate_model('citus-m4') $$, 'MDB31', 'a retired model cannot be activated',
+SELECT throws_ok(format('SELECT * FROM memoriesdb.activate_model(%L)', :'m4name'), 'MDB31', 'a retired model cannot be activated',
                  'a retired model cannot be activated again');
 RESET SESSION AUTHORIZATION;
 SELECT is(array[:'m4_vectors', :'m4_dropped']::bigint[], array[:'n'::bigint + 1, 0],
@@ -362,7 +365,7 @@ SET SESSION AUTHORIZATION mdb_citus_test_app;
 \ir ../test_session.psql
 BEGIN;
 SELECT memoriesdb.authenticate(:'ka') AS _ \gset
-SELECT throws_ok($$ SELECT * FROM memoriesdb.search(pg_temp.ax(1, 4), 'citus-m4') $$, 'MDB31', 'a retired model has no vectors to search',
+SELECT throws_ok(format('SELECT * FROM memoriesdb.search(pg_temp.ax(1, 4), %L)', :'m4name'), 'MDB31', 'a retired model has no vectors to search',
                  'a retired model cannot be searched');
 COMMIT;
 RESET SESSION AUTHORIZATION;
