@@ -199,7 +199,8 @@ def translate(src: Path) -> str:
             continue
         n = norm(text)
         if re.match(r"GRANT .* IN SCHEMA PG_TEMP\b", n):
-            # the coordinator session's own temporary functions: nothing on the workers to grant (Citus propagated it)
+            # the coordinator session's own temporary functions: nothing on the workers to grant (Citus propagated it:
+            # 17-input-bounds, 33-models, 35-import-embeddings)
             text = "SET LOCAL citus.enable_ddl_propagation = off;\n" + text
         if n.startswith("SAVEPOINT"):
             out.append("BEGIN;")

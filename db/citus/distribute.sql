@@ -2102,6 +2102,60 @@ SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, int
   ARRAY['memoriesdb_internal.choose_search_plan(f, uid, linked, k, citus_grantors)',
         'memoriesdb_internal.citus_search_owners(f, citus_grantors);']);
 
+-- 3m. The embedding models' lifecycle on the cluster ---------------------------------------------------------------
+-- activate_model() (measured: 33-models through the coordinator; every later model test failed with it): its
+-- completeness check joined memories and embeddings on the memory id only ("complex joins are only supported when all
+-- distributed tables are co-located and joined on their distribution columns"), and so did the mirror's rewrite (an
+-- UPDATE ... FROM embeddings) and its sweep of the vectors of other models (NOT EXISTS, correlated on the id). Each on
+-- the owner too: the count and both UPDATEs are then pushed down to every shard, each shard joining its own rows.
+SELECT pg_temp.patch_many('memoriesdb.activate_model(text)',
+  ARRAY['LEFT JOIN memoriesdb.embeddings AS e ON e.memory_id = m.id AND e.model_id = target.id;',
+        'WHERE e.memory_id = m.id AND e.model_id = target.id;',
+        'WHERE e.memory_id = m.id AND e.model_id = target.id);'],
+  ARRAY['LEFT JOIN memoriesdb.embeddings AS e ON e.owner_id = m.owner_id AND e.memory_id = m.id AND e.model_id = target.id;   -- (Citus: section 3m)',
+        'WHERE e.owner_id = m.owner_id AND e.memory_id = m.id AND e.model_id = target.id;',
+        'WHERE e.owner_id = m.owner_id AND e.memory_id = m.id AND e.model_id = target.id);']);
+-- A model of another dimension retypes memories.embedding in the call, as on a single node: the vindexing trigger
+-- dropped, ALTER COLUMN TYPE, the trigger created again. Citus propagates each to the workers' copies of the table and
+-- to every shard (measured: in one transaction after the mirror's multi-shard UPDATE, as memoriesdb_owner, the
+-- function's owner, who logs in on the workers; vector(N) on all 32 shards and both workers' tables, the trigger on
+-- every shard as enqueue_vindexing_<shard>, as distribute.sql made them). Only the trigger's DROP and CREATE are refused
+-- ("triggers are not supported on distributed tables", measured) unless citus.enable_unsafe_triggers is on, as this
+-- file sets it for the ledger's own triggers (the top: they run on the shards by design): on for the call. Kept in
+-- the call rather than left to a deploy step, because the retype is what keeps the mirror of one dimension: a
+-- worker's late completion of the previous model's job (another dimension) fails on the new column type instead of
+-- writing a vector that search() could not compare; and an operator's one command stays one command. Its cost, as on
+-- a single node, is a rewrite of the table with every tenant's reads and writes waiting for the commit, here of every
+-- shard until the two-phase commit: measured with 157 memories (load average 6 on 2 cores), 1.6-2.5 s with the
+-- retype, 0.8-0.9 s without (the single node: 0.1-0.25 s either way). Activation is a rare operator call.
+ALTER FUNCTION memoriesdb.activate_model(text) SET citus.enable_unsafe_triggers = on;
+
+-- search() by the name of a model that is not the active one (a filling or paused model, as an operator checks it
+-- before activate_model()): its index plan joined embeddings and memories on the id only, twice (the index scan, then
+-- the rows read back with their vectors), "the query contains a join that requires repartitioning" (measured: this
+-- file's test, 16-models.sql). As vector_ranking()'s (section 3e): joined on the owner too, on the owners' shards only,
+-- the similarities taken with the ids in the index scan's statement, the rows then read by id.
+SELECT pg_temp.patch_many('memoriesdb_internal.model_vector_ranking(public.vector, uuid, integer, integer, jsonb, real)',
+  ARRAY[E'  ids uuid[];\n',
+        'SELECT array_agg(r.memory_id ORDER BY r.distance) FROM (',
+        'OPERATOR(public.<=>) $1 AS distance
+          FROM memoriesdb.embeddings AS e JOIN memoriesdb.memories AS m ON m.id = e.memory_id',
+        'WHERE e.model_id = %2$L::uuid AND',
+        'INTO ids USING q, f, uid, linked, k;',
+        $x$        SELECT m.id, (-(e.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+          FROM unnest(ids) WITH ORDINALITY AS u(id, ord) JOIN memoriesdb.memories AS m ON m.id = u.id
+          JOIN memoriesdb.embeddings AS e ON e.memory_id = m.id AND e.model_id = model_vector_ranking.model_id
+         WHERE min_similarity IS NULL OR -(e.embedding OPERATOR(public.<#>) q) >= min_similarity$x$],
+  ARRAY[E'  ids uuid[];\n  sims real[];\n',
+        'SELECT array_agg(r.memory_id ORDER BY r.distance), array_agg(r.similarity ORDER BY r.distance) FROM (',
+        'OPERATOR(public.<=>) $1 AS distance, (-(e.embedding OPERATOR(public.<#>) $1))::real AS similarity
+          FROM memoriesdb.embeddings AS e JOIN memoriesdb.memories AS m ON m.owner_id = e.owner_id AND m.id = e.memory_id',
+        'WHERE e.model_id = %2$L::uuid AND e.owner_id = ANY ($6) AND',
+        'INTO ids, sims USING q, f, uid, linked, k, memoriesdb_internal.citus_search_owners(f);   -- (Citus: section 3m)',
+        $x$        SELECT m.id, u.sim, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+          FROM unnest(ids, sims) WITH ORDINALITY AS u(id, sim, ord) JOIN memoriesdb.memories AS m ON m.id = u.id
+         WHERE min_similarity IS NULL OR u.sim >= min_similarity$x$]);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
