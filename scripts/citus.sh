@@ -488,6 +488,9 @@ SQL
   fi
   login_ledger_roles 3 "$db"
   guard_transaction_ids 3 "$db"
+  # the ledger's database there admits the roles Citus connects as and no client (Citus copies the database's owner
+  # to a new node, not its grants: db/citus/distribute.sql section 4g)
+  psql_node 0 "$db" -c "SELECT memoriesdb_internal.citus_close_workers()" >/dev/null
   printf 'worker3 on port %s added to %s in %.1fs (no shards yet: SELECT citus_rebalance_start())\n' \
     "$(port_of 3)" "$db" "$(echo "$(date +%s.%N) - $t0" | bc)"
 }

@@ -2156,6 +2156,185 @@ SELECT pg_temp.patch_many('memoriesdb_internal.model_vector_ranking(public.vecto
           FROM unnest(ids, sims) WITH ORDINALITY AS u(id, sim, ord) JOIN memoriesdb.memories AS m ON m.id = u.id
          WHERE min_similarity IS NULL OR u.sim >= min_similarity$x$]);
 
+-- 4g. Clients on the workers ---------------------------------------------------------------------------------------
+-- A worker is a PostgreSQL server with the ledger's database, its functions and, through Citus, every client login
+-- (test_setup.psql's and configure_login()'s roles are propagated; citus.sh migrate copies the logins there). Red
+-- team (db/citus/tests/19-redteam-workers.sql), measured before this section: a backend login connected to a worker
+-- vouched there and remember() wrote a memory on the shard; and it needed no route to the worker at all: from the
+-- coordinator, run_command_on_workers($$SELECT memoriesdb.vouch(u); SELECT memoriesdb.remember(...)$$) (Citus's UDF,
+-- executable by PUBLIC) opened connections to the workers as the backend's own login, from the coordinator's address
+-- (which the workers' pg_hba.conf must admit), and wrote one memory per worker. Reads there failed only by accident
+-- (recall(): "schema memoriesdb_dblink does not exist", the access log's writer is the coordinator's; authenticate():
+-- "relation memoriesdb.access_log does not exist"). Two layers, neither needing the other:
+--   1. the ledger's database on a worker admits the roles Citus connects as and no client: CONNECT revoked from
+--      PUBLIC, granted to memoriesdb_owner and memoriesdb_reader (the SECURITY DEFINER functions' owners) and
+--      memoriesdb_auditor (Citus connects as the current role, and an auditor login SELECTs the audit tables through
+--      the coordinator itself). Measured, the whole Citus suite: the workers saw connections as memoriesdb_owner,
+--      memoriesdb_reader and postgres only. Per database and per node, not propagated (the coordinator's clients
+--      keep CONNECT there): citus_close_workers() below, run after the commit, and again after citus_add_node();
+--      citus_worker_access() reports a worker where it does not hold (a GRANT ON DATABASE on the coordinator is
+--      propagated to the workers by Citus, and a copy made with CREATE DATABASE ... TEMPLATE has the default ACL).
+--   2. every API function refuses on a node that is not the coordinator (MDB34): authenticate() and vouch() (no
+--      context can be set on a worker) and, through the context carry every other API call runs first (section 4c),
+--      the rest. The node is citus_is_coordinator(): group 0 in pg_dist_local_group and nodes in pg_dist_node, catalog
+--      tables a superuser writes; not application_name ('citus_internal gpid=...', which any client may send) nor
+--      session_user (Citus connects as the auditor's own login). No API function runs on a worker for Citus (measured:
+--      the whole suite with the refusal in place); the shards' policies and triggers call current_user_id(),
+--      context_proven() and setting(), which stay callable there (no memory read; the proof needs the key).
+--   What stays a rule of the deployment: the roles that may connect (memoriesdb_owner above all: the tables' owner,
+--   BYPASSRLS) must authenticate on the workers with a credential only the cluster's nodes hold (pg_dist_authinfo,
+--   or certificates), from the nodes' addresses only; citus_worker_access() reads each worker's pg_hba.conf and
+--   names the rules that admit more (docs/citus.md, section 1: clients on the workers).
+CREATE FUNCTION memoriesdb_internal.citus_refuse_off_coordinator() RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  stack text;
+BEGIN
+  IF pg_catalog.citus_is_coordinator() THEN
+    RETURN true;
+  END IF;
+  -- (not written to the access log: its writer is the coordinator's; nothing was read or decided)
+  GET DIAGNOSTICS stack = PG_CONTEXT;
+  RAISE EXCEPTION USING ERRCODE = 'MDB34', MESSAGE = 'the ledger answers on the coordinator only',
+    DETAIL = format('%s called on a Citus worker (port %s) by %s',
+                    coalesce((regexp_match(stack, 'function "?memoriesdb\.([a-z_]+)"?\(', 'n'))[1], 'an API function'),
+                    coalesce(inet_server_port()::text, 'local socket'), session_user),
+    HINT = 'connect to the coordinator; the workers admit the cluster''s nodes only (docs/citus.md, section 1)';
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_refuse_off_coordinator() IS
+  'Internal (Citus): true on the coordinator; on any other node raises MDB34 (the ledger''s API answers on the coordinator only: a client connected to a worker, or relayed to one by run_command_on_workers(), gets no context and reads nothing there). authenticate(), vouch() and the context carry (hence every API call) run it first. citus_is_coordinator() reads catalog tables only a superuser writes.';
+-- authenticate() and vouch(): as their first declaration (they do not carry the context: they set it)
+SELECT count(pg_temp.run(regexp_replace(pg_get_functiondef(p.oid), '\mAS \$function\$\n((\s*#[^\n]*\n)*)',
+         E'AS $function$\n\\1DECLARE\n  citus_on_coordinator boolean := memoriesdb_internal.citus_refuse_off_coordinator();   -- (Citus: section 4g)\n')))
+  FROM pg_proc AS p
+ WHERE p.oid IN ('memoriesdb.authenticate(text)'::regprocedure, 'memoriesdb.vouch(uuid)'::regprocedure);
+
+-- The workers' side of layer 1, and its check: run by a superuser on the coordinator, after the commit (the
+-- commands reach each worker over connections of their own) and after every citus_add_node() (a node added later
+-- gets the database's owner from Citus, not its grants: measured, Citus 13.2.2 commands/dependencies.c).
+CREATE FUNCTION memoriesdb_internal.citus_close_workers() RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $f$
+DECLARE
+  failed text;
+  n integer;
+BEGIN
+  -- (propagation off on the worker: a GRANT ON DATABASE there would be sent on to the other nodes, and Citus refuses
+  -- it off the coordinator) every grantee but the three loses CONNECT, PUBLIC included
+  SELECT count(*), string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') FILTER (WHERE NOT w.success)
+    INTO n, failed
+    FROM run_command_on_workers(format($c$DO $d$
+DECLARE
+  g record;
+BEGIN
+  PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+  FOR g IN SELECT DISTINCT a.grantee FROM pg_database AS d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) AS a
+            WHERE d.datname = current_database() AND a.privilege_type = 'CONNECT' AND a.grantee <> d.datdba LOOP
+    IF g.grantee = 0 THEN
+      EXECUTE format('REVOKE CONNECT ON DATABASE %%I FROM PUBLIC', current_database());
+    ELSIF g.grantee::regrole::text NOT IN ('memoriesdb_owner', 'memoriesdb_reader', 'memoriesdb_auditor') THEN
+      EXECUTE format('REVOKE CONNECT ON DATABASE %%I FROM %%I', current_database(), g.grantee::regrole);
+    END IF;
+  END LOOP;
+  EXECUTE format('GRANT CONNECT ON DATABASE %%I TO memoriesdb_owner, memoriesdb_reader, memoriesdb_auditor', current_database());
+END
+$d$$c$)) AS w;
+  IF failed IS NOT NULL THEN
+    RAISE EXCEPTION 'the ledger''s database could not be closed to clients on %', failed;
+  END IF;
+  RETURN n;
+END
+$f$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_close_workers() IS
+  'Internal (Citus), for a superuser on the coordinator: on every worker, the ledger''s database admits (CONNECT) memoriesdb_owner, memoriesdb_reader and memoriesdb_auditor only, the roles Citus connects as, and no client login (PUBLIC''s CONNECT and every other grant revoked, on the workers only). Run by db/citus/distribute.sql and after citus_add_node(). Returns the number of workers.';
+
+-- one worker's own check (run there by citus_worker_access()): the logins that may connect besides the three roles
+-- and the superusers, and the pg_hba.conf rules (the node's own, or rules given as pg_hba_file_rules rows in JSON, for
+-- a test) that let more than the cluster's nodes log in. A rule matters when it admits this database (by name, all,
+-- or same*) to a role that may connect (by name, +group, or all); it is fine from a node's address (one host: /32,
+-- /128, or a node's host name) with a credential; the host itself (loopback, samehost, local sockets) is left to the
+-- host's own accounts.
+CREATE FUNCTION memoriesdb_internal.citus_node_access_problems(nodes text[], rules jsonb DEFAULT NULL) RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  net inet;
+  who text;
+BEGIN
+  IF rules IS NULL THEN
+    RETURN QUERY
+      SELECT format('logins that may connect to %s: %s (only memoriesdb_owner, memoriesdb_reader and memoriesdb_auditor''s members may; memoriesdb_internal.citus_close_workers())',
+                    current_database(), string_agg(a.rolname, ', ' ORDER BY a.rolname))
+        FROM pg_roles AS a
+       WHERE a.rolcanlogin AND NOT a.rolsuper AND has_database_privilege(a.oid, current_database(), 'CONNECT')
+         AND NOT pg_has_role(a.oid, 'memoriesdb_owner', 'MEMBER') AND NOT pg_has_role(a.oid, 'memoriesdb_reader', 'MEMBER')
+         AND NOT pg_has_role(a.oid, 'memoriesdb_auditor', 'MEMBER')
+      HAVING count(*) > 0;
+    rules := (SELECT jsonb_agg(to_jsonb(h)) FROM pg_hba_file_rules AS h);
+  END IF;
+  FOR r IN SELECT * FROM jsonb_to_recordset(coalesce(rules, '[]')) AS x(line_number integer, type text, database text[],
+                                                                        user_name text[], address text, netmask text,
+                                                                        auth_method text, error text) LOOP
+    who := format('pg_hba.conf line %s (%s %s %s %s%s %s)', r.line_number, r.type, array_to_string(r.database, ','),
+                  array_to_string(r.user_name, ','), coalesce(r.address, ''), coalesce('/' || r.netmask, ''), r.auth_method);
+    IF r.error IS NOT NULL THEN
+      RETURN NEXT format('%s: %s', who, r.error);
+      CONTINUE;
+    END IF;
+    CONTINUE WHEN r.type = 'local' OR r.address = 'samehost'
+               OR NOT (r.database && ARRAY['all', 'sameuser', 'samerole', 'samegroup', current_database()]::text[])
+               OR NOT EXISTS (SELECT 1 FROM unnest(r.user_name) AS u
+                               WHERE u = 'all' OR u LIKE '+%'
+                                  OR EXISTS (SELECT 1 FROM pg_roles AS a WHERE a.rolname = u
+                                              AND (a.rolsuper OR has_database_privilege(a.oid, current_database(), 'CONNECT'))));
+    net := NULL;
+    IF r.address ~ '^[0-9]{1,3}(\.[0-9]{1,3}){3}$|:' THEN   -- (an address; else all, samenet, a host or domain name)
+      -- the rule's network: from its lowest to its highest address (inet_merge: the smallest network holding both)
+      net := CASE WHEN r.netmask IS NULL THEN r.address::inet
+                  ELSE inet_merge(r.address::inet & r.netmask::inet, r.address::inet | ~ r.netmask::inet) END;
+      CONTINUE WHEN net <<= '127.0.0.0/8'::inet OR net <<= '::1/128'::inet;
+    END IF;
+    IF r.auth_method = 'trust' THEN
+      RETURN NEXT format('%s: trust: whoever reaches this address logs in as any role that may connect (memoriesdb_owner: every shard) with no credential', who);
+    END IF;
+    IF r.address IN ('all', 'samenet') OR (net IS NOT NULL AND masklen(net) < CASE family(net) WHEN 4 THEN 32 ELSE 128 END) THEN
+      RETURN NEXT format('%s: a range: it admits many addresses; only the cluster''s nodes (%s) may log in as the roles Citus connects as', who, array_to_string(nodes, ', '));
+    -- (an address is compared with the nodes' names in pg_dist_node: when a node is registered by host name, an
+    -- address rule cannot be told to be a node's, and only ranges and trust are reported)
+    ELSIF coalesce(host(net), r.address) <> ALL (nodes)
+          AND (net IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(nodes) AS n WHERE n !~ '^[0-9]{1,3}(\.[0-9]{1,3}){3}$|:')) THEN
+      RETURN NEXT format('%s: another address: %s is not a node of the cluster (%s)', who, coalesce(host(net), r.address), array_to_string(nodes, ', '));
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_node_access_problems(text[], jsonb) IS
+  'Internal (Citus), for a superuser on a worker (citus_worker_access() runs it on each): the client logins that may connect to the ledger''s database there, and the pg_hba.conf rules (this node''s, or the given pg_hba_file_rules rows as JSON) that let a role that may connect log in from more than the cluster''s nodes (a range, another address, trust); the host''s own (local sockets, loopback, samehost) is left to its accounts. One text per problem.';
+
+CREATE FUNCTION memoriesdb_internal.citus_worker_access() RETURNS TABLE (node text, problem text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  nodes text[] := (SELECT array_agg(DISTINCT n.nodename ORDER BY n.nodename) FROM pg_dist_node AS n);
+BEGIN
+  RETURN QUERY
+    SELECT format('%s:%s', w.nodename, w.nodeport),
+           CASE WHEN w.success THEN p ELSE 'could not be checked: ' || w.result END
+      FROM run_command_on_workers(format('SELECT string_agg(p, %L) FROM memoriesdb_internal.citus_node_access_problems(%L) AS p',
+                                         E'\n', nodes)) AS w,
+           LATERAL unnest(CASE WHEN w.success THEN string_to_array(nullif(w.result, ''), E'\n') ELSE ARRAY[w.result] END) AS p;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_worker_access() IS
+  'Internal (Citus), for a superuser on the coordinator: what lets a client reach the ledger on a worker, per worker: client logins that may connect to its database (citus_close_workers() closes it), and pg_hba.conf rules that let the roles Citus connects as log in from more than the cluster''s nodes (a deployment rule: docs/citus.md, section 1). No rows: none found. db/citus/distribute.sql fails on the first kind and warns on the second.';
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
@@ -2353,6 +2532,8 @@ SET citus.propagate_set_commands = 'local'   -- whatever the session set (red te
 SET citus.function_opens_transaction_block = on   -- (red team: switched off, a function's SET LOCAL is not propagated)
 AS $$
 BEGIN
+  -- (on a worker: MDB34 before anything, section 4g; every API call but authenticate() and vouch() runs this first)
+  PERFORM memoriesdb_internal.citus_refuse_off_coordinator();
   -- (a query, not a simple expression: an executor level down, where Citus propagates a SET LOCAL also in an
   -- implicit transaction)
   PERFORM memoriesdb_internal.citus_carry_setting(s.name)
@@ -2512,5 +2693,22 @@ BEGIN
               WHERE NOT w.success OR w.result <> '0') THEN
     RAISE EXCEPTION 'PUBLIC may execute a ledger function on a worker (section 5)';
   END IF;
+END
+$e$;
+
+-- (section 4g, on the workers once committed, as the check above) the ledger's database admits no client there; a
+-- pg_hba.conf rule that lets more than the cluster's nodes log in is the deployment's to fix (a WARNING)
+SELECT memoriesdb_internal.citus_close_workers() AS workers_closed_to_clients;
+DO $e$
+DECLARE
+  p record;
+BEGIN
+  FOR p IN SELECT * FROM memoriesdb_internal.citus_worker_access() LOOP
+    IF p.problem LIKE 'logins that may connect %' OR p.problem LIKE 'could not be checked: %' THEN
+      RAISE EXCEPTION 'a worker admits clients to the ledger (section 4g): %: %', p.node, p.problem;
+    END IF;
+    RAISE WARNING 'worker %: %', p.node, p.problem
+      USING HINT = 'the roles Citus connects as must log in on the workers from the cluster''s nodes only, with a credential (docs/citus.md, section 1)';
+  END LOOP;
 END
 $e$;
