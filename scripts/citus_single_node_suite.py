@@ -201,7 +201,9 @@ def translate(src: Path) -> str:
         if re.match(r"GRANT .* IN SCHEMA PG_TEMP\b", n):
             # the coordinator session's own temporary functions: nothing on the workers to grant (Citus propagated it:
             # 17-input-bounds, 33-models, 35-import-embeddings)
-            text = "SET LOCAL citus.enable_ddl_propagation = off;\n" + text
+            # (on again after it: the GRANT is re-applied at the start of every later transaction, whose DDL, e.g.
+            # activate_model()'s retype of memories.embedding, must still reach the shards)
+            text = "SET LOCAL citus.enable_ddl_propagation = off;\n" + text + "\nSET LOCAL citus.enable_ddl_propagation = on;"
         if n.startswith("SAVEPOINT"):
             out.append("BEGIN;")
             out.extend(list(sticky.values()) + prelude)

@@ -5,7 +5,7 @@
 -- reading the caller's grantors once (section 3s). One API call per transaction, as the Citus tests do; the implicit
 -- transactions are the client's own top-level statements (psql autocommit). Run by scripts/test.sh --citus.
 \ir ../test_setup.psql
-SELECT plan(40);
+SELECT plan(41);
 
 -- the hex SHA-256 of a content, as a user computes it (a temporary function: Citus warns it stays local)
 SET client_min_messages = error;
@@ -290,5 +290,11 @@ SELECT is(:'after_exact'::bigint - :'before'::bigint, 1::bigint,
 SELECT alike(:'plan_index'::text, 'hnsw %', 'past search_exact_max (the thresholds at their floor): the index plan');
 SELECT is(:'after_index'::bigint - :'before_index'::bigint, 1::bigint,
   format('a caller past search_exact_max, the index plan (%s: counted twice, the owners measured and searched), reads them once too', :'plan_index'));
+
+-- the import's model retired: its jobs would otherwise wait for a worker of 4 dimensions (runner/tests/test_citus.py
+-- runs the runner's embedding worker on this ledger after the pgTAP files)
+SELECT memoriesdb.retire_model(:'imp') AS _ \gset
+SELECT is((SELECT count(*) FROM memoriesdb.embedding_schedule AS s JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
+            WHERE em.name = :'imp'), 0::bigint, 'the import''s model retired: none of its jobs left for the runner');
 
 SELECT * FROM finish();
