@@ -438,11 +438,13 @@ migrate_check() {  # migrate_check SRC_URI NAME: row counts of every ledger tabl
     exit 1
   fi
   echo "  row counts equal in $(echo "$a" | wc -l) tables ($(echo "$a" | awk '{n += $2} END {print n}') rows)"
-  # the memory directory (db/citus/distribute.sql §3i) names every memory, under its owner
-  # (both sides gathered first: the two tables are distributed by different columns)
+  # the memory directory (db/citus/distribute.sql §3i) names every memory, under its owner, in the slot its id's
+  # keyed hash gives (where a lookup by id asks); both sides gathered first: the two tables are distributed by
+  # different columns
   b=$(psql_node 0 "$db" -c "WITH m AS MATERIALIZED (SELECT id, owner_id FROM memoriesdb.memories),
-         l AS MATERIALIZED (SELECT memory_id, owner_id FROM memoriesdb_internal.memory_locations)
-    SELECT count(*) FROM m WHERE NOT EXISTS (SELECT 1 FROM l WHERE l.memory_id = m.id AND l.owner_id = m.owner_id)")
+         l AS MATERIALIZED (SELECT slot, memory_id, owner_id FROM memoriesdb_internal.memory_locations)
+    SELECT count(*) FROM m WHERE NOT EXISTS (SELECT 1 FROM l WHERE l.memory_id = m.id AND l.owner_id = m.owner_id
+                                                                  AND l.slot = memoriesdb_internal.citus_memory_slot(m.id))")
   if [ "$b" != 0 ]; then
     echo "citus.sh migrate: $b memories of $db are not in the memory directory (memory_locations)" >&2
     exit 1
