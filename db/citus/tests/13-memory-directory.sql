@@ -1,7 +1,8 @@
--- Citus (issue 17, docs/citus.md §5 and distribute.sql §3i): the memory directory. remember() gives a memory a plain
--- random id and records (id -> owner) in memory_locations, on the shard of the id's slot (a keyed hash of the id:
--- citus_memory_slot(), under a key only the owner role reads); recall(), verify(), provenance() and every lock by id
--- find the owner there (one shard) and read the owner's shard. transfer() and forget() keep it true.
+-- Citus (issue 17, docs/citus.md §5 and distribute.sql §3i): the memory directory. remember() records (id -> owner)
+-- in memory_locations, on the shard of the id's slot (a keyed hash of the id: citus_memory_slot(), under a key only the
+-- owner role reads), drawing the random id so that the slot is on the memory's worker; recall(), verify(), provenance()
+-- and every lock by id find the owner there (one shard) and read the owner's shard. transfer() and forget() keep it
+-- true.
 -- Run by scripts/test.sh --citus.
 \ir ../test_setup.psql
 SELECT plan(21);
@@ -31,9 +32,9 @@ SELECT memoriesdb.share(:'w1', :'xia') AS _ \gset
 COMMIT;
 RESET SESSION AUTHORIZATION;
 
--- each new id's directory row is in the slot its keyed hash names (where every lookup by id asks: one shard); the ids
--- are not drawn into their owner's shard range (the directory was distributed by the id, and every id hashed into its
--- creator's range: 20 of 20); a client can neither compute a slot nor read the key
+-- each new id's directory row is in the slot its keyed hash names (where every lookup by id asks: one shard), on the
+-- worker of the memory; the ids are not drawn into their owner's shard range (the directory was distributed by the id,
+-- and every id hashed into its creator's range: 20 of 20)
 SELECT is((SELECT count(*) FROM made AS d, memoriesdb_internal.memory_locations AS l
             WHERE l.slot = memoriesdb_internal.citus_memory_slot(d.id) AND l.memory_id = d.id AND l.owner_id = :'wes'),
           20::bigint, 'remember() records every id in the directory under its slot, the id''s keyed hash (20 of 20)');
@@ -42,13 +43,18 @@ SELECT cmp_ok((SELECT count(*) FROM made AS d
                 WHERE get_shard_id_for_distribution_column('memoriesdb.memories', d.id)
                     = get_shard_id_for_distribution_column('memoriesdb.memories', :'wes'::uuid))::integer, '<', 8,
               '... and its ids are not drawn into wes''s shard range (no more than chance)');
-SELECT ok(NOT has_function_privilege('memoriesdb_app', 'memoriesdb_internal.citus_memory_slot(uuid)', 'EXECUTE')
-          AND NOT has_table_privilege('memoriesdb_app', 'memoriesdb_internal.memory_directory_key', 'SELECT'),
-          '... a client can neither compute a slot nor read the directory''s key');
+SELECT is((SELECT count(*) FROM made AS d, pg_dist_shard_placement AS p
+            WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations',
+                                                                   memoriesdb_internal.citus_memory_slot(d.id))
+              AND p.nodeport = (SELECT w.nodeport FROM pg_dist_shard_placement AS w
+                                 WHERE w.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'wes'::uuid))),
+          20::bigint, '... each on the worker of wes''s memories (remember() commits on one worker)');
 SELECT count(*) AS listed FROM memoriesdb_internal.memory_locations AS l, made AS d WHERE l.memory_id = d.id AND l.owner_id = :'wes' \gset
 SELECT is(:'listed'::bigint, 20::bigint, 'each is in the directory under its owner');
-SELECT is(has_table_privilege('memoriesdb_app', 'memoriesdb_internal.memory_locations', 'SELECT'), false,
-          'a client cannot read the directory (who owns which id)');
+SELECT ok(NOT has_table_privilege('memoriesdb_app', 'memoriesdb_internal.memory_locations', 'SELECT')
+          AND NOT has_table_privilege('memoriesdb_app', 'memoriesdb_internal.memory_directory_key', 'SELECT')
+          AND NOT has_function_privilege('memoriesdb_app', 'memoriesdb_internal.citus_memory_slot(uuid)', 'EXECUTE'),
+          'a client cannot read the directory (who owns which id), nor its key, nor compute a slot');
 
 SET SESSION AUTHORIZATION mdb_citus_test_app;
 \ir ../test_session.psql
