@@ -64,8 +64,11 @@ guard_transaction_ids() {  # guard_transaction_ids INDEX DB: Citus's functions t
   # ids, executable by PUBLIC as installed, for the roles Citus opens connections as only. A client that could call
   # assign_distributed_transaction_id() (with a gpid forged through application_name 'citus_internal gpid=…') replayed
   # another session's context proof in a transaction of its own: the proof binds the distributed transaction id
-  # (red team; docs/citus.md, section 1). Per database and per node (function privileges are).
-  psql_node "$1" "$2" -c "SET citus.enable_ddl_propagation = off" \
+  # (red team; docs/citus.md, section 1). Per database and per node (function privileges are). One transaction (-1):
+  # on a node already serving (add-worker), a connection between the REVOKE and the GRANT failed (measured, the
+  # rebalance test: "permission denied for function assign_distributed_transaction_id" for memoriesdb_reader on the
+  # new worker, a search() failing with "failure on connection marked as essential").
+  psql_node "$1" "$2" -1 -c "SET LOCAL citus.enable_ddl_propagation = off" \
     -c "REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
                pg_catalog.get_all_active_transactions() FROM PUBLIC" \
     -c "GRANT EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
