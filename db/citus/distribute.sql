@@ -1201,7 +1201,8 @@ SELECT k, i, o FROM (SELECT public.gen_random_bytes(32) AS k) AS g
      FROM generate_series(0, 63) AS n) AS pads;
 
 -- The slot: the first 16 bytes of HMAC-SHA-256(key, the id's 16 bytes), as a uuid (the type of memories' distribution
--- column, so that the directory is colocated with memories: moved with them by the rebalancer, split with them). The
+-- column, so that the directory is colocated with memories: its shards move and split with theirs, and remember() can
+-- tell whether a slot's shard is on the memory's worker). The
 -- built-in sha256() over the pads: a few microseconds (pgcrypto's hmac() looks the digest up at each call). Here it
 -- reads the key table, a plain table still; once it is a reference table (section 4), from the placement every node
 -- holds (section 4g: no Citus planning per call).
@@ -1222,7 +1223,8 @@ COMMENT ON FUNCTION memoriesdb_internal.citus_memory_slot(uuid) IS
 -- with W workers holding equal parts of the hash space; 1024 draws all miss with probability (1 - 1/W)^1024: under
 -- 1e-7 up to 64 workers, 3e-4 at 128. A miss, or a worker holding almost none of the hash space (a tenant isolated
 -- on a node of its own), is still correct: the directory row then lives on another worker and remember() commits in
--- two phases. The draw stops at the first fit (2 slots computed on average with 2 workers, about 20 µs each).
+-- two phases. The draw stops at the first fit (2 slots on average with 2 workers, 35 µs each with their shard and
+-- placement): 0.11-0.15 ms a call, the old draw into the owner's range 0.22 ms at the same moment.
 CREATE FUNCTION memoriesdb_internal.citus_new_memory_id(owner_id uuid) RETURNS uuid
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
