@@ -64,8 +64,11 @@ guard_transaction_ids() {  # guard_transaction_ids INDEX DB: Citus's functions t
   # ids, executable by PUBLIC as installed, for the roles Citus opens connections as only. A client that could call
   # assign_distributed_transaction_id() (with a gpid forged through application_name 'citus_internal gpid=…') replayed
   # another session's context proof in a transaction of its own: the proof binds the distributed transaction id
-  # (red team; docs/citus.md, section 1). Per database and per node (function privileges are).
-  psql_node "$1" "$2" -c "SET citus.enable_ddl_propagation = off" \
+  # (red team; docs/citus.md, section 1). Per database and per node (function privileges are). One transaction (-1):
+  # on a node already serving (add-worker), a connection between the REVOKE and the GRANT failed (measured, the
+  # rebalance test: "permission denied for function assign_distributed_transaction_id" for memoriesdb_reader on the
+  # new worker, a search() failing with "failure on connection marked as essential").
+  psql_node "$1" "$2" -1 -c "SET LOCAL citus.enable_ddl_propagation = off" \
     -c "REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
                pg_catalog.get_all_active_transactions() FROM PUBLIC" \
     -c "GRANT EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
@@ -438,11 +441,13 @@ migrate_check() {  # migrate_check SRC_URI NAME: row counts of every ledger tabl
     exit 1
   fi
   echo "  row counts equal in $(echo "$a" | wc -l) tables ($(echo "$a" | awk '{n += $2} END {print n}') rows)"
-  # the memory directory (db/citus/distribute.sql §3i) names every memory, under its owner
-  # (both sides gathered first: the two tables are distributed by different columns)
+  # the memory directory (db/citus/distribute.sql §3i) names every memory, under its owner, in the slot its id's
+  # keyed hash gives (where a lookup by id asks); both sides gathered first: the two tables are distributed by
+  # different columns
   b=$(psql_node 0 "$db" -c "WITH m AS MATERIALIZED (SELECT id, owner_id FROM memoriesdb.memories),
-         l AS MATERIALIZED (SELECT memory_id, owner_id FROM memoriesdb_internal.memory_locations)
-    SELECT count(*) FROM m WHERE NOT EXISTS (SELECT 1 FROM l WHERE l.memory_id = m.id AND l.owner_id = m.owner_id)")
+         l AS MATERIALIZED (SELECT slot, memory_id, owner_id FROM memoriesdb_internal.memory_locations)
+    SELECT count(*) FROM m WHERE NOT EXISTS (SELECT 1 FROM l WHERE l.memory_id = m.id AND l.owner_id = m.owner_id
+                                                                  AND l.slot = memoriesdb_internal.citus_memory_slot(m.id))")
   if [ "$b" != 0 ]; then
     echo "citus.sh migrate: $b memories of $db are not in the memory directory (memory_locations)" >&2
     exit 1

@@ -1177,63 +1177,136 @@ SELECT pg_temp.patch('memoriesdb.revoke_api_key(text)',
 -- A call that names a memory by id only (recall, verify, provenance; and every lock by id — forget, share,
 -- transfer, revise — through citus_owner_of()) asked every shard (32 here) for it: a multi-shard query per call, one
 -- round trip to every worker (docs/citus.md §5; the sizing model: the coordinator's work per call caps the cluster).
--- memory_locations (memory id -> owner) is distributed by the memory's id, colocated with memories; remember() draws
--- the new id so that it hashes into its owner's shard range (random draws, 1 in 32 fits), so the directory row goes
--- to the same shard index as the memory, on the same worker, in remember()'s one-shard transaction. A lookup by id
--- is then two router queries: the directory, then the owner's shard. Ids not drawn so (a migrated ledger's; a
--- memory transferred since keeps its id and moves to the receiver's shard) are found all the same, on the worker
--- their id hashes to.
-CREATE TABLE memoriesdb_internal.memory_locations (
-  memory_id uuid PRIMARY KEY,
-  owner_id  uuid NOT NULL
+-- memory_locations (memory id -> owner) is distributed by slot = citus_memory_slot(id), a keyed hash of the id (HMAC
+-- under memory_directory_key, which only the owner role reads), colocated with memories. A lookup by id is two router
+-- queries: the directory on the slot's shard, then the owner's shard.
+-- Why keyed: the directory was distributed by the id itself, and remember() drew the id until it hashed into its
+-- owner's shard range, so that the directory row shared the memory's shard. Every id then told its creator's shard
+-- (Citus's hash of a uuid is public: 5 bits of 32 shards) to whoever saw it — a grantee, a transfer's receiver —
+-- where a single node's id says nothing (red team, 15-redteam-directory.sql); and the draw assumed few shards (512
+-- draws missed the range 2% of the time at 128 shards, always for a tenant isolated on a shard of its own).
+-- Why the id is still drawn (citus_new_memory_id()), now by its keyed hash: with plain gen_random_uuid() ids the
+-- directory row lands on another worker than the memory's for (workers - 1) in workers of the memories, and
+-- remember() then commits on two workers (two-phase commit). Measured (2 workers, 2 cores shared): those remember()
+-- calls +3 ms at the median (17 -> 20 ms, 1,500 calls), every remember() +2 to +15% against the draw onto the
+-- owner's shard. So remember() draws random (version 4) ids until the slot's shard is on the owner's worker (1 draw in
+-- workers fits: 2 here, whatever the number of shards, a tenant isolated on a shard of its own too); the memory and
+-- its directory row then commit on one worker, as before. What an id tells: to anyone without the key, nothing — the
+-- slot is HMAC-SHA-256 of it, a pseudo-random function, so the ids drawn are indistinguishable from gen_random_uuid()'s
+-- and the public hash of an id (its shard, its worker) is independent of its owner's; with the key, the worker the
+-- owner was on when it was made, which the key's reader (the owner role) reads in the directory anyway.
+-- The key must never change: every slot is a function of it (a new key means every directory row written again).
+CREATE TABLE memoriesdb_internal.memory_directory_key (
+  singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  key        bytea NOT NULL CHECK (octet_length(key) = 32),
+  ipad       bytea NOT NULL CHECK (octet_length(ipad) = 64),
+  opad       bytea NOT NULL CHECK (octet_length(opad) = 64),
+  created_at timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE memoriesdb_internal.memory_locations IS
-  'Internal (Citus): the owner (shard) of every memory, by id: written by remember(), forget() and transfer() in their transaction, read by citus_owner_of(); distributed by memory_id, colocated with memories (remember() draws ids that hash into the owner''s shard range). Readable by the owner role only.';
-ALTER TABLE memoriesdb_internal.memory_locations OWNER TO memoriesdb_owner;
-ALTER TABLE memoriesdb_internal.memory_locations ENABLE ROW LEVEL SECURITY;   -- no policy: the owner role only
-REVOKE ALL ON memoriesdb_internal.memory_locations FROM PUBLIC;
-INSERT INTO memoriesdb_internal.memory_locations (memory_id, owner_id) SELECT m.id, m.owner_id FROM memoriesdb.memories AS m;
+COMMENT ON TABLE memoriesdb_internal.memory_directory_key IS
+  'Private (Citus): the key of the memory directory''s slots, citus_memory_slot(id) = HMAC-SHA-256(key, id) (ipad/opad: the key XOR 0x36/0x5c, zero-padded to 64 bytes, as context_key). Readable by the owner only; never audited. Never to be replaced: every memory_locations row is placed by it (a new key means every row written again, under its new slot).';
+ALTER TABLE memoriesdb_internal.memory_directory_key OWNER TO memoriesdb_owner;
+ALTER TABLE memoriesdb_internal.memory_directory_key ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY memory_directory_key_owner ON memoriesdb_internal.memory_directory_key TO memoriesdb_owner USING (true) WITH CHECK (true);
+REVOKE ALL ON memoriesdb_internal.memory_directory_key FROM PUBLIC;
+INSERT INTO memoriesdb_internal.memory_directory_key (key, ipad, opad)
+SELECT k, i, o FROM (SELECT public.gen_random_bytes(32) AS k) AS g
+ CROSS JOIN LATERAL (
+   SELECT string_agg(decode(lpad(to_hex(coalesce(CASE WHEN n < 32 THEN get_byte(g.k, n) END, 0) # 54), 2, '0'), 'hex'), ''::bytea ORDER BY n) AS i,
+          string_agg(decode(lpad(to_hex(coalesce(CASE WHEN n < 32 THEN get_byte(g.k, n) END, 0) # 92), 2, '0'), 'hex'), ''::bytea ORDER BY n) AS o
+     FROM generate_series(0, 63) AS n) AS pads;
 
+-- The slot: the first 16 bytes of HMAC-SHA-256(key, the id's 16 bytes), as a uuid (the type of memories' distribution
+-- column, so that the directory is colocated with memories: its shards move and split with theirs, and remember() can
+-- tell whether a slot's shard is on the memory's worker). The
+-- built-in sha256() over the pads: a few microseconds (pgcrypto's hmac() looks the digest up at each call). Here it
+-- reads the key table, a plain table still; once it is a reference table (section 4), from the placement every node
+-- holds (section 4g: no Citus planning per call).
+CREATE FUNCTION memoriesdb_internal.citus_memory_slot(memory_id uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN (SELECT encode(substr(sha256(k.opad || sha256(k.ipad || uuid_send(memory_id))), 1, 16), 'hex')::uuid
+            FROM memoriesdb_internal.memory_directory_key AS k);
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_memory_slot(uuid) IS
+  'Internal (Citus): the memory directory''s slot of a memory id (memory_locations'' distribution column): the first 16 bytes of HMAC-SHA-256 under memory_directory_key, as a uuid. Callable by the owner role only (it reads the key): no client can tell from an id where its directory row, or anything of its owner, lives.';
+
+-- A new memory's id: random (version 4) ids drawn until the slot's shard is placed on the worker of the owner's shard
+-- (Citus colocates them: the same shard index of memory_locations and memories is on one node). 1 draw in W fits
+-- with W workers holding equal parts of the hash space; 1024 draws all miss with probability (1 - 1/W)^1024: under
+-- 1e-7 up to 64 workers, 3e-4 at 128. A miss, or a worker holding almost none of the hash space (a tenant isolated
+-- on a node of its own), is still correct: the directory row then lives on another worker and remember() commits in
+-- two phases. The draw stops at the first fit (2 slots on average with 2 workers, 35 µs each with their shard and
+-- placement): 0.11-0.15 ms a call, the old draw into the owner's range 0.22 ms at the same moment.
 CREATE FUNCTION memoriesdb_internal.citus_new_memory_id(owner_id uuid) RETURNS uuid
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  lo integer;
-  hi integer;
+  g integer;
+  s bigint;
   id uuid;
 BEGIN
   IF owner_id IS NOT NULL THEN
-    SELECT s.shardminvalue::integer, s.shardmaxvalue::integer INTO lo, hi
-      FROM pg_dist_shard AS s WHERE s.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', owner_id);
-    -- Citus hashes a uuid with uuid_hash(); 512 draws all miss with probability (31/32)^512, about 1e-7
-    SELECT c.id INTO id FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 512)) AS c
-     WHERE uuid_hash(c.id) BETWEEN lo AND hi LIMIT 1;
+    -- (values first, each lookup by index: a function call in a WHERE clause over pg_dist_placement is evaluated per
+    -- row, 20 ms a draw; reading the worker's shards as a set, 0.15 ms)
+    s := get_shard_id_for_distribution_column('memoriesdb.memories', owner_id);
+    g := (SELECT p.groupid FROM pg_dist_placement AS p WHERE p.shardid = s);
+    -- (a loop, not a query over generate_series(1, 1024): that materializes its 1024 rows first, 0.2 ms a call)
+    FOR i IN 1 .. 1024 LOOP
+      id := gen_random_uuid();
+      s := get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', memoriesdb_internal.citus_memory_slot(id));
+      IF EXISTS (SELECT 1 FROM pg_dist_placement AS p WHERE p.shardid = s AND p.groupid = g) THEN
+        RETURN id;
+      END IF;
+    END LOOP;
   END IF;
-  RETURN coalesce(id, gen_random_uuid());   -- (anywhere else is correct too: the directory row then lives elsewhere)
+  RETURN gen_random_uuid();   -- (anywhere else is correct too: the directory row then lives elsewhere)
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_new_memory_id(uuid) IS
-  'Internal (Citus): a random (version 4) uuid for a new memory of owner_id that hashes into the owner''s shard range, so that its memory_locations row is colocated with the memory (gen_random_uuid() when owner_id is NULL or no draw fits).';
-ALTER FUNCTION memoriesdb_internal.citus_new_memory_id(uuid) OWNER TO memoriesdb_owner;
-REVOKE ALL ON FUNCTION memoriesdb_internal.citus_new_memory_id(uuid) FROM PUBLIC;
+  'Internal (Citus): a random (version 4) uuid for a new memory of owner_id whose directory slot (citus_memory_slot(), a keyed hash) is on the worker of the owner''s shard, so that remember() commits on one worker; to anyone without the directory''s key the ids are indistinguishable from gen_random_uuid()''s (gen_random_uuid() itself when owner_id is NULL or no draw fits).';
+
+CREATE TABLE memoriesdb_internal.memory_locations (
+  slot      uuid NOT NULL,
+  memory_id uuid NOT NULL,
+  owner_id  uuid NOT NULL,
+  PRIMARY KEY (slot, memory_id)   -- (slot is a function of memory_id: one row per id)
+);
+COMMENT ON TABLE memoriesdb_internal.memory_locations IS
+  'Internal (Citus): the owner (shard) of every memory, by id: written by remember(), forget() and transfer() in their transaction, read by citus_owner_of(); distributed by slot = citus_memory_slot(memory_id), a keyed hash of the id, colocated with memories. Readable by the owner role only.';
+ALTER TABLE memoriesdb_internal.memory_locations OWNER TO memoriesdb_owner;
+ALTER TABLE memoriesdb_internal.memory_locations ENABLE ROW LEVEL SECURITY;   -- no policy: the owner role only
+REVOKE ALL ON memoriesdb_internal.memory_locations FROM PUBLIC;
+-- the memories that exist already (a migrated ledger's: scripts/citus.sh migrate checks them after)
+INSERT INTO memoriesdb_internal.memory_locations (slot, memory_id, owner_id)
+SELECT memoriesdb_internal.citus_memory_slot(m.id), m.id, m.owner_id FROM memoriesdb.memories AS m;
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_owner_of(memory_id uuid) RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  s uuid := memoriesdb_internal.citus_memory_slot(citus_owner_of.memory_id);   -- (a value: Citus prunes on values only)
 BEGIN
-  -- an unknown id names itself: the caller then asks the shard that id hashes to and finds nothing, the same one
-  -- query a hidden memory's owner's shard answers (no timing says whether the id exists; the fan-out it replaced
-  -- asked every shard either way)
-  RETURN coalesce((SELECT l.owner_id FROM memoriesdb_internal.memory_locations AS l WHERE l.memory_id = citus_owner_of.memory_id),
-                  citus_owner_of.memory_id);
+  -- an unknown id names its slot: the caller then asks the shard that value hashes to (the directory row's shard
+  -- index: the worker just asked) and finds nothing, the same one query a hidden memory's owner's shard answers, on
+  -- the same worker too (remember() drew the id so that its slot is on its owner's worker). No timing says whether
+  -- the id exists. (Named itself, an unknown id sent the caller to the shard its id hashes to, on the other worker
+  -- for half of them: a second worker in the transaction, measured 32 vs 24 ms at the median, 80 calls each, a
+  -- machine loaded to 6; the fan-out the directory replaced asked every shard either way.)
+  RETURN coalesce((SELECT l.owner_id FROM memoriesdb_internal.memory_locations AS l
+                    WHERE l.slot = s AND l.memory_id = citus_owner_of.memory_id),
+                  s);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_owner_of(uuid) IS
-  'Internal (Citus): the owner of a memory, from the memory directory (memory_locations: one shard), or the id itself when none (a shard is asked and finds nothing, as for a memory the caller may not see): the API then reads or locks the memory by (owner, id), on one shard.';
+  'Internal (Citus): the owner of a memory, from the memory directory (memory_locations: the shard of the id''s slot), or the slot itself when none (a shard on the same worker is asked and finds nothing, as for a memory the caller may not see): the API then reads or locks the memory by (owner, id), on one shard.';
 
--- Every lock of a memory by id takes its directory row first (FOR UPDATE, on the id's shard), then the memory on the
+-- Every lock of a memory by id takes its directory row first (FOR UPDATE, on the slot's shard), then the memory on the
 -- owner's shard it names. A call that found the owner without a lock and then waited for the memory's lock while a
 -- transfer moved it locked nothing when the lock came (the row had left that shard), went on with no memory and failed
 -- where the single node, re-reading the moved row, succeeds (measured: a revise() by the receiver, or by a grantee with
@@ -1246,17 +1319,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   o uuid;
+  s uuid := memoriesdb_internal.citus_memory_slot(citus_lock_owner_of.memory_id);
 BEGIN
   SELECT l.owner_id INTO o FROM memoriesdb_internal.memory_locations AS l
-   WHERE l.memory_id = citus_lock_owner_of.memory_id FOR UPDATE;
-  o := coalesce(o, citus_lock_owner_of.memory_id);   -- (as citus_owner_of(): an unknown id names itself)
+   WHERE l.slot = s AND l.memory_id = citus_lock_owner_of.memory_id FOR UPDATE;
+  o := coalesce(o, s);   -- (as citus_owner_of(): an unknown id names its slot)
   -- A transfer commits on its two workers one after the other (two-phase commit, no global snapshot): a call that
   -- waited for the directory row can read it, naming the receiver, a moment before the receiver's worker shows the
   -- memory (measured: 1 race in 4 refused MDB03). Wait for it, 1 s at most; the same query for an unknown id, so that
   -- the time says nothing.
   FOR i IN 1 .. 100 LOOP
     EXIT WHEN EXISTS (SELECT 1 FROM memoriesdb.memories AS m WHERE m.owner_id = o AND m.id = citus_lock_owner_of.memory_id);
-    EXIT WHEN o = citus_lock_owner_of.memory_id;
+    EXIT WHEN o = s;
     PERFORM pg_sleep(0.01);
   END LOOP;
   RETURN o;
@@ -1274,23 +1348,26 @@ SELECT pg_temp.patch(f::regprocedure, $x$FOR UPDATE', memoriesdb_internal.citus_
 SELECT pg_temp.patch_many('memoriesdb.remember(text, jsonb)',
   ARRAY['  new_id uuid := gen_random_uuid();',
         '  VALUES (new_id, uid, content, metadata, h);'],
-  ARRAY['  new_id uuid := memoriesdb_internal.citus_new_memory_id(uid);   -- (Citus §3i: colocated with its directory row)',
+  ARRAY['  new_id uuid := memoriesdb_internal.citus_new_memory_id(uid);   -- (Citus §3i: its directory row on the memory''s worker)',
         '  VALUES (new_id, uid, content, metadata, h);
-  INSERT INTO memoriesdb_internal.memory_locations (memory_id, owner_id) VALUES (new_id, uid);   -- (Citus §3i)']);
+  INSERT INTO memoriesdb_internal.memory_locations (slot, memory_id, owner_id)   -- (Citus §3i)
+  VALUES (memoriesdb_internal.citus_memory_slot(new_id), new_id, uid);']);
 SELECT pg_temp.patch('memoriesdb.forget(uuid)', '  -- (Citus: no foreign keys across owners'' shards: docs/citus.md)',
-  '  DELETE FROM memoriesdb_internal.memory_locations AS l WHERE l.memory_id = forget.memory_id;   -- (Citus §3i)
-  -- (Citus: no foreign keys across owners'' shards: docs/citus.md)');
+  $x$  EXECUTE 'DELETE FROM memoriesdb_internal.memory_locations AS l WHERE l.slot = $1 AND l.memory_id = $2'   -- (Citus §3i)
+    USING memoriesdb_internal.citus_memory_slot(forget.memory_id), forget.memory_id;
+  -- (Citus: no foreign keys across owners'' shards: docs/citus.md)$x$);
 SELECT pg_temp.patch('memoriesdb_internal.effect_transfer(uuid, uuid, uuid, uuid, text)',
   $x$  EXECUTE 'DELETE FROM memoriesdb.memories AS r WHERE r.owner_id = $1 AND r.id = $2' USING f, m;$x$,
   $x$  EXECUTE 'DELETE FROM memoriesdb.memories AS r WHERE r.owner_id = $1 AND r.id = $2' USING f, m;
-  EXECUTE 'UPDATE memoriesdb_internal.memory_locations AS l SET owner_id = $2 WHERE l.memory_id = $1' USING m, t;   -- (§3i)$x$);
+  EXECUTE 'UPDATE memoriesdb_internal.memory_locations AS l SET owner_id = $3 WHERE l.slot = $1 AND l.memory_id = $2'   -- (§3i)
+    USING memoriesdb_internal.citus_memory_slot(m), m, t;$x$);
 -- the reads by id: the owner from the directory first, then one shard (a variable: Citus prunes on values only).
 -- Whether the caller may see it is decided before the read, on the coordinator (the owner, or a grant on the owner's
 -- shard): a memory the caller may not see is never read. Read as the caller, another tenant's memory was found on its
 -- shard and refused there by the policy, whose grant check is a nested distributed query on the worker: a recall of a
 -- hidden id took 1 ms longer than of an unknown id (medians 5.4 vs 4.4 ms, 300 calls each, one call told them apart
--- 8 times in 10; red team, 15-redteam-directory.sql). Now both ask the directory and the grants of one shard (an unknown
--- id names itself, the shard its id hashes to), and neither reads a memory.
+-- 8 times in 10; red team, 15-redteam-directory.sql). Now both ask the directory and the grants of one shard, on one
+-- worker (an unknown id names its slot: citus_owner_of()), and neither reads a memory.
 SELECT pg_temp.patch_many(f::regprocedure,
   ARRAY[format('  log_ids uuid[] := ARRAY[%s.memory_id];', n), format('FROM memoriesdb.memories AS m WHERE m.id = %s.memory_id', n)],
   ARRAY[format(E'  log_ids uuid[] := ARRAY[%s.memory_id];\n  citus_owner uuid := memoriesdb_internal.citus_owner_of(%s.memory_id);   -- (Citus §3i)'
@@ -2393,7 +2470,7 @@ SELECT create_reference_table(t) FROM unnest(ARRAY[
   'memoriesdb.users', 'memoriesdb.api_keys', 'memoriesdb.config', 'memoriesdb.edge_types', 'memoriesdb.embedding_models',
   'memoriesdb.accepted_senders', 'memoriesdb.access_log_sink',
   'memoriesdb_internal.context_key', 'memoriesdb_internal.query_cache_key', 'memoriesdb_internal.ledger_identity',
-  'memoriesdb_internal.edge_type_links']) AS t;
+  'memoriesdb_internal.edge_type_links', 'memoriesdb_internal.memory_directory_key']) AS t;
 
 -- by owner, colocated with memories
 SELECT create_distributed_table('memoriesdb.memories', 'owner_id', shard_count => 32);
@@ -2405,7 +2482,7 @@ SELECT create_distributed_table(t, c, colocate_with => 'memoriesdb.memories') FR
   ('memoriesdb_internal.query_cache', 'owner_id'), ('memoriesdb.vindexing_schedule', 'owner_id'),
   ('memoriesdb.audit_log', 'chain_key'), ('memoriesdb.audit_seals', 'chain_key'),
   ('memoriesdb_internal.audit_chain_heads', 'chain'), ('memoriesdb_internal.audit_pending', 'chain'),
-  ('memoriesdb_internal.memory_locations', 'memory_id'), ('memoriesdb_internal.grantors', 'grantee_id')) AS v(t, c);
+  ('memoriesdb_internal.memory_locations', 'slot'), ('memoriesdb_internal.grantors', 'grantee_id')) AS v(t, c);
 
 
 -- the foreign keys to memories, now between colocated distributed tables (before, Citus refuses a local table's
@@ -2661,6 +2738,33 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p
                           WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
                             AND has_function_privilege('public', p.oid, 'EXECUTE'))
             THEN pg_temp.run('DO $e$ BEGIN RAISE EXCEPTION ''PUBLIC may execute a ledger function (section 4f)''; END $e$') END;
+
+-- 4g. The memory directory's key, read from the node's own placement (section 3i) ---------------------------------
+-- citus_memory_slot() runs in every lookup by id (citus_owner_of(), on the coordinator) and in remember(), forget()
+-- and transfer(). memory_directory_key is a reference table now; read through Citus, each call would be planned and
+-- executed by Citus (as context_proven()'s key was: section 4b). Read here from the placement every node holds,
+-- under the same shard id (a node added later too), a plain local table. Callable by the owner role only: the key is
+-- its own, and every caller runs as it (remember() and its citus_new_memory_id(), forget(), effect_transfer(),
+-- citus_owner_of(), citus_lock_owner_of()); section 4f granted the overlay's functions to memoriesdb_reader, not these.
+DO $d$
+DECLARE
+  placement text := (SELECT format('memoriesdb_internal.%I', 'memory_directory_key_' || s.shardid) FROM pg_dist_shard AS s
+                      WHERE s.logicalrelid = 'memoriesdb_internal.memory_directory_key'::regclass);
+BEGIN
+  IF placement IS NULL THEN RAISE EXCEPTION 'memory_directory_key is not a reference table'; END IF;
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_memory_slot(memory_id uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $b$
+BEGIN
+  RETURN (SELECT encode(substr(sha256(k.opad || sha256(k.ipad || uuid_send(memory_id))), 1, 16), 'hex')::uuid
+            FROM %s AS k);
+END
+$b$$f$, placement);
+END
+$d$;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_memory_slot(uuid), memoriesdb_internal.citus_new_memory_id(uuid)
+  FROM PUBLIC, memoriesdb_reader;
 
 -- 5. Every function of the ledger on every node (the triggers and policies on the shards call them, and the
 -- functions they call); distributed, so a later CREATE OR REPLACE on the coordinator reaches the workers too.

@@ -1,6 +1,8 @@
--- Citus (issue 17, docs/citus.md §5 and distribute.sql §3i): the memory directory. remember() draws ids that hash into
--- the owner's shard range and records (id -> owner) in memory_locations, colocated with the memory; recall(), verify(),
--- provenance() and every lock by id find the owner there and read one shard. transfer() and forget() keep it true.
+-- Citus (issue 17, docs/citus.md §5 and distribute.sql §3i): the memory directory. remember() records (id -> owner)
+-- in memory_locations, on the shard of the id's slot (a keyed hash of the id: citus_memory_slot(), under a key only the
+-- owner role reads), drawing the random id so that the slot is on the memory's worker; recall(), verify(), provenance()
+-- and every lock by id find the owner there (one shard) and read the owner's shard. transfer() and forget() keep it
+-- true.
 -- Run by scripts/test.sh --citus.
 \ir ../test_setup.psql
 SELECT plan(21);
@@ -30,25 +32,29 @@ SELECT memoriesdb.share(:'w1', :'xia') AS _ \gset
 COMMIT;
 RESET SESSION AUTHORIZATION;
 
--- every new id hashes into its owner's shard range, and its directory row is on the memory's worker
-SELECT is((SELECT count(*) FROM made AS d
-            WHERE (SELECT s.shardminvalue FROM pg_dist_shard AS s
-                    WHERE s.shardid = get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', d.id))
-                = (SELECT s.shardminvalue FROM pg_dist_shard AS s
-                    WHERE s.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'wes'::uuid))),
-          20::bigint, 'remember() draws every id in its owner''s shard range (20 of 20)');
-SELECT is((SELECT count(DISTINCT p.nodeport) FROM made AS d, pg_dist_shard_placement AS p
-            WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', d.id)),
-          1::bigint, '... so the directory rows are on one worker');
-SELECT is((SELECT p.nodeport FROM made AS d, pg_dist_shard_placement AS p
-            WHERE d.n = 1 AND p.shardid = get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', d.id)),
-          (SELECT p.nodeport FROM pg_dist_shard_placement AS p
-            WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'wes'::uuid)),
-          '... the worker of wes''s memories');
+-- each new id's directory row is in the slot its keyed hash names (where every lookup by id asks: one shard), on the
+-- worker of the memory; the ids are not drawn into their owner's shard range (the directory was distributed by the id,
+-- and every id hashed into its creator's range: 20 of 20)
+SELECT is((SELECT count(*) FROM made AS d, memoriesdb_internal.memory_locations AS l
+            WHERE l.slot = memoriesdb_internal.citus_memory_slot(d.id) AND l.memory_id = d.id AND l.owner_id = :'wes'),
+          20::bigint, 'remember() records every id in the directory under its slot, the id''s keyed hash (20 of 20)');
+-- (by chance 20/32 of them hash into wes's range; 8 or more: one time in 10^7)
+SELECT cmp_ok((SELECT count(*) FROM made AS d
+                WHERE get_shard_id_for_distribution_column('memoriesdb.memories', d.id)
+                    = get_shard_id_for_distribution_column('memoriesdb.memories', :'wes'::uuid))::integer, '<', 8,
+              '... and its ids are not drawn into wes''s shard range (no more than chance)');
+SELECT is((SELECT count(*) FROM made AS d, pg_dist_shard_placement AS p
+            WHERE p.shardid = get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations',
+                                                                   memoriesdb_internal.citus_memory_slot(d.id))
+              AND p.nodeport = (SELECT w.nodeport FROM pg_dist_shard_placement AS w
+                                 WHERE w.shardid = get_shard_id_for_distribution_column('memoriesdb.memories', :'wes'::uuid))),
+          20::bigint, '... each on the worker of wes''s memories (remember() commits on one worker)');
 SELECT count(*) AS listed FROM memoriesdb_internal.memory_locations AS l, made AS d WHERE l.memory_id = d.id AND l.owner_id = :'wes' \gset
 SELECT is(:'listed'::bigint, 20::bigint, 'each is in the directory under its owner');
-SELECT is(has_table_privilege('memoriesdb_app', 'memoriesdb_internal.memory_locations', 'SELECT'), false,
-          'a client cannot read the directory (who owns which id)');
+SELECT ok(NOT has_table_privilege('memoriesdb_app', 'memoriesdb_internal.memory_locations', 'SELECT')
+          AND NOT has_table_privilege('memoriesdb_app', 'memoriesdb_internal.memory_directory_key', 'SELECT')
+          AND NOT has_function_privilege('memoriesdb_app', 'memoriesdb_internal.citus_memory_slot(uuid)', 'EXECUTE'),
+          'a client cannot read the directory (who owns which id), nor its key, nor compute a slot');
 
 SET SESSION AUTHORIZATION mdb_citus_test_app;
 \ir ../test_session.psql
