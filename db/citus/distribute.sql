@@ -1972,12 +1972,14 @@ BEGIN
 
   -- (Citus: section 3n) the owners: the directory's rows, locked on their shards (one statement per shard of the
   -- directory, the shards and the ids in order: no deadlock between imports, nor with a call locking one id)
-  FOR grp IN SELECT array_agg(s.mid ORDER BY s.mid) AS ids
-               FROM (SELECT DISTINCT u.mid, pg_catalog.get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', u.mid) AS sh
-                       FROM unnest(memory_ids) AS u(mid) WHERE u.mid IS NOT NULL) AS s
+  -- (the directory is distributed by each id's keyed slot, section 3i)
+  FOR grp IN SELECT array_agg(s.mid ORDER BY s.mid) AS ids, array_agg(s.slot) AS slots
+               FROM (SELECT x.mid, x.slot, pg_catalog.get_shard_id_for_distribution_column('memoriesdb_internal.memory_locations', x.slot) AS sh
+                       FROM (SELECT DISTINCT u.mid, memoriesdb_internal.citus_memory_slot(u.mid) AS slot
+                               FROM unnest(memory_ids) AS u(mid) WHERE u.mid IS NOT NULL) AS x) AS s
               GROUP BY s.sh ORDER BY s.sh LOOP
     FOR r IN SELECT l.memory_id, l.owner_id FROM memoriesdb_internal.memory_locations AS l
-              WHERE l.memory_id = ANY (grp.ids) ORDER BY l.memory_id FOR UPDATE LOOP
+              WHERE l.slot = ANY (grp.slots) AND l.memory_id = ANY (grp.ids) ORDER BY l.memory_id FOR UPDATE LOOP
       dir_ids := dir_ids || r.memory_id;
       dir_owners := dir_owners || r.owner_id;
     END LOOP;
