@@ -1803,6 +1803,125 @@ SELECT pg_temp.patch_many('memoriesdb_internal.audit_lock_chain(uuid)',
   ARRAY[$x$EXECUTE 'SET LOCAL lock_timeout = ''100ms''';   -- (Citus: section 3l; propagated to the chain's worker)$x$,
         $x$EXECUTE format('SET LOCAL lock_timeout = %L', was);$x$]);
 
+-- 3o. The history's times and a grantee's view of transfers ------------------------------------------------------
+-- (a) The history's times (measured: the single-node suite's 27-as-of, 23 of 48). An audit row's time, and a row's
+-- created_at/updated_at, were the distributed transaction's stamp (citus_now(), section 3h): Citus takes it when the
+-- transaction first touches a distributed or reference table, 0.2-0.3 ms after the coordinator's now() of the same
+-- transaction (more when the client waits between BEGIN and its first call). A client sees now() as the change's
+-- time, and on a single node every row and audit row of the transaction has it: recall_as_of() and who_could_read()
+-- at that now() answered the state before the change. The coordinator's transaction_timestamp() is now carried to
+-- the workers with the context (section 4c: every API call, before it writes) as app.citus_now = '<microseconds
+-- since the epoch>:<proof>', and citus_now() uses it on every node. A client can SET LOCAL any app.* setting, which
+-- Citus propagates, so the value is believed only with its proof: the context key's HMAC (context_proof(), as
+-- authenticate() mints a context's) over ["citus_now", <microseconds>] and the distributed transaction (initiating
+-- backend, number, stamp). Only the carry mints it, over the coordinator's own transaction_timestamp(): a client can
+-- neither choose the time nor reuse another transaction's value (a JSON array of two elements is no context's
+-- subject, which is one of three: no proof serves as the other). And the time must not be after the stamp (the
+-- coordinator starts its transaction before it takes the stamp). Without a proven value (a worker's local
+-- transaction, a call made before any carry, a value the client overwrote with set_config() on the coordinator
+-- only, which the next call's carry overwrites again) it is the stamp as before, never a time the client chose; with
+-- no distributed transaction yet, now(). Tests: db/citus/tests/18-as-of-times.sql (the back-dating attacks).
+CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_now() RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  t record;
+  carried text := current_setting('app.citus_now', true);
+  at_us bigint;
+BEGIN
+  SELECT x.transaction_number, x.transaction_stamp INTO t FROM get_current_transaction_id() AS x;
+  IF t.transaction_number IS NULL OR t.transaction_number = 0 THEN
+    RETURN now();
+  END IF;
+  IF carried ~ '^[0-9]{1,17}:[0-9a-f]{64}$' THEN   -- (checked only when it may be one: no key read otherwise)
+    at_us := split_part(carried, ':', 1)::bigint;
+    IF at_us <= (EXTRACT(epoch FROM t.transaction_stamp) * 1000000)::bigint
+       AND memoriesdb.context_proven(jsonb_build_array('citus_now', at_us::text)::text, split_part(carried, ':', 2)) THEN
+      RETURN 'epoch'::timestamptz + at_us * interval '1 microsecond';   -- (exact: an integer of microseconds)
+    END IF;
+  END IF;
+  RETURN t.transaction_stamp;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_now() IS
+  'Internal (Citus): the time of the transaction''s changes, the same on every node: the coordinator''s transaction_timestamp() as carried by the API call (app.citus_now, proven by the context key''s HMAC over it and the distributed transaction: section 3o), else the distributed transaction''s stamp, else now(). stamp_row() and the audit rows stamp with it, so every replica of a reference table gets the same row and the history answers at the client''s now() as on a single node.';
+
+CREATE FUNCTION memoriesdb_internal.citus_carry_now() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER   -- (the context key)
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  at_us bigint := (EXTRACT(epoch FROM transaction_timestamp()) * 1000000)::bigint;
+  tag text;
+BEGIN
+  -- (the read of context_key, a reference table, assigns the distributed transaction id when the call has not yet:
+  -- the proof binds it; without one, context_proof() is NULL and nothing is carried)
+  SELECT at_us::text || ':' || memoriesdb_internal.context_proof(jsonb_build_array('citus_now', at_us::text)::text, ck.ipad, ck.opad)
+    INTO tag FROM memoriesdb_internal.context_key AS ck;
+  IF tag IS NOT NULL THEN
+    EXECUTE format('SET LOCAL app.citus_now = %L', tag);
+  END IF;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_carry_now() IS
+  'Internal (Citus): SET LOCAL app.citus_now to the coordinator''s transaction_timestamp() in microseconds with its proof (the context key''s HMAC over it and the distributed transaction), which Citus propagates: citus_carry_context() runs it one executor level down in every API call, and citus_now() believes the value on every node (section 3o). true.';
+ALTER FUNCTION memoriesdb_internal.citus_carry_now() OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_carry_now() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_carry_now() TO memoriesdb_reader;   -- (the read functions' carry)
+-- (citus_carry_context(), created in section 4c, runs it: patched there)
+
+-- (b) A grantee's view of a memory's transfers (measured: a grantee's provenance() had no "transferred" event; the
+-- single-node suite, 06-transfer; db/citus/tests/11-single-node-parity.sql). On a single node the transfer rows are
+-- visible to whoever may see the memory (memory_transfers_visible: memory_id IN (SELECT id FROM memories), the memories
+-- policy applied as the caller). On Citus a policy cannot look the memory up elsewhere (a transfer row lives on its
+-- receiver's shard, the memory on its owner's, maybe another node: section 2), so the shards' policy shows them to the
+-- memory's current owner only (citus_owns_memory()). provenance() found the memory visible first (the owner, or a
+-- grant on the owner's shard, section 3i); it now reads the transfer rows with the owner's rights, through a helper
+-- that checks that visibility again (the same two router queries as provenance()'s: no other caller shows them), and
+-- shows their users by the same pseudonyms (disclosed_user(), on the coordinator, as on a single node). A direct
+-- SELECT of memory_transfers by an app login still shows the owner's only.
+CREATE FUNCTION memoriesdb_internal.citus_memory_transfers(memory_id uuid)
+RETURNS TABLE (created_at timestamptz, created_by uuid, from_owner uuid, to_owner uuid, note text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER   -- (the owner's rights: every receiver's shard)
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  viewer uuid := memoriesdb.current_user_id();
+  owner uuid := memoriesdb_internal.citus_owner_of(citus_memory_transfers.memory_id);
+BEGIN
+  IF viewer IS NULL OR owner IS NULL
+     OR NOT (owner = viewer OR memoriesdb_internal.citus_granted(owner, citus_memory_transfers.memory_id)) THEN
+    RETURN;   -- (the memory is not the caller's to see: nothing)
+  END IF;
+  RETURN QUERY SELECT x.created_at, x.created_by, x.from_owner, x.to_owner, x.note
+                 FROM memoriesdb.memory_transfers AS x WHERE x.memory_id = citus_memory_transfers.memory_id;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) IS
+  'Internal (Citus): the transfer rows of a memory the caller may see (its owner, or a grantee: the single node''s memory_transfers_visible), read with the owner''s rights from every receiver''s shard; nothing for a memory the caller may not see. provenance() reads them so (section 3o).';
+ALTER FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) TO memoriesdb_reader;   -- (provenance()'s owner)
+-- The events are gathered first, each in a statement of its own, and shown on the coordinator: in one query the
+-- revisions' router query (the owner's shard) made Citus push the whole query to that worker, the helper and
+-- disclosed_user() with it ("cannot execute a distributed query from a query on a shard", measured).
+SELECT pg_temp.patch_many('memoriesdb.provenance(uuid)',   -- (in this order: the fourth adds the two reads, the old FROMs)
+  ARRAY[E'  owner uuid;\n',
+        'FROM memoriesdb.memory_revisions AS r WHERE r.owner_id = owner AND r.memory_id = provenance.memory_id',
+        'FROM memoriesdb.memory_transfers AS x WHERE x.memory_id = provenance.memory_id',
+        E'  RETURN QUERY   -- user ids the caller does not deal with are shown as pseudonyms (disclosed_user())\n'],
+  ARRAY[E'  owner uuid;\n  citus_revisions jsonb;\n  citus_transfers jsonb;\n',
+        'FROM jsonb_to_recordset(coalesce(citus_revisions, ''[]'')) AS r(created_at timestamptz, created_by uuid, revision integer, content_hash bytea)',
+        'FROM jsonb_to_recordset(coalesce(citus_transfers, ''[]'')) AS x(created_at timestamptz, created_by uuid, from_owner uuid, to_owner uuid, note text)',
+        E'  -- (Citus: section 3o) the revisions on the owner\'s shard, the transfers with the owner\'s rights, then the rest here
+  citus_revisions := (SELECT jsonb_agg(jsonb_build_object(\'created_at\', r.created_at, \'created_by\', r.created_by,
+                                                          \'revision\', r.revision, \'content_hash\', r.content_hash))
+                        FROM memoriesdb.memory_revisions AS r WHERE r.owner_id = owner AND r.memory_id = provenance.memory_id);
+  citus_transfers := (SELECT jsonb_agg(to_jsonb(t)) FROM memoriesdb_internal.citus_memory_transfers(provenance.memory_id) AS t);
+  RETURN QUERY   -- user ids the caller does not deal with are shown as pseudonyms (disclosed_user())\n']);
+
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
   FROM pg_proc AS p
@@ -2085,6 +2204,14 @@ SELECT pg_temp.patch('memoriesdb_internal.citus_carry_context()',
   RETURN true;$x$);
 COMMENT ON FUNCTION memoriesdb_internal.citus_carry_context() IS
   'Internal (Citus): SET LOCAL of the coordinator''s context settings (app.current_user, app.current_user_proof, app.current_login, app.current_user_vouched_by), which Citus propagates to the workers: every API call runs it first, so that a context changed with set_config() or a session-level SET (seen by the coordinator only) is the one the workers apply too; and of app.citus_client, the client''s role and application_name for the audit rows written on the workers. true.';
+-- (section 3o) and the coordinator's transaction_timestamp(), proven, for citus_now() on every node: one executor level
+-- down, as the context's settings (propagated in an implicit transaction too), after them
+SELECT pg_temp.patch('memoriesdb_internal.citus_carry_context()',
+  $x$  RETURN true;$x$,
+  $x$  PERFORM memoriesdb_internal.citus_carry_now() FROM unnest(ARRAY[true]) AS s(x);   -- (Citus: section 3o)
+  RETURN true;$x$);
+COMMENT ON FUNCTION memoriesdb_internal.citus_carry_context() IS
+  'Internal (Citus): SET LOCAL of the coordinator''s context settings (app.current_user, app.current_user_proof, app.current_login, app.current_user_vouched_by), which Citus propagates to the workers: every API call runs it first, so that a context changed with set_config() or a session-level SET (seen by the coordinator only) is the one the workers apply too; of app.citus_client, the client''s role and application_name for the audit rows written on the workers; and of app.citus_now, the coordinator''s transaction_timestamp() with its proof, the time of the call''s changes on every node (citus_carry_now(), section 3o). true.';
 -- (read into a variable first: Citus evaluates an INSERT's VALUES itself, past a CASE's guard, section 3f)
 SELECT pg_temp.patch_many('memoriesdb_internal.audit_row()',
   ARRAY[E'  login name;\n',
