@@ -1823,22 +1823,26 @@ SELECT pg_temp.patch_many('memoriesdb_internal.audit_lock_chain(uuid)',
 -- no distributed transaction yet, now(). Tests: db/citus/tests/18-as-of-times.sql (the back-dating attacks).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_now() RETURNS timestamptz
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
+-- (no SET clause, every name qualified, as context_proof(): it runs for every row stamped and every audit row, and a
+-- function's SET costs about 8 of the 60 µs of a call, measured on the loaded coordinator; its callers pin theirs)
 AS $$
 DECLARE
   t record;
-  carried text := current_setting('app.citus_now', true);
-  at_us bigint;
+  carried text := pg_catalog.current_setting('app.citus_now', true);
+  at timestamptz;
 BEGIN
-  SELECT x.transaction_number, x.transaction_stamp INTO t FROM get_current_transaction_id() AS x;
-  IF t.transaction_number IS NULL OR t.transaction_number = 0 THEN
-    RETURN now();
+  SELECT x.transaction_number, x.transaction_stamp INTO t FROM pg_catalog.get_current_transaction_id() AS x;
+  IF t.transaction_number IS NULL OR t.transaction_number OPERATOR(pg_catalog.=) 0 THEN
+    RETURN pg_catalog.now();
   END IF;
-  IF carried ~ '^[0-9]{1,17}:[0-9a-f]{64}$' THEN   -- (checked only when it may be one: no key read otherwise)
-    at_us := split_part(carried, ':', 1)::bigint;
-    IF at_us <= (EXTRACT(epoch FROM t.transaction_stamp) * 1000000)::bigint
-       AND memoriesdb.context_proven(jsonb_build_array('citus_now', at_us::text)::text, split_part(carried, ':', 2)) THEN
-      RETURN 'epoch'::timestamptz + at_us * interval '1 microsecond';   -- (exact: an integer of microseconds)
+  IF carried OPERATOR(pg_catalog.~) '^[0-9]{1,17}:[0-9a-f]{64}$' THEN   -- (the proof checked only when it may be one)
+    -- (exact: an integer of microseconds)
+    at := 'epoch'::pg_catalog.timestamptz
+          OPERATOR(pg_catalog.+) (pg_catalog.split_part(carried, ':', 1)::pg_catalog.int8 OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval);
+    IF at OPERATOR(pg_catalog.<=) t.transaction_stamp
+       AND memoriesdb.context_proven(pg_catalog.jsonb_build_array('citus_now', pg_catalog.split_part(carried, ':', 1))::pg_catalog.text,
+                                     pg_catalog.split_part(carried, ':', 2)) THEN
+      RETURN at;
     END IF;
   END IF;
   RETURN t.transaction_stamp;
@@ -1847,18 +1851,38 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_now() IS
   'Internal (Citus): the time of the transaction''s changes, the same on every node: the coordinator''s transaction_timestamp() as carried by the API call (app.citus_now, proven by the context key''s HMAC over it and the distributed transaction: section 3o), else the distributed transaction''s stamp, else now(). stamp_row() and the audit rows stamp with it, so every replica of a reference table gets the same row and the history answers at the client''s now() as on a single node.';
 
+-- The value is minted where the key is read anyway: by authenticate() and vouch() (their read of context_key for the
+-- context's proof), and by the carry when there is none (a call in a transaction without them). Measured: reading
+-- the key through Citus in every call cost 0.4 ms of the coordinator per call (recall() +0.5 ms, remember() +1 ms, p50).
+CREATE FUNCTION memoriesdb_internal.citus_now_tag(ipad bytea, opad bytea) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT u.at_us::text || ':' || memoriesdb_internal.context_proof(jsonb_build_array('citus_now', u.at_us::text)::text, ipad, opad)
+    FROM (SELECT (EXTRACT(epoch FROM transaction_timestamp()) * 1000000)::bigint AS at_us) AS u
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) IS
+  'Internal (Citus): the value of app.citus_now for this transaction, ''<transaction_timestamp() in microseconds since the epoch>:<proof>'', the proof the context key''s HMAC (its pads given) over ["citus_now", microseconds] and the distributed transaction; NULL before the transaction has a distributed transaction id (section 3o).';
+ALTER FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) TO memoriesdb_reader;
+
 CREATE FUNCTION memoriesdb_internal.citus_carry_now() RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER   -- (the context key)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER   -- (the context key, when it mints)
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   at_us bigint := (EXTRACT(epoch FROM transaction_timestamp()) * 1000000)::bigint;
-  tag text;
+  tag text := current_setting('app.citus_now', true);
 BEGIN
-  -- (the read of context_key, a reference table, assigns the distributed transaction id when the call has not yet:
-  -- the proof binds it; without one, context_proof() is NULL and nothing is carried)
-  SELECT at_us::text || ':' || memoriesdb_internal.context_proof(jsonb_build_array('citus_now', at_us::text)::text, ck.ipad, ck.opad)
-    INTO tag FROM memoriesdb_internal.context_key AS ck;
+  -- the value authenticate() or vouch() minted (or an earlier call), when it holds for this transaction: carried as it
+  -- is (its proof checked here: the node's own placement of the key, no query through Citus)
+  IF tag IS NULL OR split_part(tag, ':', 1) <> at_us::text
+     OR NOT coalesce(memoriesdb.context_proven(jsonb_build_array('citus_now', at_us::text)::text, split_part(tag, ':', 2)), false) THEN
+    -- none, or not this transaction's (the client's own): minted here. (The read of context_key, a reference table,
+    -- assigns the distributed transaction id the proof binds when the transaction has none yet.)
+    SELECT memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad) INTO tag FROM memoriesdb_internal.context_key AS ck;
+  END IF;
   IF tag IS NOT NULL THEN
     EXECUTE format('SET LOCAL app.citus_now = %L', tag);
   END IF;
@@ -1866,11 +1890,44 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_carry_now() IS
-  'Internal (Citus): SET LOCAL app.citus_now to the coordinator''s transaction_timestamp() in microseconds with its proof (the context key''s HMAC over it and the distributed transaction), which Citus propagates: citus_carry_context() runs it one executor level down in every API call, and citus_now() believes the value on every node (section 3o). true.';
+  'Internal (Citus): SET LOCAL app.citus_now (propagated by Citus) to this transaction''s value: the one already set when its proof holds (authenticate() and vouch() set it), else minted (citus_now_tag()). citus_carry_context() runs it one executor level down in every API call; citus_now() believes the value on every node (section 3o). true.';
 ALTER FUNCTION memoriesdb_internal.citus_carry_now() OWNER TO memoriesdb_owner;
 REVOKE ALL ON FUNCTION memoriesdb_internal.citus_carry_now() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_carry_now() TO memoriesdb_reader;   -- (the read functions' carry)
 -- (citus_carry_context(), created in section 4c, runs it: patched there)
+-- authenticate() and vouch(): the value minted in their read of the key, set with the context
+SELECT pg_temp.patch_many('memoriesdb.authenticate(text)',
+  ARRAY[E'DECLARE\n',
+        $x$  EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(
+                   jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad)
+     FROM memoriesdb_internal.context_key AS ck));$x$],
+  ARRAY[E'DECLARE\n  citus_proof text;\n  citus_now_tag text;\n',
+        $x$  SELECT memoriesdb_internal.context_proof(jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad),
+         memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad)   -- (Citus: section 3o)
+    INTO citus_proof, citus_now_tag FROM memoriesdb_internal.context_key AS ck;
+  EXECUTE format('SET LOCAL app.current_user_proof = %L', citus_proof);
+  IF citus_now_tag IS NOT NULL THEN
+    EXECUTE format('SET LOCAL app.citus_now = %L', citus_now_tag);
+  END IF;$x$]);
+SELECT pg_temp.patch_many('memoriesdb.vouch(uuid)',
+  ARRAY[E'DECLARE\n',
+        $x$  EXECUTE format('SET LOCAL app.current_user_proof = %L',
+                 (SELECT memoriesdb_internal.context_proof(jsonb_build_array(vouch.user_id::text, login, login)::text, ck.ipad, ck.opad)
+                    FROM memoriesdb_internal.context_key AS ck));$x$],
+  ARRAY[E'DECLARE\n  citus_proof text;\n  citus_now_tag text;\n',
+        $x$  SELECT memoriesdb_internal.context_proof(jsonb_build_array(vouch.user_id::text, login, login)::text, ck.ipad, ck.opad),
+         memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad)   -- (Citus: section 3o)
+    INTO citus_proof, citus_now_tag FROM memoriesdb_internal.context_key AS ck;
+  EXECUTE format('SET LOCAL app.current_user_proof = %L', citus_proof);
+  IF citus_now_tag IS NOT NULL THEN
+    EXECUTE format('SET LOCAL app.citus_now = %L', citus_now_tag);
+  END IF;$x$]);
+-- stamp_row(): the time once per row (it was asked for twice per insert: each check of the proof costs)
+SELECT pg_temp.patch_many('memoriesdb_internal.stamp_row()',
+  ARRAY[E'  actor uuid := memoriesdb.current_user_id();\n', 'NEW.created_at := memoriesdb_internal.citus_now();',
+        'NEW.updated_at := memoriesdb_internal.citus_now();'],
+  ARRAY[E'  actor uuid := memoriesdb.current_user_id();\n  stamped_at timestamptz := memoriesdb_internal.citus_now();   -- (Citus: section 3o)\n',
+        'NEW.created_at := stamped_at;', 'NEW.updated_at := stamped_at;']);
 
 -- (b) A grantee's view of a memory's transfers (measured: a grantee's provenance() had no "transferred" event; the
 -- single-node suite, 06-transfer; db/citus/tests/11-single-node-parity.sql). On a single node the transfer rows are

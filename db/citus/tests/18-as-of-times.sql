@@ -9,7 +9,7 @@
 -- And a grantee's provenance() lacked the transfers (the shards' policy shows transfer rows to the owner only).
 -- Run by scripts/test.sh --citus (each call commits: docs/citus.md, several roles in one transaction).
 \ir ../test_setup.psql
-SELECT plan(46);
+SELECT plan(49);
 
 SELECT memoriesdb.create_user('uma' || (random() * 1e9)::bigint) AS uma \gset
 SELECT pg_temp.user_apart('vic', :'uma') AS vic \gset
@@ -81,6 +81,12 @@ SELECT memoriesdb.authenticate(:'kv') AS _ \gset
 SELECT memoriesdb.revise(:'m', 'third words') AS _ \gset
 SELECT transaction_stamp AS stamp5 FROM get_current_transaction_id() \gset
 COMMIT;
+-- authenticate() sets the value with the context (minted in its read of the key): this transaction's now()
+BEGIN;
+SELECT (EXTRACT(epoch FROM now()) * 1000000)::bigint AS s_auth_us \gset
+SELECT memoriesdb.authenticate(:'ku') AS _ \gset
+SELECT split_part(current_setting('app.citus_now', true), ':', 1) AS auth_tag_us \gset
+COMMIT;
 -- an implicit transaction (one statement, no BEGIN; authenticate() one level down): the carry propagates there too
 SELECT now() AS s9, pg_temp.distributed_id() AS _n,
        query_to_xml(format('SELECT memoriesdb.authenticate(%L)', :'ku'), true, false, '') IS NOT NULL AS _a,
@@ -114,6 +120,7 @@ SELECT count(*) AS m9_rows, count(*) FILTER (WHERE a.created_at = :'s9'::timesta
   FROM memoriesdb.audit_log AS a WHERE a.chain_key = :'uma' AND a.memory_id = :'m9' \gset
 SELECT is(:'m9_created'::timestamptz, :'s9'::timestamptz, 'in an implicit transaction: the memory at its now()');
 SELECT ok(:'m9_rows'::int > 0 AND :'m9_at_s9'::int = :'m9_rows'::int, '... and its audit rows');
+SELECT is(:'auth_tag_us'::text, :'s_auth_us'::text, 'authenticate() sets the carried value: its transaction''s now(), in microseconds');
 SELECT cmp_ok(:'stamp5'::timestamptz - :'s5'::timestamptz, '>=', interval '200 ms',
               'the waiting client''s distributed transaction was stamped 200 ms after its now()');
 SELECT (SELECT count(*) FROM run_command_on_placements('memoriesdb.accepted_senders',
@@ -121,6 +128,21 @@ SELECT (SELECT count(*) FROM run_command_on_placements('memoriesdb.accepted_send
          WHERE r.success AND r.result::timestamptz = :'s0'::timestamptz) AS replicas_at_s0,
        (SELECT count(*) FROM run_command_on_placements('memoriesdb.accepted_senders', 'SELECT 1')) AS replicas \gset
 SELECT is(:'replicas_at_s0'::int, :'replicas'::int, 'a reference table''s row has its transaction''s now() on every replica');
+
+-- a backend's write (vouch(), which sets the value as authenticate() does)
+SET SESSION AUTHORIZATION mdb_citus_test_backend;
+\ir ../test_session.psql
+BEGIN;
+SELECT now() AS s10 \gset
+SELECT memoriesdb.vouch(:'uma') AS _ \gset
+SELECT memoriesdb.remember('vouched for') AS m10 \gset
+COMMIT;
+RESET SESSION AUTHORIZATION;
+SELECT m.created_at AS m10_created FROM memoriesdb.memories AS m WHERE m.owner_id = :'uma' AND m.id = :'m10' \gset
+SELECT count(*) AS m10_rows, count(*) FILTER (WHERE a.created_at = :'s10'::timestamptz AND a.vouched_by IS NOT NULL) AS m10_at_s10
+  FROM memoriesdb.audit_log AS a WHERE a.chain_key = :'uma' AND a.memory_id = :'m10' \gset
+SELECT is(:'m10_created'::timestamptz, :'s10'::timestamptz, 'a backend''s write (vouch()): at its transaction''s now()');
+SELECT ok(:'m10_rows'::int > 0 AND :'m10_at_s10'::int = :'m10_rows'::int, '... and its audit rows (vouched)');
 
 -- 2. The history answers at those times as on a single node ----------------------------------------------------------
 SET SESSION AUTHORIZATION mdb_citus_test_app;
