@@ -1807,20 +1807,21 @@ SELECT pg_temp.patch_many('memoriesdb_internal.audit_lock_chain(uuid)',
 -- (a) The history's times (measured: the single-node suite's 27-as-of, 23 of 48). An audit row's time, and a row's
 -- created_at/updated_at, were the distributed transaction's stamp (citus_now(), section 3h): Citus takes it when the
 -- transaction first touches a distributed or reference table, 0.2-0.3 ms after the coordinator's now() of the same
--- transaction (more when the client waits between BEGIN and its first call). A client sees now() as the change's
--- time, and on a single node every row and audit row of the transaction has it: recall_as_of() and who_could_read()
--- at that now() answered the state before the change. The coordinator's transaction_timestamp() is now carried to
--- the workers with the context (section 4c: every API call, before it writes) as app.citus_now = '<microseconds
--- since the epoch>:<proof>', and citus_now() uses it on every node. A client can SET LOCAL any app.* setting, which
--- Citus propagates, so the value is believed only with its proof: the context key's HMAC (context_proof(), as
--- authenticate() mints a context's) over ["citus_now", <microseconds>] and the distributed transaction (initiating
--- backend, number, stamp). Only the carry mints it, over the coordinator's own transaction_timestamp(): a client can
--- neither choose the time nor reuse another transaction's value (a JSON array of two elements is no context's
--- subject, which is one of three: no proof serves as the other). And the time must not be after the stamp (the
--- coordinator starts its transaction before it takes the stamp). Without a proven value (a worker's local
--- transaction, a call made before any carry, a value the client overwrote with set_config() on the coordinator
--- only, which the next call's carry overwrites again) it is the stamp as before, never a time the client chose; with
--- no distributed transaction yet, now(). Tests: db/citus/tests/18-as-of-times.sql (the back-dating attacks).
+-- transaction (more when the client waits between BEGIN and its first call). A client sees now() as the change's time,
+-- and on a single node every row and audit row of the transaction has it: recall_as_of() and who_could_read() at that
+-- now() answered the state before the change. The coordinator's transaction_timestamp() is now set with the context
+-- (authenticate(), vouch()) and carried to the workers by every API call before it writes (section 4c) as app.citus_now
+-- = '<microseconds since the epoch>:<proof>', and citus_now() uses it on every node. A client can SET LOCAL any app.*
+-- setting, which Citus propagates, so the value is believed only with its proof: the context key's HMAC
+-- (context_proof(), as authenticate() mints a context's) over ["citus_now", <microseconds>] and the distributed
+-- transaction (initiating backend, number, stamp). Only authenticate(), vouch() and the carry mint it, over the
+-- coordinator's own transaction_timestamp() (the owner's functions, which read the key): a client can neither choose
+-- the time nor reuse another transaction's value (a JSON array of two elements is no context's subject, which is one of
+-- three: no proof serves as the other). And the time must not be after the stamp (the coordinator starts its
+-- transaction before it takes the stamp). Without a proven value (a worker's local transaction, a write before any
+-- carry, a value the client set itself, which the next call's carry replaces with this transaction's on every node) it
+-- is the stamp as before, never a time the client chose; with no distributed transaction yet, now(). Tests:
+-- db/citus/tests/18-as-of-times.sql (the back-dating attacks).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_now() RETURNS timestamptz
 LANGUAGE plpgsql STABLE
 -- (no SET clause, every name qualified, as context_proof(): it runs for every row stamped and every audit row, and a
