@@ -13,7 +13,9 @@ node, and in one transaction Citus cannot read a shard another role's connection
   first re-applies the context the file set last (its act_as(), authenticate(), vouch(), SET LOCAL or
   set_config(..., true) statements since the last act_as()/clear_context()); a SAVEPOINT ... ROLLBACK TO
   SAVEPOINT stretch (the tamper tests) runs as one transaction, rolled back;
-- files that manage their own transactions (10-session, 27-as-of) keep them;
+- files that manage their own transactions (10-session, 27-as-of) keep them (a SET LOCAL ROLE becomes
+  set_config('role', ..., true): Citus would propagate it to worker connections of other roles);
+- the access-log loggers a file switched off are LOGIN again after it (roles are the cluster's, shared by the copies).
 - GRANT ... IN SCHEMA pg_temp (the test's own temporary functions) runs with DDL propagation off: Citus sent it
   to the workers, which have no such schema in their sessions ("schema pg_temp does not exist").
 
@@ -167,6 +169,18 @@ def is_context_statement(s: str) -> str | None:
     return None
 
 
+def set_local_role(text: str) -> str:
+    """SET LOCAL ROLE r as set_config('role', r, true), as tests.act_as() switches roles: the same role for the rest of
+    the transaction on the coordinator, not propagated. Citus propagates a SET LOCAL to the transaction's worker
+    connections, opened as the roles of the calls before it (memoriesdb_owner, memoriesdb_reader), which may not SET
+    ROLE to it ("permission denied to set role", then "failure on connection marked as essential": 27-as-of, a
+    superuser becoming the app role mid-transaction, docs/citus.md section 8)."""
+    m = re.fullmatch(r"(?i)SET\s+LOCAL\s+ROLE\s+(\w+)\s*;", text.strip())
+    if not m:
+        return text
+    return f"SELECT set_config('role', '{m.group(1)}', true) AS citus_suite_role \\gset"
+
+
 def wrapped(units: list[tuple[str, str, int]]) -> bool:
     sql = [u for u in units if u[0] == "sql"]
     return bool(sql) and norm(sql[0][1]) in ("BEGIN", "START TRANSACTION") and norm(sql[-1][1]) == "ROLLBACK"
@@ -181,9 +195,9 @@ def translate(src: Path) -> str:
     ]
     if not wrapped(units):
         # the file manages its own transactions: run as it is, with the helpers that vouch
-        for _kind, text, line in units:
+        for kind, text, line in units:
             out.append(f"-- @L{line}")
-            out.append(text)
+            out.append(set_local_role(text) if kind == "sql" else text)
         return "\n".join(out) + "\n"
     sql_idx = [k for k, u in enumerate(units) if u[0] == "sql"]
     units = [u for k, u in enumerate(units) if k not in (sql_idx[0], sql_idx[-1])]
@@ -344,6 +358,38 @@ def role_names() -> set[str]:
     return set(psql(PORT, "postgres", "-c", "SELECT rolname FROM pg_roles").stdout.split())
 
 
+def logins_off(names: set[str]) -> set[str]:
+    """Of the roles names, those that cannot log in (on the coordinator)."""
+    if not names:
+        return set()
+    listed = ", ".join(f"'{n}'" for n in sorted(names))
+    return set(
+        psql(
+            PORT, "postgres", "-c", f"SELECT rolname FROM pg_roles WHERE NOT rolcanlogin AND rolname IN ({listed})"
+        ).stdout.split()
+    )
+
+
+def restore_logins(names: set[str]) -> None:
+    """The access-log loggers a file switched off, LOGIN again on every node. 27-as-of switches its ledger's logger off
+    (ALTER ROLE ... NOLOGIN) and sets it up again with setup_access_logger(); on a copy that makes a new logger, named
+    after the copy's database, and leaves the template's (whose name the copy inherited) off: every file copied after it
+    then failed to log its reads ("cannot connect the logger"). Roles are the cluster's, not the copy's."""
+    for p in (PORT, PORT + 1, PORT + 2):
+        for r in sorted(names):
+            psql(
+                p,
+                "postgres",
+                "-c",
+                "SET client_min_messages = warning",
+                "-c",
+                "SET citus.enable_alter_role_propagation = off",
+                "-c",
+                f'ALTER ROLE "{r}" LOGIN',
+                check=False,
+            )
+
+
 def drop_roles(names: set[str]) -> None:
     """The logins a file created (CREATE ROLE commits here): roles are the cluster's, not the copy's."""
     for p in (PORT, PORT + 1, PORT + 2):
@@ -409,6 +455,8 @@ def main() -> int:
         db = f"{args.base}_{re.sub(r'[^a-z0-9]', '_', f.stem.lower())}"[:63]
         t0 = time.time()
         roles_before = role_names()
+        loggers = {r for r in roles_before if r.startswith("memoriesdb_log_")}
+        loggers_off = logins_off(loggers)
         clone(args.base, db)
         script = translate(f)
         try:
@@ -458,9 +506,11 @@ def main() -> int:
         if outdir:
             (outdir / (f.stem + ".translated.sql")).write_text(script)
             (outdir / (f.stem + ".out")).write_text(out)
+        restore_logins(logins_off(loggers) - loggers_off)
         if not args.keep:
             dropdb(db)
-            drop_roles({r for r in role_names() - roles_before if r.startswith(("t_", "mdb_"))})
+            # (and the logger a file's setup_access_logger() made for its copy)
+            drop_roles({r for r in role_names() - roles_before if r.startswith(("t_", "mdb_", "memoriesdb_log_"))})
     if args.drop:
         subprocess.run(["bash", "scripts/citus.sh", "dropdb", args.base], cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
     return 1 if unexpected else 0

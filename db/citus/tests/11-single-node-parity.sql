@@ -112,7 +112,7 @@ SELECT is(:'ben_received'::text, 't', '... as received');
 SELECT is(:'ben_none'::text, '0', 'a memory without grants lists none');
 
 -- 4. provenance() of a transferred memory, moved twice across workers (06-transfer; the memory directory, section 3i);
--- a grantee's too (open: the todo)
+-- a grantee's too (section 3o)
 BEGIN;
 SELECT memoriesdb.authenticate(:'kb') AS _ \gset
 SELECT string_agg(p.event, ',' ORDER BY p.at, p.event) AS ben_events FROM memoriesdb.provenance(:'a2') AS p \gset
@@ -135,8 +135,7 @@ BEGIN;
 SELECT memoriesdb.authenticate(:'kd') AS _ \gset
 SELECT count(*) FILTER (WHERE p.event = 'transferred') AS dot_transfers FROM memoriesdb.provenance(:'a2') AS p \gset
 COMMIT;
-SELECT todo('open: a transfer row is shown to the memory''s owner only on Citus (docs/citus.md, "The single-node suite on Citus")', 1);
-SELECT is(:'dot_transfers'::text, '2', 'a grantee reads the transfers too, as on a single node');
+SELECT is(:'dot_transfers'::text, '2', 'a grantee reads the transfers too, as on a single node (section 3o)');
 
 -- 5. link() of an acyclic type: cycles refused over the caller's visible graph, across workers (09-graph,
 -- 13-graph-traversal, 21-access-log-doors; section 3l). ben sees ada's a1 (shared above), not her a3.
