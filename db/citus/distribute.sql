@@ -1221,7 +1221,7 @@ SELECT k, i, o FROM (SELECT public.gen_random_bytes(32) AS k) AS g
 -- tell whether a slot's shard is on the memory's worker). The
 -- built-in sha256() over the pads: a few microseconds (pgcrypto's hmac() looks the digest up at each call). Here it
 -- reads the key table, a plain table still; once it is a reference table (section 4), from the placement every node
--- holds (section 4g: no Citus planning per call).
+-- holds (section 4h: no Citus planning per call).
 CREATE FUNCTION memoriesdb_internal.citus_memory_slot(memory_id uuid) RETURNS uuid
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -2235,6 +2235,183 @@ SELECT pg_temp.patch_many('memoriesdb_internal.model_vector_ranking(public.vecto
           FROM unnest(ids, sims) WITH ORDINALITY AS u(id, sim, ord) JOIN memoriesdb.memories AS m ON m.id = u.id
          WHERE min_similarity IS NULL OR u.sim >= min_similarity$x$]);
 
+-- 3o. The history's times and a grantee's view of transfers ------------------------------------------------------
+-- (a) The history's times (measured: the single-node suite's 27-as-of, 23 of 48). An audit row's time, and a row's
+-- created_at/updated_at, were the distributed transaction's stamp (citus_now(), section 3h): Citus takes it when the
+-- transaction first touches a distributed or reference table, 0.2-0.3 ms after the coordinator's now() of the same
+-- transaction (more when the client waits between BEGIN and its first call). A client sees now() as the change's time,
+-- and on a single node every row and audit row of the transaction has it: recall_as_of() and who_could_read() at that
+-- now() answered the state before the change. The coordinator's transaction_timestamp() is now set with the context
+-- (authenticate(), vouch()) and carried to the workers by every API call before it writes (section 4c) as app.citus_now
+-- = '<microseconds since the epoch>:<proof>', and citus_now() uses it on every node. A client can SET LOCAL any app.*
+-- setting, which Citus propagates, so the value is believed only with its proof: the context key's HMAC
+-- (context_proof(), as authenticate() mints a context's) over ["citus_now", <microseconds>] and the distributed
+-- transaction (initiating backend, number, stamp). Only authenticate(), vouch() and the carry mint it, over the
+-- coordinator's own transaction_timestamp() (the owner's functions, which read the key): a client can neither choose
+-- the time nor reuse another transaction's value (a JSON array of two elements is no context's subject, which is one of
+-- three: no proof serves as the other). And the time must not be after the stamp (the coordinator starts its
+-- transaction before it takes the stamp). Without a proven value (a worker's local transaction, a write before any
+-- carry, a value the client set itself, which the next call's carry replaces with this transaction's on every node) it
+-- is the stamp as before, never a time the client chose; with no distributed transaction yet, now(). Tests:
+-- db/citus/tests/18-as-of-times.sql (the back-dating attacks).
+CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_now() RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+-- (no SET clause, every name qualified, as context_proof(): it runs for every row stamped and every audit row, and a
+-- function's SET costs about 8 of the 60 µs of a call, measured on the loaded coordinator; its callers pin theirs)
+AS $$
+DECLARE
+  t record;
+  carried text := pg_catalog.current_setting('app.citus_now', true);
+  at timestamptz;
+BEGIN
+  SELECT x.transaction_number, x.transaction_stamp INTO t FROM pg_catalog.get_current_transaction_id() AS x;
+  IF t.transaction_number IS NULL OR t.transaction_number OPERATOR(pg_catalog.=) 0 THEN
+    RETURN pg_catalog.now();
+  END IF;
+  IF carried OPERATOR(pg_catalog.~) '^[0-9]{1,17}:[0-9a-f]{64}$' THEN   -- (the proof checked only when it may be one)
+    -- (exact: an integer of microseconds)
+    at := 'epoch'::pg_catalog.timestamptz
+          OPERATOR(pg_catalog.+) (pg_catalog.split_part(carried, ':', 1)::pg_catalog.int8 OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval);
+    IF at OPERATOR(pg_catalog.<=) t.transaction_stamp
+       AND memoriesdb.context_proven(pg_catalog.jsonb_build_array('citus_now', pg_catalog.split_part(carried, ':', 1))::pg_catalog.text,
+                                     pg_catalog.split_part(carried, ':', 2)) THEN
+      RETURN at;
+    END IF;
+  END IF;
+  RETURN t.transaction_stamp;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_now() IS
+  'Internal (Citus): the time of the transaction''s changes, the same on every node: the coordinator''s transaction_timestamp() as carried by the API call (app.citus_now, proven by the context key''s HMAC over it and the distributed transaction: section 3o), else the distributed transaction''s stamp, else now(). stamp_row() and the audit rows stamp with it, so every replica of a reference table gets the same row and the history answers at the client''s now() as on a single node.';
+
+-- The value is minted where the key is read anyway: by authenticate() and vouch() (their read of context_key for the
+-- context's proof), and by the carry when there is none (a call in a transaction without them). Measured: reading
+-- the key through Citus in every call cost 0.4 ms of the coordinator per call (recall() +0.5 ms, remember() +1 ms, p50).
+CREATE FUNCTION memoriesdb_internal.citus_now_tag(ipad bytea, opad bytea) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT u.at_us::text || ':' || memoriesdb_internal.context_proof(jsonb_build_array('citus_now', u.at_us::text)::text, ipad, opad)
+    FROM (SELECT (EXTRACT(epoch FROM transaction_timestamp()) * 1000000)::bigint AS at_us) AS u
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) IS
+  'Internal (Citus): the value of app.citus_now for this transaction, ''<transaction_timestamp() in microseconds since the epoch>:<proof>'', the proof the context key''s HMAC (its pads given) over ["citus_now", microseconds] and the distributed transaction; NULL before the transaction has a distributed transaction id (section 3o).';
+ALTER FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) TO memoriesdb_reader;
+
+CREATE FUNCTION memoriesdb_internal.citus_carry_now() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER   -- (the context key, when it mints)
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  at_us bigint := (EXTRACT(epoch FROM transaction_timestamp()) * 1000000)::bigint;
+  tag text := current_setting('app.citus_now', true);
+BEGIN
+  -- the value authenticate() or vouch() minted (or an earlier call), when it holds for this transaction: carried as it
+  -- is (its proof checked here: the node's own placement of the key, no query through Citus)
+  IF tag IS NULL OR split_part(tag, ':', 1) <> at_us::text
+     OR NOT coalesce(memoriesdb.context_proven(jsonb_build_array('citus_now', at_us::text)::text, split_part(tag, ':', 2)), false) THEN
+    -- none, or not this transaction's (the client's own): minted here. (The read of context_key, a reference table,
+    -- assigns the distributed transaction id the proof binds when the transaction has none yet.)
+    SELECT memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad) INTO tag FROM memoriesdb_internal.context_key AS ck;
+  END IF;
+  IF tag IS NOT NULL THEN
+    EXECUTE format('SET LOCAL app.citus_now = %L', tag);
+  END IF;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_carry_now() IS
+  'Internal (Citus): SET LOCAL app.citus_now (propagated by Citus) to this transaction''s value: the one already set when its proof holds (authenticate() and vouch() set it), else minted (citus_now_tag()). citus_carry_context() runs it one executor level down in every API call; citus_now() believes the value on every node (section 3o). true.';
+ALTER FUNCTION memoriesdb_internal.citus_carry_now() OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_carry_now() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_carry_now() TO memoriesdb_reader;   -- (the read functions' carry)
+-- (citus_carry_context(), created in section 4c, runs it: patched there)
+-- authenticate() and vouch(): the value minted in their read of the key, set with the context
+SELECT pg_temp.patch_many('memoriesdb.authenticate(text)',
+  ARRAY[E'DECLARE\n',
+        $x$  EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(
+                   jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad)
+     FROM memoriesdb_internal.context_key AS ck));$x$],
+  ARRAY[E'DECLARE\n  citus_proof text;\n  citus_now_tag text;\n',
+        $x$  SELECT memoriesdb_internal.context_proof(jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad),
+         memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad)   -- (Citus: section 3o)
+    INTO citus_proof, citus_now_tag FROM memoriesdb_internal.context_key AS ck;
+  EXECUTE format('SET LOCAL app.current_user_proof = %L', citus_proof);
+  IF citus_now_tag IS NOT NULL THEN
+    EXECUTE format('SET LOCAL app.citus_now = %L', citus_now_tag);
+  END IF;$x$]);
+SELECT pg_temp.patch_many('memoriesdb.vouch(uuid)',
+  ARRAY[E'DECLARE\n',
+        $x$  EXECUTE format('SET LOCAL app.current_user_proof = %L',
+                 (SELECT memoriesdb_internal.context_proof(jsonb_build_array(vouch.user_id::text, login, login)::text, ck.ipad, ck.opad)
+                    FROM memoriesdb_internal.context_key AS ck));$x$],
+  ARRAY[E'DECLARE\n  citus_proof text;\n  citus_now_tag text;\n',
+        $x$  SELECT memoriesdb_internal.context_proof(jsonb_build_array(vouch.user_id::text, login, login)::text, ck.ipad, ck.opad),
+         memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad)   -- (Citus: section 3o)
+    INTO citus_proof, citus_now_tag FROM memoriesdb_internal.context_key AS ck;
+  EXECUTE format('SET LOCAL app.current_user_proof = %L', citus_proof);
+  IF citus_now_tag IS NOT NULL THEN
+    EXECUTE format('SET LOCAL app.citus_now = %L', citus_now_tag);
+  END IF;$x$]);
+-- stamp_row(): the time once per row (it was asked for twice per insert: each check of the proof costs)
+SELECT pg_temp.patch_many('memoriesdb_internal.stamp_row()',
+  ARRAY[E'  actor uuid := memoriesdb.current_user_id();\n', 'NEW.created_at := memoriesdb_internal.citus_now();',
+        'NEW.updated_at := memoriesdb_internal.citus_now();'],
+  ARRAY[E'  actor uuid := memoriesdb.current_user_id();\n  stamped_at timestamptz := memoriesdb_internal.citus_now();   -- (Citus: section 3o)\n',
+        'NEW.created_at := stamped_at;', 'NEW.updated_at := stamped_at;']);
+
+-- (b) A grantee's view of a memory's transfers (measured: a grantee's provenance() had no "transferred" event; the
+-- single-node suite, 06-transfer; db/citus/tests/11-single-node-parity.sql). On a single node the transfer rows are
+-- visible to whoever may see the memory (memory_transfers_visible: memory_id IN (SELECT id FROM memories), the memories
+-- policy applied as the caller). On Citus a policy cannot look the memory up elsewhere (a transfer row lives on its
+-- receiver's shard, the memory on its owner's, maybe another node: section 2), so the shards' policy shows them to the
+-- memory's current owner only (citus_owns_memory()). provenance() found the memory visible first (the owner, or a
+-- grant on the owner's shard, section 3i); it now reads the transfer rows with the owner's rights, through a helper
+-- that checks that visibility again (the same two router queries as provenance()'s: no other caller shows them), and
+-- shows their users by the same pseudonyms (disclosed_user(), on the coordinator, as on a single node). A direct
+-- SELECT of memory_transfers by an app login still shows the owner's only.
+CREATE FUNCTION memoriesdb_internal.citus_memory_transfers(memory_id uuid)
+RETURNS TABLE (created_at timestamptz, created_by uuid, from_owner uuid, to_owner uuid, note text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER   -- (the owner's rights: every receiver's shard)
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  viewer uuid := memoriesdb.current_user_id();
+  owner uuid := memoriesdb_internal.citus_owner_of(citus_memory_transfers.memory_id);
+BEGIN
+  IF viewer IS NULL OR owner IS NULL
+     OR NOT (owner = viewer OR memoriesdb_internal.citus_granted(owner, citus_memory_transfers.memory_id)) THEN
+    RETURN;   -- (the memory is not the caller's to see: nothing)
+  END IF;
+  RETURN QUERY SELECT x.created_at, x.created_by, x.from_owner, x.to_owner, x.note
+                 FROM memoriesdb.memory_transfers AS x WHERE x.memory_id = citus_memory_transfers.memory_id;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) IS
+  'Internal (Citus): the transfer rows of a memory the caller may see (its owner, or a grantee: the single node''s memory_transfers_visible), read with the owner''s rights from every receiver''s shard; nothing for a memory the caller may not see. provenance() reads them so (section 3o).';
+ALTER FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) OWNER TO memoriesdb_owner;
+REVOKE ALL ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) TO memoriesdb_reader;   -- (provenance()'s owner)
+-- The events are gathered first, each in a statement of its own, and shown on the coordinator: in one query the
+-- revisions' router query (the owner's shard) made Citus push the whole query to that worker, the helper and
+-- disclosed_user() with it ("cannot execute a distributed query from a query on a shard", measured).
+SELECT pg_temp.patch_many('memoriesdb.provenance(uuid)',   -- (in this order: the fourth adds the two reads, the old FROMs)
+  ARRAY[E'  owner uuid;\n',
+        'FROM memoriesdb.memory_revisions AS r WHERE r.owner_id = owner AND r.memory_id = provenance.memory_id',
+        'FROM memoriesdb.memory_transfers AS x WHERE x.memory_id = provenance.memory_id',
+        E'  RETURN QUERY   -- user ids the caller does not deal with are shown as pseudonyms (disclosed_user())\n'],
+  ARRAY[E'  owner uuid;\n  citus_revisions jsonb;\n  citus_transfers jsonb;\n',
+        'FROM jsonb_to_recordset(coalesce(citus_revisions, ''[]'')) AS r(created_at timestamptz, created_by uuid, revision integer, content_hash bytea)',
+        'FROM jsonb_to_recordset(coalesce(citus_transfers, ''[]'')) AS x(created_at timestamptz, created_by uuid, from_owner uuid, to_owner uuid, note text)',
+        E'  -- (Citus: section 3o) the revisions on the owner\'s shard, the transfers with the owner\'s rights, then the rest here
+  citus_revisions := (SELECT jsonb_agg(jsonb_build_object(\'created_at\', r.created_at, \'created_by\', r.created_by,
+                                                          \'revision\', r.revision, \'content_hash\', r.content_hash))
+                        FROM memoriesdb.memory_revisions AS r WHERE r.owner_id = owner AND r.memory_id = provenance.memory_id);
+  citus_transfers := (SELECT jsonb_agg(to_jsonb(t)) FROM memoriesdb_internal.citus_memory_transfers(provenance.memory_id) AS t);
+  RETURN QUERY   -- user ids the caller does not deal with are shown as pseudonyms (disclosed_user())\n']);
+
 -- 4g. Clients on the workers ---------------------------------------------------------------------------------------
 -- A worker is a PostgreSQL server with the ledger's database, its functions and, through Citus, every client login
 -- (test_setup.psql's and configure_login()'s roles are propagated; citus.sh migrate copies the logins there). Red
@@ -2413,183 +2590,6 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_worker_access() IS
   'Internal (Citus), for a superuser on the coordinator: what lets a client reach the ledger on a worker, per worker: client logins that may connect to its database (citus_close_workers() closes it), and pg_hba.conf rules that let the roles Citus connects as log in from more than the cluster''s nodes (a deployment rule: docs/citus.md, section 1). No rows: none found. db/citus/distribute.sql fails on the first kind and warns on the second.';
-
--- 3o. The history's times and a grantee's view of transfers ------------------------------------------------------
--- (a) The history's times (measured: the single-node suite's 27-as-of, 23 of 48). An audit row's time, and a row's
--- created_at/updated_at, were the distributed transaction's stamp (citus_now(), section 3h): Citus takes it when the
--- transaction first touches a distributed or reference table, 0.2-0.3 ms after the coordinator's now() of the same
--- transaction (more when the client waits between BEGIN and its first call). A client sees now() as the change's time,
--- and on a single node every row and audit row of the transaction has it: recall_as_of() and who_could_read() at that
--- now() answered the state before the change. The coordinator's transaction_timestamp() is now set with the context
--- (authenticate(), vouch()) and carried to the workers by every API call before it writes (section 4c) as app.citus_now
--- = '<microseconds since the epoch>:<proof>', and citus_now() uses it on every node. A client can SET LOCAL any app.*
--- setting, which Citus propagates, so the value is believed only with its proof: the context key's HMAC
--- (context_proof(), as authenticate() mints a context's) over ["citus_now", <microseconds>] and the distributed
--- transaction (initiating backend, number, stamp). Only authenticate(), vouch() and the carry mint it, over the
--- coordinator's own transaction_timestamp() (the owner's functions, which read the key): a client can neither choose
--- the time nor reuse another transaction's value (a JSON array of two elements is no context's subject, which is one of
--- three: no proof serves as the other). And the time must not be after the stamp (the coordinator starts its
--- transaction before it takes the stamp). Without a proven value (a worker's local transaction, a write before any
--- carry, a value the client set itself, which the next call's carry replaces with this transaction's on every node) it
--- is the stamp as before, never a time the client chose; with no distributed transaction yet, now(). Tests:
--- db/citus/tests/18-as-of-times.sql (the back-dating attacks).
-CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_now() RETURNS timestamptz
-LANGUAGE plpgsql STABLE
--- (no SET clause, every name qualified, as context_proof(): it runs for every row stamped and every audit row, and a
--- function's SET costs about 8 of the 60 µs of a call, measured on the loaded coordinator; its callers pin theirs)
-AS $$
-DECLARE
-  t record;
-  carried text := pg_catalog.current_setting('app.citus_now', true);
-  at timestamptz;
-BEGIN
-  SELECT x.transaction_number, x.transaction_stamp INTO t FROM pg_catalog.get_current_transaction_id() AS x;
-  IF t.transaction_number IS NULL OR t.transaction_number OPERATOR(pg_catalog.=) 0 THEN
-    RETURN pg_catalog.now();
-  END IF;
-  IF carried OPERATOR(pg_catalog.~) '^[0-9]{1,17}:[0-9a-f]{64}$' THEN   -- (the proof checked only when it may be one)
-    -- (exact: an integer of microseconds)
-    at := 'epoch'::pg_catalog.timestamptz
-          OPERATOR(pg_catalog.+) (pg_catalog.split_part(carried, ':', 1)::pg_catalog.int8 OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval);
-    IF at OPERATOR(pg_catalog.<=) t.transaction_stamp
-       AND memoriesdb.context_proven(pg_catalog.jsonb_build_array('citus_now', pg_catalog.split_part(carried, ':', 1))::pg_catalog.text,
-                                     pg_catalog.split_part(carried, ':', 2)) THEN
-      RETURN at;
-    END IF;
-  END IF;
-  RETURN t.transaction_stamp;
-END
-$$;
-COMMENT ON FUNCTION memoriesdb_internal.citus_now() IS
-  'Internal (Citus): the time of the transaction''s changes, the same on every node: the coordinator''s transaction_timestamp() as carried by the API call (app.citus_now, proven by the context key''s HMAC over it and the distributed transaction: section 3o), else the distributed transaction''s stamp, else now(). stamp_row() and the audit rows stamp with it, so every replica of a reference table gets the same row and the history answers at the client''s now() as on a single node.';
-
--- The value is minted where the key is read anyway: by authenticate() and vouch() (their read of context_key for the
--- context's proof), and by the carry when there is none (a call in a transaction without them). Measured: reading
--- the key through Citus in every call cost 0.4 ms of the coordinator per call (recall() +0.5 ms, remember() +1 ms, p50).
-CREATE FUNCTION memoriesdb_internal.citus_now_tag(ipad bytea, opad bytea) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT u.at_us::text || ':' || memoriesdb_internal.context_proof(jsonb_build_array('citus_now', u.at_us::text)::text, ipad, opad)
-    FROM (SELECT (EXTRACT(epoch FROM transaction_timestamp()) * 1000000)::bigint AS at_us) AS u
-$$;
-COMMENT ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) IS
-  'Internal (Citus): the value of app.citus_now for this transaction, ''<transaction_timestamp() in microseconds since the epoch>:<proof>'', the proof the context key''s HMAC (its pads given) over ["citus_now", microseconds] and the distributed transaction; NULL before the transaction has a distributed transaction id (section 3o).';
-ALTER FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) OWNER TO memoriesdb_owner;
-REVOKE ALL ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_now_tag(bytea, bytea) TO memoriesdb_reader;
-
-CREATE FUNCTION memoriesdb_internal.citus_carry_now() RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER   -- (the context key, when it mints)
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  at_us bigint := (EXTRACT(epoch FROM transaction_timestamp()) * 1000000)::bigint;
-  tag text := current_setting('app.citus_now', true);
-BEGIN
-  -- the value authenticate() or vouch() minted (or an earlier call), when it holds for this transaction: carried as it
-  -- is (its proof checked here: the node's own placement of the key, no query through Citus)
-  IF tag IS NULL OR split_part(tag, ':', 1) <> at_us::text
-     OR NOT coalesce(memoriesdb.context_proven(jsonb_build_array('citus_now', at_us::text)::text, split_part(tag, ':', 2)), false) THEN
-    -- none, or not this transaction's (the client's own): minted here. (The read of context_key, a reference table,
-    -- assigns the distributed transaction id the proof binds when the transaction has none yet.)
-    SELECT memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad) INTO tag FROM memoriesdb_internal.context_key AS ck;
-  END IF;
-  IF tag IS NOT NULL THEN
-    EXECUTE format('SET LOCAL app.citus_now = %L', tag);
-  END IF;
-  RETURN true;
-END
-$$;
-COMMENT ON FUNCTION memoriesdb_internal.citus_carry_now() IS
-  'Internal (Citus): SET LOCAL app.citus_now (propagated by Citus) to this transaction''s value: the one already set when its proof holds (authenticate() and vouch() set it), else minted (citus_now_tag()). citus_carry_context() runs it one executor level down in every API call; citus_now() believes the value on every node (section 3o). true.';
-ALTER FUNCTION memoriesdb_internal.citus_carry_now() OWNER TO memoriesdb_owner;
-REVOKE ALL ON FUNCTION memoriesdb_internal.citus_carry_now() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_carry_now() TO memoriesdb_reader;   -- (the read functions' carry)
--- (citus_carry_context(), created in section 4c, runs it: patched there)
--- authenticate() and vouch(): the value minted in their read of the key, set with the context
-SELECT pg_temp.patch_many('memoriesdb.authenticate(text)',
-  ARRAY[E'DECLARE\n',
-        $x$  EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(
-                   jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad)
-     FROM memoriesdb_internal.context_key AS ck));$x$],
-  ARRAY[E'DECLARE\n  citus_proof text;\n  citus_now_tag text;\n',
-        $x$  SELECT memoriesdb_internal.context_proof(jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad),
-         memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad)   -- (Citus: section 3o)
-    INTO citus_proof, citus_now_tag FROM memoriesdb_internal.context_key AS ck;
-  EXECUTE format('SET LOCAL app.current_user_proof = %L', citus_proof);
-  IF citus_now_tag IS NOT NULL THEN
-    EXECUTE format('SET LOCAL app.citus_now = %L', citus_now_tag);
-  END IF;$x$]);
-SELECT pg_temp.patch_many('memoriesdb.vouch(uuid)',
-  ARRAY[E'DECLARE\n',
-        $x$  EXECUTE format('SET LOCAL app.current_user_proof = %L',
-                 (SELECT memoriesdb_internal.context_proof(jsonb_build_array(vouch.user_id::text, login, login)::text, ck.ipad, ck.opad)
-                    FROM memoriesdb_internal.context_key AS ck));$x$],
-  ARRAY[E'DECLARE\n  citus_proof text;\n  citus_now_tag text;\n',
-        $x$  SELECT memoriesdb_internal.context_proof(jsonb_build_array(vouch.user_id::text, login, login)::text, ck.ipad, ck.opad),
-         memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad)   -- (Citus: section 3o)
-    INTO citus_proof, citus_now_tag FROM memoriesdb_internal.context_key AS ck;
-  EXECUTE format('SET LOCAL app.current_user_proof = %L', citus_proof);
-  IF citus_now_tag IS NOT NULL THEN
-    EXECUTE format('SET LOCAL app.citus_now = %L', citus_now_tag);
-  END IF;$x$]);
--- stamp_row(): the time once per row (it was asked for twice per insert: each check of the proof costs)
-SELECT pg_temp.patch_many('memoriesdb_internal.stamp_row()',
-  ARRAY[E'  actor uuid := memoriesdb.current_user_id();\n', 'NEW.created_at := memoriesdb_internal.citus_now();',
-        'NEW.updated_at := memoriesdb_internal.citus_now();'],
-  ARRAY[E'  actor uuid := memoriesdb.current_user_id();\n  stamped_at timestamptz := memoriesdb_internal.citus_now();   -- (Citus: section 3o)\n',
-        'NEW.created_at := stamped_at;', 'NEW.updated_at := stamped_at;']);
-
--- (b) A grantee's view of a memory's transfers (measured: a grantee's provenance() had no "transferred" event; the
--- single-node suite, 06-transfer; db/citus/tests/11-single-node-parity.sql). On a single node the transfer rows are
--- visible to whoever may see the memory (memory_transfers_visible: memory_id IN (SELECT id FROM memories), the memories
--- policy applied as the caller). On Citus a policy cannot look the memory up elsewhere (a transfer row lives on its
--- receiver's shard, the memory on its owner's, maybe another node: section 2), so the shards' policy shows them to the
--- memory's current owner only (citus_owns_memory()). provenance() found the memory visible first (the owner, or a
--- grant on the owner's shard, section 3i); it now reads the transfer rows with the owner's rights, through a helper
--- that checks that visibility again (the same two router queries as provenance()'s: no other caller shows them), and
--- shows their users by the same pseudonyms (disclosed_user(), on the coordinator, as on a single node). A direct
--- SELECT of memory_transfers by an app login still shows the owner's only.
-CREATE FUNCTION memoriesdb_internal.citus_memory_transfers(memory_id uuid)
-RETURNS TABLE (created_at timestamptz, created_by uuid, from_owner uuid, to_owner uuid, note text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER   -- (the owner's rights: every receiver's shard)
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  viewer uuid := memoriesdb.current_user_id();
-  owner uuid := memoriesdb_internal.citus_owner_of(citus_memory_transfers.memory_id);
-BEGIN
-  IF viewer IS NULL OR owner IS NULL
-     OR NOT (owner = viewer OR memoriesdb_internal.citus_granted(owner, citus_memory_transfers.memory_id)) THEN
-    RETURN;   -- (the memory is not the caller's to see: nothing)
-  END IF;
-  RETURN QUERY SELECT x.created_at, x.created_by, x.from_owner, x.to_owner, x.note
-                 FROM memoriesdb.memory_transfers AS x WHERE x.memory_id = citus_memory_transfers.memory_id;
-END
-$$;
-COMMENT ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) IS
-  'Internal (Citus): the transfer rows of a memory the caller may see (its owner, or a grantee: the single node''s memory_transfers_visible), read with the owner''s rights from every receiver''s shard; nothing for a memory the caller may not see. provenance() reads them so (section 3o).';
-ALTER FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) OWNER TO memoriesdb_owner;
-REVOKE ALL ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_memory_transfers(uuid) TO memoriesdb_reader;   -- (provenance()'s owner)
--- The events are gathered first, each in a statement of its own, and shown on the coordinator: in one query the
--- revisions' router query (the owner's shard) made Citus push the whole query to that worker, the helper and
--- disclosed_user() with it ("cannot execute a distributed query from a query on a shard", measured).
-SELECT pg_temp.patch_many('memoriesdb.provenance(uuid)',   -- (in this order: the fourth adds the two reads, the old FROMs)
-  ARRAY[E'  owner uuid;\n',
-        'FROM memoriesdb.memory_revisions AS r WHERE r.owner_id = owner AND r.memory_id = provenance.memory_id',
-        'FROM memoriesdb.memory_transfers AS x WHERE x.memory_id = provenance.memory_id',
-        E'  RETURN QUERY   -- user ids the caller does not deal with are shown as pseudonyms (disclosed_user())\n'],
-  ARRAY[E'  owner uuid;\n  citus_revisions jsonb;\n  citus_transfers jsonb;\n',
-        'FROM jsonb_to_recordset(coalesce(citus_revisions, ''[]'')) AS r(created_at timestamptz, created_by uuid, revision integer, content_hash bytea)',
-        'FROM jsonb_to_recordset(coalesce(citus_transfers, ''[]'')) AS x(created_at timestamptz, created_by uuid, from_owner uuid, to_owner uuid, note text)',
-        E'  -- (Citus: section 3o) the revisions on the owner\'s shard, the transfers with the owner\'s rights, then the rest here
-  citus_revisions := (SELECT jsonb_agg(jsonb_build_object(\'created_at\', r.created_at, \'created_by\', r.created_by,
-                                                          \'revision\', r.revision, \'content_hash\', r.content_hash))
-                        FROM memoriesdb.memory_revisions AS r WHERE r.owner_id = owner AND r.memory_id = provenance.memory_id);
-  citus_transfers := (SELECT jsonb_agg(to_jsonb(t)) FROM memoriesdb_internal.citus_memory_transfers(provenance.memory_id) AS t);
-  RETURN QUERY   -- user ids the caller does not deal with are shown as pseudonyms (disclosed_user())\n']);
 
 -- (again for the functions created or replaced since)
 SELECT count(pg_temp.run(format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', p.oid::regprocedure)))
@@ -2926,7 +2926,7 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc AS p
                             AND has_function_privilege('public', p.oid, 'EXECUTE'))
             THEN pg_temp.run('DO $e$ BEGIN RAISE EXCEPTION ''PUBLIC may execute a ledger function (section 4f)''; END $e$') END;
 
--- 4g. The memory directory's key, read from the node's own placement (section 3i) ---------------------------------
+-- 4h. The memory directory's key, read from the node's own placement (section 3i) ---------------------------------
 -- citus_memory_slot() runs in every lookup by id (citus_owner_of(), on the coordinator) and in remember(), forget()
 -- and transfer(). memory_directory_key is a reference table now; read through Citus, each call would be planned and
 -- executed by Citus (as context_proven()'s key was: section 4b). Read here from the placement every node holds,
