@@ -101,12 +101,16 @@ def ensure_database(admin_dsn: str) -> None:
             conn.execute(composed("create_database", dbname=dbname))
 
 
-def deploy(admin_dsn: str, variables: dict[str, str] | None = None) -> str:
-    """sqitch deploy (idempotent) over the direct admin connection; returns sqitch's output."""
+def deploy(
+    admin_dsn: str, variables: dict[str, str] | None = None, env: dict[str, str] | None = None, create: bool = True
+) -> str:
+    """sqitch deploy (idempotent) over the direct admin connection; returns sqitch's output. env: sqitch's environment
+    (default: the DSN's, sqitch_environment()); create: the database made first when missing."""
     if not shutil.which("sqitch"):
         raise ConfigurationError("sqitch is not installed: run scripts/setup.sh")
-    ensure_database(admin_dsn)
-    env = sqitch_environment(admin_dsn)
+    if create:
+        ensure_database(admin_dsn)
+    env = env or sqitch_environment(admin_dsn)
     # db:pg: with no authority: sqitch and psql take every connection parameter from the environment
     cmd = ["sqitch", "deploy", "db:pg:"]
     for k, v in (variables or {}).items():
@@ -121,6 +125,58 @@ def deploy(admin_dsn: str, variables: dict[str, str] | None = None) -> str:
             f"sqitch deploy failed (exit {done.returncode}): {lines[-1] if lines else 'no output'}", done.stdout + done.stderr
         )
     return done.stdout
+
+
+# sqitch on a Citus coordinator deploys as on a single node, nothing propagated yet: db/citus/distribute.sql then
+# distributes the tables, which copies what they need, and every function, to the workers (scripts/citus.sh deploy)
+CITUS_SQITCH_OPTIONS = (
+    "-c citus.enable_ddl_propagation=off -c citus.enable_create_role_propagation=off "
+    "-c citus.enable_alter_role_propagation=off -c client_min_messages=warning"
+)
+
+
+def deploy_citus(admin_dsn: str) -> str:
+    """The ledger deployed distributed by owner on a Citus cluster (docs/citus.md, README "Scaling out"), over a direct
+    superuser connection to the coordinator, whose database must exist on every node with the citus extension and its
+    workers registered (Citus neither creates databases on the workers nor propagates CREATE DATABASE): sqitch deploy
+    on the coordinator, db/citus/distribute.sql, the ledger's roles LOGIN on the workers, Citus's transaction-id
+    functions for the ledger's roles only. A ledger already distributed is left as it is (upgrading one is not this
+    command's: docs/citus.md). Returns what it did, one line a step."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        has_citus = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone()
+        state = conn.execute(q("citus_cluster" if has_citus else "citus_cluster_no_extension")).fetchone()
+    citus, workers, distributed = state
+    if citus is None:
+        raise ConfigurationError(
+            "deploy --citus: no citus extension in this database: create the database on the coordinator and on every "
+            "worker, CREATE EXTENSION citus in each, then register the workers on the coordinator "
+            "(SELECT citus_add_node(host, port)); locally scripts/citus.sh createdb NAME does all of it"
+        )
+    if workers == 0:
+        raise ConfigurationError("deploy --citus: no active worker is registered: SELECT citus_add_node(host, port) first")
+    if distributed:
+        return f"the ledger is already distributed on this cluster (citus {citus}, {workers} workers): nothing to do"
+    env = sqitch_environment(admin_dsn)
+    env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {CITUS_SQITCH_OPTIONS}".strip()
+    done = [deploy(admin_dsn, env=env, create=False).strip()]
+    ran = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(project_dir() / "db/citus/distribute.sql")],
+        env={k: v for k, v in env.items() if k != "PGOPTIONS"},
+        capture_output=True,
+        text=True,
+    )
+    if ran.returncode != 0:
+        lines = [line.strip() for line in ran.stderr.splitlines() if line.strip()]
+        first = lines[0] if lines else "no output"
+        raise DeployError(f"db/citus/distribute.sql failed (exit {ran.returncode}): {first}", ran.stdout + ran.stderr)
+    done.append(f"distributed by owner over {workers} workers (db/citus/distribute.sql)")
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        for step in ("citus_worker_logins", "citus_guard_transaction_ids"):
+            failed = [f"{r[0]}:{r[1]}: {r[3]}" for r in conn.execute(q(step)).fetchall() if not r[2]]
+            if failed:
+                raise ConfigurationError(f"deploy --citus: {step.replace('_', ' ')} failed on {'; '.join(failed)}")
+    done.append("the ledger's roles log in on the workers; Citus's transaction-id functions are the ledger roles' only")
+    return "\n".join(done)
 
 
 def ensure_local_logins(admin_dsn: str) -> None:

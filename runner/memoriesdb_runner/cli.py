@@ -423,14 +423,20 @@ def search(
     "memoriesdb_server (backend) and memoriesdb_inspector (auditor) (only for a trust-auth development server; "
     "production creates its own logins, see README).",
 )
+@click.option(
+    "--citus",
+    is_flag=True,
+    help="Deploy distributed by owner on a Citus cluster: the admin DSN names the coordinator's database, which must "
+    "exist on every node with the citus extension and the workers registered (docs/citus.md).",
+)
 @click.pass_obj
-def deploy(settings: Settings, dev_logins: bool) -> None:
-    """sqitch deploy the ledger over the direct admin connection (idempotent).
+def deploy(settings: Settings, dev_logins: bool, citus: bool) -> None:
+    """sqitch deploy the ledger over the direct admin connection (idempotent); with --citus, distributed.
 
     The admin DSN reaches sqitch as libpq environment variables (PGHOST, PGPASSWORD, PGSSLMODE, ...),
     never on a command line."""
     try:
-        click.echo(admin.deploy(settings.admin_dsn).strip())
+        click.echo((admin.deploy_citus(settings.admin_dsn) if citus else admin.deploy(settings.admin_dsn)).strip())
     except admin.DeployError as exc:
         click.echo(exc.output.rstrip(), err=True)  # what sqitch said; the one-line error follows
         raise

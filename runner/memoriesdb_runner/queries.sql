@@ -242,3 +242,32 @@ SELECT memoriesdb.configure_login(%(login)s);
 
 -- name: pgbouncer_pools
 SHOW POOLS;
+
+-- name: citus_cluster
+-- deploy --citus: the citus extension in this database, its active primary workers, whether the ledger is distributed
+SELECT (SELECT e.extversion FROM pg_extension AS e WHERE e.extname = 'citus') AS citus,
+       (SELECT count(*) FROM pg_dist_node AS n WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive) AS workers,
+       (SELECT count(*) FROM pg_dist_partition AS p WHERE p.logicalrelid = to_regclass('memoriesdb.memories')) > 0 AS distributed;
+
+-- name: citus_cluster_no_extension
+SELECT NULL::text AS citus, 0::bigint AS workers, false AS distributed;
+
+-- name: citus_worker_logins
+-- the roles Citus opens the workers' connections as log in there (and only there: on the coordinator nobody can);
+-- the workers' pg_hba.conf admits them from the cluster's nodes only (docs/citus.md, "How the deploy works" 3)
+SELECT w.nodename, w.nodeport, w.success, w.result FROM run_command_on_workers($$
+  SET citus.enable_alter_role_propagation = off;
+  ALTER ROLE memoriesdb_owner LOGIN; ALTER ROLE memoriesdb_reader LOGIN; ALTER ROLE memoriesdb_app LOGIN;
+  ALTER ROLE memoriesdb_backend LOGIN; ALTER ROLE memoriesdb_worker LOGIN; ALTER ROLE memoriesdb_auditor LOGIN$$) AS w;
+
+-- name: citus_guard_transaction_ids
+-- Citus's functions that set or list distributed transaction ids: for the roles Citus connects as only (a client that
+-- could assign one replays another session's context proof; docs/citus.md section 1); per database and node, one
+-- transaction on each (a simple query of several statements)
+SELECT d.nodename, d.nodeport, n.success, n.result FROM run_command_on_all_nodes($$
+  SET LOCAL citus.enable_ddl_propagation = off;
+  REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
+         pg_catalog.get_all_active_transactions() FROM PUBLIC;
+  GRANT EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
+        pg_catalog.get_all_active_transactions() TO memoriesdb_owner, memoriesdb_reader, memoriesdb_worker, memoriesdb_auditor$$) AS n
+  JOIN pg_dist_node AS d ON d.nodeid = n.nodeid;

@@ -360,6 +360,48 @@ def test_the_runner_embeds_and_each_tenant_searches_exactly_what_it_may_see(admi
     assert admin.execute("SELECT ok, problem FROM memoriesdb.verify_audit_chain()").fetchone() == (True, None)
 
 
+def test_memoriesdb_deploy_citus_distributes_a_ledger(admin):
+    """`memoriesdb deploy --citus` over the coordinator's admin DSN (a database on every node with citus, the workers
+    registered: scripts/citus.sh createdb): sqitch deploy, db/citus/distribute.sql, the workers' logins and guards, as
+    scripts/citus.sh deploy does; then a client's calls work, a second run does nothing, and a database without citus is
+    refused with what to do."""
+    from click.testing import CliRunner
+
+    from memoriesdb_runner.cli import main
+
+    other = f"{dbname()}_cli"
+    assert citus_sh("createdb", other).returncode == 0
+    try:
+        dsn = f"postgresql://postgres@{HOST}:{coordinator_port()}/{other}"
+        first = CliRunner().invoke(main, ["deploy", "--citus"], env={"MEMORIESDB_ADMIN_DSN": dsn})
+        assert first.exit_code == 0, first.output
+        assert "distributed by owner over 2 workers" in first.output
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("SET client_min_messages = warning")
+            assert (
+                c.execute(
+                    "SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'h' AND logicalrelid IN "
+                    "('memoriesdb.memories'::regclass, 'memoriesdb.audit_log'::regclass, 'memoriesdb.memory_grants'::regclass)"
+                ).fetchone()[0]
+                == 3
+            )
+            assert c.execute("SELECT count(*) FROM memoriesdb_internal.citus_worker_access()").fetchone()[0] == 0
+            c.execute("SELECT memoriesdb.configure_login('memoriesdb_client')")
+            uid = c.execute("SELECT memoriesdb.create_user('cli-deployed')").fetchone()[0]
+            key = c.execute("SELECT memoriesdb.create_api_key(%s)", (uid,)).fetchone()[0]
+        with psycopg.connect(f"postgresql://memoriesdb_client@{HOST}:{coordinator_port()}/{other}", autocommit=True) as conn:
+            mid = call(conn, key, "SELECT memoriesdb.remember('deployed by the runner')")[0][0]
+            assert call(conn, key, "SELECT content FROM memoriesdb.recall(%s)", (mid,)) == [("deployed by the runner",)]
+        again = CliRunner().invoke(main, ["deploy", "--citus"], env={"MEMORIESDB_ADMIN_DSN": dsn})
+        assert again.exit_code == 0 and "already distributed" in again.output, again.output
+        single = CliRunner().invoke(
+            main, ["deploy", "--citus"], env={"MEMORIESDB_ADMIN_DSN": f"postgresql://postgres@{HOST}:{SINGLE_PORT}/postgres"}
+        )
+        assert single.exit_code != 0 and "no citus extension in this database" in single.output, single.output
+    finally:
+        citus_sh("dropdb", other)
+
+
 # --- migrating a single-node ledger (scripts/citus.sh migrate; docs/citus.md "Migrating a single-node ledger") -------
 
 SINGLE_PORT = os.environ.get("PGPORT", "5432")
