@@ -370,41 +370,25 @@ def logins_off(names: set[str]) -> set[str]:
     )
 
 
+def each_role_on_every_node(names: set[str], propagation: str, statement: str) -> None:
+    """statement (a template of {role}) for each role, on every node, with the role command's propagation off."""
+    for p in (PORT, PORT + 1, PORT + 2):
+        for r in sorted(names):
+            psql(p, "postgres", "-c", "SET client_min_messages = warning", "-c", f"SET citus.{propagation} = off",
+                 "-c", statement.format(role=r), check=False)  # fmt: skip
+
+
 def restore_logins(names: set[str]) -> None:
     """The access-log loggers a file switched off, LOGIN again on every node. 27-as-of switches its ledger's logger off
     (ALTER ROLE ... NOLOGIN) and sets it up again with setup_access_logger(); on a copy that makes a new logger, named
     after the copy's database, and leaves the template's (whose name the copy inherited) off: every file copied after it
     then failed to log its reads ("cannot connect the logger"). Roles are the cluster's, not the copy's."""
-    for p in (PORT, PORT + 1, PORT + 2):
-        for r in sorted(names):
-            psql(
-                p,
-                "postgres",
-                "-c",
-                "SET client_min_messages = warning",
-                "-c",
-                "SET citus.enable_alter_role_propagation = off",
-                "-c",
-                f'ALTER ROLE "{r}" LOGIN',
-                check=False,
-            )
+    each_role_on_every_node(names, "enable_alter_role_propagation", 'ALTER ROLE "{role}" LOGIN')
 
 
 def drop_roles(names: set[str]) -> None:
     """The logins a file created (CREATE ROLE commits here): roles are the cluster's, not the copy's."""
-    for p in (PORT, PORT + 1, PORT + 2):
-        for r in sorted(names):
-            psql(
-                p,
-                "postgres",
-                "-c",
-                "SET client_min_messages = warning",
-                "-c",
-                "SET citus.enable_create_role_propagation = off",
-                "-c",
-                f'DROP ROLE IF EXISTS "{r}"',
-                check=False,
-            )
+    each_role_on_every_node(names, "enable_create_role_propagation", 'DROP ROLE IF EXISTS "{role}"')
 
 
 def tap_summary(out: str) -> tuple[int, int, int, list[str]]:
