@@ -887,26 +887,38 @@ $$;
 -- The index plan reads the active model's embeddings on these owners' shards only: without the owner in the query
 -- every shard's HNSW index is scanned, and on a shard with none of the caller's rows the iterative scan runs on to
 -- its whole budget (hnsw.max_scan_tuples) finding nothing.
-CREATE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb) RETURNS uuid[]
+CREATE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb, grantors uuid[]) RETURNS uuid[]
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   uid uuid := memoriesdb.current_user_id();   -- the caller's own grants only
   scope text := coalesce(f->>'scope', 'all');
-  grantors uuid[];   -- the owners that may have granted it something (§3j: one shard)
+  owners uuid[] := CASE WHEN scope <> 'own' THEN grantors ELSE '{}' END;   -- (§3j: the caller's, read by the caller)
 BEGIN
   IF uid IS NULL THEN RETURN '{}'; END IF;
-  grantors := CASE WHEN scope <> 'own' THEN memoriesdb_internal.citus_grantors(uid) ELSE '{}' END;
   RETURN ARRAY(SELECT uid WHERE scope <> 'shared'
                UNION
                SELECT DISTINCT g.owner_id FROM memoriesdb.memory_grants AS g
-                WHERE g.owner_id = ANY (grantors) AND cardinality(grantors) > 0
+                WHERE g.owner_id = ANY (owners) AND cardinality(owners) > 0
                   AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
 END
 $$;
+COMMENT ON FUNCTION memoriesdb_internal.citus_search_owners(jsonb, uuid[]) IS
+  'Internal (Citus): the owners whose memories the context user may see under the filter''s scope (itself, the owners of its unexpired grants), given the context user''s grantors (citus_grantors(), read once per search by its caller, section 3s): the index plan of search() reads their shards only.';
+CREATE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- the grantors read here, for the callers that have not read them (section 3s)
+  RETURN memoriesdb_internal.citus_search_owners(f, CASE WHEN coalesce(f->>'scope', 'all') <> 'own'
+                                                          THEN memoriesdb_internal.citus_grantors(memoriesdb.current_user_id())
+                                                          ELSE '{}' END);
+END
+$$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_search_owners(jsonb) IS
-  'Internal (Citus): the owners whose memories the context user may see under the filter''s scope (itself, the owners of its unexpired grants): the index plan of search() reads their shards only.';
+  'Internal (Citus): citus_search_owners(f, grantors) with the context user''s grantors read here: the owners whose memories the context user may see under the filter''s scope.';
 
 -- The coordinator's shell tables have no statistics (pg_class.reltuples 0, pg_stats empty): the plan's "share of
 -- the table" would always be 1. On Citus what an index scan must read past is the rows of the shards it scans (the
@@ -2113,36 +2125,6 @@ SELECT pg_temp.patch('memoriesdb.vouch(uuid)',
 -- once and hands them down: choose_search_plan(), visible_counts() and citus_search_owners() take them as an
 -- argument (made from the deployed text: the same plan, the same counts). One read per search, whatever the plan.
 -- (The other callers keep the forms that read them themselves.) Test: db/citus/tests/17-import-and-context.sql.
-CREATE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb, grantors uuid[]) RETURNS uuid[]
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  uid uuid := memoriesdb.current_user_id();   -- the caller's own grants only
-  scope text := coalesce(f->>'scope', 'all');
-  owners uuid[] := CASE WHEN scope <> 'own' THEN grantors ELSE '{}' END;   -- (§3j: the caller's, read by the caller)
-BEGIN
-  IF uid IS NULL THEN RETURN '{}'; END IF;
-  RETURN ARRAY(SELECT uid WHERE scope <> 'shared'
-               UNION
-               SELECT DISTINCT g.owner_id FROM memoriesdb.memory_grants AS g
-                WHERE g.owner_id = ANY (owners) AND cardinality(owners) > 0
-                  AND g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()));
-END
-$$;
-COMMENT ON FUNCTION memoriesdb_internal.citus_search_owners(jsonb, uuid[]) IS
-  'Internal (Citus): citus_search_owners(f) with the context user''s grantors (citus_grantors()) read by the caller already: the owners whose memories the context user may see under the filter''s scope.';
-SELECT pg_temp.run(format('CREATE OR REPLACE FUNCTION memoriesdb_internal.citus_search_owners(f jsonb) RETURNS uuid[]
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS %L', $b$
-BEGIN
-  -- (Citus §3s) the grantors read here, for the callers that have not read them
-  RETURN memoriesdb_internal.citus_search_owners(f, CASE WHEN coalesce(f->>'scope', 'all') <> 'own'
-                                                          THEN memoriesdb_internal.citus_grantors(memoriesdb.current_user_id())
-                                                          ELSE '{}' END);
-END
-$b$));
 -- visible_counts(cap, use_stats, grantors) and choose_search_plan(f, uid, linked, k, grantors): the deployed (and
 -- patched) functions with the grantors as an argument, created from their text, owned and granted as they are
 SELECT pg_temp.patch_many('memoriesdb_internal.visible_counts(bigint, boolean)',
