@@ -447,6 +447,7 @@ RETURNS TABLE (at timestamptz, outcome text, actor uuid, db_role name, applicati
                function text, sqlstate text, query_hash bytea)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -477,6 +478,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.access_refusals(since interval DEFAULT '1 
 RETURNS TABLE (function text, sqlstate text, attempts bigint, actors bigint, no_context bigint, last_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   WITH refusals AS (
     -- every authenticated refusal written as a row
@@ -505,6 +507,7 @@ COMMENT ON FUNCTION memoriesdb.access_refusals(interval) IS
 CREATE OR REPLACE FUNCTION memoriesdb.flush_access_log() RETURNS boolean
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$ SELECT memoriesdb_internal.await_access_log_writes() $$;
 COMMENT ON FUNCTION memoriesdb.flush_access_log() IS
   'Waits until the access log entries of this session''s reads are committed (reads send them without waiting); false, with a WARNING, if one could not be written. access_history() does this itself.';

@@ -14,6 +14,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.create_edge_type(name text, description te
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   new_id uuid;
@@ -75,6 +76,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.link(source uuid, target uuid, edge_type t
                                 metadata jsonb DEFAULT '{}') RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -131,6 +133,7 @@ COMMENT ON FUNCTION memoriesdb.link(uuid, uuid, text, real, jsonb) IS
 CREATE OR REPLACE FUNCTION memoriesdb.unlink(edge_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -157,6 +160,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.list_edge_types()
 RETURNS TABLE (name text, description text, directed boolean, acyclic boolean)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   SELECT t.name, t.description, t.directed, t.acyclic FROM memoriesdb.edge_types AS t ORDER BY t.name
 $$;
@@ -169,6 +173,7 @@ RETURNS TABLE (id uuid, source_id uuid, target_id uuid, edge_type text, weight r
                created_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   SELECT e.id, e.source_id, e.target_id, e.edge_type, e.weight, e.metadata, e.created_by = memoriesdb.current_user_id(), e.created_at
     FROM memoriesdb.memory_edges AS e

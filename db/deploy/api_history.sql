@@ -51,6 +51,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.who_could_read(memory_id uuid, at timestam
 RETURNS TABLE (user_id uuid, level text, since timestamptz, expires_at timestamptz, given_by uuid, vouched_by name)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   viewer uuid := memoriesdb_internal.require_custodian(who_could_read.memory_id, who_could_read.at);
@@ -114,6 +115,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.recall_as_of(memory_id uuid, at timestampt
 RETURNS TABLE (revision integer, content text, metadata jsonb, content_hash bytea, revised_at timestamptz, revised_by uuid)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   viewer uuid := memoriesdb_internal.require_custodian(recall_as_of.memory_id, recall_as_of.at);

@@ -64,9 +64,10 @@ COMMENT ON FUNCTION memoriesdb_internal.check_json_size(jsonb, text, text, text)
 CREATE OR REPLACE FUNCTION memoriesdb.remember(content text, metadata jsonb DEFAULT '{}') RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
-  uid uuid := memoriesdb.current_user_id();
+  uid uuid := memoriesdb_internal.context_user();   -- the proof verified once: row stamps and audit rows believe it
   new_id uuid := gen_random_uuid();
   h bytea;
 BEGIN
@@ -101,6 +102,7 @@ COMMENT ON FUNCTION memoriesdb.remember(text, jsonb) IS
 CREATE OR REPLACE FUNCTION memoriesdb.revise(memory_id uuid, content text DEFAULT NULL, metadata jsonb DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -162,6 +164,7 @@ COMMENT ON FUNCTION memoriesdb_internal.require_owner(uuid, uuid, text) IS 'Inte
 CREATE OR REPLACE FUNCTION memoriesdb.forget(memory_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -184,11 +187,13 @@ RETURNS TABLE (id uuid, owner_id uuid, content text, metadata jsonb, content_has
                created_at timestamptz, created_by uuid, updated_at timestamptz, updated_by uuid)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   log_ids uuid[] := ARRAY[recall.memory_id];
   log_query bytea;   -- none: not a search
 BEGIN
+  PERFORM memoriesdb_internal.context_user();   -- the proof verified once, before the policies below ask
   RETURN QUERY
     SELECT m.id, m.owner_id, m.content, m.metadata, m.content_hash, m.revision, m.embedding_model, m.embedded_at,
            m.created_at, m.created_by, m.updated_at, m.updated_by
@@ -204,6 +209,7 @@ ALTER FUNCTION memoriesdb.recall(uuid) OWNER TO memoriesdb_reader;
 CREATE OR REPLACE FUNCTION memoriesdb.verify(memory_id uuid) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   ok boolean;
@@ -226,6 +232,7 @@ RETURNS TABLE (event text, at timestamptz, actor uuid, revision integer, content
                from_owner uuid, to_owner uuid, note text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   log_ids uuid[] := ARRAY[provenance.memory_id];
@@ -263,6 +270,7 @@ RETURNS TABLE (id uuid, owned boolean, permission text, revision integer, embedd
                created_at timestamptz, updated_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   SELECT m.id, m.owner_id = u.uid,
          CASE WHEN m.owner_id = u.uid THEN 'owner'
@@ -282,6 +290,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.remember_once(content text, metadata jsonb
 RETURNS TABLE (memory_id uuid, created boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();

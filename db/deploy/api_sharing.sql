@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:api_sharing to pg
--- Reworked after @v0.3.0 (released version: api_sharing@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: api_sharing@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: api_sharing@v0.2.0
 -- requires: internal_schema
 -- Live functions of sharing and transfer: share, unshare, transfer, and the offers they make when the
@@ -131,6 +131,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.share(memory_id uuid, grantee uuid, permis
                                  expires_at timestamptz DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -165,6 +166,7 @@ COMMENT ON FUNCTION memoriesdb.share(uuid, uuid, text, timestamptz) IS
 CREATE OR REPLACE FUNCTION memoriesdb.unshare(memory_id uuid, grantee uuid) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -184,6 +186,7 @@ COMMENT ON FUNCTION memoriesdb.unshare(uuid, uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb.transfer(memory_id uuid, new_owner uuid, note text DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -206,6 +209,7 @@ COMMENT ON FUNCTION memoriesdb.transfer(uuid, uuid, text) IS
 CREATE OR REPLACE FUNCTION memoriesdb.accept_offer(offer_id uuid) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -247,6 +251,7 @@ COMMENT ON FUNCTION memoriesdb.accept_offer(uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb.decline_offer(offer_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -264,6 +269,7 @@ COMMENT ON FUNCTION memoriesdb.decline_offer(uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb.withdraw_offer(offer_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -282,6 +288,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.offers()
 RETURNS TABLE (id uuid, kind text, sender uuid, memory_id uuid, level text, offered_at timestamptz, expires_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -300,6 +307,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.offers_sent()
 RETURNS TABLE (id uuid, kind text, recipient uuid, memory_id uuid, level text, offered_at timestamptz, expires_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -317,6 +325,7 @@ COMMENT ON FUNCTION memoriesdb.offers_sent() IS
 CREATE OR REPLACE FUNCTION memoriesdb.accept_sender(sender uuid) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -333,6 +342,7 @@ COMMENT ON FUNCTION memoriesdb.accept_sender(uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb.forget_sender(sender uuid) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -347,6 +357,7 @@ COMMENT ON FUNCTION memoriesdb.forget_sender(uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb.trusted_senders() RETURNS TABLE (sender uuid, accepted_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -365,6 +376,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.list_grants(memory_id uuid DEFAULT NULL)
 RETURNS TABLE (memory_id uuid, grantee_id uuid, permission text, expires_at timestamptz, received boolean, created_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   SELECT g.memory_id, g.grantee_id, g.permission, g.expires_at, g.grantee_id = memoriesdb.current_user_id(), g.created_at
     FROM memoriesdb.memory_grants AS g

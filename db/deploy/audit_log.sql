@@ -287,6 +287,7 @@ COMMENT ON FUNCTION memoriesdb_internal.audit_seal() IS
 CREATE OR REPLACE FUNCTION memoriesdb.audit_seal_pending(max_seals integer DEFAULT 1000) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   c uuid;
@@ -434,6 +435,7 @@ COMMENT ON FUNCTION memoriesdb_internal.audit_merkle_root(jsonb) IS
 CREATE OR REPLACE FUNCTION memoriesdb.audit_checkpoint() RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   -- one statement, one snapshot: every head as of the same moment
   WITH RECURSIVE chains AS (
@@ -674,6 +676,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.verify_audit_chain()
 RETURNS TABLE (ok boolean, rows_checked bigint, seals_checked bigint, first_broken_id bigint, problem text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$ SELECT * FROM memoriesdb_internal.audit_verdict(NULL) $$;
 COMMENT ON FUNCTION memoriesdb.verify_audit_chain() IS
   'Recomputes every audit row hash, every seal digest and every chain of seals (per owner, and the legacy chain). ok is true when nothing was edited, deleted, inserted or reordered behind the ledger; otherwise first_broken_id names the first broken audit row and problem says what is wrong. What cannot be seen from inside (the newest transactions removed whole, a chain rewritten consistently, TRUNCATE): verify_audit_chain(checkpoint) against a checkpoint kept outside.';
@@ -682,6 +685,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.verify_audit_chain(checkpoint jsonb)
 RETURNS TABLE (ok boolean, rows_checked bigint, seals_checked bigint, first_broken_id bigint, problem text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 BEGIN
   PERFORM memoriesdb_internal.check_checkpoint(checkpoint);
@@ -695,6 +699,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.verify_checkpoint(checkpoint jsonb)
 RETURNS TABLE (ok boolean, first_broken_id bigint, problem text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 BEGIN
   PERFORM memoriesdb_internal.check_checkpoint(checkpoint);
@@ -712,6 +717,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.audit_problems(checkpoint jsonb DEFAULT NU
 RETURNS TABLE (audit_id bigint, problem text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 BEGIN
   IF checkpoint IS NOT NULL THEN PERFORM memoriesdb_internal.check_checkpoint(checkpoint); END IF;
@@ -725,6 +731,7 @@ COMMENT ON FUNCTION memoriesdb.audit_problems(jsonb) IS
 CREATE OR REPLACE FUNCTION memoriesdb.audit_head() RETURNS TABLE (seq bigint, seal_hash bytea, sealed_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$ SELECT s.seq, s.seal_hash, s.created_at FROM memoriesdb.audit_seals AS s ORDER BY s.seq DESC LIMIT 1 $$;
 COMMENT ON FUNCTION memoriesdb.audit_head() IS
   'The newest seal written (of any chain). Kept for v0.1 clients: anchor audit_checkpoint() instead, which holds every chain''s head.';
@@ -733,6 +740,7 @@ COMMENT ON FUNCTION memoriesdb.audit_head() IS
 CREATE OR REPLACE FUNCTION memoriesdb.audit_receipts(memory_id uuid) RETURNS SETOF jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -761,6 +769,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.verify_receipt(receipt jsonb, checkpoint j
 RETURNS TABLE (ok boolean, problem text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   chain_name text := receipt->>'chain';

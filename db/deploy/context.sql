@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:context to pg
--- Reworked after @v0.3.0 (released version: context@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: context@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: context@v0.1.0
 -- requires: internal_schema
 -- requires: identity
@@ -52,20 +52,31 @@ AS $$
   -- NULL when unset, empty (after a transaction-local set_config the setting
   -- reads '' for the rest of the session) or not a uuid (a regex test, not a cast
   -- that could fail). Then: a backend login vouches; anyone else needs the proof.
-  -- CASE fixes the order: the proof is checked only when the login is no backend.
+  -- CASE fixes the order: the proof is checked only when the login is no backend,
+  -- and only when this API call has not checked the same uuid and proof already.
+  -- memoriesdb.context_checked is trusted because every SECURITY DEFINER function a
+  -- client may call resets it on entry (SET memoriesdb.context_checked = '') and
+  -- restores it on exit: inside a call, only the ledger's own code has written it
+  -- (memoriesdb_internal.context_user(), after a proof verified); outside any call
+  -- a client may write what it likes and it reaches nothing (db/tests/01-schema.sql).
   -- No SET clause, not SECURITY DEFINER, one expression: PostgreSQL inlines it.
   SELECT CASE
     WHEN pg_catalog.current_setting('app.current_user', true) IS NULL
       OR pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.!~)
          '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN NULL
     WHEN pg_catalog.pg_has_role(SESSION_USER, 'memoriesdb_backend', 'MEMBER') THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid
+    -- proven once in this API call (memoriesdb_internal.context_user()): the same uuid and proof
+    WHEN pg_catalog.current_setting('memoriesdb.context_checked', true) OPERATOR(pg_catalog.=)
+         (pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.||) '|'
+          OPERATOR(pg_catalog.||) pg_catalog.current_setting('app.current_user_proof', true))
+      THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid
     WHEN memoriesdb.context_proven(pg_catalog.current_setting('app.current_user', true),
                                    pg_catalog.current_setting('app.current_user_proof', true))
       THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid
   END
 $$;
 COMMENT ON FUNCTION memoriesdb.current_user_id() IS
-  'The context user, or NULL. app.current_user (transaction-local) counts only when the login (session_user) is a member of memoriesdb_backend, trusted to have authenticated its users itself, or when app.current_user_proof is the proof authenticate() minted for it in this transaction of this session (context_proven()). A bare uuid from any other login is nobody. STABLE (never IMMUTABLE) and PARALLEL RESTRICTED: policies call it as (SELECT memoriesdb.current_user_id()), once per query, in the leader.';
+  'The context user, or NULL. app.current_user (transaction-local) counts only when the login (session_user) is a member of memoriesdb_backend, trusted to have authenticated its users itself, or when app.current_user_proof is the proof authenticate() minted for it in this transaction of this session (context_proven(), or once per API call: memoriesdb.context_checked, see memoriesdb_internal.context_user()). A bare uuid from any other login is nobody. STABLE (never IMMUTABLE) and PARALLEL RESTRICTED: policies call it as (SELECT memoriesdb.current_user_id()), once per query, in the leader.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.context_vouched_by() RETURNS name
 LANGUAGE sql STABLE PARALLEL RESTRICTED

@@ -92,6 +92,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.claim_embedding_jobs(batch_size integer DE
 RETURNS TABLE (memory_id uuid, lease_id uuid, content text, content_hash bytea, attempts integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   max_attempts integer := memoriesdb.setting('max_attempts')::int;
@@ -152,6 +153,7 @@ RETURNS TABLE (memory_id uuid, lease_id uuid, content text, content_hash bytea, 
                model text, provider text, dimension integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   max_attempts integer := memoriesdb.setting('max_attempts')::int;
@@ -215,6 +217,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.renew_embedding_leases(memory_ids uuid[], 
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   held interval;
@@ -284,6 +287,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.complete_embedding_job(memory_id uuid, lea
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   dim integer;
@@ -306,6 +310,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.complete_embedding_jobs(memory_ids uuid[],
 RETURNS TABLE (memory_id uuid, outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   bad integer;
@@ -391,6 +396,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.fail_embedding_job(memory_id uuid, lease_i
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   job memoriesdb.embedding_schedule;
@@ -423,6 +429,7 @@ COMMENT ON FUNCTION memoriesdb.fail_embedding_job(uuid, uuid, text, boolean) IS
 CREATE OR REPLACE FUNCTION memoriesdb.release_embedding_jobs(memory_ids uuid[], lease_ids uuid[]) RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   WITH released AS (
     UPDATE memoriesdb.embedding_schedule AS s
@@ -441,6 +448,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.defer_embedding_jobs(memory_ids uuid[], le
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   cap double precision := memoriesdb.setting('backoff_max_seconds')::float8;
@@ -467,6 +475,7 @@ COMMENT ON FUNCTION memoriesdb.defer_embedding_jobs(uuid[], uuid[], text, interv
 CREATE OR REPLACE FUNCTION memoriesdb.reclaim_expired_embedding_leases() RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   WITH expired AS (
     UPDATE memoriesdb.embedding_schedule AS s
@@ -485,6 +494,7 @@ COMMENT ON FUNCTION memoriesdb.reclaim_expired_embedding_leases() IS
 CREATE OR REPLACE FUNCTION memoriesdb.requeue_dead_embedding_jobs() RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   WITH revived AS (
     UPDATE memoriesdb.embedding_schedule AS s SET dead_at = NULL, attempts = 0, run_after = now()
@@ -497,6 +507,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.requeue_dead_embedding_jobs(memory_ids uui
 RETURNS TABLE (memory_id uuid, outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   revived uuid[];
@@ -532,6 +543,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.embedding_queue_status()
 RETURNS TABLE (pending bigint, leased bigint, dead bigint, oldest_pending timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   SELECT count(*) FILTER (WHERE s.dead_at IS NULL AND (s.lease_until IS NULL OR s.lease_until < now())),
          count(*) FILTER (WHERE s.dead_at IS NULL AND s.lease_until >= now()),
@@ -546,6 +558,7 @@ RETURNS TABLE (oldest_lease_at timestamptz, oldest_lease_age interval, oldest_le
                holders bigint, last_error text, last_error_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   WITH oldest AS (
     SELECT s.leased_at, s.leased_by FROM memoriesdb.embedding_schedule AS s
@@ -568,6 +581,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.dead_embedding_jobs(max_rows integer DEFAU
 RETURNS TABLE (memory_id uuid, attempts integer, dead_at timestamptz, last_error text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   SELECT s.memory_id, s.attempts, s.dead_at, s.last_error FROM memoriesdb.embedding_schedule AS s
    WHERE s.dead_at IS NOT NULL ORDER BY s.dead_at DESC LIMIT max_rows
@@ -578,6 +592,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.embedding_models()
 RETURNS TABLE (model text, memories bigint, newest timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   SELECT m.embedding_model, count(*), max(m.embedded_at) FROM memoriesdb.memories AS m
    WHERE m.embedding_model IS NOT NULL GROUP BY 1 ORDER BY 2 DESC

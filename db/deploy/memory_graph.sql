@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:memory_graph to pg
--- Reworked after @v0.3.0 (released version: memory_graph@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: memory_graph@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: memory_graph@v0.2.0
 -- requires: internal_schema
 -- Live functions of graph traversal and memory_graph refresh: neighbors(), path() (logged reads), run_vindexing().
@@ -51,6 +51,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.neighbors(memory_id uuid, depth integer DE
 RETURNS TABLE (id uuid, hops integer, via_edge uuid, edge_type text, from_id uuid, weight real, content text, metadata jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
 DECLARE
@@ -106,6 +107,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.path(from_id uuid, to_id uuid, max_depth i
 RETURNS TABLE (step integer, memory_id uuid, via_edge uuid, edge_type text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
 DECLARE
@@ -163,6 +165,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.run_vindexing(worker text DEFAULT NULL)
 RETURNS TABLE (refreshed boolean, rows_coalesced integer, duration_ms double precision)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   started timestamptz := clock_timestamp();

@@ -105,6 +105,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.search_model_info(name text)
 RETURNS TABLE (model text, provider text, dimension integer, state text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   m memoriesdb.embedding_models;
@@ -127,6 +128,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.search(query public.vector, model text, k 
 RETURNS TABLE (id uuid, similarity real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 SET jit = off
 AS $$
 DECLARE
@@ -135,6 +137,7 @@ DECLARE
   log_query bytea;
   viewer uuid;
 BEGIN
+  PERFORM memoriesdb_internal.context_user();   -- the proof verified once, before the policies below ask
   IF chosen.id IS NULL THEN   -- the active model: the released search(), which logs itself
     RETURN QUERY SELECT * FROM memoriesdb.search(query, k, filter, min_similarity);
     RETURN;
@@ -163,6 +166,7 @@ RETURNS TABLE (id uuid, score real, vector_rank integer, text_rank integer, simi
                content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 SET jit = off
 AS $$
 DECLARE
@@ -172,6 +176,7 @@ DECLARE
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea;
 BEGIN
+  PERFORM memoriesdb_internal.context_user();   -- the proof verified once, before the policies below ask
   IF chosen.id IS NULL THEN   -- the active model: the released search_hybrid(), which checks and logs
     RETURN QUERY SELECT * FROM memoriesdb.search_hybrid(query, query_vector, k, filter, vector_weight, text_weight, rrf_k);
     RETURN;

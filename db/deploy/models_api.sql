@@ -59,6 +59,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.add_model(name text, provider text, dimens
 RETURNS TABLE (model_id uuid, jobs bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   new_id uuid;
@@ -103,6 +104,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.activate_model(name text)
 RETURNS TABLE (model text, previous text, memories bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   target memoriesdb.embedding_models;
@@ -173,6 +175,7 @@ COMMENT ON FUNCTION memoriesdb.activate_model(text) IS
 CREATE OR REPLACE FUNCTION memoriesdb.pause_model(name text) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   target memoriesdb.embedding_models;
@@ -196,6 +199,7 @@ COMMENT ON FUNCTION memoriesdb.pause_model(text) IS
 CREATE OR REPLACE FUNCTION memoriesdb.resume_model(name text) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   target memoriesdb.embedding_models;
@@ -221,6 +225,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.retire_model(name text)
 RETURNS TABLE (vectors bigint, jobs bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   target memoriesdb.embedding_models;
@@ -255,6 +260,7 @@ RETURNS TABLE (model text, provider text, dimension integer, state text, done bi
                pending bigint, leased bigint, dead bigint, activated_at timestamptz, created_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   WITH total AS (SELECT count(*) AS n FROM memoriesdb.memories),
   done AS (
@@ -282,6 +288,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.dead_embedding_jobs(max_rows integer, mode
 RETURNS TABLE (memory_id uuid, model_name text, attempts integer, dead_at timestamptz, last_error text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   only_model uuid := CASE WHEN dead_embedding_jobs.model IS NOT NULL
@@ -306,6 +313,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.requeue_dead_embedding_jobs(memory_ids uui
 RETURNS TABLE (memory_id uuid, outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   target memoriesdb.embedding_models;
@@ -355,6 +363,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.import_embeddings(model text, memory_ids u
 RETURNS TABLE (memory_id uuid, outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   max_rows constant integer := 5000;   -- one call is one transaction: bounded

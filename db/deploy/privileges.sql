@@ -164,6 +164,7 @@ GRANT SELECT ON memoriesdb.memories, memoriesdb.memory_revisions, memoriesdb.mem
                 memoriesdb.embeddings, memoriesdb.embedding_models TO memoriesdb_reader;
 GRANT EXECUTE ON FUNCTION
   memoriesdb.current_user_id(), memoriesdb.context_proven(text, text), memoriesdb.setting(text),
+  memoriesdb_internal.context_user(),
   memoriesdb_internal.raise_not_found(text, uuid), memoriesdb_internal.record_refusal(text, uuid),
   memoriesdb_internal.disclosed_user(uuid, uuid, uuid),
   memoriesdb_internal.record_read(text, uuid[], bytea),

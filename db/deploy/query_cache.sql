@@ -73,6 +73,7 @@ COMMENT ON FUNCTION memoriesdb_internal.query_cache_digest(uuid, text, text) IS
 CREATE OR REPLACE FUNCTION memoriesdb.cached_query_vector(model text, query text) RETURNS public.vector
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -99,6 +100,7 @@ COMMENT ON FUNCTION memoriesdb.cached_query_vector(text, text) IS
 CREATE OR REPLACE FUNCTION memoriesdb.cache_query_vector(model text, query text, v public.vector) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -159,6 +161,7 @@ COMMENT ON FUNCTION memoriesdb.cache_query_vector(text, text, public.vector) IS
 CREATE OR REPLACE FUNCTION memoriesdb.clear_query_cache(model text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();

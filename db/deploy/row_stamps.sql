@@ -1,4 +1,5 @@
 -- Deploy memoriesdb:row_stamps to pg
+-- Reworked after @v0.4.0 (released version: row_stamps@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: row_stamps@v0.1.0
 -- requires: internal_schema
 -- Live functions of row stamps: stamp_row(): created_*/updated_* from the clock and the context, on every ledger table.

@@ -338,6 +338,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.search(query public.vector, k integer DEFA
 RETURNS TABLE (id uuid, similarity real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 SET jit = off
 AS $$
 DECLARE
@@ -345,6 +346,7 @@ DECLARE
   log_query bytea := memoriesdb_internal.query_fingerprint(NULL, query, k, filter, min_similarity::text);
   viewer uuid;   -- the caller, read only for a memory that changed hands
 BEGIN
+  PERFORM memoriesdb_internal.context_user();   -- the proof verified once, before the policies below ask
   FOR id, similarity, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb_internal.vector_ranking(query, k, filter, min_similarity) LOOP
     log_ids := log_ids || id;

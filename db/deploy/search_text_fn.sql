@@ -372,6 +372,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.search_text(query text, k integer DEFAULT 
 RETURNS TABLE (id uuid, score real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 SET jit = off
 AS $$
 DECLARE
@@ -379,6 +380,7 @@ DECLARE
   log_query bytea := memoriesdb_internal.query_fingerprint(query, NULL, k, filter);
   viewer uuid;   -- the caller, read only for a memory that changed hands
 BEGIN
+  PERFORM memoriesdb_internal.context_user();   -- the proof verified once, before the policies below ask
   FOR id, score, content, metadata, owner_id, created_by, created_at IN
       SELECT * FROM memoriesdb_internal.text_ranking(query, k, filter) LOOP
     log_ids := log_ids || id;
@@ -402,6 +404,7 @@ RETURNS TABLE (id uuid, score real, vector_rank integer, text_rank integer, simi
                content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 SET jit = off   -- JIT compile time (tens of ms) would dwarf an interactive query
 AS $$
 DECLARE
@@ -410,6 +413,7 @@ DECLARE
   log_ids uuid[] := '{}'::uuid[];
   log_query bytea := memoriesdb_internal.query_fingerprint(query, query_vector, k, filter, concat_ws(',', vector_weight, text_weight, rrf_k));
 BEGIN
+  PERFORM memoriesdb_internal.context_user();   -- the proof verified once, before the policies below ask
   IF k IS NULL OR k < 1 OR k > 1000 THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'k must be between 1 and 1000';
   END IF;

@@ -2,7 +2,8 @@
 -- Reworked after @v0.4.0 (released version: users@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: users@v0.4.0
 -- requires: internal_schema
--- Live functions of users, API keys and authentication: create_user(), create_api_key(), revoke_api_key(), authenticate(); require_user() for every write.
+-- Live functions of users, API keys and authentication: create_user(), create_api_key(), revoke_api_key(), authenticate(); require_user() for every write;
+-- context_user(): the context user, its proof checked once per API call.
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework users`.
 -- Run once, by users@v0.1.0.sql: tables users and api_keys, their index, policies and triggers. (The function bodies in that file are the released
 -- versions, superseded by this file.)
@@ -10,12 +11,44 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
+-- The proof of an app login's context is an HMAC over the private context key: about
+-- 9 µs a check, and a remember() checked it 6 times (the call, 3 row stamps, 2 audit
+-- rows), a search() 8. This checks it once per API call and notes the uuid and proof
+-- it verified in memoriesdb.context_checked (transaction-local), which
+-- current_user_id() then believes. The note never outlives the call: every
+-- SECURITY DEFINER function a client may call has SET memoriesdb.context_checked = ''
+-- (db/tests/01-schema.sql checks each), so it reads '' on entry, whatever the client
+-- set, and its old value is restored on exit. PARALLEL UNSAFE: set_config() is refused
+-- in a parallel query, and the planner keeps every query that calls this serial.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.context_user() RETURNS uuid
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+-- No SET clause (it would cost more than the check it saves): every name is qualified,
+-- and only the ledger's own functions, whose search_path is pinned, call it.
+DECLARE
+  uid uuid := memoriesdb.current_user_id();
+  checked text;
+BEGIN
+  IF uid IS NOT NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'memoriesdb_backend', 'MEMBER') THEN
+    -- not a backend's: current_user_id() believed it because the proof verified, or was noted so
+    checked := pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.||) '|'
+               OPERATOR(pg_catalog.||) pg_catalog.current_setting('app.current_user_proof', true);
+    IF pg_catalog.current_setting('memoriesdb.context_checked', true) IS DISTINCT FROM checked THEN
+      PERFORM pg_catalog.set_config('memoriesdb.context_checked', checked, true);
+    END IF;
+  END IF;
+  RETURN uid;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.context_user() IS
+  'Internal: memoriesdb.current_user_id(), and when that context was proven by authenticate() (not vouched for by a backend login), notes the uuid and proof as checked (memoriesdb.context_checked) so that the rest of the API call (its policies, row stamps and audit rows) does not verify the proof again. Every client-callable SECURITY DEFINER function resets the note on entry and restores it on exit. What the ledger''s plpgsql functions and triggers call instead of current_user_id().';
+
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  uid uuid := memoriesdb.current_user_id();
+  uid uuid := memoriesdb_internal.context_user();
 BEGIN
   IF uid IS NULL THEN
     PERFORM memoriesdb_internal.record_refusal('MDB01', NULL);
@@ -42,6 +75,7 @@ COMMENT ON FUNCTION memoriesdb_internal.require_user() IS
 CREATE OR REPLACE FUNCTION memoriesdb.create_user(handle text, display_name text DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   new_id uuid := gen_random_uuid();
@@ -112,6 +146,7 @@ COMMENT ON FUNCTION memoriesdb_internal.issue_api_key(uuid, timestamptz) IS
 CREATE OR REPLACE FUNCTION memoriesdb.create_api_key(user_id uuid) RETURNS text
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$ SELECT memoriesdb_internal.issue_api_key(create_api_key.user_id, NULL) $$;
 COMMENT ON FUNCTION memoriesdb.create_api_key(uuid) IS
   'Creates an API key for the context user itself (proven or vouched for; or any user, for an administrator with no context) and returns it in plaintext, once; only its SHA-256 is kept. It expires after config api_key_lifetime (90 days).';
@@ -119,6 +154,7 @@ COMMENT ON FUNCTION memoriesdb.create_api_key(uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb.create_api_key(user_id uuid, expires_at timestamptz) RETURNS text
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$ SELECT memoriesdb_internal.issue_api_key(create_api_key.user_id, create_api_key.expires_at) $$;
 COMMENT ON FUNCTION memoriesdb.create_api_key(uuid, timestamptz) IS
   'As create_api_key(user_id), with the key''s expiry: a time to come (MDB12 otherwise), ''infinity'' for never, NULL for config api_key_lifetime.';
@@ -127,6 +163,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.api_keys_list()
 RETURNS TABLE (id uuid, key_prefix text, created_at timestamptz, expires_at timestamptz, revoked_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -141,6 +178,7 @@ COMMENT ON FUNCTION memoriesdb.api_keys_list() IS
 CREATE OR REPLACE FUNCTION memoriesdb.revoke_api_key(key_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   uid uuid := memoriesdb_internal.require_user();
@@ -160,6 +198,7 @@ COMMENT ON FUNCTION memoriesdb.revoke_api_key(uuid) IS
 CREATE OR REPLACE FUNCTION memoriesdb.revoke_api_key(api_key text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   ctx uuid := memoriesdb.current_user_id();
@@ -198,7 +237,8 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.record_auth_failure(bytea) IS
   'Internal: records a failed authenticate() (sqlstate MDB10, the key prefix''s keyed hash as query_hash) in the access log, autonomously and durably, so that it counts towards auth_throttle after the caller''s rollback.';
 
--- The slow path: authenticate() found a limit reached and calls this to say which, and when to retry.
+-- The slow path: authenticate() found failures in the window; this counts them and, when a limit is
+-- reached, says which and when to retry.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.check_auth_throttle(prefix_hash bytea) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -243,47 +283,49 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.check_auth_throttle(bytea) IS
-  'Internal: MDB14 (the key unchecked), saying which limit and when to retry, when the login has max_failures_per_login failed authentications in the last window_seconds (config auth_throttle), or when the key prefix has max_failures_per_key_prefix failures in the window and this login is one of those that failed on it. authenticate() counts both in one query and calls this only when a limit is reached.';
+  'Internal: MDB14 (the key unchecked), saying which limit and when to retry, when the login has max_failures_per_login failed authentications in the last window_seconds (config auth_throttle), or when the key prefix has max_failures_per_key_prefix failures in the window and this login is one of those that failed on it. authenticate() calls it only when a failure of the login or on the key prefix is in the window (one index probe); it returns quietly when no limit is reached.';
 
-CREATE OR REPLACE FUNCTION memoriesdb_internal.lifted_bounds() RETURNS text
+DROP FUNCTION IF EXISTS memoriesdb_internal.lifted_bounds();   -- read the config itself (v0.5 before this change)
+CREATE OR REPLACE FUNCTION memoriesdb_internal.lifted_bounds(bounds jsonb) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  lifted text;
+  name text;
+  lifted text[];
 BEGIN
-  -- an app login's time bounds as configure_login() set them (config login_bounds): each must still
-  -- be on, and no longer than its bound, in this session
-  SELECT string_agg(format('%s = %s (its bound: %s)', b.name, current_setting(b.name), b.bound), ', ' ORDER BY b.name)
-    INTO lifted
-    FROM memoriesdb.config AS c
-    CROSS JOIN LATERAL jsonb_each_text(c.value->'memoriesdb_app') AS b(name, bound)
-   WHERE c.key = 'login_bounds'
-     AND b.name IN ('statement_timeout', 'idle_in_transaction_session_timeout', 'lock_timeout')
-     AND (current_setting(b.name)::interval = interval '0' OR current_setting(b.name)::interval > b.bound::interval);
-  RETURN lifted;
+  -- an app login's time bounds as configure_login() set them (config login_bounds -> memoriesdb_app):
+  -- each must still be on, and no longer than its bound, in this session
+  FOREACH name IN ARRAY ARRAY['idle_in_transaction_session_timeout', 'lock_timeout', 'statement_timeout'] LOOP
+    IF bounds ? name AND (current_setting(name)::interval = interval '0' OR current_setting(name)::interval > (bounds->>name)::interval) THEN
+      lifted := lifted || format('%s = %s (its bound: %s)', name, current_setting(name), bounds->>name);
+    END IF;
+  END LOOP;
+  RETURN array_to_string(lifted, ', ');
 END
 $$;
-COMMENT ON FUNCTION memoriesdb_internal.lifted_bounds() IS
-  'Internal: which of the memoriesdb_app time bounds (config login_bounds: statement_timeout, idle_in_transaction_session_timeout, lock_timeout) this session has off or above its bound, as text; NULL when all are in force.';
+COMMENT ON FUNCTION memoriesdb_internal.lifted_bounds(jsonb) IS
+  'Internal: which of the time bounds in bounds (config login_bounds -> memoriesdb_app: statement_timeout, idle_in_transaction_session_timeout, lock_timeout) this session has off or above its bound, as text; NULL when all are in force.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
-  k memoriesdb.api_keys;
-  prefix_hash bytea;
-  t jsonb;
-  n_login integer;
-  n_prefix integer;
-  mine integer;
+  r record;
+  k record;
   lifted text;
 BEGIN
+  SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8')) AS prefix_hash,
+         t.value AS throttle, b.value->'memoriesdb_app' AS bounds
+    INTO r
+    FROM memoriesdb.access_log_sink AS s, memoriesdb.config AS t, memoriesdb.config AS b
+   WHERE t.key = 'auth_throttle' AND b.key = 'login_bounds';
   -- an app login whose session SET its time bounds off (or longer) gets no context: no API work runs
   -- unbounded (a backend's, or a superuser's, sessions are trusted with their own)
   IF NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
-    lifted := memoriesdb_internal.lifted_bounds();
+    lifted := memoriesdb_internal.lifted_bounds(r.bounds);
     IF lifted IS NOT NULL THEN
       PERFORM memoriesdb_internal.record_refusal('MDB15', NULL);
       RAISE EXCEPTION USING ERRCODE = 'MDB15', MESSAGE = 'session time bounds lifted',
@@ -291,45 +333,40 @@ BEGIN
         HINT = 'RESET them (the login''s bounds come from memoriesdb.configure_login(); an unconfigured login has none: an administrator runs configure_login(login))';
     END IF;
   END IF;
-  -- the throttle, before the key is checked: both counts in one query (the two
-  -- partial indexes on the access log's failed authentications)
-  SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8')), c.value
-    INTO prefix_hash, t
-    FROM memoriesdb.access_log_sink AS s, memoriesdb.config AS c WHERE c.key = 'auth_throttle';
-  SELECT count(*) FILTER (WHERE a.db_role = session_user)::integer,
-         count(*) FILTER (WHERE a.query_hash = prefix_hash)::integer,
-         count(*) FILTER (WHERE a.query_hash = prefix_hash AND a.db_role = session_user)::integer
-    INTO n_login, n_prefix, mine
-    FROM memoriesdb.access_log AS a
-   WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10'
-     AND a.at > clock_timestamp() - make_interval(secs => (t->>'window_seconds')::float8)
-     AND (a.db_role = session_user OR a.query_hash = prefix_hash);
-  IF n_login >= (t->>'max_failures_per_login')::integer
-     OR (n_prefix >= (t->>'max_failures_per_key_prefix')::integer AND mine > 0) THEN
-    PERFORM memoriesdb_internal.check_auth_throttle(prefix_hash);   -- raises MDB14, saying which and until when
+  -- the throttle, before the key is checked. Usually no failure of this login or on this key
+  -- prefix is in the window: one probe of the two partial indexes on the access log's failed
+  -- authentications (a per-transaction cost of every proven context, issue 12: ≤ 5% of a
+  -- remember()). Otherwise count them: MDB14 when a limit is reached, saying which and until when.
+  IF EXISTS (SELECT 1 FROM memoriesdb.access_log AS a
+              WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10'
+                AND a.at > clock_timestamp() - make_interval(secs => (r.throttle->>'window_seconds')::float8)
+                AND (a.db_role = session_user OR a.query_hash = r.prefix_hash)) THEN
+    PERFORM memoriesdb_internal.check_auth_throttle(r.prefix_hash);
   END IF;
-  SELECT * INTO k FROM memoriesdb.api_keys AS a WHERE a.key_hash = sha256(convert_to(coalesce(api_key, ''), 'UTF8'));
+  SELECT a.id, a.user_id, a.key_prefix, a.revoked_at, a.expires_at,
+         memoriesdb_internal.context_proof(a.user_id::text, ck.ipad, ck.opad) AS proof
+    INTO k
+    FROM memoriesdb.api_keys AS a, memoriesdb_internal.context_key AS ck
+   WHERE a.key_hash = sha256(convert_to(coalesce(api_key, ''), 'UTF8'));
   IF k.id IS NULL THEN
-    PERFORM memoriesdb_internal.record_auth_failure(prefix_hash);   -- on the record, and counted
+    PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);   -- on the record, and counted
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'invalid api key',
       HINT = 'the key is wrong; keys are shown only once, by memoriesdb.create_api_key()';
   END IF;
   IF k.revoked_at IS NOT NULL THEN
-    PERFORM memoriesdb_internal.record_auth_failure(prefix_hash);
+    PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key revoked',
       DETAIL = format('key %s… was revoked at %s', k.key_prefix, k.revoked_at);
   END IF;
   IF k.expires_at <= statement_timestamp() THEN
-    PERFORM memoriesdb_internal.record_auth_failure(prefix_hash);
+    PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key expired',
       DETAIL = format('key %s… expired at %s', k.key_prefix, k.expires_at),
       HINT = 'create a new key with memoriesdb.create_api_key()';
   END IF;
   -- transaction-local, and bound to this session and this transaction by the proof:
   -- neither a copy in another session nor a session-level setting carries it further
-  PERFORM set_config('app.current_user', k.user_id::text, true);
-  PERFORM set_config('app.current_user_proof', memoriesdb_internal.context_proof(k.user_id::text, ck.ipad, ck.opad), true)
-     FROM memoriesdb_internal.context_key AS ck;
+  PERFORM set_config('app.current_user', k.user_id::text, true), set_config('app.current_user_proof', k.proof, true);
   RETURN k.user_id;
 END
 $$;

@@ -1,5 +1,5 @@
 -- Deploy memoriesdb:vindexing_queue to pg
--- Reworked after @v0.3.0 (released version: vindexing_queue@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- Reworked after @v0.4.0 (released version: vindexing_queue@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: vindexing_queue@v0.1.0
 -- requires: internal_schema
 -- Live functions of the vindexing queue: Enqueue trigger for changes memory_graph must follow; vindexing_status().
@@ -34,6 +34,7 @@ CREATE OR REPLACE FUNCTION memoriesdb.vindexing_status()
 RETURNS TABLE (pending bigint, oldest_pending timestamptz, last_refresh_at timestamptz, last_refresh_ms double precision)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
 AS $$
   SELECT (SELECT count(*) FROM memoriesdb.vindexing_schedule),
          (SELECT min(created_at) FROM memoriesdb.vindexing_schedule),

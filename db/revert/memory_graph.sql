@@ -1,5 +1,12 @@
--- Revert memoriesdb:memory_graph from pg
--- Back to the functions of memory_graph as released in v0.3.0 (memory_graph@v0.3.0.sql).
+-- Revert memoriesdb:memory_graph from pg (back to the live functions as of @v0.4.0)
+-- Reworked after @v0.3.0 (released version: memory_graph@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: memory_graph@v0.2.0
+-- requires: internal_schema
+-- Live functions of graph traversal and memory_graph refresh: neighbors(), path() (logged reads), run_vindexing().
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework memory_graph`.
+-- Run once, by memory_graph@v0.1.0.sql: materialized view memory_graph and its indexes, graph settings. (The function bodies in that file are the released
+-- versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 

@@ -11,7 +11,8 @@ BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
 -- what v0.5 added
-DROP FUNCTION memoriesdb_internal.lifted_bounds();
+DROP FUNCTION memoriesdb_internal.lifted_bounds(jsonb);
+DROP FUNCTION memoriesdb_internal.context_user();
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER

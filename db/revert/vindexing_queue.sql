@@ -1,5 +1,12 @@
--- Revert memoriesdb:vindexing_queue from pg
--- Back to the functions of vindexing_queue as released in v0.3.0 (vindexing_queue@v0.3.0.sql).
+-- Revert memoriesdb:vindexing_queue from pg (back to the live functions as of @v0.4.0)
+-- Reworked after @v0.3.0 (released version: vindexing_queue@v0.3.0.sql); changes since are listed in sqitch.plan.
+-- requires: vindexing_queue@v0.1.0
+-- requires: internal_schema
+-- Live functions of the vindexing queue: Enqueue trigger for changes memory_graph must follow; vindexing_status().
+-- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework vindexing_queue`.
+-- Run once, by vindexing_queue@v0.1.0.sql: tables vindexing_schedule and vindexing_runs, policies, triggers. (The function bodies in that file are the released
+-- versions, superseded by this file.)
+-- Who may execute what: privileges.sql.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 

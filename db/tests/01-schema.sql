@@ -1,6 +1,6 @@
 -- Contract: tables, ownership, row-level security, privileges, comments.
 BEGIN;
-SELECT plan(34);
+SELECT plan(36);
 
 SELECT has_schema('memoriesdb');
 SELECT tables_are('memoriesdb', ARRAY[
@@ -88,6 +88,23 @@ SELECT is_empty($$
    WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.prosecdef
      AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false) $$,
   'every SECURITY DEFINER function pins search_path = pg_catalog, pg_temp');
+-- memoriesdb.context_checked (a context's proof, checked once per API call) is believed by
+-- current_user_id() only because every function a client may enter resets it: one that did not
+-- would let a client's own set_config('memoriesdb.context_checked', '<victim>|<anything>') act as
+-- the victim (02-context.sql tries it). Exempt: the two that never read the context.
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname LIKE 'memoriesdb%' AND p.prosecdef
+     AND p.oid NOT IN ('memoriesdb.setting(text)'::regprocedure, 'memoriesdb.context_proven(text, text)'::regprocedure)
+     AND EXISTS (SELECT 1 FROM unnest(ARRAY['memoriesdb_app', 'memoriesdb_backend', 'memoriesdb_worker', 'memoriesdb_auditor', 'public']) AS r
+                  WHERE has_function_privilege(r, p.oid, 'EXECUTE'))
+     AND NOT coalesce(p.proconfig @> ARRAY['memoriesdb.context_checked='], false) $$,
+  'every SECURITY DEFINER function a client may call resets memoriesdb.context_checked on entry');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p
+   WHERE p.oid IN ('memoriesdb.setting(text)'::regprocedure, 'memoriesdb.context_proven(text, text)'::regprocedure)
+     AND (p.prosrc ~ 'current_user_id|context_checked|context_user' OR NOT p.prosecdef) $$,
+  'the two exempt (setting(), context_proven()) never read the context');
 
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -140,7 +157,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[
   'raise_not_found', 'stamp_row', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
-  'audit_genesis', 'audit_common_chain', 'audit_chain_name', 'audit_chain_of', 'audit_merkle_root', 'audit_findings', 'check_checkpoint', 'audit_seal_at', 'audit_chain_end', 'audit_checkpoint_findings', 'audit_verdict', 'audit_seal_now', 'audit_lock_chain', 'audit_unsealed', 'audit_adopt', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'lifted_bounds', 'access_level',
+  'audit_genesis', 'audit_common_chain', 'audit_chain_name', 'audit_chain_of', 'audit_merkle_root', 'audit_findings', 'check_checkpoint', 'audit_seal_at', 'audit_chain_end', 'audit_checkpoint_findings', 'audit_verdict', 'audit_seal_now', 'audit_lock_chain', 'audit_unsealed', 'audit_adopt', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'context_user', 'lifted_bounds', 'access_level',
   'enqueue_embedding', 'notify_embedding', 'checked_lease', 'check_embedding', 'enqueue_vindexing', 'check_content', 'check_metadata',
   'check_json_size', 'trgm_prefix', 'content_tsvector', 'set_text_index_columns',
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter',

@@ -3,7 +3,7 @@
 -- superuser counts as a member of every role, memoriesdb_backend included.
 -- Replay across transactions and sessions: runner/tests/test_identity.py.
 BEGIN;
-SELECT plan(54);
+SELECT plan(62);
 
 -- pgTAP keeps its state in temporary tables of this session: let the logins write them
 DO $$
@@ -30,6 +30,7 @@ SET LOCAL lock_timeout = '10s';
 SELECT tests.create_user('alice') AS alice \gset
 SELECT tests.create_user('bob') AS bob \gset
 SELECT tests.memory_of(:'alice', 'alice private note') AS a1 \gset
+SELECT tests.memory_of(:'bob', 'bob private note') AS b1 \gset
 SELECT tests.act_as(:'alice');
 SELECT memoriesdb.create_api_key(:'alice') AS akey \gset
 SELECT tests.act_as(:'bob');
@@ -77,6 +78,41 @@ SELECT memoriesdb.remember('proven write') AS proven \gset
 SELECT set_config('app.current_user', :'bob', true);
 SELECT is(memoriesdb.current_user_id(), NULL, 'app login: alice''s proof does not make bob');
 SELECT throws_ok($$ SELECT memoriesdb.remember('as bob') $$, 'MDB01', 'no user context', 'app login: a proof for alice cannot write as bob');
+
+-- 3b. a proof is verified once per API call, which notes it (memoriesdb.context_checked) for its
+--     policies, row stamps and audit rows; a note the client writes itself is nobody's
+RESET SESSION AUTHORIZATION;
+SET LOCAL track_functions = 'pl';   -- counts this transaction's calls of context_proven()
+SET SESSION AUTHORIZATION :"app";
+SELECT memoriesdb.authenticate(:'akey');
+SELECT coalesce(pg_stat_get_xact_function_calls('memoriesdb.context_proven(text, text)'::regprocedure), 0) AS proofs \gset
+SELECT memoriesdb.remember('checked once') AS once \gset
+SELECT is(pg_stat_get_xact_function_calls('memoriesdb.context_proven(text, text)'::regprocedure) - :proofs, 1::bigint,
+  'remember() verifies the proof once: its row stamps and audit rows believe the call''s note');
+SELECT coalesce(pg_stat_get_xact_function_calls('memoriesdb.context_proven(text, text)'::regprocedure), 0) AS proofs \gset
+SELECT * FROM memoriesdb.recall(:'once');
+SELECT is(pg_stat_get_xact_function_calls('memoriesdb.context_proven(text, text)'::regprocedure) - :proofs, 1::bigint,
+  'recall() verifies the proof once');
+SELECT set_config('memoriesdb.context_checked', 'the client''s', true);
+SELECT memoriesdb.remember('note restored');
+SELECT is(current_setting('memoriesdb.context_checked'), 'the client''s', 'the call''s note ends with the call (the value before it is back)');
+-- the attack: bob's uuid, any proof, and a note saying that pair was checked
+SELECT set_config('app.current_user', :'bob', true), set_config('app.current_user_proof', repeat('0', 64), true),
+       set_config('memoriesdb.context_checked', :'bob' || '|' || repeat('0', 64), true);
+SELECT throws_ok($$ SELECT memoriesdb.remember('as bob') $$, 'MDB01', 'no user context',
+  'app login: a note of its own (bob|forged proof) is reset on entry: no write as bob');
+SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'b1'), 'MDB03', 'memory not found',
+  'app login: its own note recalls nothing of bob''s');
+SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 0::bigint, 'app login: its own note lists nothing');
+SELECT set_config('memoriesdb.context_checked', :'bob' || '|' || repeat('0', 64), false);   -- session-level, the same
+SELECT throws_ok($$ SELECT memoriesdb.remember('as bob') $$, 'MDB01', 'no user context', 'app login: a session-level note is reset too');
+-- alice's genuine proof, bob's uuid, and a note pairing them
+SELECT memoriesdb.authenticate(:'akey');
+SELECT set_config('app.current_user', :'bob', true),
+       set_config('memoriesdb.context_checked', :'bob' || '|' || current_setting('app.current_user_proof'), true);
+SELECT throws_ok($$ SELECT memoriesdb.remember('as bob') $$, 'MDB01', 'no user context',
+  'app login: alice''s real proof noted for bob is nobody');
+SELECT set_config('memoriesdb.context_checked', '', false);
 SELECT memoriesdb.authenticate(:'akey');
 SELECT throws_ok(format('SELECT memoriesdb.create_api_key(%L)', :'bob'), 'MDB04', 'not allowed', 'alice cannot mint a key for bob');
 SELECT memoriesdb.create_api_key(:'alice', now() + interval '1 hour') AS akey2 \gset

@@ -1,0 +1,38 @@
+-- Revert memoriesdb:row_stamps from pg
+-- Back to the released functions of row_stamps (v0.1.0): their bodies, as row_stamps@v0.1.0.sql
+-- wrote them; the helpers they name move back to schema memoriesdb when
+-- internal_schema is reverted, so bodies are not checked here.
+BEGIN;
+SET LOCAL check_function_bodies = off;
+SET LOCAL ROLE memoriesdb_owner;
+
+CREATE OR REPLACE FUNCTION memoriesdb_internal.stamp_row() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  actor uuid := memoriesdb.current_user_id();
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    NEW.created_at := now();
+    -- a user created with no context is its own creator
+    IF actor IS NULL AND TG_TABLE_NAME = 'users' THEN
+      NEW.created_by := NEW.id;
+    ELSE
+      NEW.created_by := actor;
+    END IF;
+  ELSE
+    IF NEW.created_by IS DISTINCT FROM OLD.created_by OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+      RAISE EXCEPTION USING ERRCODE = 'MDB21', MESSAGE = format('%s.created_by and created_at can never change', TG_TABLE_NAME);
+    END IF;
+  END IF;
+  NEW.updated_at := now();
+  NEW.updated_by := actor;
+  RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION memoriesdb_internal.stamp_row() IS
+  'Trigger (BEFORE INSERT OR UPDATE, every ledger table): sets created_at/created_by and updated_at/updated_by from the clock and the context, whatever the client sent; refuses any change of created_by or created_at. NULL updated_by means the system (a worker) made the change.';
+
+COMMIT;
