@@ -31,6 +31,14 @@ from audit_chain import drop_db
 from bounds import ROOT, build, p99, text
 
 
+def server_cpu_ns(pid: int) -> int | None:
+    """CPU time a server process has used (ns, /proc/<pid>/schedstat), when the server runs on this machine."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default="@v0.3.0")
@@ -80,17 +88,23 @@ def main() -> None:
         "context only": lambda c, rng: c.execute("SELECT memoriesdb.current_user_id()"),
     }
     times = {(m, name): [] for m in modes for name in calls}
+    cpu = {(m, name): [] for m in modes for name in calls}  # the server process's CPU per transaction, µs
+    pids = {m: c.execute("SELECT pg_backend_pid()").fetchone()[0] for m, (c, _, _) in modes.items()}
     rng = np.random.default_rng(9)
     for i in range(args.calls):
         for name, call in calls.items():
             order = list(modes) if i % 2 == 0 else list(reversed(list(modes)))
             for m in order:
                 c, ctx, arg = modes[m]
+                c0 = server_cpu_ns(pids[m])
                 t = time.perf_counter()
                 with c.transaction():
                     c.execute(ctx, (arg,))
                     call(c, rng)
                 times[(m, name)].append((time.perf_counter() - t) * 1000)
+                c1 = server_cpu_ns(pids[m])
+                if c0 is not None and c1 is not None:
+                    cpu[(m, name)].append((c1 - c0) / 1000)
     for c, _, _ in modes.values():
         c.close()
     with psycopg.connect(f"postgresql://postgres@{args.host}/postgres", autocommit=True) as su:
@@ -122,6 +136,20 @@ def main() -> None:
             f"| {name} | {mb:.2f} | {mbk:.2f} | {mv:.2f} | {mp:.2f} | {mv / mb:.3f} | {mp / mbk:.3f} | {mp / mv:.3f} "
             f"| {p99(b):.2f} | {p99(bk):.2f} | {p99(v):.2f} | {p99(p):.2f} |"
         )
+    if all(cpu.values()):
+        out += [
+            "",
+            "The server process's CPU time per transaction (µs, median; /proc/<pid>/schedstat of each connection's "
+            "backend, read around each timed transaction): what the proof costs the server, without the network and "
+            "the client.",
+            "",
+            "| call | base | base_key | vouched | proven | proven − vouched | (proven − vouched) / vouched p50 latency |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name in calls:
+            cb, cbk, cv, cp = (statistics.median(cpu[(m, name)]) for m in ("base", "base_key", "vouched", "proven"))
+            lat_v = statistics.median(times[("vouched", name)]) * 1000
+            out.append(f"| {name} | {cb:.0f} | {cbk:.0f} | {cv:.0f} | {cp:.0f} | {cp - cv:.0f} | {(cp - cv) / lat_v:.3f} |")
     text_out = "\n".join(out) + "\n"
     out_file.write_text(text_out)
     print(text_out)

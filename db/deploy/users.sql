@@ -288,8 +288,8 @@ COMMENT ON FUNCTION memoriesdb_internal.check_auth_throttle(bytea) IS
 DROP FUNCTION IF EXISTS memoriesdb_internal.lifted_bounds();   -- read the config itself (v0.5 before this change)
 CREATE OR REPLACE FUNCTION memoriesdb_internal.lifted_bounds(bounds jsonb) RETURNS text
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
+-- No SET clause (called at every authenticate(), whose search_path is pinned): names qualified.
 DECLARE
   name text;
   lifted text[];
@@ -297,15 +297,31 @@ BEGIN
   -- an app login's time bounds as configure_login() set them (config login_bounds -> memoriesdb_app):
   -- each must still be on, and no longer than its bound, in this session
   FOREACH name IN ARRAY ARRAY['idle_in_transaction_session_timeout', 'lock_timeout', 'statement_timeout'] LOOP
-    IF bounds ? name AND (current_setting(name)::interval = interval '0' OR current_setting(name)::interval > (bounds->>name)::interval) THEN
-      lifted := lifted || format('%s = %s (its bound: %s)', name, current_setting(name), bounds->>name);
+    IF bounds OPERATOR(pg_catalog.?) name
+       AND (pg_catalog.current_setting(name)::pg_catalog.interval OPERATOR(pg_catalog.=) pg_catalog.interval '0'
+            OR pg_catalog.current_setting(name)::pg_catalog.interval OPERATOR(pg_catalog.>) (bounds OPERATOR(pg_catalog.->>) name)::pg_catalog.interval) THEN
+      lifted := lifted OPERATOR(pg_catalog.||) pg_catalog.format('%s = %s (its bound: %s)', name, pg_catalog.current_setting(name), bounds OPERATOR(pg_catalog.->>) name);
     END IF;
   END LOOP;
-  RETURN array_to_string(lifted, ', ');
+  RETURN pg_catalog.array_to_string(lifted, ', ');
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.lifted_bounds(jsonb) IS
   'Internal: which of the time bounds in bounds (config login_bounds -> memoriesdb_app: statement_timeout, idle_in_transaction_session_timeout, lock_timeout) this session has off or above its bound, as text; NULL when all are in force.';
+
+-- An API key's row and, for its user, the proof of a context in this transaction (context_proof()).
+-- SQL, no SET clause, not SECURITY DEFINER: PostgreSQL inlines it into authenticate()'s query.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.api_key_proven(api_key text)
+RETURNS TABLE (id uuid, user_id uuid, key_prefix text, revoked_at timestamptz, expires_at timestamptz, proof text)
+LANGUAGE sql STABLE
+AS $$
+  SELECT a.id, a.user_id, a.key_prefix, a.revoked_at, a.expires_at,
+         memoriesdb_internal.context_proof(a.user_id::text, ck.ipad, ck.opad)
+    FROM memoriesdb.api_keys AS a, memoriesdb_internal.context_key AS ck
+   WHERE a.key_hash OPERATOR(pg_catalog.=) pg_catalog.sha256(pg_catalog.convert_to(coalesce(api_key, ''), 'UTF8'))
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.api_key_proven(text) IS
+  'Internal: the api_keys row whose key_hash is the SHA-256 of api_key (none for a wrong key), with the proof of a context for its user in this transaction of this session. authenticate() reads it only once the throttle lets the key be checked.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.authenticate(api_key text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -314,14 +330,29 @@ SET memoriesdb.context_checked = ''
 AS $$
 DECLARE
   r record;
-  k record;
   lifted text;
 BEGIN
-  SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8')) AS prefix_hash,
-         t.value AS throttle, b.value->'memoriesdb_app' AS bounds
+  -- The common path is one query (a proven context's cost in every transaction, issue 12: ≤ 5% of a
+  -- remember()): the config, the key prefix's keyed hash, whether this login or this key prefix has a
+  -- failure in the throttle's window (one probe of the two partial indexes on the access log's failed
+  -- authentications) and, only when it has none, the key and the proof.
+  SELECT f.prefix_hash, f.bounds, f.failed, k.id, k.user_id, k.key_prefix, k.revoked_at, k.expires_at, k.proof
     INTO r
-    FROM memoriesdb.access_log_sink AS s, memoriesdb.config AS t, memoriesdb.config AS b
-   WHERE t.key = 'auth_throttle' AND b.key = 'login_bounds';
+    FROM (SELECT p.prefix_hash, b.value->'memoriesdb_app' AS bounds,
+                 EXISTS (SELECT 1 FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_login
+                          WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.db_role = session_user
+                            AND a.at > clock_timestamp() - make_interval(secs => (t.value->>'window_seconds')::float8))
+              OR EXISTS (SELECT 1 FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_prefix
+                          WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.query_hash = p.prefix_hash
+                            AND a.at > clock_timestamp() - make_interval(secs => (t.value->>'window_seconds')::float8)) AS failed
+            FROM memoriesdb.access_log_sink AS s
+           CROSS JOIN LATERAL (SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8'))) AS p(prefix_hash),
+                 memoriesdb.config AS t, memoriesdb.config AS b
+           WHERE t.key = 'auth_throttle' AND b.key = 'login_bounds'
+          OFFSET 0) AS f
+    -- OFFSET 0 keeps this a subquery of its own: NOT f.failed gates it (a one-time filter), so a throttled
+    -- login's key is not looked up at all
+    LEFT JOIN LATERAL (SELECT * FROM memoriesdb_internal.api_key_proven(api_key) WHERE NOT f.failed OFFSET 0) AS k ON true;
   -- an app login whose session SET its time bounds off (or longer) gets no context: no API work runs
   -- unbounded (a backend's, or a superuser's, sessions are trusted with their own)
   IF NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
@@ -333,41 +364,32 @@ BEGIN
         HINT = 'RESET them (the login''s bounds come from memoriesdb.configure_login(); an unconfigured login has none: an administrator runs configure_login(login))';
     END IF;
   END IF;
-  -- the throttle, before the key is checked. Usually no failure of this login or on this key
-  -- prefix is in the window: one probe of the two partial indexes on the access log's failed
-  -- authentications (a per-transaction cost of every proven context, issue 12: ≤ 5% of a
-  -- remember()). Otherwise count them: MDB14 when a limit is reached, saying which and until when.
-  IF EXISTS (SELECT 1 FROM memoriesdb.access_log AS a
-              WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10'
-                AND a.at > clock_timestamp() - make_interval(secs => (r.throttle->>'window_seconds')::float8)
-                AND (a.db_role = session_user OR a.query_hash = r.prefix_hash)) THEN
+  IF r.failed THEN
+    -- the throttle before the key is checked: count the failures, MDB14 when a limit is reached
     PERFORM memoriesdb_internal.check_auth_throttle(r.prefix_hash);
+    SELECT r.prefix_hash, r.bounds, r.failed, k.id, k.user_id, k.key_prefix, k.revoked_at, k.expires_at, k.proof
+      INTO r FROM (SELECT) AS x LEFT JOIN memoriesdb_internal.api_key_proven(api_key) AS k ON true;
   END IF;
-  SELECT a.id, a.user_id, a.key_prefix, a.revoked_at, a.expires_at,
-         memoriesdb_internal.context_proof(a.user_id::text, ck.ipad, ck.opad) AS proof
-    INTO k
-    FROM memoriesdb.api_keys AS a, memoriesdb_internal.context_key AS ck
-   WHERE a.key_hash = sha256(convert_to(coalesce(api_key, ''), 'UTF8'));
-  IF k.id IS NULL THEN
+  IF r.id IS NULL THEN
     PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);   -- on the record, and counted
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'invalid api key',
       HINT = 'the key is wrong; keys are shown only once, by memoriesdb.create_api_key()';
   END IF;
-  IF k.revoked_at IS NOT NULL THEN
+  IF r.revoked_at IS NOT NULL THEN
     PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key revoked',
-      DETAIL = format('key %s… was revoked at %s', k.key_prefix, k.revoked_at);
+      DETAIL = format('key %s… was revoked at %s', r.key_prefix, r.revoked_at);
   END IF;
-  IF k.expires_at <= statement_timestamp() THEN
+  IF r.expires_at <= statement_timestamp() THEN
     PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key expired',
-      DETAIL = format('key %s… expired at %s', k.key_prefix, k.expires_at),
+      DETAIL = format('key %s… expired at %s', r.key_prefix, r.expires_at),
       HINT = 'create a new key with memoriesdb.create_api_key()';
   END IF;
   -- transaction-local, and bound to this session and this transaction by the proof:
   -- neither a copy in another session nor a session-level setting carries it further
-  PERFORM set_config('app.current_user', k.user_id::text, true), set_config('app.current_user_proof', k.proof, true);
-  RETURN k.user_id;
+  PERFORM set_config('app.current_user', r.user_id::text, true), set_config('app.current_user_proof', r.proof, true);
+  RETURN r.user_id;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.authenticate(text) IS

@@ -13,6 +13,7 @@ SET LOCAL ROLE memoriesdb_owner;
 -- what v0.5 added
 DROP FUNCTION memoriesdb_internal.lifted_bounds(jsonb);
 DROP FUNCTION memoriesdb_internal.context_user();
+DROP FUNCTION memoriesdb_internal.api_key_proven(text);
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER
