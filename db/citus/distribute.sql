@@ -55,15 +55,13 @@ BEGIN
 END $$;
 CREATE FUNCTION pg_temp.run(ddl text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE ddl; END $$;
 SELECT pg_temp.patch('memoriesdb.authenticate(text)',
-    $x$  PERFORM set_config('app.current_user', k.user_id::text, true);
-  PERFORM set_config('app.current_user_proof', memoriesdb_internal.context_proof(k.user_id::text, ck.ipad, ck.opad), true)
-     FROM memoriesdb_internal.context_key AS ck;$x$,
-    $x$  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);
+    $x$  PERFORM set_config('app.current_user', r.user_id::text, true), set_config('app.current_user_proof', r.proof, true);$x$,
+    $x$  EXECUTE format('SET LOCAL app."current_user" = %L', r.user_id);
   -- (Citus) the login too, for the audit rows written on the workers (where session_user is the role Citus
   -- connected as); the proof covers it (section 3f)
   EXECUTE format('SET LOCAL app.current_login = %L', session_user);
   EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(
-                   jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad)
+                   jsonb_build_array(r.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad)
      FROM memoriesdb_internal.context_key AS ck));$x$);
 
 -- 2. Policies without subqueries (Citus: "Subqueries are not supported in policies on distributed tables") ----
@@ -2108,9 +2106,9 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.citus_ensure_transaction_id() IS
   'Internal (Citus): makes sure the transaction has a distributed transaction id, which the context''s proof binds (Citus assigns it for an intermediate result: an empty one, on this node); MDB33 when none can be assigned. Called by authenticate() and vouch() before they mint a proof.';
 SELECT pg_temp.patch('memoriesdb.authenticate(text)',
-  $x$  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);$x$,
+  $x$  EXECUTE format('SET LOCAL app."current_user" = %L', r.user_id);$x$,
   $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3r; MDB33)
-  EXECUTE format('SET LOCAL app."current_user" = %L', k.user_id);$x$);
+  EXECUTE format('SET LOCAL app."current_user" = %L', r.user_id);$x$);
 SELECT pg_temp.patch('memoriesdb.vouch(uuid)',
   $x$  EXECUTE format('SET LOCAL app."current_user" = %L', vouch.user_id);$x$,
   $x$  PERFORM memoriesdb_internal.citus_ensure_transaction_id();   -- (Citus: section 3r; MDB33)
@@ -2314,10 +2312,10 @@ GRANT EXECUTE ON FUNCTION memoriesdb_internal.citus_carry_now() TO memoriesdb_re
 SELECT pg_temp.patch_many('memoriesdb.authenticate(text)',
   ARRAY[E'DECLARE\n',
         $x$  EXECUTE format('SET LOCAL app.current_user_proof = %L', (SELECT memoriesdb_internal.context_proof(
-                   jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad)
+                   jsonb_build_array(r.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad)
      FROM memoriesdb_internal.context_key AS ck));$x$],
   ARRAY[E'DECLARE\n  citus_proof text;\n  citus_now_tag text;\n',
-        $x$  SELECT memoriesdb_internal.context_proof(jsonb_build_array(k.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad),
+        $x$  SELECT memoriesdb_internal.context_proof(jsonb_build_array(r.user_id::text, session_user::text, NULL::text)::text, ck.ipad, ck.opad),
          memoriesdb_internal.citus_now_tag(ck.ipad, ck.opad)   -- (Citus: section 3o)
     INTO citus_proof, citus_now_tag FROM memoriesdb_internal.context_key AS ck;
   EXECUTE format('SET LOCAL app.current_user_proof = %L', citus_proof);

@@ -58,15 +58,18 @@ AS $$
   -- client may call resets it on entry (SET memoriesdb.context_checked = '') and
   -- restores it on exit: inside a call, only the ledger's own code has written it
   -- (memoriesdb_internal.context_user(), after a proof verified); outside any call
-  -- a client may write what it likes and it reaches nothing (db/tests/01-schema.sql).
+  -- a client may write what it likes, and it is not even read: the note counts only
+  -- while the ledger's owner or reader role is in force (db/tests/01-schema.sql).
   -- No SET clause, not SECURITY DEFINER, one expression: PostgreSQL inlines it.
   SELECT CASE
     WHEN pg_catalog.current_setting('app.current_user', true) IS NULL
       OR pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.!~)
          '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN NULL
     WHEN pg_catalog.pg_has_role(SESSION_USER, 'memoriesdb_backend', 'MEMBER') THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid
-    -- proven once in this API call (memoriesdb_internal.context_user()): the same uuid and proof
-    WHEN pg_catalog.current_setting('memoriesdb.context_checked', true) OPERATOR(pg_catalog.=)
+    -- proven once in this API call (memoriesdb_internal.context_user()): the same uuid and proof, and
+    -- inside the ledger's own functions (no client is, or may SET ROLE to, their owners)
+    WHEN CURRENT_USER OPERATOR(pg_catalog.=) ANY (ARRAY['memoriesdb_owner', 'memoriesdb_reader']::pg_catalog.name[])
+     AND pg_catalog.current_setting('memoriesdb.context_checked', true) OPERATOR(pg_catalog.=)
          (pg_catalog.current_setting('app.current_user', true) OPERATOR(pg_catalog.||) '|'
           OPERATOR(pg_catalog.||) pg_catalog.current_setting('app.current_user_proof', true))
       THEN pg_catalog.current_setting('app.current_user', true)::pg_catalog.uuid

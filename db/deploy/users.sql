@@ -339,16 +339,19 @@ BEGIN
   SELECT f.prefix_hash, f.bounds, f.failed, k.id, k.user_id, k.key_prefix, k.revoked_at, k.expires_at, k.proof
     INTO r
     FROM (SELECT p.prefix_hash, b.value->'memoriesdb_app' AS bounds,
-                 EXISTS (SELECT 1 FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_login
-                          WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.db_role = session_user
-                            AND a.at > clock_timestamp() - make_interval(secs => (t.value->>'window_seconds')::float8))
-              OR EXISTS (SELECT 1 FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_prefix
-                          WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.query_hash = p.prefix_hash
-                            AND a.at > clock_timestamp() - make_interval(secs => (t.value->>'window_seconds')::float8)) AS failed
+                 -- the newest failure of this login, and on this key prefix: one descent of each partial index
+                 -- (max() reads the last entry of (db_role, at) and (query_hash, at)), however many failures a
+                 -- login has had before the window (a count, or an EXISTS the planner may answer with a scan of
+                 -- the whole access log, would grow with them: a login could slow every tenant's authenticate())
+                 coalesce(greatest((SELECT max(a.at) FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_login
+                                     WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.db_role = session_user),
+                                   (SELECT max(a.at) FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_prefix
+                                     WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.query_hash = p.prefix_hash))
+                            > statement_timestamp() - make_interval(secs => (t.value->>'window_seconds')::float8), false) AS failed
             FROM memoriesdb.access_log_sink AS s
-           CROSS JOIN LATERAL (SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8'))) AS p(prefix_hash),
-                 memoriesdb.config AS t, memoriesdb.config AS b
-           WHERE t.key = 'auth_throttle' AND b.key = 'login_bounds'
+           CROSS JOIN LATERAL (SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8'))) AS p(prefix_hash)
+            LEFT JOIN memoriesdb.config AS t ON t.key = 'auth_throttle'
+            LEFT JOIN memoriesdb.config AS b ON b.key = 'login_bounds'
           OFFSET 0) AS f
     -- OFFSET 0 keeps this a subquery of its own: NOT f.failed gates it (a one-time filter), so a throttled
     -- login's key is not looked up at all

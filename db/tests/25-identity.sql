@@ -3,7 +3,7 @@
 -- superuser counts as a member of every role, memoriesdb_backend included.
 -- Replay across transactions and sessions: runner/tests/test_identity.py.
 BEGIN;
-SELECT plan(62);
+SELECT plan(65);
 
 -- pgTAP keeps its state in temporary tables of this session: let the logins write them
 DO $$
@@ -104,6 +104,7 @@ SELECT throws_ok($$ SELECT memoriesdb.remember('as bob') $$, 'MDB01', 'no user c
 SELECT throws_ok(format('SELECT * FROM memoriesdb.recall(%L)', :'b1'), 'MDB03', 'memory not found',
   'app login: its own note recalls nothing of bob''s');
 SELECT is((SELECT count(*) FROM memoriesdb.list_memories()), 0::bigint, 'app login: its own note lists nothing');
+SELECT is(memoriesdb.current_user_id(), NULL, 'app login: its own note is not read outside the ledger''s functions either');
 SELECT set_config('memoriesdb.context_checked', :'bob' || '|' || repeat('0', 64), false);   -- session-level, the same
 SELECT throws_ok($$ SELECT memoriesdb.remember('as bob') $$, 'MDB01', 'no user context', 'app login: a session-level note is reset too');
 -- alice's genuine proof, bob's uuid, and a note pairing them
@@ -163,6 +164,23 @@ SELECT throws_ok($$ SELECT memoriesdb.authenticate('mdb_00000000wrong3') $$, 'MD
 SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'akey'), 'MDB14', 'too many failed authentications',
   'after max_failures_per_login failures even the right key is refused, unchecked');
 RESET SESSION AUTHORIZATION;
+
+-- 4b. the throttle's probe reads the newest failure of the login and of the key prefix, not their history:
+--     2,000 failures of the backend login from before the window (a probe that counted or scanned them would
+--     grow with them, and every tenant of that login would pay it at every authenticate())
+INSERT INTO memoriesdb.access_log (at, db_role, function, memory_ids, sqlstate, entry_id, mac, query_hash)
+SELECT now() - interval '1 hour', :'be', 'authenticate', '{}', 'MDB10', gen_random_uuid(), '\x00'::bytea, '\x01'::bytea
+  FROM generate_series(1, 2000);
+ANALYZE memoriesdb.access_log;
+SELECT pg_stat_get_xact_tuples_returned('memoriesdb.access_log'::regclass)
+     + pg_stat_get_xact_tuples_fetched('memoriesdb.access_log'::regclass) AS log_reads \gset
+SET SESSION AUTHORIZATION :"be";
+SELECT is(memoriesdb.authenticate(:'akey'), :'alice'::uuid, 'a login with 2,000 failures before the window authenticates');
+SELECT set_config('app.current_user', '', true), set_config('app.current_user_proof', '', true);   -- (5. vouches, unproven)
+RESET SESSION AUTHORIZATION;
+SELECT cmp_ok(pg_stat_get_xact_tuples_returned('memoriesdb.access_log'::regclass)
+            + pg_stat_get_xact_tuples_fetched('memoriesdb.access_log'::regclass) - :log_reads, '<', 10::bigint,
+  'authenticate() reads the newest failure, not the 2,000 before the window');
 
 -- 5. a trusted backend vouches with set_config, as before, and the audit log says so
 SET SESSION AUTHORIZATION :"be";
