@@ -41,7 +41,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.context_user() IS
-  'Internal: memoriesdb.current_user_id(), and when that context was proven by authenticate() (not vouched for by a backend login), notes the uuid and proof as checked (memoriesdb.context_checked) so that the rest of the API call (its policies, row stamps and audit rows) does not verify the proof again. Every client-callable SECURITY DEFINER function resets the note on entry and restores it on exit. What the ledger''s plpgsql functions and triggers call instead of current_user_id().';
+  'Internal: memoriesdb.current_user_id(), and when that context was proven by authenticate() (not vouched for by a backend login), notes the uuid and proof as checked (memoriesdb.context_checked) so that the rest of the API call (its policies, row stamps and audit rows) does not verify the proof again. Every client-callable SECURITY DEFINER function resets the note on entry and restores it on exit. Called first by remember(), require_user() (every other write), recall() and the searches; the rest of the call reads current_user_id(), which believes the note.';
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
