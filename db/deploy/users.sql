@@ -309,6 +309,41 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.lifted_bounds(jsonb) IS
   'Internal: which of the time bounds in bounds (config login_bounds -> memoriesdb_app: statement_timeout, idle_in_transaction_session_timeout, lock_timeout) this session has off or above its bound, as text; NULL when all are in force.';
 
+-- Does this session keep an app login's time bounds (bounds: config login_bounds -> memoriesdb_app)? The same
+-- rule as lifted_bounds(), as one expression (SQL, no SET clause: inlined into authenticate()'s query), so the
+-- common case costs no function call; lifted_bounds() says which bound is off only when this is not true.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.bounds_kept(bounds jsonb) RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+  SELECT bounds IS NULL
+      OR (    (NOT bounds OPERATOR(pg_catalog.?) 'idle_in_transaction_session_timeout'
+               OR (pg_catalog.current_setting('idle_in_transaction_session_timeout')::pg_catalog.interval OPERATOR(pg_catalog.<>) pg_catalog.interval '0'
+                   AND pg_catalog.current_setting('idle_in_transaction_session_timeout')::pg_catalog.interval
+                       OPERATOR(pg_catalog.<=) (bounds OPERATOR(pg_catalog.->>) 'idle_in_transaction_session_timeout')::pg_catalog.interval))
+          AND (NOT bounds OPERATOR(pg_catalog.?) 'lock_timeout'
+               OR (pg_catalog.current_setting('lock_timeout')::pg_catalog.interval OPERATOR(pg_catalog.<>) pg_catalog.interval '0'
+                   AND pg_catalog.current_setting('lock_timeout')::pg_catalog.interval
+                       OPERATOR(pg_catalog.<=) (bounds OPERATOR(pg_catalog.->>) 'lock_timeout')::pg_catalog.interval))
+          AND (NOT bounds OPERATOR(pg_catalog.?) 'statement_timeout'
+               OR (pg_catalog.current_setting('statement_timeout')::pg_catalog.interval OPERATOR(pg_catalog.<>) pg_catalog.interval '0'
+                   AND pg_catalog.current_setting('statement_timeout')::pg_catalog.interval
+                       OPERATOR(pg_catalog.<=) (bounds OPERATOR(pg_catalog.->>) 'statement_timeout')::pg_catalog.interval)))
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.bounds_kept(jsonb) IS
+  'Internal: true when this session has each time bound in bounds (config login_bounds -> memoriesdb_app) on and no longer than its bound, or there are none; the negation of lifted_bounds() (which names what is lifted), as one expression authenticate() inlines. NULL (a bound that is not an interval) counts as not kept.';
+
+-- The key prefix's keyed hash under the access log's key: what a failed authentication records as its
+-- query_hash and the prefix throttle counts by (the prefix itself never reaches the log).
+CREATE OR REPLACE FUNCTION memoriesdb_internal.auth_prefix_hash(api_key text) RETURNS bytea
+LANGUAGE sql STABLE
+AS $$
+  SELECT pg_catalog.sha256(s.hash_key OPERATOR(pg_catalog.||)
+           pg_catalog.convert_to('authenticate|' OPERATOR(pg_catalog.||) pg_catalog.left(coalesce(api_key, ''), 12), 'UTF8'))
+    FROM memoriesdb.access_log_sink AS s
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.auth_prefix_hash(text) IS
+  'Internal: the keyed SHA-256 (access_log_sink.hash_key) of api_key''s first 12 characters: the query_hash of a failed authenticate() in the access log, by which check_auth_throttle() counts failures per key prefix. authenticate() computes it only when it counts or records a failure.';
+
 -- An API key's row and, for its user, the proof of a context in this transaction (context_proof()).
 -- SQL, no SET clause, not SECURITY DEFINER: PostgreSQL inlines it into authenticate()'s query.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.api_key_proven(api_key text)
@@ -331,25 +366,25 @@ AS $$
 DECLARE
   r record;
   lifted text;
+  prefix_hash bytea;   -- the key prefix's keyed hash (auth_prefix_hash()): only when a failure is counted or recorded
 BEGIN
   -- The common path is one query (a proven context's cost in every transaction, issue 12: ≤ 5% of a
-  -- remember()): the config, the key prefix's keyed hash, whether this login or this key prefix has a
-  -- failure in the throttle's window (one probe of the two partial indexes on the access log's failed
-  -- authentications) and, only when it has none, the key and the proof.
-  SELECT f.prefix_hash, f.bounds, f.failed, k.id, k.user_id, k.key_prefix, k.revoked_at, k.expires_at, k.proof
+  -- remember()): the config, whether this session keeps its time bounds, whether this login has a failure
+  -- in the throttle's window and, only when it has none, the key and the proof. The login's failures gate
+  -- both limits: the key prefix's limit refuses only a login that has failed on that prefix itself
+  -- (check_auth_throttle()), so a login with no failure in the window can reach neither, and the prefix's
+  -- keyed hash is computed only on the slow path.
+  SELECT f.bounds, f.bounds_kept, f.failed, k.id, k.user_id, k.key_prefix, k.revoked_at, k.expires_at, k.proof
     INTO r
-    FROM (SELECT p.prefix_hash, b.value->'memoriesdb_app' AS bounds,
-                 -- the newest failure of this login, and on this key prefix: one descent of each partial index
-                 -- (max() reads the last entry of (db_role, at) and (query_hash, at)), however many failures a
-                 -- login has had before the window (a count, or an EXISTS the planner may answer with a scan of
-                 -- the whole access log, would grow with them: a login could slow every tenant's authenticate())
-                 coalesce(greatest((SELECT max(a.at) FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_login
-                                     WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.db_role = session_user),
-                                   (SELECT max(a.at) FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_prefix
-                                     WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.query_hash = p.prefix_hash))
-                            > statement_timestamp() - make_interval(secs => (t.value->>'window_seconds')::float8), false) AS failed
-            FROM memoriesdb.access_log_sink AS s
-           CROSS JOIN LATERAL (SELECT sha256(s.hash_key || convert_to('authenticate|' || left(coalesce(api_key, ''), 12), 'UTF8'))) AS p(prefix_hash)
+    FROM (SELECT b.value->'memoriesdb_app' AS bounds,
+                 memoriesdb_internal.bounds_kept(b.value->'memoriesdb_app') AS bounds_kept,
+                 -- the newest failure of this login: one descent of a partial index (max() reads the last
+                 -- entry of (db_role, at)), however many failures it has had before the window (a count, or
+                 -- an EXISTS the planner may answer with a scan of the whole access log, would grow with them)
+                 coalesce((SELECT max(a.at) FROM memoriesdb.access_log AS a   -- access_log_auth_failures_by_login
+                            WHERE a.function = 'authenticate' AND a.sqlstate = 'MDB10' AND a.db_role = session_user)
+                          > statement_timestamp() - make_interval(secs => (t.value->>'window_seconds')::float8), false) AS failed
+            FROM (SELECT) AS x
             LEFT JOIN memoriesdb.config AS t ON t.key = 'auth_throttle'
             LEFT JOIN memoriesdb.config AS b ON b.key = 'login_bounds'
           OFFSET 0) AS f
@@ -358,8 +393,8 @@ BEGIN
     LEFT JOIN LATERAL (SELECT * FROM memoriesdb_internal.api_key_proven(api_key) WHERE NOT f.failed OFFSET 0) AS k ON true;
   -- an app login whose session SET its time bounds off (or longer) gets no context: no API work runs
   -- unbounded (a backend's, or a superuser's, sessions are trusted with their own)
-  IF NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
-    lifted := memoriesdb_internal.lifted_bounds(r.bounds);
+  IF NOT coalesce(r.bounds_kept, false) AND NOT pg_has_role(session_user, 'memoriesdb_backend', 'MEMBER') THEN
+    lifted := memoriesdb_internal.lifted_bounds(r.bounds);   -- which, and by how much
     IF lifted IS NOT NULL THEN
       PERFORM memoriesdb_internal.record_refusal('MDB15', NULL);
       RAISE EXCEPTION USING ERRCODE = 'MDB15', MESSAGE = 'session time bounds lifted',
@@ -369,22 +404,23 @@ BEGIN
   END IF;
   IF r.failed THEN
     -- the throttle before the key is checked: count the failures, MDB14 when a limit is reached
-    PERFORM memoriesdb_internal.check_auth_throttle(r.prefix_hash);
-    SELECT r.prefix_hash, r.bounds, r.failed, k.id, k.user_id, k.key_prefix, k.revoked_at, k.expires_at, k.proof
+    prefix_hash := memoriesdb_internal.auth_prefix_hash(api_key);
+    PERFORM memoriesdb_internal.check_auth_throttle(prefix_hash);
+    SELECT r.bounds, r.bounds_kept, r.failed, k.id, k.user_id, k.key_prefix, k.revoked_at, k.expires_at, k.proof
       INTO r FROM (SELECT) AS x LEFT JOIN memoriesdb_internal.api_key_proven(api_key) AS k ON true;
   END IF;
   IF r.id IS NULL THEN
-    PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);   -- on the record, and counted
+    PERFORM memoriesdb_internal.record_auth_failure(coalesce(prefix_hash, memoriesdb_internal.auth_prefix_hash(api_key)));   -- on the record, and counted
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'invalid api key',
       HINT = 'the key is wrong; keys are shown only once, by memoriesdb.create_api_key()';
   END IF;
   IF r.revoked_at IS NOT NULL THEN
-    PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);
+    PERFORM memoriesdb_internal.record_auth_failure(coalesce(prefix_hash, memoriesdb_internal.auth_prefix_hash(api_key)));
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key revoked',
       DETAIL = format('key %s… was revoked at %s', r.key_prefix, r.revoked_at);
   END IF;
   IF r.expires_at <= statement_timestamp() THEN
-    PERFORM memoriesdb_internal.record_auth_failure(r.prefix_hash);
+    PERFORM memoriesdb_internal.record_auth_failure(coalesce(prefix_hash, memoriesdb_internal.auth_prefix_hash(api_key)));
     RAISE EXCEPTION USING ERRCODE = 'MDB10', MESSAGE = 'api key expired',
       DETAIL = format('key %s… expired at %s', r.key_prefix, r.expires_at),
       HINT = 'create a new key with memoriesdb.create_api_key()';

@@ -14,6 +14,8 @@ SET LOCAL ROLE memoriesdb_owner;
 DROP FUNCTION memoriesdb_internal.lifted_bounds(jsonb);
 DROP FUNCTION memoriesdb_internal.context_user();
 DROP FUNCTION memoriesdb_internal.api_key_proven(text);
+DROP FUNCTION IF EXISTS memoriesdb_internal.bounds_kept(jsonb);   -- (IF EXISTS: deployed from an earlier v0.5 main)
+DROP FUNCTION IF EXISTS memoriesdb_internal.auth_prefix_hash(text);
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.require_user() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER

@@ -3,7 +3,10 @@
 -- superuser counts as a member of every role, memoriesdb_backend included.
 -- Replay across transactions and sessions: runner/tests/test_identity.py.
 BEGIN;
-SELECT plan(65);
+SELECT plan(67);
+-- function calls counted from the start: an expression's call is tracked or not as it is first compiled in the
+-- transaction (plpgsql keeps it), so the level must be set before the first call (3b, 3d count them)
+SET LOCAL track_functions = 'all';
 
 -- pgTAP keeps its state in temporary tables of this session: let the logins write them
 DO $$
@@ -82,7 +85,6 @@ SELECT throws_ok($$ SELECT memoriesdb.remember('as bob') $$, 'MDB01', 'no user c
 -- 3b. a proof is verified once per API call, which notes it (memoriesdb.context_checked) for its
 --     policies, row stamps and audit rows; a note the client writes itself is nobody's
 RESET SESSION AUTHORIZATION;
-SET LOCAL track_functions = 'pl';   -- counts this transaction's calls of context_proven()
 SET SESSION AUTHORIZATION :"app";
 SELECT memoriesdb.authenticate(:'akey');
 SELECT coalesce(pg_stat_get_xact_function_calls('memoriesdb.context_proven(text, text)'::regprocedure), 0) AS proofs \gset
@@ -147,6 +149,47 @@ SELECT throws_ok(format('SELECT memoriesdb.revoke_api_key(%L::uuid)', :'akey_id'
   'MDB10', 'api key not found', 'bob cannot revoke alice''s key by id');
 RESET SESSION AUTHORIZATION;
 
+-- 3d. the common path is one query: a login with no failure in the window and its bounds kept computes no key
+--     prefix hash (auth_prefix_hash(): a failure's, to count or record it) and calls no lifted_bounds() (the rule
+--     is bounds_kept(), inlined); and bounds_kept() is exactly lifted_bounds() IS NULL
+SELECT 'mdb_id_new_' || substr(md5(random()::text), 1, 8) AS fresh \gset
+CREATE ROLE :"fresh" LOGIN IN ROLE memoriesdb_app;
+SELECT coalesce(pg_stat_get_xact_function_calls('memoriesdb_internal.auth_prefix_hash(text)'::regprocedure), 0) AS hashes,
+       coalesce(pg_stat_get_xact_function_calls('memoriesdb_internal.lifted_bounds(jsonb)'::regprocedure), 0) AS lifted \gset
+SET SESSION AUTHORIZATION :"fresh";
+SELECT memoriesdb.authenticate(:'bkey');
+SELECT set_config('app.current_user', '', true), set_config('app.current_user_proof', '', true);
+RESET SESSION AUTHORIZATION;
+SELECT is(ARRAY[coalesce(pg_stat_get_xact_function_calls('memoriesdb_internal.auth_prefix_hash(text)'::regprocedure), 0) - :hashes,
+                coalesce(pg_stat_get_xact_function_calls('memoriesdb_internal.lifted_bounds(jsonb)'::regprocedure), 0) - :lifted],
+          ARRAY[0, 0]::bigint[], 'authenticate(): no prefix hash and no lifted_bounds() on the common path');
+CREATE FUNCTION pg_temp.bounds_disagree() RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  b jsonb;
+  st text;
+  lt text;
+  it text;
+BEGIN
+  FOREACH b IN ARRAY ARRAY['{"statement_timeout": "30s", "lock_timeout": "10s", "idle_in_transaction_session_timeout": "60s"}',
+                           '{"lock_timeout": "10000ms"}', '{}', NULL]::jsonb[] LOOP
+    FOREACH st IN ARRAY ARRAY['0', '2s', '30s', '30001ms', '1min'] LOOP
+      FOREACH lt IN ARRAY ARRAY['0', '5s', '10s', '10001'] LOOP
+        FOREACH it IN ARRAY ARRAY['0', '59s', '1min', '61s'] LOOP
+          PERFORM set_config('statement_timeout', st, true), set_config('lock_timeout', lt, true),
+                  set_config('idle_in_transaction_session_timeout', it, true);
+          IF memoriesdb_internal.bounds_kept(b) IS DISTINCT FROM (memoriesdb_internal.lifted_bounds(b) IS NULL) THEN
+            RETURN NEXT format('%s: %s %s %s', b, st, lt, it);
+          END IF;
+        END LOOP;
+      END LOOP;
+    END LOOP;
+  END LOOP;
+  PERFORM set_config('statement_timeout', '30s', true), set_config('lock_timeout', '10s', true),
+          set_config('idle_in_transaction_session_timeout', '60s', true);
+END
+$$;
+SELECT is_empty('SELECT * FROM pg_temp.bounds_disagree()', 'bounds_kept() agrees with lifted_bounds() for every setting and bound');
+
 -- an expired key
 UPDATE memoriesdb.api_keys SET expires_at = now() - interval '1 minute' WHERE key_prefix = left(:'bkey', 12);
 SET SESSION AUTHORIZATION :"app";
@@ -165,7 +208,7 @@ SELECT throws_ok(format('SELECT memoriesdb.authenticate(%L)', :'akey'), 'MDB14',
   'after max_failures_per_login failures even the right key is refused, unchecked');
 RESET SESSION AUTHORIZATION;
 
--- 4b. the throttle's probe reads the newest failure of the login and of the key prefix, not their history:
+-- 4b. the throttle's probe reads the newest failure of the login, not its history:
 --     2,000 failures of the backend login from before the window (a probe that counted or scanned them would
 --     grow with them, and every tenant of that login would pay it at every authenticate())
 INSERT INTO memoriesdb.access_log (at, db_role, function, memory_ids, sqlstate, entry_id, mac, query_hash)
