@@ -283,7 +283,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.check_auth_throttle(bytea) IS
-  'Internal: MDB14 (the key unchecked), saying which limit and when to retry, when the login has max_failures_per_login failed authentications in the last window_seconds (config auth_throttle), or when the key prefix has max_failures_per_key_prefix failures in the window and this login is one of those that failed on it. authenticate() calls it only when a failure of the login or on the key prefix is in the window (one index probe); it returns quietly when no limit is reached.';
+  'Internal: MDB14 (the key unchecked), saying which limit and when to retry, when the login has max_failures_per_login failed authentications in the last window_seconds (config auth_throttle), or when the key prefix has max_failures_per_key_prefix failures in the window and this login is one of those that failed on it. authenticate() calls it only when the login has a failure in the window (one index probe: without one neither limit can refuse it); it returns quietly when no limit is reached.';
 
 DROP FUNCTION IF EXISTS memoriesdb_internal.lifted_bounds();   -- read the config itself (v0.5 before this change)
 CREATE OR REPLACE FUNCTION memoriesdb_internal.lifted_bounds(bounds jsonb) RETURNS text
