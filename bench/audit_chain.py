@@ -5,6 +5,11 @@ pgbench (C clients, prepared statements, each transaction timed whole: BEGIN, co
            and nothing else: no trigger, no foreign key, no other index (the baseline of the issue's goals)
   indexed  the same INSERT into a table with memories' indexes too (trigram, full-text, owner, HNSW): what the
            row costs the indexes any ledger would keep (information: not a goal)
+  rows     every row remember() writes, with the indexes of the tables they go to, and nothing else: the memory
+           (with its full-text vector), its revision, its embedding job, the two audit rows (row images as jsonb,
+           each hashed), the chain head's update and the seal (a digest of the rows' hashes), as one statement of
+           data-modifying CTEs, no trigger, function, foreign key or check: the floor of this data model, whatever
+           the code that writes it (information: where the goal of 2x plain stands)
   proven   a memoriesdb_app login: authenticate(api_key) then remember(), in each transaction (how clients do it)
   vouched  a memoriesdb_backend login: set_config('app.current_user', <uuid>, true) then remember()
 
@@ -45,6 +50,16 @@ INSERT INTO bench.owners
     FROM generate_series(1, {OWNERS}) AS g, LATERAL (SELECT memoriesdb.create_user('bench' || g) AS id) AS u;
 CREATE TABLE bench.plain (LIKE memoriesdb.memories INCLUDING DEFAULTS, PRIMARY KEY (id));
 CREATE TABLE bench.indexed (LIKE memoriesdb.memories INCLUDING DEFAULTS INCLUDING INDEXES);
+-- the "rows" mode: the tables remember() writes, with their indexes (no trigger, foreign key or check)
+CREATE TABLE bench.r_memories (LIKE memoriesdb.memories INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TABLE bench.r_revisions (LIKE memoriesdb.memory_revisions INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TABLE bench.r_schedule (LIKE memoriesdb.embedding_schedule INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TABLE bench.r_audit (LIKE memoriesdb.audit_log INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TABLE bench.r_seals (LIKE memoriesdb.audit_seals INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TABLE bench.r_heads (chain uuid PRIMARY KEY, chain_seq bigint NOT NULL, seal_hash bytea NOT NULL);
+INSERT INTO bench.r_heads SELECT id, 0, '\\x00' FROM bench.owners;
+CREATE SEQUENCE bench.r_audit_seq;
+CREATE SEQUENCE bench.r_seal_seq;
 """
 
 PLAIN = """\\set u :client_id + 1
@@ -52,6 +67,38 @@ BEGIN;
 INSERT INTO bench.{table} (owner_id, content, metadata, content_hash, created_at, created_by, updated_at, updated_by{extra})
   SELECT o.id, x.c, '{{"src": "bench"}}', sha256(convert_to(x.c, 'UTF8')), now(), o.id, now(), o.id{extra_val}
     FROM bench.owners AS o, (SELECT {content} AS c) AS x WHERE o.n = :u;
+END;
+"""
+
+ROWS = """\\set u :client_id + 1
+BEGIN;
+WITH o AS (SELECT id FROM bench.owners WHERE n = :u),
+m AS (INSERT INTO bench.r_memories (owner_id, content, metadata, content_hash, created_at, created_by, updated_at,
+                                    updated_by, content_tsv)
+      SELECT o.id, x.c, '{{"src": "bench"}}', sha256(convert_to(x.c, 'UTF8')), now(), o.id, now(), o.id,
+             to_tsvector('english', x.c)
+        FROM o, (SELECT {content} AS c) AS x RETURNING *),
+r AS (INSERT INTO bench.r_revisions (memory_id, revision, content_hash, metadata, content_changed, metadata_changed,
+                                     created_at, created_by, updated_at, updated_by)
+      SELECT m.id, 1, m.content_hash, m.metadata, true, true, now(), m.created_by, now(), m.created_by FROM m RETURNING *),
+q AS (INSERT INTO bench.r_schedule (memory_id, model_id, content_hash, created_at, created_by, updated_at, updated_by)
+      SELECT m.id, '00000000-0000-0000-0000-000000000001', m.content_hash, now(), m.created_by, now(), m.created_by
+        FROM m RETURNING 1),
+a AS (INSERT INTO bench.r_audit (id, db_role, table_name, row_id, memory_id, op, new_row, row_hash, login, chain)
+      SELECT nextval('bench.r_audit_seq'), current_user, i.t, i.id, i.mid, 'INSERT', i.img,
+             sha256(convert_to(i.img::text, 'UTF8')), session_user, i.chain
+        FROM (SELECT 'memories' AS t, m.id, m.id AS mid, to_jsonb(m) - 'content_tsv' - 'content_trgm' AS img, m.owner_id AS chain FROM m
+              UNION ALL
+              SELECT 'memory_revisions', r.id, r.memory_id, to_jsonb(r), o.id FROM r, o) AS i
+      RETURNING id, row_hash),
+h AS (UPDATE bench.r_heads AS h SET chain_seq = h.chain_seq + 1,
+             seal_hash = sha256(h.seal_hash || (SELECT string_agg(a.row_hash, ''::bytea ORDER BY a.id) FROM a))
+        FROM o WHERE h.chain = o.id RETURNING h.*)
+INSERT INTO bench.r_seals (seq, txid, first_id, last_id, row_count, rows_digest, prev_hash, seal_hash, chain, chain_seq)
+  SELECT nextval('bench.r_seal_seq'), pg_current_xact_id(), (SELECT min(a.id) FROM a), (SELECT max(a.id) FROM a),
+         (SELECT count(*) FROM a), sha256((SELECT string_agg(a.row_hash, ''::bytea ORDER BY a.id) FROM a)), '\\x00',
+         h.seal_hash, h.chain, h.chain_seq
+    FROM h;
 END;
 """
 
@@ -70,6 +117,7 @@ SCRIPTS = {
         extra_val=", to_tsvector('english', x.c)",
         content=CONTENT,
     ),
+    "rows": ROWS.format(content=CONTENT),
     "proven": REMEMBER.format(
         context="SELECT memoriesdb.authenticate(o.api_key) FROM bench.owners AS o WHERE o.n = :u;", content=CONTENT
     ),
@@ -78,7 +126,7 @@ SCRIPTS = {
         content=CONTENT,
     ),
 }
-LOGIN = {"plain": "app", "indexed": "app", "proven": "app", "vouched": "be"}
+LOGIN = {"plain": "app", "indexed": "app", "rows": "app", "proven": "app", "vouched": "be"}
 
 
 def drop_db(su: psycopg.Connection, db: str) -> None:
@@ -141,6 +189,8 @@ def main() -> None:
             c.execute(f"GRANT USAGE ON SCHEMA bench, memoriesdb_internal TO {login}")
             c.execute(f"GRANT SELECT ON bench.owners TO {login}")
             c.execute(f"GRANT INSERT ON bench.plain, bench.indexed TO {login}")
+            c.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA bench TO {login}")
+            c.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA bench TO {login}")
             # the index keyed by owner and word (text_owner_index) calls it; only the ledger's owner may otherwise
             if c.execute("SELECT to_regprocedure('memoriesdb_internal.owner_word_keys(uuid, tsvector)')").fetchone()[0]:
                 c.execute(f"GRANT EXECUTE ON FUNCTION memoriesdb_internal.owner_word_keys(uuid, tsvector) TO {login}")
@@ -194,7 +244,9 @@ def main() -> None:
         f"{args.rounds} round(s) in rotating order; each transaction timed whole (BEGIN, context, call, COMMIT). "
         f"1 client: one owner; {OWNERS} clients: each writes for its own owner. "
         "plain: INSERT of memories' columns into a table with a primary key only (the goals' baseline); indexed: the "
-        "same into a table with memories' indexes; proven: a memoriesdb_app login, authenticate(api_key) + remember(); "
+        "same into a table with memories' indexes; rows: every row remember() writes (memory, revision, job, two "
+        "audit rows with their hashes, chain head, seal) with those tables' indexes, as one statement, no trigger or "
+        "function (the data model's floor); proven: a memoriesdb_app login, authenticate(api_key) + remember(); "
         "vouched: a memoriesdb_backend login, set_config(app.current_user) + remember(). Ratios: medians of the "
         "rounds' ratios. Wall-clock numbers on a shared machine move with its load: see bench/remember_ab.py --cpu "
         "for the server's CPU time per transaction.",
