@@ -87,7 +87,9 @@ q AS (INSERT INTO bench.r_schedule (memory_id, model_id, content_hash, created_a
 a AS (INSERT INTO bench.r_audit (id, db_role, table_name, row_id, memory_id, op, new_row, row_hash, login, chain)
       SELECT nextval('bench.r_audit_seq'), current_user, i.t, i.id, i.mid, 'INSERT', i.img,
              sha256(convert_to(i.img::text, 'UTF8')), session_user, i.chain
-        FROM (SELECT 'memories' AS t, m.id, m.id AS mid, to_jsonb(m) - 'content_tsv' - 'content_trgm' AS img, m.owner_id AS chain FROM m
+        FROM (SELECT 'memories' AS t, m.id, m.id AS mid, to_jsonb(m) - 'content_tsv' - 'content_trgm' AS img,
+                     m.owner_id AS chain
+                FROM m
               UNION ALL
               SELECT 'memory_revisions', r.id, r.memory_id, to_jsonb(r), o.id FROM r, o) AS i
       RETURNING id, row_hash),
