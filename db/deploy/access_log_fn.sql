@@ -252,6 +252,9 @@ BEGIN
         RETURN false;
       END;
     END IF;
+    IF mode = 'connect' THEN
+      RETURN true;   -- the connection is up (authenticate(): a failure would be recorded); no entry
+    END IF;
     IF memoriesdb_dblink.dblink_send_query(conn, stmt) = 1 THEN
       IF memoriesdb_internal.await_access_log_writes() THEN
         RETURN true;
@@ -268,7 +271,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text) IS
-  'Internal: appends an authenticated access log entry in its own transaction (dblink, as the logger role, over a connection kept for the session; to the primary when run on a standby), so it survives the caller''s rollback, and waits for the outcome. mode: durable (synchronous commit) or confirmed (asynchronous commit). false (and a WARNING) when it cannot: the caller then refuses (fail closed). Owned by the deploying superuser because dblink requires it when the server trusts local logins.';
+  'Internal: appends an authenticated access log entry in its own transaction (dblink, as the logger role, over a connection kept for the session; to the primary when run on a standby), so it survives the caller''s rollback, and waits for the outcome. mode: durable (synchronous commit) or confirmed (asynchronous commit); connect: no entry, only the logger''s connection opened when this session has none (authenticate() before it answers a key). false (and a WARNING) when it cannot: the caller then refuses (fail closed). Owned by the deploying superuser because dblink requires it when the server trusts local logins.';
 
 -- Creates (or re-creates) this database's logger role with a new password.
 -- Run by the deploy; run it again after restoring a dump on another cluster.

@@ -181,11 +181,15 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean)
   TO memoriesdb_reader;
 
--- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser).
+-- 7. memoriesdb_owner: the access log's dblink drivers (owned by the deploying superuser), and
+--    whether this session's logger connection is open (authenticate(), before it answers a key:
+--    the names of the session's dblink connections, nothing else of dblink).
 GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.await_access_log_writes(),
   memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text)
   TO memoriesdb_owner;
+GRANT USAGE ON SCHEMA memoriesdb_dblink TO memoriesdb_owner;
+GRANT EXECUTE ON FUNCTION memoriesdb_dblink.dblink_get_connections() TO memoriesdb_owner;
 
 -- 8. memoriesdb_pgbouncer_auth: PgBouncer's auth_user (pgbouncer_auth.sql). The
 --    secret lookup and nothing else; no ledger schema.

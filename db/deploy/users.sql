@@ -402,6 +402,17 @@ BEGIN
         HINT = 'RESET them (the login''s bounds come from memoriesdb.configure_login(); an unconfigured login has none: an administrator runs configure_login(login))';
     END IF;
   END IF;
+  -- no key is answered unless a wrong one would be recorded: a session whose logger connection cannot be
+  -- opened (the logger's slots taken) gets MDB23 for every key, right or wrong, before either is checked
+  -- (else a wrong key's unrecorded MDB23 against a right key's context answered every guess, uncounted).
+  -- One C call while the session's connection is open; it is opened at the session's first authenticate().
+  IF NOT coalesce('memoriesdb_access_log' = ANY (memoriesdb_dblink.dblink_get_connections()), false)
+     AND NOT memoriesdb_internal.append_access_entry_autonomously(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'connect') THEN
+    RAISE LOG 'memoriesdb access log: authenticate() refused unchecked, the logger cannot be reached: login %', session_user;
+    RAISE EXCEPTION USING ERRCODE = 'MDB23', MESSAGE = 'a failed authentication could not be recorded',
+      DETAIL = 'the key was not checked: the access log''s logger cannot be reached from this session, so a wrong key could be neither recorded nor counted',
+      HINT = 'retry later; check the logger''s connections (README: sizing the logger''s connections)';
+  END IF;
   IF r.failed THEN
     -- the throttle before the key is checked: count the failures, MDB14 when a limit is reached
     prefix_hash := memoriesdb_internal.auth_prefix_hash(api_key);
