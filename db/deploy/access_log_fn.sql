@@ -273,6 +273,39 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text) IS
   'Internal: appends an authenticated access log entry in its own transaction (dblink, as the logger role, over a connection kept for the session; to the primary when run on a standby), so it survives the caller''s rollback, and waits for the outcome. mode: durable (synchronous commit) or confirmed (asynchronous commit); connect: no entry, only the logger''s connection opened when this session has none (authenticate() before it answers a key). false (and a WARNING) when it cannot: the caller then refuses (fail closed). Owned by the deploying superuser because dblink requires it when the server trusts local logins.';
 
+-- One key check per REPEATABLE READ or SERIALIZABLE transaction (authenticate()): such a transaction
+-- reads the access log in the snapshot of its first statement, where the failures recorded during it
+-- (by the logger, in transactions of its own) never appear, so the throttle could not count them and
+-- savepoints gave one transaction unlimited guesses. The note is kept in the logger's session (this
+-- session's connection to it): no savepoint's rollback undoes it and no client reaches it. true for the
+-- transaction's first key check (noted), false for a later one, NULL when the logger cannot be asked.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.note_key_check(mark text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  conn constant text := 'memoriesdb_access_log';
+  first boolean;
+BEGIN
+  IF NOT coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false)
+     OR NOT memoriesdb_internal.await_access_log_writes() THEN
+    RETURN NULL;
+  END IF;
+  SELECT t.first INTO first FROM memoriesdb_dblink.dblink(conn, format(
+    'SELECT CASE WHEN current_setting(''memoriesdb.key_checked_in'', true) = %1$L THEN false '
+    'ELSE set_config(''memoriesdb.key_checked_in'', %1$L, false) IS NOT NULL END', mark)) AS t(first boolean);
+  RETURN first;
+EXCEPTION WHEN OTHERS THEN
+  RAISE WARNING 'access log: the logger''s connection is broken: %', SQLERRM;
+  IF coalesce(conn = ANY (memoriesdb_dblink.dblink_get_connections()), false) THEN
+    PERFORM memoriesdb_dblink.dblink_disconnect(conn);
+  END IF;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.note_key_check(text) IS
+  'Internal, for authenticate() in a REPEATABLE READ or SERIALIZABLE transaction: notes mark (the session''s process and the transaction''s start) in the session of this session''s logger connection and says whether it is the transaction''s first key check (true), a later one (false: the throttle, reading the transaction''s snapshot, could not count the failures recorded since) or cannot be asked (NULL: no logger connection; authenticate() refuses, MDB23). A savepoint''s rollback does not undo the note. Owned by the deploying superuser (dblink).';
+
 -- Creates (or re-creates) this database's logger role with a new password.
 -- Run by the deploy; run it again after restoring a dump on another cluster.
 CREATE OR REPLACE FUNCTION memoriesdb.setup_access_logger() RETURNS name
@@ -310,9 +343,11 @@ COMMENT ON FUNCTION memoriesdb.setup_access_logger() IS
 REVOKE ALL ON FUNCTION memoriesdb_internal.await_access_log_writes(),
   memoriesdb_internal.append_access_log_autonomously(timestamptz, uuid, text, text, uuid[], bytea, text, text),
   memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text),
+  memoriesdb_internal.note_key_check(text),
   memoriesdb.setup_access_logger() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION memoriesdb_internal.await_access_log_writes(),
-  memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text)
+  memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text),
+  memoriesdb_internal.note_key_check(text)
   TO memoriesdb_owner;
 
 SET LOCAL ROLE memoriesdb_owner;

@@ -188,6 +188,16 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.await_access_log_writes(),
   memoriesdb_internal.append_access_entry_autonomously(uuid, timestamptz, uuid, name, name, text, text, uuid[], bytea, text, bytea, text)
   TO memoriesdb_owner;
+-- note_key_check() is made by access_log_fn, which the plan deploys after this change (and grants it
+-- there): granted here once it exists, so that a redeploy of this file, which takes everything back
+-- first, gives it back
+DO $$
+BEGIN
+  IF pg_catalog.to_regprocedure('memoriesdb_internal.note_key_check(text)') IS NOT NULL THEN
+    GRANT EXECUTE ON FUNCTION memoriesdb_internal.note_key_check(text) TO memoriesdb_owner;
+  END IF;
+END
+$$;
 GRANT USAGE ON SCHEMA memoriesdb_dblink TO memoriesdb_owner;
 GRANT EXECUTE ON FUNCTION memoriesdb_dblink.dblink_get_connections() TO memoriesdb_owner;
 

@@ -367,6 +367,7 @@ DECLARE
   r record;
   lifted text;
   prefix_hash bytea;   -- the key prefix's keyed hash (auth_prefix_hash()): only when a failure is counted or recorded
+  first_check boolean;   -- the transaction's first key check (NULL: a failure could not be recorded)
 BEGIN
   -- The common path is one query (a proven context's cost in every transaction, issue 12: ≤ 5% of a
   -- remember()): the config, whether this session keeps its time bounds, whether this login has a failure
@@ -402,16 +403,31 @@ BEGIN
         HINT = 'RESET them (the login''s bounds come from memoriesdb.configure_login(); an unconfigured login has none: an administrator runs configure_login(login))';
     END IF;
   END IF;
-  -- no key is answered unless a wrong one would be recorded: a session whose logger connection cannot be
+  -- No key is answered unless a wrong one would be recorded: a session whose logger connection cannot be
   -- opened (the logger's slots taken) gets MDB23 for every key, right or wrong, before either is checked
   -- (else a wrong key's unrecorded MDB23 against a right key's context answered every guess, uncounted).
   -- One C call while the session's connection is open; it is opened at the session's first authenticate().
-  IF NOT coalesce('memoriesdb_access_log' = ANY (memoriesdb_dblink.dblink_get_connections()), false)
-     AND NOT memoriesdb_internal.append_access_entry_autonomously(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'connect') THEN
+  -- And in REPEATABLE READ or SERIALIZABLE one key check per transaction (note_key_check(), a round trip to
+  -- the logger's session): the throttle reads the access log in the transaction's snapshot, where the
+  -- failures recorded during the transaction never appear.
+  first_check := CASE WHEN NOT coalesce('memoriesdb_access_log' = ANY (memoriesdb_dblink.dblink_get_connections()), false)
+                           AND NOT memoriesdb_internal.append_access_entry_autonomously(NULL, NULL, NULL, NULL, NULL, NULL,
+                                                                                        NULL, NULL, NULL, NULL, NULL, 'connect')
+                        THEN NULL
+                      WHEN current_setting('transaction_isolation') = 'read committed' THEN true
+                      ELSE memoriesdb_internal.note_key_check(format('%s|%s', pg_backend_pid(),
+                             (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint)) END;
+  IF first_check IS NULL THEN
     RAISE LOG 'memoriesdb access log: authenticate() refused unchecked, the logger cannot be reached: login %', session_user;
     RAISE EXCEPTION USING ERRCODE = 'MDB23', MESSAGE = 'a failed authentication could not be recorded',
       DETAIL = 'the key was not checked: the access log''s logger cannot be reached from this session, so a wrong key could be neither recorded nor counted',
       HINT = 'retry later; check the logger''s connections (README: sizing the logger''s connections)';
+  END IF;
+  IF NOT first_check THEN
+    PERFORM memoriesdb_internal.record_refusal('MDB14', NULL);
+    RAISE EXCEPTION USING ERRCODE = 'MDB14', MESSAGE = 'one key check per REPEATABLE READ or SERIALIZABLE transaction',
+      DETAIL = format('this %s transaction has checked a key already; the failures recorded since are outside its snapshot, so the throttle could not count them; the key was not checked', current_setting('transaction_isolation')),
+      HINT = 'call memoriesdb.authenticate() once, first, in each transaction, or use READ COMMITTED';
   END IF;
   IF r.failed THEN
     -- the throttle before the key is checked: count the failures, MDB14 when a limit is reached

@@ -12,6 +12,8 @@
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework access_log_fn`.
 -- Who may execute what: privileges.sql.
 BEGIN;
+-- what v0.5 added (the deploying superuser's, like the other dblink drivers)
+DROP FUNCTION IF EXISTS memoriesdb_internal.note_key_check(text);
 SET LOCAL ROLE memoriesdb_owner;
 
 -- The form every entry is authenticated in: its fields as a JSON array (unambiguous

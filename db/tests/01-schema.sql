@@ -22,7 +22,7 @@ SELECT is_empty($$
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proowner <> 'memoriesdb_owner'::regrole
-     AND p.proname NOT IN ('append_access_log_autonomously', 'append_access_entry_autonomously', 'await_access_log_writes', 'setup_access_logger',
+     AND p.proname NOT IN ('append_access_log_autonomously', 'append_access_entry_autonomously', 'await_access_log_writes', 'note_key_check', 'setup_access_logger',
                            'recall', 'verify', 'provenance', 'search', 'search_text', 'search_hybrid', 'vector_ranking', 'text_ranking',
                            'model_vector_ranking', 'search_model',
                            'list_memories', 'list_grants', 'list_edges', 'list_edge_types') $$,
@@ -34,7 +34,7 @@ SELECT is_empty($$
   'the read functions are SECURITY DEFINER, owned by memoriesdb_reader');
 SELECT is_empty($$
   SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
-   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proname IN ('append_access_log_autonomously', 'append_access_entry_autonomously', 'await_access_log_writes', 'setup_access_logger')
+   WHERE n.nspname IN ('memoriesdb', 'memoriesdb_internal') AND p.proname IN ('append_access_log_autonomously', 'append_access_entry_autonomously', 'await_access_log_writes', 'note_key_check', 'setup_access_logger')
      AND (NOT r.rolsuper OR has_function_privilege('memoriesdb_app', p.oid, 'EXECUTE')
           OR has_function_privilege('memoriesdb_worker', p.oid, 'EXECUTE')
           OR has_function_privilege('memoriesdb_auditor', p.oid, 'EXECUTE')) $$,
@@ -165,7 +165,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
   'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
   'accepts_from', 'effect_share', 'effect_transfer', 'offer',
-  'access_log_mac', 'access_burst_mac', 'append_access_entry', 'append_access_entry_autonomously', 'write_access_entry',
+  'access_log_mac', 'access_burst_mac', 'append_access_entry', 'append_access_entry_autonomously', 'note_key_check', 'write_access_entry',
   'log_read',
   'check_model_dimension', 'model_index_name', 'create_model_index', 'model_named', 'model_vector_ranking', 'search_model',
   'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'record_auth_failure',
