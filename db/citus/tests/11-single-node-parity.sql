@@ -404,7 +404,7 @@ SELECT is_empty($$ SELECT p.oid::regprocedure FROM pg_proc AS p
                     WHERE p.pronamespace IN ('memoriesdb'::regnamespace, 'memoriesdb_internal'::regnamespace)
                       AND p.prosecdef AND (SELECT r.rolsuper FROM pg_roles AS r WHERE r.oid = p.proowner)
                       AND p.proname NOT IN ('append_access_log_autonomously', 'append_access_entry_autonomously',
-                                            'await_access_log_writes') $$,
+                                            'await_access_log_writes', 'note_key_check') $$,
                 'no SECURITY DEFINER function of the overlay runs as a superuser');
 
 SELECT * FROM finish();
