@@ -982,13 +982,17 @@ $x$],
 $x$]);
 -- the index plan: embeddings joined with memories on the owner too (else "the query contains a join that requires
 -- repartitioning", measured by bench/citus.py), on the owners' shards only; each shard's index returns its nearest
--- and the coordinator merges them (the order is by distance only)
+-- and the coordinator merges them (the order is by distance only). Joined with or without a filter (on a single node a
+-- search with no filter reads embeddings alone, under their policy: here that policy's correlated subquery on the
+-- memory id would not be pushed down)
 SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)',
   ARRAY['JOIN memoriesdb.memories AS m ON m.id = e.memory_id',
-        'WHERE e.model_id = %2$L::uuid AND',
+        'WHERE e.model_id = %2$L::uuid %4$s',
+        $x$CASE WHEN f <> '{}' OR linked IS NOT NULL THEN$x$,
         'USING q, f, uid, linked, k;'],
   ARRAY['JOIN memoriesdb.memories AS m ON m.owner_id = e.owner_id AND m.id = e.memory_id',
-        'WHERE e.model_id = %2$L::uuid AND e.owner_id = ANY ($6) AND',
+        'WHERE e.model_id = %2$L::uuid AND e.owner_id = ANY ($6) %4$s',
+        'CASE WHEN true THEN',
         'USING q, f, uid, linked, k, memoriesdb_internal.citus_search_owners(f);']);
 
 -- the exact plan: the caller's own rows and its grants' each ranked where they are (the owner's shard; the grantors'

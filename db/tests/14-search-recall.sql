@@ -2,7 +2,7 @@
 -- seeded clustered vectors: a small tenant among many, and a large tenant on the
 -- HNSW plan. (Latency is measured in bench/search.py, never asserted here.)
 BEGIN;
-SELECT plan(4);
+SELECT plan(7);
 SELECT setseed(0.42);
 
 -- 40 tenants: one large (1,500 memories), one small (12), the rest 60 each
@@ -56,6 +56,29 @@ SET LOCAL enable_seqscan = off;   -- on 4,000 rows the planner would sort instea
 -- short or foreign lists) with a margin; bench/search.py measures 0.98-1.0 at 100,000
 SELECT diag('HNSW plan recall@10: ' || round(pg_temp.recall(1), 3));
 SELECT cmp_ok(pg_temp.recall(1), '>=', 0.90, 'large tenant on the HNSW plan with iterative scan: recall@10 >= 0.90');
+-- with no filter the index plan reads embeddings alone (their policy is the only condition, no join with memories);
+-- with a filter that keeps every row ({"scope": "all"}) it joins memories: the same lists, the caller's own rows only
+CREATE TEMP TABLE both_plans AS SELECT q.q, NULL::uuid[] AS plain, NULL::uuid[] AS joined, NULL::text AS plan FROM query AS q;
+GRANT ALL ON both_plans TO memoriesdb_app;
+DO $$
+DECLARE r record;
+BEGIN
+  PERFORM tests.act_as((SELECT id FROM tenant WHERE n = 1));
+  FOR r IN SELECT * FROM query LOOP
+    UPDATE both_plans SET plain = (SELECT array_agg(s.id) FROM memoriesdb.search(r.v, 10) AS s),
+                          plan = current_setting('memoriesdb.search_plan'),
+                          joined = (SELECT array_agg(s.id) FROM memoriesdb.search(r.v, 10, '{"scope": "all"}') AS s)
+     WHERE q = r.q;
+  END LOOP;
+  PERFORM tests.clear_context();
+END $$;
+SELECT is((SELECT count(*) FROM both_plans WHERE plan LIKE 'hnsw%' AND plan NOT LIKE '%exact'), 20::bigint,
+          'every unfiltered search of the large tenant took the index plan');
+SELECT is((SELECT count(*) FROM both_plans WHERE plain IS DISTINCT FROM joined OR cardinality(plain) <> 10), 0::bigint,
+          'index plan: no filter (embeddings alone) and {"scope": "all"} (joined with memories) give the same 10 rows');
+SELECT is((SELECT count(*) FROM both_plans AS b, unnest(b.plain) AS i JOIN memoriesdb.memories AS m ON m.id = i
+            WHERE m.owner_id <> (SELECT id FROM tenant WHERE n = 1)), 0::bigint,
+          'index plan with no filter: only the caller''s own memories');
 RESET enable_seqscan;
 SELECT cmp_ok(pg_temp.recall(3), '>=', 0.95, 'a 60-memory tenant stays exact and complete (recall 1 expected)');
 
