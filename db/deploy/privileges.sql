@@ -142,6 +142,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.dead_embedding_jobs(integer, text), memoriesdb.requeue_dead_embedding_jobs(uuid[], text),  -- dead jobs by model
   memoriesdb.access_refusals(interval),
   memoriesdb.audit_checkpoint(),  -- memoriesdb anchor (worker all): signs it outside the database
+  memoriesdb.calibrate_search(integer, real, boolean),  -- memoriesdb calibrate-search: search_ef_search from the index's measured recall
   memoriesdb.audit_seal_pending(integer)   -- after each batch, and before each checkpoint
   TO memoriesdb_worker;
 

@@ -247,6 +247,109 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.query_fingerprint(text, public.vector, integer, jsonb, text) IS
   'Internal: the bytes record_read() hashes (with a key) into a search''s query_hash: text, vector, k, filter and the other arguments.';
 
+-- How long a candidate list does the active model's HNSW index need to find a query's true nearest neighbours? It
+-- depends on the data (how densely the vectors crowd), not on a count: bench/search.py measured hnsw.ef_search 100
+-- enough at 100,000 synthetic memories (recall@10 0.97-0.98) and 800 needed at 1,000,000 of the same 200 clusters
+-- (0.95). calibrate_search() measures it on this database's own vectors: samples of the active model's stored
+-- vectors as queries (each one's own row left out), the exact nearest 10 by a scan against what the index returns at
+-- each ef_search of a ladder, and sets search_ef_search to the smallest that reaches the target. Run by the runner
+-- (`memoriesdb calibrate-search`) after a model is activated or the table has grown by a lot. It reads vectors, never
+-- a memory's content, and returns only counts and times (no access log entry, as activate_model()).
+CREATE OR REPLACE FUNCTION memoriesdb.calibrate_search(samples integer DEFAULT 50, target real DEFAULT 0.95,
+                                                       apply boolean DEFAULT true)
+RETURNS TABLE (ef_search integer, recall real, index_ms real, exact_ms real, chosen boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
+SET jit = off
+AS $$
+DECLARE
+  k constant integer := 10;
+  ladder constant integer[] := ARRAY[40, 100, 200, 400, 800, 1000];   -- pgvector's ef_search is at most 1000
+  active memoriesdb.embedding_models;
+  probe text;
+  ids uuid[];
+  vecs public.vector[];
+  truth jsonb := '[]'::jsonb;
+  got uuid[];
+  t0 timestamptz;
+  exact_total float8 := 0::float8;
+  index_total float8;
+  found float8;
+  wanted float8;
+  saved_ef text := current_setting('hnsw.ef_search', true);
+  saved_iter text := current_setting('hnsw.iterative_scan', true);
+  saved_seqscan text := current_setting('enable_seqscan');
+BEGIN
+  IF samples IS NULL OR samples < 1 OR samples > 1000 OR target IS NULL OR NOT (target > 0 AND target <= 1) THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'invalid calibration',
+      DETAIL = format('samples %s (1 to 1000), target %s (above 0, at most 1)', samples, target),
+      HINT = 'memoriesdb.calibrate_search(samples => 50, target => 0.95)';
+  END IF;
+  SELECT * INTO active FROM memoriesdb.embedding_models AS em WHERE em.state = 'active';
+  IF active.id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model', DETAIL = 'no model is active',
+      HINT = 'activate one: memoriesdb models activate NAME';
+  END IF;
+  -- the model's id and dimension are constants of the query, as in vector_ranking(): only then does it match the
+  -- model's partial HNSW index; "+ 0" keeps the exact scan off the index
+  probe := format($q$
+    SELECT array_agg(r.memory_id ORDER BY r.distance) FROM (
+      SELECT e.memory_id, (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1 AS distance
+        FROM memoriesdb.embeddings AS e
+       WHERE e.model_id = %2$L::uuid AND e.memory_id <> $2
+       ORDER BY ((e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1) %%s
+       LIMIT %3$s) AS r $q$, active.dimension, active.id, k);
+  EXECUTE format('SELECT array_agg(s.memory_id), array_agg(s.embedding) FROM (
+                    SELECT e.memory_id, e.embedding FROM memoriesdb.embeddings AS e
+                     WHERE e.model_id = %L::uuid ORDER BY random() LIMIT %s) AS s', active.id, samples)
+    INTO ids, vecs;
+  IF coalesce(cardinality(ids), 0) = 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'nothing to calibrate on',
+      DETAIL = format('model %s has no stored vectors', active.name),
+      HINT = 'calibrate once the active model''s vectors are stored (memoriesdb status)';
+  END IF;
+  PERFORM set_config('enable_seqscan', 'on', true);
+  FOR i IN 1 .. cardinality(ids) LOOP
+    t0 := clock_timestamp();
+    EXECUTE format(probe, '+ 0') INTO got USING vecs[i], ids[i];
+    exact_total := exact_total + extract(epoch FROM clock_timestamp() - t0)::float8 * 1000;
+    truth := truth || jsonb_build_array(to_jsonb(coalesce(got, '{}')));
+  END LOOP;
+  -- the index as search() uses it for a caller who sees every row (a smaller share scans on: iterative scan)
+  PERFORM set_config('enable_seqscan', 'off', true), set_config('hnsw.iterative_scan', 'off', true);
+  FOREACH ef_search IN ARRAY ladder LOOP
+    PERFORM set_config('hnsw.ef_search', ef_search::text, true);
+    found := 0::float8; wanted := 0::float8; index_total := 0::float8;
+    FOR i IN 1 .. cardinality(ids) LOOP
+      t0 := clock_timestamp();
+      EXECUTE format(probe, '') INTO got USING vecs[i], ids[i];
+      index_total := index_total + extract(epoch FROM clock_timestamp() - t0)::float8 * 1000;
+      found := found + (SELECT count(*)::float8 FROM jsonb_array_elements_text(truth -> (i - 1)) AS t(v) WHERE t.v::uuid = ANY (got));
+      wanted := wanted + jsonb_array_length(truth -> (i - 1))::float8;
+    END LOOP;
+    recall := (CASE WHEN wanted = 0 THEN 1 ELSE found / wanted END)::real;
+    index_ms := (index_total / cardinality(ids))::real;
+    exact_ms := (exact_total / cardinality(ids))::real;
+    chosen := recall >= target OR ef_search = ladder[cardinality(ladder)];
+    RETURN NEXT;
+    EXIT WHEN chosen;
+  END LOOP;
+  PERFORM set_config('hnsw.ef_search', coalesce(saved_ef, '40'), true),
+          set_config('hnsw.iterative_scan', coalesce(saved_iter, 'off'), true),
+          set_config('enable_seqscan', saved_seqscan, true);
+  IF recall < target THEN
+    RAISE WARNING 'calibrate_search: recall@10 % at the largest ef_search (%), below the target %', round(recall::numeric, 3), ef_search, target
+      USING HINT = 'the index cannot reach the target here: lower search_hnsw_min_fraction''s share of callers on the index plan, or rebuild the index with a larger m / ef_construction';
+  END IF;
+  IF apply THEN
+    UPDATE memoriesdb.config AS c SET value = to_jsonb(ef_search) WHERE c.key = 'search_ef_search';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.calibrate_search(integer, real, boolean) IS
+  'Measures the active model''s HNSW index on this database''s own vectors: samples stored vectors as queries (each one''s own row left out), compares the index''s nearest 10 at hnsw.ef_search 40, 100, 200, 400, 800, 1000 with an exact scan''s, and returns a row per ef_search tried (recall@10, mean ms per query on the index and exact) up to the first that reaches target (chosen; or the largest, with a WARNING). With apply (the default) sets config search_ef_search to it: search() then uses max(search_ef_search, 4 k), and its plan choice counts it. MDB12 for samples outside 1-1000 or target outside (0, 1], or no stored vectors; MDB16 when no model is active. For the runner (`memoriesdb calibrate-search`) and administrators.';
+
 RESET ROLE;   -- replaced as the deploying superuser; ownership set below, in this transaction
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.vector_ranking(query public.vector, k integer DEFAULT 10, filter jsonb DEFAULT '{}',

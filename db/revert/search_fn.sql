@@ -240,6 +240,7 @@ COMMENT ON FUNCTION memoriesdb.search(public.vector, integer, jsonb, real) IS
 ALTER FUNCTION memoriesdb.search(vector, integer, jsonb, real) OWNER TO memoriesdb_reader;
 
 -- the plan choice of (v0.5), gone with it (the functions above no longer call them)
+DROP FUNCTION IF EXISTS memoriesdb.calibrate_search(integer, real, boolean);
 DROP FUNCTION memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer);
 DROP FUNCTION memoriesdb_internal.search_plan(bigint, double precision, double precision, integer);
 DROP FUNCTION memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer);

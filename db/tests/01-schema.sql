@@ -153,6 +153,8 @@ SELECT functions_are('memoriesdb', ARRAY[
   -- the model registry (models_api.sql)
   'add_model', 'activate_model', 'pause_model', 'resume_model', 'retire_model', 'model_progress', 'import_embeddings',
   'search_model_info',
+  -- the runner's (memoriesdb calibrate-search)
+  'calibrate_search',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[

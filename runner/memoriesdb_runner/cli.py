@@ -244,6 +244,26 @@ models.command("retire", help="Drop model NAME's vectors, index and jobs (not th
 )
 
 
+@main.command("calibrate-search")
+@click.option("--samples", type=click.IntRange(1, 1000), default=50, show_default=True, help="Stored vectors used as queries.")
+@click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True, help="recall@10 to reach.")
+@click.option("--dry-run", is_flag=True, help="Measure and show, but leave search_ef_search as it is.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def calibrate_search(settings: Settings, samples: int, target: float, dry_run: bool, as_json: bool) -> None:
+    """Measure the active model's HNSW index on this database's own vectors (its nearest 10 against an exact
+    scan's, at ef_search 40 up to 1000) and set search_ef_search to the smallest that reaches --target. Run
+    it after activating a model or when the table has grown a lot (each sample is one exact scan of the
+    active model's vectors). Exit code 2 when even the largest ef_search misses the target."""
+    rows = _run(model_registry.call(settings, "calibrate_search", many=True, samples=samples, target=target, apply=not dry_run))
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    else:
+        model_registry.show_calibration(rows, target, not dry_run, console)
+    if next(r for r in rows if r["chosen"])["recall"] < target:
+        sys.exit(2)
+
+
 @main.command()
 @click.argument("names", nargs=-1, metavar="[MODEL]...")
 @click.option("--wait", is_flag=True, help="Show a progress bar per model until it has embedded every memory.")

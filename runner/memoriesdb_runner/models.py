@@ -88,3 +88,20 @@ def show(rows: list[dict], console: Console) -> None:
             str(r["dead"]),
         )
     console.print(t)
+
+
+def show_calibration(rows: list[dict], target: float, applied: bool, console: Console) -> None:
+    """calibrate_search()'s rows: recall@10 and time per query at each ef_search tried, the one chosen."""
+    t = Table("ef_search", "recall@10", "index ms/query", "exact ms/query", "", title="HNSW calibration (active model)")
+    for r in rows:
+        t.add_row(
+            str(r["ef_search"]),
+            f"{r['recall']:.3f}",
+            f"{r['index_ms']:.2f}",
+            f"{r['exact_ms']:.2f}",
+            ("set" if applied else "would set") if r["chosen"] else "",
+        )
+    console.print(t)
+    chosen = next(r for r in rows if r["chosen"])
+    if chosen["recall"] < target:
+        console.print(f"[bold]recall@10 {chosen['recall']:.3f} at the largest ef_search: below the target {target:g}[/]")

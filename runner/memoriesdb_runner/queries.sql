@@ -92,6 +92,11 @@ SELECT model, provider, dimension, state, done, total, pending, leased, dead, ac
 -- name: add_model
 SELECT model_id, jobs FROM memoriesdb.add_model(%(name)s, %(provider)s, %(dimension)s);
 
+-- name: calibrate_search
+-- search_ef_search from the active model's index's measured recall@10 (a row per ef_search tried)
+SELECT ef_search, recall, index_ms, exact_ms, chosen
+  FROM memoriesdb.calibrate_search(%(samples)s::integer, %(target)s::real, %(apply)s);
+
 -- name: activate_model
 SELECT model, previous, memories FROM memoriesdb.activate_model(%(name)s);
 

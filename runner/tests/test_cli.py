@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import numpy as np
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -118,3 +119,38 @@ def test_local_model_end_to_end(settings, admin_conn, user, local_provider):
     rows = asyncio.run(search_text(settings, "what coffee does the user like?", key, None, k=3, provider=local_provider))
     assert rows[0]["content"] == "I drink a double espresso every morning."
     assert rows[0]["similarity"] > rows[1]["similarity"] > 0
+
+
+def test_calibrate_search_measures_and_sets_ef_search(settings, admin_conn, user):
+    """`memoriesdb calibrate-search`: recall@10 of the active model's index at each ef_search tried, against an
+    exact scan of the same stored vectors; --dry-run leaves search_ef_search alone, a run sets it to the row chosen."""
+    uid, _ = user
+    ids = remember(admin_conn, uid, *[f"calibration sample {i}" for i in range(40)])
+    rng = np.random.default_rng(7)
+    for memory_id in ids:  # stored as a worker would store the active model's vectors
+        v = rng.standard_normal(384)
+        admin_conn.execute(
+            "INSERT INTO memoriesdb.embeddings (memory_id, model_id, content_hash, embedding)"
+            " SELECT m.id, em.id, m.content_hash, %s::vector FROM memoriesdb.memories AS m, memoriesdb.embedding_models AS em"
+            " WHERE m.id = %s AND em.state = 'active' ON CONFLICT DO NOTHING",
+            (str((v / np.linalg.norm(v)).tolist()), memory_id),
+        )
+    setting = "SELECT value::int AS ef FROM memoriesdb.config WHERE key = 'search_ef_search'"
+    before = admin_conn.execute(setting).fetchone()["ef"]
+    env = env_of(settings)
+    try:
+        dry = CliRunner().invoke(main, ["calibrate-search", "--samples", "10", "--dry-run", "--json"], env=env)
+        assert dry.exit_code == 0, dry.output
+        rows = json.loads(dry.output)
+        assert [r["ef_search"] for r in rows] == [40, 100, 200, 400, 800, 1000][: len(rows)]
+        assert [r["chosen"] for r in rows] == [False] * (len(rows) - 1) + [True]
+        assert all(0 <= r["recall"] <= 1 for r in rows) and rows[-1]["recall"] >= 0.95
+        assert admin_conn.execute(setting).fetchone()["ef"] == before
+        applied = CliRunner().invoke(main, ["calibrate-search", "--samples", "10", "--target", "0.5"], env=env)
+        assert applied.exit_code == 0, applied.output
+        assert "HNSW calibration" in applied.output and "set" in applied.output
+        assert admin_conn.execute(setting).fetchone()["ef"] == 40  # the first rung reaches 0.5 on 40-odd rows
+        refused = CliRunner().invoke(main, ["calibrate-search", "--target", "1.5"], env=env)
+        assert refused.exit_code == 2 and "1.5" in refused.output  # click's range check, before any query
+    finally:
+        admin_conn.execute("UPDATE memoriesdb.config SET value = %s::text::jsonb WHERE key = 'search_ef_search'", (before,))

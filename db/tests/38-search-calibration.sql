@@ -1,0 +1,64 @@
+-- calibrate_search(): search_ef_search measured on the database's own vectors (issue 16: recall at every size).
+-- Timing-free: which ef_search values it tries, which it keeps, that the index (not a scan) answered its probes,
+-- and who may call it.
+BEGIN;
+SELECT plan(12);
+SELECT setseed(0.17);
+
+-- one tenant, 3,000 vectors crowded in 6 clusters (dense: the index needs a longer candidate list than 40)
+SELECT memoriesdb.create_user('calibration') AS uid \gset
+CREATE TEMP TABLE center AS
+  SELECT c, array_agg(random() - 0.5 ORDER BY d)::real[] AS v FROM generate_series(1, 6) c, generate_series(1, 384) d GROUP BY c;
+SET LOCAL session_replication_role = replica;   -- bulk fixture: no audit or queue rows
+INSERT INTO memoriesdb.memories (owner_id, content, content_hash, embedding, embedding_model, created_at, created_by, updated_at, updated_by)
+SELECT :'uid', 'c', sha256('c'),
+       public.l2_normalize((SELECT array_agg(ce.v[d] + (random() - 0.5) * 0.9 ORDER BY d) FROM generate_series(1, 384) d)::real[]::vector),
+       'seeded', now(), :'uid', now(), :'uid'
+  FROM generate_series(1, 3000) AS i JOIN center ce ON ce.c = 1 + i % 6;
+SET LOCAL session_replication_role = origin;
+INSERT INTO memoriesdb.embeddings (memory_id, model_id, content_hash, embedding)
+SELECT m.id, em.id, m.content_hash, m.embedding FROM memoriesdb.memories AS m, memoriesdb.embedding_models AS em
+ WHERE m.embedding_model = 'seeded' AND em.state = 'active';
+-- a deliberately poor graph (m 4, ef_construction 16), so that a candidate list of 40 misses rows and the ladder climbs
+DO $$
+DECLARE ix record;
+BEGIN
+  SELECT indexname, indexdef INTO ix FROM pg_indexes
+   WHERE schemaname = 'memoriesdb' AND tablename = 'embeddings' AND indexdef LIKE '%USING hnsw%';
+  EXECUTE format('DROP INDEX memoriesdb.%I', ix.indexname);
+  EXECUTE regexp_replace(ix.indexdef, ' WHERE ', ' WITH (m = 4, ef_construction = 16) WHERE ');
+END $$;
+ANALYZE memoriesdb.embeddings;
+
+SELECT throws_ok($$SELECT * FROM memoriesdb.calibrate_search(0)$$, 'MDB12', 'invalid calibration', 'samples must be 1 to 1000');
+SELECT throws_ok($$SELECT * FROM memoriesdb.calibrate_search(10, 1.5)$$, 'MDB12', 'invalid calibration', 'target must be in (0, 1]');
+
+UPDATE memoriesdb.config SET value = '100' WHERE key = 'search_ef_search';
+CREATE TEMP TABLE dry AS SELECT * FROM memoriesdb.calibrate_search(10, 0.9, false);
+SELECT is(memoriesdb.setting('search_ef_search')::int, 100, 'apply => false: search_ef_search unchanged');
+
+CREATE TEMP TABLE idx_before AS
+  SELECT coalesce(sum(s.idx_scan), 0) AS n FROM pg_stat_xact_user_tables AS s
+   WHERE s.schemaname = 'memoriesdb' AND s.relname = 'embeddings';   -- its only index scans here: the HNSW probes'
+CREATE TEMP TABLE cal AS SELECT row_number() OVER () AS step, c.* FROM memoriesdb.calibrate_search(20, 0.9) AS c;
+SELECT diag(string_agg(format('ef_search %s: recall@10 %s, %s ms (exact %s ms)%s', ef_search, round(recall::numeric, 3),
+            round(index_ms::numeric, 2), round(exact_ms::numeric, 2), CASE WHEN chosen THEN ' <- chosen' END), E'\n' ORDER BY step)) FROM cal;
+SELECT is((SELECT array_agg(ef_search ORDER BY step) FROM cal),
+          (ARRAY[40, 100, 200, 400, 800, 1000])[1:(SELECT count(*) FROM cal)::int],
+          'the ladder is tried from the shortest candidate list up');
+SELECT is((SELECT count(*) FROM cal WHERE chosen), 1::bigint, 'one ef_search is chosen');
+SELECT is((SELECT step FROM cal WHERE chosen), (SELECT max(step) FROM cal), 'it is the last one tried');
+SELECT ok((SELECT bool_and(recall < 0.9) FROM cal WHERE NOT chosen) IS NOT FALSE, 'every shorter list missed the target');
+SELECT ok((SELECT recall >= 0.9 OR ef_search = 1000 FROM cal WHERE chosen), 'the chosen one reaches it (or is the longest there is)');
+SELECT is(memoriesdb.setting('search_ef_search')::int, (SELECT ef_search FROM cal WHERE chosen), 'search_ef_search is set to it');
+-- the probes ran on the model's HNSW index: a scan would find the exact rows at every ef_search and calibrate nothing
+SELECT cmp_ok(((SELECT coalesce(sum(s.idx_scan), 0) FROM pg_stat_xact_user_tables AS s
+                WHERE s.schemaname = 'memoriesdb' AND s.relname = 'embeddings')
+              - (SELECT n FROM idx_before))::bigint, '>=', 20 * (SELECT count(*) FROM cal), 'every probe of every ef_search read the HNSW index');
+SELECT ok(NOT has_function_privilege('memoriesdb_app', 'memoriesdb.calibrate_search(integer, real, boolean)', 'EXECUTE'),
+          'a client cannot calibrate (it sets what every tenant''s search reads)');
+SELECT ok(has_function_privilege('memoriesdb_worker', 'memoriesdb.calibrate_search(integer, real, boolean)', 'EXECUTE'),
+          'the runner can (memoriesdb calibrate-search)');
+
+SELECT * FROM finish();
+ROLLBACK;
