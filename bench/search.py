@@ -213,7 +213,11 @@ def main() -> None:
             if on_embeddings
             else "memoriesdb.memories_embedding_hnsw"
         )
-        index_mb = c.execute("SELECT pg_relation_size(%s::regclass) / 1e6", (index,)).fetchone()[0]
+        index_mb, index_opts = c.execute(
+            "SELECT pg_relation_size(%s::regclass) / 1e6, coalesce(array_to_string(reloptions, ', '), 'pgvector defaults') "
+            "FROM pg_class WHERE oid = %s::regclass",
+            (index, index),
+        ).fetchone()
         plan_cfg = c.execute(
             "SELECT memoriesdb.setting('search_hnsw_tuple_cost'), memoriesdb.setting('search_hnsw_min_fraction'), "
             "memoriesdb.setting('search_exact_max')"
@@ -423,7 +427,7 @@ def main() -> None:
         f"{FILTER['metadata']}: 1% of every caller's memories. HNSW plans: iterative scan (relaxed order), "
         f"ef_search {ef}, max_scan_tuples {max_tuples}. Machine: {os.cpu_count()} cores shared with other sessions, "
         f"load average {load_start:.1f} at the start of the queries, {load_end:.1f} at the end.\n",
-        f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build (m=16, ef_construction=64, 2 workers): "
+        f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build ({index_opts}, 2 workers): "
         f"{build_s:.1f} s; index size {index_mb:.0f} MB\n",
         "## search() as the caller vs the superuser's best plan for the same query\n",
         "| caller | filter | search p50 ms | p99 ms | recall@10 | superuser exact p50 | superuser HNSW p50 | HNSW recall@10 | "

@@ -47,13 +47,19 @@ BEGIN
   IF to_regclass(format('memoriesdb.%I', memoriesdb_internal.model_index_name(model_id))) IS NOT NULL THEN
     RETURN;   -- made already (its filling, or before a pause)
   END IF;
-  -- the column is an untyped vector: the index is on the model's dimension, for its rows only
-  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON memoriesdb.embeddings USING hnsw ((embedding::public.vector(%s)) public.vector_cosine_ops) WHERE model_id = %L::uuid',
-                 memoriesdb_internal.model_index_name(model_id), dimension, model_id);
+  -- the column is an untyped vector: the index is on the model's dimension, for its rows only. Its graph's
+  -- parameters from config (search_hnsw_m, search_hnsw_ef_construction; 32 and 128 before that change has run):
+  -- at 1,000,000 memories pgvector's defaults (16, 64) left recall@10 at 0.94 with the longest candidate list
+  -- (ef_search 1000), 32 and 128 reach 0.99 at ef_search 400 (bench/results/search_1m.md)
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON memoriesdb.embeddings USING hnsw ((embedding::public.vector(%s)) public.vector_cosine_ops) WITH (m = %s, ef_construction = %s) WHERE model_id = %L::uuid',
+                 memoriesdb_internal.model_index_name(model_id), dimension,
+                 coalesce((SELECT (c.value #>> '{}')::integer FROM memoriesdb.config AS c WHERE c.key = 'search_hnsw_m'), 32),
+                 coalesce((SELECT (c.value #>> '{}')::integer FROM memoriesdb.config AS c WHERE c.key = 'search_hnsw_ef_construction'), 128),
+                 model_id);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.create_model_index(uuid, integer) IS
-  'Internal: makes a model''s partial HNSW index on memoriesdb.embeddings (model_index_name()) unless it exists: every model that is not retired has one (search() reads the active model''s).';
+  'Internal: makes a model''s partial HNSW index on memoriesdb.embeddings (model_index_name()) unless it exists, with m and ef_construction from config search_hnsw_m and search_hnsw_ef_construction: every model that is not retired has one (search() reads the active model''s). An index keeps the parameters it was built with.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.add_model(name text, provider text, dimension integer)
 RETURNS TABLE (model_id uuid, jobs bigint)

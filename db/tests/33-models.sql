@@ -1,7 +1,7 @@
 -- Versioned embeddings (issue 15): the model registry, jobs per (memory, model), activation, pause and
 -- resume, retirement, search by model. The upgrade's copy of the stored vectors: runner/tests/test_models.py.
 BEGIN;
-SELECT plan(70);
+SELECT plan(73);
 -- activation counts every memory of the ledger: none but this file's (10-session.sql commits one),
 -- removed in this transaction, which rolls back
 DELETE FROM memoriesdb.memories;
@@ -56,6 +56,8 @@ SELECT throws_ok($$ UPDATE memoriesdb.embedding_models SET state = 'active', act
 SELECT is((SELECT state FROM memoriesdb.embedding_models WHERE id = :'m4'), 'filling', 'a new model is filling');
 SELECT is((SELECT count(*) FROM pg_indexes WHERE schemaname = 'memoriesdb' AND indexname = memoriesdb_internal.model_index_name(:'m4')
              AND indexdef LIKE '%hnsw%vector(4)%vector_cosine_ops%'), 1::bigint, 'the model has its own partial HNSW index on its dimension');
+SELECT is((SELECT c.reloptions FROM pg_class AS c WHERE c.oid = format('memoriesdb.%I', memoriesdb_internal.model_index_name(:'m4'))::regclass),
+          '{m=32,ef_construction=128}'::text[], 'its graph is built with config search_hnsw_m and search_hnsw_ef_construction');
 UPDATE memoriesdb.embedding_schedule SET dead_at = now() WHERE memory_id NOT IN (:'m1', :'m2');   -- other tests' memories
 SELECT tests.memory_of(:'u', 'cherries') AS m3 \gset
 SELECT results_eq(format($$ SELECT em.name FROM memoriesdb.embedding_schedule AS s JOIN memoriesdb.embedding_models AS em ON em.id = s.model_id
@@ -211,6 +213,16 @@ SELECT throws_ok($$ SELECT * FROM memoriesdb.requeue_dead_embedding_jobs(NULL, '
 SELECT throws_ok($$ SELECT * FROM memoriesdb.dead_embedding_jobs(10, 'nope') $$, 'MDB16', 'no such embedding model',
   'dead jobs by model: no such model');
 SELECT tests.clear_context();
+
+-- the HNSW build parameters are read when an index is built: a model added after a change gets the new ones, and an
+-- index built before keeps its own
+UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_hnsw_m', '8'), ('search_hnsw_ef_construction', '40')) AS x(k, v)
+ WHERE key = x.k;
+SELECT model_id AS m_params FROM memoriesdb.add_model('params', 'ollama', 4) \gset
+SELECT is((SELECT c.reloptions FROM pg_class AS c WHERE c.oid = format('memoriesdb.%I', memoriesdb_internal.model_index_name(:'m_params'))::regclass),
+          '{m=8,ef_construction=40}'::text[], 'a model added after the settings changed: its index has the new m and ef_construction');
+SELECT is((SELECT c.reloptions FROM pg_class AS c WHERE c.oid = format('memoriesdb.%I', memoriesdb_internal.model_index_name(:'m4'))::regclass),
+          '{m=32,ef_construction=128}'::text[], 'an index built before keeps its own');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -26,7 +26,7 @@ BEGIN
   SELECT indexname, indexdef INTO ix FROM pg_indexes
    WHERE schemaname = 'memoriesdb' AND tablename = 'embeddings' AND indexdef LIKE '%USING hnsw%';
   EXECUTE format('DROP INDEX memoriesdb.%I', ix.indexname);
-  EXECUTE regexp_replace(ix.indexdef, ' WHERE ', ' WITH (m = 4, ef_construction = 16) WHERE ');
+  EXECUTE regexp_replace(regexp_replace(ix.indexdef, ' WITH \([^)]*\)', ''), ' WHERE ', ' WITH (m = 4, ef_construction = 16) WHERE ');
 END $$;
 ANALYZE memoriesdb.embeddings;
 
