@@ -118,6 +118,19 @@ async def become(conn: psycopg.AsyncConnection, api_key: str | None = None, user
         raise ValueError("no user: pass an API key or a user id")
 
 
+async def uninterrupted(aw):
+    """Await aw to its end even if the caller is cancelled meanwhile (Ctrl-C under asyncio.run), then
+    let the cancel go on: a COMMIT (or a call in autocommit) already on the wire finishes and what it
+    stored is counted, instead of being stored and left out of the counts printed on interrupt."""
+    step = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(step)
+    except asyncio.CancelledError:
+        if not step.cancelled():
+            await step
+        raise
+
+
 async def sleep_or_stop(stop: asyncio.Event | None, seconds: float, beat: str | None = None) -> bool:
     """Sleep, beating the loop's heartbeat every second; True (at once) when stop is set."""
     end = time.monotonic() + seconds

@@ -204,8 +204,10 @@ async def import_file(
             position = 0
 
             async def flush() -> None:
-                if not pending:
-                    return
+                if pending:  # a call stores its rows in its own transaction: Ctrl-C waits for it and its counts
+                    await db.uninterrupted(store_pending())
+
+            async def store_pending() -> None:
                 out = await db.rows(
                     conn,
                     "import_embeddings",

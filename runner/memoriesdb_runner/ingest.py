@@ -149,17 +149,25 @@ async def ingest_file(
         async with conn:
             for lines, nbytes in _batches(read_lines(path, source), batch):
                 done = IngestResult()  # counted into result once the batch is committed
-                async with conn.transaction():
-                    await db.become(conn, api_key, user_id)
-                    for line in lines:
-                        await _store(conn, line, done)
-                result.stored += done.stored
-                result.skipped += done.skipped
-                result.bad += done.bad
+                # The batch's transaction begins with the first statement (autocommit off); an
+                # exception or Ctrl-C before the COMMIT leaves `async with conn` to roll it back.
+                await db.become(conn, api_key, user_id)
+                for line in lines:
+                    await _store(conn, line, done)  # a savepoint per line
+                await db.uninterrupted(_commit_and_count(conn, done, result))
                 bar.update(
                     task, advance=nbytes, counts=f"{result.stored} stored, {result.skipped} already, {len(result.bad)} bad"
                 )
     return result
+
+
+async def _commit_and_count(conn: psycopg.AsyncConnection, done: IngestResult, result: IngestResult) -> None:
+    """COMMIT the batch, then add its counts to result. Run under db.uninterrupted(): Ctrl-C cannot
+    split the two, so the counts printed on interrupt are those of the committed lines."""
+    await conn.commit()
+    result.stored += done.stored
+    result.skipped += done.skipped
+    result.bad += done.bad
 
 
 async def _store(conn: psycopg.AsyncConnection, line: Line, result: IngestResult) -> None:

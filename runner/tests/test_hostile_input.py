@@ -22,6 +22,8 @@ from rich.console import Console
 
 from memoriesdb_runner import cli
 from memoriesdb_runner.cli import main
+from memoriesdb_runner.db import uninterrupted
+from memoriesdb_runner.ingest import IngestResult, _commit_and_count
 from memoriesdb_runner.service import run_embed_workers
 from memoriesdb_runner.settings import Settings
 
@@ -192,6 +194,40 @@ def test_ingest_resumes_after_ctrl_c_without_duplicates(settings, admin_conn, us
         "SELECT content, count(*) AS c FROM memoriesdb.memories WHERE owner_id = %s GROUP BY content HAVING count(*) > 1", (uid,)
     ).fetchall()
     assert rows == [] and _count(admin_conn, uid) == n
+
+
+def test_ctrl_c_during_a_batch_commit_waits_for_it_and_counts_it(database):
+    """The interrupt that arrives while a batch's COMMIT is on the wire (CI once printed "200 stored"
+    with 250 committed): the COMMIT finishes, its lines are counted, then the run stops. A COMMIT
+    made slow on purpose (a deferred trigger sleeping 0.5 s) and a cancel 0.1 s into it."""
+
+    async def scenario() -> tuple[IngestResult, int]:
+        conn = await psycopg.AsyncConnection.connect(database, autocommit=False)
+        async with conn:
+            await conn.execute("CREATE TEMP TABLE batch (n int) ON COMMIT PRESERVE ROWS")
+            await conn.execute(
+                "CREATE FUNCTION pg_temp.slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$"
+            )
+            await conn.execute(
+                "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON batch DEFERRABLE INITIALLY DEFERRED "
+                "FOR EACH ROW EXECUTE FUNCTION pg_temp.slow_commit()"
+            )
+            await conn.commit()
+            await conn.execute("INSERT INTO batch VALUES (1), (2), (3)")
+            result = IngestResult(stored=10)  # earlier batches
+            step = asyncio.create_task(uninterrupted(_commit_and_count(conn, IngestResult(stored=3), result)))
+            await asyncio.sleep(0.1)
+            step.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await step
+            rows = (await (await conn.execute("SELECT count(*) FROM batch")).fetchone())[0]
+            await conn.rollback()
+            return result, rows
+
+    result, rows = asyncio.run(scenario())
+    assert rows == 3, "the COMMIT in flight when Ctrl-C came finished"
+    assert result.stored == 13, "and its lines are in the count printed on interrupt"
 
 
 def test_ingest_key_is_per_owner(settings, admin_conn, user, make_user, tmp_path):
