@@ -39,6 +39,25 @@ COMMENT ON FUNCTION memoriesdb_internal.model_index_name(uuid) IS 'Internal: the
 
 -- Every model that is not retired has its HNSW index on memoriesdb.embeddings, the active one too: search()
 -- reads the active model's there (active_model_index.sql); memories.embedding, the mirror, has none.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.model_index_definition(model_id uuid, dimension integer) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  -- the column is an untyped vector: the index is on the model's dimension, for its rows only. Its graph's
+  -- parameters from config (search_hnsw_m, search_hnsw_ef_construction; 32 and 128 before that change has run):
+  -- at 1,000,000 memories pgvector's defaults (16, 64) left recall@10 at 0.94 with the longest candidate list
+  -- (ef_search 1000), 32 and 128 reach 0.99 at ef_search 400 (bench/results/search_1m.md)
+  SELECT format('ON memoriesdb.embeddings USING hnsw ((embedding::public.vector(%s)) public.vector_cosine_ops) WITH (m = %s, ef_construction = %s) WHERE model_id = %L::uuid',
+                dimension,
+                coalesce((SELECT (c.value #>> '{}')::integer FROM memoriesdb.config AS c WHERE c.key = 'search_hnsw_m'), 32),
+                coalesce((SELECT (c.value #>> '{}')::integer FROM memoriesdb.config AS c WHERE c.key = 'search_hnsw_ef_construction'), 128),
+                model_id)
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.model_index_definition(uuid, integer) IS
+  'Internal: what follows CREATE INDEX <name> for a model''s partial HNSW index on memoriesdb.embeddings: its expression (the model''s dimension), m and ef_construction from config search_hnsw_m and search_hnsw_ef_construction (32, 128 when not set), WHERE model_id = the model. create_model_index() and model_index_rebuild() build from it.';
+
+-- Every model that is not retired has its HNSW index on memoriesdb.embeddings, the active one too: search()
+-- reads the active model's there (active_model_index.sql); memories.embedding, the mirror, has none.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.create_model_index(model_id uuid, dimension integer) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -47,19 +66,63 @@ BEGIN
   IF to_regclass(format('memoriesdb.%I', memoriesdb_internal.model_index_name(model_id))) IS NOT NULL THEN
     RETURN;   -- made already (its filling, or before a pause)
   END IF;
-  -- the column is an untyped vector: the index is on the model's dimension, for its rows only. Its graph's
-  -- parameters from config (search_hnsw_m, search_hnsw_ef_construction; 32 and 128 before that change has run):
-  -- at 1,000,000 memories pgvector's defaults (16, 64) left recall@10 at 0.94 with the longest candidate list
-  -- (ef_search 1000), 32 and 128 reach 0.99 at ef_search 400 (bench/results/search_1m.md)
-  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON memoriesdb.embeddings USING hnsw ((embedding::public.vector(%s)) public.vector_cosine_ops) WITH (m = %s, ef_construction = %s) WHERE model_id = %L::uuid',
-                 memoriesdb_internal.model_index_name(model_id), dimension,
-                 coalesce((SELECT (c.value #>> '{}')::integer FROM memoriesdb.config AS c WHERE c.key = 'search_hnsw_m'), 32),
-                 coalesce((SELECT (c.value #>> '{}')::integer FROM memoriesdb.config AS c WHERE c.key = 'search_hnsw_ef_construction'), 128),
-                 model_id);
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I %s', memoriesdb_internal.model_index_name(model_id),
+                 memoriesdb_internal.model_index_definition(model_id, dimension));
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.create_model_index(uuid, integer) IS
-  'Internal: makes a model''s partial HNSW index on memoriesdb.embeddings (model_index_name()) unless it exists, with m and ef_construction from config search_hnsw_m and search_hnsw_ef_construction: every model that is not retired has one (search() reads the active model''s). An index keeps the parameters it was built with.';
+  'Internal: makes a model''s partial HNSW index on memoriesdb.embeddings (model_index_name(), model_index_definition()) unless it exists, with m and ef_construction from config search_hnsw_m and search_hnsw_ef_construction: every model that is not retired has one (search() reads the active model''s). An index keeps the parameters it was built with: model_index_rebuild() gives the statements that rebuild it with the current ones.';
+
+-- CREATE INDEX CONCURRENTLY cannot run in a function (nor in any transaction block): this one says what to run,
+-- the caller (`memoriesdb models reindex`, as the deployer) runs each statement on its own, in order. A run
+-- stopped halfway is resumed by asking again: the steps depend on what is there.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.model_index_rebuild(model text)
+RETURNS TABLE (step integer, action text, statement text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target memoriesdb.embedding_models := memoriesdb_internal.model_named(model);
+  name text := memoriesdb_internal.model_index_name(target.id);
+  copy text := memoriesdb_internal.model_index_name(target.id) || '_rebuild';
+  live regclass := to_regclass(format('memoriesdb.%I', memoriesdb_internal.model_index_name(target.id)));
+  built regclass := to_regclass(format('memoriesdb.%I', memoriesdb_internal.model_index_name(target.id) || '_rebuild'));
+  copy_valid boolean := (SELECT i.indisvalid FROM pg_catalog.pg_index AS i WHERE i.indexrelid = built);
+BEGIN
+  IF target.state = 'retired' THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB31', MESSAGE = 'a retired model has no index to rebuild',
+      DETAIL = format('model %L was retired at %s', target.name, target.retired_at),
+      HINT = 'memoriesdb models list shows the models that are not retired';
+  END IF;
+  step := 0;
+  IF live IS NULL AND copy_valid THEN
+    -- stopped after the old index was dropped: the copy is whole, it only needs the name
+    step := step + 1; action := 'name the new index';
+    statement := format('ALTER INDEX memoriesdb.%I RENAME TO %I', copy, name);
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  IF built IS NOT NULL THEN
+    -- a copy left by a run stopped while building (invalid) or before the swap: built again, with today's settings
+    step := step + 1; action := 'drop the copy an earlier run left';
+    statement := format('DROP INDEX CONCURRENTLY IF EXISTS memoriesdb.%I', copy);
+    RETURN NEXT;
+  END IF;
+  step := step + 1; action := 'build a new index beside the old one (searches go on)';
+  statement := format('CREATE INDEX CONCURRENTLY %I %s', copy, memoriesdb_internal.model_index_definition(target.id, target.dimension));
+  RETURN NEXT;
+  IF live IS NOT NULL THEN
+    step := step + 1; action := 'drop the old index (searches use the new one)';
+    statement := format('DROP INDEX CONCURRENTLY IF EXISTS memoriesdb.%I', name);
+    RETURN NEXT;
+  END IF;
+  step := step + 1; action := 'name the new index';
+  statement := format('ALTER INDEX memoriesdb.%I RENAME TO %I', copy, name);
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.model_index_rebuild(text) IS
+  'Internal (the deployer, `memoriesdb models reindex`): the statements, in order, that rebuild a model''s HNSW index with the current search_hnsw_m and search_hnsw_ef_construction without blocking searches or writes: CREATE INDEX CONCURRENTLY a copy (<index>_rebuild), DROP INDEX CONCURRENTLY the old one, rename the copy. Each runs on its own, outside a transaction block. Asked again after a run stopped halfway, the steps resume it (an invalid or unswapped copy is dropped and built again; a whole copy whose original is gone is only renamed). MDB16 for no such model, MDB31 for a retired one.';
 
 CREATE OR REPLACE FUNCTION memoriesdb.add_model(name text, provider text, dimension integer)
 RETURNS TABLE (model_id uuid, jobs bigint)

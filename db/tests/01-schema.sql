@@ -169,7 +169,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'accepts_from', 'effect_share', 'effect_transfer', 'offer',
   'access_log_mac', 'access_burst_mac', 'append_access_entry', 'append_access_entry_autonomously', 'note_key_check', 'write_access_entry',
   'log_read',
-  'check_model_dimension', 'model_index_name', 'create_model_index', 'model_named', 'model_vector_ranking', 'search_model',
+  'check_model_dimension', 'model_index_name', 'create_model_index', 'model_index_definition', 'model_index_rebuild', 'model_named', 'model_vector_ranking', 'search_model',
   'context_proof', 'context_vouched_by', 'login_is_admin', 'issue_api_key', 'record_auth_failure',
   'check_auth_throttle', 'disclosed_user',
   'require_custodian',

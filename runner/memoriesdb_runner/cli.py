@@ -13,7 +13,7 @@ import psycopg
 import pydantic
 from rich.console import Console
 
-from . import admin
+from . import admin, reindex
 from . import models as model_registry
 from . import status as status_report
 from . import verify_audit as audit_check
@@ -242,6 +242,27 @@ models.command("resume", help="Let a paused model NAME fill again.")(_model_comm
 models.command("retire", help="Drop model NAME's vectors, index and jobs (not the active model).")(
     _model_command("retire_model", "model {name} retired: {vectors} vectors and {jobs} jobs dropped")
 )
+
+
+@models.command("reindex")
+@click.argument("name")
+@click.option(
+    "--maintenance-work-mem", metavar="SIZE", help="Memory for the build (e.g. 2GB): a graph that fits builds far faster."
+)
+@click.pass_obj
+def models_reindex(settings: Settings, name: str, maintenance_work_mem: str | None) -> None:
+    """Rebuild model NAME's HNSW index with today's search_hnsw_m and search_hnsw_ef_construction (an
+    index keeps what it was built with), searches and writes going on: a copy is built concurrently,
+    then takes the old one's place. As the deployer (MEMORIESDB_ADMIN_DSN). Interrupted, the same
+    command resumes. Then run `memoriesdb calibrate-search` for the active model."""
+    try:
+        out = _run(reindex.rebuild(settings, name, console, maintenance_work_mem))
+    except SystemExit as stop:
+        if stop.code == 130:
+            click.echo("interrupted: run the same command again to resume (a half-built copy is built again)", err=True)
+        raise
+    size = f"{out['bytes'] / 2**20:.0f} MB" if out["bytes"] is not None else "no index"
+    click.echo(f"model {plain_text(name)}: index rebuilt in {out['seconds']:.1f} s ({size}; {plain_text(out['options'])})")
 
 
 @main.command("calibrate-search")

@@ -276,3 +276,24 @@ SELECT d.nodename, d.nodeport, n.success, n.result FROM run_command_on_all_nodes
   GRANT EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz),
         pg_catalog.get_all_active_transactions() TO memoriesdb_owner, memoriesdb_reader, memoriesdb_worker, memoriesdb_auditor$$) AS n
   JOIN pg_dist_node AS d ON d.nodeid = n.nodeid;
+
+-- name: model_index_rebuild
+-- (the deployer) the statements that rebuild a model's HNSW index with today's graph settings, in order
+SELECT step, action, statement FROM memoriesdb_internal.model_index_rebuild(%(name)s);
+
+-- name: model_index_info
+-- (the deployer) a model's HNSW index: its size and the options it was built with
+SELECT pg_relation_size(i.oid) AS bytes, coalesce(array_to_string(i.reloptions, ', '), '') AS options
+  FROM pg_class AS i
+ WHERE i.oid = to_regclass('memoriesdb.' || quote_ident(memoriesdb_internal.model_index_name(
+         (memoriesdb_internal.model_named(%(name)s)).id)));
+
+-- name: index_build_progress
+-- a CREATE INDEX's progress, seen from another connection
+SELECT phase, tuples_done, tuples_total, blocks_done, blocks_total
+  FROM pg_stat_progress_create_index WHERE pid = %(pid)s;
+
+-- name: model_vector_count
+-- (the deployer) how many vectors a model's index holds: the build's total (pgvector reports tuples done only)
+SELECT count(*) AS vectors FROM memoriesdb.embeddings
+ WHERE model_id = (memoriesdb_internal.model_named(%(name)s)).id;

@@ -337,3 +337,49 @@ def test_upgrade_registers_the_stored_vectors_as_the_active_model():
             )
     finally:
         drop_ledger_database(UPGRADE_DB)
+
+
+def _index(admin_conn, name: str) -> dict | None:
+    return admin_conn.execute(
+        "SELECT c.relname, c.reloptions, i.indisvalid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+        "WHERE c.oid = to_regclass('memoriesdb.' || %s)",
+        (name,),
+    ).fetchone()
+
+
+def test_models_reindex_rebuilds_with_todays_graph_settings(settings, admin_conn, user):
+    """`memoriesdb models reindex`: an index keeps the m / ef_construction it was built with; the command
+    builds a copy concurrently with today's settings and gives it the old name; stopped after the old one
+    was dropped, the same command only renames; unknown model: MDB16, exit 1."""
+    from .test_cli import env_of
+
+    uid, _ = user
+    remember(admin_conn, uid, "an index rebuilt beside the old one", "searches go on meanwhile")
+    drain(settings)
+    active = admin_conn.execute("SELECT id, name FROM memoriesdb.embedding_models WHERE state = 'active'").fetchone()
+    ix = admin_conn.execute("SELECT memoriesdb_internal.model_index_name(%s) AS n", (active["id"],)).fetchone()["n"]
+    before = search(admin_conn, uid, vector_for("searches go on meanwhile", 384))
+    env = env_of(settings)
+    admin_conn.execute("UPDATE memoriesdb.config SET value = '8' WHERE key = 'search_hnsw_m'")
+    admin_conn.execute("UPDATE memoriesdb.config SET value = '40' WHERE key = 'search_hnsw_ef_construction'")
+    try:
+        out = CliRunner().invoke(main, ["models", "reindex", active["name"], "--maintenance-work-mem", "256MB"], env=env)
+        assert out.exit_code == 0, out.output
+        assert "step 3/3: name the new index" in out.output and "index rebuilt in" in out.output
+        assert "m=8, ef_construction=40" in out.output
+        row = _index(admin_conn, ix)
+        assert row["indisvalid"] and row["reloptions"] == ["m=8", "ef_construction=40"], row
+        assert _index(admin_conn, ix + "_rebuild") is None, "no copy left behind"
+        assert search(admin_conn, uid, vector_for("searches go on meanwhile", 384)) == before
+
+        # stopped after dropping the old index: a whole copy, under the copy's name, is only renamed
+        admin_conn.execute(f'ALTER INDEX memoriesdb."{ix}" RENAME TO "{ix}_rebuild"')
+        resumed = CliRunner().invoke(main, ["models", "reindex", active["name"]], env=env)
+        assert resumed.exit_code == 0, resumed.output
+        assert "step 1/1: name the new index" in resumed.output
+        assert _index(admin_conn, ix)["indisvalid"] and _index(admin_conn, ix + "_rebuild") is None
+    finally:
+        admin_conn.execute("UPDATE memoriesdb.config SET value = '32' WHERE key = 'search_hnsw_m'")
+        admin_conn.execute("UPDATE memoriesdb.config SET value = '128' WHERE key = 'search_hnsw_ef_construction'")
+    unknown = CliRunner().invoke(main, ["models", "reindex", "no-such-model"], env=env)
+    assert unknown.exit_code == 1 and "MDB16" in unknown.output + (unknown.stderr if unknown.stderr_bytes else "")
