@@ -1003,7 +1003,7 @@ SELECT pg_temp.patch('memoriesdb_internal.vector_ranking(public.vector, integer,
   $x$    SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
       FROM memoriesdb_internal.visible_memories(uid) AS m
      WHERE m.embedding IS NOT NULL
-       AND memoriesdb_internal.matches_filter(m, f, uid, linked)
+       AND memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked)
        AND (min_similarity IS NULL OR -(m.embedding OPERATOR(public.<#>) q) >= min_similarity)
      ORDER BY (m.embedding OPERATOR(public.<#>) q) + 0
      LIMIT k;$x$,

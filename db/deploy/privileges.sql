@@ -174,6 +174,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.check_embedding(public.vector, integer),
   memoriesdb_internal.check_search_filter(jsonb),
   memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[]),
+  memoriesdb_internal.filter_holds(memoriesdb.memories, jsonb, text, timestamptz, timestamptz, uuid, uuid[]),
   memoriesdb_internal.linked_ids(jsonb), memoriesdb_internal.visible_memories(uuid),
   memoriesdb_internal.visible_count(bigint), memoriesdb_internal.visible_counts(bigint, boolean),
   memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer),

@@ -81,7 +81,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_reader') $$, ARRAY
     'memoriesdb.search_hybrid', 'memoriesdb.search_text', 'memoriesdb.setting', 'memoriesdb.verify',
     'memoriesdb_internal.check_embedding', 'memoriesdb_internal.check_query_vector',
     'memoriesdb_internal.check_search_filter', 'memoriesdb_internal.context_user', 'memoriesdb_internal.disclosed_user', 'memoriesdb_internal.fulltext_ranking',
-    'memoriesdb_internal.linked_ids', 'memoriesdb_internal.matches_filter', 'memoriesdb_internal.query_fingerprint',
+    'memoriesdb_internal.linked_ids', 'memoriesdb_internal.matches_filter', 'memoriesdb_internal.filter_holds', 'memoriesdb_internal.query_fingerprint',
     'memoriesdb_internal.raise_not_found', 'memoriesdb_internal.record_read', 'memoriesdb_internal.record_refusal',
     'memoriesdb_internal.text_ranking', 'memoriesdb_internal.vector_ranking', 'memoriesdb_internal.visible_count',
     'memoriesdb_internal.visible_memories', 'memoriesdb_internal.model_vector_ranking', 'memoriesdb_internal.search_model',

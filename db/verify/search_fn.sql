@@ -2,7 +2,8 @@
 BEGIN;
 SELECT 'memoriesdb_internal.check_query_vector(public.vector)'::regprocedure;
 SELECT 'memoriesdb_internal.check_search_filter(jsonb)'::regprocedure;
-SELECT 'memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[])'::regprocedure;
+SELECT 'memoriesdb_internal.matches_filter(memoriesdb.memories, jsonb, uuid, uuid[])'::regprocedure,
+       'memoriesdb_internal.filter_holds(memoriesdb.memories, jsonb, text, timestamptz, timestamptz, uuid, uuid[])'::regprocedure;
 SELECT 'memoriesdb_internal.linked_ids(jsonb)'::regprocedure;
 SELECT 'memoriesdb_internal.visible_memories(uuid)'::regprocedure;
 SELECT 'memoriesdb_internal.visible_count(bigint)'::regprocedure;
