@@ -2674,7 +2674,10 @@ SELECT count(pg_temp.run(CASE WHEN s.attname IS NULL THEN format('COMMENT ON TAB
                                                     WHERE a.attrelid = s.tbl::regclass AND a.attname = s.attname)) IS NULL END;
 
 
--- the functions the distribution dropped (see above), as they were
+-- the functions the distribution dropped (see above), as they were; in no particular order, so a body is not checked
+-- against functions not restored yet (matches_filter() calls filter_holds(), both dropped: measured, "function
+-- memoriesdb_internal.filter_holds(...) does not exist" when matches_filter() came first)
+SELECT set_config('check_function_bodies', 'off', false);
 SELECT count(*) FROM (
   SELECT f.sig, pg_temp.run(f.def), pg_temp.run(format('ALTER FUNCTION %s OWNER TO %I', f.sig, f.owner)),
          pg_temp.run(format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig)),
@@ -2686,6 +2689,7 @@ SELECT count(*) FROM (
 ) AS restored;
 SELECT CASE WHEN EXISTS (SELECT 1 FROM citus_saved_functions AS f WHERE to_regprocedure(f.sig) IS NULL)
             THEN pg_temp.run('DO $d$ BEGIN RAISE EXCEPTION ''a ledger function dropped by the distribution was not restored''; END $d$') END;
+RESET check_function_bodies;
 
 -- Every API call with at most one connection per worker for a multi-shard query (measured by bench/citus.py with
 -- the client's sessions so set: recall() with 8 clients 3.6x faster, a small search() 1.5x, the workers' CPU per

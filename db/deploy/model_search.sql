@@ -22,6 +22,11 @@ DECLARE
   q public.vector;
   f jsonb := memoriesdb_internal.check_search_filter(filter);
   linked uuid[] := CASE WHEN f ? 'linked_to' THEN memoriesdb_internal.linked_ids(f) END;
+  -- the filter's parts, split once for the exact plan (filter_holds())
+  f_meta jsonb := f->'metadata';
+  f_scope text := f->>'scope';
+  f_after timestamptz := (f->>'created_after')::timestamptz;
+  f_before timestamptz := (f->>'created_before')::timestamptz;
   ids uuid[];
   chosen text;
   budget integer;
@@ -63,7 +68,7 @@ BEGIN
     SELECT m.id, (-(e.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
       FROM memoriesdb_internal.visible_memories(uid) AS m
       JOIN memoriesdb.embeddings AS e ON e.memory_id = m.id AND e.model_id = model_vector_ranking.model_id
-     WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
+     WHERE memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked)
        AND (min_similarity IS NULL OR -(e.embedding OPERATOR(public.<#>) q) >= min_similarity)
      ORDER BY (e.embedding OPERATOR(public.<#>) q) + 0
      LIMIT k;
