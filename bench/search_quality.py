@@ -18,8 +18,8 @@ not a language model: it shows what the database does with the vectors it holds 
 scan over the same vectors), not what a real model would reach. BM25 tokenises by lower-cased words, drops English
 stop words and strips a few suffixes (-ing, -ed, -es, -s), so it gets morphology roughly as the database's stemmer.
 
-Usage: .venv/bin/python bench/search_quality.py [--n 20000] [--large 5000] [--small 400] [--base CHANGE] [--db NAME] [--vectors hash|local]
-       [--out FILE] [--keep] [--smoke (a few hundred memories, results to a temporary file unless --out)]
+Usage: .venv/bin/python bench/search_quality.py [--n 20000] [--large 5000] [--small 400] [--base CHANGE] [--db NAME]
+       [--vectors hash|local] [--out FILE] [--keep] [--smoke (a few hundred memories, results to a temporary file unless --out)]
 --base CHANGE (e.g. query_cache, the change before search_text_fn's v0.5 rework) also deploys the plan up to CHANGE
 into <db>_base with the same data and measures it in the same run (before/after). Writes bench/results/search_quality.md
 (and prints it). Databases <db>_head (and <db>_base) and the login <db>_app are dropped at the end unless --keep.
