@@ -354,7 +354,7 @@ BEGIN
           set_config('enable_seqscan', saved_seqscan, true);
   IF recall < target THEN
     RAISE WARNING 'calibrate_search: recall@10 % at the largest ef_search (%), below the target %', round(recall::numeric, 3), ef_search, target
-      USING HINT = 'this index cannot reach the target: rebuild the model''s index with a larger m / ef_construction (settings search_hnsw_m, search_hnsw_ef_construction; README, 1,000,000 memories), or raise search_hnsw_min_fraction so that fewer callers take the index plan';
+      USING HINT = 'this index cannot reach the target: raise the settings search_hnsw_m / search_hnsw_ef_construction and rebuild the index with them (memoriesdb models reindex <model>; README, 1,000,000 memories), or raise search_hnsw_min_fraction so that fewer callers take the index plan';
   END IF;
   IF apply THEN
     UPDATE memoriesdb.config AS c SET value = to_jsonb(ef_search) WHERE c.key = 'search_ef_search';
