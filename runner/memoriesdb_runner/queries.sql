@@ -297,3 +297,7 @@ SELECT phase, tuples_done, tuples_total, blocks_done, blocks_total
 -- (the deployer) how many vectors a model's index holds: the build's total (pgvector reports tuples done only)
 SELECT count(*) AS vectors FROM memoriesdb.embeddings
  WHERE model_id = (memoriesdb_internal.model_named(%(name)s)).id;
+
+-- name: reindex_lock
+-- (the deployer) one rebuild of a model's index at a time: a session lock, held until the rebuild's connection closes
+SELECT pg_try_advisory_lock(hashtextextended('memoriesdb models reindex ' || %(name)s, 0)) AS locked;

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import db
+from .errors import RunnerError
 from .settings import Settings
 
 
@@ -43,7 +44,10 @@ async def rebuild(settings: Settings, model: str, console: Console | None, maint
     started = time.monotonic()
     conn = await db.connect(settings.admin_dsn)
     async with conn:
-        steps = await db.rows(conn, "model_index_rebuild", name=model)
+        if not (await db.row(conn, "reindex_lock", name=model))["locked"]:
+            # two at once would drop each other's copy, and the old index with it
+            raise RunnerError(f"another `memoriesdb models reindex {model}` is running; wait for it (it resumes if stopped)")
+        steps = await db.rows(conn, "model_index_rebuild", name=model)  # (MDB16, MDB31) what is there once locked
         vectors = (await db.row(conn, "model_vector_count", name=model))["vectors"]
         if maintenance_work_mem:  # the build's memory: an HNSW graph that does not fit is built far slower
             await conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", (maintenance_work_mem,))

@@ -381,5 +381,11 @@ def test_models_reindex_rebuilds_with_todays_graph_settings(settings, admin_conn
     finally:
         admin_conn.execute("UPDATE memoriesdb.config SET value = '32' WHERE key = 'search_hnsw_m'")
         admin_conn.execute("UPDATE memoriesdb.config SET value = '128' WHERE key = 'search_hnsw_ef_construction'")
+    # one rebuild of a model at a time: another one running (its session lock held here) refuses this one
+    with psycopg.connect(settings.admin_dsn, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtextextended('memoriesdb models reindex ' || %s, 0))", (active["name"],))
+        busy = CliRunner().invoke(main, ["models", "reindex", active["name"]], env=env)
+    assert busy.exit_code == 1 and "is running" in busy.output + (busy.stderr if busy.stderr_bytes else "")
+    assert _index(admin_conn, ix)["indisvalid"], "the refused run touched nothing"
     unknown = CliRunner().invoke(main, ["models", "reindex", "no-such-model"], env=env)
     assert unknown.exit_code == 1 and "MDB16" in unknown.output + (unknown.stderr if unknown.stderr_bytes else "")
