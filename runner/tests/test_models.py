@@ -356,9 +356,10 @@ def test_models_reindex_rebuilds_with_todays_graph_settings(settings, admin_conn
     uid, _ = user
     remember(admin_conn, uid, "an index rebuilt beside the old one", "searches go on meanwhile")
     drain(settings)
-    active = admin_conn.execute("SELECT id, name FROM memoriesdb.embedding_models WHERE state = 'active'").fetchone()
+    # (the module's earlier tests may have activated a model of another dimension)
+    active = admin_conn.execute("SELECT id, name, dimension FROM memoriesdb.embedding_models WHERE state = 'active'").fetchone()
     ix = admin_conn.execute("SELECT memoriesdb_internal.model_index_name(%s) AS n", (active["id"],)).fetchone()["n"]
-    before = search(admin_conn, uid, vector_for("searches go on meanwhile", 384))
+    before = search(admin_conn, uid, vector_for("searches go on meanwhile", active["dimension"]))
     env = env_of(settings)
     admin_conn.execute("UPDATE memoriesdb.config SET value = '8' WHERE key = 'search_hnsw_m'")
     admin_conn.execute("UPDATE memoriesdb.config SET value = '40' WHERE key = 'search_hnsw_ef_construction'")
@@ -370,7 +371,7 @@ def test_models_reindex_rebuilds_with_todays_graph_settings(settings, admin_conn
         row = _index(admin_conn, ix)
         assert row["indisvalid"] and row["reloptions"] == ["m=8", "ef_construction=40"], row
         assert _index(admin_conn, ix + "_rebuild") is None, "no copy left behind"
-        assert search(admin_conn, uid, vector_for("searches go on meanwhile", 384)) == before
+        assert search(admin_conn, uid, vector_for("searches go on meanwhile", active["dimension"])) == before
 
         # stopped after dropping the old index: a whole copy, under the copy's name, is only renamed
         admin_conn.execute(f'ALTER INDEX memoriesdb."{ix}" RENAME TO "{ix}_rebuild"')
