@@ -12,6 +12,8 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from .conftest import drop_ledger_database
+
 ROOT = Path(__file__).resolve().parents[2]
 HOST = os.environ.get("PGHOST", "127.0.0.1")
 PORT = os.environ.get("PGPORT", "5432")
@@ -19,6 +21,20 @@ PORT = os.environ.get("PGPORT", "5432")
 
 def dsn(db: str) -> str:
     return f"postgresql://postgres@{HOST}:{PORT}/{db}"
+
+
+# the restored copy first: it holds grants to the source's logger role, which cannot be dropped before it
+OPS_DATABASES = ("memoriesdb_ops_dst", "memoriesdb_ops_src", "memoriesdb_ops_upgrade")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def drop_ops_databases():
+    """The ledgers this module makes, and their loggers' LOGIN roles, are gone before it and after it."""
+    for db in OPS_DATABASES:
+        drop_ledger_database(db)
+    yield
+    for db in OPS_DATABASES:
+        drop_ledger_database(db)
 
 
 def fresh(db: str) -> None:
