@@ -37,8 +37,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'embeddings_model_' || replace(model_id::text, '-', '') $$;
 COMMENT ON FUNCTION memoriesdb_internal.model_index_name(uuid) IS 'Internal: the name of a model''s partial HNSW index on memoriesdb.embeddings.';
 
--- Every model that is not retired has its HNSW index on memoriesdb.embeddings, the active one too: search()
--- reads the active model's there (active_model_index.sql); memories.embedding, the mirror, has none.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.model_index_definition(model_id uuid, dimension integer) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -84,9 +82,9 @@ AS $$
 DECLARE
   target memoriesdb.embedding_models := memoriesdb_internal.model_named(model);
   name text := memoriesdb_internal.model_index_name(target.id);
-  copy text := memoriesdb_internal.model_index_name(target.id) || '_rebuild';
-  live regclass := to_regclass(format('memoriesdb.%I', memoriesdb_internal.model_index_name(target.id)));
-  built regclass := to_regclass(format('memoriesdb.%I', memoriesdb_internal.model_index_name(target.id) || '_rebuild'));
+  copy text := name || '_rebuild';
+  live regclass := to_regclass(format('memoriesdb.%I', name));
+  built regclass := to_regclass(format('memoriesdb.%I', copy));
   copy_valid boolean := (SELECT i.indisvalid FROM pg_catalog.pg_index AS i WHERE i.indexrelid = built);
 BEGIN
   IF target.state = 'retired' THEN
@@ -95,26 +93,22 @@ BEGIN
       HINT = 'memoriesdb models list shows the models that are not retired';
   END IF;
   step := 0;
-  IF live IS NULL AND copy_valid THEN
-    -- stopped after the old index was dropped: the copy is whole, it only needs the name
-    step := step + 1; action := 'name the new index';
-    statement := format('ALTER INDEX memoriesdb.%I RENAME TO %I', copy, name);
+  -- (stopped after the old index was dropped, with the copy whole: only the rename below is left)
+  IF NOT (live IS NULL AND coalesce(copy_valid, false)) THEN
+    IF built IS NOT NULL THEN
+      -- a copy left by a run stopped while building (invalid) or before the swap: built again, with today's settings
+      step := step + 1; action := 'drop the copy an earlier run left';
+      statement := format('DROP INDEX CONCURRENTLY IF EXISTS memoriesdb.%I', copy);
+      RETURN NEXT;
+    END IF;
+    step := step + 1; action := 'build a new index beside the old one (searches go on)';
+    statement := format('CREATE INDEX CONCURRENTLY %I %s', copy, memoriesdb_internal.model_index_definition(target.id, target.dimension));
     RETURN NEXT;
-    RETURN;
-  END IF;
-  IF built IS NOT NULL THEN
-    -- a copy left by a run stopped while building (invalid) or before the swap: built again, with today's settings
-    step := step + 1; action := 'drop the copy an earlier run left';
-    statement := format('DROP INDEX CONCURRENTLY IF EXISTS memoriesdb.%I', copy);
-    RETURN NEXT;
-  END IF;
-  step := step + 1; action := 'build a new index beside the old one (searches go on)';
-  statement := format('CREATE INDEX CONCURRENTLY %I %s', copy, memoriesdb_internal.model_index_definition(target.id, target.dimension));
-  RETURN NEXT;
-  IF live IS NOT NULL THEN
-    step := step + 1; action := 'drop the old index (searches use the new one)';
-    statement := format('DROP INDEX CONCURRENTLY IF EXISTS memoriesdb.%I', name);
-    RETURN NEXT;
+    IF live IS NOT NULL THEN
+      step := step + 1; action := 'drop the old index (searches use the new one)';
+      statement := format('DROP INDEX CONCURRENTLY IF EXISTS memoriesdb.%I', name);
+      RETURN NEXT;
+    END IF;
   END IF;
   step := step + 1; action := 'name the new index';
   statement := format('ALTER INDEX memoriesdb.%I RENAME TO %I', copy, name);
