@@ -355,7 +355,7 @@ SELECT count(pg_temp.run(replace(replace(d.def, ' LANGUAGE sql', ' LANGUAGE plpg
            AND p.pronargs > 0 AND p.prosrc ~ '(FROM|JOIN)\s+memoriesdb'
            -- (PL/pgSQL refuses a parameter and a result column of one name: list_grants(memory_id) stays SQL)
            AND (SELECT count(*) = count(DISTINCT n) FROM unnest(p.proargnames) AS n)
-           -- (a single row of OUT parameters cannot be RETURNed: filter_sample() stays SQL, docs/citus.md)
+           -- (a single row of OUT parameters cannot be RETURNed: such a function stays SQL; filter_sample() is PL/pgSQL, docs/citus.md)
            AND (p.proretset OR p.proargmodes IS NULL OR NOT 'o' = ANY (p.proargmodes))
            AND rtrim(btrim(regexp_replace(p.prosrc, '--[^\n]*', '', 'g')), E'; \n') !~ ';') AS d;
 

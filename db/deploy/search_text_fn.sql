@@ -144,53 +144,59 @@ COMMENT ON FUNCTION memoriesdb_internal.set_text_index_columns() IS
 -- array cost 20 ms of 59. text_ranking() reads the depth it keeps under RLS. Every match up
 -- to 50,000 (past that, which ones is unspecified). With no filter, matches_filter() (a
 -- function call a row) is not called.
+-- PL/pgSQL, so that its plan is kept for the session: as SQL (SECURITY DEFINER: never
+-- inlined) it was planned again at every call, about 1 ms (bench/search.py's tenants).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.fulltext_ranking(tsq tsquery, lexemes text[], n bigint, depth integer,
                                                               f jsonb, linked uuid[], small boolean)
 RETURNS TABLE (id uuid, bm25 double precision)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-  WITH u AS MATERIALIZED (   -- once: it verifies a proof
-    SELECT x.uid, memoriesdb_internal.owner_word_keys(x.uid, array_to_tsvector(lexemes)) AS keys
-      FROM (SELECT memoriesdb.current_user_id() AS uid) AS x),
-  c AS MATERIALIZED (
-    SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
-                      ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win
-      -- (SELECT u.uid FROM u): a parameter of the plan, so that the indexes take it (joined
-      -- to u, the grants were probed for every match of the table). A large caller: the
-      -- index memories_owner_words, the posting lists of its own words (any of them: tsq
-      -- then decides); a small one, and every caller's grants: their own index, each row
-      -- tested (coalesce(content_tsv @@ tsq, false) is no index condition)
-      FROM (SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
-             WHERE NOT small AND memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv) && (SELECT u.keys FROM u)
-               AND (m.owner_id = (SELECT u.uid FROM u)) IS TRUE   -- (a colliding hash's other owner) no index condition:
-               AND m.content_tsv @@ tsq                           -- the plan reads no owner_id index
-               AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
-            UNION ALL
-            SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
-             WHERE small AND m.owner_id = (SELECT u.uid FROM u) AND coalesce(m.content_tsv @@ tsq, false)
-               AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
-            UNION ALL   -- a grant on one's own memory (a transfer back) is already counted above
-            SELECT m.id, m.content_tsv, m.content_trgm
-              FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
-             WHERE g.grantee_id = (SELECT u.uid FROM u) AND m.owner_id <> (SELECT u.uid FROM u)
-               AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
-               AND coalesce(m.content_tsv @@ tsq, false)
-               AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
-            LIMIT 50000) AS x),
-  t AS (SELECT c.id, w.lexeme, greatest(cardinality(w.positions), 1)::float8 AS tf, length(c.win)::float8 AS dl
-          FROM c, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w),
-  d AS (SELECT t.lexeme, ln(1 + (greatest(n, (SELECT count(*) FROM c)) - count(*) + 0.5)::float8 / (count(*) + 0.5)) AS idf
-          FROM t GROUP BY t.lexeme),
-  a AS (SELECT avg(length(c.win))::float8 AS avgdl FROM c)
-  -- a match none of whose query words are in its window (they are past it) scores NULL, last
-  SELECT c.id, b.bm25
-    FROM c LEFT JOIN (SELECT t.id, sum(d.idf * t.tf * 2.2 / (t.tf + 1.2 * (0.5 + 0.5 * t.dl / a.avgdl))) AS bm25
-                        FROM t JOIN d ON d.lexeme = t.lexeme, a
-                       GROUP BY t.id) AS b ON b.id = c.id
-   ORDER BY 2 DESC NULLS LAST, 1
-   LIMIT depth
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+    WITH u AS MATERIALIZED (   -- once: it verifies a proof
+      SELECT x.uid, memoriesdb_internal.owner_word_keys(x.uid, array_to_tsvector(lexemes)) AS keys
+        FROM (SELECT memoriesdb.current_user_id() AS uid) AS x),
+    c AS MATERIALIZED (
+      SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
+                        ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win
+        -- (SELECT u.uid FROM u): a parameter of the plan, so that the indexes take it (joined
+        -- to u, the grants were probed for every match of the table). A large caller: the
+        -- index memories_owner_words, the posting lists of its own words (any of them: tsq
+        -- then decides); a small one, and every caller's grants: their own index, each row
+        -- tested (coalesce(content_tsv @@ tsq, false) is no index condition)
+        FROM (SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
+               WHERE NOT small AND memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv) && (SELECT u.keys FROM u)
+                 AND (m.owner_id = (SELECT u.uid FROM u)) IS TRUE   -- (a colliding hash's other owner) no index condition:
+                 AND m.content_tsv @@ tsq                           -- the plan reads no owner_id index
+                 AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+              UNION ALL
+              SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
+               WHERE small AND m.owner_id = (SELECT u.uid FROM u) AND coalesce(m.content_tsv @@ tsq, false)
+                 AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+              UNION ALL   -- a grant on one's own memory (a transfer back) is already counted above
+              SELECT m.id, m.content_tsv, m.content_trgm
+                FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
+               WHERE g.grantee_id = (SELECT u.uid FROM u) AND m.owner_id <> (SELECT u.uid FROM u)
+                 AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
+                 AND coalesce(m.content_tsv @@ tsq, false)
+                 AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+              LIMIT 50000) AS x),
+    t AS (SELECT c.id, w.lexeme, greatest(cardinality(w.positions), 1)::float8 AS tf, length(c.win)::float8 AS dl
+            FROM c, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w),
+    d AS (SELECT t.lexeme, ln(1 + (greatest(n, (SELECT count(*) FROM c)) - count(*) + 0.5)::float8 / (count(*) + 0.5)) AS idf
+            FROM t GROUP BY t.lexeme),
+    a AS (SELECT avg(length(c.win))::float8 AS avgdl FROM c)
+    -- a match none of whose query words are in its window (they are past it) scores NULL, last
+    SELECT c.id, b.bm25
+      FROM c LEFT JOIN (SELECT t.id, sum(d.idf * t.tf * 2.2 / (t.tf + 1.2 * (0.5 + 0.5 * t.dl / a.avgdl))) AS bm25
+                          FROM t JOIN d ON d.lexeme = t.lexeme, a
+                         GROUP BY t.id) AS b ON b.id = c.id
+     ORDER BY 2 DESC NULLS LAST, 1
+     LIMIT depth;
+END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean) IS
   'Internal: the best depth of the full-text matches the context user may see (its own memories by the index keyed by owner and word, memories_owner_words, with lexemes its words; or for a small caller by the owner_id index alone; then its unexpired grants by the grantee index; at most 50,000 read), with their BM25 (k1 1.2, b 0.5) over the query''s lexemes in their window, a word''s rarity counted among n rows (at least the matches); NULL (last) for a match with none of them in its window. text_ranking() reads what it keeps again under RLS.';
@@ -218,6 +224,8 @@ DECLARE
   words integer;
   phrase_ops integer;
   visible bigint;
+  owned bigint;
+  granted bigint;
   -- the query's words, any of which makes a candidate
   tok text;
   unit text := '';
@@ -293,9 +301,14 @@ BEGIN
   trigrams := cardinality(lexemes) <= 3;
   question := NOT trigrams;
 
-  visible := memoriesdb_internal.visible_count(exact_max);
+  SELECT c.owned, c.granted INTO owned, granted FROM memoriesdb_internal.visible_counts(exact_max, true) AS c;
+  visible := least(owned + granted, exact_max + 1);
   IF visible > exact_max THEN
-    n := memoriesdb_internal.visible_count(50000);   -- a large caller: its rows, the filter aside
+    -- a large caller: its rows, the filter aside. Only a word's rarity depends on n: the planner
+    -- statistics' estimate for the largest tenants (owned past the cap: not counted), else counted up
+    -- to 50,000 (an exact count of a 30,000-memory tenant's rows was 5 of 60 ms)
+    n := CASE WHEN owned > exact_max + 1 AND granted <= exact_max THEN owned + granted
+              ELSE memoriesdb_internal.visible_count(50000) END;
   ELSIF f = '{}'::jsonb THEN
     n := visible;
   ELSE   -- a small caller with a filter: the rows that pass it, under RLS
