@@ -184,11 +184,14 @@ BEGIN
                  AND coalesce(m.content_tsv @@ tsq, false)
                  AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
               LIMIT 50000) AS x),
-    t AS (SELECT c.id, w.lexeme, greatest(cardinality(w.positions), 1)::float8 AS tf, length(c.win)::float8 AS dl
-            FROM c, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w),
-    d AS (SELECT t.lexeme, ln(1 + (greatest(n, (SELECT count(*) FROM c)) - count(*) + 0.5)::float8 / (count(*) + 0.5)) AS idf
-            FROM t GROUP BY t.lexeme),
-    a AS (SELECT avg(length(c.win))::float8 AS avgdl FROM c)
+    -- each match's query words with their frequency in its window; unnest in the select list, not
+    -- in FROM (which fills a tuplestore per match: ~10% of the scoring of 8,700 matches)
+    t AS (SELECT s.id, (s.w).lexeme AS lexeme, greatest(cardinality((s.w).positions), 1)::float8 AS tf, s.dl
+            FROM (SELECT c.id, length(c.win)::float8 AS dl, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w
+                    FROM c) AS s),
+    a AS (SELECT count(*)::float8 AS matches, avg(length(c.win))::float8 AS avgdl FROM c),
+    d AS (SELECT t.lexeme, ln(1 + (greatest(n, a.matches) - count(*) + 0.5) / (count(*) + 0.5)) AS idf
+            FROM t, a GROUP BY t.lexeme, a.matches)
     -- a match none of whose query words are in its window (they are past it) scores NULL, last
     SELECT c.id, b.bm25
       FROM c LEFT JOIN (SELECT t.id, sum(d.idf * t.tf * 2.2 / (t.tf + 1.2 * (0.5 + 0.5 * t.dl / a.avgdl))) AS bm25
