@@ -7,7 +7,7 @@
 # (393 s on 2 cores, mostly deploys): deploys side by side race on the cluster-wide roles.
 #
 # Usage: scripts/bench_smoke.sh [name ...]   (default: all; a name is a file of bench/ without extension;
-#        access_log needs search in the same run)
+#        access_log and ranking_ab need search in the same run)
 # Environment: BENCH_SMOKE_PREFIX (database names, default memoriesdb_bench_smoke), PYTHON (default
 # .venv/bin/python), BENCH_PGBOUNCER_PORT (bench/pgbouncer.sh's PgBouncer, default 6440), PGHOST.
 set -uo pipefail
@@ -52,6 +52,7 @@ d = sys.argv[1]; admin.deploy(d); admin.ensure_local_logins(d)" "postgresql://$P
   smoke query_cache py bench/query_cache.py --smoke --db "$SHARED"
   smoke search py bench/search.py --smoke --keep --db "${P}_search" --out "$(out search)"
   smoke access_log py bench/access_log.py --smoke --db "${P}_search" --out "$(out access_log)"
+  smoke ranking_ab py bench/ranking_ab.py --smoke --base HEAD --db "${P}_search" --out "$(out ranking_ab)"
   smoke audit_chain py bench/audit_chain.py --transactions 20 --rounds 1 --db "${P}_audit" --out "$(out audit_chain)"
   smoke remember_ab py bench/remember_ab.py --smoke --prefix "${P}_ab" --out "$(out remember_ab)"
   smoke runner py bench/runner.py --smoke --db "${P}_runner" --out "$(out runner)"
@@ -78,7 +79,7 @@ lane2
 lane3
 
 failed=()
-for name in shared-ledger fail_closed_recall refusal_storm query_cache search access_log audit_chain remember_ab runner \
+for name in shared-ledger fail_closed_recall refusal_storm query_cache search access_log ranking_ab audit_chain remember_ab runner \
   leases search_bounds search_quality bounds identity offers remember_profile input_bounds pgbouncer ingest_memory activate; do
   [ -f "$TMP/$name.status" ] || continue
   cat "$TMP/$name.status"

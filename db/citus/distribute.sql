@@ -1030,10 +1030,10 @@ SELECT pg_temp.patch('memoriesdb_internal.vector_ranking(public.vector, integer,
 SELECT pg_temp.patch('memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean)',
   'JOIN memoriesdb.memories AS m ON m.id = g.memory_id', 'JOIN memoriesdb.memories AS m ON m.owner_id = g.owner_id AND m.id = g.memory_id');
 -- a whole row of a table pushed down to a shard has the shard's row type (memories_102028), which matches_filter()
--- does not take (measured: "function matches_filter(memoriesdb.memories_102028, ...) does not exist"): the row's
--- columns, as a memories row
+-- (now filter_holds()) does not take (measured: "function matches_filter(memoriesdb.memories_102028, ...) does not
+-- exist"): the row's columns, as a memories row
 SELECT pg_temp.patch('memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean)',
-  'memoriesdb_internal.matches_filter(m, f,', 'memoriesdb_internal.matches_filter(ROW(m.*)::memoriesdb.memories, f,');
+  'memoriesdb_internal.filter_holds(m, f_meta,', 'memoriesdb_internal.filter_holds(ROW(m.*)::memoriesdb.memories, f_meta,');
 
 -- a correlated subquery over memories from a list (the hits without BM25) is refused ("correlated subqueries are not
 -- supported when the FROM clause contains a set returning function"): the same lookup as a function, run as the

@@ -152,37 +152,45 @@ RETURNS TABLE (id uuid, bm25 double precision)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
+DECLARE
+  uid uuid := memoriesdb.current_user_id();   -- once (it may verify a proof), and a parameter of the plan
+  keys bigint[] := memoriesdb_internal.owner_word_keys(uid, array_to_tsvector(lexemes));
+  -- the filter's parts, split once: filter_holds() of plain parameters is inlined. (matches_filter()
+  -- given the caller as a subquery was not: a SQL function call for every match, 30 of 105 ms for a
+  -- 30,000-memory tenant's 8,700 matches, bench/ranking_ab.py)
+  f_meta jsonb := f->'metadata';
+  f_scope text := f->>'scope';
+  f_after timestamptz := (f->>'created_after')::timestamptz;
+  f_before timestamptz := (f->>'created_before')::timestamptz;
 BEGIN
   RETURN QUERY
-    WITH u AS MATERIALIZED (   -- once: it verifies a proof
-      SELECT x.uid, memoriesdb_internal.owner_word_keys(x.uid, array_to_tsvector(lexemes)) AS keys
-        FROM (SELECT memoriesdb.current_user_id() AS uid) AS x),
-    c AS MATERIALIZED (
+    WITH c AS MATERIALIZED (
       SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
                         ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win
-        -- (SELECT u.uid FROM u): a parameter of the plan, so that the indexes take it (joined
-        -- to u, the grants were probed for every match of the table). A large caller: the
+        -- uid and keys: parameters of the plan, so that the indexes take them (joined to the
+        -- caller's row, the grants were probed for every match of the table). A large caller: the
         -- index memories_owner_words, the posting lists of its own words (any of them: tsq
         -- then decides); a small one, and every caller's grants: their own index, each row
         -- tested (coalesce(content_tsv @@ tsq, false) is no index condition)
         FROM (SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
-               WHERE NOT small AND memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv) && (SELECT u.keys FROM u)
-                 AND (m.owner_id = (SELECT u.uid FROM u)) IS TRUE   -- (a colliding hash's other owner) no index condition:
-                 AND m.content_tsv @@ tsq                           -- the plan reads no owner_id index
-                 AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+               WHERE NOT small AND memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv) && keys
+                 AND (m.owner_id = uid) IS TRUE   -- (a colliding hash's other owner) no index condition:
+                 AND m.content_tsv @@ tsq         -- the plan reads no owner_id index
+                 AND (f = '{}'::jsonb OR memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked))
               UNION ALL
               SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
-               WHERE small AND m.owner_id = (SELECT u.uid FROM u) AND coalesce(m.content_tsv @@ tsq, false)
-                 AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+               WHERE small AND m.owner_id = uid AND coalesce(m.content_tsv @@ tsq, false)
+                 AND (f = '{}'::jsonb OR memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked))
               UNION ALL   -- a grant on one's own memory (a transfer back) is already counted above
               SELECT m.id, m.content_tsv, m.content_trgm
                 FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
-               WHERE g.grantee_id = (SELECT u.uid FROM u) AND m.owner_id <> (SELECT u.uid FROM u)
+               WHERE g.grantee_id = uid AND m.owner_id <> uid
                  AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
                  AND coalesce(m.content_tsv @@ tsq, false)
-                 AND (f = '{}'::jsonb OR memoriesdb_internal.matches_filter(m, f, (SELECT u.uid FROM u), linked))
+                 AND (f = '{}'::jsonb OR memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked))
               LIMIT 50000) AS x),
     -- each match's query words with their frequency in its window; unnest in the select list, not
     -- in FROM (which fills a tuplestore per match: ~10% of the scoring of 8,700 matches)
@@ -218,6 +226,13 @@ DECLARE
   uid uuid := memoriesdb.current_user_id();
   f jsonb := memoriesdb_internal.check_search_filter(filter);
   linked uuid[] := CASE WHEN f ? 'linked_to' THEN memoriesdb_internal.linked_ids(f) END;
+  -- the filter's parts, split once: filter_holds() of plain parameters is inlined, where
+  -- matches_filter() was called per row in these plans (6,400 calls in 43 searches of a
+  -- 1,000-memory tenant with a filter)
+  f_meta jsonb := f->'metadata';
+  f_scope text := f->>'scope';
+  f_after timestamptz := (f->>'created_after')::timestamptz;
+  f_before timestamptz := (f->>'created_before')::timestamptz;
   tsq tsquery;
   threshold real := memoriesdb.setting('search_text_threshold')::real;
   max_chars integer := memoriesdb.setting('search_text_max_query_chars')::integer;
@@ -244,6 +259,10 @@ DECLARE
   hit_scores float8[];
   cand uuid[] := '{}'::uuid[];   -- a keyword query's trigram candidates (typos)
   n bigint;           -- the rows a word's rarity is counted among
+  sample record;      -- a large caller's filter, sampled (keyword queries that fall back to trigrams)
+  matching double precision;
+  total double precision;
+  trigram_exact boolean := false;
 BEGIN
   IF query IS NULL OR btrim(query) = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'query is empty';
@@ -316,7 +335,7 @@ BEGIN
     n := visible;
   ELSE   -- a small caller with a filter: the rows that pass it, under RLS
     SELECT count(*) INTO n FROM memoriesdb_internal.visible_memories(uid) AS m
-     WHERE memoriesdb_internal.matches_filter(m, f, uid, linked);
+     WHERE memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked);
   END IF;
   -- the full-text matches, scored by BM25 where they are found (fulltext_ranking: the
   -- policy's rule, applied by the helper, so that the GIN index serves): for a question the
@@ -328,10 +347,28 @@ BEGIN
                                                visible <= exact_max OR cardinality(lexemes) = 0) AS r;   -- no word: no key to look up
   -- a keyword query that found fewer than k: those near it by word similarity too (typos)
   trigrams := trigrams AND cardinality(hits) < k;
-  IF trigrams AND visible <= exact_max THEN
-    -- a small caller: every row it may see (under RLS)
+  IF trigrams AND visible > exact_max AND (f ?| ARRAY['metadata', 'created_after', 'created_before'] OR linked IS NOT NULL) THEN
+    -- a large caller with a filter: the KNN below walks about 4 k * total / matching rows of the
+    -- table to find 4 k that pass (a 5,000-memory tenant's 1% filter: 84,000 rows, 1.6 s); the
+    -- exact scan reads the caller's n rows and computes the similarity of the matching ones.
+    -- Measured (bench DB, 100,000 memories; bench/results/ranking_ab.md): a row the KNN walks 19.5 us,
+    -- a row the exact scan reads 1.9 us, a similarity 12.7 us: the exact scan when
+    -- n + 6.7 matching <= 10 * 4 k * total / matching (without a filter, matching = n, this puts
+    -- the break-even near 2,200 visible rows at 100,000: search_text_exact_max is 2,000). The
+    -- filter's share from a sample of the caller's rows, as choose_search_plan() takes it.
+    SELECT * INTO sample FROM memoriesdb_internal.filter_sample(f, uid, linked, memoriesdb.setting('search_filter_sample')::int);
+    matching := CASE WHEN sample.sampled >= n THEN sample.matched::double precision
+                     ELSE n * (sample.matched + 0.5::double precision) / (sample.sampled + 1) END;
+    IF linked IS NOT NULL THEN matching := least(matching, cardinality(linked)); END IF;
+    total := (SELECT greatest(c.reltuples, n)::double precision FROM pg_catalog.pg_class AS c
+               WHERE c.oid = 'memoriesdb.memories'::regclass);
+    trigram_exact := n + 6.7 * matching <= 10 * 4 * k * total / greatest(matching, 1);
+  END IF;
+  IF trigrams AND (visible <= exact_max OR trigram_exact) THEN
+    -- a small caller (or a filter that keeps few of a large one's rows): every row it may see
+    -- (under RLS) that passes the filter
     cand := ARRAY(SELECT m.id FROM memoriesdb_internal.visible_memories(uid) AS m
-                   WHERE memoriesdb_internal.matches_filter(m, f, uid, linked)
+                   WHERE memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked)
                      AND public.word_similarity(query, coalesce(m.content_trgm, m.content)) >= threshold
                      AND m.id <> ALL (hits));
   ELSIF trigrams THEN
@@ -341,10 +378,19 @@ BEGIN
     -- grew with the table), and one misspelt word of several costs a question little once any
     -- word counts.
     cand := ARRAY(SELECT m.id FROM memoriesdb.memories AS m
-                   WHERE memoriesdb_internal.matches_filter(m, f, uid, linked) AND m.id <> ALL (hits)
+                   WHERE memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked) AND m.id <> ALL (hits)
                    ORDER BY query OPERATOR(public.<<->) coalesce(m.content_trgm, m.content)   -- the index's expression
                    LIMIT 4 * k);
   END IF;
+  -- reported (transaction-local) as search() reports its plan: which rows were read for the full text, and for
+  -- a keyword query that fell back to word similarity, how
+  PERFORM set_config('memoriesdb.search_text_plan',
+                     format('%s visible=%s', CASE WHEN visible <= exact_max THEN 'exact' ELSE 'index' END,
+                            CASE WHEN visible <= exact_max THEN visible ELSE n END)   -- (visible stops at exact_max + 1)
+                     || CASE WHEN NOT trigrams THEN ''
+                             ELSE format(' trigrams=%s', CASE WHEN visible <= exact_max OR trigram_exact THEN 'exact' ELSE 'knn' END)
+                                  || CASE WHEN matching IS NOT NULL THEN format(' matching=%s', round(matching::numeric)) ELSE '' END END,
+                     true);
 
   -- score: BM25 (k1 = 1.2, b = 0.5: short turns, whose length says little; fulltext_ranking)
   -- mapped into [0, 1) as bm25 / (bm25 + 1); for a question, the best greatest(4 k, 100) by
