@@ -118,6 +118,7 @@ def main() -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         register_vector(conn)
         users, grantee, sizes = conn.execute("SELECT users, grantee, sizes FROM public.bench_meta").fetchone()
+        total = conn.execute("SELECT count(*) FROM memoriesdb.memories").fetchone()[0]
         drop_variants(conn)
         for suffix, rev in (("_base", args.base), ("_head", args.head)):
             for stmt in variant_sql(conn, rev, suffix):
@@ -160,8 +161,9 @@ def main() -> None:
     lines = [
         "# Rankings A/B (bench/ranking_ab.py)",
         "",
-        f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%MZ')}; database {args.db} (bench/search.py's, {sum(sizes)} memories in "
-        f"its four tenants); base {revs['base']}, head {revs['head']}; {args.queries} queries per row, k = 10, the two "
+        f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%MZ')}; database {args.db} (bench/search.py's: {total} memories, its "
+        f"tenants {', '.join(map(str, sizes))}); base {revs['base']}, head {revs['head']}; {args.queries} queries per row "
+        "(stored vectors; two-word keyword queries), k = 10, the two "
         "interleaved query by query (alternating which goes first); statement time at the client, the context set "
         f"before it in the same transaction. Load average {load_start:.1f} at the start, {load_end:.1f} at the end. "
         f"Answers that differed between base and head: {differ}.",

@@ -144,8 +144,11 @@ COMMENT ON FUNCTION memoriesdb_internal.set_text_index_columns() IS
 -- array cost 20 ms of 59. text_ranking() reads the depth it keeps under RLS. Every match up
 -- to 50,000 (past that, which ones is unspecified). With no filter, matches_filter() (a
 -- function call a row) is not called.
--- PL/pgSQL, so that its plan is kept for the session: as SQL (SECURITY DEFINER: never
--- inlined) it was planned again at every call, about 1 ms (bench/search.py's tenants).
+-- PL/pgSQL: the caller and the filter's parts are variables, so filter_holds() is inlined (as
+-- SQL, given the caller as a subquery, it was called per match: 100 -> 30 ms for a 30,000-memory
+-- tenant's search with a filter, bench/ranking_ab.py), and parsed once a session. Planned at every
+-- call with the values (force_custom_plan): the session's generic plan, once the first callers
+-- chose it, cost a 30,000-memory tenant 6-13% (measured; a small caller's gained 3-7%).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.fulltext_ranking(tsq tsquery, lexemes text[], n bigint, depth integer,
                                                               f jsonb, linked uuid[], small boolean)
 RETURNS TABLE (id uuid, bm25 double precision)

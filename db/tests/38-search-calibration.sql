@@ -48,8 +48,8 @@ SELECT is((SELECT array_agg(ef_search ORDER BY step) FROM cal),
           'the ladder is tried from the shortest candidate list up');
 SELECT is((SELECT count(*) FROM cal WHERE chosen), 1::bigint, 'one ef_search is chosen');
 SELECT is((SELECT step FROM cal WHERE chosen), (SELECT max(step) FROM cal), 'it is the last one tried');
-SELECT ok((SELECT bool_and(recall < 0.9) FROM cal WHERE NOT chosen) IS NOT FALSE, 'every shorter list missed the target');
-SELECT ok((SELECT recall >= 0.9 OR ef_search = 1000 FROM cal WHERE chosen), 'the chosen one reaches it (or is the longest there is)');
+SELECT ok((SELECT bool_and(recall < 0.9::real) FROM cal WHERE NOT chosen) IS NOT FALSE, 'every shorter list missed the target');
+SELECT ok((SELECT recall >= 0.9::real OR ef_search = 1000 FROM cal WHERE chosen), 'the chosen one reaches it (or is the longest there is)');
 SELECT is(memoriesdb.setting('search_ef_search')::int, (SELECT ef_search FROM cal WHERE chosen), 'search_ef_search is set to it');
 -- the probes ran on the model's HNSW index: a scan would find the exact rows at every ef_search and calibrate nothing
 SELECT cmp_ok(((SELECT coalesce(sum(s.idx_scan), 0) FROM pg_stat_xact_user_tables AS s
