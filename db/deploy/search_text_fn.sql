@@ -142,8 +142,8 @@ COMMENT ON FUNCTION memoriesdb_internal.set_text_index_columns() IS
 -- Matches were returned as ids before and read again under RLS to be scored: for 8,700
 -- matches of a 30,000-memory tenant that second read and the plan of an 8,700-element
 -- array cost 20 ms of 59. text_ranking() reads the depth it keeps under RLS. Every match up
--- to 50,000 (past that, which ones is unspecified). With no filter, matches_filter() (a
--- function call a row) is not called.
+-- to 50,000 (past that, which ones is unspecified). With no filter, the filter's test is
+-- skipped (f = '{}').
 -- PL/pgSQL: the caller and the filter's parts are variables, so filter_holds() is inlined (as
 -- SQL, given the caller as a subquery, it was called per match: 100 -> 30 ms for a 30,000-memory
 -- tenant's search with a filter, bench/ranking_ab.py), and parsed once a session. Planned at every
