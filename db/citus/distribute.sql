@@ -999,15 +999,15 @@ SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, int
 -- shards), k of each, merged here. As deployed (one ORDER BY over visible_memories()' UNION ALL) Citus pulled every
 -- visible row with its vector to the coordinator to sort them: measured, 95 ms of the coordinator's CPU per search
 -- of a 3000-memory tenant.
+-- (The single node's two calls of exact_ranking(), with and without the dates, become this one query.)
 SELECT pg_temp.patch('memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)',
-  $x$    SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
-      FROM memoriesdb_internal.visible_memories(uid) AS m
-     WHERE m.embedding IS NOT NULL
-       AND memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked)
-       AND (min_similarity IS NULL OR -(m.embedding OPERATOR(public.<#>) q) >= min_similarity)
-     ORDER BY (m.embedding OPERATOR(public.<#>) q) + 0
-     LIMIT k;$x$,
-  $x$    SELECT x.id, x.similarity, x.content, x.metadata, x.owner_id, x.created_by, x.created_at FROM (
+  $x$  IF f_after IS NULL AND f_before IS NULL THEN
+    RETURN QUERY SELECT * FROM memoriesdb_internal.exact_ranking(q, k, uid, f_meta, f_scope, NULL, NULL, linked, min_similarity);
+  ELSE
+    RETURN QUERY SELECT * FROM memoriesdb_internal.exact_ranking(q, k, uid, f_meta, f_scope, f_after, f_before, linked, min_similarity);
+  END IF;$x$,
+  $x$  RETURN QUERY
+    SELECT x.id, x.similarity, x.content, x.metadata, x.owner_id, x.created_by, x.created_at FROM (
       (SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real AS similarity, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
          FROM memoriesdb.memories AS m
         WHERE m.owner_id = uid AND m.embedding IS NOT NULL

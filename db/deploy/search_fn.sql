@@ -164,10 +164,13 @@ COMMENT ON FUNCTION memoriesdb_internal.visible_count(bigint) IS 'Internal: how 
 -- Read as the caller, under its row-level security: a filter's selectivity over
 -- other tenants' rows never enters the plan choice. PL/pgSQL, the filter split once
 -- (filter_holds()): as SQL it was planned again at every call and looked each key up
--- per row, 1.3 ms a sample of 500 against 0.6 (bench/search.py's 5% tenant).
+-- per row, 1.3 ms a sample of 500 against 0.6 (bench/search.py's 5% tenant). Read by a plain index scan, which
+-- stops at n: the generic plan's bitmap scan first collected every row the caller owns (30,000 for the 30% tenant:
+-- 2.7 ms a sample against 0.8, measured).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.filter_sample(f jsonb, uid uuid, linked uuid[], n integer,
                                                             OUT sampled integer, OUT matched integer)
 LANGUAGE plpgsql STABLE
+SET enable_bitmapscan = off
 AS $$
 DECLARE
   f_meta jsonb := f->'metadata';
@@ -374,6 +377,30 @@ $$;
 COMMENT ON FUNCTION memoriesdb.calibrate_search(integer, real, boolean) IS
   'Measures the active model''s HNSW index on this database''s own vectors: samples stored vectors as queries (each one''s own row left out), compares the index''s nearest 10 at hnsw.ef_search 40, 100, 200, 400, 800, 1000 with an exact scan''s, and returns a row per ef_search tried (recall@10, mean ms per query on the index and exact) up to the first that reaches target (chosen; or the largest, with a WARNING). With apply (the default) sets config search_ef_search to it: search() then uses max(search_ef_search, 4 k), and its plan choice counts it. MDB12 for samples outside 1-1000 or target outside (0, 1], or no stored vectors; MDB16 when no model is active. For the runner (`memoriesdb calibrate-search`) and administrators.';
 
+-- The exact plan's ranking: the caller's rows (visible_memories(), by index, under its row-level security) nearest
+-- q that pass the filter given by its parts, k of them; "+ 0" keeps the planner off the HNSW index. Inlined
+-- (LANGUAGE sql, no SET clause), so that a caller passing the dates as NULL constants gets a plan that never reads
+-- created_at: a plan made for every filter tests what it names on every row the scan passes, and a row's columns
+-- past its vector lie deep in its ~2 KB (a metadata filter over a 30,000-memory tenant's rows: 25.0 -> 19.2 ms,
+-- bench/ranking_ab.py). (Reading only the id and the vector before the sort, the k rows' columns after, gained
+-- nothing measurable for a 1,000-memory tenant and cost a 100-memory tenant 10%: not done.)
+CREATE OR REPLACE FUNCTION memoriesdb_internal.exact_ranking(q public.vector, k integer, uid uuid, meta jsonb, scope text,
+                                                            after timestamptz, before timestamptz, linked uuid[],
+                                                            min_similarity real)
+RETURNS TABLE (id uuid, similarity real, content text, metadata jsonb, owner_id uuid, created_by uuid, created_at timestamptz)
+LANGUAGE sql STABLE
+AS $$
+  SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+    FROM memoriesdb_internal.visible_memories(uid) AS m
+   WHERE m.embedding IS NOT NULL
+     AND memoriesdb_internal.filter_holds(m, meta, scope, after, before, uid, linked)
+     AND (min_similarity IS NULL OR -(m.embedding OPERATOR(public.<#>) q) >= min_similarity)
+   ORDER BY (m.embedding OPERATOR(public.<#>) q) + 0
+   LIMIT k
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.exact_ranking(public.vector, integer, uuid, jsonb, text, timestamptz, timestamptz, uuid[], real) IS
+  'Internal: the exact plan of vector_ranking(): the k memories uid may see nearest q (cosine similarity) that pass the filter given by its parts (filter_holds(); NULL: not asked). Inlined; runs as its caller, under row-level security.';
+
 RESET ROLE;   -- replaced as the deploying superuser; ownership set below, in this transaction
 
 CREATE OR REPLACE FUNCTION memoriesdb_internal.vector_ranking(query public.vector, k integer DEFAULT 10, filter jsonb DEFAULT '{}',
@@ -454,15 +481,14 @@ BEGIN
     PERFORM set_config('memoriesdb.search_plan', current_setting('memoriesdb.search_plan') || ' -> exact', true);
   END IF;
 
-  -- exact: only the caller's rows are read (by index); "+ 0" keeps the planner off the HNSW index
-  RETURN QUERY
-    SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
-      FROM memoriesdb_internal.visible_memories(uid) AS m
-     WHERE m.embedding IS NOT NULL
-       AND memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked)
-       AND (min_similarity IS NULL OR -(m.embedding OPERATOR(public.<#>) q) >= min_similarity)
-     ORDER BY (m.embedding OPERATOR(public.<#>) q) + 0
-     LIMIT k;
+  -- exact: only the caller's rows are read (by index; exact_ranking()). Without dates in the filter, its plan is
+  -- made with them as NULL constants: it never reads created_at (a plan for every filter tests what it names on
+  -- every row the scan passes)
+  IF f_after IS NULL AND f_before IS NULL THEN
+    RETURN QUERY SELECT * FROM memoriesdb_internal.exact_ranking(q, k, uid, f_meta, f_scope, NULL, NULL, linked, min_similarity);
+  ELSE
+    RETURN QUERY SELECT * FROM memoriesdb_internal.exact_ranking(q, k, uid, f_meta, f_scope, f_after, f_before, linked, min_similarity);
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real) IS

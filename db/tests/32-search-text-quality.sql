@@ -3,7 +3,7 @@
 -- (small caller: its rows scanned; large caller: the GIN index within its rows) follows the
 -- rows the caller may see and gives the same answer.
 BEGIN;
-SELECT plan(29);
+SELECT plan(30);
 
 SELECT tests.create_user('caroline') AS caro \gset
 SELECT tests.create_user('mallory') AS mallory \gset
@@ -98,6 +98,18 @@ SELECT is((SELECT id FROM index_plan WHERE q LIKE 'When did%' ORDER BY score DES
 SELECT ok((SELECT count(*) FROM index_plan WHERE q = 'Which choir moved to Tuesday?' AND id = :'shared') = 1,
   'the index plan reads the grants too');
 SELECT ok((SELECT count(*) FROM index_plan WHERE q = 'coffee or tea') = 5, 'the index plan finds every matching turn (5)');
+-- with a filter too: a word's rarity is counted among all the caller's rows, the filter aside, by either plan
+-- (the exact plan counted only those that pass: 12 own of 13, other scores than the index plan's)
+UPDATE memoriesdb.config SET value = '13' WHERE key = 'search_text_exact_max';
+SELECT tests.act_as(:'caro');
+CREATE TEMP TABLE exact_filtered AS SELECT id, score FROM memoriesdb.search_text('coffee or tea', 20, '{"scope": "own"}');
+SELECT tests.clear_context();
+UPDATE memoriesdb.config SET value = '12' WHERE key = 'search_text_exact_max';
+SELECT tests.act_as(:'caro');
+CREATE TEMP TABLE index_filtered AS SELECT id, score FROM memoriesdb.search_text('coffee or tea', 20, '{"scope": "own"}');
+SELECT tests.clear_context();
+SELECT set_eq($$ SELECT id, score FROM index_filtered $$, $$ SELECT id, score FROM exact_filtered $$,
+  'with a filter, both plans return the same rows with the same scores (rarity among all the caller''s rows)');
 SELECT tests.act_as(:'mallory');
 SELECT is_empty(format($$ SELECT 1 FROM memoriesdb.search_text('When did Caroline go to the LGBTQ support group last week?', 100)
                            WHERE owner_id <> %L $$, :'mallory'),
