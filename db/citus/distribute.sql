@@ -2138,11 +2138,13 @@ SELECT pg_temp.patch_many('memoriesdb_internal.choose_search_plan(jsonb, uuid, u
   ARRAY['choose_search_plan(f jsonb, uid uuid, linked uuid[], k integer, OUT',
         'memoriesdb_internal.visible_counts(exact_max, false)',
         'memoriesdb_internal.citus_search_owners(f)',
-        '* total)::bigint), true)'],
+        'ELSE cap END, true)',
+        'memoriesdb_internal.visible_counts(cap, true)'],
   ARRAY['choose_search_plan(f jsonb, uid uuid, linked uuid[], k integer, grantors uuid[], OUT',
         'memoriesdb_internal.visible_counts(exact_max, false, grantors)',
         'memoriesdb_internal.citus_search_owners(f, grantors)',
-        '* total)::bigint), true, grantors)']);
+        'ELSE cap END, true, grantors)',
+        'memoriesdb_internal.visible_counts(cap, true, grantors)']);
 DO $d$
 DECLARE
   x record;
