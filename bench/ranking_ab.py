@@ -37,7 +37,7 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parents[1]
 # (deploy file, functions taken from it in each revision); the names are renamed wherever these bodies call each other
 FUNCTIONS = (
-    ("db/deploy/search_fn.sql", ("filter_sample", "choose_search_plan", "exact_ranking", "vector_ranking")),
+    ("db/deploy/search_fn.sql", ("filter_sample", "filter_matching", "choose_search_plan", "exact_ranking", "vector_ranking")),
     ("db/deploy/search_text_fn.sql", ("fulltext_ranking", "text_ranking")),
 )
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
@@ -62,7 +62,7 @@ def variant_sql(conn, rev: str | None, suffix: str) -> list[str]:
             if m is None:
                 if name in ("vector_ranking", "text_ranking"):
                     raise SystemExit(f"{rev or 'working tree'}: {path} has no function memoriesdb_internal.{name}")
-                continue   # a helper this revision does not have (its rankings do not call it)
+                continue  # a helper this revision does not have (its rankings do not call it)
             body = m.group(0)
             for other in names:
                 body = body.replace(f"memoriesdb_internal.{other}(", f"memoriesdb_internal.{other}{suffix}(")

@@ -182,6 +182,11 @@ def main() -> None:
     ap.add_argument("--no-pgbouncer", action="store_true", help="skip the search_hybrid rows through PgBouncer")
     ap.add_argument("--pgbouncer-port", type=int, default=int(os.environ.get("BENCH_PGBOUNCER_PORT", "6441")))
     ap.add_argument("--smoke", action="store_true", help="tiny N: checks that the benchmark still runs")
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="before the queries, memoriesdb.calibrate_search(50) sets search_ef_search, as an operator does after a load",
+    )
     ap.add_argument("--to", default="", help="deploy only up to this sqitch change (an A/B against an earlier plan)")
     ap.add_argument(
         "--released-search",
@@ -202,6 +207,16 @@ def main() -> None:
             load_s, build_s, users, grantee, sizes = c.execute("SELECT * FROM public.bench_meta").fetchone()
     else:
         users, sizes, grantee, load_s, build_s = load(args, rng, centers, dsn)
+    calibrated = ""
+    if args.calibrate:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            t0 = time.perf_counter()
+            cal = c.execute("SELECT ef_search, recall, index_ms, chosen FROM memoriesdb.calibrate_search(50)").fetchall()
+            calibrated = (
+                f"- `memoriesdb.calibrate_search(50)` before the queries ({time.perf_counter() - t0:.0f} s): "
+                + ", ".join(f"ef {e}: recall {r:.3f}, {ms:.1f} ms" + (" (chosen)" if ch else "") for e, r, ms, ch in cal)
+                + "\n"
+            )
     with psycopg.connect(dsn, autocommit=True) as c:
         # a user who sees nothing: its search() is the API's fixed cost (context, plan choice, access log entry)
         empty = c.execute("SELECT memoriesdb.create_user(%s)", (f"empty-{uuid.uuid4()}",)).fetchone()[0]
@@ -429,6 +444,7 @@ def main() -> None:
         f"load average {load_start:.1f} at the start of the queries, {load_end:.1f} at the end.\n",
         f"- load (COPY, no triggers): {load_s:.1f} s; HNSW build ({index_opts}, 2 workers): "
         f"{build_s:.1f} s; index size {index_mb:.0f} MB\n",
+        calibrated,
         "## search() as the caller vs the superuser's best plan for the same query\n",
         "| caller | filter | search p50 ms | p99 ms | recall@10 | superuser exact p50 | superuser HNSW p50 | HNSW recall@10 | "
         "fixed cost p50 | search / best | (search - fixed) / best | vector_ranking() p50 | vector_ranking() / best |",

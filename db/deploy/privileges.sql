@@ -178,6 +178,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.linked_ids(jsonb), memoriesdb_internal.visible_memories(uuid),
   memoriesdb_internal.visible_count(bigint), memoriesdb_internal.visible_counts(bigint, boolean),
   memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer),
+  memoriesdb_internal.filter_matching(integer, integer, double precision, uuid[]),
   memoriesdb_internal.exact_ranking(public.vector, integer, uuid, jsonb, text, timestamptz, timestamptz, uuid[], real),
   memoriesdb_internal.search_plan(bigint, double precision, double precision, integer),
   memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer),

@@ -185,6 +185,19 @@ END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer) IS 'Internal: of the first n memories uid may see (its own first), how many were sampled and how many pass filter f; run under the caller''s row-level security.';
 
+-- How many of visible rows pass a filter, from filter_sample()'s counts: all of them when the sample was the whole,
+-- else the sampled share with +0.5 smoothing (a sample with none passing still leaves a few); at most the linked ids.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.filter_matching(sampled integer, matched integer, visible double precision,
+                                                              linked uuid[]) RETURNS double precision
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT least(CASE WHEN sampled >= visible THEN matched::double precision
+                    ELSE visible * (matched + 0.5::double precision) / (sampled + 1) END,
+               coalesce(cardinality(linked)::double precision, 'Infinity'))
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.filter_matching(integer, integer, double precision, uuid[]) IS
+  'Internal: the estimated number of visible rows that pass a filter, from filter_sample()''s sampled and matched (smoothed; exact when the sample was all of them), at most the number of linked ids (NULL: no linked_to).';
+
 -- The plan of one vector search (issue 16): the HNSW index with iterative scan returns the table's rows
 -- nearest first, of which only the fraction p = matching / total is the caller's and passes its filter; to
 -- find k it returns about max(ef_search, k / p) index tuples. The exact plan reads the caller's visible rows
@@ -270,9 +283,7 @@ BEGIN
     IF NOT sampled THEN
       SELECT * INTO s FROM memoriesdb_internal.filter_sample(f, uid, linked, sample_size);
     END IF;
-    matching := CASE WHEN s.sampled >= visible THEN s.matched::double precision   -- the whole of it
-                     ELSE visible * (s.matched + 0.5::double precision) / (s.sampled + 1) END;
-    IF linked IS NOT NULL THEN matching := least(matching, cardinality(linked)); END IF;
+    matching := memoriesdb_internal.filter_matching(s.sampled, s.matched, visible, linked);
     plan := memoriesdb_internal.search_plan(visible, matching, total, k);
   END IF;
   -- the index scan's budget: never more tuples than the exact plan's cost, nor fewer than 4 times its estimate

@@ -360,9 +360,7 @@ BEGIN
     -- the break-even near 2,200 visible rows at 100,000: search_text_exact_max is 2,000). The
     -- filter's share from a sample of the caller's rows, as choose_search_plan() takes it.
     SELECT * INTO sample FROM memoriesdb_internal.filter_sample(f, uid, linked, memoriesdb.setting('search_filter_sample')::int);
-    matching := CASE WHEN sample.sampled >= n THEN sample.matched::double precision
-                     ELSE n * (sample.matched + 0.5::double precision) / (sample.sampled + 1) END;
-    IF linked IS NOT NULL THEN matching := least(matching, cardinality(linked)); END IF;
+    matching := memoriesdb_internal.filter_matching(sample.sampled, sample.matched, n, linked);
     total := (SELECT greatest(c.reltuples, n)::double precision FROM pg_catalog.pg_class AS c
                WHERE c.oid = 'memoriesdb.memories'::regclass);
     trigram_exact := n + 6.7 * matching <= 10 * 4 * k * total / greatest(matching, 1);

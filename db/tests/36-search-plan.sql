@@ -3,7 +3,7 @@
 -- plan is read from the transaction-local report memoriesdb.search_plan, and the rows of
 -- a selective filter are checked against the exact answer. (Latency: bench/search.py.)
 BEGIN;
-SELECT plan(25);
+SELECT plan(28);
 SELECT setseed(0.16);
 
 -- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 7, floor 700)
@@ -23,6 +23,12 @@ SELECT is(memoriesdb_internal.search_plan(7071, 7071, 100000, 50), 'exact', 'k =
 SELECT is(memoriesdb_internal.search_plan(7072, 7072, 100000, 50), 'hnsw', 'k = 50, 7,072 visible: the index plan');
 SELECT is(memoriesdb_internal.search_plan(50000, 2999, 100000, 10), 'exact', 'matching 2.999% of the table: below search_hnsw_min_fraction');
 SELECT is(memoriesdb_internal.search_plan(50000, 9, 100000, 10), 'exact', 'fewer matching than k: exact');
+-- the matching rows from a sample's counts (filter_matching()): the whole when the sample was, else the smoothed share
+SELECT is(memoriesdb_internal.filter_matching(100, 7, 100, NULL), 7::double precision, 'a sample of all 100 visible rows, 7 passing: 7');
+SELECT is(round(memoriesdb_internal.filter_matching(500, 0, 5000, NULL)::numeric, 2), 4.99,
+  'none of 500 sampled of 5,000: 5000 * 0.5 / 501, a few rather than none');
+SELECT is(memoriesdb_internal.filter_matching(500, 400, 5000, ARRAY[gen_random_uuid(), gen_random_uuid()]), 2::double precision,
+  'at most the linked ids');
 
 -- a table of 2,000: a 99% tenant (1,980), a grantee of 20 of its memories; 1% of the tenant's rows tagged rare
 CREATE TEMP TABLE tenant AS SELECT memoriesdb.create_user('plan-big') AS big, memoriesdb.create_user('plan-small') AS small;
