@@ -328,9 +328,9 @@ BEGIN
 
   SELECT c.owned, c.granted INTO owned, granted FROM memoriesdb_internal.visible_counts(exact_max, true) AS c;
   visible := least(owned + granted, exact_max + 1);
-  -- n: the caller's rows, the filter aside (a word's rarity is the caller's, whatever a search's filter, as a
-  -- search engine counts it over its whole index; counting the rows that pass a small caller's filter read them
-  -- all once more: 2.5 of 11.4 ms for a grantee of 1,000, and scored the two plans differently)
+  -- n: the caller's rows, the filter aside, as the large callers' plan always counted them (counting the rows
+  -- that pass a small caller's filter read them all once more: 2.5 of 11.4 ms for a grantee of 1,000; and the two
+  -- plans scored a filtered search differently). How many hold a word is counted among the matches that pass.
   IF visible > exact_max THEN
     -- a large caller. Only a word's rarity depends on n: the planner statistics' estimate for the
     -- largest tenants (owned past the cap: not counted), else counted up to 50,000 (an exact count

@@ -3,7 +3,7 @@
 -- plan is read from the transaction-local report memoriesdb.search_plan, and the rows of
 -- a selective filter are checked against the exact answer. (Latency: bench/search.py.)
 BEGIN;
-SELECT plan(28);
+SELECT plan(29);
 SELECT setseed(0.16);
 
 -- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 7, floor 700)
@@ -151,6 +151,9 @@ END $$;
 SELECT unalike(pg_temp.filters_of('NULL'), '%created_at%', 'the exact plan without dates never tests created_at');
 SELECT unalike(pg_temp.filters_of('NULL'), '%Function Scan%', '... exact_ranking() is inlined (its body planned with the caller''s values)');
 SELECT alike(pg_temp.filters_of('$4'), '%created_at > $4%', 'with a date, it does');
+SELECT ok((SELECT prosrc FROM pg_proc WHERE oid = 'memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)'::regprocedure)
+          LIKE '%IF f_after IS NULL AND f_before IS NULL THEN%exact_ranking(q, k, uid, f_meta, f_scope, NULL, NULL, linked, min_similarity)%',
+  '... and vector_ranking() calls it so for a filter without dates');
 
 SELECT * FROM finish();
 ROLLBACK;
