@@ -268,7 +268,9 @@ BEGIN
     IF filtered AND cap > 10 * sample_size AND visible > 10 * sample_size THEN
       SELECT * INTO s FROM memoriesdb_internal.filter_sample(f, uid, linked, sample_size);
       sampled := true;
-      IF (s.matched + 0.5::double precision) / (s.sampled + 1) >= min_fraction THEN   -- the count may decide
+      -- the count may decide: the sample's estimate of the matching rows (filter_matching(), as the plan below takes it)
+      -- is at least search_hnsw_min_fraction of the rows counted so far
+      IF memoriesdb_internal.filter_matching(s.sampled, s.matched, visible, linked) >= min_fraction * visible THEN
         SELECT c.owned, c.granted INTO owned, granted FROM memoriesdb_internal.visible_counts(cap, true) AS c;
         visible := CASE coalesce(f->>'scope', 'all') WHEN 'own' THEN owned WHEN 'shared' THEN granted ELSE owned + granted END;
       END IF;
