@@ -187,7 +187,8 @@ def main() -> None:
     ap.add_argument(
         "--calibrate",
         action="store_true",
-        help="before the queries, memoriesdb.calibrate_search(50) sets search_ef_search, as an operator does after a load",
+        help="before the queries, memoriesdb.calibrate_search(50) sets search_ef_search and calibrate_search_fraction(20) "
+        "search_hnsw_min_fraction, as `memoriesdb calibrate-search` does after a load",
     )
     ap.add_argument("--to", default="", help="deploy only up to this sqitch change (an A/B against an earlier plan)")
     ap.add_argument(
@@ -217,6 +218,20 @@ def main() -> None:
             calibrated = (
                 f"- `memoriesdb.calibrate_search(50)` before the queries ({time.perf_counter() - t0:.0f} s): "
                 + ", ".join(f"ef {e}: recall {r:.3f}, {ms:.1f} ms" + (" (chosen)" if ch else "") for e, r, ms, ch in cal)
+                + "\n"
+            )
+            t0 = time.perf_counter()
+            frac = c.execute(
+                "SELECT share, rows_in_share, recall, index_ms, chosen FROM memoriesdb.calibrate_search_fraction(20)"
+            ).fetchall()
+            calibrated += (
+                f"- then `memoriesdb.calibrate_search_fraction(20)` ({time.perf_counter() - t0:.0f} s): "
+                + ", ".join(
+                    f"share {s:g} ({n} rows): "
+                    + ("none reached the target" if r is None else f"recall {r:.3f}, {ms:.1f} ms")
+                    + (" (chosen)" if ch else "")
+                    for s, n, r, ms, ch in frac
+                )
                 + "\n"
             )
     with psycopg.connect(dsn, autocommit=True) as c:

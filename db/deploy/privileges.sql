@@ -143,6 +143,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb.access_refusals(interval),
   memoriesdb.audit_checkpoint(),  -- memoriesdb anchor (worker all): signs it outside the database
   memoriesdb.calibrate_search(integer, real, boolean),  -- memoriesdb calibrate-search: search_ef_search from the index's measured recall
+  memoriesdb.calibrate_search_fraction(integer, real, boolean, integer),  -- and search_hnsw_min_fraction, likewise
   memoriesdb.audit_seal_pending(integer)   -- after each batch, and before each checkpoint
   TO memoriesdb_worker;
 

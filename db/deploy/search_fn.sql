@@ -413,6 +413,159 @@ $$;
 COMMENT ON FUNCTION memoriesdb.calibrate_search(integer, real, boolean) IS
   'Measures the active model''s HNSW index on this database''s own vectors: samples stored vectors as queries (each one''s own row left out), compares the index''s nearest 10 at hnsw.ef_search 40, 100, 200, 400, 800, 1000 with an exact scan''s, and returns a row per ef_search tried (recall@10, mean ms per query on the index and exact) up to the first that reaches target (chosen; or the largest, with a WARNING). With apply (the default) sets config search_ef_search to it: search() then uses max(search_ef_search, 4 k), and its plan choice counts it. MDB12 for samples outside 1-1000 or target outside (0, 1], or no stored vectors; MDB16 when no model is active. For the runner (`memoriesdb calibrate-search`) and administrators.';
 
+-- Below which share of the table does the HNSW plan miss the caller's nearest rows? The index returns the table's
+-- rows nearest first and the iterative scan skips those the caller may not see or its filter drops: the smaller the
+-- share p that passes, the more tuples it reads for k (about k / p) and the more of the true top k lie past the
+-- candidates it walks. Where that begins depends on the graph, not on a count: bench/search.py measured recall@10
+-- 0.95 down to p = 0.02 at 100,000 memories (ef_search 100) and down to 0.01 at 1,000,000 (ef_search 200), where a
+-- share of 0.003 still found 0.99 (its 30% tenant's 1% filter, 91 ms against 266 for the exact plan that
+-- search_hnsw_min_fraction 0.03 chose). calibrate_search_fraction() measures it on this database's own vectors:
+-- stored vectors as queries (each one's own row left out), a share of the table picked by the last bits of the
+-- memory's id, the exact nearest 10 of that share against what the index returns with the iterative scan and the
+-- budget search() would give a caller seeing that share, down a ladder of shares; the smallest share from the top
+-- of the ladder down whose recall reaches the target becomes search_hnsw_min_fraction. Reads vectors only, returns
+-- counts and times (no access log entry, as calibrate_search()).
+CREATE OR REPLACE FUNCTION memoriesdb.calibrate_search_fraction(samples integer DEFAULT 20, target real DEFAULT 0.95,
+                                                                apply boolean DEFAULT true, ef_search integer DEFAULT NULL)
+RETURNS TABLE (share real, rows_in_share bigint, recall real, index_ms real, chosen boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET memoriesdb.context_checked = ''
+SET jit = off
+AS $$
+DECLARE
+  k constant integer := 10;
+  ladder constant real[] := ARRAY[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]::real[];
+  -- a share: the memories whose id ends in bits below a cut of 1,024 (random in a version 4 uuid); the cuts of the ladder
+  cuts integer[];
+  bucket constant text := '((pg_catalog.get_byte(pg_catalog.uuid_send(e.memory_id), 14) * 256 '
+                          '+ pg_catalog.get_byte(pg_catalog.uuid_send(e.memory_id), 15)) & 1023)';
+  active memoriesdb.embedding_models;
+  total double precision;
+  ef integer;
+  tuple_cost double precision := memoriesdb.setting('search_hnsw_tuple_cost')::double precision;
+  max_scan double precision := memoriesdb.setting('search_max_scan_tuples')::double precision;
+  probe text;
+  ids uuid[];
+  vecs public.vector[];
+  truth jsonb[] := '{}'::jsonb[];   -- per sample: {cut: [ids of the exact nearest k in that share]}
+  t jsonb;
+  got uuid[];
+  t0 timestamptz;
+  index_total float8;
+  found float8;
+  wanted float8;
+  budget double precision;
+  passing integer;   -- the last step of the ladder (from the top) whose recall reached the target
+  tried_n bigint[] := '{}'::bigint[];
+  tried_recall real[] := '{}'::real[];
+  tried_ms real[] := '{}'::real[];
+  saved_ef text := current_setting('hnsw.ef_search', true);
+  saved_iter text := current_setting('hnsw.iterative_scan', true);
+  saved_max text := current_setting('hnsw.max_scan_tuples', true);
+  saved_seqscan text := current_setting('enable_seqscan');
+  saved_sort text := current_setting('enable_sort');
+BEGIN
+  IF samples IS NULL OR samples < 1 OR samples > 1000 OR target IS NULL OR NOT (target > 0 AND target <= 1)
+     OR ef_search < 1 OR ef_search > 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'invalid calibration',
+      DETAIL = format('samples %s (1 to 1000), target %s (above 0, at most 1), ef_search %s (1 to 1000, or NULL)', samples, target, ef_search),
+      HINT = 'memoriesdb.calibrate_search_fraction(samples => 20, target => 0.95)';
+  END IF;
+  SELECT * INTO active FROM memoriesdb.embedding_models AS em WHERE em.state = 'active';
+  IF active.id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model', DETAIL = 'no model is active',
+      HINT = 'activate one: memoriesdb models activate NAME';
+  END IF;
+  EXECUTE format('SELECT count(*)::float8 FROM memoriesdb.embeddings AS e WHERE e.model_id = %L::uuid', active.id) INTO total;
+  EXECUTE format('SELECT array_agg(s.memory_id), array_agg(s.embedding) FROM (
+                    SELECT e.memory_id, e.embedding FROM memoriesdb.embeddings AS e
+                     WHERE e.model_id = %L::uuid ORDER BY random() LIMIT %s) AS s', active.id, samples)
+    INTO ids, vecs;
+  IF coalesce(cardinality(ids), 0) = 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'nothing to calibrate on',
+      DETAIL = format('model %s has no stored vectors', active.name),
+      HINT = 'calibrate once the active model''s vectors are stored (memoriesdb status)';
+  END IF;
+  IF total * ladder[1] < 10 * k THEN   -- nothing to measure (and nothing to decide: such callers are exact anyway)
+    RAISE NOTICE 'calibrate_search_fraction: % stored vectors, too few to measure (the largest share, %, would hold fewer than %); search_hnsw_min_fraction kept',
+      total, ladder[1], 10 * k;
+    RETURN;
+  END IF;
+  cuts := ARRAY(SELECT greatest(1, round(l * 1024))::integer FROM unnest(ladder) AS l);
+  ef := greatest(coalesce(ef_search, memoriesdb.setting('search_ef_search')::int), 4 * k);
+  -- the truth: per sample one scan of the model's vectors, the nearest k of each share (the shares are nested)
+  PERFORM set_config('enable_seqscan', 'on', true);
+  FOR i IN 1 .. cardinality(ids) LOOP
+    EXECUTE format($q$
+      SELECT jsonb_object_agg(r.cut, r.ids) FROM (
+        SELECT x.cut, array_agg(x.memory_id ORDER BY x.distance) AS ids FROM (
+          SELECT e.memory_id, c.cut, (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1 AS distance,
+                 row_number() OVER (PARTITION BY c.cut ORDER BY (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1) AS rn
+            FROM memoriesdb.embeddings AS e JOIN unnest($3::integer[]) AS c(cut) ON %4$s < c.cut
+           WHERE e.model_id = %2$L::uuid AND e.memory_id <> $2) AS x
+         WHERE x.rn <= %3$s GROUP BY x.cut) AS r $q$, active.dimension, active.id, k, bucket)
+      INTO t USING vecs[i], ids[i], cuts;
+    truth := truth || coalesce(t, '{}'::jsonb);
+  END LOOP;
+  -- the index as search() uses it for a caller who sees that share of the table: iterative scan, max(ef_search, 4 k),
+  -- and choose_search_plan()'s budget for it; the share's condition is tested per tuple, as a caller's filter is
+  probe := format($q$
+    SELECT array_agg(r.memory_id ORDER BY r.distance) FROM (
+      SELECT e.memory_id, (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1 AS distance
+        FROM memoriesdb.embeddings AS e
+       WHERE e.model_id = %2$L::uuid AND e.memory_id <> $2 AND %4$s < $3
+       ORDER BY (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1
+       LIMIT %3$s) AS r $q$, active.dimension, active.id, k, bucket);
+  PERFORM set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true),
+          set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ef::text, true);
+  FOR j IN 1 .. cardinality(ladder) LOOP
+    share := ladder[j];
+    EXECUTE format('SELECT count(*) FROM memoriesdb.embeddings AS e WHERE e.model_id = %L::uuid AND %s < %s',
+                   active.id, bucket, cuts[j]) INTO rows_in_share;
+    EXIT WHEN rows_in_share < 10 * k;   -- too few rows to tell the plans apart (and exact below search_exact_max anyway)
+    budget := least(max_scan, greatest(4 * greatest(ef, 4 * k, k * total / rows_in_share),
+                                       CASE WHEN tuple_cost > 0 THEN rows_in_share / tuple_cost ELSE 'Infinity' END));
+    PERFORM set_config('hnsw.max_scan_tuples', greatest(budget, 1)::bigint::text, true);
+    found := 0::float8; wanted := 0::float8; index_total := 0::float8;
+    FOR i IN 1 .. cardinality(ids) LOOP
+      t0 := clock_timestamp();
+      EXECUTE probe INTO got USING vecs[i], ids[i], cuts[j];
+      index_total := index_total + extract(epoch FROM clock_timestamp() - t0)::float8 * 1000;
+      found := found + (SELECT count(*)::float8 FROM jsonb_array_elements_text(truth[i] -> cuts[j]::text) AS v(id)
+                         WHERE v.id::uuid = ANY (got));
+      wanted := wanted + coalesce(jsonb_array_length(truth[i] -> cuts[j]::text), 0)::float8;
+    END LOOP;
+    tried_n := tried_n || rows_in_share;
+    tried_recall := tried_recall || (CASE WHEN wanted = 0 THEN 1 ELSE found / wanted END)::real;
+    tried_ms := tried_ms || (index_total / cardinality(ids))::real;
+    EXIT WHEN tried_recall[j] < target;   -- the index misses here: the share above it is the smallest to keep
+    passing := j;
+  END LOOP;
+  PERFORM set_config('hnsw.ef_search', coalesce(saved_ef, '40'), true),
+          set_config('hnsw.iterative_scan', coalesce(saved_iter, 'off'), true),
+          set_config('hnsw.max_scan_tuples', coalesce(saved_max, '20000'), true),
+          set_config('enable_seqscan', saved_seqscan, true), set_config('enable_sort', saved_sort, true);
+  FOR j IN 1 .. cardinality(tried_n) LOOP
+    share := ladder[j]; rows_in_share := tried_n[j]; recall := tried_recall[j]; index_ms := tried_ms[j];
+    chosen := coalesce(j = passing, false);
+    RETURN NEXT;
+  END LOOP;
+  IF passing IS NULL THEN   -- not even the largest share: the index plan only for a caller who sees the whole table
+    share := 1; rows_in_share := total::bigint; recall := NULL; index_ms := NULL; chosen := true;
+    RETURN NEXT;
+    RAISE WARNING 'calibrate_search_fraction: recall@10 % at a share of % of the table, below the target %',
+      round(tried_recall[1]::numeric, 3), ladder[1], target
+      USING HINT = 'search_hnsw_min_fraction becomes 1: only a caller who sees the whole table takes the HNSW plan. Run calibrate_search() (search_ef_search) first, or rebuild the index with larger search_hnsw_m / search_hnsw_ef_construction';
+  END IF;
+  IF apply THEN
+    UPDATE memoriesdb.config AS c SET value = to_jsonb(coalesce(ladder[passing], 1::real)) WHERE c.key = 'search_hnsw_min_fraction';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb.calibrate_search_fraction(integer, real, boolean, integer) IS
+  'Measures below which share of the table the active model''s HNSW plan misses the nearest rows: samples stored vectors as queries (each one''s own row left out), and for shares 0.3, 0.1, 0.03, 0.01, 0.003, 0.001 of the table (picked by the last bits of the memory id) compares the nearest 10 that the index returns, with the iterative scan, max(ef_search, 40) (ef_search NULL: config search_ef_search) and the budget search() gives a caller seeing that share, with an exact scan''s. Returns a row per share tried, from the largest down to the first that misses target or holds fewer than 100 memories; chosen: the smallest that reached it from the top, or an extra row of share 1 when none did (with a WARNING); with apply (the default) sets config search_hnsw_min_fraction to the chosen share. No rows (a NOTICE, the setting kept) for fewer than 334 stored vectors, too few for the largest share to hold 100. MDB12 for samples outside 1-1000, target outside (0, 1], ef_search outside 1-1000, or no stored vectors; MDB16 when no model is active. Run after calibrate_search() (it reads search_ef_search); for the runner (`memoriesdb calibrate-search`) and administrators.';
+
 -- The exact plan's ranking: the caller's rows (visible_memories(), by index, under its row-level security) nearest
 -- q that pass the filter given by its parts, k of them; "+ 0" keeps the planner off the HNSW index. Inlined
 -- (LANGUAGE sql, no SET clause), so that a caller passing the dates as NULL constants gets a plan that never reads

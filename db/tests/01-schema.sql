@@ -154,7 +154,7 @@ SELECT functions_are('memoriesdb', ARRAY[
   'add_model', 'activate_model', 'pause_model', 'resume_model', 'retire_model', 'model_progress', 'import_embeddings',
   'search_model_info',
   -- the runner's (memoriesdb calibrate-search)
-  'calibrate_search',
+  'calibrate_search', 'calibrate_search_fraction',
   -- administrators only (no client role may execute them)
   'configure_login', 'unbounded_logins']);
 SELECT functions_are('memoriesdb_internal', ARRAY[

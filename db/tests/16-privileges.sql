@@ -53,6 +53,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_worker') $$, ARRAY
     'memoriesdb.reclaim_expired_embedding_leases', 'memoriesdb.release_embedding_jobs',
     'memoriesdb.renew_embedding_leases', 'memoriesdb.requeue_dead_embedding_jobs', 'memoriesdb.run_vindexing', 'memoriesdb.setting',
     'memoriesdb.vindexing_status', 'memoriesdb.audit_checkpoint', 'memoriesdb.audit_seal_pending', 'memoriesdb.calibrate_search',
+    'memoriesdb.calibrate_search_fraction',
     'memoriesdb.claim_model_embedding_jobs', 'memoriesdb.add_model', 'memoriesdb.activate_model', 'memoriesdb.pause_model',
     'memoriesdb.resume_model', 'memoriesdb.retire_model', 'memoriesdb.model_progress',
     'memoriesdb.import_embeddings'],

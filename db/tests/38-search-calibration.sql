@@ -1,8 +1,9 @@
--- calibrate_search(): search_ef_search measured on the database's own vectors (issue 16: recall at every size).
+-- calibrate_search(): search_ef_search measured on the database's own vectors (issue 16: recall at every size);
+-- calibrate_search_fraction(): search_hnsw_min_fraction likewise.
 -- Timing-free: which ef_search values it tries, which it keeps, that the index (not a scan) answered its probes,
 -- and who may call it.
 BEGIN;
-SELECT plan(12);
+SELECT plan(26);
 SELECT setseed(0.17);
 
 -- one tenant, 3,000 vectors crowded in 6 clusters (dense: the index needs a longer candidate list than 40)
@@ -59,6 +60,56 @@ SELECT ok(NOT has_function_privilege('memoriesdb_app', 'memoriesdb.calibrate_sea
           'a client cannot calibrate (it sets what every tenant''s search reads)');
 SELECT ok(has_function_privilege('memoriesdb_worker', 'memoriesdb.calibrate_search(integer, real, boolean)', 'EXECUTE'),
           'the runner can (memoriesdb calibrate-search)');
+
+-- calibrate_search_fraction(): the smallest share of the table at which the index plan still finds the nearest rows
+SELECT throws_ok($$SELECT * FROM memoriesdb.calibrate_search_fraction(0)$$, 'MDB12', 'invalid calibration', 'fraction: samples must be 1 to 1000');
+SELECT throws_ok($$SELECT * FROM memoriesdb.calibrate_search_fraction(5, 0)$$, 'MDB12', 'invalid calibration', 'fraction: target must be in (0, 1]');
+UPDATE memoriesdb.config SET value = '1000' WHERE key = 'search_ef_search';   -- a candidate list as long as pgvector allows
+UPDATE memoriesdb.config SET value = '0.5' WHERE key = 'search_hnsw_min_fraction';
+CREATE TEMP TABLE fdry AS SELECT * FROM memoriesdb.calibrate_search_fraction(10, 0.8, false);
+SELECT is(memoriesdb.setting('search_hnsw_min_fraction')::real, 0.5::real, 'fraction, apply => false: search_hnsw_min_fraction unchanged');
+CREATE TEMP TABLE fidx_before AS
+  SELECT coalesce(sum(s.idx_scan), 0) AS n FROM pg_stat_xact_user_tables AS s WHERE s.schemaname = 'memoriesdb' AND s.relname = 'embeddings';
+-- target 0.8: this deliberately poor graph (m 4) finds 0.90-0.99 of a share's nearest rows even at ef_search 1000
+CREATE TEMP TABLE frac AS SELECT row_number() OVER () AS step, f.* FROM memoriesdb.calibrate_search_fraction(10, 0.8) AS f;
+-- the ladder's shares that hold at least 100 of the 3,000 (the ids are random: 0.03 holds about 92)
+CREATE TEMP TABLE held AS
+  SELECT l.share, (SELECT count(*) FROM memoriesdb.embeddings AS e
+                    WHERE ((get_byte(uuid_send(e.memory_id), 14) * 256 + get_byte(uuid_send(e.memory_id), 15)) & 1023)
+                          < round(l.share * 1024)) AS n
+    FROM unnest(ARRAY[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]::real[]) WITH ORDINALITY AS l(share, o)
+   WHERE l.o <= (SELECT coalesce(min(o2) - 1, 6) FROM unnest(ARRAY[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]::real[]) WITH ORDINALITY AS l2(s2, o2)
+                  WHERE (SELECT count(*) FROM memoriesdb.embeddings AS e
+                          WHERE ((get_byte(uuid_send(e.memory_id), 14) * 256 + get_byte(uuid_send(e.memory_id), 15)) & 1023)
+                                < round(l2.s2 * 1024)) < 100);
+SELECT diag(string_agg(format('share %s (%s rows): recall@10 %s, %s ms%s', share, rows_in_share, round(recall::numeric, 3),
+            round(index_ms::numeric, 2), CASE WHEN chosen THEN ' <- chosen' END), E'\n' ORDER BY step)) FROM frac;
+SELECT is((SELECT array_agg(share ORDER BY step) FROM frac), (SELECT array_agg(share ORDER BY share DESC) FROM held),
+          'the shares are tried from the largest down, while they hold 100 rows (0.3 and 0.1 of 3,000, 0.03 when it holds 100)');
+SELECT is((SELECT array_agg(rows_in_share ORDER BY step) FROM frac), (SELECT array_agg(n ORDER BY share DESC) FROM held),
+          'rows_in_share counts the memories the share picks');
+SELECT is((SELECT share FROM frac WHERE chosen), (SELECT min(share) FROM held),
+          'with the longest candidate list every share tried reaches the target: the smallest is chosen');
+SELECT ok((SELECT bool_and(recall >= 0.8::real) FROM frac), 'each share kept reached the target');
+SELECT is(memoriesdb.setting('search_hnsw_min_fraction')::real, (SELECT min(share) FROM held), 'search_hnsw_min_fraction is set to it');
+SELECT cmp_ok(((SELECT coalesce(sum(s.idx_scan), 0) FROM pg_stat_xact_user_tables AS s
+                WHERE s.schemaname = 'memoriesdb' AND s.relname = 'embeddings') - (SELECT n FROM fidx_before))::bigint,
+              '>=', 10 * (SELECT count(*) FROM frac), 'every probe of every share read the HNSW index');
+-- the poor graph's shortest candidate list (40, recall 0.67 over all rows above) with an iterative scan that may read
+-- only 20 tuples more misses a 30% share's nearest rows: no share reaches the target, and only a caller who sees the
+-- whole table would take the index plan
+UPDATE memoriesdb.config SET value = '20' WHERE key = 'search_max_scan_tuples';
+SET LOCAL client_min_messages = error;   -- the WARNING is asserted through the rows
+CREATE TEMP TABLE fmiss AS SELECT row_number() OVER () AS step, f.* FROM memoriesdb.calibrate_search_fraction(10, 0.99, ef_search => 40) AS f;
+RESET client_min_messages;
+SELECT is(memoriesdb.setting('search_ef_search')::int, 1000, 'ef_search => 40 is measured with, not stored (calibrate_search() sets that)');
+SELECT results_eq($$SELECT share, chosen FROM fmiss ORDER BY step$$, $$VALUES (0.3::real, false), (1::real, true)$$,
+                  'a 20-tuple budget misses at the largest share: it is reported, and 1 is chosen');
+SELECT ok((SELECT recall < 0.99::real FROM fmiss WHERE step = 1), 'its recall is below the target');
+SELECT is(memoriesdb.setting('search_hnsw_min_fraction')::real, 1::real, 'search_hnsw_min_fraction is 1: the exact plan for every caller who sees less than all');
+SELECT ok(NOT has_function_privilege('memoriesdb_app', 'memoriesdb.calibrate_search_fraction(integer, real, boolean, integer)', 'EXECUTE')
+          AND has_function_privilege('memoriesdb_worker', 'memoriesdb.calibrate_search_fraction(integer, real, boolean, integer)', 'EXECUTE'),
+          'fraction: the runner can calibrate it, a client cannot');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -273,15 +273,22 @@ def models_reindex(settings: Settings, name: str, maintenance_work_mem: str | No
 @click.pass_obj
 def calibrate_search(settings: Settings, samples: int, target: float, dry_run: bool, as_json: bool) -> None:
     """Measure the active model's HNSW index on this database's own vectors (its nearest 10 against an exact
-    scan's, at ef_search 40 up to 1000) and set search_ef_search to the smallest that reaches --target. Run
-    it after activating a model or when the table has grown a lot (each sample is one exact scan of the
-    active model's vectors). Exit code 2 when even the largest ef_search misses the target."""
-    rows = _run(model_registry.call(settings, "calibrate_search", many=True, samples=samples, target=target, apply=not dry_run))
+    scan's) and set the two settings search() plans by: search_ef_search, the smallest of 40 up to 1000
+    that reaches --target, then, with it, search_hnsw_min_fraction, the smallest share of the table (0.3
+    down to 0.001, picked by memory id) at which the index plan still reaches it. Run it after activating
+    a model or when the table has grown a lot (each sample is an exact scan of the active model's vectors
+    per step). Exit code 2 when even the largest ef_search misses the target."""
+    apply = not dry_run
+    rows = _run(model_registry.call(settings, "calibrate_search", many=True, samples=samples, target=target, apply=apply))
+    ef = next(r for r in rows if r["chosen"])
+    fraction = {"samples": samples, "target": target, "apply": apply, "ef_search": ef["ef_search"]}
+    shares = _run(model_registry.call(settings, "calibrate_search_fraction", many=True, **fraction))
     if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
+        click.echo(json.dumps({"ef_search": rows, "min_fraction": shares}, default=str, indent=2))
     else:
-        model_registry.show_calibration(rows, target, not dry_run, console)
-    if next(r for r in rows if r["chosen"])["recall"] < target:
+        model_registry.show_calibration(rows, target, apply, console)
+        model_registry.show_fraction_calibration(shares, target, apply, console)
+    if ef["recall"] < target:
         sys.exit(2)
 
 

@@ -105,3 +105,23 @@ def show_calibration(rows: list[dict], target: float, applied: bool, console: Co
     chosen = next(r for r in rows if r["chosen"])
     if chosen["recall"] < target:
         console.print(f"[bold]recall@10 {chosen['recall']:.3f} at the largest ef_search: below the target {target:g}[/]")
+
+
+def show_fraction_calibration(rows: list[dict], target: float, applied: bool, console: Console) -> None:
+    """calibrate_search_fraction()'s rows: recall@10 of the index plan at each share of the table tried, the one chosen."""
+    title = "search_hnsw_min_fraction (index plan vs share)"
+    t = Table("share of the table", "rows", "recall@10", "index ms/query", "", title=title)
+    for r in rows:
+        t.add_row(
+            f"{r['share']:g}",
+            str(r["rows_in_share"]),
+            "" if r["recall"] is None else f"{r['recall']:.3f}",
+            "" if r["index_ms"] is None else f"{r['index_ms']:.2f}",
+            ("set" if applied else "would set") if r["chosen"] else "",
+        )
+    if not rows:
+        console.print("search_hnsw_min_fraction: too few memories to measure (kept); such small callers are exact anyway")
+        return
+    console.print(t)
+    if next(r for r in rows if r["chosen"])["recall"] is None:
+        console.print(f"[bold]no share reached recall@10 {target:g}: the index plan only for a caller who sees every row[/]")

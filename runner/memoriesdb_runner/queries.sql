@@ -97,6 +97,11 @@ SELECT model_id, jobs FROM memoriesdb.add_model(%(name)s, %(provider)s, %(dimens
 SELECT ef_search, recall, index_ms, exact_ms, chosen
   FROM memoriesdb.calibrate_search(%(samples)s::integer, %(target)s::real, %(apply)s);
 
+-- name: calibrate_search_fraction
+-- search_hnsw_min_fraction: the smallest share of the table at which the index still finds the nearest rows (a row per share tried)
+SELECT share, rows_in_share, recall, index_ms, chosen
+  FROM memoriesdb.calibrate_search_fraction(%(samples)s::integer, %(target)s::real, %(apply)s, %(ef_search)s::integer);
+
 -- name: activate_model
 SELECT model, previous, memories FROM memoriesdb.activate_model(%(name)s);
 

@@ -137,11 +137,15 @@ def test_calibrate_search_measures_and_sets_ef_search(settings, admin_conn, user
         )
     setting = "SELECT value::int AS ef FROM memoriesdb.config WHERE key = 'search_ef_search'"
     before = admin_conn.execute(setting).fetchone()["ef"]
+    fraction = "SELECT value::real AS f FROM memoriesdb.config WHERE key = 'search_hnsw_min_fraction'"
+    fraction_before = admin_conn.execute(fraction).fetchone()["f"]
     env = env_of(settings)
     try:
         dry = CliRunner().invoke(main, ["calibrate-search", "--samples", "10", "--dry-run", "--json"], env=env)
         assert dry.exit_code == 0, dry.output
-        rows = json.loads(dry.output)
+        out = json.loads(dry.output)
+        rows = out["ef_search"]
+        assert out["min_fraction"] == []  # 40-odd vectors: too few for a share of the table to say anything
         assert [r["ef_search"] for r in rows] == [40, 100, 200, 400, 800, 1000][: len(rows)]
         assert [r["chosen"] for r in rows] == [False] * (len(rows) - 1) + [True]
         assert all(0 <= r["recall"] <= 1 for r in rows) and rows[-1]["recall"] >= 0.95
@@ -149,6 +153,8 @@ def test_calibrate_search_measures_and_sets_ef_search(settings, admin_conn, user
         applied = CliRunner().invoke(main, ["calibrate-search", "--samples", "10", "--target", "0.5"], env=env)
         assert applied.exit_code == 0, applied.output
         assert "HNSW calibration" in applied.output and "set" in applied.output
+        assert "too few memories to measure" in applied.output
+        assert admin_conn.execute(fraction).fetchone()["f"] == fraction_before
         assert admin_conn.execute(setting).fetchone()["ef"] == 40  # the first rung reaches 0.5 on 40-odd rows
         refused = CliRunner().invoke(main, ["calibrate-search", "--target", "1.5"], env=env)
         assert refused.exit_code == 2 and "1.5" in refused.output  # click's range check, before any query
