@@ -74,16 +74,12 @@ CREATE TEMP TABLE fidx_before AS
 CREATE TEMP TABLE frac AS SELECT row_number() OVER () AS step, f.* FROM memoriesdb.calibrate_search_fraction(10, 0.8) AS f;
 -- the ladder's shares that hold at least 100 of the 3,000 (the ids are random: 0.03 holds about 92)
 CREATE TEMP TABLE held AS
-  SELECT l.share, (SELECT count(*) FROM memoriesdb.embeddings AS e
-                    WHERE ((get_byte(uuid_send(e.memory_id), 14) * 256 + get_byte(uuid_send(e.memory_id), 15)) & 1023)
-                          < round(l.share * 1024)) AS n
-    FROM unnest(ARRAY[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]::real[]) WITH ORDINALITY AS l(share, o)
-   WHERE l.o <= (SELECT coalesce(min(o2) - 1, 6) FROM unnest(ARRAY[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]::real[]) WITH ORDINALITY AS l2(s2, o2)
-                  WHERE (SELECT count(*) FROM memoriesdb.embeddings AS e
+  WITH l AS (
+    SELECT l.share, l.o, (SELECT count(*) FROM memoriesdb.embeddings AS e
                           WHERE ((get_byte(uuid_send(e.memory_id), 14) * 256 + get_byte(uuid_send(e.memory_id), 15)) & 1023)
-                                < round(l2.s2 * 1024)) < 100);
-SELECT diag(string_agg(format('share %s (%s rows): recall@10 %s, %s ms%s', share, rows_in_share, round(recall::numeric, 3),
-            round(index_ms::numeric, 2), CASE WHEN chosen THEN ' <- chosen' END), E'\n' ORDER BY step)) FROM frac;
+                                < round(l.share * 1024)) AS n
+      FROM unnest(ARRAY[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]::real[]) WITH ORDINALITY AS l(share, o))
+  SELECT l.share, l.n FROM l WHERE l.o < coalesce((SELECT min(x.o) FROM l AS x WHERE x.n < 100), 7);
 SELECT is((SELECT array_agg(share ORDER BY step) FROM frac), (SELECT array_agg(share ORDER BY share DESC) FROM held),
           'the shares are tried from the largest down, while they hold 100 rows (0.3 and 0.1 of 3,000, 0.03 when it holds 100)');
 SELECT is((SELECT array_agg(rows_in_share ORDER BY step) FROM frac), (SELECT array_agg(n ORDER BY share DESC) FROM held),
