@@ -50,7 +50,7 @@ d = sys.argv[1]; admin.deploy(d); admin.ensure_local_logins(d)" "postgresql://$P
   smoke fail_closed_recall py bench/fail_closed_recall.py --smoke --db "$SHARED" --host "$PGHOST"
   smoke refusal_storm py bench/refusal_storm.py --smoke --db "$SHARED" --host "$PGHOST" --out "$(out refusal_storm)"
   smoke query_cache py bench/query_cache.py --smoke --db "$SHARED"
-  smoke search py bench/search.py --smoke --keep --db "${P}_search" --out "$(out search)"
+  smoke search py bench/search.py --smoke --calibrate --keep --db "${P}_search" --out "$(out search)"
   smoke access_log py bench/access_log.py --smoke --db "${P}_search" --out "$(out access_log)"
   smoke ranking_ab py bench/ranking_ab.py --smoke --base HEAD --db "${P}_search" --out "$(out ranking_ab)"
   smoke audit_chain py bench/audit_chain.py --transactions 20 --rounds 1 --db "${P}_audit" --out "$(out audit_chain)"

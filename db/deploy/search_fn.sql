@@ -310,6 +310,39 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.query_fingerprint(text, public.vector, integer, jsonb, text) IS
   'Internal: the bytes record_read() hashes (with a key) into a search''s query_hash: text, vector, k, filter and the other arguments.';
 
+-- The queries of a calibration: up to samples of the active model's stored vectors, at random, with their memories'
+-- ids (each probe leaves its own row out). MDB16 when no model is active, MDB12 when it has no stored vector.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.calibration_sample(samples integer, OUT model_id uuid, OUT dimension integer,
+                                                                 OUT ids uuid[], OUT vecs public.vector[])
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- VOLATILE: a random sample (random() in its dynamic SQL, which plpgsql_check cannot see)
+-- @plpgsql_check_options: performance_warnings = false
+DECLARE
+  active memoriesdb.embedding_models;
+BEGIN
+  SELECT * INTO active FROM memoriesdb.embedding_models AS em WHERE em.state = 'active';
+  IF active.id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model', DETAIL = 'no model is active',
+      HINT = 'activate one: memoriesdb models activate NAME';
+  END IF;
+  EXECUTE format('SELECT array_agg(s.memory_id), array_agg(s.embedding) FROM (
+                    SELECT e.memory_id, e.embedding FROM memoriesdb.embeddings AS e
+                     WHERE e.model_id = %L::uuid ORDER BY random() LIMIT %s) AS s', active.id, samples)
+    INTO ids, vecs;
+  IF coalesce(cardinality(ids), 0) = 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'nothing to calibrate on',
+      DETAIL = format('model %s has no stored vectors', active.name),
+      HINT = 'calibrate once the active model''s vectors are stored (memoriesdb status)';
+  END IF;
+  model_id := active.id;
+  dimension := active.dimension;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.calibration_sample(integer) IS
+  'Internal: the active model (id, dimension) and up to samples of its stored vectors at random with their memories'' ids, the queries of calibrate_search() and calibrate_search_fraction(); MDB16 when no model is active, MDB12 when it has no stored vector.';
+
 -- How long a candidate list does the active model's HNSW index need to find a query's true nearest neighbours? It
 -- depends on the data (how densely the vectors crowd), not on a count: bench/search.py measured hnsw.ef_search 100
 -- enough at 100,000 synthetic memories (recall@10 0.97-0.98) and 800 needed at 1,000,000 of the same 200 clusters
@@ -329,7 +362,7 @@ AS $$
 DECLARE
   k constant integer := 10;
   ladder constant integer[] := ARRAY[40, 100, 200, 400, 800, 1000];   -- pgvector's ef_search is at most 1000
-  active memoriesdb.embedding_models;
+  active record;   -- calibration_sample(): model_id, dimension, ids, vecs
   probe text;
   ids uuid[];
   vecs public.vector[];
@@ -349,11 +382,9 @@ BEGIN
       DETAIL = format('samples %s (1 to 1000), target %s (above 0, at most 1)', samples, target),
       HINT = 'memoriesdb.calibrate_search(samples => 50, target => 0.95)';
   END IF;
-  SELECT * INTO active FROM memoriesdb.embedding_models AS em WHERE em.state = 'active';
-  IF active.id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model', DETAIL = 'no model is active',
-      HINT = 'activate one: memoriesdb models activate NAME';
-  END IF;
+  SELECT * INTO active FROM memoriesdb_internal.calibration_sample(samples) AS c;   -- MDB16, MDB12
+  ids := active.ids;
+  vecs := active.vecs;
   -- the model's id and dimension are constants of the query, as in vector_ranking(): only then does it match the
   -- model's partial HNSW index; "+ 0" keeps the exact scan off the index
   probe := format($q$
@@ -362,16 +393,7 @@ BEGIN
         FROM memoriesdb.embeddings AS e
        WHERE e.model_id = %2$L::uuid AND e.memory_id <> $2
        ORDER BY ((e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1) %%s
-       LIMIT %3$s) AS r $q$, active.dimension, active.id, k);
-  EXECUTE format('SELECT array_agg(s.memory_id), array_agg(s.embedding) FROM (
-                    SELECT e.memory_id, e.embedding FROM memoriesdb.embeddings AS e
-                     WHERE e.model_id = %L::uuid ORDER BY random() LIMIT %s) AS s', active.id, samples)
-    INTO ids, vecs;
-  IF coalesce(cardinality(ids), 0) = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'nothing to calibrate on',
-      DETAIL = format('model %s has no stored vectors', active.name),
-      HINT = 'calibrate once the active model''s vectors are stored (memoriesdb status)';
-  END IF;
+       LIMIT %3$s) AS r $q$, active.dimension, active.model_id, k);
   PERFORM set_config('enable_seqscan', 'on', true);
   FOR i IN 1 .. cardinality(ids) LOOP
     t0 := clock_timestamp();
@@ -440,7 +462,7 @@ DECLARE
   cuts integer[];
   bucket constant text := '((pg_catalog.get_byte(pg_catalog.uuid_send(e.memory_id), 14) * 256 '
                           '+ pg_catalog.get_byte(pg_catalog.uuid_send(e.memory_id), 15)) & 1023)';
-  active memoriesdb.embedding_models;
+  active record;   -- calibration_sample(): model_id, dimension, ids, vecs
   total double precision;
   ef integer;
   tuple_cost double precision := memoriesdb.setting('search_hnsw_tuple_cost')::double precision;
@@ -472,21 +494,10 @@ BEGIN
       DETAIL = format('samples %s (1 to 1000), target %s (above 0, at most 1), ef_search %s (1 to 1000, or NULL)', samples, target, ef_search),
       HINT = 'memoriesdb.calibrate_search_fraction(samples => 20, target => 0.95)';
   END IF;
-  SELECT * INTO active FROM memoriesdb.embedding_models AS em WHERE em.state = 'active';
-  IF active.id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB16', MESSAGE = 'no such embedding model', DETAIL = 'no model is active',
-      HINT = 'activate one: memoriesdb models activate NAME';
-  END IF;
-  EXECUTE format('SELECT count(*)::float8 FROM memoriesdb.embeddings AS e WHERE e.model_id = %L::uuid', active.id) INTO total;
-  EXECUTE format('SELECT array_agg(s.memory_id), array_agg(s.embedding) FROM (
-                    SELECT e.memory_id, e.embedding FROM memoriesdb.embeddings AS e
-                     WHERE e.model_id = %L::uuid ORDER BY random() LIMIT %s) AS s', active.id, samples)
-    INTO ids, vecs;
-  IF coalesce(cardinality(ids), 0) = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'MDB12', MESSAGE = 'nothing to calibrate on',
-      DETAIL = format('model %s has no stored vectors', active.name),
-      HINT = 'calibrate once the active model''s vectors are stored (memoriesdb status)';
-  END IF;
+  SELECT * INTO active FROM memoriesdb_internal.calibration_sample(samples) AS c;   -- MDB16, MDB12
+  ids := active.ids;
+  vecs := active.vecs;
+  EXECUTE format('SELECT count(*)::float8 FROM memoriesdb.embeddings AS e WHERE e.model_id = %L::uuid', active.model_id) INTO total;
   IF total * ladder[1] < 10 * k THEN   -- nothing to measure (and nothing to decide: such callers are exact anyway)
     RAISE NOTICE 'calibrate_search_fraction: % stored vectors, too few to measure (the largest share, %, would hold fewer than %); search_hnsw_min_fraction kept',
       total, ladder[1], 10 * k;
@@ -504,7 +515,7 @@ BEGIN
                  row_number() OVER (PARTITION BY c.cut ORDER BY (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1) AS rn
             FROM memoriesdb.embeddings AS e JOIN unnest($3::integer[]) AS c(cut) ON %4$s < c.cut
            WHERE e.model_id = %2$L::uuid AND e.memory_id <> $2) AS x
-         WHERE x.rn <= %3$s GROUP BY x.cut) AS r $q$, active.dimension, active.id, k, bucket)
+         WHERE x.rn <= %3$s GROUP BY x.cut) AS r $q$, active.dimension, active.model_id, k, bucket)
       INTO t USING vecs[i], ids[i], cuts;
     truth := truth || coalesce(t, '{}'::jsonb);
   END LOOP;
@@ -516,13 +527,13 @@ BEGIN
         FROM memoriesdb.embeddings AS e
        WHERE e.model_id = %2$L::uuid AND e.memory_id <> $2 AND %4$s < $3
        ORDER BY (e.embedding::public.vector(%1$s)) OPERATOR(public.<=>) $1
-       LIMIT %3$s) AS r $q$, active.dimension, active.id, k, bucket);
+       LIMIT %3$s) AS r $q$, active.dimension, active.model_id, k, bucket);
   PERFORM set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true),
           set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ef::text, true);
   FOR j IN 1 .. cardinality(ladder) LOOP
     share := ladder[j];
     EXECUTE format('SELECT count(*) FROM memoriesdb.embeddings AS e WHERE e.model_id = %L::uuid AND %s < %s',
-                   active.id, bucket, cuts[j]) INTO rows_in_share;
+                   active.model_id, bucket, cuts[j]) INTO rows_in_share;
     EXIT WHEN rows_in_share < 10 * k;   -- too few rows to tell the plans apart (and exact below search_exact_max anyway)
     budget := least(max_scan, greatest(4 * greatest(ef, 4 * k, k * total / rows_in_share),
                                        CASE WHEN tuple_cost > 0 THEN rows_in_share / tuple_cost ELSE 'Infinity' END));
