@@ -305,7 +305,7 @@ RETURNS bytea
 LANGUAGE sql STABLE   -- as concat_ws(): declared IMMUTABLE it was never inlined, and each call parsed and planned it (0.1 ms)
 AS $$
   SELECT pg_catalog.convert_to(pg_catalog.concat_ws(E'\x1f', k, filter, extra, query_text), 'UTF8')
-         OPERATOR(pg_catalog.||) coalesce(public.vector_send(query_vector), ''::bytea)
+         OPERATOR(pg_catalog.||) coalesce(public.vector_send(query_vector), ''::pg_catalog.bytea)
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.query_fingerprint(text, public.vector, integer, jsonb, text) IS
   'Internal: the bytes record_read() hashes (with a key) into a search''s query_hash: text, vector, k, filter and the other arguments.';
@@ -478,6 +478,8 @@ DECLARE
   found float8;
   wanted float8;
   budget double precision;
+  share_rows bigint[];   -- per step of the ladder: how many vectors the share holds
+  tried integer;         -- how many steps are tried (from the top: those holding 10 k)
   passing integer;   -- the last step of the ladder (from the top) whose recall reached the target
   tried_n bigint[] := '{}'::bigint[];
   tried_recall real[] := '{}'::real[];
@@ -497,13 +499,23 @@ BEGIN
   SELECT * INTO active FROM memoriesdb_internal.calibration_sample(samples) AS c;   -- MDB16, MDB12
   ids := active.ids;
   vecs := active.vecs;
-  EXECUTE format('SELECT count(*)::float8 FROM memoriesdb.embeddings AS e WHERE e.model_id = %L::uuid', active.model_id) INTO total;
-  IF total * ladder[1] < 10 * k THEN   -- nothing to measure (and nothing to decide: such callers are exact anyway)
-    RAISE NOTICE 'calibrate_search_fraction: % stored vectors, too few to measure (the largest share, %, would hold fewer than %); search_hnsw_min_fraction kept',
-      total, ladder[1], 10 * k;
+  cuts := ARRAY(SELECT greatest(1, round(l * 1024))::integer FROM unnest(ladder) AS l);
+  -- how many of the model's vectors each share holds (one scan): the shares tried are those from the top that hold
+  -- at least 10 k (fewer cannot tell the plans apart, and such callers are exact anyway)
+  EXECUTE format($q$
+    WITH g AS (SELECT %2$s AS b, count(*) AS n FROM memoriesdb.embeddings AS e WHERE e.model_id = %1$L::uuid GROUP BY 1)
+    SELECT coalesce((SELECT sum(g.n) FROM g), 0)::float8,
+           ARRAY(SELECT coalesce((SELECT sum(g.n) FROM g WHERE g.b < u.c), 0)::bigint FROM unnest($1::integer[]) WITH ORDINALITY AS u(c, o)
+                  ORDER BY u.o) $q$, active.model_id, bucket)
+    INTO total, share_rows USING cuts;
+  tried := coalesce((SELECT (min(u.o) - 1)::integer FROM unnest(share_rows) WITH ORDINALITY AS u(n, o) WHERE u.n < 10 * k),
+                    cardinality(ladder));
+  IF tried = 0 THEN   -- nothing to measure, nothing to decide: the setting is kept
+    RAISE NOTICE 'calibrate_search_fraction: % stored vectors, too few to measure (the largest share, %, holds % of them, fewer than %); search_hnsw_min_fraction kept',
+      total, ladder[1], share_rows[1], 10 * k;
     RETURN;
   END IF;
-  cuts := ARRAY(SELECT greatest(1, round(l * 1024))::integer FROM unnest(ladder) AS l);
+  cuts := cuts[1:tried];
   ef := greatest(coalesce(ef_search, memoriesdb.setting('search_ef_search')::int), 4 * k);
   -- the truth: per sample one scan of the model's vectors, the nearest k of each share (the shares are nested)
   PERFORM set_config('enable_seqscan', 'on', true);
@@ -530,11 +542,8 @@ BEGIN
        LIMIT %3$s) AS r $q$, active.dimension, active.model_id, k, bucket);
   PERFORM set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true),
           set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ef::text, true);
-  FOR j IN 1 .. cardinality(ladder) LOOP
-    share := ladder[j];
-    EXECUTE format('SELECT count(*) FROM memoriesdb.embeddings AS e WHERE e.model_id = %L::uuid AND %s < %s',
-                   active.model_id, bucket, cuts[j]) INTO rows_in_share;
-    EXIT WHEN rows_in_share < 10 * k;   -- too few rows to tell the plans apart (and exact below search_exact_max anyway)
+  FOR j IN 1 .. tried LOOP
+    rows_in_share := share_rows[j];
     budget := least(max_scan, greatest(4 * greatest(ef, 4 * k, k * total / rows_in_share),
                                        CASE WHEN tuple_cost > 0 THEN rows_in_share / tuple_cost ELSE 'Infinity' END));
     PERFORM set_config('hnsw.max_scan_tuples', greatest(budget, 1)::bigint::text, true);
@@ -550,7 +559,9 @@ BEGIN
     tried_n := tried_n || rows_in_share;
     tried_recall := tried_recall || (CASE WHEN wanted = 0 THEN 1 ELSE found / wanted END)::real;
     tried_ms := tried_ms || (index_total / cardinality(ids))::real;
-    EXIT WHEN tried_recall[j] < target;   -- the index misses here: the share above it is the smallest to keep
+    -- the index misses here: the share above it is the smallest to keep. (A probe that found fewer than k counts
+    -- its misses: search() then answers exactly, having spent the index scan's budget first, worse than exact alone)
+    EXIT WHEN tried_recall[j] < target;
     passing := j;
   END LOOP;
   PERFORM set_config('hnsw.ef_search', coalesce(saved_ef, '40'), true),
@@ -575,7 +586,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memoriesdb.calibrate_search_fraction(integer, real, boolean, integer) IS
-  'Measures below which share of the table the active model''s HNSW plan misses the nearest rows: samples stored vectors as queries (each one''s own row left out), and for shares 0.3, 0.1, 0.03, 0.01, 0.003, 0.001 of the table (picked by the last bits of the memory id) compares the nearest 10 that the index returns, with the iterative scan, max(ef_search, 40) (ef_search NULL: config search_ef_search) and the budget search() gives a caller seeing that share, with an exact scan''s. Returns a row per share tried, from the largest down to the first that misses target or holds fewer than 100 memories; chosen: the smallest that reached it from the top, or an extra row of share 1 when none did (with a WARNING); with apply (the default) sets config search_hnsw_min_fraction to the chosen share. No rows (a NOTICE, the setting kept) for fewer than 334 stored vectors, too few for the largest share to hold 100. MDB12 for samples outside 1-1000, target outside (0, 1], ef_search outside 1-1000, or no stored vectors; MDB16 when no model is active. Run after calibrate_search() (it reads search_ef_search); for the runner (`memoriesdb calibrate-search`) and administrators.';
+  'Measures below which share of the table the active model''s HNSW plan misses the nearest rows: samples stored vectors as queries (each one''s own row left out), and for shares 0.3, 0.1, 0.03, 0.01, 0.003, 0.001 of the table (picked by the last bits of the memory id) compares the nearest 10 that the index returns, with the iterative scan, max(ef_search, 40) (ef_search NULL: config search_ef_search) and the budget search() gives a caller seeing that share, with an exact scan''s. Returns a row per share tried, from the largest down to the first that misses target or holds fewer than 100 memories; chosen: the smallest that reached it from the top, or an extra row of share 1 when none did (with a WARNING); with apply (the default) sets config search_hnsw_min_fraction to the chosen share. No rows (a NOTICE, the setting kept) when even the largest share holds fewer than 100 of the model''s vectors (below about 330). MDB12 for samples outside 1-1000, target outside (0, 1], ef_search outside 1-1000, or no stored vectors; MDB16 when no model is active. Run after calibrate_search() (it reads search_ef_search); for the runner (`memoriesdb calibrate-search`) and administrators.';
 
 -- The exact plan's ranking: the caller's rows (visible_memories(), by index, under its row-level security) nearest
 -- q that pass the filter given by its parts, k of them; "+ 0" keeps the planner off the HNSW index. Inlined

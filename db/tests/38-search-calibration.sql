@@ -3,7 +3,7 @@
 -- Timing-free: which ef_search values it tries, which it keeps, that the index (not a scan) answered its probes,
 -- and who may call it.
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 SELECT setseed(0.17);
 
 -- one tenant, 3,000 vectors crowded in 6 clusters (dense: the index needs a longer candidate list than 40)
@@ -66,17 +66,23 @@ SELECT throws_ok($$SELECT * FROM memoriesdb.calibrate_search_fraction(0)$$, 'MDB
 SELECT throws_ok($$SELECT * FROM memoriesdb.calibrate_search_fraction(5, 0)$$, 'MDB12', 'invalid calibration', 'fraction: target must be in (0, 1]');
 UPDATE memoriesdb.config SET value = '1000' WHERE key = 'search_ef_search';   -- a candidate list as long as pgvector allows
 UPDATE memoriesdb.config SET value = '0.5' WHERE key = 'search_hnsw_min_fraction';
-CREATE TEMP TABLE fdry AS SELECT * FROM memoriesdb.calibrate_search_fraction(10, 0.8, false);
+CREATE TEMP TABLE fdry AS SELECT * FROM memoriesdb.calibrate_search_fraction(10, 0.6, false);
 SELECT is(memoriesdb.setting('search_hnsw_min_fraction')::real, 0.5::real, 'fraction, apply => false: search_hnsw_min_fraction unchanged');
-CREATE TEMP TABLE fidx_before AS
-  SELECT coalesce(sum(s.idx_scan), 0) AS n FROM pg_stat_xact_user_tables AS s WHERE s.schemaname = 'memoriesdb' AND s.relname = 'embeddings';
--- target 0.8: this deliberately poor graph (m 4) finds 0.90-0.99 of a share's nearest rows even at ef_search 1000
-CREATE TEMP TABLE frac AS SELECT row_number() OVER () AS step, f.* FROM memoriesdb.calibrate_search_fraction(10, 0.8) AS f;
+-- the model's HNSW index itself (the table's scans would count a btree's too)
+CREATE TEMP TABLE hnsw_ix AS
+  SELECT c.oid AS ix FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_am AS a ON a.oid = c.relam
+   WHERE i.indrelid = 'memoriesdb.embeddings'::regclass AND a.amname = 'hnsw';
+CREATE TEMP TABLE fidx_before AS SELECT pg_stat_get_xact_numscans(ix) AS n FROM hnsw_ix;
+-- target 0.6, 20 samples: this deliberately poor graph (m 4) finds 0.89-0.99 of a share's nearest rows at ef_search
+-- 1000 (its levels are drawn at random, whatever setseed() says: the margin is for the graph that comes out)
+CREATE TEMP TABLE frac AS SELECT row_number() OVER () AS step, f.* FROM memoriesdb.calibrate_search_fraction(20, 0.6) AS f;
 -- the ladder's shares that hold at least 100 of the 3,000 (the ids are random: 0.03 holds about 92)
 CREATE TEMP TABLE held AS
   WITH l AS (
-    SELECT l.share, l.o, (SELECT count(*) FROM memoriesdb.embeddings AS e
-                          WHERE ((get_byte(uuid_send(e.memory_id), 14) * 256 + get_byte(uuid_send(e.memory_id), 15)) & 1023)
+    SELECT l.share, l.o, (SELECT count(*) FROM memoriesdb.embeddings AS e JOIN memoriesdb.embedding_models AS em ON em.id = e.model_id
+                          WHERE em.state = 'active'
+                            AND ((get_byte(uuid_send(e.memory_id), 14) * 256 + get_byte(uuid_send(e.memory_id), 15)) & 1023)
                                 < round(l.share * 1024)) AS n
       FROM unnest(ARRAY[0.3, 0.1, 0.03, 0.01, 0.003, 0.001]::real[]) WITH ORDINALITY AS l(share, o))
   SELECT l.share, l.n FROM l WHERE l.o < coalesce((SELECT min(x.o) FROM l AS x WHERE x.n < 100), 7);
@@ -86,11 +92,10 @@ SELECT is((SELECT array_agg(rows_in_share ORDER BY step) FROM frac), (SELECT arr
           'rows_in_share counts the memories the share picks');
 SELECT is((SELECT share FROM frac WHERE chosen), (SELECT min(share) FROM held),
           'with the longest candidate list every share tried reaches the target: the smallest is chosen');
-SELECT ok((SELECT bool_and(recall >= 0.8::real) FROM frac), 'each share kept reached the target');
+SELECT ok((SELECT bool_and(recall >= 0.6::real) FROM frac), 'each share kept reached the target');
 SELECT is(memoriesdb.setting('search_hnsw_min_fraction')::real, (SELECT min(share) FROM held), 'search_hnsw_min_fraction is set to it');
-SELECT cmp_ok(((SELECT coalesce(sum(s.idx_scan), 0) FROM pg_stat_xact_user_tables AS s
-                WHERE s.schemaname = 'memoriesdb' AND s.relname = 'embeddings') - (SELECT n FROM fidx_before))::bigint,
-              '>=', 10 * (SELECT count(*) FROM frac), 'every probe of every share read the HNSW index');
+SELECT cmp_ok((SELECT pg_stat_get_xact_numscans(ix) FROM hnsw_ix) - (SELECT n FROM fidx_before),
+              '>=', 20 * (SELECT count(*) FROM frac), 'every probe of every share read the HNSW index');
 -- the poor graph's shortest candidate list (40, recall 0.67 over all rows above) with an iterative scan that may read
 -- only 20 tuples more misses a 30% share's nearest rows: no share reaches the target, and only a caller who sees the
 -- whole table would take the index plan
@@ -103,6 +108,20 @@ SELECT results_eq($$SELECT share, chosen FROM fmiss ORDER BY step$$, $$VALUES (0
                   'a 20-tuple budget misses at the largest share: it is reported, and 1 is chosen');
 SELECT ok((SELECT recall < 0.99::real FROM fmiss WHERE step = 1), 'its recall is below the target');
 SELECT is(memoriesdb.setting('search_hnsw_min_fraction')::real, 1::real, 'search_hnsw_min_fraction is 1: the exact plan for every caller who sees less than all');
+-- a table whose largest share holds fewer than 100 vectors, though 0.3 of all of them would be more (found by the
+-- red team: the share is picked by id bits, not by count): nothing measured, nothing set, not a 1 that would make
+-- every search exact for good
+DELETE FROM memoriesdb.embeddings AS e
+ WHERE ((get_byte(uuid_send(e.memory_id), 14) * 256 + get_byte(uuid_send(e.memory_id), 15)) & 1023) < 307
+   AND e.memory_id NOT IN (SELECT x.memory_id FROM memoriesdb.embeddings AS x
+                            WHERE ((get_byte(uuid_send(x.memory_id), 14) * 256 + get_byte(uuid_send(x.memory_id), 15)) & 1023) < 307
+                            LIMIT 50);
+UPDATE memoriesdb.config SET value = '0.5' WHERE key = 'search_hnsw_min_fraction';
+SET LOCAL client_min_messages = warning;   -- the NOTICE says why
+SELECT is_empty($$SELECT * FROM memoriesdb.calibrate_search_fraction(10, 0.6)$$,
+                'a largest share of 50 vectors (of some 2,150): no share is measured');
+RESET client_min_messages;
+SELECT is(memoriesdb.setting('search_hnsw_min_fraction')::real, 0.5::real, '... and search_hnsw_min_fraction is kept');
 SELECT ok(NOT has_function_privilege('memoriesdb_app', 'memoriesdb.calibrate_search_fraction(integer, real, boolean, integer)', 'EXECUTE')
           AND has_function_privilege('memoriesdb_worker', 'memoriesdb.calibrate_search_fraction(integer, real, boolean, integer)', 'EXECUTE'),
           'fraction: the runner can calibrate it, a client cannot');

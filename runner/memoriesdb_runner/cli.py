@@ -268,7 +268,7 @@ def models_reindex(settings: Settings, name: str, maintenance_work_mem: str | No
 @main.command("calibrate-search")
 @click.option("--samples", type=click.IntRange(1, 1000), default=50, show_default=True, help="Stored vectors used as queries.")
 @click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True, help="recall@10 to reach.")
-@click.option("--dry-run", is_flag=True, help="Measure and show, but leave search_ef_search as it is.")
+@click.option("--dry-run", is_flag=True, help="Measure and show, but set neither setting.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def calibrate_search(settings: Settings, samples: int, target: float, dry_run: bool, as_json: bool) -> None:

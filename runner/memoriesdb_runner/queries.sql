@@ -99,7 +99,7 @@ SELECT ef_search, recall, index_ms, exact_ms, chosen
 
 -- name: calibrate_search_fraction
 -- search_hnsw_min_fraction: the smallest share of the table at which the index still finds the nearest rows (a row per share tried)
-SELECT share, rows_in_share, recall, index_ms, chosen
+SELECT round(share::numeric, 4)::float8 AS share, rows_in_share, recall, index_ms, chosen
   FROM memoriesdb.calibrate_search_fraction(%(samples)s::integer, %(target)s::real, %(apply)s, %(ef_search)s::integer);
 
 -- name: activate_model

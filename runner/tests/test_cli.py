@@ -137,15 +137,24 @@ def test_calibrate_search_measures_and_sets_ef_search(settings, admin_conn, user
         )
     setting = "SELECT value::int AS ef FROM memoriesdb.config WHERE key = 'search_ef_search'"
     before = admin_conn.execute(setting).fetchone()["ef"]
-    fraction = "SELECT value::real AS f FROM memoriesdb.config WHERE key = 'search_hnsw_min_fraction'"
+    fraction = "SELECT value::text AS f FROM memoriesdb.config WHERE key = 'search_hnsw_min_fraction'"
     fraction_before = admin_conn.execute(fraction).fetchone()["f"]
+    # calibrate_search_fraction() measures only shares holding 100 vectors, picked by the ids' last 10 bits (0.3: < 307)
+    largest_share = admin_conn.execute(
+        "SELECT count(*) AS n FROM memoriesdb.embeddings AS e JOIN memoriesdb.embedding_models AS em ON em.id = e.model_id"
+        " WHERE em.state = 'active' AND ((get_byte(uuid_send(e.memory_id), 14) * 256"
+        " + get_byte(uuid_send(e.memory_id), 15)) & 1023) < 307"
+    ).fetchone()["n"]
     env = env_of(settings)
     try:
         dry = CliRunner().invoke(main, ["calibrate-search", "--samples", "10", "--dry-run", "--json"], env=env)
         assert dry.exit_code == 0, dry.output
         out = json.loads(dry.output)
         rows = out["ef_search"]
-        assert out["min_fraction"] == []  # 40-odd vectors: too few for a share of the table to say anything
+        if largest_share < 100:  # 40-odd vectors: too few for a share of the table to say anything
+            assert out["min_fraction"] == []
+        else:
+            assert [r["chosen"] for r in out["min_fraction"]].count(True) == 1
         assert [r["ef_search"] for r in rows] == [40, 100, 200, 400, 800, 1000][: len(rows)]
         assert [r["chosen"] for r in rows] == [False] * (len(rows) - 1) + [True]
         assert all(0 <= r["recall"] <= 1 for r in rows) and rows[-1]["recall"] >= 0.95
@@ -153,10 +162,16 @@ def test_calibrate_search_measures_and_sets_ef_search(settings, admin_conn, user
         applied = CliRunner().invoke(main, ["calibrate-search", "--samples", "10", "--target", "0.5"], env=env)
         assert applied.exit_code == 0, applied.output
         assert "HNSW calibration" in applied.output and "set" in applied.output
-        assert "too few memories to measure" in applied.output
-        assert admin_conn.execute(fraction).fetchone()["f"] == fraction_before
+        if largest_share < 100:
+            assert "too few memories to measure" in applied.output
+            assert admin_conn.execute(fraction).fetchone()["f"] == fraction_before
+        else:
+            assert "search_hnsw_min_fraction" in applied.output
         assert admin_conn.execute(setting).fetchone()["ef"] == 40  # the first rung reaches 0.5 on 40-odd rows
         refused = CliRunner().invoke(main, ["calibrate-search", "--target", "1.5"], env=env)
         assert refused.exit_code == 2 and "1.5" in refused.output  # click's range check, before any query
     finally:
         admin_conn.execute("UPDATE memoriesdb.config SET value = %s::text::jsonb WHERE key = 'search_ef_search'", (before,))
+        admin_conn.execute(
+            "UPDATE memoriesdb.config SET value = %s::text::jsonb WHERE key = 'search_hnsw_min_fraction'", (fraction_before,)
+        )
