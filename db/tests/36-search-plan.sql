@@ -3,7 +3,7 @@
 -- plan is read from the transaction-local report memoriesdb.search_plan, and the rows of
 -- a selective filter are checked against the exact answer. (Latency: bench/search.py.)
 BEGIN;
-SELECT plan(29);
+SELECT plan(31);
 SELECT setseed(0.16);
 
 -- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 7, floor 700)
@@ -93,6 +93,22 @@ SELECT tests.act_as(:'small');
 INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10);
 SELECT tests.clear_context();
 SELECT alike((SELECT plan FROM got), 'exact visible=40 %', 'a tenant owning 20 and seeing 20 shared memories: 40 visible, exact');
+-- the exact plan computes each visible row's distance once: the sort key is the column it returns (ordered by the
+-- distance and returning its negation, with min_similarity tested on it too, it was computed two or three times a row)
+SET LOCAL track_functions = 'all';   -- counts the C function behind <#> in this transaction
+CREATE FUNCTION pg_temp.distance_calls() RETURNS bigint LANGUAGE sql AS $$
+  SELECT coalesce(pg_stat_get_xact_function_calls('public.vector_negative_inner_product(public.vector, public.vector)'::regprocedure), 0)
+$$;
+SELECT pg_temp.distance_calls() AS calls_before \gset
+SELECT tests.act_as(:'small');
+SELECT count(*) FROM memoriesdb.search(:'q', 10) \gset searched_
+SELECT tests.clear_context();
+SELECT is(pg_temp.distance_calls() - :calls_before, 40::bigint, 'the exact plan computes the distance of each of the 40 visible rows once');
+SELECT pg_temp.distance_calls() AS calls_before \gset
+SELECT tests.act_as(:'small');
+SELECT count(*) FROM memoriesdb.search(:'q', 10, '{}', -1) \gset searched_
+SELECT tests.clear_context();
+SELECT is(pg_temp.distance_calls() - :calls_before, 40::bigint, '... and with min_similarity, once too');
 SELECT tests.act_as(:'big');
 INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10, '{"scope": "shared"}');
 SELECT tests.clear_context();
