@@ -166,7 +166,17 @@ def test_activation_switches_every_search_at_once(database, ledger, plan):
     sims = {name: similarities(ids, v, queries[v.shape[1]]) for name, v in vectors.items()}
     with psycopg.connect(database, autocommit=True) as c:
         c.execute("UPDATE memoriesdb.config SET value = %s WHERE key = 'search_exact_max'", ("0" if plan == "hnsw" else "20000",))
+        if plan == "hnsw":  # the index for the tenant's 300 rows: no cost rule (at the deployed tuple cost 300 rows are
+            # below 20 * ef_search, and this run searched exactly, as the other did)
+            c.execute("UPDATE memoriesdb.config SET value = '0' WHERE key = 'search_hnsw_tuple_cost'")
         current = c.execute("SELECT name FROM memoriesdb.embedding_models WHERE state = 'active'").fetchone()[0]
+        with c.transaction():
+            c.execute("SELECT set_config('app.current_user', %s, true)", (str(uid),))
+            c.execute("SET LOCAL ROLE memoriesdb_app")
+            probe = str(queries[vectors[current].shape[1]].tolist())
+            c.execute("SELECT count(*) FROM memoriesdb.search(%s::vector, %s)", (probe, K))
+            chosen = c.execute("SELECT current_setting('memoriesdb.search_plan')").fetchone()[0]
+        assert chosen.startswith(plan + " "), f"the {plan} run's searches take that plan: {chosen}"
     # the same dimension, then another dimension, then back to the first model (another dimension again)
     order = ["same", "other", base] if current == base else [base, "same", "other", base]
     for target in order:
