@@ -6,7 +6,7 @@ BEGIN;
 SELECT plan(31);
 SELECT setseed(0.16);
 
--- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 7, floor 700)
+-- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 20, floor 700)
 UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', '1000'), ('search_hnsw_tuple_cost', '10'),
   ('search_hnsw_min_fraction', '0.03'), ('search_ef_search', '100'), ('search_max_scan_tuples', '50000')) AS x(k, v) WHERE key = x.k;
 SELECT is(memoriesdb_internal.search_plan(99000, 99000, 100000, 10), 'hnsw', 'a 99% tenant of 100,000: the index plan');
