@@ -182,6 +182,7 @@ GRANT EXECUTE ON FUNCTION
   memoriesdb_internal.filter_matching(integer, integer, double precision, uuid[]),
   memoriesdb_internal.exact_ranking(public.vector, integer, uuid, jsonb, text, timestamptz, timestamptz, uuid[], real),
   memoriesdb_internal.search_plan(bigint, double precision, double precision, integer),
+  memoriesdb_internal.search_count_cap(double precision, integer),
   memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer),
   memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean)
   TO memoriesdb_reader;

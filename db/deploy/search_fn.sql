@@ -223,6 +223,34 @@ $$;
 COMMENT ON FUNCTION memoriesdb_internal.search_plan(bigint, double precision, double precision, integer) IS
   'Internal: exact or hnsw, for a caller who sees visible memories of which about matching pass its filter, in a table of total, wanting k: exact up to search_exact_max visible, below search_hnsw_min_fraction = matching / total, or when search_hnsw_tuple_cost * max(ef_search, 4 k, k * total / matching) index tuples cost more than reading the visible rows.';
 
+-- How far must choose_search_plan() count a caller's rows before the count can no longer change search_plan()'s
+-- answer? search_plan() is monotone in the count (more rows: a larger share, fewer index tuples a row found, more
+-- rows for the exact plan to read), so the count is needed exactly up to the smallest one it answers 'hnsw' for;
+-- past it "more than cap" decides as the true count would. Each of search_plan()'s conditions gives a bound, taken
+-- for a caller whose filter keeps at least half its rows (matching >= visible / 2; no filter keeps all): visible past
+-- search_exact_max, matching >= k (2 k), matching / total >= search_hnsw_min_fraction (2 * fraction * total),
+-- tuple cost * max(ef_search, 4 k) < visible, tuple cost * k * total / matching < visible (sqrt(2 * cost * k * total))
+-- and k * total / matching within search_max_scan_tuples (2 * k * total / max). Counted only to the share floor, a
+-- floor of 0 counted nothing and every search was exact; at 1,000,000 with the floor calibrated to 0.003 (6,000) a
+-- 2% tenant counted "more than 6,000" was exact where its 20,000 rows take the index.
+CREATE OR REPLACE FUNCTION memoriesdb_internal.search_count_cap(total double precision, k integer) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  tuple_cost double precision := greatest(memoriesdb.setting('search_hnsw_tuple_cost')::double precision, 0);
+  rows double precision := greatest(total, 0);
+BEGIN
+  RETURN ceil(greatest(memoriesdb.setting('search_exact_max')::double precision, 2 * k,
+                       2 * memoriesdb.setting('search_hnsw_min_fraction')::double precision * rows,
+                       tuple_cost * greatest(memoriesdb.setting('search_ef_search')::int, 4 * k),
+                       sqrt(2 * tuple_cost * k * rows),
+                       2 * k * rows / greatest(memoriesdb.setting('search_max_scan_tuples')::double precision, 1)))::bigint;
+END
+$$;
+COMMENT ON FUNCTION memoriesdb_internal.search_count_cap(double precision, integer) IS
+  'Internal: up to how many visible memories choose_search_plan() counts a caller in a table of total, wanting k: the smallest count past which search_plan() answers as it would for any larger one (for no filter, or one keeping at least half the rows), from the search settings.';
+
 -- The inputs of search_plan() for the context user and a validated filter, and the plan, also reported
 -- (transaction-local) in the setting memoriesdb.search_plan: "hnsw" or "exact", then what it was chosen from.
 -- Runs as the caller (the sample under its row-level security).
@@ -248,15 +276,15 @@ DECLARE
   cap bigint;
 BEGIN
   -- first by index up to search_exact_max, the floor of the exact plan (a small caller stops here, cheaply); past it,
-  -- counted exactly up to where the plan could still be exact without a filter (twice the smallest share the index
-  -- is considered for), the statistics answering for the largest tenants first, cap + 1 for others
+  -- counted exactly up to where the count can no longer change the plan (search_count_cap()), the statistics
+  -- answering for the largest tenants first, cap + 1 for others
   SELECT c.owned, c.granted INTO owned, granted FROM memoriesdb_internal.visible_counts(exact_max, false) AS c;
   visible := CASE coalesce(f->>'scope', 'all') WHEN 'own' THEN owned WHEN 'shared' THEN granted ELSE owned + granted END;
   IF visible > exact_max THEN
     min_fraction := memoriesdb.setting('search_hnsw_min_fraction')::double precision;
     sample_size := memoriesdb.setting('search_filter_sample')::int;
     filtered := f ?| ARRAY['metadata', 'created_after', 'created_before'] OR linked IS NOT NULL;
-    cap := greatest(exact_max, ceil(2 * min_fraction * total)::bigint);
+    cap := memoriesdb_internal.search_count_cap(total, k);
     -- With a filter, counted first only up to ten samples' worth: a caller past that is sampled, and a filter whose
     -- share of its rows is below search_hnsw_min_fraction makes the plan exact whatever the count (the matching rows'
     -- share of the table is at most the filter's share of the caller's): the count up to the cap is spared (up to 6%

@@ -247,6 +247,7 @@ DROP FUNCTION IF EXISTS memoriesdb_internal.exact_ranking(public.vector, integer
 DROP FUNCTION IF EXISTS memoriesdb_internal.filter_holds(memoriesdb.memories, jsonb, text, timestamptz, timestamptz, uuid, uuid[]);
 DROP FUNCTION memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer);
 DROP FUNCTION memoriesdb_internal.search_plan(bigint, double precision, double precision, integer);
+DROP FUNCTION memoriesdb_internal.search_count_cap(double precision, integer);
 DROP FUNCTION memoriesdb_internal.filter_sample(jsonb, uuid, uuid[], integer);
 DROP FUNCTION IF EXISTS memoriesdb_internal.filter_matching(integer, integer, double precision, uuid[]);
 DROP FUNCTION memoriesdb_internal.visible_counts(bigint, boolean);

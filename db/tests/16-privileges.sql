@@ -87,6 +87,7 @@ SELECT set_eq($$ SELECT * FROM pg_temp.executable('memoriesdb_reader') $$, ARRAY
     'memoriesdb_internal.text_ranking', 'memoriesdb_internal.vector_ranking', 'memoriesdb_internal.visible_count',
     'memoriesdb_internal.visible_memories', 'memoriesdb_internal.model_vector_ranking', 'memoriesdb_internal.search_model',
     'memoriesdb_internal.visible_counts', 'memoriesdb_internal.filter_sample', 'memoriesdb_internal.search_plan',
+    'memoriesdb_internal.search_count_cap',
     'memoriesdb_internal.choose_search_plan', 'memoriesdb_internal.exact_ranking',
     'memoriesdb_internal.filter_matching'],
   'memoriesdb_reader executes exactly these functions');

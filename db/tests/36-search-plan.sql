@@ -3,7 +3,7 @@
 -- plan is read from the transaction-local report memoriesdb.search_plan, and the rows of
 -- a selective filter are checked against the exact answer. (Latency: bench/search.py.)
 BEGIN;
-SELECT plan(31);
+SELECT plan(35);
 SELECT setseed(0.16);
 
 -- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 20, floor 700)
@@ -23,6 +23,37 @@ SELECT is(memoriesdb_internal.search_plan(7071, 7071, 100000, 50), 'exact', 'k =
 SELECT is(memoriesdb_internal.search_plan(7072, 7072, 100000, 50), 'hnsw', 'k = 50, 7,072 visible: the index plan');
 SELECT is(memoriesdb_internal.search_plan(50000, 2999, 100000, 10), 'exact', 'matching 2.999% of the table: below search_hnsw_min_fraction');
 SELECT is(memoriesdb_internal.search_plan(50000, 9, 100000, 10), 'exact', 'fewer matching than k: exact');
+-- the count's cap (search_count_cap()): past it the plan is the one any larger count gets. For every combination
+-- of settings and sizes below, search_plan() at cap + 1 (half of them matching: a filter keeping half) is 'hnsw'
+-- whenever any count is (the whole table matching half is the most favourable case: search_plan() is monotone)
+CREATE FUNCTION pg_temp.cap_misses() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  c record;
+  cap bigint;
+  misses text := '';
+BEGIN
+  FOR c IN SELECT * FROM (VALUES (0), (700), (20000)) AS em(exact_max), (VALUES (0), (0.003), (0.03)) AS mf(fraction),
+                         (VALUES (0), (1), (20), (32)) AS tc(cost), (VALUES (40), (200), (1000)) AS ef(ef),
+                         (VALUES (1000), (50000)) AS ms(max_scan), (VALUES (2000), (100000), (1000000), (10000000)) AS t(total),
+                         (VALUES (1), (10), (50)) AS kk(k) LOOP
+    UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', c.exact_max::text),
+      ('search_hnsw_min_fraction', c.fraction::text), ('search_hnsw_tuple_cost', c.cost::text),
+      ('search_ef_search', c.ef::text), ('search_max_scan_tuples', c.max_scan::text)) AS x(k, v) WHERE key = x.k;
+    cap := memoriesdb_internal.search_count_cap(c.total, c.k);
+    IF memoriesdb_internal.search_plan(c.total::bigint, c.total / 2.0, c.total, c.k) = 'hnsw'
+       AND memoriesdb_internal.search_plan(cap + 1, (cap + 1) / 2.0, c.total, c.k) <> 'hnsw' THEN
+      misses := misses || CASE WHEN length(misses) < 400 THEN format('%s cap %s; ', c, cap) ELSE '.' END;
+    END IF;
+  END LOOP;
+  RETURN misses;
+END $$;
+SELECT is(pg_temp.cap_misses(), '', 'past search_count_cap() the count no longer changes the plan, at every setting (a floor of 0 included)');
+UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', '700'), ('search_hnsw_tuple_cost', '20'),
+  ('search_hnsw_min_fraction', '0.003'), ('search_ef_search', '200'), ('search_max_scan_tuples', '50000')) AS x(k, v) WHERE key = x.k;
+SELECT is(memoriesdb_internal.search_count_cap(1000000, 10), 20000::bigint,
+  'at 1,000,000 with the floor calibrated to 0.003, tuple cost 20, ef 200: counted to 20,000 (sqrt(2 * 20 * 10 * 1,000,000)), not 6,000');
+UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', '1000'), ('search_hnsw_tuple_cost', '10'),
+  ('search_hnsw_min_fraction', '0.03'), ('search_ef_search', '100'), ('search_max_scan_tuples', '50000')) AS x(k, v) WHERE key = x.k;
 -- the matching rows from a sample's counts (filter_matching()): the whole when the sample was, else the smoothed share
 SELECT is(memoriesdb_internal.filter_matching(100, 7, 100, NULL), 7::double precision, 'a sample of all 100 visible rows, 7 passing: 7');
 SELECT is(round(memoriesdb_internal.filter_matching(500, 0, 5000, NULL)::numeric, 2), 4.99,
@@ -142,6 +173,17 @@ INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') 
 SELECT tests.clear_context();
 SELECT cmp_ok((SELECT split_part(split_part(plan, 'visible=', 2), ' ', 1)::int FROM got), '>', 200,
   'a filter that keeps every row (share at or above search_hnsw_min_fraction): counted up to the cap (~200), which may decide');
+SELECT is(cardinality((SELECT ids FROM got)), 10, '... and k rows');
+DELETE FROM got;
+
+-- with no floor at all (search_exact_max 0, search_hnsw_min_fraction 0) the caller is still counted far enough to
+-- take the index: the count stopped at 2 * 0 * total and every search was exact
+UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', '0'), ('search_hnsw_tuple_cost', '1'),
+  ('search_hnsw_min_fraction', '0')) AS x(k, v) WHERE key = x.k;
+SELECT tests.act_as(:'newcomer');
+INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10);
+SELECT tests.clear_context();
+SELECT alike((SELECT plan FROM got), 'hnsw %', 'no floor: a 300-memory tenant takes the index, counted far enough (to search_count_cap())');
 SELECT is(cardinality((SELECT ids FROM got)), 10, '... and k rows');
 DELETE FROM got;
 
