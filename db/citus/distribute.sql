@@ -999,7 +999,10 @@ SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, int
 -- shards), k of each, merged here. As deployed (one ORDER BY over visible_memories()' UNION ALL) Citus pulled every
 -- visible row with its vector to the coordinator to sort them: measured, 95 ms of the coordinator's CPU per search
 -- of a 3000-memory tenant.
--- (The single node's two calls of exact_ranking(), with and without the dates, become this one query.)
+-- (The single node's two calls of exact_ranking(), with and without the dates, become this one query.) Each row's
+-- distance computed once, as exact_ranking() does: the sort key is the branch's distance column, min_similarity
+-- tested past the LIMIT (written as ORDER BY the distance, a select list of its negation and a min_similarity test
+-- in WHERE, it was computed two or three times a row).
 SELECT pg_temp.patch('memoriesdb_internal.vector_ranking(public.vector, integer, jsonb, real)',
   $x$  IF f_after IS NULL AND f_before IS NULL THEN
     RETURN QUERY SELECT * FROM memoriesdb_internal.exact_ranking(q, k, uid, f_meta, f_scope, NULL, NULL, linked, min_similarity);
@@ -1007,23 +1010,22 @@ SELECT pg_temp.patch('memoriesdb_internal.vector_ranking(public.vector, integer,
     RETURN QUERY SELECT * FROM memoriesdb_internal.exact_ranking(q, k, uid, f_meta, f_scope, f_after, f_before, linked, min_similarity);
   END IF;$x$,
   $x$  RETURN QUERY
-    SELECT x.id, x.similarity, x.content, x.metadata, x.owner_id, x.created_by, x.created_at FROM (
-      (SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real AS similarity, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+    SELECT x.id, (-x.distance)::real, x.content, x.metadata, x.owner_id, x.created_by, x.created_at FROM (
+      (SELECT m.id, (m.embedding OPERATOR(public.<#>) q) + 0 AS distance, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
          FROM memoriesdb.memories AS m
         WHERE m.owner_id = uid AND m.embedding IS NOT NULL
           AND memoriesdb_internal.matches_filter(ROW(m.*)::memoriesdb.memories, f, uid, linked)
-          AND (min_similarity IS NULL OR -(m.embedding OPERATOR(public.<#>) q) >= min_similarity)
-        ORDER BY (m.embedding OPERATOR(public.<#>) q) + 0
+        ORDER BY 2
         LIMIT k)
       UNION ALL
-      (SELECT m.id, (-(m.embedding OPERATOR(public.<#>) q))::real AS similarity, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
+      (SELECT m.id, (m.embedding OPERATOR(public.<#>) q) + 0 AS distance, m.content, m.metadata, m.owner_id, m.created_by, m.created_at
          FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.owner_id = g.owner_id AND m.id = g.memory_id
         WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp()) AND m.embedding IS NOT NULL
           AND memoriesdb_internal.matches_filter(ROW(m.*)::memoriesdb.memories, f, uid, linked)
-          AND (min_similarity IS NULL OR -(m.embedding OPERATOR(public.<#>) q) >= min_similarity)
-        ORDER BY (m.embedding OPERATOR(public.<#>) q) + 0
+        ORDER BY 2
         LIMIT k)) AS x
-     ORDER BY x.similarity DESC
+     WHERE min_similarity IS NULL OR -x.distance >= min_similarity   -- the rows that pass are a prefix of the nearest
+     ORDER BY x.distance
      LIMIT k;$x$);
 
 -- full text: the grants' memories joined on the owner too (as visible_memories())
