@@ -243,6 +243,7 @@ ALTER FUNCTION memoriesdb.search(vector, integer, jsonb, real) OWNER TO memories
 DROP FUNCTION IF EXISTS memoriesdb.calibrate_search(integer, real, boolean);
 DROP FUNCTION IF EXISTS memoriesdb.calibrate_search_fraction(integer, real, boolean, integer);
 DROP FUNCTION IF EXISTS memoriesdb_internal.calibration_sample(integer);
+DROP FUNCTION IF EXISTS memoriesdb_internal.recall_misses(double precision, double precision, real);
 DROP FUNCTION IF EXISTS memoriesdb_internal.exact_ranking(public.vector, integer, uuid, jsonb, text, timestamptz, timestamptz, uuid[], real);
 DROP FUNCTION IF EXISTS memoriesdb_internal.filter_holds(memoriesdb.memories, jsonb, text, timestamptz, timestamptz, uuid, uuid[]);
 DROP FUNCTION memoriesdb_internal.choose_search_plan(jsonb, uuid, uuid[], integer);

@@ -163,7 +163,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'enqueue_embedding', 'notify_embedding', 'checked_lease', 'check_embedding', 'enqueue_vindexing', 'check_content', 'check_metadata',
   'check_json_size', 'trgm_prefix', 'content_tsvector', 'set_text_index_columns',
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter', 'filter_holds',
-  'linked_ids', 'owner_word_keys', 'visible_memories', 'visible_count', 'visible_counts', 'filter_sample', 'filter_matching', 'exact_ranking', 'search_plan', 'search_count_cap', 'choose_search_plan', 'query_fingerprint', 'calibration_sample', 'vector_ranking', 'fulltext_ranking',
+  'linked_ids', 'owner_word_keys', 'visible_memories', 'visible_count', 'visible_counts', 'filter_sample', 'filter_matching', 'exact_ranking', 'search_plan', 'search_count_cap', 'choose_search_plan', 'query_fingerprint', 'calibration_sample', 'recall_misses', 'vector_ranking', 'fulltext_ranking',
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
   'append_access_log_autonomously', 'calling_api_function', 'record_refusal', 'record_read', 'login_kind',
   'accepts_from', 'effect_share', 'effect_transfer', 'offer',
