@@ -10,7 +10,7 @@ Usage: .venv/bin/python bench/search.py [--n 100000] [--dim 384] [--queries 100]
        [--reuse (skip the load: the database --db from an earlier --keep run)] [--no-pgbouncer]
        [--smoke (N = 2000, 10 queries, results to a temporary file unless --out)]
 Writes bench/results/search.md (and prints it). Deploys into database --db (memoriesdb_bench_search), dropped at the
-end (and its logger role) unless --keep: bench/access_log.py reads it, so run this one with --keep first.
+end (and its logger role) unless --keep or --reuse: bench/access_log.py reads it, so run this one with --keep first.
 The app's calls run as memoriesdb_backend (identity vouched with set_config, as a backend does); the baselines run
 as the superuser on their own connection (clients cannot read the table), in the same kind of transaction.
 """
@@ -457,7 +457,7 @@ def main() -> None:
         finally:
             subprocess.run(["scripts/pgbouncer.sh", "stop", str(args.pgbouncer_port)], cwd=ROOT, check=False, capture_output=True)
 
-    if not args.keep:
+    if not (args.keep or args.reuse):  # a database it did not load is kept (a --reuse run dropped a 36-minute load)
         with psycopg.connect(f"postgresql://postgres@{args.host}/postgres", autocommit=True) as c:
             c.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
             c.execute(f"DROP ROLE IF EXISTS memoriesdb_log_{hashlib.md5(args.db.encode()).hexdigest()[:12]}")
