@@ -240,16 +240,25 @@ AS $$
 DECLARE
   tuple_cost double precision := greatest(memoriesdb.setting('search_hnsw_tuple_cost')::double precision, 0);
   rows double precision := greatest(total, 0);
+  exact_max bigint := memoriesdb.setting('search_exact_max')::bigint;
+  max_scan double precision := memoriesdb.setting('search_max_scan_tuples')::double precision;
 BEGIN
-  RETURN ceil(greatest(memoriesdb.setting('search_exact_max')::double precision, 2 * k,
-                       2 * memoriesdb.setting('search_hnsw_min_fraction')::double precision * rows,
-                       tuple_cost * greatest(memoriesdb.setting('search_ef_search')::int, 4 * k),
-                       sqrt(2 * tuple_cost * k * rows),
-                       2 * k * rows / greatest(memoriesdb.setting('search_max_scan_tuples')::double precision, 1)))::bigint;
+  -- no count could take the index (not even the whole table's, all matching; e.g. a tuple cost set to disable it):
+  -- counting past the floor would change nothing
+  IF memoriesdb_internal.search_plan(greatest(ceil(rows), 1)::bigint, rows, rows, k) = 'exact' THEN
+    RETURN exact_max;
+  END IF;
+  -- (a NULL setting drops out of greatest(), as it is no limit in search_plan(); at most 10^15, a bigint)
+  RETURN ceil(least(greatest(exact_max::double precision, 2 * k,
+                             2 * memoriesdb.setting('search_hnsw_min_fraction')::double precision * rows,
+                             tuple_cost * greatest(memoriesdb.setting('search_ef_search')::int, 4 * k),
+                             sqrt(2 * tuple_cost * k * rows),
+                             2 * k * rows / CASE WHEN max_scan IS NULL THEN NULL WHEN max_scan > 1 THEN max_scan ELSE 1 END),
+                    1e15))::bigint;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.search_count_cap(double precision, integer) IS
-  'Internal: up to how many visible memories choose_search_plan() counts a caller in a table of total, wanting k: the smallest count past which search_plan() answers as it would for any larger one (for no filter, or one keeping at least half the rows), from the search settings.';
+  'Internal: up to how many visible memories choose_search_plan() counts a caller in a table of total, wanting k: the smallest count past which search_plan() answers as it would for any larger one (for no filter, or one keeping at least half the rows), from the search settings (at most 10^15); search_exact_max when no count could take the index.';
 
 -- The inputs of search_plan() for the context user and a validated filter, and the plan, also reported
 -- (transaction-local) in the setting memoriesdb.search_plan: "hnsw" or "exact", then what it was chosen from.
@@ -463,16 +472,20 @@ $$;
 COMMENT ON FUNCTION memoriesdb.calibrate_search(integer, real, boolean) IS
   'Measures the active model''s HNSW index on this database''s own vectors: samples stored vectors as queries (each one''s own row left out), compares the index''s nearest 10 at hnsw.ef_search 40, 100, 200, 400, 800, 1000 with an exact scan''s, and returns a row per ef_search tried (recall@10, mean ms per query on the index and exact) up to the first that reaches target (chosen; or the largest, with a WARNING). With apply (the default) sets config search_ef_search to it: search() then uses max(search_ef_search, 4 k), and its plan choice counts it. MDB12 for samples outside 1-1000 or target outside (0, 1], or no stored vectors; MDB16 when no model is active. For the runner (`memoriesdb calibrate-search`) and administrators.';
 
--- Does a measured recall (found of wanted true neighbours) miss target beyond its sampling error? One-sided 95%:
--- found / wanted + 1.645 * sqrt(r * (1 - r) / wanted) < target (normal approximation; none wanted: no).
+-- Does a measured recall r (found of wanted true neighbours) miss target? When it is below target by more than its
+-- sampling error (one-sided 95%: r + 1.645 * sqrt(r * (1 - r) / wanted) < target, the normal approximation; a
+-- query's 10 neighbours are not independent, so the true error is wider and this errs towards a miss), or by more
+-- than 0.02 whatever the error (a shortfall kept is at most that). None wanted: no.
 CREATE OR REPLACE FUNCTION memoriesdb_internal.recall_misses(found double precision, wanted double precision, target real)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE
 AS $$
-  SELECT wanted > 0 AND found / wanted + 1.645 * sqrt((found / wanted) * (1 - found / wanted) / wanted) < target
+  SELECT CASE WHEN wanted IS NULL OR wanted <= 0 THEN false
+              ELSE x.r < target - 0.02 OR x.r + 1.645 * sqrt(x.r * (1 - x.r) / wanted) < target END
+    FROM (SELECT least(greatest(found / nullif(wanted, 0), 0), 1) AS r) AS x
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.recall_misses(double precision, double precision, real) IS
-  'Internal: whether a recall of found out of wanted neighbours is below target beyond its sampling error (one-sided 95%, normal approximation); calibrate_search_fraction() gives up a share only then.';
+  'Internal: whether a recall of found out of wanted neighbours misses target: below it by more than its sampling error (one-sided 95%, normal approximation) or by more than 0.02; calibrate_search_fraction() gives up a share only then.';
 
 -- Below which share of the table does the HNSW plan miss the caller's nearest rows? The index returns the table's
 -- rows nearest first and the iterative scan skips those the caller may not see or its filter drops: the smaller the
@@ -484,12 +497,13 @@ COMMENT ON FUNCTION memoriesdb_internal.recall_misses(double precision, double p
 -- stored vectors as queries (each one's own row left out), a share of the table picked by the last bits of the
 -- memory's id, the exact nearest 10 of that share against what the index returns with the iterative scan and the
 -- budget search() would give a caller seeing that share, down a ladder of shares; the smallest share from the top
--- of the ladder down that is not shown to miss the target becomes search_hnsw_min_fraction. Shown to miss: the
--- measured recall is below the target by more than its sampling error (one-sided 95%: recall + 1.645 * sqrt(recall
--- * (1 - recall) / n) < target, n the neighbours sought, 10 a sample). The error costs are not alike: a share given up
--- makes every caller below it exact (at 1,000,000 memories a 30% tenant's search went from 18 to 434 ms, 24x, when 20
--- samples measured 0.935 at share 0.3 where the benchmark's superuser plan found 0.952 and an earlier calibration
--- 0.975), while a share kept at 0.94 gives 0.94. Reads vectors only, returns counts and times (no access log entry,
+-- of the ladder down that is not shown to miss the target becomes search_hnsw_min_fraction. Shown to miss
+-- (recall_misses()): the measured recall is below the target by more than its sampling error (one-sided 95%: recall
+-- + 1.645 * sqrt(recall * (1 - recall) / n) < target, n the neighbours sought, 10 a sample), or by more than 0.02. The
+-- two errors do not cost alike: a share given up makes every caller below it exact (at 1,000,000 memories a 30%
+-- tenant's search went from 18 to 434 ms, 24x, when 20 samples measured 0.935 at share 0.3 where the benchmark's
+-- superuser plan found 0.952 and an earlier calibration 0.975), while a share kept costs at most 0.02 of recall (a
+-- NOTICE says so when the chosen share measured below the target). Reads vectors only, returns counts and times (no access log entry,
 -- as calibrate_search()).
 CREATE OR REPLACE FUNCTION memoriesdb.calibrate_search_fraction(samples integer DEFAULT 20, target real DEFAULT 0.95,
                                                                 apply boolean DEFAULT true, ef_search integer DEFAULT NULL)
@@ -628,6 +642,11 @@ BEGIN
     RAISE WARNING 'calibrate_search_fraction: recall@10 % at a share of % of the table, below the target %',
       round(tried_recall[1]::numeric, 3), ladder[1], target
       USING HINT = 'search_hnsw_min_fraction becomes 1: only a caller who sees the whole table takes the HNSW plan. Run calibrate_search() (search_ef_search) first, or rebuild the index with larger search_hnsw_m / search_hnsw_ef_construction';
+  END IF;
+  IF passing IS NOT NULL AND tried_recall[passing] < target THEN
+    RAISE NOTICE 'calibrate_search_fraction: share % measured recall@10 % (% samples), below the target % but within its sampling error; kept',
+      ladder[passing], round(tried_recall[passing]::numeric, 3), cardinality(ids), target
+      USING HINT = 'more samples narrow the error: memoriesdb calibrate-search --samples 200';
   END IF;
   IF apply THEN
     UPDATE memoriesdb.config AS c SET value = to_jsonb(coalesce(ladder[passing], 1::real)) WHERE c.key = 'search_hnsw_min_fraction';

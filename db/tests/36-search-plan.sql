@@ -3,7 +3,7 @@
 -- plan is read from the transaction-local report memoriesdb.search_plan, and the rows of
 -- a selective filter are checked against the exact answer. (Latency: bench/search.py.)
 BEGIN;
-SELECT plan(35);
+SELECT plan(37);
 SELECT setseed(0.16);
 
 -- search_plan() itself, at round settings pinned here (deployed, from bench/search.py: tuple cost 20, floor 700)
@@ -52,6 +52,9 @@ UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', 
   ('search_hnsw_min_fraction', '0.003'), ('search_ef_search', '200'), ('search_max_scan_tuples', '50000')) AS x(k, v) WHERE key = x.k;
 SELECT is(memoriesdb_internal.search_count_cap(1000000, 10), 20000::bigint,
   'at 1,000,000 with the floor calibrated to 0.003, tuple cost 20, ef 200: counted to 20,000 (sqrt(2 * 20 * 10 * 1,000,000)), not 6,000');
+UPDATE memoriesdb.config SET value = '1e20' WHERE key = 'search_hnsw_tuple_cost';
+SELECT is(memoriesdb_internal.search_count_cap(1000000, 10), 700::bigint,
+  'a tuple cost that rules the index out: counted only to search_exact_max (no overflow, no count that could not change the plan)');
 UPDATE memoriesdb.config SET value = v::jsonb FROM (VALUES ('search_exact_max', '1000'), ('search_hnsw_tuple_cost', '10'),
   ('search_hnsw_min_fraction', '0.03'), ('search_ef_search', '100'), ('search_max_scan_tuples', '50000')) AS x(k, v) WHERE key = x.k;
 -- the matching rows from a sample's counts (filter_matching()): the whole when the sample was, else the smoothed share
@@ -147,11 +150,13 @@ SELECT alike((SELECT plan FROM got ORDER BY plan LIMIT 1), 'exact visible=0 %', 
 
 
 -- a filtered caller with more than ten samples' worth of rows is sampled before its rows are counted up to the cap
--- (twice search_hnsw_min_fraction of the table): a filter whose sampled share is below search_hnsw_min_fraction
--- makes the plan exact whatever the count, which is then spared. Here the cap is 200 (0.05 of 2,000), ten samples
--- of 19 are 190; a tenant of 300 the statistics do not know yet, none of its rows tagged rare (0.5 / 20 < 0.05)
+-- (search_count_cap()): a filter whose sampled share is below search_hnsw_min_fraction makes the plan exact whatever
+-- the count, which is then spared. Here the cap is 200 (twice 0.05 of 2,000, and sqrt(2 * 1 * 10 * 2,000) at a tuple
+-- cost of 1), ten samples of 19 are 190; a tenant of 300 the statistics do not know yet, none of its rows tagged rare
+-- (0.5 / 20 < 0.05)
 DELETE FROM got;
 UPDATE memoriesdb.config SET value = '0.05' WHERE key = 'search_hnsw_min_fraction';
+UPDATE memoriesdb.config SET value = '1' WHERE key = 'search_hnsw_tuple_cost';
 UPDATE memoriesdb.config SET value = '19' WHERE key = 'search_filter_sample';
 SELECT memoriesdb.create_user('plan-new') AS newcomer \gset
 SET LOCAL session_replication_role = replica;
@@ -160,6 +165,9 @@ SELECT :'newcomer', 'n' || i, sha256(convert_to('n' || i, 'UTF8')), '{}',
        public.l2_normalize((SELECT array_agg(ce.v[d] + (random() - 0.5) * 0.7 ORDER BY d) FROM generate_series(1, 384) d)::real[]::vector),
        'seeded', now(), :'newcomer', now(), :'newcomer'
   FROM generate_series(1, 300) AS i JOIN center ce ON ce.c = 1 + i % 10;
+INSERT INTO memoriesdb.embeddings (memory_id, model_id, content_hash, embedding, created_at, updated_at)
+SELECT m.id, em.id, m.content_hash, m.embedding, now(), now() FROM memoriesdb.memories AS m, memoriesdb.embedding_models AS em
+ WHERE m.owner_id = :'newcomer' AND em.state = 'active';
 SET LOCAL session_replication_role = origin;
 SELECT tests.act_as(:'newcomer');
 INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10, '{"metadata": {"tag": "rare"}}');
@@ -172,7 +180,7 @@ SELECT tests.act_as(:'newcomer');
 INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10, '{"metadata": {}}');
 SELECT tests.clear_context();
 SELECT cmp_ok((SELECT split_part(split_part(plan, 'visible=', 2), ' ', 1)::int FROM got), '>', 200,
-  'a filter that keeps every row (share at or above search_hnsw_min_fraction): counted up to the cap (~200), which may decide');
+  'a filter that keeps every row (share at or above search_hnsw_min_fraction): counted up to the cap (200), which may decide');
 SELECT is(cardinality((SELECT ids FROM got)), 10, '... and k rows');
 DELETE FROM got;
 
@@ -184,6 +192,7 @@ SELECT tests.act_as(:'newcomer');
 INSERT INTO got SELECT array_agg(id), current_setting('memoriesdb.search_plan') FROM memoriesdb.search(:'q', 10);
 SELECT tests.clear_context();
 SELECT alike((SELECT plan FROM got), 'hnsw %', 'no floor: a 300-memory tenant takes the index, counted far enough (to search_count_cap())');
+SELECT unalike((SELECT plan FROM got), '%-> exact', '... which finds its k rows itself');
 SELECT is(cardinality((SELECT ids FROM got)), 10, '... and k rows');
 DELETE FROM got;
 

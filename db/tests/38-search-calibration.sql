@@ -3,7 +3,7 @@
 -- Timing-free: which ef_search values it tries, which it keeps, that the index (not a scan) answered its probes,
 -- and who may call it.
 BEGIN;
-SELECT plan(32);
+SELECT plan(34);
 SELECT setseed(0.17);
 
 -- one tenant, 3,000 vectors crowded in 6 clusters (dense: the index needs a longer candidate list than 40)
@@ -92,7 +92,7 @@ SELECT is((SELECT array_agg(rows_in_share ORDER BY step) FROM frac), (SELECT arr
           'rows_in_share counts the memories the share picks');
 SELECT is((SELECT share FROM frac WHERE chosen), (SELECT min(share) FROM held),
           'with the longest candidate list every share tried reaches the target: the smallest is chosen');
-SELECT ok((SELECT bool_and(recall >= 0.6::real) FROM frac), 'each share kept reached the target');
+SELECT ok((SELECT bool_and(recall >= 0.58::real) FROM frac), 'each share kept is within 0.02 of the target (recall_misses())');
 SELECT is(memoriesdb.setting('search_hnsw_min_fraction')::real, (SELECT min(share) FROM held), 'search_hnsw_min_fraction is set to it');
 SELECT cmp_ok((SELECT pg_stat_get_xact_numscans(ix) FROM hnsw_ix) - (SELECT n FROM fidx_before),
               '>=', 20 * (SELECT count(*) FROM frac), 'every probe of every share read the HNSW index');
@@ -116,6 +116,10 @@ SELECT is(memoriesdb_internal.recall_misses(118, 200, 0.95), true, '0.59 of 200:
 SELECT is(memoriesdb_internal.recall_misses(930, 1000, 0.95), true, '0.93 of 1,000: a miss (the error shrinks with the samples)');
 SELECT ok(NOT memoriesdb_internal.recall_misses(200, 200, 0.95) AND NOT memoriesdb_internal.recall_misses(0, 0, 0.95),
           'all found, or none sought: no miss');
+SELECT is(memoriesdb_internal.recall_misses(185, 200, 0.95), true, '0.925 of 200: within the sampling error, but short by more than 0.02: a miss');
+SELECT ok((SELECT prosrc FROM pg_proc WHERE oid = 'memoriesdb.calibrate_search_fraction(integer, real, boolean, integer)'::regprocedure)
+          LIKE '%EXIT WHEN memoriesdb_internal.recall_misses(found, wanted, target);%',
+          'calibrate_search_fraction() stops at a share by recall_misses()');
 -- a table whose largest share holds fewer than 100 vectors, though 0.3 of all of them would be more (found by the
 -- red team: the share is picked by id bits, not by count): nothing measured, nothing set, not a 1 that would make
 -- every search exact for good

@@ -1,7 +1,7 @@
 -- Citus (issue 17, second slice): search() through the coordinator over owners' shards on both workers, and the
 -- vector index's settings reaching the workers (SET LOCAL). Run by scripts/test.sh --citus.
 \ir ../test_setup.psql
-SELECT plan(8);
+SELECT plan(9);
 -- a direction per memory: 1 on axis n, 0.01 elsewhere (a temporary function: Citus warns it stays local)
 SET client_min_messages = error;
 CREATE FUNCTION pg_temp.axis(n integer) RETURNS public.vector LANGUAGE sql AS
@@ -62,6 +62,12 @@ SELECT memoriesdb.authenticate(:'kj') AS _ \gset
 SELECT is((SELECT array_agg(s.id ORDER BY s.similarity DESC) FROM memoriesdb.search(pg_temp.axis(1), 5) AS s),
           ARRAY[:'i1', :'j1']::uuid[], 'jack finds the memory shared with him (from the other worker) and his own, not her private one');
 COMMIT;
+-- k = 1: each branch's own LIMIT cuts (iris owns two), the nearest first
+BEGIN;
+SELECT memoriesdb.authenticate(:'ki') AS _ \gset
+SELECT is((SELECT array_agg(s.id) FROM memoriesdb.search(pg_temp.axis(2), 1) AS s), ARRAY[:'i2']::uuid[],
+          'k = 1: her nearest memory, not her other one');
+COMMIT;
 -- min_similarity, tested past each branch's LIMIT (the distance computed once a row): the shared memory (axis 1,
 -- similarity 1) passes 0.5, his own (axis 3, ~0.06) does not; -1 keeps both
 BEGIN;
@@ -76,7 +82,7 @@ SELECT is((SELECT array_agg(s.id ORDER BY s.similarity DESC) FROM memoriesdb.sea
 COMMIT;
 RESET SESSION AUTHORIZATION;
 SELECT is((SELECT count(*) FROM memoriesdb.access_log AS a WHERE a.function = 'search' AND a.actor IN (:'iris', :'jack') AND a.sqlstate IS NULL),
-          4::bigint, 'the four searches are in the access log');
+          5::bigint, 'the five searches are in the access log');
 
 -- the vector index's settings reach the workers: a SET LOCAL (what search() now uses) does, set_config() does not
 BEGIN;
