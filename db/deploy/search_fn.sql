@@ -656,17 +656,23 @@ $$;
 COMMENT ON FUNCTION memoriesdb.calibrate_search_fraction(integer, real, boolean, integer) IS
   'Measures below which share of the table the active model''s HNSW plan misses the nearest rows: samples stored vectors as queries (each one''s own row left out), and for shares 0.3, 0.1, 0.03, 0.01, 0.003, 0.001 of the table (picked by the last bits of the memory id) compares the nearest 10 that the index returns, with the iterative scan, max(ef_search, 40) (ef_search NULL: config search_ef_search) and the budget search() gives a caller seeing that share, with an exact scan''s. Returns a row per share tried, from the largest down to the first that misses target (recall_misses(): below it beyond its sampling error, recall + 1.645 * sqrt(recall * (1 - recall) / n) < target with n = 10 * samples, or by more than 0.02) or holds fewer than 100 memories; chosen: the smallest from the top not shown to miss, or an extra row of share 1 when the largest already did (with a WARNING); with apply (the default) sets config search_hnsw_min_fraction to the chosen share. No rows (a NOTICE, the setting kept) when even the largest share holds fewer than 100 of the model''s vectors (below about 330). MDB12 for samples outside 1-1000, target outside (0, 1], ef_search outside 1-1000, or no stored vectors; MDB16 when no model is active. Run after calibrate_search() (it reads search_ef_search); for the runner (`memoriesdb calibrate-search`) and administrators.';
 
--- The exact plan's ranking: the caller's rows (visible_memories(), by index, under its row-level security) nearest
--- q that pass the filter given by its parts, k of them; "+ 0" keeps the planner off the HNSW index. Inlined
--- (LANGUAGE sql, no SET clause), so that a caller passing the dates as NULL constants gets a plan that never reads
--- created_at: a plan made for every filter tests what it names on every row the scan passes, and a row's columns
--- past its vector lie deep in its ~2 KB (a metadata filter over a 30,000-memory tenant's rows: 25.0 -> 19.2 ms,
--- bench/ranking_ab.py). (Reading only the id and the vector before the sort, the k rows' columns after, gained
--- nothing measurable for a 1,000-memory tenant and cost a 100-memory tenant 10%: not done.) Each row's distance is
--- computed once: the sort key is the subquery's output column. Written as ORDER BY the distance and a select list of
--- -distance (and the min_similarity test in the WHERE clause), the distance was computed twice per row (PostgreSQL
--- shares no subexpressions; 426 distance calls for a 213-memory tenant's search, pg_stat_user_functions); the
--- min_similarity test moves past the LIMIT, as the rows that pass it are the nearest (a prefix of the order).
+-- The exact plan's ranking: the caller's rows nearest q that pass the filter given by its parts, k of them, under its
+-- row-level security: its own (owner_id index) and its grants' (grantee index) each ranked apart, k of each, then
+-- merged; "+ 0" keeps the planner off the HNSW index. (Over visible_memories()' UNION ALL, one sort above it: the
+-- UNION ALL's branches have WHERE clauses, so PostgreSQL cannot flatten them into the query, and each carried the
+-- whole row, ~1.7 KB, up through a Subquery Scan, an Append and a Result before the sort: ~0.45 us a row, the 1%
+-- tenant's 10,000 rows at 1,000,000 16.2 ms vs the superuser's 10.9 with the same index scan. Ranked in each branch,
+-- the scan computes only the columns the sort keeps, as the superuser's query does.) A memory is in one branch only
+-- (a grant's grantee never owns its memory: memory_grants' CHECK, and a transfer to the grantee deletes the grant;
+-- the owner test keeps it so whatever the grants say); a scope filter gates a branch for the whole query (scope
+-- 'shared' never scans the caller's own rows). Inlined (LANGUAGE sql, no SET clause), so that a caller
+-- passing the dates as NULL constants gets a plan that never reads created_at: a plan made for every filter tests
+-- what it names on every row the scan passes, and a row's columns past its vector lie deep in its ~2 KB (a metadata
+-- filter over a 30,000-memory tenant's rows: 25.0 -> 19.2 ms, bench/ranking_ab.py). Each row's distance is computed
+-- once: the sort key is the branch's output column. Written as ORDER BY the distance and a select list of -distance
+-- (and the min_similarity test in the WHERE clause), the distance was computed twice per row (PostgreSQL shares no
+-- subexpressions; 426 distance calls for a 213-memory tenant's search, pg_stat_user_functions); the min_similarity
+-- test moves past the LIMIT, as the rows that pass it are the nearest (a prefix of the order).
 CREATE OR REPLACE FUNCTION memoriesdb_internal.exact_ranking(q public.vector, k integer, uid uuid, meta jsonb, scope text,
                                                             after timestamptz, before timestamptz, linked uuid[],
                                                             min_similarity real)
@@ -674,18 +680,30 @@ RETURNS TABLE (id uuid, similarity real, content text, metadata jsonb, owner_id 
 LANGUAGE sql STABLE
 AS $$
   SELECT x.id, (-x.distance)::real, x.content, x.metadata, x.owner_id, x.created_by, x.created_at
-    FROM (SELECT m.id, m.content, m.metadata, m.owner_id, m.created_by, m.created_at,
-                 (m.embedding OPERATOR(public.<#>) q) + 0 AS distance
-            FROM memoriesdb_internal.visible_memories(uid) AS m
-           WHERE m.embedding IS NOT NULL
-             AND memoriesdb_internal.filter_holds(m, meta, scope, after, before, uid, linked)
-           ORDER BY 7
-           LIMIT k) AS x
+    FROM ((SELECT m.id, m.content, m.metadata, m.owner_id, m.created_by, m.created_at,
+                  (m.embedding OPERATOR(public.<#>) q) + 0 AS distance
+             FROM memoriesdb.memories AS m
+            WHERE m.owner_id = uid AND m.embedding IS NOT NULL
+              AND (scope IS NULL OR scope <> 'shared')
+              AND memoriesdb_internal.filter_holds(m, meta, scope, after, before, uid, linked)
+            ORDER BY 7
+            LIMIT k)
+          UNION ALL
+          (SELECT m.id, m.content, m.metadata, m.owner_id, m.created_by, m.created_at,
+                  (m.embedding OPERATOR(public.<#>) q) + 0 AS distance
+             FROM memoriesdb.memory_grants AS g JOIN memoriesdb.memories AS m ON m.id = g.memory_id
+            WHERE g.grantee_id = uid AND (g.expires_at IS NULL OR g.expires_at OPERATOR(pg_catalog.>) pg_catalog.statement_timestamp())
+              AND m.owner_id <> uid AND m.embedding IS NOT NULL
+              AND (scope IS NULL OR scope <> 'own')
+              AND memoriesdb_internal.filter_holds(m, meta, scope, after, before, uid, linked)
+            ORDER BY 7
+            LIMIT k)) AS x
    WHERE min_similarity IS NULL OR -x.distance >= min_similarity   -- the rows that pass are a prefix of the k nearest
    ORDER BY x.distance
+   LIMIT k
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.exact_ranking(public.vector, integer, uuid, jsonb, text, timestamptz, timestamptz, uuid[], real) IS
-  'Internal: the exact plan of vector_ranking(): the k memories uid may see nearest q (cosine similarity) that pass the filter given by its parts (filter_holds(); NULL: not asked). Inlined; runs as its caller, under row-level security.';
+  'Internal: the exact plan of vector_ranking(): the k memories uid may see nearest q (cosine similarity) that pass the filter given by its parts (filter_holds(); NULL: not asked): its own and its unexpired grants'' (another owner''s memories) each ranked by index apart, k of each, merged. Inlined; runs as its caller, under row-level security.';
 
 RESET ROLE;   -- replaced as the deploying superuser; ownership set below, in this transaction
 
