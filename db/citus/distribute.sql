@@ -996,7 +996,8 @@ SELECT pg_temp.patch_many('memoriesdb_internal.vector_ranking(public.vector, int
         'USING q, f, uid, linked, k, memoriesdb_internal.citus_search_owners(f);']);
 
 -- the exact plan: the caller's own rows and its grants' each ranked where they are (the owner's shard; the grantors'
--- shards), k of each, merged here. As deployed (one ORDER BY over visible_memories()' UNION ALL) Citus pulled every
+-- shards), k of each, merged here (the single node's exact_ranking() has the same shape since, its grants joined on
+-- the id alone: not called here). As first deployed (one ORDER BY over visible_memories()' UNION ALL) Citus pulled every
 -- visible row with its vector to the coordinator to sort them: measured, 95 ms of the coordinator's CPU per search
 -- of a 3000-memory tenant.
 -- (The single node's two calls of exact_ranking(), with and without the dates, become this one query.) Each row's

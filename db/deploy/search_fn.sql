@@ -660,12 +660,15 @@ COMMENT ON FUNCTION memoriesdb.calibrate_search_fraction(integer, real, boolean,
 -- row-level security: its own (owner_id index) and its grants' (grantee index) each ranked apart, k of each, then
 -- merged; "+ 0" keeps the planner off the HNSW index. (Over visible_memories()' UNION ALL, one sort above it: the
 -- UNION ALL's branches have WHERE clauses, so PostgreSQL cannot flatten them into the query, and each carried the
--- whole row, ~1.7 KB, up through a Subquery Scan, an Append and a Result before the sort: ~0.45 us a row, the 1%
--- tenant's 10,000 rows at 1,000,000 16.2 ms vs the superuser's 10.9 with the same index scan. Ranked in each branch,
--- the scan computes only the columns the sort keeps, as the superuser's query does.) A memory is in one branch only
+-- whole row, ~1.7 KB, up through a Subquery Scan, an Append and a Result before the sort. Ranked in each branch,
+-- the scan computes only the columns the sort keeps, as the superuser's query does: the 1% tenant's search() at
+-- 1,000,000 0.1-1.6 ms faster of 14-18, pgbench, bench/results/search_1m.md; EXPLAIN ANALYZE had put the old
+-- shape at ~0.45 us a row, its instrumentation weighing on the extra nodes.) A memory is in one branch only
 -- (a grant's grantee never owns its memory: memory_grants' CHECK, and a transfer to the grantee deletes the grant;
 -- the owner test keeps it so whatever the grants say); a scope filter gates a branch for the whole query (scope
--- 'shared' never scans the caller's own rows). Inlined (LANGUAGE sql, no SET clause), so that a caller
+-- 'shared' never scans the caller's own rows, 'own' never its grants). (Citus: vector_ranking()'s calls are replaced
+-- by db/citus/distribute.sql's own query, which joins the grants on the owner too; this body's grants join, on the id
+-- alone, would need a repartition there.) Inlined (LANGUAGE sql, no SET clause), so that a caller
 -- passing the dates as NULL constants gets a plan that never reads created_at: a plan made for every filter tests
 -- what it names on every row the scan passes, and a row's columns past its vector lie deep in its ~2 KB (a metadata
 -- filter over a 30,000-memory tenant's rows: 25.0 -> 19.2 ms, bench/ranking_ab.py). Each row's distance is computed
