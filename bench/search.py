@@ -125,6 +125,9 @@ def load(args, rng, centers, dsn):
                 "UPDATE memoriesdb.memories SET content_tsv = memoriesdb_internal.content_tsvector(content), "
                 "content_trgm = memoriesdb_internal.trgm_prefix(content)"
             )
+            # and what the trigger memory_words writes: the words search_text() scores a large caller's memories by
+            if conn.execute("SELECT to_regprocedure('memoriesdb_internal.rebuild_memory_words()')").fetchone()[0]:
+                conn.execute("SELECT memoriesdb_internal.rebuild_memory_words()")
             # the grantee: read grants on SHARED memories of the 300 small tenants
             conn.execute(
                 "INSERT INTO memoriesdb.memory_grants (memory_id, grantee_id, owner_id, permission, created_at, created_by, "
@@ -162,6 +165,8 @@ def load(args, rng, centers, dsn):
             conn.execute("VACUUM ANALYZE memoriesdb.embeddings")
         conn.execute("VACUUM ANALYZE memoriesdb.memories")
         conn.execute("VACUUM ANALYZE memoriesdb.memory_grants")
+        if conn.execute("SELECT to_regclass('memoriesdb_internal.memory_words')").fetchone()[0]:
+            conn.execute("VACUUM ANALYZE memoriesdb_internal.memory_words")  # index-only scans need the visibility map
         conn.execute(
             "CREATE TABLE public.bench_meta AS SELECT %s::float8 AS load_s, %s::float8 AS build_s, %s::uuid[] AS users, "
             "%s::uuid AS grantee, %s::int[] AS sizes",

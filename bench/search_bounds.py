@@ -132,6 +132,9 @@ def build(host: str, db: str, to: str | None, n: int, with_worst: bool, worst_ro
                     "UPDATE memoriesdb.memories SET content_tsv = memoriesdb_internal.content_tsvector(content),"
                     " content_trgm = memoriesdb_internal.trgm_prefix(content) WHERE content_tsv IS NULL"
                 )
+                # and what the trigger memory_words writes (since v0.5)
+                if conn.execute("SELECT to_regprocedure('memoriesdb_internal.rebuild_memory_words()')").fetchone()[0]:
+                    conn.execute("SELECT memoriesdb_internal.rebuild_memory_words()")
             conn.execute("VACUUM FULL memoriesdb.memories")  # no dead row versions, no bloated index
         conn.execute("VACUUM ANALYZE memoriesdb.memories")
     return ids

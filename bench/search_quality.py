@@ -352,7 +352,12 @@ def load(dsn: str, tenants: list[Tenant], model_label: str) -> None:
                 "UPDATE memoriesdb.memories SET content_tsv = memoriesdb_internal.content_tsvector(content), "
                 "content_trgm = memoriesdb_internal.trgm_prefix(content)"
             )
+            # what the trigger memory_words writes (a --base plan before it has none)
+            if c.execute("SELECT to_regprocedure('memoriesdb_internal.rebuild_memory_words()')").fetchone()[0]:
+                c.execute("SELECT memoriesdb_internal.rebuild_memory_words()")
         c.execute("VACUUM ANALYZE memoriesdb.memories")
+        if c.execute("SELECT to_regclass('memoriesdb_internal.memory_words')").fetchone()[0]:
+            c.execute("VACUUM ANALYZE memoriesdb_internal.memory_words")
 
 
 def main() -> None:

@@ -651,6 +651,10 @@ SELECT pg_temp.patch('memoriesdb_internal.enqueue_vindexing()', $x$BEGIN
   END IF;
   IF regexp_replace(TG_TABLE_NAME$x$);
 ALTER FUNCTION memoriesdb_internal.enqueue_vindexing() SET citus.allow_nested_distributed_execution = on;
+-- memory_words (the words search_text() scores a large caller's memories by): distributed by owner (section 3),
+-- written by the trigger on a memories shard into the colocated shard, as the queue above; transfer() moves a
+-- memory by INSERT and DELETE, so its words follow it to the receiver's shard
+ALTER FUNCTION memoriesdb_internal.keep_memory_words() SET citus.allow_nested_distributed_execution = on;
 
 -- 3c. forget() and transfer() across shards ----------------------------------------------------------------------
 -- forget(): what the foreign keys to memories did on a single node and cannot on Citus (no key to a memory of
@@ -2648,6 +2652,7 @@ SELECT create_distributed_table(t, c, colocate_with => 'memoriesdb.memories') FR
   ('memoriesdb.embedding_schedule', 'owner_id'), ('memoriesdb.embeddings', 'owner_id'),
   ('memoriesdb.idempotency_keys', 'owner_id'), ('memoriesdb.memory_offers', 'sender_id'),
   ('memoriesdb_internal.query_cache', 'owner_id'), ('memoriesdb.vindexing_schedule', 'owner_id'),
+  ('memoriesdb_internal.memory_words', 'owner_id'),
   ('memoriesdb.audit_log', 'chain_key'), ('memoriesdb.audit_seals', 'chain_key'),
   ('memoriesdb_internal.audit_chain_heads', 'chain'), ('memoriesdb_internal.audit_pending', 'chain'),
   ('memoriesdb_internal.memory_locations', 'slot'), ('memoriesdb_internal.grantors', 'grantee_id')) AS v(t, c);

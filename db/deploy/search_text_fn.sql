@@ -2,6 +2,7 @@
 -- Reworked after @v0.4.0 (released version: search_text_fn@v0.4.0.sql); changes since are listed in sqitch.plan.
 -- requires: search_text_fn@v0.4.0
 -- requires: text_owner_index
+-- requires: memory_words
 -- Live functions of text and hybrid search: search_text() over text_ranking(), search_hybrid() fusing both rankings;
 -- what the text indexes hold of a memory: trgm_prefix() (memories.content_trgm) and content_tsvector() (memories.content_tsv).
 -- Re-deployable (CREATE OR REPLACE only): change a function here with `sqitch rework search_text_fn`.
@@ -168,21 +169,31 @@ DECLARE
   f_scope text := f->>'scope';
   f_after timestamptz := (f->>'created_after')::timestamptz;
   f_before timestamptz := (f->>'created_before')::timestamptz;
+  -- (v0.5) a large caller's own short memories, for a query of words only (no phrase, no negated word: any of
+  -- its words makes a match) and no filter: their postings in memory_words, by an index-only scan
+  by_words boolean := NOT small AND f = '{}'::jsonb AND tsq::text !~ '[!<]';
 BEGIN
   RETURN QUERY
-    WITH c AS MATERIALIZED (
+    WITH c AS MATERIALIZED (   -- the matches found in memories, each with its window's full-text vector
       SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
-                        ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win
+                        ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win,
+             x.content_trgm IS NOT NULL AS long
         -- uid and keys: parameters of the plan, so that the indexes take them (joined to the
         -- caller's row, the grants were probed for every match of the table). A large caller: the
         -- index memories_owner_words, the posting lists of its own words (any of them: tsq
-        -- then decides); a small one, and every caller's grants: their own index, each row
-        -- tested (coalesce(content_tsv @@ tsq, false) is no index condition)
+        -- then decides), or with by_words its long memories' (memories_long_owner_words); a small
+        -- one, and every caller's grants: their own index, each row tested (coalesce(content_tsv @@ tsq,
+        -- false) is no index condition)
         FROM (SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
-               WHERE NOT small AND memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv) && keys
+               WHERE NOT small AND NOT by_words AND memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv) && keys
                  AND (m.owner_id = uid) IS TRUE   -- (a colliding hash's other owner) no index condition:
                  AND m.content_tsv @@ tsq         -- the plan reads no owner_id index
                  AND (f = '{}'::jsonb OR memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked))
+              UNION ALL
+              SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
+               WHERE by_words AND m.content_trgm IS NOT NULL   -- (the partial index's predicate)
+                 AND memoriesdb_internal.owner_word_keys(m.owner_id, m.content_tsv) && keys
+                 AND (m.owner_id = uid) IS TRUE AND m.content_tsv @@ tsq
               UNION ALL
               SELECT m.id, m.content_tsv, m.content_trgm FROM memoriesdb.memories AS m
                WHERE small AND m.owner_id = uid AND coalesce(m.content_tsv @@ tsq, false)
@@ -195,19 +206,33 @@ BEGIN
                  AND coalesce(m.content_tsv @@ tsq, false)
                  AND (f = '{}'::jsonb OR memoriesdb_internal.filter_holds(m, f_meta, f_scope, f_after, f_before, uid, linked))
               LIMIT 50000) AS x),
-    -- each match's query words with their frequency in its window; unnest in the select list, not
-    -- in FROM (which fills a tuplestore per match: ~10% of the scoring of 8,700 matches)
-    t AS (SELECT s.id, (s.w).lexeme AS lexeme, greatest(cardinality((s.w).positions), 1)::float8 AS tf, s.dl
-            FROM (SELECT c.id, length(c.win)::float8 AS dl, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w
-                    FROM c) AS s),
-    a AS (SELECT count(*)::float8 AS matches, avg(length(c.win))::float8 AS avgdl FROM c),
-    d AS (SELECT t.lexeme, ln(1 + (greatest(n, a.matches) - count(*) + 0.5) / (count(*) + 0.5)) AS idf
-            FROM t, a GROUP BY t.lexeme, a.matches)
-    -- a match none of whose query words are in its window (they are past it) scores NULL, last
-    SELECT c.id, b.bm25
-      FROM c LEFT JOIN (SELECT t.id, sum(d.idf * t.tf * 2.2 / (t.tf + 1.2 * (0.5 + 0.5 * t.dl / a.avgdl))) AS bm25
-                          FROM t JOIN d ON d.lexeme = t.lexeme, a
-                         GROUP BY t.id) AS b ON b.id = c.id
+    -- each match's query words with their frequency in its window: taken out of its full-text vector (unnest in the
+    -- select list, not in FROM, which fills a tuplestore per match: ~10% of the scoring of 8,700 matches), or with
+    -- by_words the caller's postings of its short memories in memory_words (index-only; at most 200,000 rows: 50,000
+    -- matches of four words each)
+    t AS MATERIALIZED (
+      SELECT s.id, (s.w).lexeme AS lexeme, greatest(cardinality((s.w).positions), 1)::float8 AS tf, s.dl
+        FROM (SELECT c.id, length(c.win)::float8 AS dl, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w
+                FROM c) AS s
+      UNION ALL
+      (SELECT w.memory_id, w.word, w.tf::float8, w.dl::float8
+         FROM memoriesdb_internal.memory_words AS w
+        WHERE by_words AND w.owner_id = uid AND w.word = ANY (lexemes)
+        LIMIT 200000)),
+    -- each word: in how many matches (df), and their lengths summed
+    d AS MATERIALIZED (SELECT t.lexeme, count(*)::float8 AS df, sum(t.dl) AS dls FROM t GROUP BY t.lexeme),
+    -- avgdl: the matches' mean length, a match counted once for each query word it holds (one pass over t, where
+    -- a mean over distinct matches took a second grouping by match: 5 ms of 9,400 postings); idf: a word's rarity
+    -- among n rows (at least its matches)
+    i AS MATERIALIZED (SELECT d.lexeme, ln(1 + (greatest(n, d.df) - d.df + 0.5) / (d.df + 0.5)) AS idf,
+                              1.2 * 0.5 / (sum(d.dls) OVER () / sum(d.df) OVER ()) AS kd
+                         FROM d)
+    SELECT b.id, b.bm25
+      FROM (SELECT t.id, sum(i.idf * t.tf * 2.2 / (t.tf + 0.6 + i.kd * t.dl)) AS bm25   -- k1 1.2, b 0.5
+              FROM t JOIN i ON i.lexeme = t.lexeme GROUP BY t.id) AS b
+    UNION ALL
+    -- a match none of whose query words are in its window (a long memory, they are past it) scores NULL, last
+    SELECT c.id, NULL FROM c WHERE c.long AND c.id NOT IN (SELECT t.id FROM t)
      ORDER BY 2 DESC NULLS LAST, 1
      LIMIT depth;
 END

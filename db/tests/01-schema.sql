@@ -161,7 +161,7 @@ SELECT functions_are('memoriesdb_internal', ARRAY[
   'raise_not_found', 'stamp_row', 'audit_canonical', 'audit_hash_row', 'refuse_change', 'audit_seal_hash',
   'audit_genesis', 'audit_common_chain', 'audit_chain_name', 'audit_chain_of', 'audit_merkle_root', 'audit_findings', 'check_checkpoint', 'audit_seal_at', 'audit_chain_end', 'audit_checkpoint_findings', 'audit_verdict', 'audit_seal_now', 'audit_lock_chain', 'audit_unsealed', 'audit_adopt', 'audit_seal', 'audit_strip', 'audit_row', 'require_user', 'context_user', 'lifted_bounds', 'bounds_kept', 'auth_prefix_hash', 'api_key_proven', 'access_level',
   'enqueue_embedding', 'notify_embedding', 'checked_lease', 'check_embedding', 'enqueue_vindexing', 'check_content', 'check_metadata',
-  'check_json_size', 'trgm_prefix', 'content_tsvector', 'set_text_index_columns',
+  'check_json_size', 'trgm_prefix', 'content_tsvector', 'set_text_index_columns', 'words_of', 'keep_memory_words', 'rebuild_memory_words',
   'require_owner', 'require_other_user', 'reaches', 'check_query_vector', 'check_search_filter', 'matches_filter', 'filter_holds',
   'linked_ids', 'owner_word_keys', 'visible_memories', 'visible_count', 'visible_counts', 'filter_sample', 'filter_matching', 'exact_ranking', 'search_plan', 'search_count_cap', 'choose_search_plan', 'query_fingerprint', 'calibration_sample', 'recall_misses', 'vector_ranking', 'fulltext_ranking',
   'text_ranking', 'visible_to', 'check_traversal', 'append_access_log', 'await_access_log_writes',
