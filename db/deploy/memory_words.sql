@@ -19,9 +19,12 @@
 -- faster than its memories' text).
 --
 -- Kept by the trigger memory_words on memories (keep_memory_words()): on INSERT, on DELETE, and on an UPDATE that
--- changes content, the window or the owner (revise(), transfer()). A superuser's re-window (search_bounds.sql, with
--- triggers off) must be followed by memoriesdb_internal.rebuild_memory_words(). Internal: no role but the owner
--- reads it; only fulltext_ranking() (SECURITY DEFINER) does, for the context user's own rows.
+-- changes content, the window or the owner (revise(), transfer()). A change made with triggers off (a superuser's
+-- re-window of the stored memories, a bulk load) must be followed by memoriesdb_internal.rebuild_memory_words(),
+-- which mends only the rows that differ, under row locks (writes go on); until then the trigger still never
+-- fails on such a memory (it deletes by the memory's words whatever its window, and an insert over a stale row
+-- replaces it). Internal: no role but the owner reads it; only fulltext_ranking() (SECURITY DEFINER) does, for
+-- the context user's own rows, at most search_text_max_postings of them a search.
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 
@@ -64,13 +67,15 @@ BEGIN
      AND (NEW.content_trgm IS NULL) = (OLD.content_trgm IS NULL) THEN
     RETURN NULL;   -- its words, owner and length stay
   END IF;
-  IF TG_OP <> 'INSERT' AND OLD.content_trgm IS NULL THEN
+  -- by the old words whatever the old window: a memory made long with triggers off (a re-window) still had rows
+  IF TG_OP <> 'INSERT' THEN
     DELETE FROM memoriesdb_internal.memory_words AS w
      WHERE w.owner_id = OLD.owner_id AND w.word = ANY (tsvector_to_array(OLD.content_tsv)) AND w.memory_id = OLD.id;
   END IF;
   IF TG_OP <> 'DELETE' THEN
-    INSERT INTO memoriesdb_internal.memory_words (owner_id, word, memory_id, tf, dl)
-    SELECT * FROM memoriesdb_internal.words_of(NEW.owner_id, NEW.id, NEW.content_tsv, NEW.content_trgm IS NOT NULL);
+    INSERT INTO memoriesdb_internal.memory_words AS w (owner_id, word, memory_id, tf, dl)
+    SELECT * FROM memoriesdb_internal.words_of(NEW.owner_id, NEW.id, NEW.content_tsv, NEW.content_trgm IS NOT NULL)
+    ON CONFLICT (owner_id, word, memory_id) DO UPDATE SET tf = excluded.tf, dl = excluded.dl;   -- (a stale row)
   END IF;
   RETURN NULL;
 END
@@ -80,27 +85,45 @@ COMMENT ON FUNCTION memoriesdb_internal.keep_memory_words() IS
 CREATE TRIGGER memory_words AFTER INSERT OR DELETE OR UPDATE OF content, content_trgm, content_tsv, owner_id ON memoriesdb.memories
   FOR EACH ROW EXECUTE FUNCTION memoriesdb_internal.keep_memory_words();
 
--- After a change made with triggers off (a superuser's re-window, a bulk load): memory_words rebuilt from memories
+-- After a change made with triggers off (a superuser's re-window, a bulk load): the rows of memory_words that differ
+-- from what the memories say, mended. No table lock (a TRUNCATE held every tenant's writes and large searches for the
+-- whole rebuild): row locks only, against one snapshot, so a memory written meanwhile is left as its trigger wrote it.
 CREATE FUNCTION memoriesdb_internal.rebuild_memory_words() RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  n bigint;
+  gone bigint;
+  added bigint;
 BEGIN
-  TRUNCATE memoriesdb_internal.memory_words;   -- (locked until commit: searches wait, no write interleaves)
-  INSERT INTO memoriesdb_internal.memory_words (owner_id, word, memory_id, tf, dl)
-  SELECT w.* FROM memoriesdb.memories AS m,
-         memoriesdb_internal.words_of(m.owner_id, m.id, m.content_tsv, m.content_trgm IS NOT NULL) AS w;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RETURN n;
+  DELETE FROM memoriesdb_internal.memory_words AS w
+   WHERE NOT EXISTS (SELECT FROM memoriesdb.memories AS m,
+                                 memoriesdb_internal.words_of(m.owner_id, m.id, m.content_tsv, m.content_trgm IS NOT NULL) AS x
+                      WHERE m.owner_id = w.owner_id AND m.id = w.memory_id AND x.word = w.word AND x.tf = w.tf AND x.dl = w.dl);
+  GET DIAGNOSTICS gone = ROW_COUNT;
+  INSERT INTO memoriesdb_internal.memory_words AS w (owner_id, word, memory_id, tf, dl)
+  SELECT m.owner_id, x.word, m.id, x.tf, x.dl FROM memoriesdb.memories AS m,   -- (the owner as the memories' column: colocated on Citus)
+         memoriesdb_internal.words_of(m.owner_id, m.id, m.content_tsv, m.content_trgm IS NOT NULL) AS x
+   WHERE NOT EXISTS (SELECT FROM memoriesdb_internal.memory_words AS y
+                      WHERE y.owner_id = m.owner_id AND y.word = x.word AND y.memory_id = m.id AND y.tf = x.tf AND y.dl = x.dl)
+  ON CONFLICT (owner_id, word, memory_id) DO UPDATE SET tf = excluded.tf, dl = excluded.dl;
+  GET DIAGNOSTICS added = ROW_COUNT;
+  RETURN gone + added;
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.rebuild_memory_words() IS
-  'Internal (superuser, or the owner): memory_words rebuilt from memories, after a change made with triggers off (a re-window of the stored memories, a bulk load); returns the rows written.';
+  'Internal (superuser, or the owner): after a change made with triggers off (a re-window of the stored memories, a bulk load), the rows of memory_words that differ from what the memories say deleted and the missing ones written, under row locks only; returns the rows deleted plus written.';
 REVOKE ALL ON FUNCTION memoriesdb_internal.rebuild_memory_words() FROM PUBLIC;
 
 SELECT memoriesdb_internal.rebuild_memory_words();   -- the memories stored until now
+
+-- The most postings one search scores from memory_words: past it (a common word of a very large tenant) the matches
+-- are read from the memories instead, at most 50,000 of them, as every other plan reads them
+INSERT INTO memoriesdb.config (key, value, description) VALUES
+  ('search_text_max_postings', '200000', 'search_text(), search_hybrid(): the most (memory, word) postings of the query''s words one search scores from memoriesdb_internal.memory_words for a large caller (about 0.5 us each: 200,000 is ~100 ms); past it the matches are read from the memories instead, at most 50,000, as the other plans read them');
+UPDATE memoriesdb.config
+   SET description = description || ', then run SELECT memoriesdb_internal.rebuild_memory_words() (triggers off: the words search_text() scores follow the window)'
+ WHERE key = 'search_text_window_chars' AND description NOT LIKE '%rebuild_memory_words%';
 
 -- A long memory (content_trgm IS NOT NULL) can match past its window: found by the words of its whole content,
 -- within its owner's rows (fulltext_ranking())

@@ -171,9 +171,13 @@ DECLARE
   f_before timestamptz := (f->>'created_before')::timestamptz;
   -- (v0.5) a large caller's own short memories, for a query of words only (no phrase, no negated word: any of
   -- its words makes a match) and no filter: their postings in memory_words, by an index-only scan
-  by_words boolean := NOT small AND f = '{}'::jsonb AND tsq::text !~ '[!<]';
+  by_words boolean := NOT small AND f = '{}'::jsonb AND tsq::text !~ '[!<]' AND cardinality(lexemes) > 0;
+  max_postings integer := memoriesdb.setting('search_text_max_postings')::integer;
+  ids uuid[];
+  scores double precision[];
+  postings bigint;   -- how many rows of memory_words the search read
 BEGIN
-  RETURN QUERY
+  LOOP
     WITH c AS MATERIALIZED (   -- the matches found in memories, each with its window's full-text vector
       SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
                         ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win,
@@ -211,34 +215,46 @@ BEGIN
     -- by_words the caller's postings of its short memories in memory_words (index-only; at most 200,000 rows: 50,000
     -- matches of four words each)
     t AS MATERIALIZED (
-      SELECT s.id, (s.w).lexeme AS lexeme, greatest(cardinality((s.w).positions), 1)::float8 AS tf, s.dl
+      SELECT s.id, (s.w).lexeme AS lexeme, greatest(cardinality((s.w).positions), 1)::float8 AS tf, s.dl, false AS p
         FROM (SELECT c.id, length(c.win)::float8 AS dl, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w
                 FROM c) AS s
       UNION ALL
-      (SELECT w.memory_id, w.word, w.tf::float8, w.dl::float8
+      (SELECT w.memory_id, w.word, w.tf::float8, w.dl::float8, true
          FROM memoriesdb_internal.memory_words AS w
         WHERE by_words AND w.owner_id = uid AND w.word = ANY (lexemes)
-        LIMIT 200000)),
-    -- each word: in how many matches (df), and their lengths summed
-    d AS MATERIALIZED (SELECT t.lexeme, count(*)::float8 AS df, sum(t.dl) AS dls FROM t GROUP BY t.lexeme),
+        LIMIT max_postings + 1)),   -- one past the bound: then the loop below reads the matches instead
+    -- each word: in how many matches (df), their lengths summed, and how many postings were read
+    d AS MATERIALIZED (SELECT t.lexeme, count(*)::float8 AS df, sum(t.dl) AS dls, count(*) FILTER (WHERE t.p) AS np
+                         FROM t GROUP BY t.lexeme),
     -- avgdl: the matches' mean length, a match counted once for each query word it holds (one pass over t, where
     -- a mean over distinct matches took a second grouping by match: 5 ms of 9,400 postings); idf: a word's rarity
     -- among n rows (at least its matches)
     i AS MATERIALIZED (SELECT d.lexeme, ln(1 + (greatest(n, d.df) - d.df + 0.5) / (d.df + 0.5)) AS idf,
                               1.2 * 0.5 / (sum(d.dls) OVER () / sum(d.df) OVER ()) AS kd
                          FROM d)
-    SELECT b.id, b.bm25
-      FROM (SELECT t.id, sum(i.idf * t.tf * 2.2 / (t.tf + 0.6 + i.kd * t.dl)) AS bm25   -- k1 1.2, b 0.5
-              FROM t JOIN i ON i.lexeme = t.lexeme GROUP BY t.id) AS b
-    UNION ALL
-    -- a match none of whose query words are in its window (a long memory, they are past it) scores NULL, last
-    SELECT c.id, NULL FROM c WHERE c.long AND c.id NOT IN (SELECT t.id FROM t)
-     ORDER BY 2 DESC NULLS LAST, 1
-     LIMIT depth;
+    SELECT coalesce(array_agg(r.id ORDER BY r.bm25 DESC NULLS LAST, r.id), '{}'),
+           coalesce(array_agg(r.bm25 ORDER BY r.bm25 DESC NULLS LAST, r.id), '{}'),
+           (SELECT coalesce(sum(d.np), 0)::bigint FROM d)
+      INTO ids, scores, postings
+      FROM (SELECT b.id, b.bm25
+              FROM (SELECT t.id, sum(i.idf * t.tf * 2.2 / (t.tf + 0.6 + i.kd * t.dl)) AS bm25   -- k1 1.2, b 0.5
+                      FROM t JOIN i ON i.lexeme = t.lexeme GROUP BY t.id) AS b
+            UNION ALL
+            -- a match none of whose query words are in its window (they are past it, or it has none: a query
+            -- of negated words only) scores NULL, last
+            SELECT c.id, NULL FROM c WHERE NOT EXISTS (SELECT FROM t WHERE t.id = c.id)
+             ORDER BY 2 DESC NULLS LAST, 1
+             LIMIT depth) AS r;
+    -- past search_text_max_postings (a common word of a very large tenant) the postings would be cut at some word:
+    -- the matches are read from the memories instead (memories_owner_words), at most 50,000 as in every other plan
+    EXIT WHEN NOT by_words OR postings <= max_postings;
+    by_words := false;
+  END LOOP;
+  RETURN QUERY SELECT * FROM unnest(ids, scores);
 END
 $$;
 COMMENT ON FUNCTION memoriesdb_internal.fulltext_ranking(tsquery, text[], bigint, integer, jsonb, uuid[], boolean) IS
-  'Internal: the best depth of the full-text matches the context user may see (its own memories by the index keyed by owner and word, memories_owner_words, with lexemes its words; or for a small caller by the owner_id index alone; then its unexpired grants by the grantee index; at most 50,000 read), with their BM25 (k1 1.2, b 0.5) over the query''s lexemes in their window, a word''s rarity counted among n rows (at least the matches); NULL (last) for a match with none of them in its window. text_ranking() reads what it keeps again under RLS.';
+  'Internal: the best depth of the full-text matches the context user may see (a large caller''s own short memories from memoriesdb_internal.memory_words by an index-only scan when the query is of words only and has no filter, at most search_text_max_postings postings, its long ones by memories_long_owner_words; otherwise its own memories by the index keyed by owner and word, memories_owner_words, with lexemes its words; or for a small caller by the owner_id index alone; then its unexpired grants by the grantee index; at most 50,000 matches read), with their BM25 (k1 1.2, b 0.5) over the query''s lexemes in their window, a word''s rarity counted among n rows (at least its matches), avgdl the matches'' mean length counted once per query word held; NULL (last) for a match with none of them in its window. text_ranking() reads what it keeps again under RLS.';
 -- (v0.5) replaced by fulltext_ranking(); revert (search_text_fn.sql) re-creates it for @v0.4.0's text_ranking()
 DROP FUNCTION IF EXISTS memoriesdb_internal.fulltext_candidates(tsquery, integer, jsonb, uuid[]);
 

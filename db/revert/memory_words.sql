@@ -2,6 +2,10 @@
 BEGIN;
 SET LOCAL ROLE memoriesdb_owner;
 DROP INDEX memoriesdb.memories_long_owner_words;
+DELETE FROM memoriesdb.config WHERE key = 'search_text_max_postings';
+UPDATE memoriesdb.config
+   SET description = replace(description, ', then run SELECT memoriesdb_internal.rebuild_memory_words() (triggers off: the words search_text() scores follow the window)', '')
+ WHERE key = 'search_text_window_chars';
 DROP TRIGGER memory_words ON memoriesdb.memories;
 DROP FUNCTION memoriesdb_internal.rebuild_memory_words();
 DROP FUNCTION memoriesdb_internal.keep_memory_words();

@@ -3,7 +3,7 @@
 -- window or back), never be readable by a client, and the answer read from it must be the answer read from the
 -- memories themselves.
 BEGIN;
-SELECT plan(19);
+SELECT plan(25);
 
 SELECT tests.create_user('rosa') AS rosa \gset
 SELECT tests.create_user('tom') AS tom \gset
@@ -75,7 +75,30 @@ SELECT results_eq($$ SELECT id FROM memoriesdb.search_text('tomato zebra yacht q
 SELECT tests.clear_context();
 SELECT is(memoriesdb_internal.rebuild_memory_words() > 0 AND pg_temp.drift() = 0, true,
   'rebuild_memory_words() restores them');
+SELECT is(memoriesdb_internal.rebuild_memory_words(), 0::bigint, '... and then has nothing to mend');
 UPDATE memoriesdb.config SET value = '0' WHERE key = 'search_text_exact_max';
+-- past search_text_max_postings the matches are read from the memories (as the other plans read them): the same
+-- answer, and a memory whose rows are gone is found again
+SELECT tests.act_as(:'rosa');
+CREATE TEMP TABLE uncapped AS SELECT id, score FROM memoriesdb.search_text('basil tomato garden', 3);
+SELECT tests.clear_context();
+UPDATE memoriesdb.config SET value = '2' WHERE key = 'search_text_max_postings';
+SELECT tests.act_as(:'rosa');
+SELECT results_eq($$ SELECT id, score FROM memoriesdb.search_text('basil tomato garden', 3) $$,
+  $$ SELECT id, score FROM uncapped $$, 'past search_text_max_postings (2 here): the same rows and scores, read from the memories');
+SELECT tests.clear_context();
+DELETE FROM memoriesdb_internal.memory_words WHERE memory_id = :'tomato';
+SELECT tests.act_as(:'rosa');
+SELECT set_eq($$ SELECT id FROM memoriesdb.search_text('tomato rosa garden ticket', 10) $$, ARRAY[:'tomato', :'fence', :'lisbon']::uuid[],
+  '... read from the memories indeed (a memory without rows is found: 3 postings left, past 2)');
+SELECT tests.clear_context();
+UPDATE memoriesdb.config SET value = '200000' WHERE key = 'search_text_max_postings';
+SELECT memoriesdb_internal.rebuild_memory_words();
+-- a query of negated words only: every memory without them (none of them has a query word to score)
+SELECT tests.act_as(:'rosa');
+SELECT set_eq($$ SELECT id FROM memoriesdb.search_text('-tomato', 10) $$, ARRAY[:'fence', :'lisbon', :'pesto']::uuid[],
+  'large caller: a query of negated words only finds every memory without them (short ones too)');
+SELECT tests.clear_context();
 -- a phrase and a negated word are decided on the memories themselves (no posting holds the order of words)
 SELECT tests.act_as(:'rosa');
 SELECT results_eq($$ SELECT id FROM memoriesdb.search_text('basil -tomato', 1) $$, ARRAY[:'pesto']::uuid[],
@@ -102,6 +125,23 @@ SELECT tests.clear_context();
 SELECT is_empty(format($$ SELECT 1 FROM memoriesdb_internal.memory_words WHERE memory_id = %L $$, :'tomato'),
   'forget: its rows are gone');
 SELECT is(pg_temp.drift(), 0::bigint, 'after all of it, memory_words is what the memories say');
+
+-- a superuser's re-window with triggers off (README, search_bounds.sql): the trigger still never fails on such a
+-- memory, and rebuild_memory_words() mends the rest
+UPDATE memoriesdb.config SET value = '1000' WHERE key = 'search_text_window_chars';
+SELECT tests.memory_of(:'rosa', 'short now, long after the re-window') AS rewin \gset
+SELECT tests.memory_of(:'rosa', 'another short one to forget') AS rewin2 \gset
+UPDATE memoriesdb.config SET value = '10' WHERE key = 'search_text_window_chars';
+SET LOCAL session_replication_role = replica;
+UPDATE memoriesdb.memories SET content_trgm = memoriesdb_internal.trgm_prefix(content) WHERE id IN (:'rewin', :'rewin2');
+SET LOCAL session_replication_role = origin;
+SELECT tests.act_as(:'rosa');
+SELECT lives_ok(format($$ SELECT memoriesdb.revise(%L, 'short now') $$, :'rewin'),
+  'a memory re-windowed with triggers off can be revised back under the window (its stale rows replaced: no duplicate key)');
+SELECT memoriesdb.forget(:'rewin2');
+SELECT tests.clear_context();
+SELECT is(pg_temp.drift(), 0::bigint, '... and revised or forgotten, memory_words is what the memories say (no row left behind)');
+UPDATE memoriesdb.config SET value = '1000' WHERE key = 'search_text_window_chars';
 
 -- no client reads it
 SELECT tests.act_as(:'rosa');
