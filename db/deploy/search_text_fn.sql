@@ -177,7 +177,16 @@ DECLARE
   scores double precision[];
   postings bigint;   -- how many rows of memory_words the search read
 BEGIN
-  LOOP
+  -- more postings than search_text_max_postings (a common word of a very large tenant): the matches are read from the
+  -- memories instead. Counted first, up to the bound, unless the caller's n rows cannot hold that many (each word is
+  -- at most once a memory): scoring 200,000 postings only to find them past the bound cost a 300,000-memory tenant's
+  -- question 300 ms before its fallback (measured at 1,000,000)
+  IF by_words AND (n >= 50000 OR cardinality(lexemes) * n > max_postings) THEN
+    by_words := (SELECT count(*) FROM (SELECT FROM memoriesdb_internal.memory_words AS w
+                                        WHERE w.owner_id = uid AND w.word = ANY (lexemes) LIMIT max_postings + 1) AS x)
+                <= max_postings;
+  END IF;
+  LOOP   -- (once, unless postings were written past the bound since the count)
     WITH c AS MATERIALIZED (   -- the matches found in memories, each with its window's full-text vector
       SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
                         ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win,
