@@ -189,8 +189,7 @@ BEGIN
   LOOP   -- (once, unless postings were written past the bound since the count)
     WITH c AS MATERIALIZED (   -- the matches found in memories, each with its window's full-text vector
       SELECT x.id, CASE WHEN x.content_trgm IS NULL THEN x.content_tsv   -- the window is all of it
-                        ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win,
-             x.content_trgm IS NOT NULL AS long
+                        ELSE to_tsvector('english'::regconfig, x.content_trgm) END AS win
         -- uid and keys: parameters of the plan, so that the indexes take them (joined to the
         -- caller's row, the grants were probed for every match of the table). A large caller: the
         -- index memories_owner_words, the posting lists of its own words (any of them: tsq
@@ -221,8 +220,8 @@ BEGIN
               LIMIT 50000) AS x),
     -- each match's query words with their frequency in its window: taken out of its full-text vector (unnest in the
     -- select list, not in FROM, which fills a tuplestore per match: ~10% of the scoring of 8,700 matches), or with
-    -- by_words the caller's postings of its short memories in memory_words (index-only; at most 200,000 rows: 50,000
-    -- matches of four words each)
+    -- by_words the caller's postings of its short memories in memory_words (index-only; at most
+    -- search_text_max_postings rows)
     t AS MATERIALIZED (
       SELECT s.id, (s.w).lexeme AS lexeme, greatest(cardinality((s.w).positions), 1)::float8 AS tf, s.dl, false AS p
         FROM (SELECT c.id, length(c.win)::float8 AS dl, unnest(ts_filter(setweight(c.win, 'A', lexemes), '{a}')) AS w
